@@ -1,0 +1,356 @@
+//! Damage-aware X11 screen capture through MIT-SHM.
+//!
+//! Owns one X connection, one shared-memory segment the size of the root window and one
+//! DAMAGE object on the root. It reports which rectangles changed since the last call and
+//! copies exactly those into shared memory; it never encodes and never spawns threads.
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use x11rb::connection::Connection;
+use x11rb::protocol::Event;
+use x11rb::protocol::damage::{self, ConnectionExt as _};
+use x11rb::protocol::shm::ConnectionExt as _;
+use x11rb::protocol::xfixes::ConnectionExt as _;
+use x11rb::protocol::xproto::{ImageFormat, Rectangle};
+use x11rb::rust_connection::RustConnection;
+
+use crate::MediaError;
+
+/// A rectangle of the screen, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+impl Rect {
+    /// Grows the rectangle to even coordinates and sizes (chroma is subsampled 2x2) and
+    /// clips it to a `width` x `height` screen. Returns `None` when nothing is left.
+    pub fn aligned_within(self, width: u32, height: u32) -> Option<Self> {
+        let x0 = (self.x & !1).min(width);
+        let y0 = (self.y & !1).min(height);
+        let x1 = (self.x.saturating_add(self.w).saturating_add(1) & !1).min(width);
+        let y1 = (self.y.saturating_add(self.h).saturating_add(1) & !1).min(height);
+        (x1 > x0 && y1 > y0).then_some(Self { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+    }
+
+    fn union(self, o: Self) -> Self {
+        let x0 = self.x.min(o.x);
+        let y0 = self.y.min(o.y);
+        let x1 = (self.x + self.w).max(o.x + o.w);
+        let y1 = (self.y + self.h).max(o.y + o.h);
+        Self { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }
+    }
+
+    fn area(self) -> u64 {
+        u64::from(self.w) * u64::from(self.h)
+    }
+}
+
+/// Merges damage rectangles into a few capture rectangles: each XShm read is a round trip, so
+/// many small rectangles are cheaper read as their bounding box.
+pub fn coalesce(rects: &[Rect], width: u32, height: u32, max_rects: usize) -> Vec<Rect> {
+    let mut out: Vec<Rect> = rects.iter().filter_map(|r| r.aligned_within(width, height)).collect();
+    // Merge overlapping or touching rectangles first, then the pair whose union wastes least
+    // until at most `max_rects` remain.
+    loop {
+        let mut merged = false;
+        'outer: for i in 0..out.len() {
+            for j in i + 1..out.len() {
+                let u = out[i].union(out[j]);
+                if u.area() <= out[i].area() + out[j].area() {
+                    out[i] = u;
+                    out.swap_remove(j);
+                    merged = true;
+                    break 'outer;
+                }
+            }
+        }
+        if merged {
+            continue;
+        }
+        if out.len() <= max_rects.max(1) {
+            return out;
+        }
+        let mut best = (0, 1, u64::MAX);
+        for i in 0..out.len() {
+            for j in i + 1..out.len() {
+                let waste = out[i].union(out[j]).area() - out[i].area() - out[j].area();
+                if waste < best.2 {
+                    best = (i, j, waste);
+                }
+            }
+        }
+        out[best.0] = out[best.0].union(out[best.1]);
+        out.swap_remove(best.1);
+    }
+}
+
+/// A System V shared-memory segment attached in this process and on the X server.
+struct ShmSegment {
+    id: i32,
+    addr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the segment is owned by one `Capturer`, which is used from one thread at a time.
+unsafe impl Send for ShmSegment {}
+
+impl ShmSegment {
+    fn new(len: usize) -> Result<Self, MediaError> {
+        // SAFETY: plain FFI calls; every result is checked before use.
+        unsafe {
+            let id = libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600);
+            if id < 0 {
+                return Err(MediaError::Capture(format!(
+                    "shmget of {len} bytes failed: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+            let addr = libc::shmat(id, std::ptr::null(), 0);
+            if addr as isize == -1 {
+                let e = std::io::Error::last_os_error();
+                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                return Err(MediaError::Capture(format!("shmat failed: {e}")));
+            }
+            Ok(Self { id, addr: addr.cast(), len })
+        }
+    }
+
+    fn bytes(&self, len: usize) -> &[u8] {
+        assert!(len <= self.len);
+        // SAFETY: the mapping is `self.len` bytes long and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.addr, len) }
+    }
+}
+
+impl Drop for ShmSegment {
+    fn drop(&mut self) {
+        // SAFETY: detaching and removing our own segment.
+        unsafe {
+            libc::shmdt(self.addr.cast());
+            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Pixels of one captured rectangle: 32-bit BGRx rows of `rect.w * 4` bytes.
+pub struct CapturedRect<'a> {
+    /// Where on the screen these pixels are.
+    pub rect: Rect,
+    /// The pixels.
+    pub bgrx: &'a [u8],
+}
+
+/// Captures the root window of an X display.
+pub struct Capturer {
+    conn: RustConnection,
+    root: u32,
+    width: u32,
+    height: u32,
+    shm: ShmSegment,
+    shmseg: u32,
+    damage: u32,
+    region: u32,
+    damaged: bool,
+}
+
+impl Capturer {
+    /// Connects to `display` and sets up shared memory and damage tracking.
+    pub fn open(display: &str) -> Result<Self, MediaError> {
+        let (conn, screen_num) = x11rb::connect(Some(display)).map_err(|e| {
+            MediaError::Display(format!(
+                "cannot connect to X display {display}: {e} (is the X server running, and is \
+                 XAUTHORITY set if it needs a cookie?)"
+            ))
+        })?;
+        let screen = &conn.setup().roots[screen_num];
+        let root = screen.root;
+        let (width, height) = (u32::from(screen.width_in_pixels), u32::from(screen.height_in_pixels));
+        if screen.root_depth != 24 && screen.root_depth != 32 {
+            return Err(MediaError::Display(format!(
+                "display {display} has depth {}; Kelpie needs 24-bit colour (start Xvfb with \
+                 -screen 0 WxHx24)",
+                screen.root_depth
+            )));
+        }
+        let missing = |ext: &str, e: &dyn std::fmt::Display| {
+            MediaError::Display(format!("X display {display} lacks the {ext} extension: {e}"))
+        };
+        conn.shm_query_version()
+            .map_err(|e| missing("MIT-SHM", &e))?
+            .reply()
+            .map_err(|e| missing("MIT-SHM", &e))?;
+        conn.damage_query_version(1, 1)
+            .map_err(|e| missing("DAMAGE", &e))?
+            .reply()
+            .map_err(|e| missing("DAMAGE", &e))?;
+        conn.xfixes_query_version(5, 0)
+            .map_err(|e| missing("XFIXES", &e))?
+            .reply()
+            .map_err(|e| missing("XFIXES", &e))?;
+
+        let shm = ShmSegment::new(width as usize * height as usize * 4)?;
+        let x = |e: &dyn std::fmt::Display| MediaError::Capture(format!("X request failed: {e}"));
+        let shmseg = conn.generate_id().map_err(|e| x(&e))?;
+        conn.shm_attach(shmseg, shm.id as u32, false)
+            .map_err(|e| x(&e))?
+            .check()
+            .map_err(|e| {
+                MediaError::Display(format!(
+                    "X display {display} cannot attach shared memory ({e}); the X server must \
+                     run on this machine and share its IPC namespace"
+                ))
+            })?;
+        let damage = conn.generate_id().map_err(|e| x(&e))?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)
+            .map_err(|e| x(&e))?;
+        let region = conn.generate_id().map_err(|e| x(&e))?;
+        conn.xfixes_create_region(region, &[]).map_err(|e| x(&e))?;
+        conn.flush().map_err(|e| x(&e))?;
+        Ok(Self { conn, root, width, height, shm, shmseg, damage, region, damaged: true })
+    }
+
+    /// Size of the captured screen.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Waits up to `timeout` for the screen to change. Returns whether damage is pending.
+    pub fn wait_for_damage(&mut self, timeout: Duration) -> Result<bool, MediaError> {
+        self.drain_events()?;
+        if self.damaged || timeout.is_zero() {
+            return Ok(self.damaged);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.conn.stream().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(MediaError::Capture(format!("poll on the X connection failed: {e}")));
+            }
+        }
+        self.drain_events()?;
+        Ok(self.damaged)
+    }
+
+    fn drain_events(&mut self) -> Result<(), MediaError> {
+        while let Some(ev) = self.conn.poll_for_event().map_err(lost)? {
+            if let Event::DamageNotify(_) = ev {
+                self.damaged = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the damaged rectangles accumulated so far (all of the screen if `full`) and
+    /// clears the damage.
+    pub fn take_damage(&mut self, full: bool) -> Result<Vec<Rect>, MediaError> {
+        self.damaged = false;
+        self.conn.damage_subtract(self.damage, x11rb::NONE, self.region).map_err(lost)?;
+        let reply = self
+            .conn
+            .xfixes_fetch_region(self.region)
+            .map_err(lost)?
+            .reply()
+            .map_err(lost)?;
+        if full {
+            return Ok(vec![Rect { x: 0, y: 0, w: self.width, h: self.height }]);
+        }
+        Ok(reply.rectangles.iter().map(to_rect).collect())
+    }
+
+    /// Copies `rect` of the screen into shared memory and returns its pixels.
+    pub fn grab(&mut self, rect: Rect) -> Result<CapturedRect<'_>, MediaError> {
+        let reply = self
+            .conn
+            .shm_get_image(
+                self.root,
+                rect.x as i16,
+                rect.y as i16,
+                rect.w as u16,
+                rect.h as u16,
+                !0,
+                ImageFormat::Z_PIXMAP.into(),
+                self.shmseg,
+                0,
+            )
+            .map_err(lost)?
+            .reply()
+            .map_err(lost)?;
+        let len = rect.w as usize * rect.h as usize * 4;
+        if (reply.size as usize) < len {
+            return Err(MediaError::Capture(format!(
+                "X server returned {} bytes for a {}x{} image",
+                reply.size, rect.w, rect.h
+            )));
+        }
+        Ok(CapturedRect { rect, bgrx: self.shm.bytes(len) })
+    }
+}
+
+impl Drop for Capturer {
+    fn drop(&mut self) {
+        let _ = self.conn.shm_detach(self.shmseg);
+        let _ = self.conn.damage_destroy(self.damage);
+        let _ = self.conn.xfixes_destroy_region(self.region);
+        let _ = self.conn.flush();
+    }
+}
+
+fn to_rect(r: &Rectangle) -> Rect {
+    Rect {
+        x: r.x.max(0) as u32,
+        y: r.y.max(0) as u32,
+        w: u32::from(r.width),
+        h: u32::from(r.height),
+    }
+}
+
+fn lost(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Display(format!("lost the X display: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(x: u32, y: u32, w: u32, h: u32) -> Rect {
+        Rect { x, y, w, h }
+    }
+
+    #[test]
+    fn alignment_grows_to_even_and_clips() {
+        assert_eq!(r(3, 5, 2, 2).aligned_within(100, 100), Some(r(2, 4, 4, 4)));
+        assert_eq!(r(98, 98, 10, 10).aligned_within(100, 100), Some(r(98, 98, 2, 2)));
+        assert_eq!(r(200, 0, 10, 10).aligned_within(100, 100), None);
+    }
+
+    #[test]
+    fn coalesce_merges_overlaps_and_caps_count() {
+        let rects = [r(0, 0, 10, 10), r(4, 4, 10, 10), r(100, 100, 2, 2)];
+        let out = coalesce(&rects, 1000, 1000, 8);
+        assert_eq!(out.len(), 2);
+        assert!(out.contains(&r(100, 100, 2, 2)));
+        let many: Vec<Rect> = (0..20).map(|i| r(i * 40, i * 40, 2, 2)).collect();
+        let out = coalesce(&many, 1000, 1000, 4);
+        assert!(out.len() <= 4);
+        // Every damaged pixel is still covered.
+        for m in &many {
+            assert!(out.iter().any(|o| o.x <= m.x && o.y <= m.y && o.x + o.w >= m.x + m.w && o.y + o.h >= m.y + m.h));
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! GStreamer encoder pipelines: `appsrc (I420) → encoder → appsink`.
+//!
+//! Knows which encoder elements exist, which Debian package provides each, and the
+//! low-latency settings for each (see ../shared/REFERENCE.md). It receives raw frames and
+//! hands out encoded access units; it never touches X or the network.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use kelpie_protocol::VideoCodec;
+
+use crate::MediaError;
+
+/// One encoder element Kelpie knows how to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderSpec {
+    /// GStreamer element name, also the value of `--encoder`.
+    pub element: &'static str,
+    /// The codec it produces.
+    pub codec: VideoCodec,
+    /// The Debian package that provides the element.
+    pub package: &'static str,
+    /// A device node the element needs, if it drives hardware.
+    pub device: Option<&'static str>,
+}
+
+/// Every encoder, in the order `--encoder auto` tries them: GPUs first, then software.
+pub const ENCODERS: &[EncoderSpec] = &[
+    EncoderSpec {
+        element: "nvh264enc",
+        codec: VideoCodec::H264,
+        package: "gstreamer1.0-plugins-bad (and the NVIDIA driver)",
+        device: Some("/dev/nvidiactl"),
+    },
+    EncoderSpec {
+        element: "vah264enc",
+        codec: VideoCodec::H264,
+        package: "gstreamer1.0-plugins-bad (and a VA-API driver)",
+        device: Some("/dev/dri/renderD128"),
+    },
+    EncoderSpec { element: "x264enc", codec: VideoCodec::H264, package: "gstreamer1.0-plugins-ugly", device: None },
+    EncoderSpec { element: "openh264enc", codec: VideoCodec::H264, package: "gstreamer1.0-plugins-bad", device: None },
+    EncoderSpec { element: "vp8enc", codec: VideoCodec::Vp8, package: "gstreamer1.0-plugins-good", device: None },
+];
+
+/// Initialises GStreamer once; safe to call repeatedly.
+pub fn init() -> Result<(), MediaError> {
+    gst::init().map_err(|e| {
+        MediaError::Pipeline(format!(
+            "GStreamer failed to initialise: {e} (install libgstreamer1.0-0 and \
+             gstreamer1.0-plugins-base)"
+        ))
+    })
+}
+
+impl EncoderSpec {
+    /// Looks up an encoder by its element name.
+    pub fn by_element(name: &str) -> Result<&'static Self, MediaError> {
+        ENCODERS.iter().find(|e| e.element == name).ok_or_else(|| {
+            let names: Vec<_> = ENCODERS.iter().map(|e| e.element).collect();
+            MediaError::Config(format!("unknown encoder '{name}'; choose auto or one of: {}", names.join(", ")))
+        })
+    }
+
+    /// Whether the element is installed (and its device present).
+    pub fn is_available(&self) -> bool {
+        self.device.is_none_or(|d| std::path::Path::new(d).exists())
+            && gst::ElementFactory::find(self.element).is_some()
+    }
+
+    /// An error that says which package to install.
+    pub fn missing(&self) -> MediaError {
+        MediaError::MissingElement { element: self.element.to_string(), package: self.package.to_string() }
+    }
+
+    fn launch_fragment(&self, s: &EncoderSettings) -> String {
+        // No periodic keyframes: keyframes come at start and on request only.
+        const NEVER: u32 = 1 << 30;
+        let kbps = s.bitrate_kbps;
+        let threads = s.threads.clamp(1, 4);
+        match self.element {
+            "x264enc" => {
+                // CBR with a VBV of about 1.5 frame-times; sliced threads keep latency at one frame.
+                let vbv_ms = (1500 / s.fps.max(1)).max(10);
+                format!(
+                    "x264enc name=enc speed-preset=ultrafast tune=zerolatency bitrate={kbps} \
+                     vbv-buf-capacity={vbv_ms} key-int-max={NEVER} bframes=0 b-adapt=false \
+                     sliced-threads=true threads={threads} byte-stream=true insert-vui=true \
+                     ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+                )
+            }
+            "openh264enc" => format!(
+                "openh264enc name=enc usage-type=screen complexity=low rate-control=bitrate \
+                 bitrate={} gop-size={NEVER} multi-thread={threads} \
+                 ! video/x-h264,stream-format=byte-stream,alignment=au",
+                kbps * 1000
+            ),
+            "nvh264enc" => format!(
+                "nvh264enc name=enc preset=low-latency-hq rc-mode=cbr bitrate={kbps} gop-size=-1 \
+                 zerolatency=true bframes=0 rc-lookahead=0 aud=false \
+                 ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+            ),
+            "vah264enc" => format!(
+                "vah264enc name=enc rate-control=cbr bitrate={kbps} key-int-max=0 ref-frames=1 \
+                 num-slices=4 b-frames=0 \
+                 ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+            ),
+            "vp8enc" => format!(
+                "vp8enc name=enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate={} \
+                 lag-in-frames=0 keyframe-mode=disabled threads={threads} \
+                 buffer-size=100 buffer-initial-size=50 buffer-optimal-size=80 \
+                 error-resilient=default ! video/x-vp8",
+                kbps * 1000
+            ),
+            other => unreachable!("encoder {other} has no pipeline"),
+        }
+    }
+
+    fn set_bitrate(&self, enc: &gst::Element, kbps: u32) {
+        match self.element {
+            "openh264enc" | "vp8enc" => {
+                let name = if self.element == "vp8enc" { "target-bitrate" } else { "bitrate" };
+                if self.element == "vp8enc" {
+                    enc.set_property(name, (kbps * 1000) as i32);
+                } else {
+                    enc.set_property(name, kbps * 1000);
+                }
+            }
+            _ => enc.set_property("bitrate", kbps),
+        }
+    }
+}
+
+/// Encoder settings that may change while streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderSettings {
+    /// Target frame rate.
+    pub fps: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Encoder threads (capped at 4: Chromium misbehaves with more slices).
+    pub threads: u32,
+}
+
+/// One encoded access unit.
+#[derive(Debug)]
+pub struct EncodedFrame {
+    /// H.264 Annex-B access unit or VP8 frame.
+    pub data: Arc<[u8]>,
+    /// Presentation time since the stream started.
+    pub pts: Duration,
+    /// When the frame was captured.
+    pub captured: Instant,
+    /// Whether the frame can be decoded on its own.
+    pub keyframe: bool,
+    /// Size of the picture.
+    pub width: u32,
+    /// Size of the picture.
+    pub height: u32,
+}
+
+/// A running encoder pipeline.
+pub struct Encoder {
+    spec: &'static EncoderSpec,
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    enc: gst::Element,
+    start: Instant,
+    width: u32,
+    height: u32,
+}
+
+impl Encoder {
+    /// Builds and starts a pipeline for `width` x `height` I420 frames. `sink` gets every
+    /// encoded frame, on a GStreamer streaming thread.
+    pub fn start(
+        spec: &'static EncoderSpec,
+        width: u32,
+        height: u32,
+        settings: EncoderSettings,
+        sink: impl Fn(EncodedFrame) + Send + Sync + 'static,
+    ) -> Result<Self, MediaError> {
+        init()?;
+        if !spec.is_available() {
+            return Err(spec.missing());
+        }
+        let desc = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=false max-buffers=2 \
+             leaky-type=downstream caps=video/x-raw,format=I420,width={width},height={height},\
+             framerate={fps}/1,colorimetry=bt601,pixel-aspect-ratio=1/1 \
+             ! {enc} ! appsink name=sink sync=false max-buffers=8 drop=false",
+            fps = settings.fps,
+            enc = spec.launch_fragment(&settings),
+        );
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|e| MediaError::Pipeline(format!("cannot build the {} pipeline: {e}", spec.element)))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Pipeline("pipeline description did not make a pipeline".into()))?;
+        let appsrc = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| MediaError::Pipeline("appsrc missing".into()))?;
+        let appsink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| MediaError::Pipeline("appsink missing".into()))?;
+        let enc = pipeline.by_name("enc").ok_or_else(|| MediaError::Pipeline("encoder missing".into()))?;
+        let start = Instant::now();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
+                    sink(EncodedFrame {
+                        data: Arc::from(map.as_slice()),
+                        pts,
+                        captured: start + pts,
+                        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        width,
+                        height,
+                    });
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline.set_state(gst::State::Playing).map_err(|_| {
+            let detail = pipeline
+                .bus()
+                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+                .map(|m| match m.view() {
+                    gst::MessageView::Error(e) => e.error().to_string(),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            MediaError::Pipeline(format!("the {} encoder failed to start: {detail}", spec.element))
+        })?;
+        Ok(Self { spec, pipeline, appsrc, enc, start, width, height })
+    }
+
+    /// The encoder element in use.
+    pub fn spec(&self) -> &'static EncoderSpec {
+        self.spec
+    }
+
+    /// Frame size this encoder was built for.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Queues one raw I420 frame captured at `captured`; if `keyframe`, the encoder is told
+    /// to make it (or the next one) a keyframe with SPS/PPS.
+    pub fn push(&self, i420: &[u8], captured: Instant, keyframe: bool) -> Result<(), MediaError> {
+        let pts = gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
+        if keyframe {
+            // Sent upstream into the encoder's source pad: it applies to the next frame the
+            // encoder takes, whatever is queued in appsrc.
+            let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            if let Some(pad) = self.enc.static_pad("src") {
+                pad.send_event(ev);
+            }
+        }
+        let mut buffer = gst::Buffer::from_mut_slice(i420.to_vec());
+        buffer.get_mut().expect("new buffer is writable").set_pts(pts);
+        self.appsrc
+            .push_buffer(buffer)
+            .map(|_| ())
+            .map_err(|e| MediaError::Pipeline(format!("the {} pipeline stopped: {e:?}", self.spec.element)))
+    }
+
+    /// Changes the target bitrate while running.
+    pub fn set_bitrate(&self, kbps: u32) {
+        self.spec.set_bitrate(&self.enc, kbps);
+    }
+
+    /// Returns the first error the pipeline posted, if any.
+    pub fn poll_error(&self) -> Option<MediaError> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(MediaError::Pipeline(format!(
+                "the {} pipeline failed: {} ({})",
+                self.spec.element,
+                e.error(),
+                e.debug().unwrap_or_default()
+            ))),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn every_encoder_names_its_package() {
+        for e in ENCODERS {
+            assert!(e.missing().to_string().contains(e.package), "{}", e.element);
+        }
+        assert!(EncoderSpec::by_element("nope").is_err());
+    }
+
+    fn encode_frames(element: &str, frames: usize) -> Vec<(bool, usize)> {
+        init().unwrap();
+        let spec = EncoderSpec::by_element(element).unwrap();
+        assert!(spec.is_available(), "{element} must be installed for this test ({})", spec.package);
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let o = out.clone();
+        let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2 };
+        let enc = Encoder::start(spec, 320, 240, settings, move |f| {
+            o.lock().unwrap().push((f.keyframe, f.data.len()))
+        })
+        .unwrap();
+        let mut frame = crate::convert::I420Frame::new(320, 240);
+        let t0 = Instant::now();
+        for i in 0..frames {
+            let shade = (i * 20 % 255) as u8;
+            let px: Vec<u8> = (0..320 * 240).flat_map(|_| [shade, 255 - shade, 80, 0]).collect();
+            frame.write_bgrx(crate::capture::Rect { x: 0, y: 0, w: 320, h: 240 }, &px);
+            let ts = t0 + Duration::from_millis(33 * i as u64);
+            enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.lock().unwrap().len() < frames && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(enc.poll_error().is_none());
+        let v = out.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn x264_keyframes_only_on_request() {
+        let frames = encode_frames("x264enc", 40);
+        assert_eq!(frames.len(), 40, "zerolatency x264 emits one access unit per frame");
+        let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.0).map(|(i, _)| i).collect();
+        assert_eq!(keys[0], 0);
+        // The forced keyframe lands on the requested frame or the one after; none other.
+        assert_eq!(keys.len(), 2, "keyframes at {keys:?}");
+        assert!(keys[1] == 38 || keys[1] == 39, "keyframes at {keys:?}");
+    }
+
+    #[test]
+    fn vp8_encodes() {
+        let frames = encode_frames("vp8enc", 10);
+        assert!(frames.len() >= 9);
+        assert!(frames[0].0);
+    }
+}

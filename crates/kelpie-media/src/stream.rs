@@ -1,0 +1,326 @@
+//! A video stream: one capture thread and one encoder whose output is broadcast to every
+//! subscriber, and the [`VideoSource`] that starts a stream per codec on first subscription
+//! and stops it when the last subscriber leaves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kelpie_protocol::VideoCodec;
+use tokio::sync::broadcast;
+
+use crate::capture::{Capturer, coalesce};
+use crate::convert::I420Frame;
+use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
+use crate::MediaError;
+
+/// Frames a subscriber may fall behind before it is told it lagged (then it skips to the
+/// next keyframe). About a second at 60 fps.
+const BROADCAST_DEPTH: usize = 64;
+/// Longest the capture thread sleeps while idle, so stop and keyframe requests are seen.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+/// Keyframes are made at most this often, however many viewers ask.
+const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Counters a stream keeps, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct StreamCounters {
+    /// Frames pushed to the encoder.
+    pub frames_captured: std::sync::atomic::AtomicU64,
+    /// Frames the encoder produced.
+    pub frames_encoded: std::sync::atomic::AtomicU64,
+    /// Bytes the encoder produced.
+    pub bytes_encoded: std::sync::atomic::AtomicU64,
+    /// Keyframes the encoder produced.
+    pub keyframes: std::sync::atomic::AtomicU64,
+}
+
+struct Control {
+    stop: AtomicBool,
+    keyframe: AtomicBool,
+    fps: AtomicU32,
+    bitrate_kbps: AtomicU32,
+    failed: Mutex<Option<String>>,
+}
+
+/// A running capture + encode of one display in one codec.
+pub struct VideoStream {
+    codec: VideoCodec,
+    encoder: &'static str,
+    tx: broadcast::Sender<Arc<EncodedFrame>>,
+    control: Arc<Control>,
+    counters: Arc<StreamCounters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl VideoStream {
+    fn start(
+        display: &str,
+        spec: &'static EncoderSpec,
+        settings: EncoderSettings,
+    ) -> Result<Arc<Self>, MediaError> {
+        let mut capturer = Capturer::open(display)?;
+        let (w, h) = capturer.size();
+        let (w, h) = (w & !1, h & !1);
+        let (tx, _) = broadcast::channel(BROADCAST_DEPTH);
+        let counters = Arc::new(StreamCounters::default());
+        let sink_tx = tx.clone();
+        let c = counters.clone();
+        let encoder = Encoder::start(spec, w, h, settings, move |f| {
+            c.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            c.bytes_encoded.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+            if f.keyframe {
+                c.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+            // No receivers is fine: the stream is about to stop.
+            let _ = sink_tx.send(Arc::new(f));
+        })?;
+        let control = Arc::new(Control {
+            stop: AtomicBool::new(false),
+            keyframe: AtomicBool::new(true),
+            fps: AtomicU32::new(settings.fps.max(1)),
+            bitrate_kbps: AtomicU32::new(settings.bitrate_kbps),
+            failed: Mutex::new(None),
+        });
+        let ctl = control.clone();
+        let cnt = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("kelpie-capture-{}", spec.element))
+            .spawn(move || {
+                if let Err(e) = capture_loop(&mut capturer, &encoder, &ctl, &cnt) {
+                    tracing::error!("video stream stopped: {e}");
+                    *ctl.failed.lock().unwrap() = Some(e.to_string());
+                }
+            })
+            .map_err(|e| MediaError::Capture(format!("cannot start the capture thread: {e}")))?;
+        tracing::info!(encoder = spec.element, width = w, height = h, "video stream started");
+        Ok(Arc::new(Self {
+            codec: spec.codec,
+            encoder: spec.element,
+            tx,
+            control,
+            counters,
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Asks for a keyframe soon (rate-limited across all viewers).
+    pub fn request_keyframe(&self) {
+        self.control.keyframe.store(true, Ordering::Relaxed);
+    }
+
+    /// Changes the frame rate while running.
+    pub fn set_fps(&self, fps: u32) {
+        self.control.fps.store(fps.clamp(1, 240), Ordering::Relaxed);
+    }
+
+    /// Changes the bitrate while running.
+    pub fn set_bitrate(&self, kbps: u32) {
+        self.control.bitrate_kbps.store(kbps.max(100), Ordering::Relaxed);
+    }
+
+    /// The codec this stream produces.
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    /// The encoder element in use.
+    pub fn encoder(&self) -> &'static str {
+        self.encoder
+    }
+
+    /// Counters of this stream.
+    pub fn counters(&self) -> &StreamCounters {
+        &self.counters
+    }
+
+    /// Why the stream stopped, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.control.failed.lock().unwrap().clone()
+    }
+}
+
+impl Drop for VideoStream {
+    fn drop(&mut self) {
+        self.control.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+        tracing::info!(encoder = self.encoder, "video stream stopped");
+    }
+}
+
+/// The capture thread: waits for damage, converts what changed, feeds the encoder.
+fn capture_loop(
+    cap: &mut Capturer,
+    encoder: &Encoder,
+    ctl: &Control,
+    counters: &StreamCounters,
+) -> Result<(), MediaError> {
+    let (w, h) = encoder.size();
+    let mut frame = I420Frame::new(w, h);
+    let mut first = true;
+    let mut next_allowed = Instant::now();
+    let mut last_keyframe: Option<Instant> = None;
+    // After the screen stops changing, a few more frames let the encoder refine the picture
+    // to full quality; then nothing is sent until the next change.
+    let mut settle_left = 0u32;
+    let mut bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
+    while !ctl.stop.load(Ordering::Relaxed) {
+        if let Some(e) = encoder.poll_error() {
+            return Err(e);
+        }
+        let want_bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
+        if want_bitrate != bitrate {
+            encoder.set_bitrate(want_bitrate);
+            bitrate = want_bitrate;
+        }
+        let now = Instant::now();
+        let keyframe_due = ctl.keyframe.load(Ordering::Relaxed)
+            && last_keyframe.is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_INTERVAL);
+        let damaged = cap.wait_for_damage(Duration::ZERO)?;
+        if !(first || damaged || keyframe_due || settle_left > 0) {
+            cap.wait_for_damage(IDLE_POLL)?;
+            continue;
+        }
+        if now < next_allowed {
+            std::thread::sleep(next_allowed - now);
+            continue;
+        }
+        let rects = cap.take_damage(first)?;
+        let changed = !rects.is_empty();
+        for rect in coalesce(&rects, w, h, 8) {
+            let img = cap.grab(rect)?;
+            frame.write_bgrx(img.rect, img.bgrx);
+        }
+        let keyframe = first || keyframe_due;
+        if keyframe {
+            ctl.keyframe.store(false, Ordering::Relaxed);
+            last_keyframe = Some(now);
+        }
+        let fps = ctl.fps.load(Ordering::Relaxed);
+        if changed || keyframe {
+            settle_left = (fps / 6).max(3);
+        } else {
+            settle_left = settle_left.saturating_sub(1);
+        }
+        first = false;
+        encoder.push(frame.as_bytes(), now, keyframe)?;
+        counters.frames_captured.fetch_add(1, Ordering::Relaxed);
+        next_allowed = now + Duration::from_secs(1) / fps;
+    }
+    Ok(())
+}
+
+/// A subscription to a running stream. Dropping the last one stops the stream.
+pub struct Subscription {
+    stream: Arc<VideoStream>,
+    rx: broadcast::Receiver<Arc<EncodedFrame>>,
+}
+
+impl Subscription {
+    /// The stream subscribed to.
+    pub fn stream(&self) -> &Arc<VideoStream> {
+        &self.stream
+    }
+
+    /// Waits for the next frame. A subscriber that fell behind gets `Lagged` (then should
+    /// wait for a keyframe); `Closed` means the stream stopped.
+    pub async fn recv(&mut self) -> Result<Arc<EncodedFrame>, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+/// Chooses encoders and shares one stream per codec among all viewers.
+pub struct VideoSource {
+    display: String,
+    settings: Mutex<EncoderSettings>,
+    encoders: Vec<&'static EncoderSpec>,
+    running: Mutex<HashMap<VideoCodec, Weak<VideoStream>>>,
+}
+
+impl VideoSource {
+    /// Checks the display and the encoders. `encoder` is an element name or `auto`. With
+    /// `auto`, the best available H.264 encoder is used, and VP8 for browsers without H.264.
+    pub fn new(display: &str, encoder: &str, settings: EncoderSettings) -> Result<Self, MediaError> {
+        crate::encoder::init()?;
+        // Fail now, with a clear message, rather than when the first viewer arrives.
+        drop(Capturer::open(display)?);
+        let encoders: Vec<&'static EncoderSpec> = if encoder == "auto" {
+            let mut chosen = Vec::new();
+            for codec in [VideoCodec::H264, VideoCodec::Vp8] {
+                if let Some(e) = crate::encoder::ENCODERS.iter().find(|e| e.codec == codec && e.is_available()) {
+                    chosen.push(e);
+                }
+            }
+            if chosen.is_empty() {
+                return Err(EncoderSpec::by_element("x264enc")?.missing());
+            }
+            chosen
+        } else {
+            let spec = EncoderSpec::by_element(encoder)?;
+            if !spec.is_available() {
+                return Err(spec.missing());
+            }
+            vec![spec]
+        };
+        Ok(Self { display: display.to_string(), settings: Mutex::new(settings), encoders, running: Mutex::new(HashMap::new()) })
+    }
+
+    /// Codecs that can be streamed, in order of preference.
+    pub fn codecs(&self) -> Vec<VideoCodec> {
+        self.encoders.iter().map(|e| e.codec).collect()
+    }
+
+    /// The encoder element used for `codec`.
+    pub fn encoder_for(&self, codec: VideoCodec) -> Option<&'static str> {
+        self.encoders.iter().find(|e| e.codec == codec).map(|e| e.element)
+    }
+
+    /// The display served.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// Joins the stream for `codec`, starting it if nobody watches yet. The new subscriber
+    /// gets a keyframe promptly.
+    pub fn subscribe(&self, codec: VideoCodec) -> Result<Subscription, MediaError> {
+        let mut running = self.running.lock().unwrap();
+        let stream = match running.get(&codec).and_then(Weak::upgrade) {
+            Some(s) if s.failure().is_none() => s,
+            _ => {
+                let spec = self
+                    .encoders
+                    .iter()
+                    .find(|e| e.codec == codec)
+                    .ok_or_else(|| MediaError::Config(format!("no encoder for {}", codec.as_str())))?;
+                let s = VideoStream::start(&self.display, spec, *self.settings.lock().unwrap())?;
+                running.insert(codec, Arc::downgrade(&s));
+                s
+            }
+        };
+        let rx = stream.tx.subscribe();
+        stream.request_keyframe();
+        Ok(Subscription { stream, rx })
+    }
+
+    /// Streams currently running.
+    pub fn streams(&self) -> Vec<Arc<VideoStream>> {
+        self.running.lock().unwrap().values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Changes bitrate and frame rate of every running stream and of streams started later.
+    pub fn set_rate(&self, fps: u32, bitrate_kbps: u32) {
+        {
+            let mut s = self.settings.lock().unwrap();
+            s.fps = fps;
+            s.bitrate_kbps = bitrate_kbps;
+        }
+        for s in self.streams() {
+            s.set_fps(fps);
+            s.set_bitrate(bitrate_kbps);
+        }
+    }
+}

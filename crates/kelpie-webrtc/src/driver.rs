@@ -1,0 +1,247 @@
+//! The only part of the WebRTC transport that does I/O: one UDP socket, one task that owns
+//! the [`Hub`], and one forwarding task per running video stream.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use kelpie_media::{EncodedFrame, VideoSource, VideoStream};
+use kelpie_protocol::VideoCodec;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::WebRtcError;
+use crate::hub::{Answer, Hub, HubEvent, PeerId, Transmit};
+
+/// Counters of the WebRTC transport.
+#[derive(Debug, Default)]
+pub struct WebRtcCounters {
+    /// Peers that reached the connected state.
+    pub peers_connected: AtomicU64,
+    /// Peers currently alive.
+    pub peers_alive: AtomicU64,
+    /// Datagrams no peer claimed.
+    pub datagrams_unmatched: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_sent: AtomicU64,
+    /// Bytes sent.
+    pub bytes_sent: AtomicU64,
+}
+
+enum Command {
+    Offer { sdp: String, local: SocketAddr, reply: oneshot::Sender<Result<Answer, WebRtcError>> },
+    Candidate { peer: PeerId, candidate: String },
+    Keyframe { peer: PeerId },
+    Close { peer: PeerId },
+}
+
+enum FrameMsg {
+    Frame(Arc<EncodedFrame>),
+    Lagged,
+    Closed,
+}
+
+/// Handle to the WebRTC transport; cheap to clone.
+#[derive(Clone)]
+pub struct WebRtc {
+    tx: mpsc::Sender<Command>,
+    udp_addr: SocketAddr,
+    public_ip: Option<IpAddr>,
+    counters: Arc<WebRtcCounters>,
+}
+
+impl WebRtc {
+    /// Binds the UDP port and starts the transport task.
+    pub async fn start(
+        udp_addr: SocketAddr,
+        public_ip: Option<IpAddr>,
+        source: Arc<VideoSource>,
+    ) -> Result<Self, WebRtcError> {
+        let socket = UdpSocket::bind(udp_addr).await.map_err(|e| WebRtcError::Bind(udp_addr, e))?;
+        let udp_addr = socket.local_addr().map_err(|e| WebRtcError::Bind(udp_addr, e))?;
+        let (tx, rx) = mpsc::channel(64);
+        let counters = Arc::new(WebRtcCounters::default());
+        let hub = Hub::new(source.codecs());
+        tokio::spawn(run(socket, hub, rx, source, counters.clone()));
+        Ok(Self { tx, udp_addr, public_ip, counters })
+    }
+
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> &Arc<WebRtcCounters> {
+        &self.counters
+    }
+
+    /// The address to advertise to a browser whose signalling connection arrived at
+    /// `signal_local` (our side of its TCP connection).
+    pub fn candidate_for(&self, signal_local: Option<IpAddr>) -> SocketAddr {
+        let ip = self
+            .public_ip
+            .or_else(|| (!self.udp_addr.ip().is_unspecified()).then_some(self.udp_addr.ip()))
+            .or(signal_local)
+            .unwrap_or(self.udp_addr.ip());
+        SocketAddr::new(ip, self.udp_addr.port())
+    }
+
+    /// Accepts a browser's offer.
+    pub async fn offer(&self, sdp: String, local: SocketAddr) -> Result<Answer, WebRtcError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Offer { sdp, local, reply }).await.map_err(|_| WebRtcError::Stopped)?;
+        rx.await.map_err(|_| WebRtcError::Stopped)?
+    }
+
+    /// Passes on a trickled candidate.
+    pub async fn candidate(&self, peer: PeerId, candidate: String) {
+        let _ = self.tx.send(Command::Candidate { peer, candidate }).await;
+    }
+
+    /// Asks for a keyframe for a peer.
+    pub async fn keyframe(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Keyframe { peer }).await;
+    }
+
+    /// Closes a peer.
+    pub async fn close(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::Close { peer }).await;
+    }
+}
+
+struct Feed {
+    stream: Arc<VideoStream>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut hub: Hub,
+    mut commands: mpsc::Receiver<Command>,
+    source: Arc<VideoSource>,
+    counters: Arc<WebRtcCounters>,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut out: Vec<Transmit> = Vec::new();
+    let mut events = Vec::new();
+    let (frame_tx, mut frames) = mpsc::channel::<(VideoCodec, FrameMsg)>(8);
+    let mut feeds: HashMap<VideoCodec, Feed> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let deadline = hub.poll(now, &mut out, &mut events);
+        for t in out.drain(..) {
+            counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+            counters.bytes_sent.fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+            if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+                tracing::debug!("UDP send to {} failed: {e}", t.destination);
+            }
+        }
+        for ev in events.drain(..) {
+            match ev {
+                HubEvent::KeyframeWanted(codec) => {
+                    if let Some(f) = feeds.get(&codec) {
+                        f.stream.request_keyframe();
+                    }
+                }
+                HubEvent::Connected(id) => {
+                    counters.peers_connected.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%id, "viewer connected over WebRTC");
+                }
+                HubEvent::Disconnected(id, why) => tracing::info!(%id, "viewer left: {why}"),
+            }
+        }
+        counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
+        counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
+        sync_feeds(&hub, &mut feeds, &source, &frame_tx);
+
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => { hub.receive(Instant::now(), from, &buf[..n]); }
+                Err(e) => tracing::debug!("UDP receive failed: {e}"),
+            },
+            cmd = commands.recv() => match cmd {
+                None => return,
+                Some(Command::Offer { sdp, local, reply }) => {
+                    let _ = reply.send(hub.accept_offer(Instant::now(), &sdp, local));
+                }
+                Some(Command::Candidate { peer, candidate }) => {
+                    if let Err(e) = hub.add_remote_candidate(peer, &candidate) {
+                        tracing::debug!(%peer, "ignoring candidate: {e}");
+                    }
+                }
+                Some(Command::Keyframe { peer }) => {
+                    if let Some(f) = hub.keyframe_for(peer).and_then(|c| feeds.get(&c)) {
+                        f.stream.request_keyframe();
+                    }
+                }
+                Some(Command::Close { peer }) => hub.remove(peer),
+            },
+            Some((codec, msg)) = frames.recv() => match msg {
+                FrameMsg::Frame(f) => {
+                    if hub.send_frame(Instant::now(), codec, &f) {
+                        if let Some(feed) = feeds.get(&codec) { feed.stream.request_keyframe(); }
+                    }
+                }
+                FrameMsg::Lagged => {
+                    hub.lagged(codec);
+                    if let Some(f) = feeds.get(&codec) { f.stream.request_keyframe(); }
+                }
+                FrameMsg::Closed => { feeds.remove(&codec); }
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+/// Starts a stream for each codec some peer uses and stops those nobody uses.
+fn sync_feeds(
+    hub: &Hub,
+    feeds: &mut HashMap<VideoCodec, Feed>,
+    source: &Arc<VideoSource>,
+    frame_tx: &mpsc::Sender<(VideoCodec, FrameMsg)>,
+) {
+    let wanted = hub.codecs_in_use();
+    feeds.retain(|c, f| wanted.contains(c) && f.stream.failure().is_none());
+    for codec in wanted {
+        if feeds.contains_key(&codec) {
+            continue;
+        }
+        let mut sub = match source.subscribe(codec) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot start the {} stream: {e}", codec.as_str());
+                continue;
+            }
+        };
+        let stream = sub.stream().clone();
+        let tx = frame_tx.clone();
+        let task = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let msg = match sub.recv().await {
+                    Ok(f) => FrameMsg::Frame(f),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::debug!("WebRTC feed lagged by {n} frames");
+                        FrameMsg::Lagged
+                    }
+                    Err(RecvError::Closed) => FrameMsg::Closed,
+                };
+                let closed = matches!(msg, FrameMsg::Closed);
+                if tx.send((codec, msg)).await.is_err() || closed {
+                    return;
+                }
+            }
+        });
+        feeds.insert(codec, Feed { stream, task });
+    }
+}

@@ -1,0 +1,328 @@
+//! The sans-IO core of the WebRTC transport: every viewer's [`Rtc`] on one UDP port.
+//!
+//! The hub owns no socket, thread or clock: datagrams, frames and the current time go in;
+//! datagrams to send, events and the next deadline come out. The driver in `driver.rs` is
+//! the only place that touches the network, and the tests drive a hub against a str0m
+//! client entirely in memory on simulated time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kelpie_media::EncodedFrame;
+use kelpie_protocol::VideoCodec;
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::WebRtcError;
+
+/// Identifies one viewer's peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer-{}", self.0)
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
+/// Something the driver must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HubEvent {
+    /// A viewer of this codec needs a keyframe (new viewer, PLI/FIR, or loss).
+    KeyframeWanted(VideoCodec),
+    /// The peer's ICE and DTLS are up: media flows.
+    Connected(PeerId),
+    /// The peer is gone (ICE timed out, DTLS failed, or it was closed); it has been removed.
+    Disconnected(PeerId, String),
+}
+
+/// The answer to a viewer's offer.
+#[derive(Debug)]
+pub struct Answer {
+    /// The new peer.
+    pub peer: PeerId,
+    /// SDP answer text.
+    pub sdp: String,
+    /// The codec chosen for the peer.
+    pub codec: VideoCodec,
+}
+
+struct Peer {
+    id: PeerId,
+    rtc: Rtc,
+    local: SocketAddr,
+    codec: VideoCodec,
+    /// Set once the video m-line is known and a payload type is chosen.
+    track: Option<(Mid, str0m::format::PayloadParams)>,
+    connected: bool,
+    /// No delta frame may go out before a keyframe has.
+    needs_keyframe: bool,
+    frames_sent: u64,
+}
+
+/// All peer connections sharing one UDP port.
+pub struct Hub {
+    peers: Vec<Peer>,
+    next_id: u64,
+    /// Codecs the server can send, in preference order.
+    codecs: Vec<VideoCodec>,
+    /// Peers removed since the last poll, with the reason.
+    gone: Vec<(PeerId, String)>,
+    /// Datagrams that no peer accepted (malformed or stale), for metrics.
+    pub unmatched_datagrams: u64,
+}
+
+impl Hub {
+    /// A hub that can send `codecs` (preference order).
+    pub fn new(codecs: Vec<VideoCodec>) -> Self {
+        Self { peers: Vec::new(), next_id: 1, codecs, gone: Vec::new(), unmatched_datagrams: 0 }
+    }
+
+    /// Number of live peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The codecs some peer currently uses.
+    pub fn codecs_in_use(&self) -> Vec<VideoCodec> {
+        let mut v: Vec<VideoCodec> = self.peers.iter().map(|p| p.codec).collect();
+        v.sort_by_key(|c| c.as_str());
+        v.dedup();
+        v
+    }
+
+    /// Creates a peer for a browser's offer. `local` is the address the browser can reach
+    /// our UDP socket at; it becomes our only ICE candidate.
+    pub fn accept_offer(&mut self, now: Instant, offer: &str, local: SocketAddr) -> Result<Answer, WebRtcError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let codec = choose_codec(&offer.to_sdp_string(), &self.codecs).ok_or(WebRtcError::NoCommonCodec)?;
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(codec == VideoCodec::H264)
+            .enable_vp8(codec == VideoCodec::Vp8)
+            // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
+            .set_send_buffer_video(2000)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let cand = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadCandidate(e.to_string()))?;
+        rtc.add_local_candidate(cand);
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        self.peers.push(Peer {
+            id,
+            rtc,
+            local,
+            codec,
+            track: None,
+            connected: false,
+            needs_keyframe: true,
+            frames_sent: 0,
+        });
+        tracing::debug!(%id, codec = codec.as_str(), "peer created");
+        Ok(Answer { peer: id, sdp: answer.to_sdp_string(), codec })
+    }
+
+    /// Adds a candidate the browser trickled.
+    pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), WebRtcError> {
+        let peer = self.peers.iter_mut().find(|p| p.id == id).ok_or(WebRtcError::UnknownPeer)?;
+        let line = candidate.strip_prefix("a=").unwrap_or(candidate);
+        let c = Candidate::from_sdp_string(line).map_err(|e| WebRtcError::BadCandidate(e.to_string()))?;
+        peer.rtc.add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// Closes a peer (its signalling went away).
+    pub fn remove(&mut self, id: PeerId) {
+        if let Some(i) = self.peers.iter().position(|p| p.id == id) {
+            let mut p = self.peers.swap_remove(i);
+            p.rtc.disconnect();
+            self.gone.push((id, "closed".into()));
+        }
+    }
+
+    /// Asks for a keyframe for one peer (its client saw corruption).
+    pub fn keyframe_for(&mut self, id: PeerId) -> Option<VideoCodec> {
+        let p = self.peers.iter_mut().find(|p| p.id == id)?;
+        p.needs_keyframe = true;
+        Some(p.codec)
+    }
+
+    /// Feeds one received datagram to the peer it belongs to. Returns false when no peer
+    /// claims it (it is counted and dropped).
+    pub fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> bool {
+        for p in &mut self.peers {
+            let Ok(contents) = data.try_into() else {
+                break;
+            };
+            let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: p.local, contents });
+            if p.rtc.accepts(&input) {
+                if let Err(e) = p.rtc.handle_input(input) {
+                    tracing::debug!(id = %p.id, "dropping peer after bad input: {e}");
+                    p.rtc.disconnect();
+                }
+                return true;
+            }
+        }
+        self.unmatched_datagrams += 1;
+        false
+    }
+
+    /// Marks every viewer of `codec` as needing a keyframe (they missed frames).
+    pub fn lagged(&mut self, codec: VideoCodec) {
+        for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
+            p.needs_keyframe = true;
+        }
+    }
+
+    /// Sends an encoded frame to every connected viewer of its codec. A viewer waiting for
+    /// a keyframe skips delta frames. Returns whether some viewer still waits for a keyframe.
+    pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
+        let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
+        let mut waiting = false;
+        for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
+            let (Some((mid, params)), true) = (&p.track, p.connected) else {
+                continue;
+            };
+            if p.needs_keyframe && !frame.keyframe {
+                waiting = true;
+                continue;
+            }
+            let Some(writer) = p.rtc.writer(*mid) else { continue };
+            match writer.write(params.pt(), frame.captured.min(now), rtp_time, frame.data.clone()) {
+                Ok(()) => {
+                    p.needs_keyframe = false;
+                    p.frames_sent += 1;
+                }
+                Err(e) => tracing::debug!(id = %p.id, "write failed: {e}"),
+            }
+        }
+        waiting
+    }
+
+    /// Advances every peer to `now`, collecting datagrams to send and events. Returns when
+    /// the hub next needs [`Hub::poll`] called if nothing else happens.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>, events: &mut Vec<HubEvent>) -> Instant {
+        let mut next = now + Duration::from_millis(500);
+        for p in &mut self.peers {
+            if p.rtc.is_alive() {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(id = %p.id, "timeout handling failed: {e}");
+                    p.rtc.disconnect();
+                }
+            }
+            while p.rtc.is_alive() {
+                match p.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => {
+                        next = next.min(t);
+                        break;
+                    }
+                    Ok(Output::Transmit(t)) => {
+                        out.push(Transmit { destination: t.destination, contents: t.contents.to_vec() })
+                    }
+                    Ok(Output::Event(e)) => handle_event(p, e, events),
+                    Err(e) => {
+                        tracing::debug!(id = %p.id, "peer failed: {e}");
+                        p.rtc.disconnect();
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.peers.len() {
+            if self.peers[i].rtc.is_alive() {
+                i += 1;
+                continue;
+            }
+            let p = self.peers.swap_remove(i);
+            tracing::info!(id = %p.id, frames = p.frames_sent, "viewer disconnected");
+            self.gone.push((p.id, "connection lost".into()));
+        }
+        events.extend(self.gone.drain(..).map(|(id, why)| HubEvent::Disconnected(id, why)));
+        next.max(now)
+    }
+}
+
+fn handle_event(p: &mut Peer, e: Event, events: &mut Vec<HubEvent>) {
+    match e {
+        Event::Connected => {
+            p.connected = true;
+            p.needs_keyframe = true;
+            events.push(HubEvent::Connected(p.id));
+            events.push(HubEvent::KeyframeWanted(p.codec));
+        }
+        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => p.rtc.disconnect(),
+        Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction == Direction::SendOnly => {
+            let Some(writer) = p.rtc.writer(m.mid) else { return };
+            let params = best_params(writer.payload_params(), p.codec);
+            if let Some(params) = params {
+                p.track = Some((m.mid, params));
+            }
+        }
+        Event::KeyframeRequest(r) => {
+            tracing::debug!(id = %p.id, kind = ?r.kind, "keyframe requested");
+            p.needs_keyframe = matches!(r.kind, KeyframeRequestKind::Fir) || p.needs_keyframe;
+            events.push(HubEvent::KeyframeWanted(p.codec));
+        }
+        _ => {}
+    }
+}
+
+/// Picks the payload type to send with: for H.264, constrained baseline (42e01f) with
+/// packetization-mode 1 if offered, else any packetization-mode 1 profile.
+fn best_params<'a>(
+    params: impl Iterator<Item = &'a str0m::format::PayloadParams>,
+    codec: VideoCodec,
+) -> Option<str0m::format::PayloadParams> {
+    let want = match codec {
+        VideoCodec::H264 => Codec::H264,
+        VideoCodec::Vp8 => Codec::Vp8,
+    };
+    let mut best: Option<(u8, str0m::format::PayloadParams)> = None;
+    for p in params.filter(|p| p.spec().codec == want) {
+        let f = p.spec().format;
+        let score = match codec {
+            VideoCodec::Vp8 => 1,
+            VideoCodec::H264 if f.packetization_mode != Some(1) => 0,
+            VideoCodec::H264 if f.profile_level_id == Some(0x42e01f) => 3,
+            VideoCodec::H264 if f.profile_level_id.is_some_and(|l| l >> 16 == 0x42) => 2,
+            VideoCodec::H264 => 1,
+        };
+        if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
+            best = Some((score, p.clone()));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// The first of `prefs` that the offer's video section lists (by `a=rtpmap`).
+pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
+    let mut in_video = false;
+    let mut offered = Vec::new();
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        } else if in_video {
+            if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+                let name = rest.split_whitespace().nth(1).unwrap_or("").split('/').next().unwrap_or("");
+                offered.push(name.to_ascii_lowercase());
+            }
+        }
+    }
+    prefs.iter().copied().find(|c| offered.iter().any(|o| o == c.as_str()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! A hub and a str0m client peer wired together in memory, on simulated time.
+
+use super::*;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::media::MediaData;
+
+const SERVER: &str = "10.9.0.1:8080";
+const CLIENT: &str = "10.9.0.2:40000";
+
+struct Pair {
+    now: Instant,
+    hub: Hub,
+    client: Rtc,
+    received: Vec<MediaData>,
+    events: Vec<HubEvent>,
+    /// Whether datagrams between the two are delivered.
+    link_up: bool,
+}
+
+fn client_offer(now: Instant, h264: bool) -> (Rtc, SdpPendingOffer, String) {
+    let mut client = Rtc::builder().clear_codecs().enable_h264(h264).enable_vp8(true).build(now);
+    client.add_local_candidate(Candidate::host(CLIENT.parse().unwrap(), "udp").unwrap());
+    let mut api = client.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    (client, pending, offer.to_sdp_string())
+}
+
+impl Pair {
+    fn new(h264: bool) -> (Self, Answer) {
+        let now = Instant::now();
+        let mut hub = Hub::new(vec![VideoCodec::H264, VideoCodec::Vp8]);
+        let (mut client, pending, offer) = client_offer(now, h264);
+        let answer = hub.accept_offer(now, &offer, SERVER.parse().unwrap()).unwrap();
+        let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+        client.sdp_api().accept_answer(pending, sdp).unwrap();
+        (Self { now, hub, client, received: vec![], events: vec![], link_up: true }, answer)
+    }
+
+    /// Runs both ends for `dur` of simulated time, stepping to each next deadline.
+    fn run(&mut self, dur: Duration) {
+        let end = self.now + dur;
+        while self.now < end {
+            let mut out = Vec::new();
+            let hub_next = self.hub.poll(self.now, &mut out, &mut self.events);
+            for t in out {
+                if self.link_up {
+                    let input = Input::Receive(
+                        self.now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: SERVER.parse().unwrap(),
+                            destination: CLIENT.parse().unwrap(),
+                            contents: t.contents.as_slice().try_into().unwrap(),
+                        },
+                    );
+                    self.client.handle_input(input).unwrap();
+                }
+            }
+            self.client.handle_input(Input::Timeout(self.now)).unwrap();
+            let client_next;
+            loop {
+                match self.client.poll_output().unwrap() {
+                    Output::Timeout(t) => {
+                        client_next = t;
+                        break;
+                    }
+                    Output::Transmit(t) => {
+                        if self.link_up {
+                            self.hub.receive(self.now, CLIENT.parse().unwrap(), &t.contents);
+                        }
+                    }
+                    Output::Event(Event::MediaData(d)) => self.received.push(d),
+                    Output::Event(_) => {}
+                }
+            }
+            let next = hub_next.min(client_next).min(end);
+            // Always move forward a little so the loop makes progress.
+            self.now = next.max(self.now + Duration::from_millis(1));
+        }
+    }
+
+    fn frame(&self, keyframe: bool, tag: u8) -> EncodedFrame {
+        // SPS, PPS and a slice: the packetizer only cares about NAL boundaries.
+        let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xaa, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+        data.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
+        data.extend(std::iter::repeat_n(tag, 3000));
+        EncodedFrame {
+            data: data.into(),
+            pts: Duration::from_millis(tag as u64 * 16),
+            captured: self.now,
+            keyframe,
+            width: 64,
+            height: 64,
+        }
+    }
+}
+
+#[test]
+fn offer_answer_connects_and_delivers_frames_after_a_keyframe() {
+    let (mut p, answer) = Pair::new(true);
+    assert_eq!(answer.codec, VideoCodec::H264);
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)), "{:?}", p.events);
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+
+    // A delta frame before any keyframe is held back: the decoder could not use it.
+    let delta = p.frame(false, 1);
+    assert!(p.hub.send_frame(p.now, VideoCodec::H264, &delta), "viewer still waits for a keyframe");
+    p.run(Duration::from_millis(200));
+    assert!(p.received.is_empty());
+
+    let key = p.frame(true, 2);
+    assert!(!p.hub.send_frame(p.now, VideoCodec::H264, &key));
+    p.run(Duration::from_millis(200));
+    let delta = p.frame(false, 3);
+    p.hub.send_frame(p.now, VideoCodec::H264, &delta);
+    p.run(Duration::from_millis(200));
+    assert_eq!(p.received.len(), 2, "keyframe and the delta after it arrive");
+    assert!(p.received[0].data.ends_with(&[2; 3000]));
+    assert!(p.received[1].data.ends_with(&[3; 3000]));
+}
+
+#[test]
+fn browser_without_h264_gets_vp8() {
+    let (mut p, answer) = Pair::new(false);
+    assert_eq!(answer.codec, VideoCodec::Vp8);
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    assert_eq!(p.hub.codecs_in_use(), vec![VideoCodec::Vp8]);
+}
+
+#[test]
+fn garbage_datagrams_are_counted_and_harmless() {
+    let (mut p, answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    let stranger: SocketAddr = "10.9.0.3:1234".parse().unwrap();
+    for n in 0..200u32 {
+        let junk: Vec<u8> = (0..(n % 1500)).map(|i| (i * 31 + n) as u8).collect();
+        p.hub.receive(p.now, stranger, &junk);
+    }
+    assert!(p.hub.unmatched_datagrams >= 150);
+    let key = p.frame(true, 7);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(300));
+    assert_eq!(p.received.len(), 1);
+    assert_eq!(p.hub.peer_count(), 1, "peer {} survives", answer.peer);
+}
+
+#[test]
+fn vanished_viewer_is_removed_after_ice_timeout() {
+    let (mut p, answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    assert_eq!(p.hub.peer_count(), 1);
+    p.link_up = false;
+    p.run(Duration::from_secs(60));
+    assert_eq!(p.hub.peer_count(), 0);
+    assert!(p.events.iter().any(|e| matches!(e, HubEvent::Disconnected(id, _) if *id == answer.peer)));
+}
+
+#[test]
+fn bad_offers_are_errors() {
+    let mut hub = Hub::new(vec![VideoCodec::H264]);
+    let now = Instant::now();
+    assert!(matches!(hub.accept_offer(now, "hello", SERVER.parse().unwrap()), Err(WebRtcError::BadOffer(_))));
+    let (_c, _p, vp8_only) = client_offer(now, false);
+    assert!(matches!(hub.accept_offer(now, &vp8_only, SERVER.parse().unwrap()), Err(WebRtcError::NoCommonCodec)));
+    assert!(hub.add_remote_candidate(PeerId(99), "candidate:1 1 udp 1 1.2.3.4 5 typ host").is_err());
+}
+
+#[test]
+fn codec_choice_follows_preference() {
+    let sdp = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 UDP 96 98\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:98 H264/90000\r\n";
+    assert_eq!(choose_codec(sdp, &[VideoCodec::H264, VideoCodec::Vp8]), Some(VideoCodec::H264));
+    assert_eq!(choose_codec(sdp, &[VideoCodec::Vp8, VideoCodec::H264]), Some(VideoCodec::Vp8));
+    let audio_only = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 H264/48000/2\r\n";
+    assert_eq!(choose_codec(audio_only, &[VideoCodec::H264]), None);
+}

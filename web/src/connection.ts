@@ -1,0 +1,514 @@
+/**
+ * The live connection: `api/session` check, signalling WebSocket, receive-only peer
+ * connection, watchdogs and reconnects. Decisions are made by the pure state machine in
+ * `machine.ts`; this file performs them.
+ */
+
+import { preferH264 } from './codecs';
+import { INITIAL_STATE, transition, type Effect, type MachineEvent, type MachineState } from './machine';
+import {
+  PROTOCOL_VERSION,
+  apiUrl,
+  candidateMessage,
+  encodeClientMessage,
+  parseServerMessage,
+  signalUrl,
+  validateSessionInfo,
+  type ClientMessage,
+  type HelloMessage,
+  type SessionInfo,
+} from './protocol';
+import { EMPTY_STATS, computeStats, extractSnapshot, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
+
+export const NOT_AUTHORISED =
+  'Not authorised: open the link printed by kelpie at start (it contains ?token=…)';
+
+export interface Timings {
+  /** From opening the attempt until ICE is connected. */
+  iceConnectMs: number;
+  /** From ICE connected until the first frame is presented. */
+  firstFrameMs: number;
+  /** How long `disconnected` may last before the attempt counts as failed. */
+  disconnectedGraceMs: number;
+  /** Stats sampling period. */
+  statsIntervalMs: number;
+  /** Minimum spacing of keyframe requests. */
+  keyframeMinIntervalMs: number;
+}
+
+export const DEFAULT_TIMINGS: Timings = {
+  iceConnectMs: 10_000,
+  firstFrameMs: 10_000,
+  disconnectedGraceMs: 2_000,
+  statsIntervalMs: 1_000,
+  keyframeMinIntervalMs: 3_000,
+};
+
+export interface ConnectionOptions {
+  /** Base URL the `api/...` paths are resolved against (normally `document.baseURI`). */
+  baseUrl: string;
+  timings?: Partial<Timings>;
+}
+
+type Listener = () => void;
+
+type TunableReceiver = RTCRtpReceiver & { playoutDelayHint?: number | null };
+
+/** One try at connecting; everything it owns is released by `close()`. */
+class Attempt {
+  ws: WebSocket | null = null;
+  pc: RTCPeerConnection | null = null;
+  hello: HelloMessage | null = null;
+  offerSent = false;
+  answered = false;
+  streaming = false;
+  pendingCandidates: ClientMessage[] = [];
+  prevSnapshot: StatsSnapshot | null = null;
+  lastKeyframeRequest = -Infinity;
+  closed = false;
+  private timers = new Map<string, number>();
+  private intervals: number[] = [];
+  readonly abort = new AbortController();
+
+  constructor(readonly id: number) {}
+
+  timer(name: string, ms: number, fn: () => void): void {
+    this.clearTimer(name);
+    this.timers.set(
+      name,
+      window.setTimeout(() => {
+        this.timers.delete(name);
+        if (!this.closed) fn();
+      }, ms),
+    );
+  }
+
+  clearTimer(name: string): void {
+    const t = this.timers.get(name);
+    if (t !== undefined) window.clearTimeout(t);
+    this.timers.delete(name);
+  }
+
+  every(ms: number, fn: () => void): void {
+    this.intervals.push(window.setInterval(() => { if (!this.closed) fn(); }, ms));
+  }
+
+  send(msg: ClientMessage): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encodeClientMessage(msg));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers.values()) window.clearTimeout(t);
+    this.timers.clear();
+    for (const t of this.intervals) window.clearInterval(t);
+    this.abort.abort();
+    if (this.ws) {
+      const ws = this.ws;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(1000, 'client reconnecting');
+    }
+    if (this.pc) {
+      const pc = this.pc;
+      pc.ontrack = pc.onicecandidate = pc.onconnectionstatechange = null;
+      pc.close();
+    }
+  }
+}
+
+export class Connection {
+  state: MachineState = INITIAL_STATE;
+  /** Codec chosen by the server for the current attempt (from the answer). */
+  codec: string | null = null;
+  /** Session info from the latest `hello` (or `api/session`). */
+  session: SessionInfo | null = null;
+  /** Latest non-fatal error message from the server, if any. */
+  notice: string | null = null;
+  /** `performance.now()` at which the scheduled retry fires, while reconnecting. */
+  retryAt: number | null = null;
+  latestStats: KelpieStats = { ...EMPTY_STATS };
+
+  private readonly timings: Timings;
+  private attempt: Attempt | null = null;
+  private nextId = 1;
+  private retryTimer: number | null = null;
+  private listeners: Listener[] = [];
+  private statsListeners: Listener[] = [];
+
+  constructor(
+    readonly video: HTMLVideoElement,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+  }
+
+  get pc(): RTCPeerConnection | null {
+    return this.attempt?.pc ?? null;
+  }
+
+  /** Subscribe to state changes. */
+  onChange(fn: Listener): void {
+    this.listeners.push(fn);
+  }
+
+  /** Subscribe to new stats samples (about once per second while connected). */
+  onStats(fn: Listener): void {
+    this.statsListeners.push(fn);
+  }
+
+  start(): void {
+    this.dispatch({ type: 'start' });
+  }
+
+  stop(): void {
+    this.dispatch({ type: 'stop' });
+  }
+
+  /** Skip the remaining backoff (or leave the error state) and connect now. */
+  retryNow(): void {
+    if (this.state.phase === 'reconnecting') {
+      this.clearRetry();
+      this.dispatch({ type: 'retry' });
+    } else if (this.state.phase === 'error' || this.state.phase === 'idle') {
+      this.dispatch({ type: 'start' });
+    }
+  }
+
+  /** Asks the server for a keyframe. Returns whether the request was sent. */
+  requestKeyframe(): boolean {
+    const a = this.attempt;
+    if (!a || a.closed || !a.answered || a.ws?.readyState !== WebSocket.OPEN) return false;
+    a.lastKeyframeRequest = performance.now();
+    a.send({ type: 'keyframe' });
+    return true;
+  }
+
+  /** The latest computed stats (sampled once per second). */
+  stats(): Promise<KelpieStats> {
+    return Promise.resolve({ ...this.latestStats });
+  }
+
+  private emit(list: Listener[]): void {
+    for (const fn of list) {
+      try {
+        fn();
+      } catch (e) {
+        console.error('kelpie: listener failed', e);
+      }
+    }
+  }
+
+  private dispatch(e: MachineEvent): void {
+    const [next, effect] = transition(this.state, e);
+    const changed = next !== this.state;
+    this.state = next;
+    this.perform(effect);
+    if (changed || effect.type !== 'none') this.emit(this.listeners);
+  }
+
+  private perform(effect: Effect): void {
+    switch (effect.type) {
+      case 'none':
+        return;
+      case 'connect':
+        this.teardown();
+        this.connect();
+        return;
+      case 'teardown':
+        this.teardown();
+        this.clearRetry();
+        return;
+      case 'teardown-and-retry':
+        this.teardown();
+        this.clearRetry();
+        this.retryAt = performance.now() + effect.delayMs;
+        this.retryTimer = window.setTimeout(() => {
+          this.retryTimer = null;
+          this.retryAt = null;
+          this.dispatch({ type: 'retry' });
+        }, effect.delayMs);
+        return;
+    }
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== null) window.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retryAt = null;
+  }
+
+  private teardown(): void {
+    this.attempt?.close();
+    this.attempt = null;
+  }
+
+  private current(a: Attempt): boolean {
+    return this.attempt === a && !a.closed;
+  }
+
+  private fail(a: Attempt, reason: string): void {
+    if (!this.current(a)) return;
+    console.warn(`kelpie: connection attempt ${a.id} failed: ${reason}`);
+    this.dispatch({ type: 'failure', reason });
+  }
+
+  private fatal(a: Attempt, reason: string): void {
+    if (!this.current(a)) return;
+    console.error(`kelpie: ${reason}`);
+    this.dispatch({ type: 'fatal', reason });
+  }
+
+  private connect(): void {
+    const a = new Attempt(this.nextId++);
+    this.attempt = a;
+    this.codec = null;
+    this.notice = null;
+    void this.run(a).catch((err: unknown) => {
+      this.fail(a, err instanceof Error ? err.message : String(err));
+    });
+  }
+
+  private async run(a: Attempt): Promise<void> {
+    if (typeof RTCPeerConnection === 'undefined') {
+      this.fatal(a, 'This browser does not support WebRTC.');
+      return;
+    }
+    // Covers session check, signalling and ICE; cleared once ICE is connected.
+    a.timer('setup', this.timings.iceConnectMs, () => {
+      this.fail(a, `not connected within ${this.timings.iceConnectMs / 1000} s`);
+    });
+
+    // 1. Session check: tells "not authorised" apart from "server down" (a rejected WebSocket
+    //    upgrade looks the same as any other close to a page).
+    let res: Response;
+    try {
+      res = await fetch(apiUrl('api/session', this.options.baseUrl), {
+        credentials: 'same-origin',
+        cache: 'no-store',
+        signal: a.abort.signal,
+      });
+    } catch (err) {
+      this.fail(a, `server unreachable (${err instanceof Error ? err.message : String(err)})`);
+      return;
+    }
+    if (!this.current(a)) return;
+    if (res.status === 401 || res.status === 403) {
+      this.fatal(a, NOT_AUTHORISED);
+      return;
+    }
+    if (!res.ok) {
+      this.fail(a, `api/session answered HTTP ${res.status}`);
+      return;
+    }
+    const info = validateSessionInfo(await res.json().catch(() => null));
+    if (!this.current(a)) return;
+    if (!info.ok) {
+      this.fail(a, `api/session: ${info.error}`);
+      return;
+    }
+    if (info.value.version !== PROTOCOL_VERSION) {
+      this.fatal(a, versionMismatch(info.value.version));
+      return;
+    }
+    this.session = info.value;
+    this.emit(this.listeners);
+
+    // 2. Signalling.
+    const ws = new WebSocket(signalUrl(this.options.baseUrl));
+    a.ws = ws;
+    ws.onclose = (ev) => {
+      this.fail(a, `signalling connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data !== 'string') {
+        console.warn('kelpie: ignoring binary signalling message');
+        return;
+      }
+      const parsed = parseServerMessage(ev.data);
+      if (!parsed.ok) {
+        console.warn(`kelpie: ignoring signalling message: ${parsed.error}`, ev.data.slice(0, 200));
+        return;
+      }
+      const msg = parsed.value;
+      switch (msg.type) {
+        case 'hello':
+          if (a.hello) {
+            console.warn('kelpie: ignoring repeated hello');
+            return;
+          }
+          if (msg.version !== PROTOCOL_VERSION) {
+            this.fatal(a, versionMismatch(msg.version));
+            return;
+          }
+          a.hello = msg;
+          this.session = { version: msg.version, display: msg.display, width: msg.width, height: msg.height, codecs: msg.codecs };
+          this.emit(this.listeners);
+          this.startPeer(a, msg).catch((err: unknown) => {
+            this.fail(a, `could not create the offer: ${err instanceof Error ? err.message : String(err)}`);
+          });
+          return;
+        case 'answer':
+          if (!a.offerSent || a.answered || !a.pc) {
+            console.warn('kelpie: ignoring unexpected answer');
+            return;
+          }
+          a.answered = true;
+          this.codec = msg.codec;
+          this.emit(this.listeners);
+          a.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp }).catch((err: unknown) => {
+            this.fail(a, `bad answer from server: ${err instanceof Error ? err.message : String(err)}`);
+          });
+          return;
+        case 'error':
+          if (msg.fatal) {
+            this.fail(a, `server: ${msg.message}`);
+          } else {
+            console.warn(`kelpie: server: ${msg.message}`);
+            this.notice = msg.message;
+            this.emit(this.listeners);
+          }
+          return;
+      }
+    };
+  }
+
+  private async startPeer(a: Attempt, hello: HelloMessage): Promise<void> {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    a.pc = pc;
+    const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
+    applyCodecPreferences(transceiver, hello.codecs);
+    tuneReceiver(transceiver.receiver);
+
+    pc.ontrack = (ev) => {
+      if (!this.current(a)) return;
+      tuneReceiver(ev.receiver);
+      this.attachTrack(a, ev.streams[0] ?? new MediaStream([ev.track]));
+    };
+    pc.onicecandidate = (ev) => {
+      const msg = candidateMessage(ev.candidate);
+      if (!msg) return;
+      if (a.offerSent) a.send(msg);
+      else a.pendingCandidates.push(msg);
+    };
+    pc.onconnectionstatechange = () => {
+      if (!this.current(a)) return;
+      switch (pc.connectionState) {
+        case 'connected':
+          a.clearTimer('disconnected');
+          if (!a.streaming) {
+            a.clearTimer('setup');
+            this.armFirstFrame(a);
+          }
+          return;
+        case 'disconnected':
+          a.timer('disconnected', this.timings.disconnectedGraceMs, () => {
+            this.fail(a, 'connection lost (ICE disconnected)');
+          });
+          return;
+        case 'failed':
+          this.fail(a, 'connection failed (ICE failed)');
+          return;
+        default:
+          return;
+      }
+    };
+
+    a.every(this.timings.statsIntervalMs, () => void this.sampleStats(a));
+
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    if (!this.current(a)) return;
+    if (!offer.sdp) throw new Error('browser produced an empty offer');
+    a.send({ type: 'offer', sdp: offer.sdp });
+    a.offerSent = true;
+    for (const c of a.pendingCandidates) a.send(c);
+    a.pendingCandidates = [];
+  }
+
+  private armFirstFrame(a: Attempt): void {
+    a.timer('first-frame', this.timings.firstFrameMs, () => {
+      // A hidden tab renders nothing; as long as frames decode, keep waiting.
+      if (document.hidden || (a.prevSnapshot?.framesDecoded ?? 0) > 0) {
+        this.armFirstFrame(a);
+        return;
+      }
+      this.fail(a, `no video within ${this.timings.firstFrameMs / 1000} s of connecting`);
+    });
+  }
+
+  private attachTrack(a: Attempt, stream: MediaStream): void {
+    const video = this.video;
+    video.srcObject = stream;
+    const onFrame = (): void => {
+      if (!this.current(a) || a.streaming) return;
+      a.streaming = true;
+      a.clearTimer('setup');
+      a.clearTimer('first-frame');
+      this.dispatch({ type: 'frame' });
+    };
+    if ('requestVideoFrameCallback' in video) {
+      video.requestVideoFrameCallback(onFrame);
+    }
+    video.addEventListener('playing', onFrame, { once: true });
+    video.play().catch((err: unknown) => {
+      // Autoplay of a muted video is allowed everywhere; log anything else.
+      console.warn('kelpie: video.play() failed', err);
+    });
+  }
+
+  private async sampleStats(a: Attempt): Promise<void> {
+    const pc = a.pc;
+    if (!pc) return;
+    let report: RTCStatsReport;
+    try {
+      report = await pc.getStats();
+    } catch {
+      return;
+    }
+    if (!this.current(a)) return;
+    const snap = extractSnapshot(report, Date.now());
+    const prev = a.prevSnapshot;
+    a.prevSnapshot = snap;
+    this.latestStats = computeStats(prev, snap);
+    if (
+      a.streaming &&
+      needsKeyframe(prev, snap) &&
+      performance.now() - a.lastKeyframeRequest >= this.timings.keyframeMinIntervalMs
+    ) {
+      console.info('kelpie: decoder stalled, requesting a keyframe');
+      this.requestKeyframe();
+    }
+    this.emit(this.statsListeners);
+  }
+}
+
+function versionMismatch(server: number): string {
+  return `Kelpie server speaks protocol version ${server}, this page version ${PROTOCOL_VERSION}: reload the page.`;
+}
+
+function applyCodecPreferences(t: RTCRtpTransceiver, serverCodecs: readonly string[]): void {
+  if (typeof t.setCodecPreferences !== 'function' || typeof RTCRtpReceiver.getCapabilities !== 'function') {
+    return;
+  }
+  const caps = RTCRtpReceiver.getCapabilities('video');
+  if (!caps) return;
+  const ordered = preferH264(caps.codecs, serverCodecs);
+  if (!ordered) return;
+  try {
+    t.setCodecPreferences(ordered);
+  } catch (err) {
+    console.warn('kelpie: setCodecPreferences failed; using browser defaults', err);
+  }
+}
+
+/** Asks for the smallest playout delay the browser allows. */
+function tuneReceiver(receiver: RTCRtpReceiver): void {
+  const r = receiver as TunableReceiver;
+  try {
+    if ('jitterBufferTarget' in r) r.jitterBufferTarget = 0;
+    if ('playoutDelayHint' in r) r.playoutDelayHint = 0;
+  } catch (err) {
+    console.warn('kelpie: could not lower the playout delay', err);
+  }
+}

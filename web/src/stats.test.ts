@@ -1,0 +1,195 @@
+import { describe, expect, it } from 'vitest';
+import { codecName, computeStats, extractSnapshot, formatStats, needsKeyframe, type StatsSnapshot } from './stats';
+
+function snap(over: Partial<StatsSnapshot>): StatsSnapshot {
+  return {
+    timestamp: 0,
+    framesDecoded: 0,
+    framesReceived: 0,
+    framesDropped: 0,
+    bytesReceived: 0,
+    packetsReceived: 0,
+    packetsLost: 0,
+    totalDecodeTime: 0,
+    frameWidth: 1920,
+    frameHeight: 1080,
+    codecMimeType: 'video/H264',
+    currentRoundTripTime: 0.0123,
+    transport: 'udp host → host',
+    ...over,
+  };
+}
+
+/** A Chromium-like report with decoys (audio, a non-selected pair, an unrelated codec). */
+function chromeReport(inbound: Record<string, unknown>): Map<string, unknown> {
+  return new Map<string, unknown>([
+    ['T01', { id: 'T01', type: 'transport', selectedCandidatePairId: 'CPsel' }],
+    ['CPold', { id: 'CPold', type: 'candidate-pair', currentRoundTripTime: 0.9, localCandidateId: 'L2', remoteCandidateId: 'R1', nominated: true, state: 'succeeded' }],
+    ['CPsel', { id: 'CPsel', type: 'candidate-pair', currentRoundTripTime: 0.004, localCandidateId: 'L1', remoteCandidateId: 'R1' }],
+    ['L1', { id: 'L1', type: 'local-candidate', protocol: 'udp', candidateType: 'host' }],
+    ['L2', { id: 'L2', type: 'local-candidate', protocol: 'tcp', candidateType: 'relay', relayProtocol: 'tls' }],
+    ['R1', { id: 'R1', type: 'remote-candidate', protocol: 'udp', candidateType: 'srflx' }],
+    ['CIT01_96', { id: 'CIT01_96', type: 'codec', mimeType: 'video/VP8' }],
+    ['CIT01_102', { id: 'CIT01_102', type: 'codec', mimeType: 'video/H264', sdpFmtpLine: 'profile-level-id=42e01f' }],
+    ['IT01A', { id: 'IT01A', type: 'inbound-rtp', kind: 'audio', bytesReceived: 1e9, timestamp: 1 }],
+    ['IT01V', { id: 'IT01V', type: 'inbound-rtp', kind: 'video', codecId: 'CIT01_102', ...inbound }],
+  ]);
+}
+
+describe('extractSnapshot', () => {
+  it('reads the video inbound-rtp, its codec and the selected pair', () => {
+    const s = extractSnapshot(
+      chromeReport({
+        timestamp: 5000,
+        framesDecoded: 120,
+        framesReceived: 121,
+        framesDropped: 1,
+        bytesReceived: 2_000_000,
+        packetsReceived: 1800,
+        packetsLost: 3,
+        totalDecodeTime: 0.6,
+        frameWidth: 1920,
+        frameHeight: 1080,
+      }),
+      99,
+    );
+    expect(s).toEqual({
+      timestamp: 5000,
+      framesDecoded: 120,
+      framesReceived: 121,
+      framesDropped: 1,
+      bytesReceived: 2_000_000,
+      packetsReceived: 1800,
+      packetsLost: 3,
+      totalDecodeTime: 0.6,
+      frameWidth: 1920,
+      frameHeight: 1080,
+      codecMimeType: 'video/H264',
+      currentRoundTripTime: 0.004,
+      transport: 'udp host → srflx',
+    });
+  });
+
+  it('falls back to a selected/nominated pair without a transport entry (Firefox)', () => {
+    const report = new Map<string, unknown>([
+      ['p', { type: 'candidate-pair', selected: true, currentRoundTripTime: 0.02, localCandidateId: 'l', remoteCandidateId: 'r' }],
+      ['l', { type: 'local-candidate', protocol: 'tcp', candidateType: 'relay', relayProtocol: 'tls' }],
+      ['r', { type: 'remote-candidate', protocol: 'tcp', candidateType: 'host' }],
+      ['v', { type: 'inbound-rtp', mediaType: 'video', framesDecoded: 1 }],
+    ]);
+    const s = extractSnapshot(report, 1234);
+    expect(s.currentRoundTripTime).toBe(0.02);
+    expect(s.transport).toBe('tcp relay (tls) → host');
+    expect(s.framesDecoded).toBe(1);
+    expect(s.timestamp).toBe(1234);
+    expect(s.codecMimeType).toBeNull();
+  });
+
+  it('yields nulls for an empty report', () => {
+    const s = extractSnapshot(new Map(), 7);
+    expect(s.timestamp).toBe(7);
+    expect(s.framesDecoded).toBeNull();
+    expect(s.transport).toBeNull();
+    expect(s.currentRoundTripTime).toBeNull();
+  });
+});
+
+describe('computeStats', () => {
+  it('computes rates from two snapshots one second apart', () => {
+    const a = snap({ timestamp: 10_000, framesDecoded: 100, bytesReceived: 1_000_000, packetsReceived: 1000, packetsLost: 10, totalDecodeTime: 1.0, framesDropped: 2 });
+    const b = snap({ timestamp: 11_000, framesDecoded: 160, bytesReceived: 2_250_000, packetsReceived: 1990, packetsLost: 20, totalDecodeTime: 1.3, framesDropped: 3 });
+    const s = computeStats(a, b);
+    expect(s.fps).toBeCloseTo(60);
+    expect(s.bitrateMbps).toBeCloseTo(10); // 1.25 MB * 8 / 1 s
+    expect(s.lossPercent).toBeCloseTo(1); // 10 lost of 1000 expected
+    expect(s.decodeMs).toBeCloseTo(5); // 0.3 s / 60 frames
+    expect(s.rttMs).toBeCloseTo(12.3);
+    expect(s).toMatchObject({ codec: 'h264', width: 1920, height: 1080, framesDecoded: 160, bytesReceived: 2_250_000, framesDropped: 3, timestamp: 11_000 });
+  });
+
+  it('divides by the real interval, not an assumed second', () => {
+    const s = computeStats(snap({ timestamp: 0, framesDecoded: 0 }), snap({ timestamp: 2000, framesDecoded: 60 }));
+    expect(s.fps).toBeCloseTo(30);
+  });
+
+  it('first sample: only absolute values', () => {
+    const s = computeStats(null, snap({ framesDecoded: 5, bytesReceived: 99 }));
+    expect(s).toMatchObject({ fps: null, bitrateMbps: null, lossPercent: null, decodeMs: null, framesDecoded: 5, bytesReceived: 99 });
+    expect(s.rttMs).toBeCloseTo(12.3);
+  });
+
+  it('static screen: zero fps and bitrate, no loss, no decode time', () => {
+    const a = snap({ timestamp: 0, framesDecoded: 50, bytesReceived: 500, packetsReceived: 40 });
+    const b = snap({ timestamp: 1000, framesDecoded: 50, bytesReceived: 500, packetsReceived: 40 });
+    expect(computeStats(a, b)).toMatchObject({ fps: 0, bitrateMbps: 0, lossPercent: 0, decodeMs: null });
+  });
+
+  it('treats counters that went backwards (new connection) as unknown', () => {
+    const a = snap({ timestamp: 0, framesDecoded: 5000, bytesReceived: 9e6 });
+    const b = snap({ timestamp: 1000, framesDecoded: 30, bytesReceived: 1e5 });
+    const s = computeStats(a, b);
+    expect(s.fps).toBeNull();
+    expect(s.bitrateMbps).toBeNull();
+  });
+
+  it('clamps a decreasing packetsLost (duplicates) to zero loss', () => {
+    const a = snap({ timestamp: 0, packetsReceived: 100, packetsLost: 5 });
+    const b = snap({ timestamp: 1000, packetsReceived: 200, packetsLost: 4 });
+    expect(computeStats(a, b).lossPercent).toBe(0);
+  });
+
+  it('no rates for a non-positive interval', () => {
+    const a = snap({ timestamp: 1000, framesDecoded: 1 });
+    expect(computeStats(a, snap({ timestamp: 1000, framesDecoded: 2 })).fps).toBeNull();
+  });
+
+  it('missing counters give null, not NaN', () => {
+    const a = snap({ timestamp: 0, framesDecoded: null, totalDecodeTime: null, currentRoundTripTime: null });
+    const b = snap({ timestamp: 1000, framesDecoded: null, totalDecodeTime: null, currentRoundTripTime: null, codecMimeType: null });
+    const s = computeStats(a, b);
+    expect(s).toMatchObject({ fps: null, decodeMs: null, rttMs: null, codec: null, framesDecoded: 0 });
+  });
+});
+
+describe('codecName', () => {
+  it('strips the media type and lowercases', () => {
+    expect(codecName('video/H264')).toBe('h264');
+    expect(codecName('video/VP8')).toBe('vp8');
+    expect(codecName('AV1')).toBe('av1');
+    expect(codecName(null)).toBeNull();
+    expect(codecName('video/')).toBeNull();
+  });
+});
+
+describe('needsKeyframe', () => {
+  it('fires when frames arrive but none decode', () => {
+    expect(needsKeyframe(snap({ framesReceived: 10, framesDecoded: 5 }), snap({ framesReceived: 20, framesDecoded: 5 }))).toBe(true);
+  });
+
+  it('fires when most frames are dropped', () => {
+    expect(
+      needsKeyframe(
+        snap({ framesReceived: 0, framesDecoded: 0, framesDropped: 0 }),
+        snap({ framesReceived: 20, framesDecoded: 8, framesDropped: 12 }),
+      ),
+    ).toBe(true);
+  });
+
+  it('stays quiet when healthy, idle or on the first sample', () => {
+    expect(needsKeyframe(snap({ framesReceived: 0, framesDecoded: 0 }), snap({ framesReceived: 60, framesDecoded: 60 }))).toBe(false);
+    expect(needsKeyframe(snap({ framesReceived: 5, framesDecoded: 5 }), snap({ framesReceived: 5, framesDecoded: 5 }))).toBe(false);
+    expect(needsKeyframe(snap({ framesReceived: 5, framesDecoded: 5 }), snap({ framesReceived: 6, framesDecoded: 5 }))).toBe(false);
+    expect(needsKeyframe(null, snap({ framesReceived: 60 }))).toBe(false);
+  });
+});
+
+describe('formatStats', () => {
+  it('formats every row, with dashes for unknowns', () => {
+    const rows = Object.fromEntries(
+      formatStats(computeStats(snap({ timestamp: 0 }), snap({ timestamp: 1000, framesDecoded: 30, bytesReceived: 125_000 }))),
+    );
+    expect(rows).toMatchObject({ fps: '30.0', bitrate: '1.00 Mbit/s', rtt: '12.3 ms', decode: '0.00 ms/frame', codec: 'h264', resolution: '1920x1080' });
+    const empty = Object.fromEntries(formatStats(computeStats(null, snap({ frameWidth: null, codecMimeType: null }))));
+    expect(empty).toMatchObject({ fps: '–', bitrate: '–', resolution: '–', codec: '–' });
+  });
+});

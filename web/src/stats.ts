@@ -1,0 +1,234 @@
+/**
+ * Receive-side statistics: a plain snapshot is pulled out of an `RTCStatsReport` once per
+ * second, and the figures shown to the user are pure functions of two successive snapshots.
+ */
+
+/** The counters Kelpie needs from one `getStats()` call, as plain numbers. */
+export interface StatsSnapshot {
+  /** Milliseconds (the `timestamp` of the inbound-rtp stats, else the report's clock). */
+  timestamp: number;
+  framesDecoded: number | null;
+  framesReceived: number | null;
+  framesDropped: number | null;
+  bytesReceived: number | null;
+  packetsReceived: number | null;
+  packetsLost: number | null;
+  /** Seconds, cumulative. */
+  totalDecodeTime: number | null;
+  frameWidth: number | null;
+  frameHeight: number | null;
+  /** e.g. `video/H264`. */
+  codecMimeType: string | null;
+  /** Seconds. */
+  currentRoundTripTime: number | null;
+  /** e.g. `udp host → host`. */
+  transport: string | null;
+}
+
+/** What `window.kelpie.stats()` returns and the overlay shows. `null` = not known (yet). */
+export interface KelpieStats {
+  fps: number | null;
+  bitrateMbps: number | null;
+  rttMs: number | null;
+  lossPercent: number | null;
+  /** Milliseconds of decode per frame over the last interval. */
+  decodeMs: number | null;
+  /** Lowercase codec name from the stats, e.g. `h264`. */
+  codec: string | null;
+  width: number | null;
+  height: number | null;
+  framesDecoded: number;
+  bytesReceived: number;
+  framesDropped: number;
+  transport: string | null;
+  /** Milliseconds since the epoch (or the stats clock) of the newer snapshot. */
+  timestamp: number;
+}
+
+export const EMPTY_STATS: Readonly<KelpieStats> = Object.freeze({
+  fps: null,
+  bitrateMbps: null,
+  rttMs: null,
+  lossPercent: null,
+  decodeMs: null,
+  codec: null,
+  width: null,
+  height: null,
+  framesDecoded: 0,
+  bytesReceived: 0,
+  framesDropped: 0,
+  transport: null,
+  timestamp: 0,
+});
+
+type StatsRecord = Record<string, unknown>;
+
+function num(r: StatsRecord | undefined, key: string): number | null {
+  const v = r?.[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function str(r: StatsRecord | undefined, key: string): string | null {
+  const v = r?.[key];
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
+function asRecord(v: unknown): StatsRecord | undefined {
+  return typeof v === 'object' && v !== null ? (v as StatsRecord) : undefined;
+}
+
+/**
+ * Pulls a snapshot out of a stats report (`RTCStatsReport` is a `ReadonlyMap`). Takes the
+ * video inbound-rtp stream with the most bytes (there is one in practice), its codec, and
+ * the selected candidate pair (via the transport's `selectedCandidatePairId`, else a pair
+ * flagged `selected`, else a nominated succeeded one).
+ */
+export function extractSnapshot(report: ReadonlyMap<string, unknown>, now: number): StatsSnapshot {
+  let inbound: StatsRecord | undefined;
+  let transport: StatsRecord | undefined;
+  let fallbackPair: StatsRecord | undefined;
+  for (const value of report.values()) {
+    const r = asRecord(value);
+    if (!r) continue;
+    if (r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'video') {
+      if (!inbound || (num(r, 'bytesReceived') ?? 0) > (num(inbound, 'bytesReceived') ?? 0)) {
+        inbound = r;
+      }
+    } else if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') {
+      transport = r;
+    } else if (r.type === 'candidate-pair') {
+      if (r.selected === true) fallbackPair = r;
+      else if (!fallbackPair && r.nominated === true && r.state === 'succeeded') fallbackPair = r;
+    }
+  }
+  const pairId = str(transport, 'selectedCandidatePairId');
+  const pair = (pairId !== null ? asRecord(report.get(pairId)) : undefined) ?? fallbackPair;
+  const codecId = str(inbound, 'codecId');
+  const codec = codecId !== null ? asRecord(report.get(codecId)) : undefined;
+
+  let transportText: string | null = null;
+  if (pair) {
+    const localId = str(pair, 'localCandidateId');
+    const remoteId = str(pair, 'remoteCandidateId');
+    const local = localId !== null ? asRecord(report.get(localId)) : undefined;
+    const remote = remoteId !== null ? asRecord(report.get(remoteId)) : undefined;
+    transportText = describeTransport(local, remote);
+  }
+
+  return {
+    timestamp: num(inbound, 'timestamp') ?? now,
+    framesDecoded: num(inbound, 'framesDecoded'),
+    framesReceived: num(inbound, 'framesReceived'),
+    framesDropped: num(inbound, 'framesDropped'),
+    bytesReceived: num(inbound, 'bytesReceived'),
+    packetsReceived: num(inbound, 'packetsReceived'),
+    packetsLost: num(inbound, 'packetsLost'),
+    totalDecodeTime: num(inbound, 'totalDecodeTime'),
+    frameWidth: num(inbound, 'frameWidth'),
+    frameHeight: num(inbound, 'frameHeight'),
+    codecMimeType: str(codec, 'mimeType'),
+    currentRoundTripTime: num(pair, 'currentRoundTripTime'),
+    transport: transportText,
+  };
+}
+
+function describeTransport(local?: StatsRecord, remote?: StatsRecord): string | null {
+  if (!local && !remote) return null;
+  const protocol = str(local, 'protocol') ?? str(remote, 'protocol') ?? '?';
+  const relay = str(local, 'relayProtocol');
+  const localType = str(local, 'candidateType') ?? '?';
+  const remoteType = str(remote, 'candidateType') ?? '?';
+  return `${protocol} ${localType}${relay !== null ? ` (${relay})` : ''} → ${remoteType}`;
+}
+
+/** `video/H264` → `h264`. */
+export function codecName(mimeType: string | null): string | null {
+  if (mimeType === null) return null;
+  const slash = mimeType.indexOf('/');
+  const name = (slash >= 0 ? mimeType.slice(slash + 1) : mimeType).toLowerCase();
+  return name === '' ? null : name;
+}
+
+/** Non-negative delta of a counter, or null when unknown or when the counter went back (reset). */
+function delta(prev: number | null | undefined, cur: number | null): number | null {
+  if (prev === null || prev === undefined || cur === null) return null;
+  const d = cur - prev;
+  return d >= 0 ? d : null;
+}
+
+/**
+ * Computes the displayed figures from the newer snapshot `cur` and the one before it
+ * (`prev`, or null for the first sample: then only the absolute values are known).
+ */
+export function computeStats(prev: StatsSnapshot | null, cur: StatsSnapshot): KelpieStats {
+  const dtSec = prev ? (cur.timestamp - prev.timestamp) / 1000 : 0;
+  const valid = prev !== null && dtSec > 0;
+
+  const frames = valid ? delta(prev.framesDecoded, cur.framesDecoded) : null;
+  const bytes = valid ? delta(prev.bytesReceived, cur.bytesReceived) : null;
+  const received = valid ? delta(prev.packetsReceived, cur.packetsReceived) : null;
+  const decodeTime = valid ? delta(prev.totalDecodeTime, cur.totalDecodeTime) : null;
+  // packetsLost may legitimately decrease (late duplicates); clamp rather than discard.
+  const lost =
+    valid && prev.packetsLost !== null && cur.packetsLost !== null
+      ? Math.max(0, cur.packetsLost - prev.packetsLost)
+      : null;
+
+  let lossPercent: number | null = null;
+  if (lost !== null && received !== null) {
+    const expected = lost + received;
+    lossPercent = expected > 0 ? (100 * lost) / expected : 0;
+  }
+
+  return {
+    fps: frames !== null ? frames / dtSec : null,
+    bitrateMbps: bytes !== null ? (bytes * 8) / dtSec / 1e6 : null,
+    rttMs: cur.currentRoundTripTime !== null ? cur.currentRoundTripTime * 1000 : null,
+    lossPercent,
+    decodeMs: decodeTime !== null && frames !== null && frames > 0 ? (decodeTime * 1000) / frames : null,
+    codec: codecName(cur.codecMimeType),
+    width: cur.frameWidth,
+    height: cur.frameHeight,
+    framesDecoded: cur.framesDecoded ?? 0,
+    bytesReceived: cur.bytesReceived ?? 0,
+    framesDropped: cur.framesDropped ?? 0,
+    transport: cur.transport,
+    timestamp: cur.timestamp,
+  };
+}
+
+/**
+ * Whether the decoder looks stuck waiting for a keyframe: frames keep arriving but none is
+ * decoded, or many are dropped, over the interval between the two snapshots.
+ */
+export function needsKeyframe(prev: StatsSnapshot | null, cur: StatsSnapshot): boolean {
+  if (!prev) return false;
+  const received = delta(prev.framesReceived, cur.framesReceived);
+  const decoded = delta(prev.framesDecoded, cur.framesDecoded);
+  const dropped = delta(prev.framesDropped, cur.framesDropped);
+  if (received !== null && decoded !== null && received >= 3 && decoded === 0) return true;
+  if (dropped !== null && received !== null && received > 0 && dropped >= 5 && dropped * 2 >= received) {
+    return true;
+  }
+  return false;
+}
+
+function fixed(v: number | null, digits: number, unit: string): string {
+  return v === null ? '–' : `${v.toFixed(digits)}${unit}`;
+}
+
+/** Rows of the stats overlay, in display order. */
+export function formatStats(s: KelpieStats): [string, string][] {
+  return [
+    ['fps', fixed(s.fps, 1, '')],
+    ['bitrate', fixed(s.bitrateMbps, 2, ' Mbit/s')],
+    ['rtt', fixed(s.rttMs, 1, ' ms')],
+    ['loss', fixed(s.lossPercent, 2, ' %')],
+    ['decode', fixed(s.decodeMs, 2, ' ms/frame')],
+    ['codec', s.codec ?? '–'],
+    ['resolution', s.width !== null && s.height !== null ? `${s.width}x${s.height}` : '–'],
+    ['frames', `${s.framesDecoded} decoded, ${s.framesDropped} dropped`],
+    ['received', `${(s.bytesReceived / 1e6).toFixed(1)} MB`],
+    ['transport', s.transport ?? '–'],
+  ];
+}

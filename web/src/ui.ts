@@ -1,0 +1,134 @@
+/** Rendering of the connection state and the stats overlay. */
+
+import type { MachineState } from './machine';
+import type { SessionInfo } from './protocol';
+import { formatStats, type KelpieStats } from './stats';
+
+export interface StateView {
+  /** Big overlay heading. */
+  title: string;
+  /** Big overlay explanation (may be empty). */
+  detail: string;
+  /** Text of the small badge. */
+  badge: string;
+  /** Whether the "Retry now" button makes sense. */
+  canRetry: boolean;
+}
+
+export interface ViewInput {
+  state: MachineState;
+  /** Milliseconds until the scheduled retry, while reconnecting. */
+  retryInMs: number | null;
+  codec: string | null;
+  session: SessionInfo | null;
+  notice: string | null;
+}
+
+function seconds(ms: number): string {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
+}
+
+/** What to show for a connection state (pure, so it is unit-tested). */
+export function describeState(v: ViewInput): StateView {
+  const { state } = v;
+  const where = v.session ? `display ${v.session.display}, ${v.session.width}x${v.session.height}` : '';
+  switch (state.phase) {
+    case 'idle':
+      return { title: 'Disconnected', detail: '', badge: 'idle', canRetry: true };
+    case 'connecting':
+      return {
+        title: 'Connecting…',
+        detail: v.notice ?? where,
+        badge: state.failures > 0 ? `connecting (retry #${state.failures})` : 'connecting',
+        canRetry: false,
+      };
+    case 'streaming': {
+      const codec = v.codec ? ` · ${v.codec}` : '';
+      return { title: 'Streaming', detail: '', badge: `streaming${codec}`, canRetry: false };
+    }
+    case 'reconnecting': {
+      const next = v.retryInMs !== null ? ` in ${seconds(v.retryInMs)}` : '';
+      return {
+        title: 'Reconnecting…',
+        detail: `${state.reason ?? 'Connection lost'}. Retry #${state.failures}${next}.`,
+        badge: `reconnecting (retry #${state.failures}${next})`,
+        canRetry: true,
+      };
+    }
+    case 'error':
+      return {
+        title: 'Error',
+        detail: state.reason ?? 'Unknown error',
+        badge: `error: ${state.reason ?? 'unknown'}`,
+        canRetry: true,
+      };
+  }
+}
+
+export interface Elements {
+  body: HTMLElement;
+  overlayTitle: HTMLElement;
+  overlayDetail: HTMLElement;
+  retry: HTMLButtonElement;
+  badgeText: HTMLElement;
+  statsToggle: HTMLButtonElement;
+  statsTable: HTMLTableElement;
+}
+
+function byId<T extends HTMLElement>(id: string, type: new () => T): T {
+  const el = document.getElementById(id);
+  if (!(el instanceof type)) throw new Error(`kelpie: missing element #${id}`);
+  return el;
+}
+
+export function findElements(): Elements {
+  return {
+    body: document.body,
+    overlayTitle: byId('overlay-title', HTMLElement),
+    overlayDetail: byId('overlay-detail', HTMLElement),
+    retry: byId('overlay-retry', HTMLButtonElement),
+    badgeText: byId('badge-text', HTMLElement),
+    statsToggle: byId('stats-toggle', HTMLButtonElement),
+    statsTable: byId('stats', HTMLTableElement),
+  };
+}
+
+function setText(el: HTMLElement, text: string): void {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+export function renderState(el: Elements, v: ViewInput): void {
+  const view = describeState(v);
+  el.body.dataset.state = v.state.phase;
+  setText(el.overlayTitle, view.title);
+  setText(el.overlayDetail, view.detail);
+  setText(el.badgeText, view.badge);
+  el.badgeText.parentElement?.setAttribute('title', view.badge);
+  el.retry.hidden = !view.canRetry;
+}
+
+export function renderStats(el: Elements, stats: KelpieStats): void {
+  const body = el.statsTable.tBodies[0] ?? el.statsTable.createTBody();
+  const rows = formatStats(stats);
+  if (body.rows.length !== rows.length) {
+    body.replaceChildren(
+      ...rows.map(() => {
+        const tr = document.createElement('tr');
+        tr.append(document.createElement('th'), document.createElement('td'));
+        return tr;
+      }),
+    );
+  }
+  rows.forEach(([label, value], i) => {
+    const tr = body.rows[i];
+    if (!tr) return;
+    const [th, td] = [tr.cells[0], tr.cells[1]];
+    if (th) setText(th, label);
+    if (td) setText(td, value);
+  });
+}
+
+export function setStatsVisible(el: Elements, visible: boolean): void {
+  el.statsTable.hidden = !visible;
+  el.statsToggle.setAttribute('aria-pressed', String(visible));
+}
