@@ -675,17 +675,15 @@ impl Scene {
                 let period = *bar_w as u64 * 8;
                 let offset = (frame * u64::from(*speed) % period) as i32;
                 let mut per_gc: [Vec<Rectangle>; 8] = Default::default();
-                // Bars k = 0..=8 starting at k*bar_w - offset cover [0, w) (w <= 8*bar_w + 7).
-                for k in 0..=9 {
+                // Bar k spans [k*bar_w - offset, (k+1)*bar_w - offset), colour k % 8, clipped.
+                let mut k = 0;
+                while k * *bar_w - offset < w {
                     let x0 = (k * *bar_w - offset).max(0);
-                    let x1 = if k == 9 {
-                        w
-                    } else {
-                        ((k + 1) * *bar_w - offset).min(w)
-                    };
+                    let x1 = ((k + 1) * *bar_w - offset).min(w);
                     if x1 > x0 {
                         per_gc[(k % 8) as usize].extend(outside_stamp(rect(x0, 0, x1 - x0, h)));
                     }
+                    k += 1;
                 }
                 for (gc, rects) in gcs.iter().zip(&per_gc) {
                     ctx.fill(*gc, rects)?;

@@ -1,0 +1,139 @@
+//! Command-line flags and their `KELPIE_*` environment variables.
+
+use std::net::{IpAddr, SocketAddr};
+
+use clap::{Parser, ValueEnum};
+
+/// Kelpie: a low-latency remote desktop for X11 displays, in the browser.
+///
+/// With no --display (and no $DISPLAY) Kelpie starts its own Xvfb with a demo desktop (or
+/// --app) and stops it on exit. Every flag can also be set with the environment variable
+/// shown beside it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kelpie", version, about, long_about = None)]
+pub struct Config {
+    /// X display to serve, e.g. :0. Default: $DISPLAY, else an embedded Xvfb.
+    #[arg(long, env = "KELPIE_DISPLAY")]
+    pub display: Option<String>,
+
+    /// Size of the embedded display, WIDTHxHEIGHT.
+    #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_parser = parse_size)]
+    pub size: Size,
+
+    /// Program to run on the embedded display instead of the demo desktop (a shell command).
+    #[arg(long, env = "KELPIE_APP")]
+    pub app: Option<String>,
+
+    /// Address and port for HTTP and signalling.
+    #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// UDP port for WebRTC media of every viewer. Default: the --listen port number.
+    #[arg(long, env = "KELPIE_UDP_PORT")]
+    pub udp_port: Option<u16>,
+
+    /// Address put in ICE candidates, for servers behind 1:1 NAT (e.g. a Kubernetes node IP).
+    #[arg(long, env = "KELPIE_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+
+    /// Access token. Default: a random one, printed in the URL at start.
+    #[arg(long, env = "KELPIE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Access control: a token (default) or none (anyone who can reach the port gets in).
+    #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::Token)]
+    pub auth: AuthMode,
+
+    /// Video encoder: auto, or a GStreamer element (nvh264enc, vah264enc, x264enc,
+    /// openh264enc, vp8enc).
+    #[arg(long, env = "KELPIE_ENCODER", default_value = "auto")]
+    pub encoder: String,
+
+    /// Frames per second.
+    #[arg(long, env = "KELPIE_FPS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+
+    /// Video bitrate in kbit/s.
+    #[arg(long, env = "KELPIE_BITRATE", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(100..=400_000))]
+    pub bitrate: u32,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
+    #[arg(long, env = "KELPIE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How viewers are let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// A secret token in the first URL, then a cookie.
+    Token,
+    /// No access control at all.
+    None,
+}
+
+/// A display size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("bad width in '{s}'"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("bad height in '{s}'"))?;
+    if !(64..=8192).contains(&w) || !(64..=8192).contains(&h) {
+        return Err(format!("'{s}' is outside 64x64..8192x8192"));
+    }
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(format!("'{s}' must have an even width and height"));
+    }
+    Ok(Size { width: w, height: h })
+}
+
+impl Config {
+    /// The display to serve: --display, else $DISPLAY, else none (start an embedded one).
+    pub fn existing_display(&self) -> Option<String> {
+        self.display
+            .clone()
+            .or_else(|| std::env::var("DISPLAY").ok())
+            .filter(|d| !d.trim().is_empty())
+    }
+
+    /// The UDP address for WebRTC.
+    pub fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.listen.ip(), self.udp_port.unwrap_or(self.listen.port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_reject() {
+        assert_eq!(parse_size("1280x720"), Ok(Size { width: 1280, height: 720 }));
+        assert!(parse_size("1280").is_err());
+        assert!(parse_size("12x720").is_err());
+        assert!(parse_size("1281x720").is_err());
+    }
+
+    #[test]
+    fn flags_have_defaults_and_env_names() {
+        let c = Config::try_parse_from(["kelpie"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.udp_addr().to_string(), "127.0.0.1:8080");
+        assert_eq!((c.fps, c.bitrate), (60, 8000));
+        let c = Config::try_parse_from(["kelpie", "--udp-port", "9000", "--fps", "30"]).unwrap();
+        assert_eq!(c.udp_addr().port(), 9000);
+        assert!(Config::try_parse_from(["kelpie", "--fps", "0"]).is_err());
+        assert!(Config::try_parse_from(["kelpie", "--listen", "nowhere"]).is_err());
+        // Every flag documents its environment variable.
+        let help = <Config as clap::CommandFactory>::command().render_long_help().to_string();
+        for flag in ["DISPLAY", "SIZE", "APP", "LISTEN", "UDP_PORT", "PUBLIC_IP", "TOKEN", "AUTH", "ENCODER", "FPS", "BITRATE", "LOG"] {
+            assert!(help.contains(&format!("KELPIE_{flag}")), "KELPIE_{flag} missing from --help");
+        }
+    }
+}

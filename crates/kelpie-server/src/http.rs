@@ -1,0 +1,202 @@
+//! The HTTP side: embedded web client, session info, signalling WebSocket, health and metrics.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router, middleware};
+use kelpie_protocol::{ClientMessage, MAX_SIGNAL_MESSAGE, PROTOCOL_VERSION, ServerMessage, SessionInfo};
+use kelpie_webrtc::PeerId;
+
+use crate::AppState;
+
+/// The built web client (`web/dist`), embedded at compile time.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "../../web/dist"]
+struct Assets;
+
+/// Both ends of an accepted TCP connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// Our address on this connection: the address the browser reached us at.
+    pub local: Option<SocketAddr>,
+}
+
+impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self { local: stream.io().local_addr().ok() }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/api/session", get(session))
+        .route("/api/signal", get(signal))
+        .route("/metrics", get(metrics))
+        .fallback(get(asset))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
+    Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.health() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {why}\n")).into_response(),
+    }
+}
+
+fn session_info(state: &AppState) -> SessionInfo {
+    SessionInfo {
+        version: PROTOCOL_VERSION,
+        display: state.source.display().to_string(),
+        width: state.display_size.0,
+        height: state.display_size.1,
+        codecs: state.source.codecs(),
+    }
+}
+
+async fn session(State(state): State<Arc<AppState>>) -> Json<SessionInfo> {
+    Json(session_info(&state))
+}
+
+async fn asset(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
+    let Some(file) = Assets::get(&path) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let mime = match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript",
+        "css" => "text/css",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "json" => "application/json",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    };
+    let cache = if path.contains("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)], file.data.into_owned()).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    let w = state.webrtc.counters();
+    let mut out = String::new();
+    let mut line = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    line("kelpie_auth_rejected_total", "counter", "Requests refused for a missing or wrong token.", m.auth_rejected.load(Ordering::Relaxed));
+    line("kelpie_signal_connections_total", "counter", "Signalling WebSockets opened.", m.signal_connections.load(Ordering::Relaxed));
+    line("kelpie_signal_rejected_total", "counter", "Malformed or oversized signalling messages dropped.", m.signal_rejected.load(Ordering::Relaxed));
+    line("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(Ordering::Relaxed));
+    line("kelpie_webrtc_connected_total", "counter", "WebRTC peers that connected.", w.peers_connected.load(Ordering::Relaxed));
+    line("kelpie_webrtc_unmatched_datagrams_total", "counter", "UDP datagrams no peer claimed.", w.datagrams_unmatched.load(Ordering::Relaxed));
+    line("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP kelpie_frames_encoded_total Frames encoded per stream.\n# TYPE kelpie_frames_encoded_total counter");
+    let streams = state.source.streams();
+    for s in &streams {
+        let _ = writeln!(out, "kelpie_frames_encoded_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().frames_encoded.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(out, "# HELP kelpie_encoded_bytes_total Bytes encoded per stream.\n# TYPE kelpie_encoded_bytes_total counter");
+    for s in &streams {
+        let _ = writeln!(out, "kelpie_encoded_bytes_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().bytes_encoded.load(Ordering::Relaxed));
+    }
+    let _ = writeln!(out, "# HELP kelpie_keyframes_total Keyframes encoded per stream.\n# TYPE kelpie_keyframes_total counter");
+    for s in &streams {
+        let _ = writeln!(out, "kelpie_keyframes_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().keyframes.load(Ordering::Relaxed));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn signal(
+    State(state): State<Arc<AppState>>,
+    conn: Option<Extension<ConnectInfo<ConnInfo>>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let local_ip: Option<IpAddr> = conn.and_then(|c| c.0.0.local).map(|a| a.ip());
+    ws.max_message_size(MAX_SIGNAL_MESSAGE)
+        .max_frame_size(MAX_SIGNAL_MESSAGE)
+        .on_upgrade(move |socket| run_signal(state, socket, local_ip))
+}
+
+async fn send(socket: &mut WebSocket, msg: ServerMessage) -> bool {
+    socket.send(Message::Text(msg.to_json().into())).await.is_ok()
+}
+
+/// One viewer's signalling: hello, then offers and candidates until the socket closes.
+async fn run_signal(state: Arc<AppState>, mut socket: WebSocket, local_ip: Option<IpAddr>) {
+    state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
+    if !send(&mut socket, ServerMessage::Hello(session_info(&state))).await {
+        return;
+    }
+    let mut peer: Option<PeerId> = None;
+    while let Some(Ok(msg)) = socket.recv().await {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("binary signalling message dropped");
+                continue;
+            }
+        };
+        let msg = match ClientMessage::parse(text.as_str()) {
+            Ok(m) => m,
+            Err(e) => {
+                state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("signalling message dropped: {e}");
+                let err = ServerMessage::Error { message: e.to_string(), fatal: false };
+                if !send(&mut socket, err).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        match msg {
+            ClientMessage::Offer { sdp } => {
+                if let Some(old) = peer.take() {
+                    state.webrtc.close(old).await;
+                }
+                let local = state.webrtc.candidate_for(local_ip);
+                let reply = match state.webrtc.offer(sdp, local).await {
+                    Ok(answer) => {
+                        peer = Some(answer.peer);
+                        tracing::info!(peer = %answer.peer, codec = answer.codec.as_str(), "viewer offered; answering");
+                        ServerMessage::Answer { sdp: answer.sdp, codec: answer.codec }
+                    }
+                    Err(e) => {
+                        state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                        ServerMessage::Error { message: e.to_string(), fatal: false }
+                    }
+                };
+                if !send(&mut socket, reply).await {
+                    break;
+                }
+            }
+            ClientMessage::Candidate { candidate, .. } => {
+                if let Some(p) = peer {
+                    state.webrtc.candidate(p, candidate).await;
+                }
+            }
+            ClientMessage::Keyframe => {
+                if let Some(p) = peer {
+                    state.webrtc.keyframe(p).await;
+                }
+            }
+        }
+    }
+    if let Some(p) = peer {
+        state.webrtc.close(p).await;
+    }
+}

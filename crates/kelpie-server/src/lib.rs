@@ -1,0 +1,155 @@
+//! The `kelpie` server: wires the display, the video source, the WebRTC transport and the
+//! HTTP application together. Libraries below it return typed errors; this crate turns them
+//! into one-line messages for the user.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context as _;
+use kelpie_desktop::EmbeddedDesktop;
+use kelpie_media::{EncoderSettings, VideoSource};
+use kelpie_webrtc::WebRtc;
+
+pub use config::{AuthMode, Config};
+
+/// Counters of the HTTP side.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Requests refused for a bad or missing token.
+    pub auth_rejected: AtomicU64,
+    /// Signalling WebSockets opened.
+    pub signal_connections: AtomicU64,
+    /// Signalling messages dropped as malformed, oversized or unusable.
+    pub signal_rejected: AtomicU64,
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The access token, or `None` with `--auth none`.
+    pub token: Option<String>,
+    /// The HTTP port (names the auth cookie).
+    pub port: u16,
+    /// The video source.
+    pub source: Arc<VideoSource>,
+    /// The WebRTC transport.
+    pub webrtc: WebRtc,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Size of the served display.
+    pub display_size: (u32, u32),
+}
+
+impl AppState {
+    /// Whether the server can stream right now; if not, why.
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(f) = self.source.streams().iter().find_map(|s| s.failure()) {
+            return Err(f);
+        }
+        kelpie_desktop::check_display(self.source.display()).map_err(|e| e.to_string())
+    }
+}
+
+/// A started server, before it serves.
+pub struct Server {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    /// The bound HTTP listener.
+    pub listener: tokio::net::TcpListener,
+    /// The embedded desktop, if Kelpie started one; dropped last.
+    pub desktop: Option<EmbeddedDesktop>,
+}
+
+impl Server {
+    /// Sets up the display, the encoders, the UDP and TCP ports.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        // Bind the ports first: a port in use is the most common mistake, and it is cheaper
+        // to find out before starting an X server.
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
+            format!("cannot listen on {}; choose another address or port with --listen", config.listen)
+        })?;
+        let desktop = match config.existing_display() {
+            Some(_) => None,
+            None => Some(
+                EmbeddedDesktop::start(config.size.width, config.size.height, config.app.as_deref())
+                    .context("cannot start the embedded display")?,
+            ),
+        };
+        let display = match (&desktop, config.existing_display()) {
+            (Some(d), _) => d.display().to_string(),
+            (None, Some(d)) => {
+                kelpie_desktop::check_display(&d)?;
+                d
+            }
+            (None, None) => unreachable!("either a display was given or one was started"),
+        };
+        let settings = EncoderSettings {
+            fps: config.fps,
+            bitrate_kbps: config.bitrate,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as u32).min(4),
+        };
+        let source = Arc::new(VideoSource::new(&display, &config.encoder, settings)?);
+        let display_size = {
+            use x11rb::connection::Connection as _;
+            let (conn, screen) = x11rb::connect(Some(&display)).context("cannot query the display size")?;
+            let s = &conn.setup().roots[screen];
+            (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
+        };
+        let webrtc = WebRtc::start(config.udp_addr(), config.public_ip, source.clone()).await?;
+        let token = match config.auth {
+            AuthMode::None => {
+                tracing::warn!("access control is OFF (--auth none): anyone who can reach {} can see and use this desktop", config.listen);
+                None
+            }
+            AuthMode::Token => Some(config.token.clone().unwrap_or_else(auth::random_token)),
+        };
+        let state = Arc::new(AppState {
+            token,
+            port: listener.local_addr()?.port(),
+            source,
+            webrtc,
+            metrics: Metrics::default(),
+            display_size,
+        });
+        Ok(Self { state, listener, desktop })
+    }
+
+    /// The URL a user opens, with the token if there is one.
+    pub fn url(&self) -> String {
+        let addr = self.listener.local_addr().expect("bound listener has an address");
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
+        match &self.state.token {
+            Some(t) => format!("http://{host}:{}/?token={t}", addr.port()),
+            None => format!("http://{host}:{}/", addr.port()),
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        let app = http::app(self.state.clone());
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<http::ConnInfo>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+        drop(self.state);
+        drop(self.desktop);
+        result.context("the HTTP server failed")
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
