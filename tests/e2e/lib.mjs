@@ -1,0 +1,191 @@
+// Shared pieces of the end-to-end tests: start a real kelpie (which starts a real Xvfb),
+// open its web client in Debian's headless Chromium, and look at what the browser shows.
+// Everything runs inside a loopback-only network namespace (see run.sh).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, '../..');
+export const kelpieBin = process.env.KELPIE_BIN ?? join(root, 'target/release/kelpie');
+export const probeBin = process.env.KELPIE_PROBE_BIN ?? join(root, 'target/release/kelpie-probe');
+
+let nextPort = 18000 + (process.pid % 1000) * 4;
+
+/** Starts kelpie with `args`; resolves once it prints its URL. */
+export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {}) {
+  const port = nextPort;
+  nextPort += 2;
+  const fullArgs = ['--listen', `127.0.0.1:${port}`, ...args];
+  const proc = spawn(kelpieBin, fullArgs, {
+    env: { ...process.env, DISPLAY: '', KELPIE_LOG: process.env.KELPIE_LOG ?? 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    if (process.env.KELPIE_E2E_VERBOSE) process.stderr.write(d);
+  });
+  const url = await new Promise((resolveUrl, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`kelpie did not start in time:\n${stderr}`)), timeoutMs);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/Kelpie is serving (\S+) at (\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolveUrl(m[2]);
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`kelpie exited with ${code}:\n${stderr}`));
+    });
+  });
+  const display = (await new Promise((r) => r(url))) && stderr.match(/started Xvfb on (:\d+)/)?.[1];
+  const base = url.replace(/\?.*$/, '');
+  return {
+    url,
+    base,
+    port,
+    display,
+    token: new URL(url).searchParams.get('token'),
+    proc,
+    stderr: () => stderr,
+    async stop() {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      return new Promise((r) => proc.on('exit', (code) => r(code)));
+    },
+  };
+}
+
+/** Debian's Chromium, headless, with the flags a closed network needs. */
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      // Only lo is up in the test namespace; Chromium leaves loopback out of ICE otherwise.
+      '--allow-loopback-in-peer-connection',
+      // mDNS host-name obfuscation never finishes without a multicast-capable interface.
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...extraArgs,
+    ],
+  });
+}
+
+/** Opens the viewer page and waits until a video frame is presented. */
+export async function openViewer(browser, url, { width = 1280, height = 720, deviceScaleFactor = 1, timeoutMs = 20000 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (process.env.KELPIE_E2E_VERBOSE) console.error(`[page] ${m.text()}`);
+  });
+  await page.goto(url);
+  await waitForState(page, 'streaming', timeoutMs);
+  return { context, page };
+}
+
+export async function waitForState(page, state, timeoutMs = 20000) {
+  await page.waitForFunction((s) => window.kelpie && window.kelpie.state === s, state, { timeout: timeoutMs, polling: 50 });
+}
+
+/** RGB of the decoded video at remote pixel coordinates (drawn at native size). */
+export async function sampleVideo(page, points) {
+  return page.evaluate((pts) => {
+    const v = window.kelpie.video;
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(v, 0, 0);
+    return pts.map(([x, y]) => Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3)));
+  }, points);
+}
+
+/** Installs the timestamp decoder (tests/lib/stamp.mjs) in the page as window.__stamp. */
+export async function installStampDecoder(page) {
+  const src = readFileSync(join(root, 'tests/lib/stamp.mjs'), 'utf8').replace(/^export /gm, '');
+  await page.addScriptTag({ content: `(() => { ${src}\n window.__stamp = { decodeStamp, unwrapMs, STAMP }; })();` });
+}
+
+/**
+ * For `ms` milliseconds, decodes the timestamp pattern of every presented frame and records
+ * glass-to-glass latency (presentation time minus the time drawn on the X display).
+ * Returns { latencies, frames, distinct, undecoded }.
+ */
+export async function measureStamps(page, ms) {
+  await installStampDecoder(page);
+  return page.evaluate(async (duration) => {
+    const v = window.kelpie.video;
+    const { decodeStamp, unwrapMs, STAMP } = window.__stamp;
+    const c = document.createElement('canvas');
+    c.width = STAMP.width;
+    c.height = STAMP.height;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    const latencies = [];
+    let frames = 0;
+    let undecoded = 0;
+    const seen = new Set();
+    const end = performance.now() + duration;
+    await new Promise((done) => {
+      const onFrame = (now, meta) => {
+        frames++;
+        ctx.drawImage(v, 0, 0, STAMP.width, STAMP.height, 0, 0, STAMP.width, STAMP.height);
+        const d = ctx.getImageData(0, 0, STAMP.width, STAMP.height).data;
+        const value = decodeStamp(d, STAMP.width, STAMP.height, 1);
+        if (value === null) {
+          undecoded++;
+        } else {
+          const drawn = unwrapMs(value);
+          if (!seen.has(drawn)) {
+            seen.add(drawn);
+            const presented = performance.timeOrigin + (meta.expectedDisplayTime ?? now);
+            latencies.push(presented - drawn);
+          }
+        }
+        if (performance.now() < end) v.requestVideoFrameCallback(onFrame);
+        else done();
+      };
+      v.requestVideoFrameCallback(onFrame);
+      setTimeout(done, duration + 2000);
+    });
+    return { latencies, frames, distinct: seen.size, undecoded };
+  }, ms);
+}
+
+/** Sums inbound video counters of the current peer connection. */
+export async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const pc = window.kelpie.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        return { bytesReceived: s.bytesReceived, framesDecoded: s.framesDecoded, packetsReceived: s.packetsReceived };
+      }
+    }
+    return null;
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a shell command in this (loopback-only) namespace. */
+export function sh(cmd) {
+  return new Promise((resolveRun, reject) => {
+    const p = spawn('sh', ['-c', cmd], { stdio: 'inherit' });
+    p.on('exit', (code) => (code === 0 ? resolveRun() : reject(new Error(`${cmd} exited with ${code}`))));
+  });
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the end-to-end tests inside a fresh network namespace with only loopback up, so
+# nothing the browser or the server does can leave the machine.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
+  exec unshare -n env KELPIE_IN_NETNS=1 "$0" "$@"
+fi
+ip link set lo up
+exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-.}"
