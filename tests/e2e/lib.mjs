@@ -2,7 +2,8 @@
 // open its web client in Debian's headless Chromium, and look at what the browser shows.
 // Everything runs inside a loopback-only network namespace (see run.sh).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+const require_fs = () => ({ readdirSync });
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -188,4 +189,33 @@ export function sh(cmd) {
     const p = spawn('sh', ['-c', cmd], { stdio: 'inherit' });
     p.on('exit', (code) => (code === 0 ? resolveRun() : reject(new Error(`${cmd} exited with ${code}`))));
   });
+}
+
+/** CPU seconds (user + system) used so far by a process and all its live descendants. */
+export function cpuSeconds(pid) {
+  const { readdirSync } = require_fs();
+  const ticks = 100;
+  const children = new Map();
+  const stat = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(f[1]);
+      stat.set(Number(d), (Number(f[11]) + Number(f[12])) / ticks);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    total += stat.get(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
 }

@@ -56,7 +56,7 @@ impl I420Frame {
             let yo1 = yo0 + w;
             let co = ((y0 + row) / 2) * cw + x0 / 2;
             let (y_top, y_bottom) = yplane.split_at_mut(yo1);
-            convert_row_pair(
+            row_pair(
                 src0,
                 src1,
                 &mut y_top[yo0..yo0 + pw],
@@ -73,7 +73,26 @@ fn luma(b: i32, g: i32, r: i32) -> u8 {
     ((66 * r + 129 * g + 25 * b + 128 + (16 << 8)) >> 8) as u8
 }
 
+/// Converts two rows, with AVX2 where the processor has it (about twice as fast).
+fn row_pair(s0: &[u8], s1: &[u8], y0: &mut [u8], y1: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor supports AVX2, checked just above.
+        unsafe { row_pair_avx2(s0, s1, y0, y1, u, v) };
+        return;
+    }
+    convert_row_pair(s0, s1, y0, y1, u, v);
+}
+
+/// The same loop, compiled so the optimiser may use AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn row_pair_avx2(s0: &[u8], s1: &[u8], y0: &mut [u8], y1: &mut [u8], u: &mut [u8], v: &mut [u8]) {
+    convert_row_pair(s0, s1, y0, y1, u, v);
+}
+
 /// Converts two rows of BGRx into two rows of Y and one row each of U and V.
+#[inline(always)]
 fn convert_row_pair(s0: &[u8], s1: &[u8], y0: &mut [u8], y1: &mut [u8], u: &mut [u8], v: &mut [u8]) {
     let pairs = u.len();
     for i in 0..pairs {

@@ -171,7 +171,11 @@ pub struct Encoder {
     start: Instant,
     width: u32,
     height: u32,
+    capture_caps: gst::Caps,
 }
+
+/// Names the reference timestamp that carries capture time through the encoder.
+const CAPTURE_CAPS: &str = "timestamp/x-kelpie-capture";
 
 impl Encoder {
     /// Builds and starts a pipeline for `width` x `height` I420 frames. `sink` gets every
@@ -215,7 +219,15 @@ impl Encoder {
                     let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
+                    // Encoders may shift timestamps (x264enc adds an offset so DTS stays
+                    // positive); the capture time rides along as a reference-timestamp meta.
+                    let pts = buffer
+                        .iter_meta::<gst::ReferenceTimestampMeta>()
+                        .find(|m| m.reference().structure(0).is_some_and(|s| s.name() == CAPTURE_CAPS))
+                        .map(|m| m.timestamp())
+                        .or(buffer.pts())
+                        .map(|t| Duration::from_nanos(t.nseconds()))
+                        .unwrap_or_default();
                     sink(EncodedFrame {
                         data: Arc::from(map.as_slice()),
                         pts,
@@ -239,7 +251,7 @@ impl Encoder {
                 .unwrap_or_default();
             MediaError::Pipeline(format!("the {} encoder failed to start: {detail}", spec.element))
         })?;
-        Ok(Self { spec, pipeline, appsrc, enc, start, width, height })
+        Ok(Self { spec, pipeline, appsrc, enc, start, width, height, capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS) })
     }
 
     /// The encoder element in use.
@@ -265,7 +277,11 @@ impl Encoder {
             }
         }
         let mut buffer = gst::Buffer::from_mut_slice(i420.to_vec());
-        buffer.get_mut().expect("new buffer is writable").set_pts(pts);
+        {
+            let b = buffer.get_mut().expect("new buffer is writable");
+            b.set_pts(pts);
+            gst::ReferenceTimestampMeta::add(b, &self.capture_caps, pts, gst::ClockTime::NONE);
+        }
         self.appsrc
             .push_buffer(buffer)
             .map(|_| ())
@@ -312,7 +328,7 @@ mod tests {
         assert!(EncoderSpec::by_element("nope").is_err());
     }
 
-    fn encode_frames(element: &str, frames: usize) -> Vec<(bool, usize)> {
+    fn encode_frames(element: &str, frames: usize) -> Vec<(bool, usize, Duration)> {
         init().unwrap();
         let spec = EncoderSpec::by_element(element).unwrap();
         assert!(spec.is_available(), "{element} must be installed for this test ({})", spec.package);
@@ -320,7 +336,7 @@ mod tests {
         let o = out.clone();
         let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2 };
         let enc = Encoder::start(spec, 320, 240, settings, move |f| {
-            o.lock().unwrap().push((f.keyframe, f.data.len()))
+            o.lock().unwrap().push((f.keyframe, f.data.len(), f.pts))
         })
         .unwrap();
         let mut frame = crate::convert::I420Frame::new(320, 240);
@@ -346,6 +362,11 @@ mod tests {
     fn x264_keyframes_only_on_request() {
         let frames = encode_frames("x264enc", 40);
         assert_eq!(frames.len(), 40, "zerolatency x264 emits one access unit per frame");
+        // Capture timestamps survive the encoder unchanged (33 ms apart).
+        for w in frames.windows(2) {
+            assert_eq!(w[1].2 - w[0].2, Duration::from_millis(33));
+        }
+        assert!(frames[0].2 < Duration::from_secs(1), "pts is relative to the encoder's start");
         let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.0).map(|(i, _)| i).collect();
         assert_eq!(keys[0], 0);
         // The forced keyframe lands on the requested frame or the one after; none other.

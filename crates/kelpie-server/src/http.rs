@@ -102,6 +102,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     line("kelpie_webrtc_connected_total", "counter", "WebRTC peers that connected.", w.peers_connected.load(Ordering::Relaxed));
     line("kelpie_webrtc_unmatched_datagrams_total", "counter", "UDP datagrams no peer claimed.", w.datagrams_unmatched.load(Ordering::Relaxed));
     line("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP kelpie_frame_delay_seconds Time from capture to hand-over to the WebRTC peers.\n# TYPE kelpie_frame_delay_seconds summary\nkelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",
+        w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6,
+        w.frames_sent.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP kelpie_frames_encoded_total Frames encoded per stream.\n# TYPE kelpie_frames_encoded_total counter");
     let streams = state.source.streams();
     for s in &streams {

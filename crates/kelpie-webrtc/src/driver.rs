@@ -29,6 +29,10 @@ pub struct WebRtcCounters {
     pub datagrams_sent: AtomicU64,
     /// Bytes sent.
     pub bytes_sent: AtomicU64,
+    /// Frames handed to viewers' peer connections.
+    pub frames_sent: AtomicU64,
+    /// Sum over those frames of the time from capture to hand-over, in microseconds.
+    pub frame_delay_us_sum: AtomicU64,
 }
 
 enum Command {
@@ -188,7 +192,10 @@ async fn run(
             },
             Some((codec, msg)) = frames.recv() => match msg {
                 FrameMsg::Frame(f) => {
-                    if hub.send_frame(Instant::now(), codec, &f) {
+                    let now = Instant::now();
+                    counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    counters.frame_delay_us_sum.fetch_add(now.saturating_duration_since(f.captured).as_micros() as u64, Ordering::Relaxed);
+                    if hub.send_frame(now, codec, &f) {
                         if let Some(feed) = feeds.get(&codec) { feed.stream.request_keyframe(); }
                     }
                 }

@@ -14,6 +14,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::WebRtcError;
@@ -115,6 +116,9 @@ impl Hub {
             // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
             .set_send_buffer_video(2000)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // playout-delay min=max=0 puts Chromium's receiver in its low-latency mode:
+            // frames are rendered as soon as they are decoded, without smoothing.
+            .set_extension(12, Extension::PlayoutDelay)
             .build(now);
         let cand = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadCandidate(e.to_string()))?;
         rtc.add_local_candidate(cand);
@@ -201,7 +205,8 @@ impl Hub {
                 continue;
             }
             let Some(writer) = p.rtc.writer(*mid) else { continue };
-            match writer.write(params.pt(), frame.captured.min(now), rtp_time, frame.data.clone()) {
+            let zero = MediaTime::from_90khz(0);
+            match writer.playout_delay(zero, zero).write(params.pt(), frame.captured.min(now), rtp_time, frame.data.clone()) {
                 Ok(()) => {
                     p.needs_keyframe = false;
                     p.frames_sent += 1;

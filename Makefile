@@ -1,0 +1,51 @@
+# Kelpie: `make run` and `make test` do all set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all deps web build run test test-rust test-web test-e2e lint fmt bench fuzz clean
+
+all: build
+
+# Debian packages and npm packages the build, the tests and the demo desktop need.
+deps:
+	@scripts/install-deps.sh
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+tests/e2e/node_modules/.package-lock.json: tests/e2e/package-lock.json
+	cd tests/e2e && npm ci --no-audit --no-fund
+
+web: web/node_modules/.package-lock.json
+	cd web && npm run build
+
+build: deps web
+	$(CARGO) build --release --workspace --bins
+
+run: build
+	target/release/kelpie $(ARGS)
+
+lint: web
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd web && npm run typecheck && npm run lint
+
+test-rust: web
+	$(CARGO) test --workspace
+
+test-web: web/node_modules/.package-lock.json
+	cd web && npm test
+	node --test tests/lib/
+
+test-e2e: build tests/e2e/node_modules/.package-lock.json
+	tests/e2e/run.sh
+
+test: build lint test-rust test-web test-e2e
+
+bench: build tests/e2e/node_modules/.package-lock.json
+	bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf web/dist web/node_modules tests/e2e/node_modules
