@@ -2,9 +2,10 @@
 # Runs the end-to-end tests inside a fresh network namespace with only loopback up, so
 # nothing the browser or the server does can leave the machine.
 set -euo pipefail
-cd "$(dirname "$0")"
+self="$(readlink -f "$0")"
+cd "$(dirname "$self")"
 if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
-  exec unshare -n env KELPIE_IN_NETNS=1 "$0" "$@"
+  exec unshare -n env KELPIE_IN_NETNS=1 "$self" "$@"
 fi
 ip link set lo up
-exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-.}"
+exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-./}"

@@ -101,6 +101,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     line("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(Ordering::Relaxed));
     line("kelpie_webrtc_connected_total", "counter", "WebRTC peers that connected.", w.peers_connected.load(Ordering::Relaxed));
     line("kelpie_webrtc_unmatched_datagrams_total", "counter", "UDP datagrams no peer claimed.", w.datagrams_unmatched.load(Ordering::Relaxed));
+    line("kelpie_webrtc_idle_keyframe_requests_ignored_total", "counter", "Keyframe requests of idle streams (no loss) not answered.", w.idle_plis_ignored.load(Ordering::Relaxed));
     line("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(Ordering::Relaxed));
     let _ = writeln!(
         out,

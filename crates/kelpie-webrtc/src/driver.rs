@@ -29,6 +29,8 @@ pub struct WebRtcCounters {
     pub datagrams_sent: AtomicU64,
     /// Bytes sent.
     pub bytes_sent: AtomicU64,
+    /// Keyframe requests of idle (not lossy) streams left unanswered.
+    pub idle_plis_ignored: AtomicU64,
     /// Frames handed to viewers' peer connections.
     pub frames_sent: AtomicU64,
     /// Sum over those frames of the time from capture to hand-over, in microseconds.
@@ -166,6 +168,7 @@ async fn run(
         }
         counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
+        counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);
         sync_feeds(&hub, &mut feeds, &source, &frame_tx);
 
         tokio::select! {

@@ -71,7 +71,15 @@ struct Peer {
     /// No delta frame may go out before a keyframe has.
     needs_keyframe: bool,
     frames_sent: u64,
+    /// When the last frame went to this peer.
+    last_frame_at: Option<Instant>,
 }
+
+/// Chromium asks for a keyframe when no frame has arrived for 3 s, even though nothing was
+/// lost: the screen simply did not change. Answering would cost a keyframe every 3 s on a
+/// static desktop, so a PLI this long after the last frame is not answered. A PLI caused by
+/// loss comes within a round trip or two of the frame it concerns.
+const IDLE_PLI_AFTER: Duration = Duration::from_millis(2500);
 
 /// All peer connections sharing one UDP port.
 pub struct Hub {
@@ -83,12 +91,14 @@ pub struct Hub {
     gone: Vec<(PeerId, String)>,
     /// Datagrams that no peer accepted (malformed or stale), for metrics.
     pub unmatched_datagrams: u64,
+    /// Keyframe requests not answered because they came from an idle, not a lossy, stream.
+    pub idle_plis_ignored: u64,
 }
 
 impl Hub {
     /// A hub that can send `codecs` (preference order).
     pub fn new(codecs: Vec<VideoCodec>) -> Self {
-        Self { peers: Vec::new(), next_id: 1, codecs, gone: Vec::new(), unmatched_datagrams: 0 }
+        Self { peers: Vec::new(), next_id: 1, codecs, gone: Vec::new(), unmatched_datagrams: 0, idle_plis_ignored: 0 }
     }
 
     /// Number of live peers.
@@ -134,6 +144,7 @@ impl Hub {
             connected: false,
             needs_keyframe: true,
             frames_sent: 0,
+            last_frame_at: None,
         });
         tracing::debug!(%id, codec = codec.as_str(), "peer created");
         Ok(Answer { peer: id, sdp: answer.to_sdp_string(), codec })
@@ -210,6 +221,7 @@ impl Hub {
                 Ok(()) => {
                     p.needs_keyframe = false;
                     p.frames_sent += 1;
+                    p.last_frame_at = Some(now);
                 }
                 Err(e) => tracing::debug!(id = %p.id, "write failed: {e}"),
             }
@@ -237,7 +249,7 @@ impl Hub {
                     Ok(Output::Transmit(t)) => {
                         out.push(Transmit { destination: t.destination, contents: t.contents.to_vec() })
                     }
-                    Ok(Output::Event(e)) => handle_event(p, e, events),
+                    Ok(Output::Event(e)) => handle_event(p, now, e, events, &mut self.idle_plis_ignored),
                     Err(e) => {
                         tracing::debug!(id = %p.id, "peer failed: {e}");
                         p.rtc.disconnect();
@@ -260,7 +272,7 @@ impl Hub {
     }
 }
 
-fn handle_event(p: &mut Peer, e: Event, events: &mut Vec<HubEvent>) {
+fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>, idle_plis: &mut u64) {
     match e {
         Event::Connected => {
             p.connected = true;
@@ -277,6 +289,12 @@ fn handle_event(p: &mut Peer, e: Event, events: &mut Vec<HubEvent>) {
             }
         }
         Event::KeyframeRequest(r) => {
+            let idle = p.last_frame_at.is_some_and(|t| now.saturating_duration_since(t) >= IDLE_PLI_AFTER);
+            if r.kind == KeyframeRequestKind::Pli && idle && !p.needs_keyframe {
+                tracing::debug!(id = %p.id, "PLI from an idle stream not answered");
+                *idle_plis += 1;
+                return;
+            }
             tracing::debug!(id = %p.id, kind = ?r.kind, "keyframe requested");
             p.needs_keyframe = matches!(r.kind, KeyframeRequestKind::Fir) || p.needs_keyframe;
             events.push(HubEvent::KeyframeWanted(p.codec));

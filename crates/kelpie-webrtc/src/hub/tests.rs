@@ -176,3 +176,33 @@ fn codec_choice_follows_preference() {
     let audio_only = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 H264/48000/2\r\n";
     assert_eq!(choose_codec(audio_only, &[VideoCodec::H264]), None);
 }
+
+#[test]
+fn keyframe_requests_are_answered_unless_the_stream_is_merely_idle() {
+    let (mut p, _answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(100));
+    let mid = p.received[0].mid;
+    p.events.clear();
+
+    // Right after a frame: a PLI means loss and is answered.
+    p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
+    // Feedback goes out with the next RTCP report.
+    p.run(Duration::from_millis(1200));
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)), "{:?}", p.events);
+    p.events.clear();
+
+    // Three seconds of a static screen later, Chromium's frame timeout PLI is not.
+    p.run(Duration::from_secs(3));
+    p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
+    p.run(Duration::from_millis(1200));
+    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+    assert_eq!(p.hub.idle_plis_ignored, 1);
+
+    // A FIR is always answered.
+    p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Fir).unwrap();
+    p.run(Duration::from_millis(1200));
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+}

@@ -1,0 +1,658 @@
+// Kelpie benchmark harness: for each system × workload, start the system on a 1920x1080 X
+// display running kelpie-probe, open the system's own web client in headless Chromium, and
+// measure delivered frames, glass-to-glass latency, server CPU, bandwidth and peak memory.
+// Run it through bench/run.sh (a loopback-only network namespace). Environment:
+//   BENCH_SECONDS    measurement window per run (default 20)
+//   BENCH_SYSTEMS    comma list of kelpie, selkies, selkies-webrtc, vnc (default: all but selkies-webrtc)
+//   BENCH_WORKLOADS  comma list of static, bars, noise (default: all)
+//   BENCH_SMOKE=1    Kelpie alone, bars, 5 s; exits 1 if nothing was measured; writes no docs
+//   BENCH_OUT        folder for results.json (default bench/out)
+//   BENCH_DOC        Markdown file written at the end (default docs/benchmarks.md)
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startKelpie, launchBrowser, waitForState, measureStamps, installStampDecoder, probeBin, sleep } from '../tests/e2e/lib.mjs';
+import { stats } from '../tests/lib/stats.mjs';
+import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 20);
+const SETTLE_MS = 3000;
+const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,selkies,vnc').split(',').map((s) => s.trim()).filter(Boolean);
+const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
+const OUT = resolve(process.env.BENCH_OUT ?? join(here, 'out'));
+const DOC = resolve(process.env.BENCH_DOC ?? join(root, 'docs/benchmarks.md'));
+const VENV = join(here, '.venv');
+const W = 1920;
+const H = 1080;
+const log = (...a) => console.error('[bench]', ...a);
+
+const PROBE_ARGS = {
+  static: ['clock', '--interval-ms', '1000'],
+  bars: ['bars'],
+  noise: ['noise'],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Processes: /proc snapshots, CPU and peak RSS of trees, killing trees.
+
+function procTable() {
+  const t = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      t.set(Number(d), { pid: Number(d), ppid: Number(f[1]), comm, cpu: (Number(f[11]) + Number(f[12])) / 100 });
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return t;
+}
+
+/** Pids of the trees under `roots`, leaving out whole subtrees whose command is in `exclude`. */
+function treePids(roots, exclude = [], table = procTable()) {
+  const kids = new Map();
+  for (const p of table.values()) {
+    if (!kids.has(p.ppid)) kids.set(p.ppid, []);
+    kids.get(p.ppid).push(p.pid);
+  }
+  const out = [];
+  const stack = roots.filter((p) => table.has(p));
+  const seen = new Set();
+  while (stack.length) {
+    const p = stack.pop();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    if (exclude.includes(table.get(p)?.comm)) continue;
+    out.push(p);
+    stack.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+
+function treeCpu(roots, exclude) {
+  const table = procTable();
+  return treePids(roots, exclude, table).reduce((a, p) => a + (table.get(p)?.cpu ?? 0), 0);
+}
+
+/** Sum of VmHWM (peak resident set) of the live processes of the trees, in MiB. */
+function treeHwmMiB(roots, exclude) {
+  let kib = 0;
+  for (const p of treePids(roots, exclude)) {
+    try {
+      const m = readFileSync(`/proc/${p}/status`, 'utf8').match(/^VmHWM:\s+(\d+)/m);
+      if (m) kib += Number(m[1]);
+    } catch {
+      // Gone.
+    }
+  }
+  return kib / 1024;
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM to every process of the trees, then SIGKILL to what is left after `graceMs`. */
+async function killTrees(roots, graceMs = 3000) {
+  const pids = treePids(roots.filter(Boolean));
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  }
+  const end = Date.now() + graceMs;
+  while (Date.now() < end && pids.some(alive)) await sleep(100);
+  for (const p of pids.filter(alive)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+function startProc(cmd, args, { env = {}, name = cmd, stdio } = {}) {
+  const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: stdio ?? ['ignore', 'pipe', 'pipe'] });
+  let outText = '';
+  const keep = (d) => {
+    outText = (outText + d).slice(-20000);
+  };
+  p.stdout?.on('data', keep);
+  p.stderr?.on('data', keep);
+  p.on('error', (e) => keep(`spawn error: ${e.message}`));
+  p.log = () => outText;
+  p.label = name;
+  return p;
+}
+
+/** Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". */
+async function startXvfb() {
+  const p = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  const display = await new Promise((res, rej) => {
+    let s = '';
+    const timer = setTimeout(() => rej(new Error('Xvfb did not start in 10 s')), 10000);
+    p.stdio[3].on('data', (d) => {
+      s += d;
+      if (s.includes('\n')) {
+        clearTimeout(timer);
+        res(`:${s.trim()}`);
+      }
+    });
+    p.on('exit', (c) => {
+      clearTimeout(timer);
+      rej(new Error(`Xvfb exited with ${c}`));
+    });
+  });
+  return { proc: p, display };
+}
+
+async function waitHttp(url, timeoutMs, proc) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (proc && proc.exitCode !== null) throw new Error(`${proc.label} exited with ${proc.exitCode}:\n${proc.log().slice(-3000)}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (r.status < 500) return;
+    } catch {
+      // Not up yet.
+    }
+    await sleep(200);
+  }
+  throw new Error(`${url} did not answer in ${timeoutMs} ms${proc ? `:\n${proc.log().slice(-3000)}` : ''}`);
+}
+
+let portBase = 19100;
+const nextPorts = () => {
+  portBase += 10;
+  return portBase;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Systems. Each start() returns { url, kind: 'webrtc-video' | 'canvas', transport, serverRoots,
+// exclude (commands whose subtrees are not the server's), stop(), ready(page), serverBytes() }.
+
+async function startProbeOn(display, workload) {
+  const probe = startProc(probeBin, [...PROBE_ARGS[workload], '--display', display, '--quiet'], { name: 'kelpie-probe', env: { DISPLAY: display } });
+  await sleep(500);
+  if (probe.exitCode !== null) throw new Error(`kelpie-probe exited: ${probe.log()}`);
+  return probe;
+}
+
+const systems = {
+  async kelpie(workload) {
+    const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
+    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`], env: { KELPIE_LOG: 'warn' } });
+    const metric = async () => {
+      try {
+        const r = await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } });
+        const m = (await r.text()).match(/^kelpie_webrtc_sent_bytes_total\s+(\d+)/m);
+        return m ? Number(m[1]) : NaN;
+      } catch {
+        return NaN;
+      }
+    };
+    return {
+      url: k.url,
+      transport: 'webrtc',
+      serverRoots: [k.proc.pid],
+      exclude: ['Xvfb', 'kelpie-probe'],
+      serverBytes: metric,
+      async ready(page) {
+        await waitForState(page, 'streaming', 30000);
+      },
+      async stop() {
+        const roots = [k.proc.pid];
+        const pids = treePids(roots);
+        await Promise.race([k.stop(), sleep(5000)]);
+        await killTrees(pids.filter(alive));
+      },
+    };
+  },
+
+  async selkies(workload, { mode = 'websockets' } = {}) {
+    const bin = join(VENV, 'bin/selkies');
+    if (!existsSync(bin)) throw new Error(`${bin} is missing (bench/run.sh installs it)`);
+    const x = await startXvfb();
+    const probe = await startProbeOn(x.display, workload);
+    const port = nextPorts();
+    const args = [
+      '--addr', '127.0.0.1',
+      '--port', String(port),
+      '--enable-basic-auth=false',
+      '--audio-enabled=false',
+      '--microphone-enabled=false',
+      '--gamepad-enabled=false',
+      '--mode', mode,
+      '--encoder', 'h264enc',
+    ];
+    const s = startProc(bin, args, { name: 'selkies', env: { DISPLAY: x.display, HOME: process.env.HOME ?? '/root' } });
+    const stop = async () => killTrees([s.pid, probe.pid, x.proc.pid]);
+    try {
+      await waitHttp(`http://127.0.0.1:${port}/`, 30000, s);
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return {
+      url: `http://127.0.0.1:${port}/`,
+      transport: mode === 'webrtc' ? 'webrtc' : 'websocket',
+      serverRoots: [s.pid],
+      exclude: [],
+      serverBytes: async () => NaN,
+      ready: (page) => waitCanvasStamp(page, 45000),
+      stop,
+      log: () => s.log(),
+    };
+  },
+
+  async 'selkies-webrtc'(workload) {
+    return systems.selkies(workload, { mode: 'webrtc' });
+  },
+
+  async vnc(workload) {
+    const x = await startXvfb();
+    const probe = await startProbeOn(x.display, workload);
+    const rfb = nextPorts();
+    const web = rfb + 1;
+    const vnc = startProc('x11vnc', ['-display', x.display, '-rfbport', String(rfb), '-localhost', '-nopw', '-forever', '-shared', '-quiet'], { name: 'x11vnc' });
+    const ws = startProc('websockify', ['--web', '/usr/share/novnc', String(web), `localhost:${rfb}`], { name: 'websockify' });
+    const stop = async () => killTrees([ws.pid, vnc.pid, probe.pid, x.proc.pid]);
+    try {
+      await waitHttp(`http://127.0.0.1:${web}/vnc.html`, 20000, ws);
+      const end = Date.now() + 20000;
+      while (!/Listening for VNC connections|listening on port|PORT=/.test(vnc.log()) && Date.now() < end) {
+        if (vnc.exitCode !== null) throw new Error(`x11vnc exited: ${vnc.log()}`);
+        await sleep(200);
+      }
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+    return {
+      url: `http://127.0.0.1:${web}/vnc.html?autoconnect=1&host=127.0.0.1&port=${web}&path=websockify&resize=off&reconnect=0`,
+      transport: 'websocket',
+      serverRoots: [vnc.pid, ws.pid],
+      exclude: [],
+      serverBytes: async () => NaN,
+      ready: (page) => waitCanvasStamp(page, 30000),
+      stop,
+      log: () => `${vnc.log()}\n${ws.log()}`,
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// In-page measurement for clients that draw on a <canvas>: read the stamp from the largest
+// canvas (or video) once per animation frame and record latency when the stamp value changes.
+
+const PAGE_HELPERS = `
+window.__benchSource = function () {
+  const all = [];
+  const walk = (node) => {
+    for (const el of node.querySelectorAll('canvas,video')) all.push(el);
+    for (const el of node.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  let best = null, area = 0;
+  for (const el of all) {
+    const w = el.tagName === 'VIDEO' ? el.videoWidth : el.width;
+    const h = el.tagName === 'VIDEO' ? el.videoHeight : el.height;
+    if (w * h > area) { best = el; area = w * h; }
+  }
+  return best;
+};
+window.__benchReadStamp = function (ctx) {
+  const src = window.__benchSource();
+  if (!src) return { value: null, src: null };
+  const S = window.__stamp.STAMP;
+  try {
+    ctx.clearRect(0, 0, S.width, S.height);
+    ctx.drawImage(src, 0, 0, S.width, S.height, 0, 0, S.width, S.height);
+  } catch (e) { return { value: null, src: src.tagName, error: String(e) }; }
+  const d = ctx.getImageData(0, 0, S.width, S.height).data;
+  const w = src.tagName === 'VIDEO' ? src.videoWidth : src.width;
+  return { value: window.__stamp.decodeStamp(d, S.width, S.height, 1), src: src.tagName + ' ' + w };
+};
+window.__benchCtx = function () {
+  const c = document.createElement('canvas');
+  c.width = window.__stamp.STAMP.width;
+  c.height = window.__stamp.STAMP.height;
+  return c.getContext('2d', { willReadFrequently: true });
+};
+`;
+
+async function installHelpers(page) {
+  await installStampDecoder(page);
+  await page.addScriptTag({ content: PAGE_HELPERS });
+}
+
+async function waitCanvasStamp(page, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last = null;
+  while (Date.now() < end) {
+    try {
+      await installHelpers(page);
+      last = await page.evaluate(() => window.__benchReadStamp(window.__benchCtx()));
+      if (last.value !== null) return;
+    } catch (e) {
+      last = { error: String(e) };
+    }
+    await sleep(500);
+  }
+  throw new Error(`no readable stamp on the page's canvas within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+}
+
+async function measureCanvasStamps(page, ms) {
+  await installHelpers(page);
+  return page.evaluate(async (duration) => {
+    const ctx = window.__benchCtx();
+    const latencies = [];
+    const seen = new Set();
+    let frames = 0;
+    let undecoded = 0;
+    let last = null;
+    const end = performance.now() + duration;
+    await new Promise((done) => {
+      const guard = setTimeout(done, duration + 2000);
+      const onFrame = (now) => {
+        frames++;
+        const { value } = window.__benchReadStamp(ctx);
+        if (value === null) undecoded++;
+        else if (value !== last) {
+          last = value;
+          const drawn = window.__stamp.unwrapMs(value);
+          if (!seen.has(drawn)) {
+            seen.add(drawn);
+            latencies.push(performance.timeOrigin + now - drawn);
+          }
+        }
+        if (performance.now() < end && frames < 100000) requestAnimationFrame(onFrame);
+        else {
+          clearTimeout(guard);
+          done();
+        }
+      };
+      requestAnimationFrame(onFrame);
+    });
+    return { latencies, frames, distinct: seen.size, undecoded };
+  }, ms);
+}
+
+// Every RTCPeerConnection the page makes, so getStats works whatever the client calls it.
+const PC_HOOK = `
+(() => {
+  const Orig = window.RTCPeerConnection;
+  if (!Orig || window.__benchPcs) return;
+  window.__benchPcs = [];
+  const Hooked = function (...a) { const pc = new Orig(...a); window.__benchPcs.push(pc); return pc; };
+  Hooked.prototype = Orig.prototype;
+  Object.setPrototypeOf(Hooked, Orig);
+  window.RTCPeerConnection = Hooked;
+})();
+`;
+
+async function rtpBytes(page) {
+  return page.evaluate(async () => {
+    let total = 0;
+    for (const pc of window.__benchPcs ?? []) {
+      if (pc.connectionState === 'closed') continue;
+      const st = await pc.getStats();
+      for (const s of st.values()) if (s.type === 'inbound-rtp') total += s.bytesReceived ?? 0;
+    }
+    return total;
+  });
+}
+
+function b64Len(s) {
+  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+  return Math.floor((s.length * 3) / 4) - pad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run.
+
+async function runOne(systemName, workload) {
+  const start = systems[systemName];
+  if (!start) throw new Error(`unknown system ${systemName}`);
+  log(`${systemName} × ${workload}: starting`);
+  const sys = await start(workload);
+  let browser;
+  try {
+    browser = await launchBrowser();
+    const context = await browser.newContext({ viewport: { width: W, height: H }, deviceScaleFactor: 1 });
+    await context.addInitScript({ content: PC_HOOK });
+    const page = await context.newPage();
+    page.on('console', (m) => {
+      if (process.env.BENCH_VERBOSE) console.error(`[page] ${m.text()}`);
+    });
+    let wsBytes = 0;
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketFrameReceived', (e) => {
+      const r = e.response;
+      wsBytes += r.opcode === 1 ? Buffer.byteLength(r.payloadData ?? '', 'utf8') : b64Len(r.payloadData ?? '');
+    });
+    await page.goto(sys.url, { timeout: 30000 });
+    await sys.ready(page);
+    await sleep(SETTLE_MS);
+
+    const bytes = async () => (sys.transport === 'websocket' ? wsBytes : await rtpBytes(page));
+    const b0 = await bytes();
+    const sb0 = await sys.serverBytes();
+    const c0 = treeCpu(sys.serverRoots, sys.exclude);
+    const t0 = performance.now();
+    let m = null;
+    if (workload === 'static') await sleep(SECONDS * 1000);
+    else if (systemName === 'kelpie') m = await measureStamps(page, SECONDS * 1000);
+    else m = await measureCanvasStamps(page, SECONDS * 1000);
+    const secs = (performance.now() - t0) / 1000;
+    const c1 = treeCpu(sys.serverRoots, sys.exclude);
+    const b1 = await bytes();
+    const sb1 = await sys.serverBytes();
+    const rss = treeHwmMiB(sys.serverRoots, sys.exclude);
+    const st = m ? stats(m.latencies) : null;
+    const result = {
+      system: systemName,
+      workload,
+      seconds: Number(secs.toFixed(2)),
+      fps: m ? m.distinct / secs : NaN,
+      p50: st?.p50,
+      p90: st?.p90,
+      p99: st?.p99,
+      mean: st?.mean,
+      n: st?.n ?? 0,
+      framesSeen: m?.frames,
+      undecoded: m?.undecoded,
+      cpu: (100 * (c1 - c0)) / secs,
+      mbps: mbps(b1 - b0, secs),
+      serverMbps: mbps(sb1 - sb0, secs),
+      rssMiB: rss,
+      transport: sys.transport,
+    };
+    log(`${systemName} × ${workload}: ${JSON.stringify(result)}`);
+    if (process.env.BENCH_SCREENSHOTS) await page.screenshot({ path: join(OUT, `${systemName}-${workload}.png`) });
+    return result;
+  } finally {
+    if (browser) await Promise.race([browser.close(), sleep(10000)]);
+    await sys.stop();
+  }
+}
+
+async function withTimeout(p, ms, what) {
+  let t;
+  const timeout = new Promise((_, rej) => {
+    t = setTimeout(() => rej(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+function sh(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function machine(chromiumVersion) {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? 'unknown';
+  const cores = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
+  const memKiB = Number(readFileSync('/proc/meminfo', 'utf8').match(/^MemTotal:\s+(\d+)/m)?.[1] ?? 0);
+  const os = readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m)?.[1] ?? '';
+  const selkies = existsSync(join(VENV, 'bin/python')) ? sh(join(VENV, 'bin/python'), ['-c', 'import importlib.metadata as m; print(m.version("selkies"))']) : '';
+  const pkg = (p) => sh('dpkg-query', ['-W', '-f', '${Version}', p]);
+  return {
+    cpu: model,
+    cores,
+    ramGiB: (memKiB / 1024 / 1024).toFixed(1),
+    os,
+    kernel: sh('uname', ['-r']),
+    chromium: chromiumVersion,
+    kelpie: sh(join(root, 'target/release/kelpie'), ['--version']),
+    selkies,
+    x11vnc: pkg('x11vnc'),
+    novnc: pkg('novnc'),
+    websockify: pkg('websockify'),
+  };
+}
+
+function markdown(results, mach, meta) {
+  const lines = [];
+  lines.push('# Benchmarks');
+  lines.push('');
+  lines.push(`Kelpie against other browser remote desktops on the same machine, measured by \`make bench\` (\`bench/run.sh\`) on ${meta.date}.`);
+  lines.push('');
+  lines.push('## Results');
+  lines.push('');
+  lines.push(resultsTable(results));
+  lines.push('');
+  lines.push(`${meta.seconds} s measured per row after ${SETTLE_MS / 1000} s of settling; one run each, so differences of a few percent are noise.`);
+  lines.push('');
+  lines.push('- **fps**: distinct timestamps shown by the browser per second (frames delivered, not frames sent).');
+  lines.push('- **p50/p90/p99**: glass-to-glass latency, the time the browser shows a frame minus the epoch time kelpie-probe drew into it (same clock: one machine).');
+  lines.push('- **server CPU %**: user + system CPU of the whole process tree of the server, as a percentage of one core, **excluding Xvfb and kelpie-probe** (Kelpie starts its own Xvfb; its subtree is left out). For x11vnc + noVNC this is x11vnc plus websockify. Chromium is not included.');
+  lines.push('- **CPU ms/frame**: server CPU time per delivered frame (CPU % × 10 / fps).');
+  lines.push('- **Mbit/s**: bytes received by the browser: RTP payload bytes from `getStats()` (`inbound-rtp bytesReceived`) for WebRTC systems, WebSocket message payloads from the DevTools protocol (`Network.webSocketFrameReceived`) for WebSocket systems.');
+  lines.push('- **peak RSS**: sum of `VmHWM` of the server processes at the end of the run.');
+  lines.push('- The **static** workload (a 928x16 timestamp changing once a second on a grey screen) shows only CPU, bandwidth and memory: what an idle-looking desktop costs.');
+  lines.push('');
+  lines.push('## Kelpie relative to each peer');
+  lines.push('');
+  lines.push('Kelpie\'s figure divided by the peer\'s: below 1× Kelpie needs less (latency, CPU, bandwidth); for fps above 1× Kelpie delivers more.');
+  lines.push('');
+  lines.push(ratioTable(results));
+  lines.push('');
+  if (meta.chart) {
+    lines.push(`![Latency, frame rate, CPU per frame and bandwidth per system](${relative(dirname(DOC), join(here, 'benchmarks.svg'))})`);
+    lines.push('');
+  }
+  lines.push('## Workloads and systems');
+  lines.push('');
+  for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
+  lines.push('');
+  lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, x264, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
+  lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb; its own web client, which decodes with WebCodecs and draws on a `<canvas>`.');
+  lines.push('- **Selkies 2.x WebRTC** (only when `BENCH_SYSTEMS` names `selkies-webrtc`): the same with `--mode webrtc`.');
+  lines.push('- **x11vnc + noVNC** (Debian packages): `x11vnc -nopw -forever -shared` + `websockify --web /usr/share/novnc`, `vnc.html?autoconnect=1&resize=off`.');
+  lines.push('- For clients that draw on a canvas, the harness reads the stamp from the largest canvas once per `requestAnimationFrame` and records a latency when its value changes, timed at that callback: that is at or slightly before the frame is shown, so canvas clients\' latencies are, if anything, flattered by up to one display frame (~16 ms) compared with Kelpie\'s.');
+  lines.push('- All processes, browser included, share the same cores, and everything runs in a loopback-only network namespace (no network shaping: loopback has no loss and sub-millisecond delay).');
+  lines.push('');
+  lines.push('## Machine');
+  lines.push('');
+  lines.push(`- CPU: ${mach.cpu}, ${mach.cores} cores`);
+  lines.push(`- RAM: ${mach.ramGiB} GiB`);
+  lines.push(`- OS: ${mach.os}, kernel ${mach.kernel}`);
+  lines.push(`- Browser: ${mach.chromium} (Debian \`/usr/bin/chromium\`, headless, software decoding, viewport 1920x1080)`);
+  lines.push(`- ${mach.kelpie || 'kelpie'}; Selkies ${mach.selkies || 'not installed'}; x11vnc ${mach.x11vnc || 'not installed'}; noVNC ${mach.novnc || 'not installed'}; websockify ${mach.websockify || 'not installed'}`);
+  lines.push('');
+  lines.push('## Rerun');
+  lines.push('');
+  lines.push('```sh');
+  lines.push('make bench                                   # everything: ~' + meta.estimate + ' min');
+  lines.push('BENCH_SECONDS=10 BENCH_SYSTEMS=kelpie,selkies BENCH_WORKLOADS=bars bench/run.sh');
+  lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
+  lines.push('```');
+  lines.push('');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`. Systems: `kelpie`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `static`, `bars`, `noise`.');
+  lines.push('');
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  mkdirSync(OUT, { recursive: true });
+  const results = [];
+  const t0 = Date.now();
+  let chromiumVersion = '';
+  try {
+    const b = await launchBrowser();
+    chromiumVersion = `Chromium ${b.version()}`;
+    await b.close();
+  } catch (e) {
+    log(`cannot launch Chromium: ${e.message}`);
+    process.exit(1);
+  }
+  for (const s of SYSTEMS) {
+    for (const w of WORKLOADS) {
+      if (!PROBE_ARGS[w]) throw new Error(`unknown workload ${w}`);
+      try {
+        results.push(await withTimeout(runOne(s, w), (SECONDS + 150) * 1000, `${s} × ${w}`));
+      } catch (e) {
+        log(`${s} × ${w} failed: ${e.stack ?? e}`);
+        results.push({ system: s, workload: w, error: String(e.message ?? e).split('\n')[0] });
+      }
+    }
+  }
+  const elapsed = (Date.now() - t0) / 1000;
+  writeFileSync(join(OUT, SMOKE ? 'smoke.json' : 'results.json'), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, elapsed, results }, null, 2));
+  console.log(resultsTable(results));
+  if (SMOKE) {
+    const ok = smokeOk(results[0]);
+    console.log(ok ? 'bench smoke: ok' : 'bench smoke: FAILED, nothing measured');
+    process.exit(ok ? 0 : 1);
+  }
+  const mach = machine(chromiumVersion);
+  const chart = results.some((r) => !r.error && r.workload !== 'static');
+  if (chart) writeFileSync(join(here, 'benchmarks.svg'), resultsChart(results));
+  const doc = markdown(results, mach, {
+    date: new Date().toISOString().slice(0, 10),
+    seconds: SECONDS,
+    chart,
+    estimate: Math.max(1, Math.round(elapsed / 60)),
+  });
+  writeFileSync(DOC, doc);
+  console.log('');
+  console.log(ratioTable(results));
+  console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);
+  if (results.every((r) => r.error)) process.exit(1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Entry point of `make bench`: installs the peers if missing, then runs bench/bench.mjs inside a
+# fresh network namespace with only loopback up, writes docs/benchmarks.md and prints the table.
+#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,selkies,vnc  BENCH_WORKLOADS=static,bars,noise
+#   BENCH_SMOKE=1     Kelpie alone, bars, 5 s, installs nothing; exit 1 if nothing was measured.
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$PWD
+
+if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
+  systems=${BENCH_SYSTEMS:-kelpie,selkies,vnc}
+  if [ "${BENCH_SMOKE:-}" != 1 ]; then
+    if [[ ,$systems, == *,selkies* ]] && [ ! -x "$here/.venv/bin/selkies" ]; then
+      echo "bench: installing Selkies from PyPI into bench/.venv" >&2
+      python3 -m venv "$here/.venv"
+      "$here/.venv/bin/pip" install --quiet --upgrade pip
+      "$here/.venv/bin/pip" install --quiet 'selkies>=2,<3'
+    fi
+    if [[ ,$systems, == *,vnc,* ]]; then
+      missing=()
+      command -v x11vnc >/dev/null || missing+=(x11vnc)
+      command -v websockify >/dev/null || missing+=(websockify)
+      [ -f /usr/share/novnc/vnc.html ] || missing+=(novnc)
+      if [ ${#missing[@]} -gt 0 ]; then
+        echo "bench: installing ${missing[*]} from apt" >&2
+        sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+      fi
+    fi
+  fi
+  for f in ../target/release/kelpie ../target/release/kelpie-probe ../tests/e2e/node_modules/playwright-core/package.json; do
+    [ -e "$f" ] || { echo "bench: $f is missing: run 'make build' and 'make tests/e2e/node_modules/.package-lock.json' (or 'make bench')" >&2; exit 1; }
+  done
+  exec unshare -n env KELPIE_IN_NETNS=1 "$here/run.sh" "$@"
+fi
+
+ip link set lo up
+exec node "$here/bench.mjs" "$@"

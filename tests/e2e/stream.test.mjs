@@ -1,0 +1,158 @@
+// The streaming slice end to end: a real kelpie with its own Xvfb, a probe program drawing
+// known content, GStreamer's x264, str0m WebRTC and Debian's headless Chromium, all inside a
+// loopback-only network namespace (run through run.sh).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startKelpie,
+  launchBrowser,
+  openViewer,
+  waitForState,
+  sampleVideo,
+  measureStamps,
+  inboundVideo,
+  sleep,
+  sh,
+  probeBin,
+} from './lib.mjs';
+
+const browser = await launchBrowser();
+const running = new Set();
+after(async () => {
+  await browser.close();
+  for (const k of running) await k.stop();
+});
+
+async function kelpieWith(app, args = []) {
+  const k = await startKelpie({ args: ['--app', `${probeBin} ${app}`, ...args] });
+  running.add(k);
+  return k;
+}
+
+async function stop(k, context) {
+  await context?.close();
+  const code = await k.stop();
+  running.delete(k);
+  assert.equal(code, 0, `kelpie exits cleanly on SIGTERM:\n${k.stderr()}`);
+}
+
+const QUADRANTS = [
+  { at: [480, 270], rgb: [255, 0, 0], name: 'top-left red' },
+  { at: [1440, 270], rgb: [0, 255, 0], name: 'top-right green' },
+  { at: [480, 810], rgb: [0, 0, 255], name: 'bottom-left blue' },
+  { at: [1440, 810], rgb: [255, 255, 0], name: 'bottom-right yellow' },
+];
+
+async function assertQuadrants(page) {
+  // The first keyframe is coarse; the refinement frames that follow sharpen it.
+  await sleep(800);
+  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
+  QUADRANTS.forEach((q, i) => {
+    const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
+    assert.ok(diff <= 40, `${q.name}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
+  });
+}
+
+test('a known picture arrives: four coloured quadrants decode to their colours (H.264)', async () => {
+  const k = await kelpieWith('quadrants');
+  const { context, page } = await openViewer(browser, k.url);
+  assert.equal(await page.evaluate(() => window.kelpie.codec), 'h264');
+  const size = await page.evaluate(() => [window.kelpie.video.videoWidth, window.kelpie.video.videoHeight]);
+  assert.deepEqual(size, [1920, 1080]);
+  await assertQuadrants(page);
+  await stop(k, context);
+});
+
+test('VP8 streams when H.264 is not available', async () => {
+  const k = await kelpieWith('quadrants', ['--encoder', 'vp8enc']);
+  const { context, page } = await openViewer(browser, k.url);
+  assert.equal(await page.evaluate(() => window.kelpie.codec), 'vp8');
+  await assertQuadrants(page);
+  await stop(k, context);
+});
+
+test('frames keep coming: at least 50 decoded fps over 5 s of full-screen motion at 1080p60', async () => {
+  const k = await kelpieWith('bars --fps 60');
+  const { context, page } = await openViewer(browser, k.url);
+  await sleep(1000);
+  const a = await inboundVideo(page);
+  await sleep(5000);
+  const b = await inboundVideo(page);
+  const fps = (b.framesDecoded - a.framesDecoded) / 5;
+  assert.ok(fps >= 50, `decoded ${fps} fps`);
+  await stop(k, context);
+});
+
+test('a change on an otherwise static display shows in the browser within 500 ms', async () => {
+  const k = await kelpieWith('clock --interval-ms 700');
+  const { context, page } = await openViewer(browser, k.url);
+  const r = await measureStamps(page, 4500);
+  assert.ok(r.latencies.length >= 4, `saw ${r.latencies.length} clock changes`);
+  const worst = Math.max(...r.latencies);
+  assert.ok(worst < 500, `slowest change took ${worst.toFixed(0)} ms (${r.latencies.map((l) => l.toFixed(0))})`);
+  await stop(k, context);
+});
+
+test('a static display sends no video once it has settled', async () => {
+  const k = await kelpieWith('quadrants');
+  const { context, page } = await openViewer(browser, k.url);
+  await sleep(1500);
+  const a = await inboundVideo(page);
+  assert.ok(a.bytesReceived > 0, 'the picture itself arrived');
+  await sleep(2000);
+  const b = await inboundVideo(page);
+  assert.equal(b.bytesReceived - a.bytesReceived, 0, 'video bytes flowed while nothing changed');
+  assert.equal(b.framesDecoded, a.framesDecoded);
+  await stop(k, context);
+});
+
+test('the token gate: no token gets 401 and directions; the right token streams', async () => {
+  const k = await kelpieWith('quadrants');
+  for (const path of ['', 'api/session', 'api/signal', 'metrics']) {
+    const r = await fetch(k.base + path);
+    assert.equal(r.status, 401, `${path} without a token`);
+  }
+  const wrong = await fetch(k.base + 'api/session', { headers: { Authorization: 'Bearer nope' } });
+  assert.equal(wrong.status, 401);
+  const page401 = await (await fetch(k.base)).text();
+  assert.match(page401, /token/);
+  assert.equal((await fetch(k.base + 'healthz')).status, 200, 'health checks need no token');
+
+  // A browser without the token sees the 401 page, not the desktop.
+  const stranger = await browser.newContext();
+  const p = await stranger.newPage();
+  const resp = await p.goto(k.base);
+  assert.equal(resp.status(), 401);
+  await stranger.close();
+
+  // With the token: the URL carries it once, then a cookie; the stream plays.
+  const { context, page } = await openViewer(browser, k.url);
+  assert.ok(!page.url().includes('token='), `token removed from the address bar: ${page.url()}`);
+  const cookies = await context.cookies();
+  assert.ok(cookies.some((c) => c.name.startsWith('kelpie_token') && c.httpOnly));
+  await stop(k, context);
+});
+
+test('the stream resumes in the same page after the connection drops', async () => {
+  const k = await kelpieWith('bars --fps 30');
+  const { context, page } = await openViewer(browser, k.url);
+  await page.evaluate(() => {
+    window.__samePage = true;
+  });
+  const before = await page.evaluate(() => window.kelpie.reconnects);
+  // Take the only network interface down: WebSocket and UDP both go silent.
+  await sh('ip link set lo down');
+  try {
+    await page.waitForFunction(() => window.kelpie.state !== 'streaming', null, { timeout: 20000, polling: 100 });
+  } finally {
+    await sh('ip link set lo up');
+  }
+  await waitForState(page, 'streaming', 30000);
+  assert.equal(await page.evaluate(() => window.__samePage), true, 'no page reload');
+  assert.ok((await page.evaluate(() => window.kelpie.reconnects)) > before);
+  const a = await inboundVideo(page);
+  await sleep(1000);
+  const b = await inboundVideo(page);
+  assert.ok(b.framesDecoded - a.framesDecoded >= 10, 'frames flow again');
+  await stop(k, context);
+});
