@@ -3,13 +3,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps web build run test test-rust test-web test-e2e lint fmt bench fuzz clean
+.PHONY: all deps deps-test web build run test test-rust test-web test-e2e lint fmt bench fuzz clean
 
 all: build
 
 # Debian packages and npm packages the build, the tests and the demo desktop need.
 deps:
 	@scripts/install-deps.sh
+
+deps-test:
+	@scripts/install-deps.sh --test
 
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
@@ -31,17 +34,18 @@ lint: web
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd web && npm run typecheck && npm run lint
 
+# Release profile: shares the dependencies `make build` already compiled.
 test-rust: web
-	$(CARGO) test --workspace
+	$(CARGO) test --release --workspace
 
 test-web: web/node_modules/.package-lock.json
 	cd web && npm test
 	node --test tests/lib/
 
-test-e2e: build tests/e2e/node_modules/.package-lock.json
+test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json
 	tests/e2e/run.sh
 
-test: build lint test-rust test-web test-e2e
+test: deps-test build lint test-rust test-web test-e2e
 
 bench: build tests/e2e/node_modules/.package-lock.json
 	bench/run.sh

@@ -177,6 +177,22 @@ async function waitHttp(url, timeoutMs, proc) {
   throw new Error(`${url} did not answer in ${timeoutMs} ms${proc ? `:\n${proc.log().slice(-3000)}` : ''}`);
 }
 
+/**
+ * Bytes the server has sent on its established TCP connections from local port `port` (kernel
+ * tcp_info bytes_sent, as `ss -ti` shows it): WebSocket payload plus framing, no IP/TCP headers.
+ */
+function tcpSentBytes(port) {
+  let out = '';
+  try {
+    out = execFileSync('ss', ['-tinH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8', timeout: 5000 });
+  } catch {
+    return NaN;
+  }
+  let total = 0;
+  for (const m of out.matchAll(/bytes_sent:(\d+)/g)) total += Number(m[1]);
+  return total;
+}
+
 let portBase = 19100;
 const nextPorts = () => {
   portBase += 10;
@@ -254,7 +270,7 @@ const systems = {
       transport: mode === 'webrtc' ? 'webrtc' : 'websocket',
       serverRoots: [s.pid],
       exclude: [],
-      serverBytes: async () => NaN,
+      serverBytes: async () => tcpSentBytes(port),
       ready: (page) => waitCanvasStamp(page, 45000),
       stop,
       log: () => s.log(),
@@ -289,7 +305,7 @@ const systems = {
       transport: 'websocket',
       serverRoots: [vnc.pid, ws.pid],
       exclude: [],
-      serverBytes: async () => NaN,
+      serverBytes: async () => tcpSentBytes(web),
       ready: (page) => waitCanvasStamp(page, 30000),
       stop,
       log: () => `${vnc.log()}\n${ws.log()}`,
@@ -309,11 +325,15 @@ window.__benchSource = function () {
     for (const el of node.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
   };
   walk(document);
+  // A playing <video> wins (Selkies presents H.264 through a MediaStream when the browser can),
+  // else the largest canvas.
   let best = null, area = 0;
   for (const el of all) {
-    const w = el.tagName === 'VIDEO' ? el.videoWidth : el.width;
-    const h = el.tagName === 'VIDEO' ? el.videoHeight : el.height;
-    if (w * h > area) { best = el; area = w * h; }
+    const isVideo = el.tagName === 'VIDEO';
+    const w = isVideo ? el.videoWidth : el.width;
+    const h = isVideo ? el.videoHeight : el.height;
+    const score = w * h * (isVideo && el.readyState >= 2 ? 2 : 1);
+    if (score > area) { best = el; area = score; }
   }
   return best;
 };
@@ -368,9 +388,14 @@ async function measureCanvasStamps(page, ms) {
     let undecoded = 0;
     let last = null;
     const end = performance.now() + duration;
+    const src = window.__benchSource();
+    const isVideo = src && src.tagName === 'VIDEO' && typeof src.requestVideoFrameCallback === 'function';
     await new Promise((done) => {
       const guard = setTimeout(done, duration + 2000);
-      const onFrame = (now) => {
+      const next = () => (isVideo ? src.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
+      const onFrame = (rafNow, meta) => {
+        // A <video>: time of presentation of this frame, as for Kelpie; a canvas: this frame's rAF.
+        const now = meta?.expectedDisplayTime ?? rafNow;
         frames++;
         const { value } = window.__benchReadStamp(ctx);
         if (value === null) undecoded++;
@@ -382,15 +407,15 @@ async function measureCanvasStamps(page, ms) {
             latencies.push(performance.timeOrigin + now - drawn);
           }
         }
-        if (performance.now() < end && frames < 100000) requestAnimationFrame(onFrame);
+        if (performance.now() < end && frames < 100000) next();
         else {
           clearTimeout(guard);
           done();
         }
       };
-      requestAnimationFrame(onFrame);
+      next();
     });
-    return { latencies, frames, distinct: seen.size, undecoded };
+    return { latencies, frames, distinct: seen.size, undecoded, source: src ? src.tagName : null };
   }, ms);
 }
 
@@ -484,7 +509,12 @@ async function runOne(systemName, workload) {
       serverMbps: mbps(sb1 - sb0, secs),
       rssMiB: rss,
       transport: sys.transport,
+      source: m?.source ?? (systemName === 'kelpie' ? 'VIDEO' : undefined),
+      browserMbps: mbps(b1 - b0, secs),
     };
+    // Bandwidth: for WebSocket systems the server's TCP bytes on its web port (a worker's
+    // WebSocket is invisible to the page's DevTools session); for WebRTC, getStats() RTP bytes.
+    result.mbps = sys.transport === 'websocket' ? result.serverMbps : result.browserMbps;
     log(`${systemName} × ${workload}: ${JSON.stringify(result)}`);
     if (process.env.BENCH_SCREENSHOTS) await page.screenshot({ path: join(OUT, `${systemName}-${workload}.png`) });
     return result;

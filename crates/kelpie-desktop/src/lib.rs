@@ -104,7 +104,7 @@ impl EmbeddedDesktop {
                 if let Some(mut s) = xvfb.stderr.take() {
                     let _ = s.read_to_string(&mut err);
                 }
-                let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("").to_string();
+                let last = err.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").to_string();
                 return Err(DesktopError::Xvfb(format!("{e} {last}")));
             }
         };
@@ -123,10 +123,8 @@ impl EmbeddedDesktop {
 
     fn start_demo(&mut self) {
         if which("xsetroot").is_some() {
-            let _ = Command::new("xsetroot")
-                .args(["-solid", "#1d3b53"])
-                .env("DISPLAY", &self.display)
-                .status();
+            let _ =
+                Command::new("xsetroot").args(["-solid", "#1d3b53"]).env("DISPLAY", &self.display).status();
         }
         for (program, args, package) in [
             ("openbox", &[][..], "openbox"),

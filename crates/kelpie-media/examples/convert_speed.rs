@@ -13,5 +13,8 @@ fn main() {
         f.write_bgrx(Rect { x: 0, y: 0, w, h }, &px);
     }
     let per = t.elapsed() / n;
-    println!("convert 1920x1080: {per:?} per frame ({:.1} Mpixel/s)", (w * h) as f64 / per.as_secs_f64() / 1e6);
+    println!(
+        "convert 1920x1080: {per:?} per frame ({:.1} Mpixel/s)",
+        (w * h) as f64 / per.as_secs_f64() / 1e6
+    );
 }

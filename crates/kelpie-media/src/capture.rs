@@ -200,18 +200,14 @@ impl Capturer {
         let shm = ShmSegment::new(width as usize * height as usize * 4)?;
         let x = |e: &dyn std::fmt::Display| MediaError::Capture(format!("X request failed: {e}"));
         let shmseg = conn.generate_id().map_err(|e| x(&e))?;
-        conn.shm_attach(shmseg, shm.id as u32, false)
-            .map_err(|e| x(&e))?
-            .check()
-            .map_err(|e| {
-                MediaError::Display(format!(
-                    "X display {display} cannot attach shared memory ({e}); the X server must \
+        conn.shm_attach(shmseg, shm.id as u32, false).map_err(|e| x(&e))?.check().map_err(|e| {
+            MediaError::Display(format!(
+                "X display {display} cannot attach shared memory ({e}); the X server must \
                      run on this machine and share its IPC namespace"
-                ))
-            })?;
+            ))
+        })?;
         let damage = conn.generate_id().map_err(|e| x(&e))?;
-        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)
-            .map_err(|e| x(&e))?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY).map_err(|e| x(&e))?;
         let region = conn.generate_id().map_err(|e| x(&e))?;
         conn.xfixes_create_region(region, &[]).map_err(|e| x(&e))?;
         conn.flush().map_err(|e| x(&e))?;
@@ -229,11 +225,7 @@ impl Capturer {
         if self.damaged || timeout.is_zero() {
             return Ok(self.damaged);
         }
-        let mut pfd = libc::pollfd {
-            fd: self.conn.stream().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: self.conn.stream().as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd for the duration of the call.
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -261,12 +253,7 @@ impl Capturer {
     pub fn take_damage(&mut self, full: bool) -> Result<Vec<Rect>, MediaError> {
         self.damaged = false;
         self.conn.damage_subtract(self.damage, x11rb::NONE, self.region).map_err(lost)?;
-        let reply = self
-            .conn
-            .xfixes_fetch_region(self.region)
-            .map_err(lost)?
-            .reply()
-            .map_err(lost)?;
+        let reply = self.conn.xfixes_fetch_region(self.region).map_err(lost)?.reply().map_err(lost)?;
         if full {
             return Ok(vec![Rect { x: 0, y: 0, w: self.width, h: self.height }]);
         }
@@ -312,12 +299,7 @@ impl Drop for Capturer {
 }
 
 fn to_rect(r: &Rectangle) -> Rect {
-    Rect {
-        x: r.x.max(0) as u32,
-        y: r.y.max(0) as u32,
-        w: u32::from(r.width),
-        h: u32::from(r.height),
-    }
+    Rect { x: r.x.max(0) as u32, y: r.y.max(0) as u32, w: u32::from(r.width), h: u32::from(r.height) }
 }
 
 fn lost(e: impl std::fmt::Display) -> MediaError {
@@ -350,7 +332,10 @@ mod tests {
         assert!(out.len() <= 4);
         // Every damaged pixel is still covered.
         for m in &many {
-            assert!(out.iter().any(|o| o.x <= m.x && o.y <= m.y && o.x + o.w >= m.x + m.w && o.y + o.h >= m.y + m.h));
+            assert!(
+                out.iter()
+                    .any(|o| o.x <= m.x && o.y <= m.y && o.x + o.w >= m.x + m.w && o.y + o.h >= m.y + m.h)
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ pub struct I420Frame {
 impl I420Frame {
     /// A black frame. `width` and `height` must be even.
     pub fn new(width: u32, height: u32) -> Self {
-        assert!(width % 2 == 0 && height % 2 == 0, "I420 needs even dimensions");
+        assert!(width.is_multiple_of(2) && height.is_multiple_of(2), "I420 needs even dimensions");
         let y = width as usize * height as usize;
         let mut data = vec![16u8; y + y / 2];
         data[y..].fill(128);
@@ -38,7 +38,12 @@ impl I420Frame {
     /// Converts `bgrx` (rows of `rect.w * 4` bytes) into the frame at `rect`, which must be
     /// even-aligned and inside the frame.
     pub fn write_bgrx(&mut self, rect: Rect, bgrx: &[u8]) {
-        assert!(rect.x % 2 == 0 && rect.y % 2 == 0 && rect.w % 2 == 0 && rect.h % 2 == 0);
+        assert!(
+            rect.x.is_multiple_of(2)
+                && rect.y.is_multiple_of(2)
+                && rect.w.is_multiple_of(2)
+                && rect.h.is_multiple_of(2)
+        );
         assert!(rect.x + rect.w <= self.width && rect.y + rect.h <= self.height);
         let stride = rect.w as usize * 4;
         assert!(bgrx.len() >= stride * rect.h as usize);
@@ -137,15 +142,18 @@ mod tests {
         let cases = [
             ([255, 255, 255], (235, 128, 128)),
             ([0, 0, 0], (16, 128, 128)),
-            ([0, 0, 255], (82, 90, 240)),   // red (BGR order)
-            ([0, 255, 0], (145, 54, 34)),   // green
-            ([255, 0, 0], (41, 240, 110)),  // blue
+            ([0, 0, 255], (82, 90, 240)),  // red (BGR order)
+            ([0, 255, 0], (145, 54, 34)),  // green
+            ([255, 0, 0], (41, 240, 110)), // blue
         ];
         for (bgr, (ey, eu, ev)) in cases {
             let mut f = I420Frame::new(4, 4);
             f.write_bgrx(Rect { x: 0, y: 0, w: 4, h: 4 }, &solid(4, 4, bgr));
             let (y, u, v) = sample(&f, 1, 1);
-            assert!(y.abs_diff(ey) <= 1 && u.abs_diff(eu) <= 1 && v.abs_diff(ev) <= 1, "{bgr:?}: {y} {u} {v}");
+            assert!(
+                y.abs_diff(ey) <= 1 && u.abs_diff(eu) <= 1 && v.abs_diff(ev) <= 1,
+                "{bgr:?}: {y} {u} {v}"
+            );
         }
     }
 

@@ -41,9 +41,24 @@ pub const ENCODERS: &[EncoderSpec] = &[
         package: "gstreamer1.0-plugins-bad (and a VA-API driver)",
         device: Some("/dev/dri/renderD128"),
     },
-    EncoderSpec { element: "x264enc", codec: VideoCodec::H264, package: "gstreamer1.0-plugins-ugly", device: None },
-    EncoderSpec { element: "openh264enc", codec: VideoCodec::H264, package: "gstreamer1.0-plugins-bad", device: None },
-    EncoderSpec { element: "vp8enc", codec: VideoCodec::Vp8, package: "gstreamer1.0-plugins-good", device: None },
+    EncoderSpec {
+        element: "x264enc",
+        codec: VideoCodec::H264,
+        package: "gstreamer1.0-plugins-ugly",
+        device: None,
+    },
+    EncoderSpec {
+        element: "openh264enc",
+        codec: VideoCodec::H264,
+        package: "gstreamer1.0-plugins-bad",
+        device: None,
+    },
+    EncoderSpec {
+        element: "vp8enc",
+        codec: VideoCodec::Vp8,
+        package: "gstreamer1.0-plugins-good",
+        device: None,
+    },
 ];
 
 /// Initialises GStreamer once; safe to call repeatedly.
@@ -61,7 +76,10 @@ impl EncoderSpec {
     pub fn by_element(name: &str) -> Result<&'static Self, MediaError> {
         ENCODERS.iter().find(|e| e.element == name).ok_or_else(|| {
             let names: Vec<_> = ENCODERS.iter().map(|e| e.element).collect();
-            MediaError::Config(format!("unknown encoder '{name}'; choose auto or one of: {}", names.join(", ")))
+            MediaError::Config(format!(
+                "unknown encoder '{name}'; choose auto or one of: {}",
+                names.join(", ")
+            ))
         })
     }
 
@@ -251,7 +269,16 @@ impl Encoder {
                 .unwrap_or_default();
             MediaError::Pipeline(format!("the {} encoder failed to start: {detail}", spec.element))
         })?;
-        Ok(Self { spec, pipeline, appsrc, enc, start, width, height, capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS) })
+        Ok(Self {
+            spec,
+            pipeline,
+            appsrc,
+            enc,
+            start,
+            width,
+            height,
+            capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS),
+        })
     }
 
     /// The encoder element in use.
@@ -267,7 +294,8 @@ impl Encoder {
     /// Queues one raw I420 frame captured at `captured`; if `keyframe`, the encoder is told
     /// to make it (or the next one) a keyframe with SPS/PPS.
     pub fn push(&self, i420: &[u8], captured: Instant, keyframe: bool) -> Result<(), MediaError> {
-        let pts = gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
+        let pts =
+            gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
         if keyframe {
             // Sent upstream into the encoder's source pad: it applies to the next frame the
             // encoder takes, whatever is queued in appsrc.
@@ -354,8 +382,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(enc.poll_error().is_none());
-        let v = out.lock().unwrap().clone();
-        v
+        out.lock().unwrap().clone()
     }
 
     #[test]

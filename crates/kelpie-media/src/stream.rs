@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use kelpie_protocol::VideoCodec;
 use tokio::sync::broadcast;
 
+use crate::MediaError;
 use crate::capture::{Capturer, coalesce};
 use crate::convert::I420Frame;
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
-use crate::MediaError;
 
 /// Frames a subscriber may fall behind before it is told it lagged (then it skips to the
 /// next keyframe). About a second at 60 fps.
@@ -251,7 +251,9 @@ impl VideoSource {
         let encoders: Vec<&'static EncoderSpec> = if encoder == "auto" {
             let mut chosen = Vec::new();
             for codec in [VideoCodec::H264, VideoCodec::Vp8] {
-                if let Some(e) = crate::encoder::ENCODERS.iter().find(|e| e.codec == codec && e.is_available()) {
+                if let Some(e) =
+                    crate::encoder::ENCODERS.iter().find(|e| e.codec == codec && e.is_available())
+                {
                     chosen.push(e);
                 }
             }
@@ -266,7 +268,12 @@ impl VideoSource {
             }
             vec![spec]
         };
-        Ok(Self { display: display.to_string(), settings: Mutex::new(settings), encoders, running: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            display: display.to_string(),
+            settings: Mutex::new(settings),
+            encoders,
+            running: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Codecs that can be streamed, in order of preference.

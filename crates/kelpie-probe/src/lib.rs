@@ -75,12 +75,8 @@ pub fn stamp_cells(ms: u64) -> [bool; CELLS] {
 /// Inverse of [`encode_stamp`]: the 48-bit value, or `None` when the checksum does not match.
 #[must_use]
 pub fn bits_to_value(bits: &[bool; STAMP_BITS]) -> Option<u64> {
-    let value = bits[..VALUE_BITS]
-        .iter()
-        .fold(0u64, |acc, &b| (acc << 1) | u64::from(b));
-    let sum = bits[VALUE_BITS..]
-        .iter()
-        .fold(0u8, |acc, &b| (acc << 1) | u8::from(b));
+    let value = bits[..VALUE_BITS].iter().fold(0u64, |acc, &b| (acc << 1) | u64::from(b));
+    let sum = bits[VALUE_BITS..].iter().fold(0u8, |acc, &b| (acc << 1) | u8::from(b));
     (checksum48(value) == sum).then_some(value)
 }
 
@@ -110,12 +106,7 @@ impl PixelFormat {
     /// A format with the given pixel size and channel byte offsets.
     #[must_use]
     pub const fn new(bytes_per_pixel: usize, r: usize, g: usize, b: usize) -> Self {
-        Self {
-            bytes_per_pixel,
-            r,
-            g,
-            b,
-        }
+        Self { bytes_per_pixel, r, g, b }
     }
 }
 
@@ -138,13 +129,7 @@ impl<'a> ImageView<'a> {
     /// A tightly packed raster (`stride = width * bytes_per_pixel`).
     #[must_use]
     pub const fn packed(data: &'a [u8], width: usize, height: usize, format: PixelFormat) -> Self {
-        Self {
-            data,
-            width,
-            height,
-            stride: width * format.bytes_per_pixel,
-            format,
-        }
+        Self { data, width, height, stride: width * format.bytes_per_pixel, format }
     }
 
     /// BT.601 luminance of the pixel at (x, y). Panics if out of bounds.
@@ -175,8 +160,7 @@ impl<'a> ImageView<'a> {
             && (self.height == 0
                 || self.width == 0
                 || self.stride >= self.width * f.bytes_per_pixel
-                    && self.data.len()
-                        >= (self.height - 1) * self.stride + self.width * f.bytes_per_pixel)
+                    && self.data.len() >= (self.height - 1) * self.stride + self.width * f.bytes_per_pixel)
     }
 }
 
@@ -238,15 +222,9 @@ pub fn decode_stamp(image: &ImageView<'_>, scale: f64) -> Option<u64> {
 pub fn unwrap_ms(value48: u64, reference_ms: u64) -> u64 {
     let period = 1u64 << VALUE_BITS;
     let base = reference_ms & !VALUE_MASK;
-    let candidates = [
-        base.wrapping_sub(period) | value48,
-        base | value48,
-        base.wrapping_add(period) | value48,
-    ];
-    candidates
-        .into_iter()
-        .min_by_key(|c| c.abs_diff(reference_ms))
-        .unwrap_or(value48)
+    let candidates =
+        [base.wrapping_sub(period) | value48, base | value48, base.wrapping_add(period) | value48];
+    candidates.into_iter().min_by_key(|c| c.abs_diff(reference_ms)).unwrap_or(value48)
 }
 
 /// Error reading an XWD file.
@@ -297,11 +275,7 @@ pub fn parse_xwd(bytes: &[u8]) -> Result<ImageView<'_>, XwdError> {
         if mask == 0 || mask >> shift != 0xff || !shift.is_multiple_of(8) || shift / 8 >= bpp {
             return Err(err("channels are not whole bytes"));
         }
-        *off = if lsb_first {
-            shift / 8
-        } else {
-            bpp - 1 - shift / 8
-        };
+        *off = if lsb_first { shift / 8 } else { bpp - 1 - shift / 8 };
     }
     let start = header_size
         .checked_add(ncolors.checked_mul(12).ok_or_else(|| err("bad ncolors"))?)
@@ -393,10 +367,7 @@ mod tests {
         assert!(bits[1..47].iter().all(|b| !b));
         assert!(bits[47]);
         // checksum = 0x80 + 0x01 = 0x81
-        assert_eq!(
-            &bits[48..],
-            &[true, false, false, false, false, false, false, true]
-        );
+        assert_eq!(&bits[48..], &[true, false, false, false, false, false, false, true]);
         assert_eq!(checksum48(0x0102_0304_0506), 21);
         assert_eq!(checksum48(0xffff_ffff_ffff), (6 * 255 % 256) as u8);
         let cells = stamp_cells(MS);
@@ -434,13 +405,7 @@ mod tests {
                 bgrx[d + 2] = rgba[s];
             }
         }
-        let view = ImageView {
-            data: &bgrx,
-            width: w,
-            height: h,
-            stride,
-            format: PixelFormat::BGRX,
-        };
+        let view = ImageView { data: &bgrx, width: w, height: h, stride, format: PixelFormat::BGRX };
         assert_eq!(decode_stamp(&view, 1.0), Some(MS & VALUE_MASK));
     }
 

@@ -12,8 +12,8 @@ use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
     AtomEnum, ChangeWindowAttributesAux, ConfigureWindowAux, ConnectionExt as _, CreateGCAux,
-    CreateWindowAux, EventMask, Gcontext, ImageFormat, ImageOrder, Pixmap, PropMode, Rectangle,
-    StackMode, VisualClass, Window, WindowClass,
+    CreateWindowAux, EventMask, Gcontext, ImageFormat, ImageOrder, Pixmap, PropMode, Rectangle, StackMode,
+    VisualClass, Window, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
@@ -92,10 +92,7 @@ enum Command {
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<T> {
     let value = value.with_context(|| format!("{name} needs a value"))?;
-    value
-        .parse()
-        .ok()
-        .with_context(|| format!("invalid value for {name}: {value:?}"))
+    value.parse().ok().with_context(|| format!("invalid value for {name}: {value:?}"))
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
@@ -151,11 +148,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--seed" => o.seed = parse_number(&name, value())?,
             "--duration" => {
                 let s: f64 = parse_number(&name, value())?;
-                o.duration = Some(
-                    Duration::try_from_secs_f64(s)
-                        .ok()
-                        .context("--duration must be >= 0")?,
-                );
+                o.duration = Some(Duration::try_from_secs_f64(s).ok().context("--duration must be >= 0")?);
             }
             _ => bail!("unknown argument {arg:?} (try --help)"),
         }
@@ -190,9 +183,7 @@ fn parse_decode_args(mut args: impl Iterator<Item = String>) -> Result<Command> 
 
 fn parse_raw_spec(spec: &str) -> Result<(usize, usize, PixelFormat)> {
     let (size, format) = spec.split_once(':').unwrap_or((spec, "bgrx"));
-    let (w, h) = size
-        .split_once('x')
-        .with_context(|| format!("bad size {size:?}, expected WxH"))?;
+    let (w, h) = size.split_once('x').with_context(|| format!("bad size {size:?}, expected WxH"))?;
     let format = match format.to_ascii_lowercase().as_str() {
         "bgrx" | "bgra" => PixelFormat::BGRX,
         "rgba" | "rgbx" => PixelFormat::RGBA,
@@ -200,18 +191,13 @@ fn parse_raw_spec(spec: &str) -> Result<(usize, usize, PixelFormat)> {
         "rgb" => PixelFormat::RGB,
         other => bail!("unknown pixel format {other:?}"),
     };
-    Ok((
-        parse_number("width", Some(w.to_owned()))?,
-        parse_number("height", Some(h.to_owned()))?,
-        format,
-    ))
+    Ok((parse_number("width", Some(w.to_owned()))?, parse_number("height", Some(h.to_owned()))?, format))
 }
 
 fn run_decode(o: &DecodeOptions) -> Result<bool> {
     let bytes = if o.file == "-" {
         let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v)
-            .context("reading standard input")?;
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v).context("reading standard input")?;
         v
     } else {
         std::fs::read(&o.file).with_context(|| format!("reading {}", o.file))?
@@ -282,33 +268,21 @@ fn install_signal_handlers() -> Result<RawFd> {
 /// (`None` = forever). Returns true if the X connection has something to read (or hung up).
 fn wait(fd_x: RawFd, fd_wake: RawFd, timeout: Option<Duration>) -> bool {
     let mut fds = [
-        libc::pollfd {
-            fd: fd_x,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: fd_wake,
-            events: libc::POLLIN,
-            revents: 0,
-        },
+        libc::pollfd { fd: fd_x, events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: fd_wake, events: libc::POLLIN, revents: 0 },
     ];
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), std::ptr::from_ref::<libc::timespec>);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref::<libc::timespec>);
     // SAFETY: `fds` and `ts` outlive the call; a null sigmask leaves the mask unchanged.
     let n = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
     n > 0 && fds[0].revents != 0
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,11 +344,7 @@ impl Rgb2Pixel {
             }
             let shift = mask.trailing_zeros();
             let bits = (mask >> shift).count_ones();
-            let scaled = if bits >= 8 {
-                u32::from(v) << (bits - 8)
-            } else {
-                u32::from(v) >> (8 - bits)
-            };
+            let scaled = if bits >= 8 { u32::from(v) << (bits - 8) } else { u32::from(v) >> (8 - bits) };
             p |= (scaled << shift) & mask;
         }
         p
@@ -402,9 +372,7 @@ impl Ctx {
         self.conn.create_gc(
             gc,
             self.win,
-            &CreateGCAux::new()
-                .foreground(self.colors.pixel(rgb))
-                .graphics_exposures(0),
+            &CreateGCAux::new().foreground(self.colors.pixel(rgb)).graphics_exposures(0),
         )?;
         Ok(gc)
     }
@@ -428,12 +396,7 @@ impl Ctx {
 }
 
 fn rect(x: i32, y: i32, w: i32, h: i32) -> Rectangle {
-    Rectangle {
-        x: x as i16,
-        y: y as i16,
-        width: w.max(0) as u16,
-        height: h.max(0) as u16,
-    }
+    Rectangle { x: x as i16, y: y as i16, width: w.max(0) as u16, height: h.max(0) as u16 }
 }
 
 /// Splits `r` into at most two rectangles that do not overlap the stamp strip, so that scene
@@ -446,12 +409,8 @@ fn outside_stamp(r: Rectangle) -> impl Iterator<Item = Rectangle> {
     // Part below the strip.
     let below = (y1 > sh).then(|| rect(x0, y0.max(sh), x1 - x0, y1 - y0.max(sh)));
     // Part beside the strip (to its right), within the strip's rows.
-    let beside =
-        (y0 < sh && x1 > sw).then(|| rect(x0.max(sw), y0, x1 - x0.max(sw), y1.min(sh) - y0));
-    below
-        .into_iter()
-        .chain(beside)
-        .filter(|r| r.width > 0 && r.height > 0)
+    let beside = (y0 < sh && x1 > sw).then(|| rect(x0.max(sw), y0, x1 - x0.max(sw), y1.min(sh) - y0));
+    below.into_iter().chain(beside).filter(|r| r.width > 0 && r.height > 0)
 }
 
 /// Draws the stamp into a small pixmap, then copies it to the window in one request so that the
@@ -464,13 +423,7 @@ struct StampPainter {
 }
 
 impl StampPainter {
-    fn draw(
-        &mut self,
-        conn: &RustConnection,
-        win: Window,
-        copy_gc: Gcontext,
-        ms: u64,
-    ) -> XResult<()> {
+    fn draw(&mut self, conn: &RustConnection, win: Window, copy_gc: Gcontext, ms: u64) -> XResult<()> {
         let cells = kelpie_probe::stamp_cells(ms);
         let mut white = Vec::with_capacity(CELLS);
         let mut black = Vec::with_capacity(CELLS);
@@ -486,17 +439,7 @@ impl StampPainter {
 
     /// Re-copies the last stamp (after an Expose).
     fn copy(&self, conn: &RustConnection, win: Window, copy_gc: Gcontext) -> XResult<()> {
-        conn.copy_area(
-            self.pixmap,
-            win,
-            copy_gc,
-            0,
-            0,
-            0,
-            0,
-            STAMP_WIDTH as u16,
-            STAMP_HEIGHT as u16,
-        )?;
+        conn.copy_area(self.pixmap, win, copy_gc, 0, 0, 0, 0, STAMP_WIDTH as u16, STAMP_HEIGHT as u16)?;
         Ok(())
     }
 }
@@ -586,20 +529,14 @@ impl Scene {
                 for (gc, rgb) in gcs.iter_mut().zip(BAR_COLORS) {
                     *gc = ctx.gc(rgb)?;
                 }
-                Self::Bars {
-                    gcs,
-                    bar_w: (i32::from(ctx.width) / 8).max(1),
-                    speed: o.speed,
-                }
+                Self::Bars { gcs, bar_w: (i32::from(ctx.width) / 8).max(1), speed: o.speed }
             }
             ModeKind::Noise => {
                 let mut rng = Rng::new(o.seed);
                 let pixmap = noise_pixmap(ctx, &mut rng)?;
                 Self::Noise { pixmap, rng }
             }
-            ModeKind::Clock => Self::Clock {
-                grey: ctx.gc((128, 128, 128))?,
-            },
+            ModeKind::Clock => Self::Clock { grey: ctx.gc((128, 128, 128))? },
             ModeKind::Typing => Self::Typing {
                 white: ctx.gc((255, 255, 255))?,
                 black: ctx.gc((0, 0, 0))?,
@@ -649,12 +586,7 @@ impl Scene {
                 let r: Vec<_> = outside_stamp(ctx.full()).collect();
                 ctx.fill(*grey, &r)?;
             }
-            Self::Typing {
-                white,
-                black,
-                glyphs,
-                ..
-            } => {
+            Self::Typing { white, black, glyphs, .. } => {
                 let r: Vec<_> = outside_stamp(ctx.full()).collect();
                 ctx.fill(*white, &r)?;
                 for chunk in glyphs.chunks(1000) {
@@ -706,16 +638,7 @@ impl Scene {
                     )?;
                 }
             }
-            Self::Typing {
-                white,
-                black,
-                rng,
-                glyphs,
-                col,
-                row,
-                line_len,
-                word_left,
-            } => {
+            Self::Typing { white, black, rng, glyphs, col, row, line_len, word_left } => {
                 let cols = ((w - 2 * TEXT_LEFT) / GLYPH_W).max(1);
                 let rows = ((h - TEXT_TOP) / GLYPH_H).max(1);
                 if *line_len == 0 {
@@ -775,14 +698,8 @@ fn noise_pixmap(ctx: &Ctx, rng: &mut Rng) -> XResult<Pixmap> {
         for _ in 0..n * usize::from(pw) / 2 {
             let r = rng.next_u64();
             for half in [r, r >> 32] {
-                let px = ctx
-                    .colors
-                    .pixel((half as u8, (half >> 8) as u8, (half >> 16) as u8));
-                buf.extend_from_slice(&if ctx.lsb_first {
-                    px.to_le_bytes()
-                } else {
-                    px.to_be_bytes()
-                });
+                let px = ctx.colors.pixel((half as u8, (half >> 8) as u8, (half >> 16) as u8));
+                buf.extend_from_slice(&if ctx.lsb_first { px.to_le_bytes() } else { px.to_be_bytes() });
             }
         }
         buf.resize(n * row_bytes, 0);
@@ -814,8 +731,8 @@ fn setup(o: &Options) -> Result<Ctx> {
         .filter(|d| !d.is_empty())
         .context("cannot open display: DISPLAY is not set (use --display :N)")?;
     let shown = display.clone();
-    let (conn, screen_num) = x11rb::connect(Some(&display))
-        .map_err(|e| anyhow::anyhow!("cannot open display {shown:?}: {e}"))?;
+    let (conn, screen_num) =
+        x11rb::connect(Some(&display)).map_err(|e| anyhow::anyhow!("cannot open display {shown:?}: {e}"))?;
     let screen = conn.setup().roots[screen_num].clone();
     let depth = screen.root_depth;
     let visual = screen
@@ -828,19 +745,12 @@ fn setup(o: &Options) -> Result<Ctx> {
     if visual.class != VisualClass::TRUE_COLOR && visual.class != VisualClass::DIRECT_COLOR {
         bail!("root visual is not TrueColor");
     }
-    let bpp = conn
-        .setup()
-        .pixmap_formats
-        .iter()
-        .find(|f| f.depth == depth)
-        .map(|f| f.bits_per_pixel);
+    let bpp = conn.setup().pixmap_formats.iter().find(|f| f.depth == depth).map(|f| f.bits_per_pixel);
     if bpp != Some(32) {
         bail!("unsupported root depth {depth} ({bpp:?} bits per pixel); use a 24-bit screen");
     }
     let lsb_first = conn.setup().image_byte_order == ImageOrder::LSB_FIRST;
-    let colors = Rgb2Pixel {
-        masks: [visual.red_mask, visual.green_mask, visual.blue_mask],
-    };
+    let colors = Rgb2Pixel { masks: [visual.red_mask, visual.green_mask, visual.blue_mask] };
     let (width, height) = (screen.width_in_pixels, screen.height_in_pixels);
     let root = screen.root;
 
@@ -861,13 +771,7 @@ fn setup(o: &Options) -> Result<Ctx> {
             .background_pixel(colors.pixel((0, 0, 0)))
             .event_mask(EventMask::EXPOSURE),
     )?;
-    conn.change_property8(
-        PropMode::REPLACE,
-        win,
-        AtomEnum::WM_NAME,
-        AtomEnum::STRING,
-        b"kelpie-probe",
-    )?;
+    conn.change_property8(PropMode::REPLACE, win, AtomEnum::WM_NAME, AtomEnum::STRING, b"kelpie-probe")?;
     // Follow screen size changes (RandR): ConfigureNotify on the root window.
     conn.change_window_attributes(
         root,
@@ -876,22 +780,10 @@ fn setup(o: &Options) -> Result<Ctx> {
     let copy_gc = conn.generate_id()?;
     conn.create_gc(copy_gc, win, &CreateGCAux::new().graphics_exposures(0))?;
     let stamp_pixmap = conn.generate_id()?;
-    conn.create_pixmap(
-        depth,
-        stamp_pixmap,
-        win,
-        STAMP_WIDTH as u16,
-        STAMP_HEIGHT as u16,
-    )?;
+    conn.create_pixmap(depth, stamp_pixmap, win, STAMP_WIDTH as u16, STAMP_HEIGHT as u16)?;
     let stamp_gc = |rgb| -> Result<Gcontext> {
         let gc = conn.generate_id()?;
-        conn.create_gc(
-            gc,
-            win,
-            &CreateGCAux::new()
-                .foreground(colors.pixel(rgb))
-                .graphics_exposures(0),
-        )?;
+        conn.create_gc(gc, win, &CreateGCAux::new().foreground(colors.pixel(rgb)).graphics_exposures(0))?;
         Ok(gc)
     };
     let stamp = StampPainter {
@@ -900,18 +792,7 @@ fn setup(o: &Options) -> Result<Ctx> {
         black: stamp_gc((0, 0, 0))?,
         last: 0,
     };
-    Ok(Ctx {
-        conn,
-        root,
-        win,
-        depth,
-        width,
-        height,
-        colors,
-        lsb_first,
-        copy_gc,
-        stamp,
-    })
+    Ok(Ctx { conn, root, win, depth, width, height, colors, lsb_first, copy_gc, stamp })
 }
 
 /// Frame statistics printed on exit.
@@ -980,9 +861,7 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
     let x_fd = ctx.conn.stream().as_raw_fd();
     let period = match o.mode {
         ModeKind::Quadrants => None,
-        ModeKind::Bars | ModeKind::Noise => {
-            Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(60.0)))
-        }
+        ModeKind::Bars | ModeKind::Noise => Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(60.0))),
         ModeKind::Typing => Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(10.0))),
         ModeKind::Clock => Some(o.interval),
     };
@@ -990,22 +869,13 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
     let stamped = scene.stamped();
 
     ctx.conn.map_window(ctx.win)?;
-    ctx.conn.configure_window(
-        ctx.win,
-        &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE),
-    )?;
+    ctx.conn.configure_window(ctx.win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
     let start = Instant::now();
     stats.since = Some(start);
     let end = o.duration.map(|d| start + d);
     let mut frame: u64 = 0;
     let draw_stamp = |ctx: &mut Ctx, ms: u64| -> XResult<()> {
-        let Ctx {
-            conn,
-            win,
-            copy_gc,
-            stamp,
-            ..
-        } = ctx;
+        let Ctx { conn, win, copy_gc, stamp, .. } = ctx;
         stamp.draw(conn, *win, *copy_gc, ms)
     };
 
@@ -1042,13 +912,7 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
             pending.expose = false;
             scene.draw_all(ctx, frame)?;
             if stamped {
-                let Ctx {
-                    conn,
-                    win,
-                    copy_gc,
-                    stamp,
-                    ..
-                } = &*ctx;
+                let Ctx { conn, win, copy_gc, stamp, .. } = &*ctx;
                 stamp.copy(conn, *win, *copy_gc)?;
             }
             ctx.conn.get_input_focus()?.reply()?;
@@ -1082,11 +946,7 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
         }
         let until = [deadline, end].into_iter().flatten().min();
         ctx.conn.flush()?;
-        wait(
-            x_fd,
-            wake_fd,
-            until.map(|u| u.saturating_duration_since(now)),
-        );
+        wait(x_fd, wake_fd, until.map(|u| u.saturating_duration_since(now)));
     }
 }
 

@@ -21,21 +21,14 @@ impl Drop for Kill {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// Reads the top-left `w` x `h` pixels of the root window as (bytes, format).
 fn grab(w: u16, h: u16) -> Option<(Vec<u8>, PixelFormat)> {
     let (conn, screen) = x11rb::connect(Some(DISPLAY)).ok()?;
     let root = conn.setup().roots[screen].root;
-    let reply = conn
-        .get_image(ImageFormat::Z_PIXMAP, root, 0, 0, w, h, !0)
-        .ok()?
-        .reply()
-        .ok()?;
+    let reply = conn.get_image(ImageFormat::Z_PIXMAP, root, 0, 0, w, h, !0).ok()?.reply().ok()?;
     // Depth 24 on Xvfb: 32 bits per pixel, little-endian 0x00RRGGBB.
     Some((reply.data, PixelFormat::BGRX))
 }
@@ -45,15 +38,7 @@ fn grab(w: u16, h: u16) -> Option<(Vec<u8>, PixelFormat)> {
 fn probe_draws_decodable_stamp_and_quadrants() {
     let _xvfb = Kill(
         Command::new("Xvfb")
-            .args([
-                DISPLAY,
-                "-screen",
-                "0",
-                "1280x720x24",
-                "-noreset",
-                "-nolisten",
-                "tcp",
-            ])
+            .args([DISPLAY, "-screen", "0", "1280x720x24", "-noreset", "-nolisten", "tcp"])
             .stderr(Stdio::null())
             .spawn()
             .expect("start Xvfb"),
@@ -79,18 +64,11 @@ fn probe_draws_decodable_stamp_and_quadrants() {
         let view = ImageView::packed(&data, STAMP_WIDTH, STAMP_HEIGHT, format);
         let ms = unwrap_ms(decode_stamp(&view, 1.0).expect(mode), after);
         let age = after - ms;
-        assert!(
-            ms <= after && age < 1000,
-            "{mode}: stamp {ms}, grabbed {before}..{after}"
-        );
+        assert!(ms <= after && age < 1000, "{mode}: stamp {ms}, grabbed {before}..{after}");
     }
 
-    let _probe = Kill(
-        Command::new(bin)
-            .args(["quadrants", "--display", DISPLAY, "-q"])
-            .spawn()
-            .expect("start probe"),
-    );
+    let _probe =
+        Kill(Command::new(bin).args(["quadrants", "--display", DISPLAY, "-q"]).spawn().expect("start probe"));
     sleep(Duration::from_millis(500));
     let (data, _) = grab(1280, 720).expect("grab");
     let px = |x: usize, y: usize| {
@@ -117,23 +95,12 @@ fn bad_display_fails_with_one_line() {
 
 #[test]
 fn help_lists_modes() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kelpie-probe"))
-        .arg("--help")
-        .output()
-        .expect("run probe");
+    let out = Command::new(env!("CARGO_BIN_EXE_kelpie-probe")).arg("--help").output().expect("run probe");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in [
-        "quadrants",
-        "bars",
-        "noise",
-        "clock",
-        "typing",
-        "decode",
-        "--fps",
-        "--interval-ms",
-        "--display",
-    ] {
+    for word in
+        ["quadrants", "bars", "noise", "clock", "typing", "decode", "--fps", "--interval-ms", "--display"]
+    {
         assert!(text.contains(word), "{word} missing from --help");
     }
 }

@@ -62,7 +62,8 @@ pub async fn require_token(State(state): State<Arc<AppState>>, req: Request, nex
         let rest: Vec<&str> = query.split('&').filter(|kv| !kv.starts_with("token=")).collect();
         let path = req.uri().path();
         let last = path.rsplit('/').next().unwrap_or("");
-        let target = if rest.is_empty() { format!("./{last}") } else { format!("./{last}?{}", rest.join("&")) };
+        let target =
+            if rest.is_empty() { format!("./{last}") } else { format!("./{last}?{}", rest.join("&")) };
         let cookie = format!("{}={token}; HttpOnly; SameSite=Lax", cookie_name(state.port));
         let mut resp = Redirect::to(&target).into_response();
         resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is hex"));

@@ -81,13 +81,14 @@ pub struct Size {
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
+    let (w, h) =
+        s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
     let w: u32 = w.trim().parse().map_err(|_| format!("bad width in '{s}'"))?;
     let h: u32 = h.trim().parse().map_err(|_| format!("bad height in '{s}'"))?;
     if !(64..=8192).contains(&w) || !(64..=8192).contains(&h) {
         return Err(format!("'{s}' is outside 64x64..8192x8192"));
     }
-    if w % 2 != 0 || h % 2 != 0 {
+    if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
         return Err(format!("'{s}' must have an even width and height"));
     }
     Ok(Size { width: w, height: h })
@@ -96,10 +97,7 @@ fn parse_size(s: &str) -> Result<Size, String> {
 impl Config {
     /// The display to serve: --display, else $DISPLAY, else none (start an embedded one).
     pub fn existing_display(&self) -> Option<String> {
-        self.display
-            .clone()
-            .or_else(|| std::env::var("DISPLAY").ok())
-            .filter(|d| !d.trim().is_empty())
+        self.display.clone().or_else(|| std::env::var("DISPLAY").ok()).filter(|d| !d.trim().is_empty())
     }
 
     /// The UDP address for WebRTC.
@@ -132,7 +130,20 @@ mod tests {
         assert!(Config::try_parse_from(["kelpie", "--listen", "nowhere"]).is_err());
         // Every flag documents its environment variable.
         let help = <Config as clap::CommandFactory>::command().render_long_help().to_string();
-        for flag in ["DISPLAY", "SIZE", "APP", "LISTEN", "UDP_PORT", "PUBLIC_IP", "TOKEN", "AUTH", "ENCODER", "FPS", "BITRATE", "LOG"] {
+        for flag in [
+            "DISPLAY",
+            "SIZE",
+            "APP",
+            "LISTEN",
+            "UDP_PORT",
+            "PUBLIC_IP",
+            "TOKEN",
+            "AUTH",
+            "ENCODER",
+            "FPS",
+            "BITRATE",
+            "LOG",
+        ] {
             assert!(help.contains(&format!("KELPIE_{flag}")), "KELPIE_{flag} missing from --help");
         }
     }

@@ -5,9 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::extract::State;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -69,7 +69,8 @@ async fn session(State(state): State<Arc<AppState>>) -> Json<SessionInfo> {
 
 async fn asset(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let path = if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
+    let path =
+        if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
     let Some(file) = Assets::get(&path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
@@ -95,32 +96,99 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut line = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };
-    line("kelpie_auth_rejected_total", "counter", "Requests refused for a missing or wrong token.", m.auth_rejected.load(Ordering::Relaxed));
-    line("kelpie_signal_connections_total", "counter", "Signalling WebSockets opened.", m.signal_connections.load(Ordering::Relaxed));
-    line("kelpie_signal_rejected_total", "counter", "Malformed or oversized signalling messages dropped.", m.signal_rejected.load(Ordering::Relaxed));
-    line("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(Ordering::Relaxed));
-    line("kelpie_webrtc_connected_total", "counter", "WebRTC peers that connected.", w.peers_connected.load(Ordering::Relaxed));
-    line("kelpie_webrtc_unmatched_datagrams_total", "counter", "UDP datagrams no peer claimed.", w.datagrams_unmatched.load(Ordering::Relaxed));
-    line("kelpie_webrtc_idle_keyframe_requests_ignored_total", "counter", "Keyframe requests of idle streams (no loss) not answered.", w.idle_plis_ignored.load(Ordering::Relaxed));
-    line("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(Ordering::Relaxed));
+    line(
+        "kelpie_auth_rejected_total",
+        "counter",
+        "Requests refused for a missing or wrong token.",
+        m.auth_rejected.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_signal_connections_total",
+        "counter",
+        "Signalling WebSockets opened.",
+        m.signal_connections.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_signal_rejected_total",
+        "counter",
+        "Malformed or oversized signalling messages dropped.",
+        m.signal_rejected.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_webrtc_viewers",
+        "gauge",
+        "WebRTC peer connections alive.",
+        w.peers_alive.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_webrtc_connected_total",
+        "counter",
+        "WebRTC peers that connected.",
+        w.peers_connected.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_webrtc_unmatched_datagrams_total",
+        "counter",
+        "UDP datagrams no peer claimed.",
+        w.datagrams_unmatched.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_webrtc_idle_keyframe_requests_ignored_total",
+        "counter",
+        "Keyframe requests of idle streams (no loss) not answered.",
+        w.idle_plis_ignored.load(Ordering::Relaxed),
+    );
+    line(
+        "kelpie_webrtc_sent_bytes_total",
+        "counter",
+        "UDP bytes sent.",
+        w.bytes_sent.load(Ordering::Relaxed),
+    );
     let _ = writeln!(
         out,
         "# HELP kelpie_frame_delay_seconds Time from capture to hand-over to the WebRTC peers.\n# TYPE kelpie_frame_delay_seconds summary\nkelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",
         w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6,
         w.frames_sent.load(Ordering::Relaxed)
     );
-    let _ = writeln!(out, "# HELP kelpie_frames_encoded_total Frames encoded per stream.\n# TYPE kelpie_frames_encoded_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP kelpie_frames_encoded_total Frames encoded per stream.\n# TYPE kelpie_frames_encoded_total counter"
+    );
     let streams = state.source.streams();
     for s in &streams {
-        let _ = writeln!(out, "kelpie_frames_encoded_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().frames_encoded.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "kelpie_frames_encoded_total{{codec=\"{}\",encoder=\"{}\"}} {}",
+            s.codec().as_str(),
+            s.encoder(),
+            s.counters().frames_encoded.load(Ordering::Relaxed)
+        );
     }
-    let _ = writeln!(out, "# HELP kelpie_encoded_bytes_total Bytes encoded per stream.\n# TYPE kelpie_encoded_bytes_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP kelpie_encoded_bytes_total Bytes encoded per stream.\n# TYPE kelpie_encoded_bytes_total counter"
+    );
     for s in &streams {
-        let _ = writeln!(out, "kelpie_encoded_bytes_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().bytes_encoded.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "kelpie_encoded_bytes_total{{codec=\"{}\",encoder=\"{}\"}} {}",
+            s.codec().as_str(),
+            s.encoder(),
+            s.counters().bytes_encoded.load(Ordering::Relaxed)
+        );
     }
-    let _ = writeln!(out, "# HELP kelpie_keyframes_total Keyframes encoded per stream.\n# TYPE kelpie_keyframes_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP kelpie_keyframes_total Keyframes encoded per stream.\n# TYPE kelpie_keyframes_total counter"
+    );
     for s in &streams {
-        let _ = writeln!(out, "kelpie_keyframes_total{{codec=\"{}\",encoder=\"{}\"}} {}", s.codec().as_str(), s.encoder(), s.counters().keyframes.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "kelpie_keyframes_total{{codec=\"{}\",encoder=\"{}\"}} {}",
+            s.codec().as_str(),
+            s.encoder(),
+            s.counters().keyframes.load(Ordering::Relaxed)
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -101,7 +101,10 @@ impl Server {
         let webrtc = WebRtc::start(config.udp_addr(), config.public_ip, source.clone()).await?;
         let token = match config.auth {
             AuthMode::None => {
-                tracing::warn!("access control is OFF (--auth none): anyone who can reach {} can see and use this desktop", config.listen);
+                tracing::warn!(
+                    "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
+                    config.listen
+                );
                 None
             }
             AuthMode::Token => Some(config.token.clone().unwrap_or_else(auth::random_token)),
@@ -131,12 +134,9 @@ impl Server {
     /// Serves until SIGINT or SIGTERM.
     pub async fn serve(self) -> anyhow::Result<()> {
         let app = http::app(self.state.clone());
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<http::ConnInfo>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+        let result = axum::serve(self.listener, app.into_make_service_with_connect_info::<http::ConnInfo>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
         drop(self.state);
         drop(self.desktop);
         result.context("the HTTP server failed")

@@ -198,8 +198,8 @@ async fn run(
                     let now = Instant::now();
                     counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                     counters.frame_delay_us_sum.fetch_add(now.saturating_duration_since(f.captured).as_micros() as u64, Ordering::Relaxed);
-                    if hub.send_frame(now, codec, &f) {
-                        if let Some(feed) = feeds.get(&codec) { feed.stream.request_keyframe(); }
+                    if hub.send_frame(now, codec, &f) && let Some(feed) = feeds.get(&codec) {
+                        feed.stream.request_keyframe();
                     }
                 }
                 FrameMsg::Lagged => {

@@ -98,7 +98,14 @@ pub struct Hub {
 impl Hub {
     /// A hub that can send `codecs` (preference order).
     pub fn new(codecs: Vec<VideoCodec>) -> Self {
-        Self { peers: Vec::new(), next_id: 1, codecs, gone: Vec::new(), unmatched_datagrams: 0, idle_plis_ignored: 0 }
+        Self {
+            peers: Vec::new(),
+            next_id: 1,
+            codecs,
+            gone: Vec::new(),
+            unmatched_datagrams: 0,
+            idle_plis_ignored: 0,
+        }
     }
 
     /// Number of live peers.
@@ -116,7 +123,12 @@ impl Hub {
 
     /// Creates a peer for a browser's offer. `local` is the address the browser can reach
     /// our UDP socket at; it becomes our only ICE candidate.
-    pub fn accept_offer(&mut self, now: Instant, offer: &str, local: SocketAddr) -> Result<Answer, WebRtcError> {
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+    ) -> Result<Answer, WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
         let codec = choose_codec(&offer.to_sdp_string(), &self.codecs).ok_or(WebRtcError::NoCommonCodec)?;
         let mut rtc = Rtc::builder()
@@ -182,7 +194,8 @@ impl Hub {
             let Ok(contents) = data.try_into() else {
                 break;
             };
-            let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: p.local, contents });
+            let input =
+                Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: p.local, contents });
             if p.rtc.accepts(&input) {
                 if let Err(e) = p.rtc.handle_input(input) {
                     tracing::debug!(id = %p.id, "dropping peer after bad input: {e}");
@@ -217,7 +230,12 @@ impl Hub {
             }
             let Some(writer) = p.rtc.writer(*mid) else { continue };
             let zero = MediaTime::from_90khz(0);
-            match writer.playout_delay(zero, zero).write(params.pt(), frame.captured.min(now), rtp_time, frame.data.clone()) {
+            match writer.playout_delay(zero, zero).write(
+                params.pt(),
+                frame.captured.min(now),
+                rtp_time,
+                frame.data.clone(),
+            ) {
                 Ok(()) => {
                     p.needs_keyframe = false;
                     p.frames_sent += 1;
@@ -234,11 +252,11 @@ impl Hub {
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>, events: &mut Vec<HubEvent>) -> Instant {
         let mut next = now + Duration::from_millis(500);
         for p in &mut self.peers {
-            if p.rtc.is_alive() {
-                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!(id = %p.id, "timeout handling failed: {e}");
-                    p.rtc.disconnect();
-                }
+            if p.rtc.is_alive()
+                && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
+            {
+                tracing::debug!(id = %p.id, "timeout handling failed: {e}");
+                p.rtc.disconnect();
             }
             while p.rtc.is_alive() {
                 match p.rtc.poll_output() {
@@ -324,7 +342,7 @@ fn best_params<'a>(
             VideoCodec::H264 => 1,
         };
         if score > 0 && best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, p.clone()));
+            best = Some((score, *p));
         }
     }
     best.map(|b| b.1)
@@ -337,11 +355,9 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
     for line in sdp.lines() {
         if line.starts_with("m=") {
             in_video = line.starts_with("m=video");
-        } else if in_video {
-            if let Some(rest) = line.strip_prefix("a=rtpmap:") {
-                let name = rest.split_whitespace().nth(1).unwrap_or("").split('/').next().unwrap_or("");
-                offered.push(name.to_ascii_lowercase());
-            }
+        } else if in_video && let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            let name = rest.split_whitespace().nth(1).unwrap_or("").split('/').next().unwrap_or("");
+            offered.push(name.to_ascii_lowercase());
         }
     }
     prefs.iter().copied().find(|c| offered.iter().any(|o| o == c.as_str()))

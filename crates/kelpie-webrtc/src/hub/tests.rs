@@ -164,7 +164,10 @@ fn bad_offers_are_errors() {
     let now = Instant::now();
     assert!(matches!(hub.accept_offer(now, "hello", SERVER.parse().unwrap()), Err(WebRtcError::BadOffer(_))));
     let (_c, _p, vp8_only) = client_offer(now, false);
-    assert!(matches!(hub.accept_offer(now, &vp8_only, SERVER.parse().unwrap()), Err(WebRtcError::NoCommonCodec)));
+    assert!(matches!(
+        hub.accept_offer(now, &vp8_only, SERVER.parse().unwrap()),
+        Err(WebRtcError::NoCommonCodec)
+    ));
     assert!(hub.add_remote_candidate(PeerId(99), "candidate:1 1 udp 1 1.2.3.4 5 typ host").is_err());
 }
 
