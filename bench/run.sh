@@ -36,4 +36,7 @@ if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
 fi
 
 ip link set lo up
+# Selkies' own ICE agent leaves 127.0.0.1 out of its host candidates; a second loopback
+# address gives its WebRTC mode a candidate (only used by the selkies-webrtc system).
+ip addr add 127.0.0.2/8 dev lo 2>/dev/null || true
 exec node "$here/bench.mjs" "$@"
