@@ -14,8 +14,10 @@ deps:
 deps-test:
 	@scripts/install-deps.sh --test
 
-web/node_modules/.package-lock.json: web/package-lock.json
-	cd web && npm ci --no-audit --no-fund
+# `npm install`, not `npm ci`: Vite lists an optional Windows-only package that the registry
+# mirror may not serve, and `npm ci` refuses a lock file without it.
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	cd web && npm install --no-audit --no-fund
 
 tests/e2e/node_modules/.package-lock.json: tests/e2e/package-lock.json
 	cd tests/e2e && npm ci --no-audit --no-fund
