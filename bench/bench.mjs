@@ -3,7 +3,7 @@
 // measure delivered frames, glass-to-glass latency, server CPU, bandwidth and peak memory.
 // Run it through bench/run.sh (a loopback-only network namespace). Environment:
 //   BENCH_SECONDS    measurement window per run (default 20)
-//   BENCH_SYSTEMS    comma list of kelpie, selkies, selkies-webrtc, vnc (default: all but selkies-webrtc)
+//   BENCH_SYSTEMS    comma list of kelpie, selkies, selkies-webrtc, vnc (default: all)
 //   BENCH_WORKLOADS  comma list of static, bars, noise (default: all)
 //   BENCH_SMOKE=1    Kelpie alone, bars, 5 s; exits 1 if nothing was measured; writes no docs
 //   BENCH_OUT        folder for results.json (default bench/out)
@@ -21,7 +21,7 @@ const root = resolve(here, '..');
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 20);
 const SETTLE_MS = 3000;
-const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,selkies,vnc').split(',').map((s) => s.trim()).filter(Boolean);
+const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,selkies,selkies-webrtc,vnc').split(',').map((s) => s.trim()).filter(Boolean);
 const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
 const OUT = resolve(process.env.BENCH_OUT ?? join(here, 'out'));
 const DOC = resolve(process.env.BENCH_DOC ?? join(root, 'docs/benchmarks.md'));
@@ -444,10 +444,6 @@ async function rtpBytes(page) {
   });
 }
 
-function b64Len(s) {
-  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-  return Math.floor((s.length * 3) / 4) - pad;
-}
 
 // ---------------------------------------------------------------------------------------------
 // One run.
@@ -466,20 +462,14 @@ async function runOne(systemName, workload) {
     page.on('console', (m) => {
       if (process.env.BENCH_VERBOSE) console.error(`[page] ${m.text()}`);
     });
-    let wsBytes = 0;
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Network.enable');
-    cdp.on('Network.webSocketFrameReceived', (e) => {
-      const r = e.response;
-      wsBytes += r.opcode === 1 ? Buffer.byteLength(r.payloadData ?? '', 'utf8') : b64Len(r.payloadData ?? '');
-    });
     await page.goto(sys.url, { timeout: 30000 });
     await sys.ready(page);
     await sleep(SETTLE_MS);
 
-    const bytes = async () => (sys.transport === 'websocket' ? wsBytes : await rtpBytes(page));
+    const bytes = async () => (sys.transport === 'websocket' ? NaN : await rtpBytes(page));
     const b0 = await bytes();
     const sb0 = await sys.serverBytes();
+    const load = loadavg();
     const c0 = treeCpu(sys.serverRoots, sys.exclude);
     const t0 = performance.now();
     let m = null;
@@ -509,6 +499,7 @@ async function runOne(systemName, workload) {
       serverMbps: mbps(sb1 - sb0, secs),
       rssMiB: rss,
       transport: sys.transport,
+      load1: Number(load),
       source: m?.source ?? (systemName === 'kelpie' ? 'VIDEO' : undefined),
       browserMbps: mbps(b1 - b0, secs),
     };
@@ -545,6 +536,10 @@ function sh(cmd, args) {
   } catch {
     return '';
   }
+}
+
+function loadavg() {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 }
 
 function machine(chromiumVersion) {
@@ -586,7 +581,7 @@ function markdown(results, mach, meta) {
   lines.push('- **p50/p90/p99**: glass-to-glass latency, the time the browser shows a frame minus the epoch time kelpie-probe drew into it (same clock: one machine).');
   lines.push('- **server CPU %**: user + system CPU of the whole process tree of the server, as a percentage of one core, **excluding Xvfb and kelpie-probe** (Kelpie starts its own Xvfb; its subtree is left out). For x11vnc + noVNC this is x11vnc plus websockify. Chromium is not included.');
   lines.push('- **CPU ms/frame**: server CPU time per delivered frame (CPU % × 10 / fps).');
-  lines.push('- **Mbit/s**: bytes received by the browser: RTP payload bytes from `getStats()` (`inbound-rtp bytesReceived`) for WebRTC systems, WebSocket message payloads from the DevTools protocol (`Network.webSocketFrameReceived`) for WebSocket systems.');
+  lines.push('- **Mbit/s**: for WebRTC systems, RTP payload bytes received by the browser (`getStats()`, `inbound-rtp bytesReceived`); for WebSocket systems, the bytes the server sent on its web port (kernel `tcp_info` `bytes_sent` from `ss -ti`: WebSocket payload and framing). Neither counts IP/UDP/TCP headers.');
   lines.push('- **peak RSS**: sum of `VmHWM` of the server processes at the end of the run.');
   lines.push('- The **static** workload (a 928x16 timestamp changing once a second on a grey screen) shows only CPU, bandwidth and memory: what an idle-looking desktop costs.');
   lines.push('');
@@ -605,10 +600,12 @@ function markdown(results, mach, meta) {
   for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
   lines.push('');
   lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, x264, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
-  lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb; its own web client, which decodes with WebCodecs and draws on a `<canvas>`.');
-  lines.push('- **Selkies 2.x WebRTC** (only when `BENCH_SYSTEMS` names `selkies-webrtc`): the same with `--mode webrtc`.');
+  lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb (so its CPU figure excludes Xvfb and the probe, as Kelpie\'s does); its own web client.');
+  lines.push('- **Selkies 2.x WebRTC**: the same with `--mode webrtc`. Selkies\' ICE agent leaves 127.0.0.1 out of its candidates, so `bench/run.sh` adds 127.0.0.2 to the namespace\'s loopback interface to give it one.');
+  lines.push('- Selkies 2.x in this Chromium presents H.264 through a `<video>` element fed by a `MediaStreamTrackGenerator` (the canvas is only used for striped codecs), so its latency is timed exactly like Kelpie\'s: per presented frame with `requestVideoFrameCallback`. Its client lowers the frame rate it asks for when its decoder falls behind (it logs "the decoder keeps up with N fps; asking for that"), which is part of what is measured.');
   lines.push('- **x11vnc + noVNC** (Debian packages): `x11vnc -nopw -forever -shared` + `websockify --web /usr/share/novnc`, `vnc.html?autoconnect=1&resize=off`.');
-  lines.push('- For clients that draw on a canvas, the harness reads the stamp from the largest canvas once per `requestAnimationFrame` and records a latency when its value changes, timed at that callback: that is at or slightly before the frame is shown, so canvas clients\' latencies are, if anything, flattered by up to one display frame (~16 ms) compared with Kelpie\'s.');
+  lines.push('- x11vnc sends the screen in changed tiles, not whole frames: its fps counts updates of the 928x16 timestamp strip, and the rest of the screen can lag behind it (tearing is visible in screenshots), so for VNC fps is an upper bound on full-screen updates. Solid vertical bars compress to almost nothing in VNC\'s run-length encodings, hence its tiny bandwidth on `bars`.');
+  lines.push('- For clients that draw on a canvas (noVNC), the harness reads the stamp from the largest canvas once per `requestAnimationFrame` and records a latency when its value changes, timed at that callback: that is at or slightly before the frame is shown, so canvas clients\' latencies are, if anything, flattered by up to one display frame (~16 ms) compared with Kelpie\'s.');
   lines.push('- All processes, browser included, share the same cores, and everything runs in a loopback-only network namespace (no network shaping: loopback has no loss and sub-millisecond delay).');
   lines.push('');
   lines.push('## Machine');
@@ -616,6 +613,7 @@ function markdown(results, mach, meta) {
   lines.push(`- CPU: ${mach.cpu}, ${mach.cores} cores`);
   lines.push(`- RAM: ${mach.ramGiB} GiB`);
   lines.push(`- OS: ${mach.os}, kernel ${mach.kernel}`);
+  lines.push(`- Load average (1 min) before / after the runs: ${meta.loadBefore} / ${meta.loadAfter} (per run: \`load1\` in \`bench/out/results.json\`). The harness does not stop other work on the machine; a busy machine lowers every system\'s figures.`);
   lines.push(`- Browser: ${mach.chromium} (Debian \`/usr/bin/chromium\`, headless, software decoding, viewport 1920x1080)`);
   lines.push(`- ${mach.kelpie || 'kelpie'}; Selkies ${mach.selkies || 'not installed'}; x11vnc ${mach.x11vnc || 'not installed'}; noVNC ${mach.novnc || 'not installed'}; websockify ${mach.websockify || 'not installed'}`);
   lines.push('');
@@ -638,6 +636,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const results = [];
   const t0 = Date.now();
+  const loadBefore = loadavg();
   let chromiumVersion = '';
   try {
     const b = await launchBrowser();
@@ -674,6 +673,8 @@ async function main() {
     seconds: SECONDS,
     chart,
     estimate: Math.max(1, Math.round(elapsed / 60)),
+    loadBefore,
+    loadAfter: loadavg(),
   });
   writeFileSync(DOC, doc);
   console.log('');

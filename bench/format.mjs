@@ -40,6 +40,14 @@ export function ratio(kelpie, peer) {
   return kelpie / peer;
 }
 
+/** Mbit/s with enough decimals to tell a trickle from nothing (0.003, 0.14, 2.72, 23.3). */
+export function fmtMbps(x) {
+  if (!isNum(x)) return '–';
+  if (x === 0) return '0';
+  if (x < 0.1) return x.toFixed(3);
+  return x < 10 ? x.toFixed(2) : x.toFixed(1);
+}
+
 export function fmtRatio(r) {
   return isNum(r) ? `${r.toFixed(2)}×` : '–';
 }
@@ -61,7 +69,7 @@ export function tableRow(r) {
     moving ? fmt(r.p99, 1) : '–',
     fmt(r.cpu, 0),
     moving ? fmt(cpuMsPerFrame(r.cpu, r.fps), 1) : '–',
-    fmt(r.mbps, 2),
+    fmtMbps(r.mbps),
     fmt(r.rssMiB, 0),
   ];
   return `| ${cols.join(' | ')} |`;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fmt, cpuMsPerFrame, mbps, ratio, fmtRatio, tableRow, resultsTable, ratioRows, ratioTable, svgBarChart, resultsChart, smokeOk, TABLE_HEADER } from './format.mjs';
+import { fmt, fmtMbps, cpuMsPerFrame, mbps, ratio, fmtRatio, tableRow, resultsTable, ratioRows, ratioTable, svgBarChart, resultsChart, smokeOk, TABLE_HEADER } from './format.mjs';
 
 const kBars = { system: 'kelpie', workload: 'bars', fps: 50, p50: 30, p90: 40, p99: 60, cpu: 50, mbps: 2, rssMiB: 70 };
 const sBars = { system: 'selkies', workload: 'bars', fps: 50, p50: 60, p90: 80, p99: 90, cpu: 100, mbps: 4, rssMiB: 180 };
@@ -13,6 +13,15 @@ test('fmt: decimals, and a dash for missing figures', () => {
   assert.equal(fmt(NaN), '–');
   assert.equal(fmt(undefined), '–');
   assert.equal(fmt(null), '–');
+});
+
+test('fmtMbps: small rates keep their digits', () => {
+  assert.equal(fmtMbps(0.0027), '0.003');
+  assert.equal(fmtMbps(0.142), '0.14');
+  assert.equal(fmtMbps(2.7208), '2.72');
+  assert.equal(fmtMbps(23.305), '23.3');
+  assert.equal(fmtMbps(0), '0');
+  assert.equal(fmtMbps(NaN), '–');
 });
 
 test('cpuMsPerFrame: CPU % of one core over fps, in ms', () => {

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Entry point of `make bench`: installs the peers if missing, then runs bench/bench.mjs inside a
 # fresh network namespace with only loopback up, writes docs/benchmarks.md and prints the table.
-#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,selkies,vnc  BENCH_WORKLOADS=static,bars,noise
+#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=static,bars,noise
 #   BENCH_SMOKE=1     Kelpie alone, bars, 5 s, installs nothing; exit 1 if nothing was measured.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
 
 if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
-  systems=${BENCH_SYSTEMS:-kelpie,selkies,vnc}
+  systems=${BENCH_SYSTEMS:-kelpie,selkies,selkies-webrtc,vnc}
   if [ "${BENCH_SMOKE:-}" != 1 ]; then
     if [[ ,$systems, == *,selkies* ]] && [ ! -x "$here/.venv/bin/selkies" ]; then
       echo "bench: installing Selkies from PyPI into bench/.venv" >&2

@@ -13,7 +13,7 @@ packages=(
   xvfb x11-xserver-utils openbox xterm
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium iproute2 util-linux x11-utils procps)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables)
 fi
 
 missing=()

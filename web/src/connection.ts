@@ -16,7 +16,9 @@ import {
   validateSessionInfo,
   type ClientMessage,
   type HelloMessage,
+  type InputMessage,
   type SessionInfo,
+  validateInputMessage,
 } from './protocol';
 import { EMPTY_STATS, computeStats, extractSnapshot, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
 
@@ -128,6 +130,8 @@ export class Connection {
   /** `performance.now()` at which the scheduled retry fires, while reconnecting. */
   retryAt: number | null = null;
   latestStats: KelpieStats = { ...EMPTY_STATS };
+  /** Input messages actually written to the signalling WebSocket. */
+  inputSent = 0;
 
   private readonly timings: Timings;
   private attempt: Attempt | null = null;
@@ -135,6 +139,7 @@ export class Connection {
   private retryTimer: number | null = null;
   private listeners: Listener[] = [];
   private statsListeners: Listener[] = [];
+  private teardownListeners: Listener[] = [];
 
   constructor(
     readonly video: HTMLVideoElement,
@@ -155,6 +160,37 @@ export class Connection {
   /** Subscribe to new stats samples (about once per second while connected). */
   onStats(fn: Listener): void {
     this.statsListeners.push(fn);
+  }
+
+  /**
+   * Called just before an attempt is torn down (reconnect, stop), after `release` was sent
+   * for it: forget local input state (held keys, buttons).
+   */
+  onBeforeTeardown(fn: Listener): void {
+    this.teardownListeners.push(fn);
+  }
+
+  /** Whether input can be sent now (streaming, signalling socket open). */
+  get canSendInput(): boolean {
+    const a = this.attempt;
+    return this.state.phase === 'streaming' && !!a && !a.closed && a.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Sends an input message on the signalling WebSocket. Input is dropped silently unless
+   * streaming with the socket open; invalid messages are dropped with a warning. Returns
+   * whether it was sent.
+   */
+  sendInput(msg: InputMessage): boolean {
+    if (!this.canSendInput) return false;
+    const problem = validateInputMessage(msg);
+    if (problem !== null) {
+      console.warn(`kelpie: not sending invalid ${msg.type} message: ${problem}`);
+      return false;
+    }
+    this.attempt?.send(msg);
+    this.inputSent++;
+    return true;
   }
 
   start(): void {
@@ -239,6 +275,16 @@ export class Connection {
   }
 
   private teardown(): void {
+    const a = this.attempt;
+    if (a && !a.closed) {
+      // The state has already left 'streaming' here; release what this viewer holds on the
+      // server while the socket is still open (the server also releases on close).
+      if (a.streaming && a.ws?.readyState === WebSocket.OPEN) {
+        a.send({ type: 'release' });
+        this.inputSent++;
+      }
+      this.emit(this.teardownListeners);
+    }
     this.attempt?.close();
     this.attempt = null;
   }

@@ -2,6 +2,9 @@
 
 import './style.css';
 import { Connection } from './connection';
+import { InputController } from './input';
+import { localShortcut } from './keysym';
+import type { Point } from './mapping';
 import type { KelpieStats } from './stats';
 import { findElements, renderState, renderStats, setStatsVisible } from './ui';
 
@@ -23,6 +26,10 @@ export interface KelpieApi {
   requestKeyframe(): boolean;
   /** Skip the backoff / leave the error state and connect now. */
   retry(): void;
+  /** Input messages (key, text, mouse, button, wheel, keys, release…) sent to the server. */
+  readonly inputSent: number;
+  /** The remote pixel under a page point (letterboxing and local zoom applied), or null. */
+  mapToRemote(clientX: number, clientY: number): Point | null;
 }
 
 declare global {
@@ -35,6 +42,21 @@ const video = document.getElementById('kelpie-video');
 if (!(video instanceof HTMLVideoElement)) throw new Error('kelpie: missing #kelpie-video');
 const el = findElements();
 const conn = new Connection(video, { baseUrl: document.baseURI });
+
+function button(id: string): HTMLButtonElement {
+  const b = document.getElementById(id);
+  if (!(b instanceof HTMLButtonElement)) throw new Error(`kelpie: missing #${id}`);
+  return b;
+}
+const textInput = document.getElementById('kelpie-text-input');
+if (!(textInput instanceof HTMLTextAreaElement)) throw new Error('kelpie: missing #kelpie-text-input');
+const input = new InputController(conn, {
+  video,
+  textInput,
+  fullscreenButton: button('fullscreen-toggle'),
+  pointerLockButton: button('pointer-lock-toggle'),
+  keyboardButton: button('keyboard-toggle'),
+});
 
 window.kelpie = {
   get state() {
@@ -56,6 +78,10 @@ window.kelpie = {
   stats: () => conn.stats(),
   requestKeyframe: () => conn.requestKeyframe(),
   retry: () => conn.retryNow(),
+  get inputSent() {
+    return conn.inputSent;
+  },
+  mapToRemote: (clientX, clientY) => input.mapToRemote(clientX, clientY),
 };
 
 function render(): void {
@@ -90,10 +116,22 @@ conn.onStats(() => {
   if (statsVisible) renderStats(el, conn.latestStats);
 });
 el.statsToggle.addEventListener('click', toggleStats);
+// Local shortcuts: handled here, never sent to the remote desktop (see input.ts).
 window.addEventListener('keydown', (ev) => {
-  if (ev.ctrlKey && ev.shiftKey && !ev.altKey && !ev.metaKey && ev.code === 'KeyS') {
-    ev.preventDefault();
-    toggleStats();
+  const shortcut = localShortcut(ev);
+  if (shortcut === null) return;
+  ev.preventDefault();
+  if (ev.repeat) return;
+  switch (shortcut) {
+    case 'stats':
+      toggleStats();
+      return;
+    case 'fullscreen':
+      input.toggleFullscreen();
+      return;
+    case 'pointer-lock':
+      input.togglePointerLock();
+      return;
   }
 });
 el.retry.addEventListener('click', () => conn.retryNow());
@@ -103,7 +141,10 @@ window.addEventListener('online', () => {
   if (conn.state.phase === 'reconnecting') conn.retryNow();
 });
 // Leave cleanly (the server frees the viewer at once); resume from the back/forward cache.
-window.addEventListener('pagehide', () => conn.stop());
+window.addEventListener('pagehide', () => {
+  input.releaseAll();
+  conn.stop();
+});
 window.addEventListener('pageshow', (ev) => {
   if (ev.persisted) conn.start();
 });

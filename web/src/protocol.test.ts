@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_TEXT_CHARS,
   PROTOCOL_VERSION,
   candidateMessage,
+  codePointLength,
+  textMessages,
+  validateInputMessage,
   encodeClientMessage,
   parseServerMessage,
   signalUrl,
@@ -124,5 +128,101 @@ describe('signalUrl', () => {
   it('drops the query (token) and fragment of the page URL', () => {
     expect(signalUrl('http://h/desktop/?token=secret#x')).toBe('ws://h/desktop/api/signal');
     expect(signalUrl('http://h/desktop/index.html')).toBe('ws://h/desktop/api/signal');
+  });
+});
+
+describe('input messages', () => {
+  it('encodes every input message exactly as kelpie_protocol::ClientMessage', () => {
+    expect(encodeClientMessage({ type: 'key', keysym: 0xff0d, down: true })).toBe('{"type":"key","keysym":65293,"down":true}');
+    expect(encodeClientMessage({ type: 'text', text: 'héllo 東' })).toBe('{"type":"text","text":"héllo 東"}');
+    expect(encodeClientMessage({ type: 'mouse', x: 10, y: 20 })).toBe('{"type":"mouse","x":10,"y":20}');
+    expect(encodeClientMessage({ type: 'mouserel', dx: -3, dy: 4 })).toBe('{"type":"mouserel","dx":-3,"dy":4}');
+    expect(encodeClientMessage({ type: 'button', button: 3, down: false })).toBe('{"type":"button","button":3,"down":false}');
+    expect(encodeClientMessage({ type: 'wheel', dx: 0, dy: -2 })).toBe('{"type":"wheel","dx":0,"dy":-2}');
+    expect(encodeClientMessage({ type: 'keys', held: [0xffe1, 0x61] })).toBe('{"type":"keys","held":[65505,97]}');
+    expect(encodeClientMessage({ type: 'release' })).toBe('{"type":"release"}');
+  });
+
+  it('validates bounds', () => {
+    expect(validateInputMessage({ type: 'key', keysym: 0x1ffffff, down: true })).toBeNull();
+    expect(validateInputMessage({ type: 'key', keysym: 0, down: true })).not.toBeNull();
+    expect(validateInputMessage({ type: 'key', keysym: 0x2000000, down: true })).not.toBeNull();
+    expect(validateInputMessage({ type: 'key', keysym: 1.5, down: true })).not.toBeNull();
+    for (const b of [1, 2, 3, 8, 9] as const) expect(validateInputMessage({ type: 'button', button: b, down: true })).toBeNull();
+    expect(validateInputMessage({ type: 'button', button: 4 as 1, down: true })).not.toBeNull();
+    expect(validateInputMessage({ type: 'wheel', dx: -100, dy: 100 })).toBeNull();
+    expect(validateInputMessage({ type: 'wheel', dx: 0, dy: 101 })).not.toBeNull();
+    expect(validateInputMessage({ type: 'mouserel', dx: 10_000, dy: -10_000 })).toBeNull();
+    expect(validateInputMessage({ type: 'mouserel', dx: 10_001, dy: 0 })).not.toBeNull();
+    expect(validateInputMessage({ type: 'mouse', x: -1, y: 65_535 })).toBeNull();
+    expect(validateInputMessage({ type: 'mouse', x: 0.5, y: 0 })).not.toBeNull();
+    expect(validateInputMessage({ type: 'text', text: 'x'.repeat(MAX_TEXT_CHARS) })).toBeNull();
+    expect(validateInputMessage({ type: 'text', text: 'x'.repeat(MAX_TEXT_CHARS + 1) })).not.toBeNull();
+    // Counted in code points, like Rust chars: 4096 emoji are 8192 UTF-16 units.
+    expect(validateInputMessage({ type: 'text', text: '😀'.repeat(MAX_TEXT_CHARS) })).toBeNull();
+    expect(validateInputMessage({ type: 'keys', held: Array.from({ length: 64 }, (_, i) => i + 1) })).toBeNull();
+    expect(validateInputMessage({ type: 'keys', held: Array.from({ length: 65 }, (_, i) => i + 1) })).not.toBeNull();
+    expect(validateInputMessage({ type: 'keys', held: [0] })).not.toBeNull();
+    expect(validateInputMessage({ type: 'release' })).toBeNull();
+  });
+
+  it('splits long text into messages of at most 4096 code points without breaking pairs', () => {
+    expect(textMessages('')).toEqual([]);
+    const text = '😀'.repeat(MAX_TEXT_CHARS + 10);
+    const msgs = textMessages(text);
+    expect(msgs.map((m) => codePointLength(m.text))).toEqual([MAX_TEXT_CHARS, 10]);
+    expect(msgs.map((m) => m.text).join('')).toBe(text);
+    expect(msgs.every((m) => validateInputMessage(m) === null)).toBe(true);
+    expect(new TextEncoder().encode(encodeClientMessage(msgs[0] ?? { type: 'release' })).length).toBeLessThan(64 * 1024);
+  });
+});
+
+describe('viewers, control and wsvideo messages', () => {
+  it('parses viewers exactly as ViewersInfo serialises', () => {
+    const r = parseServerMessage(
+      '{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true}]}',
+    );
+    expect(r).toEqual({
+      ok: true,
+      value: {
+        type: 'viewers',
+        you: 2,
+        controller: 1,
+        shared: false,
+        viewers: [
+          { id: 1, view_only: false },
+          { id: 2, view_only: true },
+        ],
+      },
+    });
+    const none = parseServerMessage('{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":[]}');
+    expect(none.ok && none.value.type === 'viewers' && none.value.controller).toBeNull();
+  });
+
+  it('rejects malformed viewers', () => {
+    for (const bad of [
+      '{"type":"viewers","controller":null,"shared":true,"viewers":[]}',
+      '{"type":"viewers","you":-1,"controller":null,"shared":true,"viewers":[]}',
+      '{"type":"viewers","you":1,"controller":"x","shared":true,"viewers":[]}',
+      '{"type":"viewers","you":1,"controller":null,"shared":1,"viewers":[]}',
+      '{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":{}}',
+      '{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":[{"id":1}]}',
+      '{"type":"viewers","you":1.5,"controller":null,"shared":true,"viewers":[]}',
+    ]) {
+      expect(parseServerMessage(bad).ok, bad).toBe(false);
+    }
+  });
+
+  it('parses control_requested and wsvideo', () => {
+    expect(parseServerMessage('{"type":"control_requested","by":7}')).toEqual({ ok: true, value: { type: 'control_requested', by: 7 } });
+    expect(parseServerMessage('{"type":"control_requested"}').ok).toBe(false);
+    expect(parseServerMessage('{"type":"wsvideo","codec":"vp8"}')).toEqual({ ok: true, value: { type: 'wsvideo', codec: 'vp8' } });
+    expect(parseServerMessage('{"type":"wsvideo","codec":5}').ok).toBe(false);
+  });
+
+  it('encodes control and wsvideo requests as ClientMessage expects', () => {
+    expect(encodeClientMessage({ type: 'request_control' })).toBe('{"type":"request_control"}');
+    expect(encodeClientMessage({ type: 'give_control', to: 3 })).toBe('{"type":"give_control","to":3}');
+    expect(encodeClientMessage({ type: 'wsvideo', codecs: ['h264', 'vp8'] })).toBe('{"type":"wsvideo","codecs":["h264","vp8"]}');
   });
 });

@@ -41,7 +41,43 @@ export interface ErrorMessage {
   fatal: boolean;
 }
 
-export type ServerMessage = HelloMessage | AnswerMessage | ErrorMessage;
+/** One connected viewer (`ViewerEntry`). */
+export interface ViewerEntry {
+  id: number;
+  view_only: boolean;
+}
+
+/** Who is connected and who has control (`ViewersInfo`); sent on every change. */
+export interface ViewersMessage {
+  type: 'viewers';
+  /** The recipient's own id. */
+  you: number;
+  /** Who holds keyboard and mouse; null with shared control or nobody eligible. */
+  controller: number | null;
+  /** Whether everyone with full access may type at once. */
+  shared: boolean;
+  viewers: ViewerEntry[];
+}
+
+/** Another viewer asks the recipient (the controller) for control. */
+export interface ControlRequestedMessage {
+  type: 'control_requested';
+  by: number;
+}
+
+/** Video now comes as binary frames on the signalling WebSocket, in `codec`. */
+export interface WsVideoAnswerMessage {
+  type: 'wsvideo';
+  codec: VideoCodec;
+}
+
+export type ServerMessage =
+  | HelloMessage
+  | AnswerMessage
+  | ErrorMessage
+  | ViewersMessage
+  | ControlRequestedMessage
+  | WsVideoAnswerMessage;
 
 export interface OfferMessage {
   type: 'offer';
@@ -59,7 +95,110 @@ export interface KeyframeMessage {
   type: 'keyframe';
 }
 
-export type ClientMessage = OfferMessage | CandidateMessage | KeyframeMessage;
+/** A key went down or up; `keysym` is an X keysym (see `keysym.ts`). */
+export interface KeyMessage {
+  type: 'key';
+  keysym: number;
+  down: boolean;
+}
+
+/** Committed IME / dead-key text, typed as it is. At most {@link MAX_TEXT_CHARS} code points. */
+export interface TextMessage {
+  type: 'text';
+  text: string;
+}
+
+/** Absolute pointer position in remote pixels. */
+export interface MouseMessage {
+  type: 'mouse';
+  x: number;
+  y: number;
+}
+
+/** Relative pointer motion (pointer lock). */
+export interface MouseRelMessage {
+  type: 'mouserel';
+  dx: number;
+  dy: number;
+}
+
+/** X button number: 1 left, 2 middle, 3 right, 8 back, 9 forward. */
+export type XButton = 1 | 2 | 3 | 8 | 9;
+
+export interface ButtonMessage {
+  type: 'button';
+  button: XButton;
+  down: boolean;
+}
+
+/** Whole wheel clicks; `dy` > 0 scrolls down, `dx` > 0 scrolls right. */
+export interface WheelMessage {
+  type: 'wheel';
+  dx: number;
+  dy: number;
+}
+
+/** Heartbeat while keys are held: every keysym the page believes is down. */
+export interface KeysMessage {
+  type: 'keys';
+  held: number[];
+}
+
+/** Release every key and button this viewer holds. */
+export interface ReleaseMessage {
+  type: 'release';
+}
+
+export type InputMessage =
+  | KeyMessage
+  | TextMessage
+  | MouseMessage
+  | MouseRelMessage
+  | ButtonMessage
+  | WheelMessage
+  | KeysMessage
+  | ReleaseMessage;
+
+/** Ask for keyboard and mouse control. */
+export interface RequestControlMessage {
+  type: 'request_control';
+}
+
+/** The controller hands control to viewer `to`. */
+export interface GiveControlMessage {
+  type: 'give_control';
+  to: number;
+}
+
+/** Send the video over the signalling WebSocket (binary frames) instead of WebRTC. */
+export interface WsVideoRequestMessage {
+  type: 'wsvideo';
+  /** Codecs the browser can decode with WebCodecs, preferred first (1 to 8 of them). */
+  codecs: VideoCodec[];
+}
+
+export type ClientMessage =
+  | OfferMessage
+  | CandidateMessage
+  | KeyframeMessage
+  | InputMessage
+  | RequestControlMessage
+  | GiveControlMessage
+  | WsVideoRequestMessage;
+
+/** Longest `text` message, in code points (`MAX_TEXT_CHARS`, Rust `char`s). */
+export const MAX_TEXT_CHARS = 4096;
+/** Most keysyms in a `keys` heartbeat (`MAX_HELD_KEYS`). */
+export const MAX_HELD_KEYS = 64;
+/** Largest relative move per message, in pixels (`MAX_REL_MOVE`). */
+export const MAX_REL_MOVE = 10_000;
+/** Most wheel clicks per axis and message (`MAX_WHEEL_CLICKS`). */
+export const MAX_WHEEL_CLICKS = 100;
+/** Largest valid X keysym (`MAX_KEYSYM`). */
+export const MAX_KEYSYM = 0x1ff_ffff;
+/** Range the server accepts for absolute pointer coordinates. */
+export const MIN_POINTER_COORD = -1;
+export const MAX_POINTER_COORD = 65_535;
 
 /** Result of validating untrusted input: either the typed value or why it was rejected. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -78,6 +217,31 @@ function isCodec(v: unknown): v is VideoCodec {
 
 function fail<T>(error: string): Parsed<T> {
   return { ok: false, error };
+}
+
+/** A viewer id (`u64` on the server; exact in JSON up to 2^53). */
+function isViewerId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Validates the body of a `viewers` message. */
+export function validateViewers(v: unknown): Parsed<ViewersMessage> {
+  if (!isRecord(v)) return fail('viewers is not an object');
+  const { you, controller, shared, viewers } = v;
+  if (!isViewerId(you)) return fail('"you" must be a viewer id');
+  if (controller !== null && controller !== undefined && !isViewerId(controller)) {
+    return fail('"controller" must be a viewer id or null');
+  }
+  if (typeof shared !== 'boolean') return fail('"shared" must be a boolean');
+  if (!Array.isArray(viewers) || viewers.length > 10_000) return fail('"viewers" must be an array');
+  const list: ViewerEntry[] = [];
+  for (const e of viewers as unknown[]) {
+    if (!isRecord(e) || !isViewerId(e.id) || typeof e.view_only !== 'boolean') {
+      return fail('"viewers" entries must be {"id": number, "view_only": boolean}');
+    }
+    list.push({ id: e.id, view_only: e.view_only });
+  }
+  return { ok: true, value: { type: 'viewers', you, controller: controller ?? null, shared, viewers: list } };
 }
 
 /** Validates a `SessionInfo` object (from `api/session` or inside `hello`). */
@@ -128,6 +292,17 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
       if (typeof v.fatal !== 'boolean') return fail('bad error: "fatal" must be a boolean');
       return { ok: true, value: { type: 'error', message: v.message, fatal: v.fatal } };
     }
+    case 'viewers': {
+      const info = validateViewers(v);
+      if (!info.ok) return fail(`bad viewers: ${info.error}`);
+      return info;
+    }
+    case 'control_requested':
+      if (!isViewerId(v.by)) return fail('bad control_requested: "by" must be a viewer id');
+      return { ok: true, value: { type: 'control_requested', by: v.by } };
+    case 'wsvideo':
+      if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
+      return { ok: true, value: { type: 'wsvideo', codec: v.codec } };
     default:
       return fail(`unknown message type ${JSON.stringify(v.type) ?? 'undefined'}`);
   }
@@ -146,7 +321,106 @@ export function encodeClientMessage(msg: ClientMessage): string {
       );
     case 'keyframe':
       return JSON.stringify({ type: 'keyframe' });
+    case 'key':
+      return JSON.stringify({ type: 'key', keysym: msg.keysym, down: msg.down });
+    case 'text':
+      return JSON.stringify({ type: 'text', text: msg.text });
+    case 'mouse':
+      return JSON.stringify({ type: 'mouse', x: msg.x, y: msg.y });
+    case 'mouserel':
+      return JSON.stringify({ type: 'mouserel', dx: msg.dx, dy: msg.dy });
+    case 'button':
+      return JSON.stringify({ type: 'button', button: msg.button, down: msg.down });
+    case 'wheel':
+      return JSON.stringify({ type: 'wheel', dx: msg.dx, dy: msg.dy });
+    case 'keys':
+      return JSON.stringify({ type: 'keys', held: [...msg.held] });
+    case 'release':
+      return JSON.stringify({ type: 'release' });
+    case 'request_control':
+      return JSON.stringify({ type: 'request_control' });
+    case 'give_control':
+      return JSON.stringify({ type: 'give_control', to: msg.to });
+    case 'wsvideo':
+      return JSON.stringify({ type: 'wsvideo', codecs: [...msg.codecs] });
   }
+}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+export function isKeysym(v: unknown): v is number {
+  return isInt(v, 1, MAX_KEYSYM);
+}
+
+/** Number of code points (what the server counts as characters). */
+export function codePointLength(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // A high surrogate followed by a low one is a single code point.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Checks an outgoing input message against the bounds the server enforces
+ * (`ClientMessage::validate`), so a bug here shows up in the console rather than as a
+ * server-side rejection. Returns null when valid, else what is wrong.
+ */
+export function validateInputMessage(msg: InputMessage): string | null {
+  switch (msg.type) {
+    case 'key':
+      if (!isKeysym(msg.keysym)) return 'keysym out of range';
+      return typeof msg.down === 'boolean' ? null : '"down" must be a boolean';
+    case 'text':
+      if (typeof msg.text !== 'string') return '"text" must be a string';
+      return codePointLength(msg.text) <= MAX_TEXT_CHARS ? null : 'text too long';
+    case 'mouse':
+      return isInt(msg.x, MIN_POINTER_COORD, MAX_POINTER_COORD) && isInt(msg.y, MIN_POINTER_COORD, MAX_POINTER_COORD)
+        ? null
+        : 'pointer position out of range';
+    case 'mouserel':
+      return isInt(msg.dx, -MAX_REL_MOVE, MAX_REL_MOVE) && isInt(msg.dy, -MAX_REL_MOVE, MAX_REL_MOVE)
+        ? null
+        : 'relative move out of range';
+    case 'button':
+      if (![1, 2, 3, 8, 9].includes(msg.button)) return 'button out of range';
+      return typeof msg.down === 'boolean' ? null : '"down" must be a boolean';
+    case 'wheel':
+      return isInt(msg.dx, -MAX_WHEEL_CLICKS, MAX_WHEEL_CLICKS) && isInt(msg.dy, -MAX_WHEEL_CLICKS, MAX_WHEEL_CLICKS)
+        ? null
+        : 'wheel clicks out of range';
+    case 'keys':
+      if (!Array.isArray(msg.held) || msg.held.length > MAX_HELD_KEYS) return 'too many held keys';
+      return msg.held.every(isKeysym) ? null : 'held keysym out of range';
+    case 'release':
+      return null;
+  }
+}
+
+/** Splits text into `text` messages of at most {@link MAX_TEXT_CHARS} code points each. */
+export function textMessages(text: string): TextMessage[] {
+  const out: TextMessage[] = [];
+  let chunk = '';
+  let n = 0;
+  for (const cp of text) {
+    if (n === MAX_TEXT_CHARS) {
+      out.push({ type: 'text', text: chunk });
+      chunk = '';
+      n = 0;
+    }
+    chunk += cp;
+    n++;
+  }
+  if (n > 0) out.push({ type: 'text', text: chunk });
+  return out;
 }
 
 /**

@@ -1,5 +1,7 @@
 //! `kelpie-probe`: an X11 client that draws known content (see `--help`).
 
+mod input_log;
+
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -24,6 +26,7 @@ kelpie-probe: X11 client drawing known content for Kelpie tests and benchmarks
 USAGE:
     kelpie-probe MODE [OPTIONS]
     kelpie-probe decode [--scale S] [--raw WxH[:FORMAT]] FILE|-
+    kelpie-probe input-log [--display :N] [--out FILE] [--duration S] [-q]
 
 MODES (one override-redirect window covering the whole screen):
     quadrants   four static quadrants: red, green / blue, yellow; redrawn only on Expose
@@ -48,6 +51,14 @@ references, 48 bits of Unix-epoch milliseconds (taken right before drawing the f
 8-bit checksum. `decode` prints that value from an XWD file (`xwd -root`) or a raw dump
 (--raw WxH, FORMAT bgrx (default), rgba, xrgb or rgb); `-` reads standard input. --scale is
 image width / screen width (default 1). Exit status 1 if no valid stamp is found.
+
+`input-log` maps a full-screen window, gives it the input focus (grabbing nothing) and writes
+one JSON line per input event to standard output (or --out FILE), flushed per line:
+    {\"t\":<epoch ms>,\"type\":\"key\",\"down\":true,\"keycode\":38,\"keysym\":97,\"char\":\"a\"}
+    {\"t\":<epoch ms>,\"type\":\"button\",\"down\":true,\"button\":1,\"x\":<root x>,\"y\":<root y>}
+    {\"t\":<epoch ms>,\"type\":\"motion\",\"x\":<root x>,\"y\":<root y>}
+keysym and char are what the core-protocol rule gives for the event's state and the keymap at
+that moment (re-read on every MappingNotify); char is null for keys that type nothing.
 
 EXIT STATUS: 0 on SIGTERM/SIGINT, --duration or X connection closed; 1 on errors.
 ";
@@ -88,6 +99,7 @@ enum Command {
     Help,
     Draw(Options),
     Decode(DecodeOptions),
+    InputLog(input_log::LogOptions),
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<T> {
@@ -103,6 +115,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
     let mode = match first.as_str() {
         "-h" | "--help" | "help" => return Ok(Command::Help),
         "decode" => return parse_decode_args(args),
+        "input-log" => return Ok(input_log::parse_args(args)?.map_or(Command::Help, Command::InputLog)),
         "quadrants" => ModeKind::Quadrants,
         "bars" => ModeKind::Bars,
         "noise" => ModeKind::Noise,
@@ -965,6 +978,7 @@ fn main() -> ExitCode {
         }
         Command::Decode(d) => run_decode(&d),
         Command::Draw(o) => run(&o).map(|()| true),
+        Command::InputLog(o) => input_log::run(&o).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -50,6 +50,93 @@ pub struct SessionInfo {
     pub codecs: Vec<VideoCodec>,
 }
 
+/// One connected viewer, as listed to everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewerEntry {
+    /// Connection id.
+    pub id: u64,
+    /// Joined with the view-only token.
+    pub view_only: bool,
+}
+
+/// Who is connected and who has control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewersInfo {
+    /// The recipient's own id.
+    pub you: u64,
+    /// Who holds keyboard and mouse (none with shared control or nobody eligible).
+    pub controller: Option<u64>,
+    /// Whether everyone with full access may type at once.
+    pub shared: bool,
+    /// Everyone connected.
+    pub viewers: Vec<ViewerEntry>,
+}
+
+/// Header of a binary video frame on the WebSocket transport (16 bytes, big-endian),
+/// followed by the encoded frame (H.264 Annex-B access unit or VP8 frame).
+///
+/// | bytes | field |
+/// |---|---|
+/// | 0 | kind: 1 = video |
+/// | 1 | flags: bit 0 = keyframe |
+/// | 2 | codec: 0 = H.264, 1 = VP8 |
+/// | 3 | reserved, 0 |
+/// | 4..12 | presentation time, microseconds |
+/// | 12..14 | width |
+/// | 14..16 | height |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFrameHeader {
+    /// Whether the frame decodes on its own.
+    pub keyframe: bool,
+    /// Its codec.
+    pub codec: VideoCodec,
+    /// Presentation time in microseconds.
+    pub pts_us: u64,
+    /// Picture width.
+    pub width: u16,
+    /// Picture height.
+    pub height: u16,
+}
+
+impl VideoFrameHeader {
+    /// Size of the header in bytes.
+    pub const LEN: usize = 16;
+
+    /// The header's bytes.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = 1;
+        b[1] = u8::from(self.keyframe);
+        b[2] = match self.codec {
+            VideoCodec::H264 => 0,
+            VideoCodec::Vp8 => 1,
+        };
+        b[4..12].copy_from_slice(&self.pts_us.to_be_bytes());
+        b[12..14].copy_from_slice(&self.width.to_be_bytes());
+        b[14..16].copy_from_slice(&self.height.to_be_bytes());
+        b
+    }
+
+    /// Parses a header (for tests and tools; browsers parse it in TypeScript).
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::LEN || b[0] != 1 {
+            return None;
+        }
+        let codec = match b[2] {
+            0 => VideoCodec::H264,
+            1 => VideoCodec::Vp8,
+            _ => return None,
+        };
+        Some(Self {
+            keyframe: b[1] & 1 == 1,
+            codec,
+            pts_us: u64::from_be_bytes(b[4..12].try_into().ok()?),
+            width: u16::from_be_bytes([b[12], b[13]]),
+            height: u16::from_be_bytes([b[14], b[15]]),
+        })
+    }
+}
+
 /// A message from the browser to the server on the signalling WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -69,7 +156,85 @@ pub enum ClientMessage {
     },
     /// Ask for a keyframe (the client saw corruption it cannot recover from).
     Keyframe,
+    /// A key went down or up. `keysym` is an X keysym: Latin-1 characters are their code
+    /// point, other characters `0x0100_0000 + code point`, special keys their X names'
+    /// values (Return = 0xff0d, …).
+    Key {
+        /// The X keysym.
+        keysym: u32,
+        /// Pressed (true) or released.
+        down: bool,
+    },
+    /// Text to type as it is: an IME or dead-key composition that was committed.
+    Text {
+        /// At most [`MAX_TEXT_CHARS`] characters.
+        text: String,
+    },
+    /// The pointer moved to a remote pixel.
+    Mouse {
+        /// Column, 0 at the left.
+        x: i32,
+        /// Row, 0 at the top.
+        y: i32,
+    },
+    /// The pointer moved by a relative amount (pointer lock).
+    #[serde(rename = "mouserel")]
+    MouseRel {
+        /// Pixels right.
+        dx: i32,
+        /// Pixels down.
+        dy: i32,
+    },
+    /// A mouse button went down or up: 1 left, 2 middle, 3 right, 8 back, 9 forward.
+    Button {
+        /// The X button number.
+        button: u8,
+        /// Pressed (true) or released.
+        down: bool,
+    },
+    /// Wheel clicks: `dy` > 0 scrolls down, `dx` > 0 scrolls right.
+    Wheel {
+        /// Horizontal clicks.
+        dx: i32,
+        /// Vertical clicks.
+        dy: i32,
+    },
+    /// Heartbeat while keys are held: the keysyms the browser believes are down. Keys the
+    /// server holds for this viewer that are not listed are released.
+    Keys {
+        /// At most [`MAX_HELD_KEYS`] keysyms.
+        held: Vec<u32>,
+    },
+    /// Release every key and button this viewer holds (the page lost focus).
+    Release,
+    /// Ask for keyboard and mouse control.
+    #[serde(rename = "request_control")]
+    RequestControl,
+    /// The controller hands control to another viewer.
+    #[serde(rename = "give_control")]
+    GiveControl {
+        /// The viewer to give control to.
+        to: u64,
+    },
+    /// Send the video over this WebSocket (binary frames, see [`VideoFrameHeader`]) instead
+    /// of WebRTC. Closes this socket's peer connection, if any.
+    #[serde(rename = "wsvideo")]
+    WsVideo {
+        /// Codecs the browser can decode (WebCodecs), in its order of preference.
+        codecs: Vec<VideoCodec>,
+    },
 }
+
+/// Longest text a `text` message may carry, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Most keys a `keys` heartbeat may list.
+pub const MAX_HELD_KEYS: usize = 64;
+/// Largest relative pointer move in one message, in pixels.
+pub const MAX_REL_MOVE: i32 = 10_000;
+/// Most wheel clicks in one message.
+pub const MAX_WHEEL_CLICKS: i32 = 100;
+/// Largest valid X keysym.
+pub const MAX_KEYSYM: u32 = 0x1ff_ffff;
 
 /// A message from the server to the browser on the signalling WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +247,20 @@ pub enum ServerMessage {
         /// The SDP text.
         sdp: String,
         /// The codec the server chose for this viewer.
+        codec: VideoCodec,
+    },
+    /// Who is connected and who has control; sent on every change.
+    Viewers(ViewersInfo),
+    /// Another viewer asks the controller (the recipient) for control.
+    #[serde(rename = "control_requested")]
+    ControlRequested {
+        /// The asking viewer.
+        by: u64,
+    },
+    /// Video now comes as binary frames on this WebSocket, in this codec.
+    #[serde(rename = "wsvideo")]
+    WsVideo {
+        /// The codec of the frames.
         codec: VideoCodec,
     },
     /// Something the client asked for failed; the connection stays open unless `fatal`.
@@ -102,6 +281,9 @@ pub enum ProtocolError {
     /// The message is not valid JSON of a known type.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A field is outside its bounds.
+    #[error("out of range: {0}")]
+    OutOfRange(&'static str),
 }
 
 impl ClientMessage {
@@ -110,7 +292,48 @@ impl ClientMessage {
         if text.len() > MAX_SIGNAL_MESSAGE {
             return Err(ProtocolError::TooLarge(text.len()));
         }
-        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))
+        let msg: Self = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+        msg.validate()?;
+        Ok(msg)
+    }
+
+    /// Checks every field against its bounds.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        let check = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ProtocolError::OutOfRange(what)) };
+        match self {
+            Self::Key { keysym, .. } => check(*keysym != 0 && *keysym <= MAX_KEYSYM, "keysym"),
+            Self::Text { text } => check(text.chars().count() <= MAX_TEXT_CHARS, "text length"),
+            Self::Mouse { x, y } => check((-1..=65_535).contains(x) && (-1..=65_535).contains(y), "pointer position"),
+            Self::MouseRel { dx, dy } => check(dx.abs() <= MAX_REL_MOVE && dy.abs() <= MAX_REL_MOVE, "relative move"),
+            Self::Button { button, .. } => check(matches!(button, 1..=3 | 8 | 9), "button"),
+            Self::Wheel { dx, dy } => {
+                check(dx.abs() <= MAX_WHEEL_CLICKS && dy.abs() <= MAX_WHEEL_CLICKS, "wheel clicks")
+            }
+            Self::Keys { held } => check(
+                held.len() <= MAX_HELD_KEYS && held.iter().all(|k| *k != 0 && *k <= MAX_KEYSYM),
+                "held keys",
+            ),
+            Self::WsVideo { codecs } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
+            Self::Offer { .. }
+            | Self::Candidate { .. }
+            | Self::Keyframe
+            | Self::Release
+            | Self::RequestControl
+            | Self::GiveControl { .. } => Ok(()),
+        }
+    }
+
+    /// Whether this message drives the remote keyboard or mouse.
+    pub fn is_input(&self) -> bool {
+        !matches!(
+            self,
+            Self::Offer { .. }
+                | Self::Candidate { .. }
+                | Self::Keyframe
+                | Self::RequestControl
+                | Self::GiveControl { .. }
+                | Self::WsVideo { .. }
+        )
     }
 }
 
@@ -147,6 +370,82 @@ mod tests {
         ));
         let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(MAX_SIGNAL_MESSAGE));
         assert_eq!(ClientMessage::parse(&big), Err(ProtocolError::TooLarge(big.len())));
+    }
+
+    #[test]
+    fn input_messages_parse_and_are_bounded() {
+        let ok = [
+            (r#"{"type":"key","keysym":65,"down":true}"#, ClientMessage::Key { keysym: 65, down: true }),
+            (r#"{"type":"text","text":"ça"}"#, ClientMessage::Text { text: "ça".into() }),
+            (r#"{"type":"mouse","x":10,"y":20}"#, ClientMessage::Mouse { x: 10, y: 20 }),
+            (r#"{"type":"mouserel","dx":-3,"dy":4}"#, ClientMessage::MouseRel { dx: -3, dy: 4 }),
+            (r#"{"type":"button","button":3,"down":false}"#, ClientMessage::Button { button: 3, down: false }),
+            (r#"{"type":"wheel","dx":0,"dy":-2}"#, ClientMessage::Wheel { dx: 0, dy: -2 }),
+            (r#"{"type":"keys","held":[65,65505]}"#, ClientMessage::Keys { held: vec![65, 65505] }),
+            (r#"{"type":"release"}"#, ClientMessage::Release),
+        ];
+        for (text, want) in ok {
+            let got = ClientMessage::parse(text).unwrap();
+            assert!(got.is_input());
+            assert_eq!(got, want);
+        }
+        let bad = [
+            r#"{"type":"key","keysym":0,"down":true}"#,
+            r#"{"type":"key","keysym":4294967295,"down":true}"#,
+            r#"{"type":"key","keysym":-1,"down":true}"#,
+            r#"{"type":"key","keysym":65}"#,
+            r#"{"type":"mouse","x":99999999,"y":0}"#,
+            r#"{"type":"mouserel","dx":10001,"dy":0}"#,
+            r#"{"type":"button","button":4,"down":true}"#,
+            r#"{"type":"wheel","dx":0,"dy":1000}"#,
+        ];
+        for text in bad {
+            assert!(ClientMessage::parse(text).is_err(), "{text}");
+        }
+        let long = format!(r#"{{"type":"text","text":"{}"}}"#, "é".repeat(MAX_TEXT_CHARS + 1));
+        assert_eq!(ClientMessage::parse(&long), Err(ProtocolError::OutOfRange("text length")));
+        let many: Vec<String> = (1..=65).map(|k| k.to_string()).collect();
+        let held = format!(r#"{{"type":"keys","held":[{}]}}"#, many.join(","));
+        assert_eq!(ClientMessage::parse(&held), Err(ProtocolError::OutOfRange("held keys")));
+        assert!(!ClientMessage::Keyframe.is_input());
+    }
+
+    #[test]
+    fn control_and_transport_messages() {
+        assert_eq!(ClientMessage::parse(r#"{"type":"request_control"}"#).unwrap(), ClientMessage::RequestControl);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"give_control","to":3}"#).unwrap(),
+            ClientMessage::GiveControl { to: 3 }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"wsvideo","codecs":["h264"]}"#).unwrap(),
+            ClientMessage::WsVideo { codecs: vec![VideoCodec::H264] }
+        );
+        assert!(ClientMessage::parse(r#"{"type":"wsvideo","codecs":[]}"#).is_err());
+        assert!(!ClientMessage::RequestControl.is_input());
+        let v = ServerMessage::Viewers(ViewersInfo {
+            you: 2,
+            controller: Some(1),
+            shared: false,
+            viewers: vec![ViewerEntry { id: 1, view_only: false }, ViewerEntry { id: 2, view_only: true }],
+        })
+        .to_json();
+        assert_eq!(
+            v,
+            r#"{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true}]}"#
+        );
+    }
+
+    #[test]
+    fn video_frame_header_round_trips() {
+        let h = VideoFrameHeader { keyframe: true, codec: VideoCodec::Vp8, pts_us: 1_234_567, width: 1920, height: 1080 };
+        let b = h.to_bytes();
+        assert_eq!(b[..4], [1, 1, 1, 0]);
+        assert_eq!(VideoFrameHeader::parse(&b), Some(h));
+        assert_eq!(VideoFrameHeader::parse(&b[..15]), None);
+        let mut bad = b;
+        bad[2] = 9;
+        assert_eq!(VideoFrameHeader::parse(&bad), None);
     }
 
     #[test]

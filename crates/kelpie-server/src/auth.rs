@@ -46,18 +46,41 @@ fn presented_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     bearer.into_iter().chain(cookies)
 }
 
-/// Lets a request through if it carries the token; otherwise answers 401 with a page that
-/// says how to get in.
-pub async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(token) = state.token.as_deref() else {
+/// What a request's token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// See, type and click.
+    Full,
+    /// Only see (the `--view-token`).
+    ViewOnly,
+}
+
+fn access_of(state: &AppState, presented: &str) -> Option<Access> {
+    let is = |t: Option<&str>| t.is_some_and(|t| constant_time_eq(presented.as_bytes(), t.as_bytes()));
+    if is(state.token.as_deref()) {
+        Some(Access::Full)
+    } else if is(state.view_token.as_deref()) {
+        Some(Access::ViewOnly)
+    } else {
+        None
+    }
+}
+
+/// Lets a request through if it carries a token, noting what it grants; otherwise answers
+/// 401 with a page that says how to get in.
+pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    if state.token.is_none() {
+        req.extensions_mut().insert(Access::Full);
         return next.run(req).await;
-    };
-    let ok = |t: &str| constant_time_eq(t.as_bytes(), token.as_bytes());
-    if presented_tokens(req.headers()).any(ok) {
+    }
+    // The best access any presented token grants.
+    let granted = presented_tokens(req.headers()).filter_map(|t| access_of(&state, t)).min_by_key(|a| *a as u8);
+    if let Some(access) = granted {
+        req.extensions_mut().insert(access);
         return next.run(req).await;
     }
     let query = req.uri().query().unwrap_or("");
-    if query_token(query).is_some_and(ok) {
+    if let Some(token) = query_token(query).filter(|t| access_of(&state, t).is_some()) {
         // Swap the token in the URL for a cookie, so it does not linger in history or logs.
         let rest: Vec<&str> = query.split('&').filter(|kv| !kv.starts_with("token=")).collect();
         let path = req.uri().path();
@@ -66,7 +89,12 @@ pub async fn require_token(State(state): State<Arc<AppState>>, req: Request, nex
             if rest.is_empty() { format!("./{last}") } else { format!("./{last}?{}", rest.join("&")) };
         let cookie = format!("{}={token}; HttpOnly; SameSite=Lax", cookie_name(state.port));
         let mut resp = Redirect::to(&target).into_response();
-        resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("token is hex"));
+        match HeaderValue::from_str(&cookie) {
+            Ok(v) => {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            Err(_) => tracing::warn!("the token has characters a cookie cannot carry; use letters and digits"),
+        }
         return resp;
     }
     state.metrics.auth_rejected.fetch_add(1, Ordering::Relaxed);

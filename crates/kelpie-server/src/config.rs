@@ -40,6 +40,18 @@ pub struct Config {
     #[arg(long, env = "KELPIE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// A second token that lets viewers watch but not type or click.
+    #[arg(long, env = "KELPIE_VIEW_TOKEN", hide_env_values = true)]
+    pub view_token: Option<String>,
+
+    /// Let every viewer with full access type at once, instead of one controller at a time.
+    #[arg(long, env = "KELPIE_SHARED_CONTROL")]
+    pub shared_control: bool,
+
+    /// Seconds a controller may be idle before another viewer's request takes control.
+    #[arg(long, env = "KELPIE_CONTROL_IDLE", default_value_t = 30)]
+    pub control_idle: u64,
+
     /// Access control: a token (default) or none (anyone who can reach the port gets in).
     #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::Token)]
     pub auth: AuthMode,

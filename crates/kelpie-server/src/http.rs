@@ -7,15 +7,15 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
-use kelpie_protocol::{ClientMessage, MAX_SIGNAL_MESSAGE, PROTOCOL_VERSION, ServerMessage, SessionInfo};
-use kelpie_webrtc::PeerId;
+use kelpie_protocol::{MAX_SIGNAL_MESSAGE, PROTOCOL_VERSION, SessionInfo};
 
 use crate::AppState;
+use crate::auth::Access;
 
 /// The built web client (`web/dist`), embedded at compile time.
 #[derive(rust_embed::RustEmbed)]
@@ -53,7 +53,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-fn session_info(state: &AppState) -> SessionInfo {
+pub(crate) fn session_info(state: &AppState) -> SessionInfo {
     SessionInfo {
         version: PROTOCOL_VERSION,
         display: state.source.display().to_string(),
@@ -196,82 +196,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 async fn signal(
     State(state): State<Arc<AppState>>,
     conn: Option<Extension<ConnectInfo<ConnInfo>>>,
+    access: Option<Extension<Access>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let local_ip: Option<IpAddr> = conn.and_then(|c| c.0.0.local).map(|a| a.ip());
+    let access = access.map_or(Access::Full, |a| a.0);
     ws.max_message_size(MAX_SIGNAL_MESSAGE)
         .max_frame_size(MAX_SIGNAL_MESSAGE)
-        .on_upgrade(move |socket| run_signal(state, socket, local_ip))
-}
-
-async fn send(socket: &mut WebSocket, msg: ServerMessage) -> bool {
-    socket.send(Message::Text(msg.to_json().into())).await.is_ok()
-}
-
-/// One viewer's signalling: hello, then offers and candidates until the socket closes.
-async fn run_signal(state: Arc<AppState>, mut socket: WebSocket, local_ip: Option<IpAddr>) {
-    state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
-    if !send(&mut socket, ServerMessage::Hello(session_info(&state))).await {
-        return;
-    }
-    let mut peer: Option<PeerId> = None;
-    while let Some(Ok(msg)) = socket.recv().await {
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(_) => break,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => {
-                state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("binary signalling message dropped");
-                continue;
-            }
-        };
-        let msg = match ClientMessage::parse(text.as_str()) {
-            Ok(m) => m,
-            Err(e) => {
-                state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("signalling message dropped: {e}");
-                let err = ServerMessage::Error { message: e.to_string(), fatal: false };
-                if !send(&mut socket, err).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        match msg {
-            ClientMessage::Offer { sdp } => {
-                if let Some(old) = peer.take() {
-                    state.webrtc.close(old).await;
-                }
-                let local = state.webrtc.candidate_for(local_ip);
-                let reply = match state.webrtc.offer(sdp, local).await {
-                    Ok(answer) => {
-                        peer = Some(answer.peer);
-                        tracing::info!(peer = %answer.peer, codec = answer.codec.as_str(), "viewer offered; answering");
-                        ServerMessage::Answer { sdp: answer.sdp, codec: answer.codec }
-                    }
-                    Err(e) => {
-                        state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
-                        ServerMessage::Error { message: e.to_string(), fatal: false }
-                    }
-                };
-                if !send(&mut socket, reply).await {
-                    break;
-                }
-            }
-            ClientMessage::Candidate { candidate, .. } => {
-                if let Some(p) = peer {
-                    state.webrtc.candidate(p, candidate).await;
-                }
-            }
-            ClientMessage::Keyframe => {
-                if let Some(p) = peer {
-                    state.webrtc.keyframe(p).await;
-                }
-            }
-        }
-    }
-    if let Some(p) = peer {
-        state.webrtc.close(p).await;
-    }
+        .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip))
 }

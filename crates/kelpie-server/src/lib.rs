@@ -4,7 +4,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod http;
+pub mod input;
+pub mod signal;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -25,12 +28,22 @@ pub struct Metrics {
     pub signal_connections: AtomicU64,
     /// Signalling messages dropped as malformed, oversized or unusable.
     pub signal_rejected: AtomicU64,
+    /// Input messages from viewers without control.
+    pub input_rejected: AtomicU64,
+    /// Video bytes sent over WebSockets.
+    pub ws_video_bytes: AtomicU64,
+    /// Frames skipped for WebSocket viewers that fell behind.
+    pub ws_frames_dropped: AtomicU64,
 }
 
 /// What every request handler shares.
 pub struct AppState {
     /// The access token, or `None` with `--auth none`.
     pub token: Option<String>,
+    /// The view-only token, if any.
+    pub view_token: Option<String>,
+    /// Connected viewers and control.
+    pub viewers: signal::Viewers,
     /// The HTTP port (names the auth cookie).
     pub port: u16,
     /// The video source.
@@ -41,6 +54,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Size of the served display.
     pub display_size: (u32, u32),
+    /// Keyboard and mouse injection.
+    pub input: input::InputService,
 }
 
 impl AppState {
@@ -111,11 +126,14 @@ impl Server {
         };
         let state = Arc::new(AppState {
             token,
+            view_token: config.view_token.clone(),
+            viewers: signal::Viewers::new(config.shared_control, std::time::Duration::from_secs(config.control_idle)),
             port: listener.local_addr()?.port(),
             source,
             webrtc,
             metrics: Metrics::default(),
             display_size,
+            input: input::InputService::start(display.clone()),
         });
         Ok(Self { state, listener, desktop })
     }

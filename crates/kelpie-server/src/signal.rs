@@ -1,0 +1,280 @@
+//! One viewer's WebSocket: signalling for WebRTC, keyboard and mouse, control hand-over,
+//! and — when UDP cannot get through — the video itself as binary frames.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt as _, StreamExt as _};
+use kelpie_media::Subscription;
+use kelpie_protocol::{ClientMessage, ServerMessage, VideoFrameHeader};
+use kelpie_webrtc::PeerId;
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::auth::Access;
+use crate::control::{Control, Denied, RequestOutcome};
+use crate::input::ViewerId;
+
+/// A WebSocket viewer never has more than this much video waiting: older frames are
+/// dropped and the viewer skips to the next keyframe.
+pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
+
+enum Outbound {
+    Json(ServerMessage),
+    Video(Subscription),
+    StopVideo,
+}
+
+/// Everyone connected to this server, and who has control.
+pub struct Viewers {
+    next_id: AtomicU64,
+    control: Mutex<Control>,
+    outboxes: Mutex<HashMap<ViewerId, mpsc::UnboundedSender<Outbound>>>,
+}
+
+impl Viewers {
+    /// See [`Control::new`].
+    pub fn new(shared_control: bool, control_idle: Duration) -> Self {
+        Self {
+            next_id: AtomicU64::new(1),
+            control: Mutex::new(Control::new(shared_control, control_idle)),
+            outboxes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Tells every viewer who is connected and who has control.
+    fn broadcast_roster(&self) {
+        let control = self.control.lock().unwrap();
+        for (id, tx) in self.outboxes.lock().unwrap().iter() {
+            let _ = tx.send(Outbound::Json(ServerMessage::Viewers(control.snapshot(*id))));
+        }
+    }
+
+    fn tell(&self, id: ViewerId, msg: ServerMessage) {
+        if let Some(tx) = self.outboxes.lock().unwrap().get(&id) {
+            let _ = tx.send(Outbound::Json(msg));
+        }
+    }
+
+    /// Number of connected viewers.
+    pub fn count(&self) -> usize {
+        self.outboxes.lock().unwrap().len()
+    }
+}
+
+/// Runs one viewer's connection until it closes.
+pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_ip: Option<IpAddr>) {
+    let m = &state.metrics;
+    m.signal_connections.fetch_add(1, Ordering::Relaxed);
+    let viewers = &state.viewers;
+    let id = viewers.next_id.fetch_add(1, Ordering::Relaxed);
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    viewers.outboxes.lock().unwrap().insert(id, tx.clone());
+    viewers.control.lock().unwrap().join(id, access == Access::ViewOnly, Instant::now());
+    let writer = tokio::spawn(write_loop(state.clone(), sink, rx));
+    let _ = tx.send(Outbound::Json(ServerMessage::Hello(crate::http::session_info(&state))));
+    viewers.broadcast_roster();
+    tracing::info!(viewer = id, ?access, "viewer joined");
+
+    let mut peer: Option<PeerId> = None;
+    while let Some(Ok(msg)) = stream.next().await {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                m.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(viewer = id, "binary message dropped");
+                continue;
+            }
+        };
+        let msg = match ClientMessage::parse(text.as_str()) {
+            Ok(msg) => msg,
+            Err(e) => {
+                m.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(viewer = id, "message dropped: {e}");
+                let _ = tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
+                continue;
+            }
+        };
+        match msg {
+            ClientMessage::Offer { sdp } => {
+                let _ = tx.send(Outbound::StopVideo);
+                if let Some(old) = peer.take() {
+                    state.webrtc.close(old).await;
+                }
+                let local = state.webrtc.candidate_for(local_ip);
+                let reply = match state.webrtc.offer(sdp, local).await {
+                    Ok(answer) => {
+                        peer = Some(answer.peer);
+                        tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
+                        ServerMessage::Answer { sdp: answer.sdp, codec: answer.codec }
+                    }
+                    Err(e) => {
+                        m.signal_rejected.fetch_add(1, Ordering::Relaxed);
+                        ServerMessage::Error { message: e.to_string(), fatal: false }
+                    }
+                };
+                let _ = tx.send(Outbound::Json(reply));
+            }
+            ClientMessage::Candidate { candidate, .. } => {
+                if let Some(p) = peer {
+                    state.webrtc.candidate(p, candidate).await;
+                }
+            }
+            ClientMessage::Keyframe => {
+                if let Some(p) = peer {
+                    state.webrtc.keyframe(p).await;
+                }
+                for s in state.source.streams() {
+                    s.request_keyframe();
+                }
+            }
+            ClientMessage::WsVideo { codecs } => {
+                if let Some(old) = peer.take() {
+                    state.webrtc.close(old).await;
+                }
+                let server = state.source.codecs();
+                let Some(codec) = codecs.iter().copied().find(|c| server.contains(c)) else {
+                    let message = "none of the browser's decoders matches the server's encoders".to_string();
+                    let _ = tx.send(Outbound::Json(ServerMessage::Error { message, fatal: false }));
+                    continue;
+                };
+                match state.source.subscribe(codec) {
+                    Ok(sub) => {
+                        tracing::info!(viewer = id, codec = codec.as_str(), "video over WebSocket");
+                        let _ = tx.send(Outbound::Json(ServerMessage::WsVideo { codec }));
+                        let _ = tx.send(Outbound::Video(sub));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
+                    }
+                }
+            }
+            ClientMessage::RequestControl => {
+                let outcome = viewers.control.lock().unwrap().request(id, Instant::now());
+                match outcome {
+                    Ok(RequestOutcome::Granted) => viewers.broadcast_roster(),
+                    Ok(RequestOutcome::Asked(holder)) => viewers.tell(holder, ServerMessage::ControlRequested { by: id }),
+                    Err(d) => refuse(&tx, d),
+                }
+            }
+            ClientMessage::GiveControl { to } => {
+                let given = viewers.control.lock().unwrap().give(id, to, Instant::now());
+                match given {
+                    Ok(()) => {
+                        state.input.gone(id);
+                        viewers.broadcast_roster();
+                    }
+                    Err(d) => refuse(&tx, d),
+                }
+            }
+            input => {
+                let allowed = viewers.control.lock().unwrap().may_input(id, Instant::now());
+                match allowed {
+                    Ok(()) => state.input.send(id, input),
+                    Err(_) => {
+                        // Counted, not answered: a view-only page may send many.
+                        m.input_rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    state.input.gone(id);
+    if let Some(p) = peer {
+        state.webrtc.close(p).await;
+    }
+    viewers.outboxes.lock().unwrap().remove(&id);
+    viewers.control.lock().unwrap().leave(id);
+    viewers.broadcast_roster();
+    writer.abort();
+    tracing::info!(viewer = id, "viewer left");
+}
+
+fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
+    let message = match d {
+        Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
+        Denied::NotController => "only the viewer who has control can give it",
+        Denied::Unknown => "no such viewer",
+    };
+    let _ = tx.send(Outbound::Json(ServerMessage::Error { message: message.into(), fatal: false }));
+}
+
+/// Writes JSON messages and, when asked, the video to the socket. Video that would arrive
+/// more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe.
+async fn write_loop(
+    state: Arc<AppState>,
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut video: Option<Subscription> = None;
+    let mut skipping = false;
+    loop {
+        let out = tokio::select! {
+            o = rx.recv() => match o {
+                Some(o) => o,
+                None => return,
+            },
+            f = async { video.as_mut().expect("guarded").recv().await }, if video.is_some() => match f {
+                Ok(frame) => {
+                    let late = frame.captured.elapsed() > MAX_VIDEO_LAG;
+                    if late && !skipping {
+                        skipping = true;
+                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        video.as_ref().expect("guarded").stream().request_keyframe();
+                    }
+                    if skipping && !(frame.keyframe && !late) {
+                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    skipping = false;
+                    let header = VideoFrameHeader {
+                        keyframe: frame.keyframe,
+                        codec: video.as_ref().expect("guarded").stream().codec(),
+                        pts_us: frame.pts.as_micros() as u64,
+                        width: frame.width.min(u32::from(u16::MAX)) as u16,
+                        height: frame.height.min(u32::from(u16::MAX)) as u16,
+                    };
+                    let mut bytes = Vec::with_capacity(VideoFrameHeader::LEN + frame.data.len());
+                    bytes.extend_from_slice(&header.to_bytes());
+                    bytes.extend_from_slice(&frame.data);
+                    state.metrics.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    skipping = true;
+                    state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    video.as_ref().expect("guarded").stream().request_keyframe();
+                    continue;
+                }
+                Err(RecvError::Closed) => {
+                    video = None;
+                    continue;
+                }
+            },
+        };
+        match out {
+            Outbound::Json(msg) => {
+                if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
+                    return;
+                }
+            }
+            Outbound::Video(sub) => {
+                // A new subscriber waits for its keyframe (requested on subscription).
+                skipping = true;
+                video = Some(sub);
+            }
+            Outbound::StopVideo => video = None,
+        }
+    }
+}
