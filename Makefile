@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps deps-test web build run test test-rust test-web test-e2e lint fmt bench fuzz clean
+.PHONY: all deps deps-test web build run test test-rust test-web test-e2e test-bench-smoke lint fmt bench fuzz clean
 
 all: build
 
@@ -42,12 +42,16 @@ test-rust: web
 
 test-web: web/node_modules/.package-lock.json
 	cd web && npm test
-	node --test tests/lib/
+	node --test tests/lib/ bench/
 
 test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json
 	tests/e2e/run.sh
 
-test: deps-test build lint test-rust test-web test-e2e
+# A 5-second run of the benchmark harness on Kelpie alone, so it cannot rot.
+test-bench-smoke: build tests/e2e/node_modules/.package-lock.json
+	BENCH_SMOKE=1 bench/run.sh
+
+test: deps-test build lint test-rust test-web test-e2e test-bench-smoke
 
 bench: build tests/e2e/node_modules/.package-lock.json
 	bench/run.sh

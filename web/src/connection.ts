@@ -18,9 +18,13 @@ import {
   type HelloMessage,
   type InputMessage,
   type SessionInfo,
+  type ViewersMessage,
   validateInputMessage,
 } from './protocol';
 import { EMPTY_STATS, computeStats, extractSnapshot, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
+import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type TransportMode } from './transport';
+import { addRequest } from './viewers';
+import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
 
 export const NOT_AUTHORISED =
   'Not authorised: open the link printed by kelpie at start (it contains ?token=…)';
@@ -36,6 +40,8 @@ export interface Timings {
   statsIntervalMs: number;
   /** Minimum spacing of keyframe requests. */
   keyframeMinIntervalMs: number;
+  /** Auto transport: WebRTC must have ICE connected this long after the attempt began. */
+  webrtcFallbackMs: number;
 }
 
 export const DEFAULT_TIMINGS: Timings = {
@@ -44,13 +50,20 @@ export const DEFAULT_TIMINGS: Timings = {
   disconnectedGraceMs: 2_000,
   statsIntervalMs: 1_000,
   keyframeMinIntervalMs: 3_000,
+  webrtcFallbackMs: 4_000,
 };
 
 export interface ConnectionOptions {
   /** Base URL the `api/...` paths are resolved against (normally `document.baseURI`). */
   baseUrl: string;
   timings?: Partial<Timings>;
+  /** `auto` (default): WebRTC, falling back to video over the WebSocket. */
+  transport?: TransportMode;
+  /** Where WebSocket video is drawn. */
+  canvas: HTMLCanvasElement;
 }
+
+type FrameListener = (presentedMs: number) => void;
 
 type Listener = () => void;
 
@@ -60,6 +73,12 @@ type TunableReceiver = RTCRtpReceiver & { playoutDelayHint?: number | null };
 class Attempt {
   ws: WebSocket | null = null;
   pc: RTCPeerConnection | null = null;
+  /** Transport of this attempt (may change once, from WebRTC to WebSocket). */
+  transport: Transport = 'webrtc';
+  player: WsPlayer | null = null;
+  /** Codec of the WebSocket video, once the server confirmed `wsvideo`. */
+  wsCodec: string | null = null;
+  readonly startedAt = performance.now();
   hello: HelloMessage | null = null;
   offerSent = false;
   answered = false;
@@ -111,11 +130,18 @@ class Attempt {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close(1000, 'client reconnecting');
     }
+    this.closePeer();
+    this.player?.close();
+    this.player = null;
+  }
+
+  closePeer(): void {
     if (this.pc) {
       const pc = this.pc;
       pc.ontrack = pc.onicecandidate = pc.onconnectionstatechange = null;
       pc.close();
     }
+    this.pc = null;
   }
 }
 
@@ -132,6 +158,12 @@ export class Connection {
   latestStats: KelpieStats = { ...EMPTY_STATS };
   /** Input messages actually written to the signalling WebSocket. */
   inputSent = 0;
+  /** The latest `viewers` message of the current connection, or null. */
+  viewers: ViewersMessage | null = null;
+  /** Viewers that asked this one for control, newest last. */
+  controlRequests: number[] = [];
+  readonly policy: TransportPolicy;
+  readonly canvas: HTMLCanvasElement;
 
   private readonly timings: Timings;
   private attempt: Attempt | null = null;
@@ -140,16 +172,107 @@ export class Connection {
   private listeners: Listener[] = [];
   private statsListeners: Listener[] = [];
   private teardownListeners: Listener[] = [];
+  private controlListeners: ((by: number) => void)[] = [];
+  private readonly frameListeners = new Set<FrameListener>();
+  private videoFrameLoop = false;
+  /** Result of probing WebCodecs (null until known). */
+  private wsCodecs: string[] | null = null;
 
   constructor(
     readonly video: HTMLVideoElement,
     private readonly options: ConnectionOptions,
   ) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+    this.policy = new TransportPolicy(options.transport ?? 'auto');
+    this.canvas = options.canvas;
+    if (hasWebCodecs()) {
+      void probeWsCodecs().then((c) => {
+        this.wsCodecs = c;
+      });
+    } else {
+      this.wsCodecs = [];
+    }
   }
 
   get pc(): RTCPeerConnection | null {
     return this.attempt?.pc ?? null;
+  }
+
+  /** Transport of the current attempt, or null when there is none. */
+  get transport(): Transport | null {
+    const a = this.attempt;
+    return a && !a.closed ? a.transport : null;
+  }
+
+  private get caps(): Capabilities {
+    return {
+      webrtc: typeof RTCPeerConnection !== 'undefined',
+      // Unknown until probed: assume yes if the API exists (checked again before use).
+      webcodecs: this.wsCodecs === null ? hasWebCodecs() : this.wsCodecs.length > 0,
+    };
+  }
+
+  /** Called with the id of a viewer asking this one (the controller) for control. */
+  onControlRequest(fn: (by: number) => void): void {
+    this.controlListeners.push(fn);
+  }
+
+  /** Asks for keyboard and mouse control. Returns whether the request was sent. */
+  requestControl(): boolean {
+    const a = this.attempt;
+    if (!a || a.closed || a.ws?.readyState !== WebSocket.OPEN) return false;
+    a.send({ type: 'request_control' });
+    return true;
+  }
+
+  /** Hands control to viewer `to` (only the controller may). Returns whether it was sent. */
+  giveControl(to: number): boolean {
+    const a = this.attempt;
+    if (!a || a.closed || a.ws?.readyState !== WebSocket.OPEN || !Number.isSafeInteger(to) || to < 0) return false;
+    a.send({ type: 'give_control', to });
+    this.controlRequests = this.controlRequests.filter((id) => id !== to);
+    this.emit(this.listeners);
+    return true;
+  }
+
+  /**
+   * Calls `cb` for every presented frame, in both transports, with the presentation time in
+   * milliseconds since the epoch (`performance.timeOrigin` based). Returns the unsubscribe.
+   */
+  onFrame(cb: FrameListener): () => void {
+    this.frameListeners.add(cb);
+    this.startVideoFrameLoop();
+    return () => {
+      this.frameListeners.delete(cb);
+    };
+  }
+
+  private emitFrame(presentedMs: number): void {
+    for (const fn of this.frameListeners) {
+      try {
+        fn(presentedMs);
+      } catch (e) {
+        console.error('kelpie: frame listener failed', e);
+      }
+    }
+  }
+
+  /** `requestVideoFrameCallback` loop on the `<video>`, while anyone listens. */
+  private startVideoFrameLoop(): void {
+    const video = this.video;
+    if (this.videoFrameLoop || !('requestVideoFrameCallback' in video)) return;
+    this.videoFrameLoop = true;
+    const tick = (now: number, meta: VideoFrameCallbackMetadata): void => {
+      if (this.frameListeners.size === 0) {
+        this.videoFrameLoop = false;
+        return;
+      }
+      if (this.transport === 'webrtc') {
+        this.emitFrame(performance.timeOrigin + (meta.expectedDisplayTime ?? now));
+      }
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
   }
 
   /** Subscribe to state changes. */
@@ -214,7 +337,7 @@ export class Connection {
   /** Asks the server for a keyframe. Returns whether the request was sent. */
   requestKeyframe(): boolean {
     const a = this.attempt;
-    if (!a || a.closed || !a.answered || a.ws?.readyState !== WebSocket.OPEN) return false;
+    if (!a || a.closed || !(a.answered || a.wsCodec !== null) || a.ws?.readyState !== WebSocket.OPEN) return false;
     a.lastKeyframeRequest = performance.now();
     a.send({ type: 'keyframe' });
     return true;
@@ -310,16 +433,26 @@ export class Connection {
     this.attempt = a;
     this.codec = null;
     this.notice = null;
+    this.viewers = null;
+    this.controlRequests = [];
     void this.run(a).catch((err: unknown) => {
       this.fail(a, err instanceof Error ? err.message : String(err));
     });
   }
 
   private async run(a: Attempt): Promise<void> {
-    if (typeof RTCPeerConnection === 'undefined') {
-      this.fatal(a, 'This browser does not support WebRTC.');
+    const transport = this.policy.initial(this.caps);
+    if (transport === null) {
+      this.fatal(
+        a,
+        this.policy.mode === 'webrtc'
+          ? 'This browser does not support WebRTC.'
+          : 'This browser can neither use WebRTC nor decode video with WebCodecs.',
+      );
       return;
     }
+    a.transport = transport;
+    this.emit(this.listeners);
     // Covers session check, signalling and ICE; cleared once ICE is connected.
     a.timer('setup', this.timings.iceConnectMs, () => {
       this.fail(a, `not connected within ${this.timings.iceConnectMs / 1000} s`);
@@ -362,13 +495,14 @@ export class Connection {
 
     // 2. Signalling.
     const ws = new WebSocket(signalUrl(this.options.baseUrl));
+    ws.binaryType = 'arraybuffer';
     a.ws = ws;
     ws.onclose = (ev) => {
       this.fail(a, `signalling connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
     };
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') {
-        console.warn('kelpie: ignoring binary signalling message');
+        if (ev.data instanceof ArrayBuffer && a.player) a.player.push(ev.data);
         return;
       }
       const parsed = parseServerMessage(ev.data);
@@ -390,12 +524,43 @@ export class Connection {
           a.hello = msg;
           this.session = { version: msg.version, display: msg.display, width: msg.width, height: msg.height, codecs: msg.codecs };
           this.emit(this.listeners);
+          a.every(this.timings.statsIntervalMs, () => void this.sampleStats(a));
+          if (a.transport === 'websocket') {
+            this.startWs(a);
+            return;
+          }
           this.startPeer(a, msg).catch((err: unknown) => {
             this.fail(a, `could not create the offer: ${err instanceof Error ? err.message : String(err)}`);
           });
           return;
+        case 'wsvideo':
+          if (a.transport !== 'websocket' || !a.player) {
+            console.warn('kelpie: ignoring unexpected wsvideo');
+            return;
+          }
+          a.wsCodec = msg.codec;
+          this.codec = msg.codec;
+          this.notice = null;
+          this.emit(this.listeners);
+          return;
+        case 'viewers':
+          this.viewers = msg;
+          if (msg.controller !== msg.you) this.controlRequests = [];
+          this.emit(this.listeners);
+          return;
+        case 'control_requested':
+          this.controlRequests = addRequest(this.controlRequests, msg.by);
+          for (const fn of this.controlListeners) {
+            try {
+              fn(msg.by);
+            } catch (e) {
+              console.error('kelpie: listener failed', e);
+            }
+          }
+          this.emit(this.listeners);
+          return;
         case 'answer':
-          if (!a.offerSent || a.answered || !a.pc) {
+          if (a.transport !== 'webrtc' || !a.offerSent || a.answered || !a.pc) {
             console.warn('kelpie: ignoring unexpected answer');
             return;
           }
@@ -444,23 +609,29 @@ export class Connection {
           a.clearTimer('disconnected');
           if (!a.streaming) {
             a.clearTimer('setup');
+            a.clearTimer('webrtc-fallback');
             this.armFirstFrame(a);
           }
           return;
         case 'disconnected':
           a.timer('disconnected', this.timings.disconnectedGraceMs, () => {
-            this.fail(a, 'connection lost (ICE disconnected)');
+            this.webrtcFailed(a, 'connection lost (ICE disconnected)');
           });
           return;
         case 'failed':
-          this.fail(a, 'connection failed (ICE failed)');
+          this.webrtcFailed(a, 'connection failed (ICE failed)');
           return;
         default:
           return;
       }
     };
 
-    a.every(this.timings.statsIntervalMs, () => void this.sampleStats(a));
+    if (this.policy.mode === 'auto') {
+      const delay = fallbackDelay(a.startedAt, performance.now(), this.timings.webrtcFallbackMs);
+      a.timer('webrtc-fallback', delay, () => {
+        this.webrtcFailed(a, `WebRTC not connected within ${this.timings.webrtcFallbackMs / 1000} s`);
+      });
+    }
 
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -472,6 +643,68 @@ export class Connection {
     a.pendingCandidates = [];
   }
 
+  /**
+   * WebRTC did not work in this attempt: before streaming, the policy may switch this very
+   * attempt to the WebSocket; while streaming, the attempt fails (and in auto mode the
+   * reconnect uses the WebSocket).
+   */
+  private webrtcFailed(a: Attempt, reason: string): void {
+    if (!this.current(a) || a.transport !== 'webrtc') return;
+    if (a.streaming) {
+      this.policy.midSessionFailed(this.caps);
+      this.fail(a, reason);
+      return;
+    }
+    if (this.policy.setupFailed(this.caps) === 'fallback' && a.ws?.readyState === WebSocket.OPEN) {
+      console.warn(`kelpie: ${reason}; switching to video over the WebSocket`);
+      a.clearTimer('webrtc-fallback');
+      a.clearTimer('first-frame');
+      a.clearTimer('disconnected');
+      a.closePeer();
+      this.video.srcObject = null;
+      a.transport = 'websocket';
+      this.codec = null;
+      this.emit(this.listeners);
+      this.startWs(a);
+      return;
+    }
+    this.fail(a, reason);
+  }
+
+  /** Asks the server for the video on the WebSocket and starts the decoder. */
+  private startWs(a: Attempt): void {
+    a.timer('setup', this.timings.iceConnectMs, () => {
+      this.fail(a, `no video over the WebSocket within ${this.timings.iceConnectMs / 1000} s`);
+    });
+    a.player = new WsPlayer(this.canvas, {
+      drawn: (presentedMs) => {
+        if (!this.current(a)) return;
+        if (!a.streaming) {
+          a.streaming = true;
+          a.clearTimer('setup');
+          this.dispatch({ type: 'frame' });
+        }
+        this.emitFrame(presentedMs);
+      },
+      requestKeyframe: () => {
+        if (!this.current(a)) return;
+        a.lastKeyframeRequest = performance.now();
+        a.send({ type: 'keyframe' });
+      },
+    });
+    void probeWsCodecs().then((codecs) => {
+      if (!this.current(a)) return;
+      this.wsCodecs = codecs;
+      if (codecs.length === 0) {
+        const why = 'This browser cannot decode H.264 or VP8 with WebCodecs, which video over the WebSocket needs.';
+        if (this.policy.mode === 'websocket') this.fatal(a, why);
+        else this.fail(a, why);
+        return;
+      }
+      a.send({ type: 'wsvideo', codecs });
+    });
+  }
+
   private armFirstFrame(a: Attempt): void {
     a.timer('first-frame', this.timings.firstFrameMs, () => {
       // A hidden tab renders nothing; as long as frames decode, keep waiting.
@@ -479,7 +712,7 @@ export class Connection {
         this.armFirstFrame(a);
         return;
       }
-      this.fail(a, `no video within ${this.timings.firstFrameMs / 1000} s of connecting`);
+      this.webrtcFailed(a, `no video within ${this.timings.firstFrameMs / 1000} s of connecting`);
     });
   }
 
@@ -487,7 +720,7 @@ export class Connection {
     const video = this.video;
     video.srcObject = stream;
     const onFrame = (): void => {
-      if (!this.current(a) || a.streaming) return;
+      if (!this.current(a) || a.streaming || a.transport !== 'webrtc') return;
       a.streaming = true;
       a.clearTimer('setup');
       a.clearTimer('first-frame');
@@ -504,16 +737,22 @@ export class Connection {
   }
 
   private async sampleStats(a: Attempt): Promise<void> {
-    const pc = a.pc;
-    if (!pc) return;
-    let report: RTCStatsReport;
-    try {
-      report = await pc.getStats();
-    } catch {
-      return;
+    let snap: StatsSnapshot;
+    if (a.transport === 'websocket') {
+      if (!a.player) return;
+      snap = wsSnapshot(a.player, Date.now());
+    } else {
+      const pc = a.pc;
+      if (!pc) return;
+      let report: RTCStatsReport;
+      try {
+        report = await pc.getStats();
+      } catch {
+        return;
+      }
+      if (!this.current(a) || a.transport !== 'webrtc') return;
+      snap = extractSnapshot(report, Date.now());
     }
-    if (!this.current(a)) return;
-    const snap = extractSnapshot(report, Date.now());
     const prev = a.prevSnapshot;
     a.prevSnapshot = snap;
     this.latestStats = computeStats(prev, snap);
@@ -527,6 +766,26 @@ export class Connection {
     }
     this.emit(this.statsListeners);
   }
+}
+
+/** Stats snapshot of the WebSocket video, in the shape the WebRTC stats use. */
+function wsSnapshot(p: WsPlayer, now: number): StatsSnapshot {
+  const c = p.counters;
+  return {
+    timestamp: now,
+    framesDecoded: c.framesDecoded,
+    framesReceived: c.framesReceived,
+    framesDropped: c.framesDropped,
+    bytesReceived: c.bytesReceived,
+    packetsReceived: null,
+    packetsLost: null,
+    totalDecodeTime: c.totalDecodeTime,
+    frameWidth: c.width,
+    frameHeight: c.height,
+    codecMimeType: c.codec !== null ? `video/${c.codec}` : null,
+    currentRoundTripTime: null,
+    transport: 'websocket',
+  };
 }
 
 function versionMismatch(server: number): string {

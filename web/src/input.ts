@@ -32,6 +32,8 @@ export interface InputSink {
 
 export interface InputElements {
   video: HTMLVideoElement;
+  /** Where WebSocket video is drawn; the active surface is whichever is not `hidden`. */
+  canvas: HTMLCanvasElement;
   /** Hidden text field that holds keyboard focus (IME, dead keys, virtual keyboards). */
   textInput: HTMLTextAreaElement;
   fullscreenButton: HTMLButtonElement;
@@ -102,8 +104,14 @@ export class InputController {
 
   /** Remote pixel under a page point (after letterboxing and local zoom), or null. */
   mapToRemote(clientX: number, clientY: number): Point | null {
-    const v = this.el.video;
-    return clientToRemote(clientX, clientY, v.getBoundingClientRect(), v.videoWidth, v.videoHeight);
+    const s = this.surface();
+    const [w, h] = s instanceof HTMLVideoElement ? [s.videoWidth, s.videoHeight] : [s.width, s.height];
+    return clientToRemote(clientX, clientY, s.getBoundingClientRect(), w, h);
+  }
+
+  /** The element showing the remote picture: the canvas in WebSocket mode, else the video. */
+  surface(): HTMLVideoElement | HTMLCanvasElement {
+    return this.el.canvas.hidden ? this.el.video : this.el.canvas;
   }
 
   get active(): boolean {
@@ -111,7 +119,8 @@ export class InputController {
   }
 
   get pointerLocked(): boolean {
-    return document.pointerLockElement === this.el.video;
+    const locked = document.pointerLockElement;
+    return locked !== null && (locked === this.el.video || locked === this.el.canvas);
   }
 
   toggleFullscreen(): void {
@@ -127,9 +136,10 @@ export class InputController {
       document.exitPointerLock();
       return;
     }
-    if (typeof this.el.video.requestPointerLock !== 'function') return;
+    const surface = this.surface();
+    if (typeof surface.requestPointerLock !== 'function') return;
     // A promise in current browsers, undefined in older ones.
-    Promise.resolve(this.el.video.requestPointerLock()).catch(warn('pointer lock refused'));
+    Promise.resolve(surface.requestPointerLock()).catch(warn('pointer lock refused'));
   }
 
   /** Tells the server to release everything and forgets local key / button state. */
@@ -342,7 +352,7 @@ export class InputController {
         return;
       }
       try {
-        this.el.video.setPointerCapture(ev.pointerId);
+        this.surface().setPointerCapture(ev.pointerId);
       } catch {
         // Not capturable (e.g. already released): fine.
       }
@@ -373,14 +383,15 @@ export class InputController {
   // ---- touch -----------------------------------------------------------------------------
 
   private layout(): Box {
-    return layoutBox(this.el.video.getBoundingClientRect(), this.view);
+    return layoutBox(this.surface().getBoundingClientRect(), this.view);
   }
 
   private setView(view: View): void {
     this.view = view;
-    const style = this.el.video.style;
-    style.transformOrigin = '0 0';
-    style.transform = viewTransform(view);
+    for (const el of [this.el.video, this.el.canvas]) {
+      el.style.transformOrigin = '0 0';
+      el.style.transform = viewTransform(view);
+    }
   }
 
   private clearLongPress(): void {
@@ -392,7 +403,7 @@ export class InputController {
     ev.preventDefault();
     if (phase === 'down') {
       try {
-        this.el.video.setPointerCapture(ev.pointerId);
+        this.surface().setPointerCapture(ev.pointerId);
       } catch {
         // ignore
       }
@@ -463,7 +474,7 @@ export class InputController {
   // ---- wiring ----------------------------------------------------------------------------
 
   private listen(): void {
-    const { video, textInput, fullscreenButton, pointerLockButton, keyboardButton } = this.el;
+    const { video, canvas, textInput, fullscreenButton, pointerLockButton, keyboardButton } = this.el;
 
     window.addEventListener('keydown', (ev) => this.onKeyDown(ev));
     window.addEventListener('keyup', (ev) => this.onKeyUp(ev));
@@ -473,17 +484,19 @@ export class InputController {
     textInput.addEventListener('compositionend', (ev) => this.onCompositionEnd(ev));
     textInput.addEventListener('input', (ev) => this.onTextInput(ev));
 
-    video.addEventListener('pointerdown', (ev) => this.onPointer(ev, 'down'));
-    video.addEventListener('pointermove', (ev) => this.onPointer(ev, 'move'));
-    video.addEventListener('pointerup', (ev) => this.onPointer(ev, 'up'));
-    video.addEventListener('pointercancel', (ev) => this.onPointer(ev, 'cancel'));
-    video.addEventListener('wheel', (ev) => this.onWheel(ev), { passive: false });
-    video.addEventListener('contextmenu', (ev) => ev.preventDefault());
-    // Back / forward / middle buttons must not navigate or autoscroll the page.
-    for (const type of ['mousedown', 'mouseup', 'auxclick'] as const) {
-      video.addEventListener(type, (ev) => {
-        if (this.active && ev.button !== 0) ev.preventDefault();
-      });
+    for (const surface of [video, canvas]) {
+      surface.addEventListener('pointerdown', (ev) => this.onPointer(ev, 'down'));
+      surface.addEventListener('pointermove', (ev) => this.onPointer(ev, 'move'));
+      surface.addEventListener('pointerup', (ev) => this.onPointer(ev, 'up'));
+      surface.addEventListener('pointercancel', (ev) => this.onPointer(ev, 'cancel'));
+      surface.addEventListener('wheel', (ev) => this.onWheel(ev), { passive: false });
+      surface.addEventListener('contextmenu', (ev) => ev.preventDefault());
+      // Back / forward / middle buttons must not navigate or autoscroll the page.
+      for (const type of ['mousedown', 'mouseup', 'auxclick'] as const) {
+        surface.addEventListener(type, (ev) => {
+          if (this.active && ev.button !== 0) ev.preventDefault();
+        });
+      }
     }
 
     window.addEventListener('blur', () => this.releaseAll());

@@ -5,8 +5,18 @@ import { Connection } from './connection';
 import { InputController } from './input';
 import { localShortcut } from './keysym';
 import type { Point } from './mapping';
+import type { ViewersMessage } from './protocol';
 import type { KelpieStats } from './stats';
-import { findElements, renderState, renderStats, setStatsVisible } from './ui';
+import { parseTransportParam, type Transport } from './transport';
+import { findElements, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
+import { describeViewers, pendingRequests } from './viewers';
+
+/** RGBA pixels of a rectangle of the remote picture. */
+export interface Sample {
+  data: Uint8ClampedArray;
+  width: number;
+  height: number;
+}
 
 /** The automation surface, e.g. for Playwright: `await page.evaluate(() => window.kelpie.state)`. */
 export interface KelpieApi {
@@ -30,6 +40,25 @@ export interface KelpieApi {
   readonly inputSent: number;
   /** The remote pixel under a page point (letterboxing and local zoom applied), or null. */
   mapToRemote(clientX: number, clientY: number): Point | null;
+  /** Transport of the current connection, or null when there is none. */
+  readonly transport: Transport | null;
+  /** Where WebSocket video is drawn. */
+  readonly canvas: HTMLCanvasElement;
+  /** The last `viewers` message of the current connection, or null. */
+  readonly viewers: ViewersMessage | null;
+  /** Ids of the viewers that asked this one for control, newest last. */
+  readonly controlRequests: number[];
+  /** Sends `{"type":"request_control"}`. */
+  requestControl(): void;
+  /** Sends `{"type":"give_control","to":id}`. */
+  giveControl(id: number): void;
+  /**
+   * Calls `cb(presentedMs)` for every presented frame (either transport), `presentedMs` being
+   * milliseconds since the epoch (`performance.timeOrigin` based). Returns the unsubscribe.
+   */
+  onFrame(cb: (presentedMs: number) => void): () => void;
+  /** RGBA pixels of a rectangle of the current remote picture, in remote pixels; null if none. */
+  sample(x: number, y: number, w: number, h: number): Sample | null;
 }
 
 declare global {
@@ -40,8 +69,14 @@ declare global {
 
 const video = document.getElementById('kelpie-video');
 if (!(video instanceof HTMLVideoElement)) throw new Error('kelpie: missing #kelpie-video');
+const canvas = document.getElementById('kelpie-canvas');
+if (!(canvas instanceof HTMLCanvasElement)) throw new Error('kelpie: missing #kelpie-canvas');
 const el = findElements();
-const conn = new Connection(video, { baseUrl: document.baseURI });
+const conn = new Connection(video, {
+  baseUrl: document.baseURI,
+  canvas,
+  transport: parseTransportParam(location.search),
+});
 
 function button(id: string): HTMLButtonElement {
   const b = document.getElementById(id);
@@ -56,7 +91,36 @@ const input = new InputController(conn, {
   fullscreenButton: button('fullscreen-toggle'),
   pointerLockButton: button('pointer-lock-toggle'),
   keyboardButton: button('keyboard-toggle'),
+  canvas,
 });
+
+/** Pixels of the current picture (see `KelpieApi.sample`). */
+function sample(x: number, y: number, w: number, h: number): Sample | null {
+  if (![x, y, w, h].every(Number.isFinite)) return null;
+  [x, y, w, h] = [Math.floor(x), Math.floor(y), Math.floor(w), Math.floor(h)];
+  if (w <= 0 || h <= 0 || x < 0 || y < 0) return null;
+  try {
+    if (conn.transport === 'websocket') {
+      if (x + w > canvas.width || y + h > canvas.height) return null;
+      const ctx = canvas.getContext('2d');
+      if (!ctx) return null;
+      const img = ctx.getImageData(x, y, w, h);
+      return { data: img.data, width: img.width, height: img.height };
+    }
+    if (video.videoWidth === 0 || x + w > video.videoWidth || y + h > video.videoHeight) return null;
+    const off = document.createElement('canvas');
+    off.width = w;
+    off.height = h;
+    const ctx = off.getContext('2d', { willReadFrequently: true });
+    if (!ctx) return null;
+    ctx.drawImage(video, x, y, w, h, 0, 0, w, h);
+    const img = ctx.getImageData(0, 0, w, h);
+    return { data: img.data, width: img.width, height: img.height };
+  } catch (err) {
+    console.warn('kelpie: sample failed', err);
+    return null;
+  }
+}
 
 window.kelpie = {
   get state() {
@@ -82,7 +146,64 @@ window.kelpie = {
     return conn.inputSent;
   },
   mapToRemote: (clientX, clientY) => input.mapToRemote(clientX, clientY),
+  get transport() {
+    return conn.transport;
+  },
+  canvas,
+  get viewers() {
+    return conn.viewers;
+  },
+  get controlRequests() {
+    return [...conn.controlRequests];
+  },
+  requestControl: () => {
+    conn.requestControl();
+  },
+  giveControl: (id) => {
+    conn.giveControl(id);
+  },
+  onFrame: (cb) => conn.onFrame(cb),
+  sample,
 };
+
+// ---- viewers and control -------------------------------------------------------------------
+
+/** Requests not yet answered with Give / Ignore (the prompt shows the newest). */
+let prompts: number[] = [];
+let viewersVisible = false;
+function renderControl(): void {
+  prompts = pendingRequests(prompts, conn.viewers);
+  renderViewers(el, describeViewers(conn.viewers), prompts.at(-1) ?? null, conn.state.phase === 'streaming');
+}
+conn.onControlRequest((by) => {
+  prompts = [...prompts.filter((id) => id !== by), by];
+});
+el.viewersToggle.addEventListener('click', () => {
+  viewersVisible = !viewersVisible;
+  setViewersVisible(el, viewersVisible);
+});
+el.requestControl.addEventListener('click', () => {
+  if (conn.requestControl()) el.requestControl.textContent = 'Control requested…';
+});
+el.controlGive.addEventListener('click', () => {
+  const by = prompts.at(-1);
+  if (by !== undefined) conn.giveControl(by);
+  prompts = prompts.filter((id) => id !== by);
+  renderControl();
+});
+el.controlIgnore.addEventListener('click', () => {
+  prompts = prompts.slice(0, -1);
+  renderControl();
+});
+
+/** Shows the surface of the transport in use (kept as is between connections). */
+function renderSurface(): void {
+  const t = conn.transport;
+  if (t === null) return;
+  const ws = t === 'websocket';
+  if (canvas.hidden === ws) canvas.hidden = !ws;
+  if (video.hidden !== ws) video.hidden = ws;
+}
 
 function render(): void {
   renderState(el, {
@@ -91,7 +212,10 @@ function render(): void {
     codec: conn.codec,
     session: conn.session,
     notice: conn.notice,
+    transport: conn.transport,
   });
+  renderSurface();
+  renderControl();
 }
 
 // The retry countdown needs ticking between state changes.

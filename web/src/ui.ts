@@ -3,6 +3,8 @@
 import type { MachineState } from './machine';
 import type { SessionInfo } from './protocol';
 import { formatStats, type KelpieStats } from './stats';
+import type { Transport } from './transport';
+import type { ControlView } from './viewers';
 
 export interface StateView {
   /** Big overlay heading. */
@@ -22,6 +24,15 @@ export interface ViewInput {
   codec: string | null;
   session: SessionInfo | null;
   notice: string | null;
+  /** Transport in use (named in the badge while streaming). */
+  transport?: Transport | null;
+}
+
+/** How the badge names a transport. */
+export function transportLabel(t: Transport | null | undefined): string | null {
+  if (t === 'webrtc') return 'WebRTC';
+  if (t === 'websocket') return 'WebSocket';
+  return null;
 }
 
 function seconds(ms: number): string {
@@ -44,7 +55,9 @@ export function describeState(v: ViewInput): StateView {
       };
     case 'streaming': {
       const codec = v.codec ? ` · ${v.codec}` : '';
-      return { title: 'Streaming', detail: '', badge: `streaming${codec}`, canRetry: false };
+      const t = transportLabel(v.transport);
+      const transport = t ? ` · ${t}` : '';
+      return { title: 'Streaming', detail: '', badge: `streaming${codec}${transport}`, canRetry: false };
     }
     case 'reconnecting': {
       const next = v.retryInMs !== null ? ` in ${seconds(v.retryInMs)}` : '';
@@ -73,6 +86,15 @@ export interface Elements {
   badgeText: HTMLElement;
   statsToggle: HTMLButtonElement;
   statsTable: HTMLTableElement;
+  viewersToggle: HTMLButtonElement;
+  viewersPanel: HTMLElement;
+  viewersList: HTMLUListElement;
+  requestControl: HTMLButtonElement;
+  controlNote: HTMLElement;
+  controlPrompt: HTMLElement;
+  controlPromptText: HTMLElement;
+  controlGive: HTMLButtonElement;
+  controlIgnore: HTMLButtonElement;
 }
 
 function byId<T extends HTMLElement>(id: string, type: new () => T): T {
@@ -90,6 +112,15 @@ export function findElements(): Elements {
     badgeText: byId('badge-text', HTMLElement),
     statsToggle: byId('stats-toggle', HTMLButtonElement),
     statsTable: byId('stats', HTMLTableElement),
+    viewersToggle: byId('viewers-toggle', HTMLButtonElement),
+    viewersPanel: byId('viewers', HTMLElement),
+    viewersList: byId('viewers-list', HTMLUListElement),
+    requestControl: byId('request-control', HTMLButtonElement),
+    controlNote: byId('control-note', HTMLElement),
+    controlPrompt: byId('control-prompt', HTMLElement),
+    controlPromptText: byId('control-prompt-text', HTMLElement),
+    controlGive: byId('control-give', HTMLButtonElement),
+    controlIgnore: byId('control-ignore', HTMLButtonElement),
   };
 }
 
@@ -131,4 +162,43 @@ export function renderStats(el: Elements, stats: KelpieStats): void {
 export function setStatsVisible(el: Elements, visible: boolean): void {
   el.statsTable.hidden = !visible;
   el.statsToggle.setAttribute('aria-pressed', String(visible));
+}
+
+/** The prompt text for a control request. */
+export function controlPromptText(by: number): string {
+  return `Viewer ${by} asks for control`;
+}
+
+/**
+ * Renders the viewers panel, the control note and the request prompt (`asking`: the viewer
+ * whose request is shown, or null).
+ */
+export function renderViewers(el: Elements, view: ControlView, asking: number | null, streaming: boolean): void {
+  setText(el.viewersToggle, view.buttonLabel);
+  const items = view.rows.map((r) => {
+    const li = document.createElement('li');
+    li.textContent = r.label;
+    li.dataset.viewer = String(r.id);
+    if (r.you) li.classList.add('you');
+    if (r.controller) li.classList.add('controller');
+    if (r.viewOnly) li.classList.add('view-only');
+    return li;
+  });
+  const same =
+    el.viewersList.children.length === items.length &&
+    items.every((li, i) => el.viewersList.children[i]?.textContent === li.textContent);
+  if (!same) el.viewersList.replaceChildren(...items);
+  el.requestControl.hidden = !view.canRequest;
+  setText(el.controlNote, view.note ?? '');
+  el.controlNote.hidden = view.note === null || !streaming;
+  el.controlPrompt.hidden = asking === null;
+  if (asking !== null) {
+    setText(el.controlPromptText, controlPromptText(asking));
+    el.controlPrompt.dataset.viewer = String(asking);
+  }
+}
+
+export function setViewersVisible(el: Elements, visible: boolean): void {
+  el.viewersPanel.hidden = !visible;
+  el.viewersToggle.setAttribute('aria-pressed', String(visible));
 }
