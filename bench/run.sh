@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Entry point of `make bench`: installs the peers if missing, then runs bench/bench.mjs inside a
 # fresh network namespace with only loopback up, writes docs/benchmarks.md and prints the table.
+#   BENCH_SECTIONS=peers,input,viewers  (peer comparison, input latency, viewer scaling)
 #   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=static,bars,noise
 #   BENCH_SMOKE=1     Kelpie alone, bars, 5 s, installs nothing; exit 1 if nothing was measured.
 set -euo pipefail
@@ -9,7 +10,9 @@ here=$PWD
 
 if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
   systems=${BENCH_SYSTEMS:-kelpie,selkies,selkies-webrtc,vnc}
-  if [ "${BENCH_SMOKE:-}" != 1 ]; then
+  sections=${BENCH_SECTIONS:-peers}
+  # Peers are installed only when the peer comparison runs.
+  if [ "${BENCH_SMOKE:-}" != 1 ] && [[ ,${sections// /}, == *,peers,* ]]; then
     if [[ ,$systems, == *,selkies* ]] && [ ! -x "$here/.venv/bin/selkies" ]; then
       echo "bench: installing Selkies from PyPI into bench/.venv" >&2
       python3 -m venv "$here/.venv"

@@ -78,7 +78,12 @@ test('typed text in any script arrives exactly', async () => {
   await page.keyboard.press('Shift+KeyA');
   await page.keyboard.press('Enter');
   await waitFor((e) => e.slice(s2).some((x) => x.type === 'key' && x.keysym === 0xff0d && x.down), 'Return');
-  assert.ok(events().slice(s2).some((x) => x.type === 'key' && x.down && x.char === 'A'), 'Shift+A gives A');
+  assert.ok(
+    events()
+      .slice(s2)
+      .some((x) => x.type === 'key' && x.down && x.char === 'A'),
+    'Shift+A gives A',
+  );
   await context.close();
 });
 
@@ -103,7 +108,10 @@ for (const [width, height, dpr] of [
         (e) => e.slice(start).find((ev) => ev.type === 'button' && ev.down && ev.button === 1),
         `click at ${x},${y}`,
       );
-      assert.ok(Math.abs(press.x - x) <= 1 && Math.abs(press.y - y) <= 1, `aimed at ${x},${y}, landed at ${press.x},${press.y}`);
+      assert.ok(
+        Math.abs(press.x - x) <= 1 && Math.abs(press.y - y) <= 1,
+        `aimed at ${x},${y}, landed at ${press.x},${press.y}`,
+      );
     }
     // Right and middle buttons.
     const start = events().length;
@@ -150,7 +158,9 @@ test('under pointer lock, relative moves sum to the expected delta', async () =>
   await page.keyboard.press('Control+Shift+KeyL');
   await page.waitForFunction(() => document.pointerLockElement !== null, null, { timeout: 5000 });
   await sleep(200);
-  const before = events().filter((e) => e.type === 'motion').at(-1);
+  const before = events()
+    .filter((e) => e.type === 'motion')
+    .at(-1);
   const steps = [
     [30, 0],
     [0, -25],

@@ -87,7 +87,11 @@ export async function launchBrowser(extraArgs = []) {
 }
 
 /** Opens the viewer page and waits until a video frame is presented. */
-export async function openViewer(browser, url, { width = 1280, height = 720, deviceScaleFactor = 1, timeoutMs = 20000 } = {}) {
+export async function openViewer(
+  browser,
+  url,
+  { width = 1280, height = 720, deviceScaleFactor = 1, timeoutMs = 20000 } = {},
+) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor });
   const page = await context.newPage();
   page.on('console', (m) => {
@@ -99,7 +103,10 @@ export async function openViewer(browser, url, { width = 1280, height = 720, dev
 }
 
 export async function waitForState(page, state, timeoutMs = 20000) {
-  await page.waitForFunction((s) => window.kelpie && window.kelpie.state === s, state, { timeout: timeoutMs, polling: 50 });
+  await page.waitForFunction((s) => window.kelpie && window.kelpie.state === s, state, {
+    timeout: timeoutMs,
+    polling: 50,
+  });
 }
 
 /** RGB of the decoded video at remote pixel coordinates (drawn at native size). */

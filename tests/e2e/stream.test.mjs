@@ -46,7 +46,10 @@ const QUADRANTS = [
 async function assertQuadrants(page) {
   // The first keyframe is coarse; the refinement frames that follow sharpen it.
   await sleep(800);
-  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
+  const got = await sampleVideo(
+    page,
+    QUADRANTS.map((q) => q.at),
+  );
   QUADRANTS.forEach((q, i) => {
     const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
     assert.ok(diff <= 40, `${q.name}: got rgb(${got[i]}) expected rgb(${q.rgb})`);

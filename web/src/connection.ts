@@ -160,7 +160,7 @@ export class Connection {
   inputSent = 0;
   /** The latest `viewers` message of the current connection, or null. */
   viewers: ViewersMessage | null = null;
-  /** Viewers that asked this one for control, newest last. */
+  /** Viewers that asked this one for control during this connection, newest last (a log). */
   controlRequests: number[] = [];
   readonly policy: TransportPolicy;
   readonly canvas: HTMLCanvasElement;
@@ -230,8 +230,6 @@ export class Connection {
     const a = this.attempt;
     if (!a || a.closed || a.ws?.readyState !== WebSocket.OPEN || !Number.isSafeInteger(to) || to < 0) return false;
     a.send({ type: 'give_control', to });
-    this.controlRequests = this.controlRequests.filter((id) => id !== to);
-    this.emit(this.listeners);
     return true;
   }
 
@@ -545,7 +543,6 @@ export class Connection {
           return;
         case 'viewers':
           this.viewers = msg;
-          if (msg.controller !== msg.you) this.controlRequests = [];
           this.emit(this.listeners);
           return;
         case 'control_requested':

@@ -484,7 +484,8 @@ export class InputController {
     textInput.addEventListener('compositionend', (ev) => this.onCompositionEnd(ev));
     textInput.addEventListener('input', (ev) => this.onTextInput(ev));
 
-    for (const surface of [video, canvas]) {
+    const surfaces: HTMLElement[] = [video, canvas];
+    for (const surface of surfaces) {
       surface.addEventListener('pointerdown', (ev) => this.onPointer(ev, 'down'));
       surface.addEventListener('pointermove', (ev) => this.onPointer(ev, 'move'));
       surface.addEventListener('pointerup', (ev) => this.onPointer(ev, 'up'));

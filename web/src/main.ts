@@ -67,10 +67,13 @@ declare global {
   }
 }
 
-const video = document.getElementById('kelpie-video');
-if (!(video instanceof HTMLVideoElement)) throw new Error('kelpie: missing #kelpie-video');
-const canvas = document.getElementById('kelpie-canvas');
-if (!(canvas instanceof HTMLCanvasElement)) throw new Error('kelpie: missing #kelpie-canvas');
+function element<T extends HTMLElement>(id: string, type: new () => T): T {
+  const e = document.getElementById(id);
+  if (!(e instanceof type)) throw new Error(`kelpie: missing #${id}`);
+  return e;
+}
+const video = element('kelpie-video', HTMLVideoElement);
+const canvas = element('kelpie-canvas', HTMLCanvasElement);
 const el = findElements();
 const conn = new Connection(video, {
   baseUrl: document.baseURI,
@@ -183,7 +186,11 @@ el.viewersToggle.addEventListener('click', () => {
   setViewersVisible(el, viewersVisible);
 });
 el.requestControl.addEventListener('click', () => {
-  if (conn.requestControl()) el.requestControl.textContent = 'Control requested…';
+  if (!conn.requestControl()) return;
+  el.requestControl.textContent = 'Control requested…';
+  window.setTimeout(() => {
+    el.requestControl.textContent = 'Request control';
+  }, 5000);
 });
 el.controlGive.addEventListener('click', () => {
   const by = prompts.at(-1);

@@ -25,6 +25,8 @@ describe('describeState', () => {
   it('names the codec while streaming', () => {
     expect(view({ phase: 'streaming' }, { codec: 'h264' }).badge).toBe('streaming · h264');
     expect(view({ phase: 'streaming' }).badge).toBe('streaming');
+    expect(view({ phase: 'streaming' }, { codec: 'h264', transport: 'webrtc' }).badge).toBe('streaming · h264 · WebRTC');
+    expect(view({ phase: 'streaming' }, { codec: 'vp8', transport: 'websocket' }).badge).toBe('streaming · vp8 · WebSocket');
   });
 
   it('says connecting, with the display once known', () => {

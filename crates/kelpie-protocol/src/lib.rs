@@ -299,12 +299,17 @@ impl ClientMessage {
 
     /// Checks every field against its bounds.
     pub fn validate(&self) -> Result<(), ProtocolError> {
-        let check = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ProtocolError::OutOfRange(what)) };
+        let check =
+            |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ProtocolError::OutOfRange(what)) };
         match self {
             Self::Key { keysym, .. } => check(*keysym != 0 && *keysym <= MAX_KEYSYM, "keysym"),
             Self::Text { text } => check(text.chars().count() <= MAX_TEXT_CHARS, "text length"),
-            Self::Mouse { x, y } => check((-1..=65_535).contains(x) && (-1..=65_535).contains(y), "pointer position"),
-            Self::MouseRel { dx, dy } => check(dx.abs() <= MAX_REL_MOVE && dy.abs() <= MAX_REL_MOVE, "relative move"),
+            Self::Mouse { x, y } => {
+                check((-1..=65_535).contains(x) && (-1..=65_535).contains(y), "pointer position")
+            }
+            Self::MouseRel { dx, dy } => {
+                check(dx.abs() <= MAX_REL_MOVE && dy.abs() <= MAX_REL_MOVE, "relative move")
+            }
             Self::Button { button, .. } => check(matches!(button, 1..=3 | 8 | 9), "button"),
             Self::Wheel { dx, dy } => {
                 check(dx.abs() <= MAX_WHEEL_CLICKS && dy.abs() <= MAX_WHEEL_CLICKS, "wheel clicks")
@@ -379,7 +384,10 @@ mod tests {
             (r#"{"type":"text","text":"ça"}"#, ClientMessage::Text { text: "ça".into() }),
             (r#"{"type":"mouse","x":10,"y":20}"#, ClientMessage::Mouse { x: 10, y: 20 }),
             (r#"{"type":"mouserel","dx":-3,"dy":4}"#, ClientMessage::MouseRel { dx: -3, dy: 4 }),
-            (r#"{"type":"button","button":3,"down":false}"#, ClientMessage::Button { button: 3, down: false }),
+            (
+                r#"{"type":"button","button":3,"down":false}"#,
+                ClientMessage::Button { button: 3, down: false },
+            ),
             (r#"{"type":"wheel","dx":0,"dy":-2}"#, ClientMessage::Wheel { dx: 0, dy: -2 }),
             (r#"{"type":"keys","held":[65,65505]}"#, ClientMessage::Keys { held: vec![65, 65505] }),
             (r#"{"type":"release"}"#, ClientMessage::Release),
@@ -412,7 +420,10 @@ mod tests {
 
     #[test]
     fn control_and_transport_messages() {
-        assert_eq!(ClientMessage::parse(r#"{"type":"request_control"}"#).unwrap(), ClientMessage::RequestControl);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"request_control"}"#).unwrap(),
+            ClientMessage::RequestControl
+        );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"give_control","to":3}"#).unwrap(),
             ClientMessage::GiveControl { to: 3 }
@@ -438,7 +449,13 @@ mod tests {
 
     #[test]
     fn video_frame_header_round_trips() {
-        let h = VideoFrameHeader { keyframe: true, codec: VideoCodec::Vp8, pts_us: 1_234_567, width: 1920, height: 1080 };
+        let h = VideoFrameHeader {
+            keyframe: true,
+            codec: VideoCodec::Vp8,
+            pts_us: 1_234_567,
+            width: 1920,
+            height: 1080,
+        };
         let b = h.to_bytes();
         assert_eq!(b[..4], [1, 1, 1, 0]);
         assert_eq!(VideoFrameHeader::parse(&b), Some(h));

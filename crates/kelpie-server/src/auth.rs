@@ -74,7 +74,8 @@ pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request,
         return next.run(req).await;
     }
     // The best access any presented token grants.
-    let granted = presented_tokens(req.headers()).filter_map(|t| access_of(&state, t)).min_by_key(|a| *a as u8);
+    let granted =
+        presented_tokens(req.headers()).filter_map(|t| access_of(&state, t)).min_by_key(|a| *a as u8);
     if let Some(access) = granted {
         req.extensions_mut().insert(access);
         return next.run(req).await;
@@ -93,7 +94,9 @@ pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request,
             Ok(v) => {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
-            Err(_) => tracing::warn!("the token has characters a cookie cannot carry; use letters and digits"),
+            Err(_) => {
+                tracing::warn!("the token has characters a cookie cannot carry; use letters and digits")
+            }
         }
         return resp;
     }

@@ -145,7 +145,11 @@ impl Control {
             you,
             controller: self.controller,
             shared: self.shared,
-            viewers: self.viewers.iter().map(|(id, v)| ViewerEntry { id: *id, view_only: v.view_only }).collect(),
+            viewers: self
+                .viewers
+                .iter()
+                .map(|(id, v)| ViewerEntry { id: *id, view_only: v.view_only })
+                .collect(),
         }
     }
 

@@ -93,57 +93,80 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
     let w = state.webrtc.counters();
     let mut out = String::new();
-    let mut line = |name: &str, kind: &str, help: &str, value: u64| {
+    let i = state.input.counters();
+    let r = Ordering::Relaxed;
+    let scalars: [(&str, &str, &str, u64); 17] = [
+        (
+            "kelpie_auth_rejected_total",
+            "counter",
+            "Requests refused for a missing or wrong token.",
+            m.auth_rejected.load(r),
+        ),
+        (
+            "kelpie_signal_connections_total",
+            "counter",
+            "Signalling WebSockets opened.",
+            m.signal_connections.load(r),
+        ),
+        (
+            "kelpie_signal_rejected_total",
+            "counter",
+            "Malformed, oversized or out-of-range messages dropped.",
+            m.signal_rejected.load(r),
+        ),
+        ("kelpie_viewers", "gauge", "Connected viewers (signalling sockets).", state.viewers.count() as u64),
+        ("kelpie_input_events_total", "counter", "Keyboard and mouse messages applied.", i.events.load(r)),
+        ("kelpie_input_failed_total", "counter", "Input messages the X server refused.", i.failed.load(r)),
+        (
+            "kelpie_input_released_keys_total",
+            "counter",
+            "Keys released for viewers that left, lost focus or went silent.",
+            i.released.load(r),
+        ),
+        (
+            "kelpie_input_rejected_total",
+            "counter",
+            "Input from viewers without control (view-only or not the controller).",
+            m.input_rejected.load(r),
+        ),
+        (
+            "kelpie_websocket_video_bytes_total",
+            "counter",
+            "Video bytes sent over WebSockets.",
+            m.ws_video_bytes.load(r),
+        ),
+        (
+            "kelpie_websocket_frames_dropped_total",
+            "counter",
+            "Frames skipped for WebSocket viewers that fell behind.",
+            m.ws_frames_dropped.load(r),
+        ),
+        ("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(r)),
+        (
+            "kelpie_webrtc_connected_total",
+            "counter",
+            "WebRTC peers that connected.",
+            w.peers_connected.load(r),
+        ),
+        (
+            "kelpie_webrtc_unmatched_datagrams_total",
+            "counter",
+            "UDP datagrams no peer claimed.",
+            w.datagrams_unmatched.load(r),
+        ),
+        (
+            "kelpie_webrtc_idle_keyframe_requests_ignored_total",
+            "counter",
+            "Keyframe requests of idle streams (no loss) not answered.",
+            w.idle_plis_ignored.load(r),
+        ),
+        ("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(r)),
+        ("kelpie_webrtc_sent_datagrams_total", "counter", "UDP datagrams sent.", w.datagrams_sent.load(r)),
+        ("kelpie_webrtc_frames_total", "counter", "Frames handed to WebRTC peers.", w.frames_sent.load(r)),
+    ];
+    for (name, kind, help, value) in scalars {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    line(
-        "kelpie_auth_rejected_total",
-        "counter",
-        "Requests refused for a missing or wrong token.",
-        m.auth_rejected.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_signal_connections_total",
-        "counter",
-        "Signalling WebSockets opened.",
-        m.signal_connections.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_signal_rejected_total",
-        "counter",
-        "Malformed or oversized signalling messages dropped.",
-        m.signal_rejected.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_webrtc_viewers",
-        "gauge",
-        "WebRTC peer connections alive.",
-        w.peers_alive.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_webrtc_connected_total",
-        "counter",
-        "WebRTC peers that connected.",
-        w.peers_connected.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_webrtc_unmatched_datagrams_total",
-        "counter",
-        "UDP datagrams no peer claimed.",
-        w.datagrams_unmatched.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_webrtc_idle_keyframe_requests_ignored_total",
-        "counter",
-        "Keyframe requests of idle streams (no loss) not answered.",
-        w.idle_plis_ignored.load(Ordering::Relaxed),
-    );
-    line(
-        "kelpie_webrtc_sent_bytes_total",
-        "counter",
-        "UDP bytes sent.",
-        w.bytes_sent.load(Ordering::Relaxed),
-    );
+    }
     let _ = writeln!(
         out,
         "# HELP kelpie_frame_delay_seconds Time from capture to hand-over to the WebRTC peers.\n# TYPE kelpie_frame_delay_seconds summary\nkelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",

@@ -131,7 +131,12 @@ fn run(display: &str, rx: &mpsc::Receiver<Job>, counters: &InputCounters) {
     }
 }
 
-fn apply(inj: &mut Injector, v: &mut Viewer, msg: ClientMessage, c: &InputCounters) -> Result<(), kelpie_input::InputError> {
+fn apply(
+    inj: &mut Injector,
+    v: &mut Viewer,
+    msg: ClientMessage,
+    c: &InputCounters,
+) -> Result<(), kelpie_input::InputError> {
     match msg {
         ClientMessage::Key { keysym, down } => {
             if down {

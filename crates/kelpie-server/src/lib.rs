@@ -127,7 +127,10 @@ impl Server {
         let state = Arc::new(AppState {
             token,
             view_token: config.view_token.clone(),
-            viewers: signal::Viewers::new(config.shared_control, std::time::Duration::from_secs(config.control_idle)),
+            viewers: signal::Viewers::new(
+                config.shared_control,
+                std::time::Duration::from_secs(config.control_idle),
+            ),
             port: listener.local_addr()?.port(),
             source,
             webrtc,

@@ -98,7 +98,8 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
             Err(e) => {
                 m.signal_rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(viewer = id, "message dropped: {e}");
-                let _ = tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
+                let _ =
+                    tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
                 continue;
             }
         };
@@ -152,7 +153,10 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                         let _ = tx.send(Outbound::Video(sub));
                     }
                     Err(e) => {
-                        let _ = tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
+                        let _ = tx.send(Outbound::Json(ServerMessage::Error {
+                            message: e.to_string(),
+                            fatal: false,
+                        }));
                     }
                 }
             }
@@ -160,7 +164,9 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                 let outcome = viewers.control.lock().unwrap().request(id, Instant::now());
                 match outcome {
                     Ok(RequestOutcome::Granted) => viewers.broadcast_roster(),
-                    Ok(RequestOutcome::Asked(holder)) => viewers.tell(holder, ServerMessage::ControlRequested { by: id }),
+                    Ok(RequestOutcome::Asked(holder)) => {
+                        viewers.tell(holder, ServerMessage::ControlRequested { by: id })
+                    }
                     Err(d) => refuse(&tx, d),
                 }
             }
