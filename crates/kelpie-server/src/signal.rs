@@ -236,7 +236,7 @@ async fn write_loop(
                         state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
                         video.as_ref().expect("guarded").stream().request_keyframe();
                     }
-                    if skipping && !(frame.keyframe && !late) {
+                    if skipping && (!frame.keyframe || late) {
                         state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
