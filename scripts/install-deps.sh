@@ -11,9 +11,11 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
   # the embedded display and its demo desktop
   xvfb x11-xserver-utils openbox xterm
+  # sound: the private PulseAudio server (pactl sets it up), pulsesrc/pulsesink
+  pulseaudio pulseaudio-utils gstreamer1.0-pulseaudio
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables xclip)
 fi
 
 missing=()

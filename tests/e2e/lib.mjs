@@ -19,7 +19,9 @@ let nextPort = 18000 + (process.pid % 1000) * 4;
 export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {}) {
   const port = nextPort;
   nextPort += 2;
-  const fullArgs = ['--listen', `127.0.0.1:${port}`, ...args];
+  // Tests and benchmarks measure a fixed-size display unless they test resizing itself.
+  const resize = args.includes('--resize') ? [] : ['--resize', 'off'];
+  const fullArgs = ['--listen', `127.0.0.1:${port}`, ...resize, ...args];
   const proc = spawn(kelpieBin, fullArgs, {
     env: { ...process.env, DISPLAY: '', KELPIE_LOG: process.env.KELPIE_LOG ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

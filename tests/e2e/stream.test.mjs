@@ -136,26 +136,31 @@ test('the token gate: no token gets 401 and directions; the right token streams'
   await stop(k, context);
 });
 
-test('the stream resumes in the same page after the connection drops', async () => {
-  const k = await kelpieWith('bars --fps 30');
-  const { context, page } = await openViewer(browser, k.url);
-  await page.evaluate(() => {
-    window.__samePage = true;
+for (const transport of ['webrtc', 'auto']) {
+  test(`the stream resumes in the same page after the connection drops (${transport})`, async () => {
+    const k = await kelpieWith('bars --fps 30');
+    const url = transport === 'auto' ? k.url : `${k.url}&transport=${transport}`;
+    const { context, page } = await openViewer(browser, url);
+    await page.evaluate(() => {
+      window.__samePage = true;
+    });
+    const before = await page.evaluate(() => window.kelpie.reconnects);
+    // Take the only network interface down: WebSocket and UDP both go silent.
+    await sh('ip link set lo down');
+    try {
+      await page.waitForFunction(() => window.kelpie.state !== 'streaming', null, { timeout: 20000, polling: 100 });
+    } finally {
+      await sh('ip link set lo up');
+    }
+    await waitForState(page, 'streaming', 30000);
+    assert.equal(await page.evaluate(() => window.__samePage), true, 'no page reload');
+    assert.ok((await page.evaluate(() => window.kelpie.reconnects)) > before);
+    if (transport === 'webrtc') assert.equal(await page.evaluate(() => window.kelpie.transport), 'webrtc');
+    const decoded = () => page.evaluate(async () => (await window.kelpie.stats()).framesDecoded);
+    const a = await decoded();
+    await sleep(2000);
+    const b = await decoded();
+    assert.ok(b - a >= 10, `frames flow again (${a} → ${b})`);
+    await stop(k, context);
   });
-  const before = await page.evaluate(() => window.kelpie.reconnects);
-  // Take the only network interface down: WebSocket and UDP both go silent.
-  await sh('ip link set lo down');
-  try {
-    await page.waitForFunction(() => window.kelpie.state !== 'streaming', null, { timeout: 20000, polling: 100 });
-  } finally {
-    await sh('ip link set lo up');
-  }
-  await waitForState(page, 'streaming', 30000);
-  assert.equal(await page.evaluate(() => window.__samePage), true, 'no page reload');
-  assert.ok((await page.evaluate(() => window.kelpie.reconnects)) > before);
-  const a = await inboundVideo(page);
-  await sleep(1000);
-  const b = await inboundVideo(page);
-  assert.ok(b.framesDecoded - a.framesDecoded >= 10, 'frames flow again');
-  await stop(k, context);
-});
+}

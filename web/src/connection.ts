@@ -15,8 +15,12 @@ import {
   signalUrl,
   validateSessionInfo,
   type ClientMessage,
+  type ClipboardMessage,
+  type CursorMessage,
   type HelloMessage,
   type InputMessage,
+  type RateMessage,
+  type ResizeMessage,
   type SessionInfo,
   type ViewersMessage,
   validateInputMessage,
@@ -25,6 +29,7 @@ import { EMPTY_STATS, computeStats, extractSnapshot, needsKeyframe, type KelpieS
 import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type TransportMode } from './transport';
 import { addRequest } from './viewers';
 import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
+import { offerStereo, sound } from './audio';
 
 export const NOT_AUTHORISED =
   'Not authorised: open the link printed by kelpie at start (it contains ?token=…)';
@@ -173,6 +178,7 @@ export class Connection {
   private statsListeners: Listener[] = [];
   private teardownListeners: Listener[] = [];
   private controlListeners: ((by: number) => void)[] = [];
+  private desktopListeners: ((msg: ClipboardMessage | CursorMessage) => void)[] = [];
   private readonly frameListeners = new Set<FrameListener>();
   private videoFrameLoop = false;
   /** Result of probing WebCodecs (null until known). */
@@ -213,8 +219,36 @@ export class Connection {
   }
 
   /** Called with the id of a viewer asking this one (the controller) for control. */
+  /** Called with every `clipboard` and `cursor` message of the server. */
+  onDesktopMessage(fn: (msg: ClipboardMessage | CursorMessage) => void): void {
+    this.desktopListeners.push(fn);
+  }
+
+  /**
+   * Sends one clipboard chunk; false when there is no open socket. `buffered` is the
+   * socket's backlog in bytes, so that a large paste can wait instead of stalling input.
+   */
+  sendClipboard(msg: ClipboardMessage): boolean {
+    const a = this.attempt;
+    if (!a || a.closed || a.ws?.readyState !== WebSocket.OPEN) return false;
+    a.send(msg);
+    return true;
+  }
+
+  /** Bytes queued on the signalling socket and not yet sent. */
+  get buffered(): number {
+    return this.attempt?.ws?.bufferedAmount ?? 0;
+  }
+
   onControlRequest(fn: (by: number) => void): void {
     this.controlListeners.push(fn);
+  }
+
+  /** Sends a resize or rate request while streaming. Returns whether it was sent. */
+  sendSetting(msg: ResizeMessage | RateMessage): boolean {
+    if (!this.canSendInput) return false;
+    this.attempt?.send(msg);
+    return true;
   }
 
   /** Asks for keyboard and mouse control. Returns whether the request was sent. */
@@ -545,6 +579,16 @@ export class Connection {
           this.viewers = msg;
           this.emit(this.listeners);
           return;
+        case 'clipboard':
+        case 'cursor':
+          for (const fn of this.desktopListeners) {
+            try {
+              fn(msg);
+            } catch (e) {
+              console.error('kelpie: listener failed', e);
+            }
+          }
+          return;
         case 'control_requested':
           this.controlRequests = addRequest(this.controlRequests, msg.by);
           for (const fn of this.controlListeners) {
@@ -564,7 +608,9 @@ export class Connection {
           a.answered = true;
           this.codec = msg.codec;
           this.emit(this.listeners);
-          a.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp }).catch((err: unknown) => {
+          a.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp }).then(() => {
+            if (this.current(a)) sound().negotiated();
+          }, (err: unknown) => {
             this.fail(a, `bad answer from server: ${err instanceof Error ? err.message : String(err)}`);
           });
           return;
@@ -587,9 +633,14 @@ export class Connection {
     const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
     applyCodecPreferences(transceiver, hello.codecs);
     tuneReceiver(transceiver.receiver);
+    sound().addTransceiver(pc);
 
     pc.ontrack = (ev) => {
       if (!this.current(a)) return;
+      if (ev.track.kind === 'audio') {
+        sound().attach(ev.track);
+        return;
+      }
       tuneReceiver(ev.receiver);
       this.attachTrack(a, ev.streams[0] ?? new MediaStream([ev.track]));
     };
@@ -631,6 +682,7 @@ export class Connection {
     }
 
     const offer = await pc.createOffer();
+    if (offer.sdp) offer.sdp = offerStereo(offer.sdp);
     await pc.setLocalDescription(offer);
     if (!this.current(a)) return;
     if (!offer.sdp) throw new Error('browser produced an empty offer');

@@ -8,8 +8,13 @@ import type { Point } from './mapping';
 import type { ViewersMessage } from './protocol';
 import type { KelpieStats } from './stats';
 import { parseTransportParam, type Transport } from './transport';
+import { ClipboardSync } from './clipboard';
+import { CursorView } from './cursor';
 import { findElements, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
 import { describeViewers, pendingRequests } from './viewers';
+import { buildMenu } from './menu';
+import { ResizeDebouncer, wantedSize } from './resize';
+import { DEFAULT_SETTINGS, loadSettings, parseSettings, saveSettings, type Settings, type Store } from './settings';
 
 /** RGBA pixels of a rectangle of the remote picture. */
 export interface Sample {
@@ -59,6 +64,14 @@ export interface KelpieApi {
   onFrame(cb: (presentedMs: number) => void): () => void;
   /** RGBA pixels of a rectangle of the current remote picture, in remote pixels; null if none. */
   sample(x: number, y: number, w: number, h: number): Sample | null;
+  /** The viewer's settings (side menu), as saved in the browser. */
+  settings?: () => Settings;
+  /** Changes some settings as the side menu would, saving and applying them. */
+  setSettings?: (patch: Partial<Settings>) => void;
+  /** Clipboard sharing (see `clipboard.ts`). */
+  clipboard?: ClipboardSync;
+  /** The CSS cursor shown for the remote cursor. */
+  cursor?: () => string;
 }
 
 declare global {
@@ -280,5 +293,92 @@ window.addEventListener('pageshow', (ev) => {
   if (ev.persisted) conn.start();
 });
 
+// ---- settings, side menu, resize ----------------------------------------------------------
+
+const storage = ((): Store | null => {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+})();
+let settings = loadSettings(storage);
+const menu = document.getElementById('menu');
+const menuToggle = document.getElementById('menu-toggle');
+const resizer = new ResizeDebouncer(
+  (s) => conn.sendSetting({ type: 'resize', width: s.width, height: s.height, dpi: s.dpi }),
+  300,
+  (fn, ms) => window.setTimeout(fn, ms),
+  (id) => window.clearTimeout(id),
+);
+function requestResize(immediately: boolean): void {
+  if (settings.resize !== 'remote' || conn.state.phase !== 'streaming') return;
+  resizer.request(wantedSize(window.innerWidth, window.innerHeight, window.devicePixelRatio, settings.hidpi), immediately);
+}
+function applySettings(next: Settings, previous: Settings | null): void {
+  settings = next;
+  saveSettings(storage, settings);
+  if (statsVisible !== settings.stats) toggleStats();
+  if (previous && (previous.fps !== next.fps || previous.bitrate !== next.bitrate)) {
+    conn.sendSetting({ type: 'rate', fps: next.fps, bitrate: next.bitrate });
+  }
+  if (!previous || previous.resize !== next.resize || previous.hidpi !== next.hidpi) {
+    resizer.reset();
+    requestResize(true);
+  }
+  refreshMenu();
+}
+const refreshMenu =
+  menu instanceof HTMLElement ? buildMenu(menu, () => settings, (s) => applySettings(s, settings)) : () => undefined;
+function toggleMenu(): void {
+  if (!(menu instanceof HTMLElement)) return;
+  menu.hidden = !menu.hidden;
+  menuToggle?.setAttribute('aria-pressed', String(!menu.hidden));
+  refreshMenu();
+}
+menuToggle?.addEventListener('click', toggleMenu);
+window.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey && ev.shiftKey && ev.code === 'KeyM') {
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    toggleMenu();
+  }
+}, { capture: true });
+window.addEventListener('resize', () => requestResize(false));
+let wasStreaming = false;
+conn.onChange(() => {
+  const streaming = conn.state.phase === 'streaming';
+  if (streaming && !wasStreaming) {
+    // A new connection: tell the server what this window wants.
+    resizer.reset();
+    requestResize(true);
+    if (settings.fps !== DEFAULT_SETTINGS.fps || settings.bitrate !== DEFAULT_SETTINGS.bitrate) {
+      conn.sendSetting({ type: 'rate', fps: settings.fps, bitrate: settings.bitrate });
+    }
+  }
+  wasStreaming = streaming;
+});
+applySettings(settings, null);
+
+window.kelpie.settings = () => ({ ...settings });
+window.kelpie.setSettings = (patch) => applySettings(parseSettings({ ...settings, ...patch }), settings);
+
 render();
 conn.start();
+
+// ---- clipboard and cursor shape ------------------------------------------------------------
+
+const clipboardPanel = document.createElement('div');
+clipboardPanel.id = 'kelpie-clipboard-panel';
+clipboardPanel.hidden = true;
+clipboardPanel.style.cssText =
+  'position:fixed;right:1em;bottom:1em;z-index:20;background:#222;color:#eee;padding:.5em;border-radius:4px;max-width:40em';
+document.body.append(clipboardPanel);
+const clipboard = new ClipboardSync(conn, { direction: () => settings.clipboard, panel: clipboardPanel });
+const cursorView = new CursorView([video, canvas]);
+conn.onDesktopMessage((msg) => {
+  if (msg.type === 'clipboard') clipboard.onMessage(msg);
+  else cursorView.apply(msg);
+});
+window.kelpie.clipboard = clipboard;
+window.kelpie.cursor = () => cursorView.current;

@@ -77,7 +77,33 @@ export type ServerMessage =
   | ErrorMessage
   | ViewersMessage
   | ControlRequestedMessage
-  | WsVideoAnswerMessage;
+  | WsVideoAnswerMessage
+  | ClipboardMessage
+  | CursorMessage;
+
+/** One chunk of a clipboard transfer, both ways (`ClipboardChunk`); `data` is base64. */
+export interface ClipboardMessage {
+  type: 'clipboard';
+  seq: number;
+  mime: 'text/plain' | 'image/png';
+  data: string;
+  last: boolean;
+}
+
+/** The remote cursor's shape; the image only the first time a serial is sent. */
+export interface CursorMessage {
+  type: 'cursor';
+  serial: number;
+  png?: string;
+  hot_x?: number;
+  hot_y?: number;
+  width?: number;
+  height?: number;
+  hidden?: boolean;
+}
+
+/** Largest decoded clipboard chunk (`CLIPBOARD_CHUNK_BYTES`). */
+export const CLIPBOARD_CHUNK_BYTES = 36 * 1024;
 
 export interface OfferMessage {
   type: 'offer';
@@ -177,14 +203,32 @@ export interface WsVideoRequestMessage {
   codecs: VideoCodec[];
 }
 
+/** Resize the remote display (honoured for the viewer with control). */
+export interface ResizeMessage {
+  type: 'resize';
+  width: number;
+  height: number;
+  dpi: number;
+}
+
+/** Change the stream's frame rate and bitrate (the viewer with control). */
+export interface RateMessage {
+  type: 'rate';
+  fps: number;
+  bitrate: number;
+}
+
 export type ClientMessage =
+  | ResizeMessage
+  | RateMessage
   | OfferMessage
   | CandidateMessage
   | KeyframeMessage
   | InputMessage
   | RequestControlMessage
   | GiveControlMessage
-  | WsVideoRequestMessage;
+  | WsVideoRequestMessage
+  | ClipboardMessage;
 
 /** Longest `text` message, in code points (`MAX_TEXT_CHARS`, Rust `char`s). */
 export const MAX_TEXT_CHARS = 4096;
@@ -303,6 +347,37 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
       return { ok: true, value: { type: 'wsvideo', codec: v.codec } };
+    case 'clipboard': {
+      const ok =
+        isInt(v.seq, 0, 0xffff_ffff) &&
+        (v.mime === 'text/plain' || v.mime === 'image/png') &&
+        typeof v.data === 'string' &&
+        v.data.length <= (CLIPBOARD_CHUNK_BYTES / 3) * 4 &&
+        typeof v.last === 'boolean';
+      if (!ok) return fail('bad clipboard chunk');
+      return { ok: true, value: { type: 'clipboard', seq: v.seq as number, mime: v.mime as ClipboardMessage['mime'], data: v.data as string, last: v.last as boolean } };
+    }
+    case 'cursor': {
+      if (!isInt(v.serial, 0, 0xffff_ffff)) return fail('bad cursor: "serial"');
+      if (v.png === undefined) return { ok: true, value: { type: 'cursor', serial: v.serial } };
+      const dims = [v.hot_x, v.hot_y, v.width, v.height];
+      if (typeof v.png !== 'string' || v.png.length > 1_000_000 || !dims.every((d) => isInt(d, 0, 65_535))) {
+        return fail('bad cursor image');
+      }
+      return {
+        ok: true,
+        value: {
+          type: 'cursor',
+          serial: v.serial,
+          png: v.png,
+          hot_x: v.hot_x as number,
+          hot_y: v.hot_y as number,
+          width: v.width as number,
+          height: v.height as number,
+          hidden: v.hidden === true,
+        },
+      };
+    }
     default:
       return fail(`unknown message type ${JSON.stringify(v.type) ?? 'undefined'}`);
   }
@@ -343,6 +418,12 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return JSON.stringify({ type: 'give_control', to: msg.to });
     case 'wsvideo':
       return JSON.stringify({ type: 'wsvideo', codecs: [...msg.codecs] });
+    case 'clipboard':
+      return JSON.stringify({ type: 'clipboard', seq: msg.seq, mime: msg.mime, data: msg.data, last: msg.last });
+    case 'resize':
+      return JSON.stringify({ type: 'resize', width: msg.width, height: msg.height, dpi: msg.dpi });
+    case 'rate':
+      return JSON.stringify({ type: 'rate', fps: msg.fps, bitrate: msg.bitrate });
   }
 }
 

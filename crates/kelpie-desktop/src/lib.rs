@@ -11,6 +11,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pulse;
+
 /// Errors of display set-up. Each says what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -34,7 +36,12 @@ pub enum DesktopError {
     /// Xvfb did not start.
     #[error("Xvfb failed to start: {0}")]
     Xvfb(String),
+    /// The display could not be resized.
+    #[error("cannot resize the display {0}")]
+    Resize(String),
 }
+
+pub mod resize;
 
 /// Checks that `display` accepts X connections.
 pub fn check_display(display: &str) -> Result<(), DesktopError> {
@@ -55,6 +62,8 @@ pub struct EmbeddedDesktop {
     display: String,
     xvfb: Child,
     apps: Vec<Child>,
+    /// Extra environment of every program started on the display (e.g. `PULSE_SERVER`).
+    env: Vec<(String, String)>,
 }
 
 /// Makes a child its own process group leader (so its children can be stopped with it) and
@@ -71,9 +80,22 @@ fn detach_with_parent(cmd: &mut Command) {
 }
 
 impl EmbeddedDesktop {
-    /// Starts Xvfb at `width` x `height`, then `app` (a shell command) or the demo desktop
-    /// (openbox and xterm).
-    pub fn start(width: u32, height: u32, app: Option<&str>) -> Result<Self, DesktopError> {
+    /// Starts Xvfb at `width` x `height`, able to grow to `max` (RandR), then `app` (a shell
+    /// command) or the demo desktop (openbox and xterm).
+    pub fn start(width: u32, height: u32, max: (u32, u32), app: Option<&str>) -> Result<Self, DesktopError> {
+        Self::start_with_env(width, height, max, app, Vec::new())
+    }
+
+    /// As [`EmbeddedDesktop::start`], with `env` added to every program's environment.
+    pub fn start_with_env(
+        width: u32,
+        height: u32,
+        max: (u32, u32),
+        app: Option<&str>,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, DesktopError> {
+        // Xvfb's screen can shrink and grow back with RandR but never beyond its start size.
+        let (max_w, max_h) = (max.0.max(width), max.1.max(height));
         if which("Xvfb").is_none() {
             return Err(DesktopError::Missing { program: "Xvfb".into(), package: "xvfb".into() });
         }
@@ -81,7 +103,7 @@ impl EmbeddedDesktop {
         let write_fd = write_end.as_raw_fd();
         let mut cmd = Command::new("Xvfb");
         cmd.args(["-displayfd", &write_fd.to_string()])
-            .args(["-screen", "0", &format!("{width}x{height}x24")])
+            .args(["-screen", "0", &format!("{max_w}x{max_h}x24")])
             .args(["-noreset", "-nolisten", "tcp", "+extension", "RANDR"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,9 +133,15 @@ impl EmbeddedDesktop {
         // Xvfb's stderr is noisy and unread from now on; don't let the pipe fill.
         drop(xvfb.stderr.take());
         check_display(&display)?;
+        if (width, height) != (max_w, max_h)
+            && let Err(e) = resize::resize(&display, width, height)
+        {
+            let _ = xvfb.kill();
+            return Err(e);
+        }
         let shown = &display;
         tracing::info!("started Xvfb on {shown} at {width}x{height}");
-        let mut desktop = Self { display, xvfb, apps: Vec::new() };
+        let mut desktop = Self { display, xvfb, apps: Vec::new(), env };
         match app {
             Some(cmd) => desktop.spawn_app("sh", &["-c", cmd])?,
             None => desktop.start_demo(),
@@ -142,7 +170,7 @@ impl EmbeddedDesktop {
 
     fn spawn_app(&mut self, program: &str, args: &[&str]) -> Result<(), DesktopError> {
         let mut cmd = Command::new(program);
-        cmd.args(args).env("DISPLAY", &self.display).stdin(Stdio::null());
+        cmd.args(args).env("DISPLAY", &self.display).envs(self.env.iter().cloned()).stdin(Stdio::null());
         detach_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| DesktopError::Missing {
             program: format!("{program} ({e})"),
@@ -240,12 +268,24 @@ mod tests {
 
     #[test]
     fn embedded_desktop_starts_and_stops_xvfb() {
-        let desktop = EmbeddedDesktop::start(320, 240, Some("sleep 30")).unwrap();
+        let desktop = EmbeddedDesktop::start(320, 240, (640, 480), Some("sleep 30")).unwrap();
         let display = desktop.display().to_string();
         use x11rb::connection::Connection as _;
         let (conn, screen) = x11rb::connect(Some(&display)).unwrap();
         let root = &conn.setup().roots[screen];
         assert_eq!((root.width_in_pixels, root.height_in_pixels), (320, 240));
+        drop(conn);
+        // It grows up to its maximum and shrinks again.
+        assert_eq!(resize::max_size(&display).unwrap(), (640, 480));
+        assert_eq!(resize::resize(&display, 600, 400).unwrap(), (600, 400));
+        assert_eq!(resize::resize(&display, 5000, 5000).unwrap(), (640, 480));
+        assert_eq!(resize::resize(&display, 255, 201).unwrap(), (254, 200));
+        let (conn, screen) = x11rb::connect(Some(&display)).unwrap();
+        let root = &conn.setup().roots[screen];
+        assert_eq!((root.width_in_pixels, root.height_in_pixels), (254, 200));
+        let geo =
+            x11rb::protocol::xproto::ConnectionExt::get_geometry(&conn, root.root).unwrap().reply().unwrap();
+        assert_eq!((geo.width, geo.height), (254, 200));
         drop(conn);
         drop(desktop);
         assert!(check_display(&display).is_err(), "Xvfb is gone after drop");

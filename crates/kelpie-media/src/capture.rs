@@ -12,7 +12,9 @@ use x11rb::protocol::Event;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xfixes::ConnectionExt as _;
-use x11rb::protocol::xproto::{ImageFormat, Rectangle};
+use x11rb::protocol::xproto::{
+    ChangeWindowAttributesAux, ConnectionExt as _, EventMask, ImageFormat, Rectangle,
+};
 use x11rb::rust_connection::RustConnection;
 
 use crate::MediaError;
@@ -160,6 +162,7 @@ pub struct Capturer {
     damage: u32,
     region: u32,
     damaged: bool,
+    resized: bool,
 }
 
 impl Capturer {
@@ -210,8 +213,20 @@ impl Capturer {
         conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY).map_err(|e| x(&e))?;
         let region = conn.generate_id().map_err(|e| x(&e))?;
         conn.xfixes_create_region(region, &[]).map_err(|e| x(&e))?;
+        // ConfigureNotify on the root tells of a RandR resize.
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+        )
+        .map_err(|e| x(&e))?;
         conn.flush().map_err(|e| x(&e))?;
-        Ok(Self { conn, root, width, height, shm, shmseg, damage, region, damaged: true })
+        Ok(Self { conn, root, width, height, shm, shmseg, damage, region, damaged: true, resized: false })
+    }
+
+    /// Whether the screen changed size since this capturer was opened: it must be
+    /// reopened (its shared memory and the encoder are sized for the old screen).
+    pub fn resized(&self) -> bool {
+        self.resized
     }
 
     /// Size of the captured screen.
@@ -241,8 +256,15 @@ impl Capturer {
 
     fn drain_events(&mut self) -> Result<(), MediaError> {
         while let Some(ev) = self.conn.poll_for_event().map_err(lost)? {
-            if let Event::DamageNotify(_) = ev {
-                self.damaged = true;
+            match ev {
+                Event::DamageNotify(_) => self.damaged = true,
+                Event::ConfigureNotify(c)
+                    if c.window == self.root
+                        && (u32::from(c.width), u32::from(c.height)) != (self.width, self.height) =>
+                {
+                    self.resized = true;
+                }
+                _ => {}
             }
         }
         Ok(())

@@ -4,11 +4,13 @@
 //! into I420, `encoder` drives a GStreamer encoder and `stream` ties them into one stream per
 //! codec that any number of viewers subscribe to. Nothing here touches the network.
 
+pub mod audio;
 pub mod capture;
 pub mod convert;
 pub mod encoder;
 pub mod stream;
 
+pub use audio::{AudioFrame, AudioSettings, AudioSource, AudioSubscription, MicPlayer};
 pub use encoder::{ENCODERS, EncodedFrame, EncoderSettings, EncoderSpec};
 pub use stream::{StreamCounters, Subscription, VideoSource, VideoStream};
 

@@ -61,14 +61,14 @@ impl VideoStream {
         spec: &'static EncoderSpec,
         settings: EncoderSettings,
     ) -> Result<Arc<Self>, MediaError> {
-        let mut capturer = Capturer::open(display)?;
+        let capturer = Capturer::open(display)?;
         let (w, h) = capturer.size();
         let (w, h) = (w & !1, h & !1);
         let (tx, _) = broadcast::channel(BROADCAST_DEPTH);
         let counters = Arc::new(StreamCounters::default());
         let sink_tx = tx.clone();
         let c = counters.clone();
-        let encoder = Encoder::start(spec, w, h, settings, move |f| {
+        let sink: Arc<dyn Fn(EncodedFrame) + Send + Sync> = Arc::new(move |f: EncodedFrame| {
             c.frames_encoded.fetch_add(1, Ordering::Relaxed);
             c.bytes_encoded.fetch_add(f.data.len() as u64, Ordering::Relaxed);
             if f.keyframe {
@@ -76,7 +76,12 @@ impl VideoStream {
             }
             // No receivers is fine: the stream is about to stop.
             let _ = sink_tx.send(Arc::new(f));
-        })?;
+        });
+        let start_encoder = move |w: u32, h: u32, settings: EncoderSettings| {
+            let sink = sink.clone();
+            Encoder::start(spec, w, h, settings, move |f| sink(f))
+        };
+        let encoder = start_encoder(w, h, settings)?;
         let control = Arc::new(Control {
             stop: AtomicBool::new(false),
             keyframe: AtomicBool::new(true),
@@ -86,12 +91,46 @@ impl VideoStream {
         });
         let ctl = control.clone();
         let cnt = counters.clone();
+        let display = display.to_string();
         let thread = std::thread::Builder::new()
             .name(format!("kelpie-capture-{}", spec.element))
             .spawn(move || {
-                if let Err(e) = capture_loop(&mut capturer, &encoder, &ctl, &cnt) {
-                    tracing::error!("video stream stopped: {e}");
-                    *ctl.failed.lock().unwrap() = Some(e.to_string());
+                let (mut capturer, mut encoder) = (capturer, encoder);
+                loop {
+                    match capture_loop(&mut capturer, &encoder, &ctl, &cnt) {
+                        Ok(Exit::Stopped) => return,
+                        // The screen changed size: a new capture and encoder at the new size
+                        // feed the same broadcast, so viewers stay connected; the first frame
+                        // is a keyframe with the new SPS.
+                        Ok(Exit::Resized) => {
+                            let rebuilt = Capturer::open(&display).and_then(|cap| {
+                                let (w, h) = cap.size();
+                                let settings = EncoderSettings {
+                                    fps: ctl.fps.load(Ordering::Relaxed),
+                                    bitrate_kbps: ctl.bitrate_kbps.load(Ordering::Relaxed),
+                                    threads: settings.threads,
+                                };
+                                Ok((cap, start_encoder(w & !1, h & !1, settings)?))
+                            });
+                            match rebuilt {
+                                Ok((cap, enc)) => {
+                                    tracing::info!(size = ?cap.size(), "display resized; stream follows");
+                                    drop(encoder);
+                                    (capturer, encoder) = (cap, enc);
+                                }
+                                Err(e) => {
+                                    tracing::error!("video stream stopped after a resize: {e}");
+                                    *ctl.failed.lock().unwrap() = Some(e.to_string());
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!("video stream stopped: {e}");
+                            *ctl.failed.lock().unwrap() = Some(e.to_string());
+                            return;
+                        }
+                    }
                 }
             })
             .map_err(|e| MediaError::Capture(format!("cannot start the capture thread: {e}")))?;
@@ -153,12 +192,20 @@ impl Drop for VideoStream {
 }
 
 /// The capture thread: waits for damage, converts what changed, feeds the encoder.
+/// Why the capture loop returned.
+enum Exit {
+    /// The stream was stopped.
+    Stopped,
+    /// The screen changed size.
+    Resized,
+}
+
 fn capture_loop(
     cap: &mut Capturer,
     encoder: &Encoder,
     ctl: &Control,
     counters: &StreamCounters,
-) -> Result<(), MediaError> {
+) -> Result<Exit, MediaError> {
     let (w, h) = encoder.size();
     let mut frame = I420Frame::new(w, h);
     let mut first = true;
@@ -181,6 +228,9 @@ fn capture_loop(
         let keyframe_due = ctl.keyframe.load(Ordering::Relaxed)
             && last_keyframe.is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_INTERVAL);
         let damaged = cap.wait_for_damage(Duration::ZERO)?;
+        if cap.resized() {
+            return Ok(Exit::Resized);
+        }
         if !(first || damaged || keyframe_due || settle_left > 0) {
             cap.wait_for_damage(IDLE_POLL)?;
             continue;
@@ -192,8 +242,15 @@ fn capture_loop(
         let rects = cap.take_damage(first)?;
         let changed = !rects.is_empty();
         for rect in coalesce(&rects, w, h, 8) {
-            let img = cap.grab(rect)?;
-            frame.write_bgrx(img.rect, img.bgrx);
+            match cap.grab(rect) {
+                Ok(img) => frame.write_bgrx(img.rect, img.bgrx),
+                Err(e) => {
+                    // A shrinking screen can make a damaged rectangle vanish before its
+                    // ConfigureNotify is read.
+                    cap.wait_for_damage(Duration::ZERO)?;
+                    return if cap.resized() { Ok(Exit::Resized) } else { Err(e) };
+                }
+            }
         }
         let keyframe = first || keyframe_due;
         if keyframe {
@@ -211,7 +268,7 @@ fn capture_loop(
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
         next_allowed = now + Duration::from_secs(1) / fps;
     }
-    Ok(())
+    Ok(Exit::Stopped)
 }
 
 /// A subscription to a running stream. Dropping the last one stops the stream.

@@ -216,6 +216,25 @@ pub enum ClientMessage {
         /// The viewer to give control to.
         to: u64,
     },
+    /// Resize the remote display to fit the browser window (honoured for the viewer with
+    /// control when the server allows resizing).
+    Resize {
+        /// Wanted width in remote pixels.
+        width: u32,
+        /// Wanted height in remote pixels.
+        height: u32,
+        /// Dots per inch the remote display should report: 96 × the device pixel ratio when
+        /// the user wants a sharp HiDPI picture, else 96.
+        #[serde(default = "default_dpi")]
+        dpi: u32,
+    },
+    /// Change the stream's frame rate and bitrate (the viewer with control).
+    Rate {
+        /// Frames per second, 1..=240.
+        fps: u32,
+        /// Kilobits per second, 100..=400000.
+        bitrate: u32,
+    },
     /// Send the video over this WebSocket (binary frames, see [`VideoFrameHeader`]) instead
     /// of WebRTC. Closes this socket's peer connection, if any.
     #[serde(rename = "wsvideo")]
@@ -223,6 +242,72 @@ pub enum ClientMessage {
         /// Codecs the browser can decode (WebCodecs), in its order of preference.
         codecs: Vec<VideoCodec>,
     },
+    /// One chunk of the browser's clipboard, to become the remote CLIPBOARD selection.
+    Clipboard(ClipboardChunk),
+}
+
+/// One chunk of a clipboard transfer, in either direction. A transfer is the chunks of one
+/// `seq` in order; the one with `last` ends it. A chunk with a new `seq` abandons an
+/// unfinished transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipboardChunk {
+    /// Transfer number, chosen by the sender.
+    pub seq: u32,
+    /// `text/plain` (UTF-8) or `image/png`.
+    pub mime: String,
+    /// Standard base64 (with padding) of at most [`CLIPBOARD_CHUNK_BYTES`] bytes.
+    pub data: String,
+    /// Whether this chunk ends the transfer.
+    pub last: bool,
+}
+
+/// Largest decoded size of one clipboard chunk (36 KiB: 48 KiB of base64, well under
+/// [`MAX_SIGNAL_MESSAGE`]).
+pub const CLIPBOARD_CHUNK_BYTES: usize = 36 * 1024;
+/// Largest base64 length of one clipboard chunk.
+pub const CLIPBOARD_CHUNK_BASE64: usize = CLIPBOARD_CHUNK_BYTES / 3 * 4;
+/// MIME types a clipboard transfer may carry.
+pub const CLIPBOARD_MIMES: [&str; 2] = ["text/plain", "image/png"];
+
+impl ClipboardChunk {
+    /// Whether every field is within its bounds (size, MIME type, base64 alphabet).
+    pub fn is_valid(&self) -> bool {
+        CLIPBOARD_MIMES.contains(&self.mime.as_str())
+            && self.data.len() <= CLIPBOARD_CHUNK_BASE64
+            && self.data.len().is_multiple_of(4)
+            && self.data.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    }
+}
+
+/// The remote cursor's shape. The image comes with the first message of a `serial`; later
+/// messages of the same serial carry only the serial (the client keeps a cache).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorInfo {
+    /// The X server's cursor serial.
+    pub serial: u32,
+    /// Base64 PNG of the cursor image (non-premultiplied RGBA), the first time only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub png: Option<String>,
+    /// Hotspot column, with `png`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_x: Option<u16>,
+    /// Hotspot row, with `png`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_y: Option<u16>,
+    /// Image width, with `png`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u16>,
+    /// Image height, with `png`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u16>,
+    /// The cursor is invisible (fully transparent): hide the local pointer. Only with `png`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
+fn default_dpi() -> u32 {
+    96
 }
 
 /// Longest text a `text` message may carry, in characters.
@@ -263,6 +348,10 @@ pub enum ServerMessage {
         /// The codec of the frames.
         codec: VideoCodec,
     },
+    /// One chunk of the remote clipboard (see [`ClipboardChunk`]).
+    Clipboard(ClipboardChunk),
+    /// The remote cursor changed shape.
+    Cursor(CursorInfo),
     /// Something the client asked for failed; the connection stays open unless `fatal`.
     Error {
         /// What went wrong and what to do about it.
@@ -318,7 +407,15 @@ impl ClientMessage {
                 held.len() <= MAX_HELD_KEYS && held.iter().all(|k| *k != 0 && *k <= MAX_KEYSYM),
                 "held keys",
             ),
+            Self::Resize { width, height, dpi } => check(
+                (64..=8192).contains(width) && (64..=8192).contains(height) && (48..=480).contains(dpi),
+                "display size",
+            ),
+            Self::Rate { fps, bitrate } => {
+                check((1..=240).contains(fps) && (100..=400_000).contains(bitrate), "frame rate or bitrate")
+            }
             Self::WsVideo { codecs } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
+            Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
             Self::Offer { .. }
             | Self::Candidate { .. }
             | Self::Keyframe
@@ -338,6 +435,9 @@ impl ClientMessage {
                 | Self::RequestControl
                 | Self::GiveControl { .. }
                 | Self::WsVideo { .. }
+                | Self::Clipboard(_)
+                | Self::Resize { .. }
+                | Self::Rate { .. }
         )
     }
 }
@@ -419,6 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn resize_and_rate_messages_are_bounded() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"resize","width":1280,"height":720}"#).unwrap(),
+            ClientMessage::Resize { width: 1280, height: 720, dpi: 96 }
+        );
+        assert!(ClientMessage::parse(r#"{"type":"resize","width":1280,"height":720,"dpi":192}"#).is_ok());
+        assert!(ClientMessage::parse(r#"{"type":"resize","width":10,"height":720}"#).is_err());
+        assert!(ClientMessage::parse(r#"{"type":"resize","width":1280,"height":99999}"#).is_err());
+        assert!(ClientMessage::parse(r#"{"type":"rate","fps":30,"bitrate":4000}"#).is_ok());
+        assert!(ClientMessage::parse(r#"{"type":"rate","fps":0,"bitrate":4000}"#).is_err());
+        assert!(!ClientMessage::Rate { fps: 30, bitrate: 4000 }.is_input());
+    }
+
+    #[test]
     fn control_and_transport_messages() {
         assert_eq!(
             ClientMessage::parse(r#"{"type":"request_control"}"#).unwrap(),
@@ -445,6 +559,46 @@ mod tests {
             v,
             r#"{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true}]}"#
         );
+    }
+
+    #[test]
+    fn clipboard_and_cursor_messages() {
+        let m = ClientMessage::parse(
+            r#"{"type":"clipboard","seq":3,"mime":"text/plain","data":"aGk=","last":true}"#,
+        )
+        .unwrap();
+        let chunk = ClipboardChunk { seq: 3, mime: "text/plain".into(), data: "aGk=".into(), last: true };
+        assert_eq!(m, ClientMessage::Clipboard(chunk.clone()));
+        assert!(!m.is_input());
+        assert_eq!(
+            ServerMessage::Clipboard(chunk).to_json(),
+            r#"{"type":"clipboard","seq":3,"mime":"text/plain","data":"aGk=","last":true}"#
+        );
+        for bad in [
+            r#"{"type":"clipboard","seq":3,"mime":"text/html","data":"aGk=","last":true}"#,
+            r#"{"type":"clipboard","seq":3,"mime":"text/plain","data":"a!k=","last":true}"#,
+            r#"{"type":"clipboard","seq":3,"mime":"text/plain","data":"aGk","last":true}"#,
+            r#"{"type":"clipboard","seq":-1,"mime":"text/plain","data":"","last":true}"#,
+            r#"{"type":"clipboard","seq":1,"mime":"text/plain","data":"","last":true,"x":1}"#,
+        ] {
+            assert!(ClientMessage::parse(bad).is_err(), "{bad}");
+        }
+        let big = format!(
+            r#"{{"type":"clipboard","seq":1,"mime":"text/plain","data":"{}","last":false}}"#,
+            "A".repeat(CLIPBOARD_CHUNK_BASE64 + 4)
+        );
+        assert!(ClientMessage::parse(&big).is_err());
+        const { assert!(CLIPBOARD_CHUNK_BASE64 + 200 < MAX_SIGNAL_MESSAGE) };
+        let c = ServerMessage::Cursor(CursorInfo {
+            serial: 7,
+            png: None,
+            hot_x: None,
+            hot_y: None,
+            width: None,
+            height: None,
+            hidden: false,
+        });
+        assert_eq!(c.to_json(), r#"{"type":"cursor","serial":7}"#);
     }
 
     #[test]

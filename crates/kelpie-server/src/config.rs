@@ -20,6 +20,15 @@ pub struct Config {
     #[arg(long, env = "KELPIE_SIZE", default_value = "1920x1080", value_parser = parse_size)]
     pub size: Size,
 
+    /// Let the remote display follow the browser window's size (RandR): auto = on for the
+    /// embedded display, off for an existing one.
+    #[arg(long, env = "KELPIE_RESIZE", value_enum, default_value_t = ResizeMode::Auto)]
+    pub resize: ResizeMode,
+
+    /// Largest size the display may be resized to, WIDTHxHEIGHT.
+    #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_parser = parse_size)]
+    pub max_size: Size,
+
     /// Program to run on the embedded display instead of the demo desktop (a shell command).
     #[arg(long, env = "KELPIE_APP")]
     pub app: Option<String>,
@@ -69,9 +78,74 @@ pub struct Config {
     #[arg(long, env = "KELPIE_BITRATE", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(100..=400_000))]
     pub bitrate: u32,
 
+    /// Sound from the session's PulseAudio (the embedded display gets a private server).
+    #[arg(long, env = "KELPIE_AUDIO", value_enum, default_value_t = Switch::On)]
+    pub audio: Switch,
+
+    /// Opus bitrate of the sound in kbit/s.
+    #[arg(long, env = "KELPIE_AUDIO_BITRATE", default_value_t = 128, value_parser = clap::value_parser!(u32).range(6..=510))]
+    pub audio_bitrate: u32,
+
+    /// Viewers' microphones become the session's default PulseAudio source.
+    #[arg(long, env = "KELPIE_MICROPHONE", value_enum, default_value_t = Switch::On)]
+    pub microphone: Switch,
+
+    /// Clipboard sharing: both ways, only remote → browser, only browser → remote, or off.
+    #[arg(long, env = "KELPIE_CLIPBOARD", value_enum, default_value_t = ClipboardMode::Both)]
+    pub clipboard: ClipboardMode,
+
+    /// Largest clipboard (text or PNG) passed either way, in bytes.
+    #[arg(long, env = "KELPIE_CLIPBOARD_MAX", default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..=(256 << 20)))]
+    pub clipboard_max: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "KELPIE_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Whether the display follows the browser window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResizeMode {
+    /// On for the embedded display, off for an existing one.
+    Auto,
+    /// Always.
+    On,
+    /// Never: the browser scales the picture.
+    Off,
+}
+
+/// A feature switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Which way the clipboard is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClipboardMode {
+    /// Both ways.
+    Both,
+    /// Remote clipboard → browser only.
+    ToBrowser,
+    /// Browser → remote clipboard only.
+    ToRemote,
+    /// Not at all.
+    Off,
+}
+
+impl ClipboardMode {
+    /// Whether the remote clipboard is sent to viewers.
+    pub fn to_browser(self) -> bool {
+        matches!(self, Self::Both | Self::ToBrowser)
+    }
+
+    /// Whether viewers may set the remote clipboard.
+    pub fn to_remote(self) -> bool {
+        matches!(self, Self::Both | Self::ToRemote)
+    }
 }
 
 /// How viewers are let in.
@@ -154,6 +228,11 @@ mod tests {
             "ENCODER",
             "FPS",
             "BITRATE",
+            "AUDIO",
+            "AUDIO_BITRATE",
+            "MICROPHONE",
+            "CLIPBOARD",
+            "CLIPBOARD_MAX",
             "LOG",
         ] {
             assert!(help.contains(&format!("KELPIE_{flag}")), "KELPIE_{flag} missing from --help");

@@ -54,11 +54,13 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub(crate) fn session_info(state: &AppState) -> SessionInfo {
+    // One lock: two guards in one expression would deadlock (both live to its end).
+    let (width, height) = *state.display_size.lock().unwrap();
     SessionInfo {
         version: PROTOCOL_VERSION,
         display: state.source.display().to_string(),
-        width: state.display_size.0,
-        height: state.display_size.1,
+        width,
+        height,
         codecs: state.source.codecs(),
     }
 }

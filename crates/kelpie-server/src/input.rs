@@ -175,7 +175,10 @@ fn apply(
         | ClientMessage::Keyframe
         | ClientMessage::RequestControl
         | ClientMessage::GiveControl { .. }
-        | ClientMessage::WsVideo { .. } => Ok(()),
+        | ClientMessage::WsVideo { .. }
+        | ClientMessage::Resize { .. }
+        | ClientMessage::Rate { .. }
+        | ClientMessage::Clipboard(_) => Ok(()),
     }
 }
 

@@ -3,11 +3,13 @@
 //! into one-line messages for the user.
 
 pub mod auth;
+pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod http;
 pub mod input;
 pub mod signal;
+pub mod sound;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -53,9 +55,13 @@ pub struct AppState {
     /// Counters.
     pub metrics: Metrics,
     /// Size of the served display.
-    pub display_size: (u32, u32),
+    pub display_size: std::sync::Mutex<(u32, u32)>,
+    /// Whether viewers may resize the display.
+    pub resize: bool,
     /// Keyboard and mouse injection.
     pub input: input::InputService,
+    /// Clipboard and cursor shape.
+    pub clipboard: clipboard::ClipboardHub,
 }
 
 impl AppState {
@@ -76,6 +82,8 @@ pub struct Server {
     pub listener: tokio::net::TcpListener,
     /// The embedded desktop, if Kelpie started one; dropped last.
     pub desktop: Option<EmbeddedDesktop>,
+    /// The session's sound server and source; dropped after the desktop.
+    pub sound: sound::Sound,
 }
 
 impl Server {
@@ -86,11 +94,21 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {}; choose another address or port with --listen", config.listen)
         })?;
+        let sound = sound::Sound::start(config, config.existing_display().is_none());
         let desktop = match config.existing_display() {
             Some(_) => None,
             None => Some(
-                EmbeddedDesktop::start(config.size.width, config.size.height, config.app.as_deref())
-                    .context("cannot start the embedded display")?,
+                EmbeddedDesktop::start_with_env(
+                    config.size.width,
+                    config.size.height,
+                    match config.resize {
+                        config::ResizeMode::Off => (config.size.width, config.size.height),
+                        _ => (config.max_size.width, config.max_size.height),
+                    },
+                    config.app.as_deref(),
+                    sound.env(),
+                )
+                .context("cannot start the embedded display")?,
             ),
         };
         let display = match (&desktop, config.existing_display()) {
@@ -113,7 +131,8 @@ impl Server {
             let s = &conn.setup().roots[screen];
             (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
         };
-        let webrtc = WebRtc::start(config.udp_addr(), config.public_ip, source.clone()).await?;
+        let webrtc =
+            WebRtc::start(config.udp_addr(), config.public_ip, source.clone(), sound.source.clone()).await?;
         let token = match config.auth {
             AuthMode::None => {
                 tracing::warn!(
@@ -135,10 +154,17 @@ impl Server {
             source,
             webrtc,
             metrics: Metrics::default(),
-            display_size,
+            display_size: std::sync::Mutex::new(display_size),
+            resize: match config.resize {
+                config::ResizeMode::On => true,
+                config::ResizeMode::Off => false,
+                config::ResizeMode::Auto => desktop.is_some(),
+            },
             input: input::InputService::start(display.clone()),
+            clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
         });
-        Ok(Self { state, listener, desktop })
+        clipboard::start(&state, &display);
+        Ok(Self { state, listener, desktop, sound })
     }
 
     /// The URL a user opens, with the token if there is one.

@@ -27,6 +27,7 @@ enum Outbound {
     Json(ServerMessage),
     Video(Subscription),
     StopVideo,
+    Cursor(Arc<kelpie_clipboard::cursor::CursorImage>),
 }
 
 /// Everyone connected to this server, and who has control.
@@ -60,6 +61,31 @@ impl Viewers {
         }
     }
 
+    /// Sends clipboard chunks to viewer `to`, or to everyone but `except`.
+    pub(crate) fn send_clipboard(
+        &self,
+        to: Option<ViewerId>,
+        except: Option<ViewerId>,
+        chunks: &[kelpie_protocol::ClipboardChunk],
+    ) {
+        for (id, tx) in self.outboxes.lock().unwrap().iter() {
+            if to.is_none_or(|t| t == *id) && except != Some(*id) {
+                for c in chunks {
+                    let _ = tx.send(Outbound::Json(ServerMessage::Clipboard(c.clone())));
+                }
+            }
+        }
+    }
+
+    /// Sends the cursor shape to viewer `to`, or to everyone.
+    pub(crate) fn send_cursor(&self, to: Option<ViewerId>, c: Arc<kelpie_clipboard::cursor::CursorImage>) {
+        for (id, tx) in self.outboxes.lock().unwrap().iter() {
+            if to.is_none_or(|t| t == *id) {
+                let _ = tx.send(Outbound::Cursor(c.clone()));
+            }
+        }
+    }
+
     /// Number of connected viewers.
     pub fn count(&self) -> usize {
         self.outboxes.lock().unwrap().len()
@@ -79,6 +105,8 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     let writer = tokio::spawn(write_loop(state.clone(), sink, rx));
     let _ = tx.send(Outbound::Json(ServerMessage::Hello(crate::http::session_info(&state))));
     viewers.broadcast_roster();
+    state.clipboard.greet(&state, id);
+    let mut clipboard_inbox = crate::clipboard::Inbox::default();
     tracing::info!(viewer = id, ?access, "viewer joined");
 
     let mut peer: Option<PeerId> = None;
@@ -160,6 +188,38 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     }
                 }
             }
+            ClientMessage::Resize { width, height, dpi } => {
+                if !state.resize {
+                    continue;
+                }
+                if viewers.control.lock().unwrap().may_input(id, Instant::now()).is_err() {
+                    m.input_rejected.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let display = state.source.display().to_string();
+                let resized = tokio::task::spawn_blocking(move || {
+                    kelpie_desktop::resize::resize_dpi(&display, width, height, dpi)
+                })
+                .await;
+                match resized {
+                    Ok(Ok(size)) => *state.display_size.lock().unwrap() = size,
+                    Ok(Err(e)) => {
+                        tracing::warn!("{e}");
+                        let _ = tx.send(Outbound::Json(ServerMessage::Error {
+                            message: e.to_string(),
+                            fatal: false,
+                        }));
+                    }
+                    Err(e) => tracing::warn!("resize task failed: {e}"),
+                }
+            }
+            ClientMessage::Rate { fps, bitrate } => {
+                if viewers.control.lock().unwrap().may_input(id, Instant::now()).is_ok() {
+                    state.source.set_rate(fps, bitrate);
+                } else {
+                    m.input_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             ClientMessage::RequestControl => {
                 let outcome = viewers.control.lock().unwrap().request(id, Instant::now());
                 match outcome {
@@ -178,6 +238,13 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                         viewers.broadcast_roster();
                     }
                     Err(d) => refuse(&tx, d),
+                }
+            }
+            ClientMessage::Clipboard(chunk) => {
+                let allowed = viewers.control.lock().unwrap().may_input(id, Instant::now()).is_ok();
+                let inbox = &mut clipboard_inbox;
+                if let Some(message) = crate::clipboard::from_viewer(&state, inbox, id, allowed, &chunk) {
+                    let _ = tx.send(Outbound::Json(ServerMessage::Error { message, fatal: false }));
                 }
             }
             input => {
@@ -221,6 +288,7 @@ async fn write_loop(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut video: Option<Subscription> = None;
+    let mut cursors_sent = std::collections::HashSet::new();
     let mut skipping = false;
     loop {
         let out = tokio::select! {
@@ -281,6 +349,12 @@ async fn write_loop(
                 video = Some(sub);
             }
             Outbound::StopVideo => video = None,
+            Outbound::Cursor(c) => {
+                let msg = crate::clipboard::cursor_message(&mut cursors_sent, &c);
+                if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -45,11 +45,19 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn unknown_encoder_is_a_clear_error_and_the_embedded_display_is_stopped() {
-    let out =
-        kelpie(&["--listen", "127.0.0.1:0", "--size", "320x240", "--app", "sleep 60", "--encoder", "nope"]);
+    let out = kelpie(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--size",
+        "320x240",
+        "--app",
+        "sleep 61.4242",
+        "--encoder",
+        "nope",
+    ]);
     assert_clean_failure(&out, "unknown encoder 'nope'");
-    // The Xvfb it started is gone: no process of ours still runs `sleep 60` on a display.
-    let ps = Command::new("pgrep").args(["-f", "^sleep 60$"]).output().unwrap();
+    // The Xvfb it started is gone: no process of ours still runs `sleep 61.4242` on a display.
+    let ps = Command::new("pgrep").args(["-f", "^sleep 61.4242$"]).output().unwrap();
     assert!(ps.stdout.is_empty(), "leftover children: {}", String::from_utf8_lossy(&ps.stdout));
 }
 

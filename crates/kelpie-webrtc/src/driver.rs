@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use kelpie_media::{EncodedFrame, VideoSource, VideoStream};
+use kelpie_media::{AudioFrame, AudioSource, EncodedFrame, MicPlayer, VideoSource, VideoStream};
 use kelpie_protocol::VideoCodec;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -65,13 +65,15 @@ impl WebRtc {
         udp_addr: SocketAddr,
         public_ip: Option<IpAddr>,
         source: Arc<VideoSource>,
+        audio: Option<Arc<AudioSource>>,
     ) -> Result<Self, WebRtcError> {
         let socket = UdpSocket::bind(udp_addr).await.map_err(|e| WebRtcError::Bind(udp_addr, e))?;
         let udp_addr = socket.local_addr().map_err(|e| WebRtcError::Bind(udp_addr, e))?;
         let (tx, rx) = mpsc::channel(64);
         let counters = Arc::new(WebRtcCounters::default());
-        let hub = Hub::new(source.codecs());
-        tokio::spawn(run(socket, hub, rx, source, counters.clone()));
+        let hub = Hub::new(source.codecs())
+            .with_sound(audio.is_some(), audio.as_ref().is_some_and(|a| a.settings().mic_sink.is_some()));
+        tokio::spawn(run(socket, hub, rx, source, audio, counters.clone()));
         Ok(Self { tx, udp_addr, public_ip, counters })
     }
 
@@ -135,8 +137,12 @@ async fn run(
     mut hub: Hub,
     mut commands: mpsc::Receiver<Command>,
     source: Arc<VideoSource>,
+    audio: Option<Arc<AudioSource>>,
     counters: Arc<WebRtcCounters>,
 ) {
+    let (audio_tx, mut audio_frames) = mpsc::channel::<Arc<AudioFrame>>(32);
+    let mut audio_feed: Option<JoinHandle<()>> = None;
+    let mut mics: HashMap<PeerId, MicPlayer> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut out: Vec<Transmit> = Vec::new();
     let mut events = Vec::new();
@@ -163,13 +169,18 @@ async fn run(
                     counters.peers_connected.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%id, "viewer connected over WebRTC");
                 }
-                HubEvent::Disconnected(id, why) => tracing::info!(%id, "viewer left: {why}"),
+                HubEvent::Disconnected(id, why) => {
+                    mics.remove(&id);
+                    tracing::info!(%id, "viewer left: {why}")
+                }
+                HubEvent::Microphone(id, opus) => crate::sound::microphone(&audio, &mut mics, id, &opus),
             }
         }
         counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
         counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);
         sync_feeds(&hub, &mut feeds, &source, &frame_tx);
+        crate::sound::sync_feed(&hub, &audio, &mut audio_feed, &audio_tx);
 
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -208,6 +219,7 @@ async fn run(
                 }
                 FrameMsg::Closed => { feeds.remove(&codec); }
             },
+            Some(f) = audio_frames.recv() => hub.send_audio(Instant::now(), &f),
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kelpie_media::EncodedFrame;
+use kelpie_media::{AudioFrame, EncodedFrame};
 use kelpie_protocol::VideoCodec;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
@@ -47,6 +47,8 @@ pub enum HubEvent {
     Connected(PeerId),
     /// The peer is gone (ICE timed out, DTLS failed, or it was closed); it has been removed.
     Disconnected(PeerId, String),
+    /// An Opus packet of the viewer's microphone.
+    Microphone(PeerId, Vec<u8>),
 }
 
 /// The answer to a viewer's offer.
@@ -73,6 +75,10 @@ struct Peer {
     frames_sent: u64,
     /// When the last frame went to this peer.
     last_frame_at: Option<Instant>,
+    /// The audio m-line and Opus payload type, once known (see `audio.rs`).
+    audio: Option<(Mid, str0m::format::PayloadParams)>,
+    /// The audio m-line, when the browser sends its microphone on it.
+    mic_mid: Option<Mid>,
 }
 
 /// Chromium asks for a keyframe when no frame has arrived for 3 s, even though nothing was
@@ -93,6 +99,10 @@ pub struct Hub {
     pub unmatched_datagrams: u64,
     /// Keyframe requests not answered because they came from an idle, not a lossy, stream.
     pub idle_plis_ignored: u64,
+    /// Whether sound is offered (an Opus m-line is accepted).
+    audio: bool,
+    /// Whether viewers' microphones are taken (else the audio m-line is send-only).
+    microphone: bool,
 }
 
 impl Hub {
@@ -105,7 +115,17 @@ impl Hub {
             gone: Vec::new(),
             unmatched_datagrams: 0,
             idle_plis_ignored: 0,
+            audio: false,
+            microphone: false,
         }
+    }
+
+    /// Accepts browsers' audio m-lines (Opus) from now on, and with `microphone` their
+    /// microphone on them.
+    pub fn with_sound(mut self, audio: bool, microphone: bool) -> Self {
+        self.audio = audio;
+        self.microphone = audio && microphone;
+        self
     }
 
     /// Number of live peers.
@@ -135,6 +155,7 @@ impl Hub {
             .clear_codecs()
             .enable_h264(codec == VideoCodec::H264)
             .enable_vp8(codec == VideoCodec::Vp8)
+            .enable_opus(self.audio, false)
             // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
             .set_send_buffer_video(2000)
             .set_stats_interval(Some(Duration::from_secs(1)))
@@ -157,9 +178,11 @@ impl Hub {
             needs_keyframe: true,
             frames_sent: 0,
             last_frame_at: None,
+            audio: None,
+            mic_mid: None,
         });
         tracing::debug!(%id, codec = codec.as_str(), "peer created");
-        Ok(Answer { peer: id, sdp: answer.to_sdp_string(), codec })
+        Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string(), self.microphone), codec })
     }
 
     /// Adds a candidate the browser trickled.
@@ -299,6 +322,10 @@ fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>
             events.push(HubEvent::KeyframeWanted(p.codec));
         }
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => p.rtc.disconnect(),
+        Event::MediaAdded(m) if m.kind == MediaKind::Audio => audio::media_added(p, &m),
+        Event::MediaData(d) if Some(d.mid) == p.mic_mid => {
+            events.push(HubEvent::Microphone(p.id, d.data.to_vec()))
+        }
         Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction == Direction::SendOnly => {
             let Some(writer) = p.rtc.writer(m.mid) else { return };
             let params = best_params(writer.payload_params(), p.codec);
@@ -363,5 +390,20 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
     prefs.iter().copied().find(|c| offered.iter().any(|o| o == c.as_str()))
 }
 
+mod audio;
 #[cfg(test)]
 mod tests;
+
+impl Hub {
+    /// Sends an Opus packet to every connected viewer with an audio m-line.
+    pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) {
+        for p in self.peers.iter_mut().filter(|p| p.connected) {
+            audio::send(&mut p.rtc, p.audio.as_ref(), now, frame);
+        }
+    }
+
+    /// Whether some peer receives sound.
+    pub fn audio_in_use(&self) -> bool {
+        self.peers.iter().any(|p| p.audio.is_some())
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod driver;
 pub mod hub;
+mod sound;
 
 pub use driver::{WebRtc, WebRtcCounters};
 pub use hub::{Answer, Hub, HubEvent, PeerId, Transmit};

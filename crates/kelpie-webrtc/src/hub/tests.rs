@@ -209,3 +209,82 @@ fn keyframe_requests_are_answered_unless_the_stream_is_merely_idle() {
     p.run(Duration::from_millis(1200));
     assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
 }
+
+/// A browser-like client with a recv-only video and a send-receive (microphone) audio m-line.
+fn audio_pair(microphone: bool) -> (Pair, Answer, Mid) {
+    let now = Instant::now();
+    let mut hub = Hub::new(vec![VideoCodec::H264]).with_sound(true, microphone);
+    let mut client = Rtc::builder().clear_codecs().enable_h264(true).enable_opus(true, false).build(now);
+    client.add_local_candidate(Candidate::host(CLIENT.parse().unwrap(), "udp").unwrap());
+    let mut api = client.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let audio_mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = hub.accept_offer(now, &offer.to_sdp_string(), SERVER.parse().unwrap()).unwrap();
+    let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+    client.sdp_api().accept_answer(pending, sdp).unwrap();
+    (Pair { now, hub, client, received: vec![], events: vec![], link_up: true }, answer, audio_mid)
+}
+
+#[test]
+fn opus_goes_out_and_the_microphone_comes_in_on_the_same_peer() {
+    let (mut p, answer, audio_mid) = audio_pair(true);
+    // Opus is negotiated with DTX asked of the browser, in the video's media stream.
+    let opus_fmtp = answer.sdp.lines().find(|l| l.starts_with("a=fmtp:") && l.contains("useinbandfec"));
+    assert!(opus_fmtp.is_some_and(|l| l.contains("usedtx=1")), "{}", answer.sdp);
+    let stream_ids: Vec<&str> = answer
+        .sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=msid:"))
+        .map(|v| v.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(stream_ids.len(), 2, "{}", answer.sdp);
+    assert_eq!(stream_ids[0], stream_ids[1], "audio and video share a stream id");
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    assert!(p.hub.audio_in_use());
+
+    // Out: ten 10 ms packets arrive as Opus, alongside video.
+    for i in 0..10u8 {
+        let f = AudioFrame {
+            data: vec![0x78, i, 1, 2, 3].into(),
+            pts: Duration::from_millis(i as u64 * 10),
+            captured: p.now,
+        };
+        p.hub.send_audio(p.now, &f);
+        p.run(Duration::from_millis(10));
+    }
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(200));
+    let audio: Vec<_> = p.received.iter().filter(|d| d.params.spec().codec == Codec::Opus).collect();
+    assert_eq!(audio.len(), 10);
+    assert_eq!(&audio[3].data[..], &[0x78, 3, 1, 2, 3]);
+    assert_eq!(
+        audio[3].time.rebase(str0m::media::Frequency::FORTY_EIGHT_KHZ).numer() - audio[2].time.numer(),
+        480
+    );
+    assert!(p.received.iter().any(|d| d.params.spec().codec == Codec::H264));
+
+    // In: the browser's microphone packets come out as events of its peer.
+    let pt = p.client.writer(audio_mid).unwrap().payload_params().next().unwrap().pt();
+    for i in 0..5u8 {
+        let t = MediaTime::new(i as u64 * 480, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+        p.client.writer(audio_mid).unwrap().write(pt, p.now, t, vec![0x08, i]).unwrap();
+        p.run(Duration::from_millis(10));
+    }
+    p.run(Duration::from_millis(100));
+    let mic: Vec<_> =
+        p.events.iter().filter(|e| matches!(e, HubEvent::Microphone(id, _) if *id == answer.peer)).collect();
+    assert_eq!(mic.len(), 5, "{:?}", p.events);
+    assert_eq!(mic[4], &HubEvent::Microphone(answer.peer, vec![0x08, 4]));
+}
+
+#[test]
+fn without_the_microphone_the_audio_line_is_send_only() {
+    let (mut p, answer, _) = audio_pair(false);
+    let audio = answer.sdp.split("m=audio").nth(1).unwrap();
+    assert!(audio.contains("a=sendonly") && !audio.contains("a=sendrecv"), "{audio}");
+    p.run(Duration::from_secs(1));
+    assert!(p.hub.audio_in_use());
+}

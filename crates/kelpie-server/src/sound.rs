@@ -1,0 +1,52 @@
+//! Sets up the session's sound: the PulseAudio server (a private one for the embedded
+//! display) and the Opus source the WebRTC transport streams.
+
+use std::sync::Arc;
+
+use kelpie_desktop::pulse::{self, Pulse};
+use kelpie_media::{AudioSettings, AudioSource};
+
+use crate::config::{Config, Switch};
+
+/// The sound server (kept alive with the server) and the source viewers subscribe to.
+pub struct Sound {
+    /// The PulseAudio server Kelpie started or configured.
+    pub pulse: Option<Pulse>,
+    /// Opus out and microphone in; `None` without sound.
+    pub source: Option<Arc<AudioSource>>,
+}
+
+impl Sound {
+    /// No sound at all.
+    pub fn none() -> Self {
+        Self { pulse: None, source: None }
+    }
+
+    /// Starts (`embedded`) or attaches to the session's PulseAudio as `config` says.
+    pub fn start(config: &Config, embedded: bool) -> Self {
+        if config.audio == Switch::Off {
+            return Self::none();
+        }
+        let mic = config.microphone == Switch::On;
+        let pulse = if embedded {
+            match Pulse::start_private(mic) {
+                Some(p) => p,
+                None => return Self::none(),
+            }
+        } else {
+            Pulse::existing(mic)
+        };
+        let settings = AudioSettings {
+            server: pulse.server().map(str::to_string),
+            device: pulse::CAPTURE_DEVICE.to_string(),
+            bitrate_kbps: config.audio_bitrate,
+            mic_sink: mic.then(|| pulse::MIC_SINK.to_string()),
+        };
+        Self { pulse: Some(pulse), source: Some(Arc::new(AudioSource::new(settings))) }
+    }
+
+    /// Environment for programs of the embedded desktop.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.pulse.as_ref().map(Pulse::env).unwrap_or_default()
+    }
+}

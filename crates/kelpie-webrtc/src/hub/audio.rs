@@ -1,0 +1,136 @@
+//! The audio m-line of a viewer's peer connection: Opus out (the session's sound) and, when
+//! the browser sends its microphone, Opus in.
+//!
+//! Audio shares the video's `Rtc` (one more m-line in the BUNDLE): str0m keeps one queue
+//! per m-line and sends each as soon as it is written, so a 100-packet keyframe does not
+//! hold back the audio packet written after it, nor the other way round.
+
+use std::time::Instant;
+
+use kelpie_media::AudioFrame;
+use str0m::Rtc;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{Direction, MediaAdded, MediaTime, Mid};
+
+use super::Peer;
+
+pub(super) fn media_added(p: &mut Peer, m: &MediaAdded) {
+    if matches!(m.direction, Direction::SendOnly | Direction::SendRecv)
+        && let Some(writer) = p.rtc.writer(m.mid)
+        && let Some(params) = writer.payload_params().find(|x| x.spec().codec == Codec::Opus)
+    {
+        p.audio = Some((m.mid, *params));
+    }
+    if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
+        p.mic_mid = Some(m.mid);
+    }
+    tracing::debug!(id = %p.id, direction = ?m.direction, "audio m-line added");
+}
+
+/// Writes one Opus packet. RTP time counts 48 kHz samples from the stream's start; the
+/// wall clock is the capture time, on the same clock as video frames', so the sender
+/// reports of both tracks let the browser line them up.
+pub(super) fn send(rtc: &mut Rtc, track: Option<&(Mid, PayloadParams)>, now: Instant, frame: &AudioFrame) {
+    let Some((mid, params)) = track else { return };
+    let Some(writer) = rtc.writer(*mid) else { return };
+    let rtp_time =
+        MediaTime::new((frame.pts.as_micros() * 48 / 1000) as u64, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+    if let Err(e) = writer.write(params.pt(), frame.captured.min(now), rtp_time, frame.data.to_vec()) {
+        tracing::debug!("audio write failed: {e}");
+    }
+}
+
+/// Adjusts str0m's SDP answer for the browser:
+/// - the audio track joins the video track's media stream (`a=msid`), which Chromium needs
+///   to synchronise them by their sender reports (str0m gives every m-line its own);
+/// - `usedtx=1` on Opus asks the browser's microphone encoder for DTX, so a silent
+///   microphone costs almost nothing;
+/// - without `microphone`, a `sendrecv` audio m-line becomes `sendonly`, so the browser
+///   knows not to offer its microphone.
+pub(super) fn adjust_answer(sdp: &str, microphone: bool) -> String {
+    let mut video_stream = None;
+    let mut audio_stream = None;
+    let mut kind = "";
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            kind = m.split_whitespace().next().unwrap_or("");
+        } else if let Some(v) = line.strip_prefix("a=msid:") {
+            let id = v.split_whitespace().next().unwrap_or("").to_string();
+            match kind {
+                "video" if video_stream.is_none() => video_stream = Some(id),
+                "audio" if audio_stream.is_none() => audio_stream = Some(id),
+                _ => {}
+            }
+        }
+    }
+    let mut opus_pt = None;
+    let mut out = String::with_capacity(sdp.len() + 32);
+    let mut in_audio = false;
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let end = &line[body.len()..];
+        let mut body = body.to_string();
+        if body.starts_with("m=") {
+            in_audio = body.starts_with("m=audio");
+        }
+        if let (Some(v), Some(a)) = (&video_stream, &audio_stream)
+            && !a.is_empty()
+            && a != "-"
+        {
+            body = body.replace(a.as_str(), v);
+        }
+        if in_audio {
+            if let Some(r) = body.strip_prefix("a=rtpmap:")
+                && r.to_ascii_lowercase().contains(" opus/")
+            {
+                opus_pt = r.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(pt) = &opus_pt
+                && let Some(rest) = body.strip_prefix(&format!("a=fmtp:{pt} "))
+                && !rest.contains("usedtx")
+            {
+                body.push_str(";usedtx=1");
+            }
+        }
+        if in_audio && !microphone && body == "a=sendrecv" {
+            body = "a=sendonly".into();
+        }
+        if body.starts_with("a=msid-semantic:") {
+            body = dedup_words(&body);
+        }
+        out.push_str(&body);
+        out.push_str(end);
+    }
+    out
+}
+
+fn dedup_words(line: &str) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for w in line.split(' ') {
+        if !seen.contains(&w) {
+            seen.push(w);
+        }
+    }
+    seen.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_puts_audio_in_the_video_stream_and_asks_for_dtx() {
+        let sdp = "v=0\r\na=msid-semantic: WMS vs as\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+                   a=msid:vs vt\r\na=ssrc:1 msid:vs vt\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=sendrecv\r\na=msid:as at\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
+        let out = adjust_answer(sdp, true);
+        assert!(out.contains("a=sendrecv"), "{out}");
+        assert!(adjust_answer(sdp, false).contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n"));
+        assert!(out.contains("a=msid-semantic: WMS vs\r\n"), "{out}");
+        assert!(out.contains("a=msid:vs at\r\n"), "{out}");
+        assert!(!out.contains("as "), "{out}");
+        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n"), "{out}");
+        // Idempotent.
+        assert_eq!(adjust_answer(&out, true), out);
+    }
+}
