@@ -140,7 +140,7 @@ impl AudioSource {
             "pulsesrc name=src device=\"{dev}\" {server} buffer-time=20000 latency-time=10000 \
              provide-clock=false client-name=kelpie ! audioconvert ! audioresample \
              ! audio/x-raw,format=S16LE,rate=48000,channels=2 \
-             ! opusenc bitrate={bps} frame-size=10 dtx=true bitrate-type=vbr \
+             ! opusenc bitrate={bps} frame-size=10 dtx=true bitrate-type=vbr complexity=5 \
              ! appsink name=sink sync=false max-buffers=100 drop=true",
             dev = s.device,
             bps = s.bitrate_kbps.clamp(6, 510) * 1000,

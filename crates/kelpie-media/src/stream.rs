@@ -20,7 +20,7 @@ use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
 /// next keyframe). About a second at 60 fps.
 const BROADCAST_DEPTH: usize = 64;
 /// Longest the capture thread sleeps while idle, so stop and keyframe requests are seen.
-const IDLE_POLL: Duration = Duration::from_millis(20);
+const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Keyframes are made at most this often, however many viewers ask.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -241,6 +241,7 @@ fn capture_loop(
         }
         let rects = cap.take_damage(first)?;
         let changed = !rects.is_empty();
+        let changed_area: u64 = rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         for rect in coalesce(&rects, w, h, 8) {
             match cap.grab(rect) {
                 Ok(img) => frame.write_bgrx(img.rect, img.bgrx),
@@ -258,8 +259,14 @@ fn capture_loop(
             last_keyframe = Some(now);
         }
         let fps = ctl.fps.load(Ordering::Relaxed);
-        if changed || keyframe {
-            settle_left = (fps / 6).max(3);
+        if keyframe || changed_area * 16 >= u64::from(w) * u64::from(h) {
+            // A keyframe or a large change was squeezed into one frame's bit budget: a few
+            // more frames of the still picture bring it to full quality.
+            settle_left = (fps / 10).max(3);
+        } else if changed {
+            // A small change (a clock, a cursor blink, typing) gets all of a frame's bits
+            // and needs no refinement: encoding the whole screen again would be waste.
+            settle_left = settle_left.min(1);
         } else {
             settle_left = settle_left.saturating_sub(1);
         }

@@ -15,6 +15,8 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::rust_connection::RustConnection;
 
+use kelpie_input::{Keymap, keysym_to_char};
+
 use crate::{STOP, XFail, XResult, install_signal_handlers, parse_number, wait};
 
 /// Options of `input-log`.
@@ -52,146 +54,12 @@ pub(crate) fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Optio
 // ---------------------------------------------------------------------------------------------
 // Keysyms and the core keymap
 
-const NO_SYMBOL: u32 = 0;
-const CAPS_LOCK: u32 = 0xffe5;
-const SHIFT_LOCK: u32 = 0xffe6;
-const MODE_SWITCH: u32 = 0xff7e;
-const NUM_LOCK: u32 = 0xff7f;
-
-fn keysym_to_char(k: u32) -> Option<char> {
-    match k {
-        0x20..=0x7e | 0xa0..=0xff => char::from_u32(k),
-        0x0100_0020..=0x0110_ffff => char::from_u32(k - 0x0100_0000),
-        0xff0d | 0xff8d => Some('\n'),
-        0xff09 | 0xff89 => Some('\t'),
-        0xff08 => Some('\u{8}'),
-        0xff1b => Some('\u{1b}'),
-        0xffff => Some('\u{7f}'),
-        0xff80 => Some(' '),
-        0xffaa..=0xffb9 => char::from_u32(k - 0xffaa + '*' as u32),
-        0xffbd => Some('='),
-        0x20ac => Some('€'),
-        0x0aa9 => Some('—'),
-        0x0aaa => Some('–'),
-        _ => None,
-    }
+/// The keymap copy follows the display's mapping: the injector remaps spare keycodes on the
+/// fly, so it is re-read on every MappingNotify. Keys are translated with the core
+/// protocol's rule, as X clients do (`kelpie_input::Keymap`).
+fn fetch_keymap(conn: &RustConnection) -> XResult<Keymap> {
+    Keymap::fetch(conn).map_err(|e| XFail::from(anyhow::anyhow!("reading the keymap: {e}")))
 }
-
-fn char_to_keysym(c: char) -> u32 {
-    match c {
-        ' '..='~' | '\u{a0}'..='\u{ff}' => c as u32,
-        _ => 0x0100_0000 + c as u32,
-    }
-}
-
-/// (lowercase, uppercase) of a keysym; both equal it when it has no case.
-fn convert_case(k: u32) -> (u32, u32) {
-    let keypad = (0xff80..=0xffbd).contains(&k);
-    let Some(c) = keysym_to_char(k).filter(|c| !c.is_control() && !keypad) else {
-        return (k, k);
-    };
-    let one = |s: String| -> char {
-        let mut it = s.chars();
-        match (it.next(), it.next()) {
-            (Some(x), None) => x,
-            _ => c,
-        }
-    };
-    let lower = one(c.to_lowercase().collect());
-    let upper = one(c.to_uppercase().collect());
-    if lower == upper {
-        return (k, k);
-    }
-    let sym = |x: char| if x == c { k } else { char_to_keysym(x) };
-    (sym(lower), sym(upper))
-}
-
-/// The core keyboard mapping, with what Lock, Mode_switch and Num_Lock mean.
-struct Keymap {
-    min: u8,
-    max: u8,
-    per: usize,
-    syms: Vec<u32>,
-    caps_lock: bool,
-    shift_lock: bool,
-    group_mask: u16,
-    numlock_mask: u16,
-}
-
-impl Keymap {
-    fn fetch(conn: &RustConnection) -> XResult<Self> {
-        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
-        let r = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
-        let mut map = Self {
-            min,
-            max,
-            per: usize::from(r.keysyms_per_keycode),
-            syms: r.keysyms,
-            caps_lock: false,
-            shift_lock: false,
-            group_mask: 0,
-            numlock_mask: 0,
-        };
-        let m = conn.get_modifier_mapping()?.reply()?;
-        let per_mod = m.keycodes.len() / 8;
-        let has = |i: usize, sym: u32| {
-            m.keycodes[i * per_mod..(i + 1) * per_mod].iter().any(|&kc| map.syms(kc).contains(&sym))
-        };
-        let mask_of = |sym| (3..8).filter(|&i| has(i, sym)).fold(0u16, |acc, i| acc | (1 << i));
-        let (caps, shift_lock) = (has(1, CAPS_LOCK), has(1, SHIFT_LOCK));
-        let (group_mask, numlock_mask) = (mask_of(MODE_SWITCH), mask_of(NUM_LOCK));
-        map.caps_lock = caps;
-        map.shift_lock = shift_lock && !caps;
-        map.group_mask = group_mask;
-        map.numlock_mask = numlock_mask;
-        Ok(map)
-    }
-
-    fn syms(&self, kc: u8) -> &[u32] {
-        if kc < self.min || kc > self.max || self.per == 0 {
-            return &[];
-        }
-        let i = usize::from(kc - self.min) * self.per;
-        self.syms.get(i..i + self.per).unwrap_or(&[])
-    }
-
-    /// The standard core-protocol KeyPress -> keysym rule.
-    fn lookup(&self, kc: u8, state: u16) -> u32 {
-        let s = self.syms(kc);
-        let n = s.iter().rposition(|&k| k != NO_SYMBOL).map_or(0, |i| i + 1);
-        let list = match n {
-            0 => return NO_SYMBOL,
-            1 => [s[0], NO_SYMBOL, s[0], NO_SYMBOL],
-            2 => [s[0], s[1], s[0], s[1]],
-            3 => [s[0], s[1], s[2], NO_SYMBOL],
-            _ => [s[0], s[1], s[2], s[3]],
-        };
-        let g2 = state & self.group_mask != 0 && (list[2] != NO_SYMBOL || list[3] != NO_SYMBOL);
-        let (mut first, mut second) = if g2 { (list[2], list[3]) } else { (list[0], list[1]) };
-        if second == NO_SYMBOL {
-            let (lower, upper) = convert_case(first);
-            (first, second) = if lower == upper { (first, first) } else { (lower, upper) };
-        }
-        let shift = state & 1 != 0;
-        let lock = state & 2 != 0;
-        let (caps, shift_lock) = (lock && self.caps_lock, lock && self.shift_lock);
-        let keypad = (0xff80..=0xffbd).contains(&second) || (0x1100_0000..=0x1100_ffff).contains(&second);
-        if state & self.numlock_mask != 0 && keypad {
-            if shift || shift_lock { first } else { second }
-        } else if !shift && !caps && !shift_lock {
-            first
-        } else if !shift && caps {
-            convert_case(first).1
-        } else if shift && caps {
-            convert_case(second).1
-        } else {
-            second
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output
 
 fn epoch_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
@@ -292,7 +160,7 @@ fn log_loop(
         root,
         &x11rb::protocol::xproto::ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
     )?;
-    let mut keymap = Keymap::fetch(conn)?;
+    let mut keymap = fetch_keymap(conn)?;
     conn.map_window(win)?;
     conn.configure_window(win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
     conn.flush()?;
@@ -313,7 +181,7 @@ fn log_loop(
                     let aux = ConfigureWindowAux::new().width(u32::from(e.width)).height(u32::from(e.height));
                     conn.configure_window(win, &aux)?;
                 }
-                Event::MappingNotify(e) if e.request != Mapping::POINTER => keymap = Keymap::fetch(conn)?,
+                Event::MappingNotify(e) if e.request != Mapping::POINTER => keymap = fetch_keymap(conn)?,
                 Event::KeyPress(e) => emit(key_line(true, e.detail, e.state.into(), &keymap))?,
                 Event::KeyRelease(e) => emit(key_line(false, e.detail, e.state.into(), &keymap))?,
                 Event::ButtonPress(e) => emit(button_line(true, e.detail, e.root_x, e.root_y))?,
@@ -345,13 +213,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_and_case() {
+    fn json_escapes_what_json_needs() {
         assert_eq!(json_char(Some('a')), "\"a\"");
         assert_eq!(json_char(Some('"')), "\"\\\"\"");
         assert_eq!(json_char(Some('\n')), "\"\\u000a\"");
         assert_eq!(json_char(None), "null");
-        assert_eq!(convert_case(0x61), (0x61, 0x41));
-        assert_eq!(convert_case(0xdf), (0xdf, 0xdf));
-        assert_eq!(keysym_to_char(char_to_keysym('東')), Some('東'));
     }
 }

@@ -97,7 +97,29 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     let i = state.input.counters();
     let r = Ordering::Relaxed;
-    let scalars: [(&str, &str, &str, u64); 17] = [
+    let c = &state.clipboard.counters;
+    let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
+    let scalars: [(&str, &str, &str, u64); 22] = [
+        (
+            "kelpie_clipboard_to_remote_total",
+            "counter",
+            "Clipboard contents set on the display by viewers.",
+            c.to_remote.load(r),
+        ),
+        (
+            "kelpie_clipboard_to_browser_total",
+            "counter",
+            "Display clipboard contents sent to viewers.",
+            c.to_browser.load(r),
+        ),
+        (
+            "kelpie_clipboard_rejected_total",
+            "counter",
+            "Clipboard transfers refused (malformed, oversized, no control).",
+            c.rejected.load(r),
+        ),
+        ("kelpie_audio_packets_total", "counter", "Opus packets encoded.", audio.packets.load(r)),
+        ("kelpie_audio_bytes_total", "counter", "Opus bytes encoded.", audio.bytes.load(r)),
         (
             "kelpie_auth_rejected_total",
             "counter",
@@ -175,45 +197,24 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6,
         w.frames_sent.load(Ordering::Relaxed)
     );
-    let _ = writeln!(
-        out,
-        "# HELP kelpie_frames_encoded_total Frames encoded per stream.\n# TYPE kelpie_frames_encoded_total counter"
-    );
     let streams = state.source.streams();
-    for s in &streams {
-        let _ = writeln!(
-            out,
-            "kelpie_frames_encoded_total{{codec=\"{}\",encoder=\"{}\"}} {}",
-            s.codec().as_str(),
-            s.encoder(),
-            s.counters().frames_encoded.load(Ordering::Relaxed)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP kelpie_encoded_bytes_total Bytes encoded per stream.\n# TYPE kelpie_encoded_bytes_total counter"
-    );
-    for s in &streams {
-        let _ = writeln!(
-            out,
-            "kelpie_encoded_bytes_total{{codec=\"{}\",encoder=\"{}\"}} {}",
-            s.codec().as_str(),
-            s.encoder(),
-            s.counters().bytes_encoded.load(Ordering::Relaxed)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP kelpie_keyframes_total Keyframes encoded per stream.\n# TYPE kelpie_keyframes_total counter"
-    );
-    for s in &streams {
-        let _ = writeln!(
-            out,
-            "kelpie_keyframes_total{{codec=\"{}\",encoder=\"{}\"}} {}",
-            s.codec().as_str(),
-            s.encoder(),
-            s.counters().keyframes.load(Ordering::Relaxed)
-        );
+    type Read = fn(&kelpie_media::StreamCounters) -> u64;
+    let per_stream: [(&str, &str, Read); 3] = [
+        ("kelpie_frames_encoded_total", "Frames encoded per stream.", |c| {
+            c.frames_encoded.load(Ordering::Relaxed)
+        }),
+        ("kelpie_encoded_bytes_total", "Bytes encoded per stream.", |c| {
+            c.bytes_encoded.load(Ordering::Relaxed)
+        }),
+        ("kelpie_keyframes_total", "Keyframes encoded per stream.", |c| c.keyframes.load(Ordering::Relaxed)),
+    ];
+    for (name, help, value) in per_stream {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for s in &streams {
+            let (codec, encoder) = (s.codec().as_str(), s.encoder());
+            let _ =
+                writeln!(out, "{name}{{codec=\"{codec}\",encoder=\"{encoder}\"}} {}", value(s.counters()));
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

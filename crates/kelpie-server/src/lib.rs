@@ -60,6 +60,8 @@ pub struct AppState {
     pub resize: bool,
     /// Keyboard and mouse injection.
     pub input: input::InputService,
+    /// The session's sound, when it has any.
+    pub audio: Option<Arc<kelpie_media::AudioSource>>,
     /// Clipboard and cursor shape.
     pub clipboard: clipboard::ClipboardHub,
 }
@@ -161,6 +163,7 @@ impl Server {
                 config::ResizeMode::Auto => desktop.is_some(),
             },
             input: input::InputService::start(display.clone()),
+            audio: sound.source.clone(),
             clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
         });
         clipboard::start(&state, &display);
