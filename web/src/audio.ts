@@ -196,7 +196,7 @@ export class Sound {
     const root = document.createElement('div');
     root.id = 'kelpie-sound';
     root.style.cssText =
-      'position:fixed;left:8px;bottom:8px;z-index:20;display:none;gap:6px;align-items:center;' +
+      'position:fixed;left:50%;transform:translateX(-50%);bottom:8px;z-index:20;display:none;gap:6px;align-items:center;' +
       'background:rgba(0,0,0,.55);color:#fff;padding:4px 8px;border-radius:6px;font:13px sans-serif';
     const button = (id: string, text: string): HTMLButtonElement => {
       const b = document.createElement('button');
@@ -235,12 +235,12 @@ export class Sound {
     if (!ui) return;
     ui.root.style.display = this.hasAudio || this.micAvailable ? 'flex' : 'none';
     ui.prompt.style.display = this.blocked ? '' : 'none';
-    ui.mute.textContent = this.prefs.muted ? '🔇 Unmute' : '🔊 Mute';
+    ui.mute.textContent = this.prefs.muted ? 'Unmute' : 'Mute';
     ui.mute.style.display = this.hasAudio ? '' : 'none';
     ui.volume.style.display = this.hasAudio ? '' : 'none';
     ui.volume.value = String(this.prefs.volume);
     ui.mic.style.display = this.micAvailable ? '' : 'none';
-    ui.mic.textContent = this.micWanted ? '🎙 Mic on' : '🎙 Mic off';
+    ui.mic.textContent = this.micWanted ? 'Mic on' : 'Mic off';
     ui.mic.setAttribute('aria-pressed', String(this.micWanted));
   }
 }

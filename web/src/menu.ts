@@ -81,6 +81,7 @@ export function buildMenu(root: HTMLElement, get: () => Settings, set: (s: Setti
     selects.set(c.field, select);
   }
   const stats = document.createElement('label');
+  stats.className = 'inline';
   const box = document.createElement('input');
   box.type = 'checkbox';
   box.id = 'setting-stats';
