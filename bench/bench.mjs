@@ -13,6 +13,7 @@
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
 //   BENCH_VIEWER_SECONDS  measurement window per viewer count (default 10)
+//   BENCH_PSNR_WAIT_MS  wait after freezing the probe before the PSNR grab (default 1000); BENCH_NO_PSNR=1 skips it
 //   BENCH_SMOKE=1    Kelpie alone, bars, 5 s; exits 1 if nothing was measured; writes no docs
 //   BENCH_OUT        folder for results.json (default bench/out)
 //   BENCH_DOC        Markdown file written at the end (default docs/benchmarks.md)
@@ -21,6 +22,7 @@ import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync, mkdtem
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { psnr, parseXwd } from './quality.mjs';
 import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep } from '../tests/e2e/lib.mjs';
 import { stats } from '../tests/lib/stats.mjs';
 import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
@@ -256,6 +258,16 @@ const systems = {
       serverRoots: [k.proc.pid],
       exclude: ['Xvfb', 'kelpie-probe'],
       serverBytes: metric,
+      // The probe Kelpie started, and its X display (and X authority) from its environment.
+      probe() {
+        const table = procTable();
+        const pid = treePids([k.proc.pid], [], table).find((p) => table.get(p)?.comm === 'kelpie-probe');
+        if (!pid) throw new Error('kelpie-probe not found under kelpie');
+        const env = Object.fromEntries(
+          readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        );
+        return { pid, display: env.DISPLAY, xauthority: env.XAUTHORITY };
+      },
       async ready(page) {
         await waitForState(page, 'streaming', 30000);
       },
@@ -298,6 +310,7 @@ const systems = {
       serverRoots: [s.pid],
       exclude: [],
       serverBytes: async () => tcpSentBytes(port),
+      probe: () => ({ pid: probe.pid, display: x.display }),
       ready: (page) => waitCanvasStamp(page, 45000),
       stop,
       log: () => s.log(),
@@ -333,6 +346,7 @@ const systems = {
       serverRoots: [vnc.pid, ws.pid],
       exclude: [],
       serverBytes: async () => tcpSentBytes(web),
+      probe: () => ({ pid: probe.pid, display: x.display }),
       ready: (page) => waitCanvasStamp(page, 30000),
       stop,
       log: () => `${vnc.log()}\n${ws.log()}`,
@@ -473,6 +487,55 @@ async function rtpBytes(page) {
 
 
 // ---------------------------------------------------------------------------------------------
+// Picture quality: freeze the probe (SIGSTOP: it draws nothing more, its last frame stays on the
+// X display), wait QUALITY_WAIT_MS, then compare the browser's full-resolution picture with the
+// X root window (`xwd -root`), leaving out the timestamp strip; SIGCONT afterwards.
+
+const QUALITY_WAIT_MS = Number(process.env.BENCH_PSNR_WAIT_MS ?? 1000);
+
+async function measureQuality(systemName, sys, page) {
+  const probe = sys.probe();
+  process.kill(probe.pid, 'SIGSTOP');
+  try {
+    await sleep(QUALITY_WAIT_MS);
+    const got = await page.evaluate((isKelpie) => {
+      let src = null;
+      if (isKelpie) {
+        const k = window.kelpie;
+        src = k.canvas && !k.canvas.hidden ? k.canvas : k.video;
+      } else src = window.__benchSource();
+      if (!src) throw new Error('no picture element on the page');
+      const isVideo = src.tagName === 'VIDEO';
+      const w = isVideo ? src.videoWidth : src.width;
+      const h = isVideo ? src.videoHeight : src.height;
+      const c = document.createElement('canvas');
+      c.width = w;
+      c.height = h;
+      const ctx = c.getContext('2d', { willReadFrequently: true });
+      ctx.drawImage(src, 0, 0, w, h);
+      const d = ctx.getImageData(0, 0, w, h).data;
+      let s = '';
+      for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+      return { w, h, src: src.tagName, b64: btoa(s) };
+    }, systemName === 'kelpie');
+    const dump = execFileSync('xwd', ['-root', '-silent', '-display', probe.display], {
+      env: { ...process.env, DISPLAY: probe.display, ...(probe.xauthority ? { XAUTHORITY: probe.xauthority } : {}) },
+      maxBuffer: 64 << 20,
+    });
+    const ref = parseXwd(dump);
+    if (got.w !== ref.width || got.h !== ref.height) throw new Error(`received ${got.w}x${got.h} (${got.src}), display ${ref.width}x${ref.height}`);
+    const recv = Buffer.from(got.b64, 'base64');
+    if (process.env.BENCH_SCREENSHOTS) {
+      writeFileSync(join(OUT, `${systemName}-quality-received.rgba`), recv);
+      writeFileSync(join(OUT, `${systemName}-quality-source.xwd`), dump);
+    }
+    return psnr(ref.data, recv, ref.width, ref.height, { x: 0, y: 0, width: 928, height: 16 });
+  } finally {
+    process.kill(probe.pid, 'SIGCONT');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // One run.
 
 async function runOne(systemName, workload) {
@@ -533,6 +596,13 @@ async function runOne(systemName, workload) {
     // Bandwidth: for WebSocket systems the server's TCP bytes on its web port (a worker's
     // WebSocket is invisible to the page's DevTools session); for WebRTC, getStats() RTP bytes.
     result.mbps = sys.transport === 'websocket' ? result.serverMbps : result.browserMbps;
+    if (workload !== 'static' && !process.env.BENCH_NO_PSNR) {
+      try {
+        result.psnr = await measureQuality(systemName, sys, page);
+      } catch (e) {
+        log(`${systemName} × ${workload}: no PSNR: ${e.message}`);
+      }
+    }
     log(`${systemName} × ${workload}: ${JSON.stringify(result)}`);
     if (process.env.BENCH_SCREENSHOTS) await page.screenshot({ path: join(OUT, `${systemName}-${workload}.png`) });
     return result;
@@ -869,6 +939,7 @@ function peersBlock(results, meta) {
   lines.push('- **CPU ms/frame**: server CPU time per delivered frame (CPU % × 10 / fps).');
   lines.push('- **Mbit/s**: for WebRTC systems, RTP payload bytes received by the browser (`getStats()`, `inbound-rtp bytesReceived`); for WebSocket systems, the bytes the server sent on its web port (kernel `tcp_info` `bytes_sent` from `ss -ti`: WebSocket payload and framing). Neither counts IP/UDP/TCP headers.');
   lines.push('- **peak RSS**: sum of `VmHWM` of the server processes at the end of the run.');
+  lines.push("- **PSNR dB** (motion workloads): picture quality of a still frame. After the measured seconds the harness stops kelpie-probe (`SIGSTOP`: its last frame stays on the X display), waits 1 s, then compares the browser's picture at full resolution (the whole `<video>` drawn at its intrinsic size, or the whole noVNC canvas, read with `getImageData`) with the display's root window (`xwd -root`): PSNR over R, G and B of all 1920x1080 pixels except the 928x16 timestamp strip, then `SIGCONT`. ∞: identical pictures. What a viewer sees 1 s after the screen stops changing: a lossless system still sending the last frame (VNC on `noise`) scores low, and full-screen noise has no detail a video codec can keep at these bit rates (a flat grey scores about 10.8 dB).");
   lines.push('- The **static** workload (a 928x16 timestamp changing once a second on a grey screen) shows only CPU, bandwidth and memory: what an idle-looking desktop costs.');
   lines.push('');
   lines.push('## Kelpie relative to each peer');

@@ -48,6 +48,12 @@ export function fmtMbps(x) {
   return x < 10 ? x.toFixed(2) : x.toFixed(1);
 }
 
+/** PSNR in dB with one decimal; the cap (identical pictures) shows as ∞. */
+export function fmtPsnr(x) {
+  if (!isNum(x)) return '–';
+  return x >= 99 ? '∞' : x.toFixed(1);
+}
+
 export function fmtRatio(r) {
   return isNum(r) ? `${r.toFixed(2)}×` : '–';
 }
@@ -58,7 +64,7 @@ export function fmtRatio(r) {
  */
 export function tableRow(r) {
   const sys = SYSTEM_NAMES[r.system] ?? r.system;
-  if (r.error) return `| ${sys} | ${r.workload} | failed: ${String(r.error).replace(/\|/g, '/').slice(0, 80)} | | | | | | | |`;
+  if (r.error) return `| ${sys} | ${r.workload} | failed: ${String(r.error).replace(/\|/g, '/').slice(0, 80)} | | | | | | | | |`;
   const moving = r.workload !== 'static';
   const cols = [
     sys,
@@ -71,13 +77,14 @@ export function tableRow(r) {
     moving ? fmt(cpuMsPerFrame(r.cpu, r.fps), 1) : '–',
     fmtMbps(r.mbps),
     fmt(r.rssMiB, 0),
+    moving ? fmtPsnr(r.psnr) : '–',
   ];
   return `| ${cols.join(' | ')} |`;
 }
 
 export const TABLE_HEADER = [
-  '| System | Workload | fps | p50 ms | p90 ms | p99 ms | server CPU % | CPU ms/frame | Mbit/s | peak RSS MiB |',
-  '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+  '| System | Workload | fps | p50 ms | p90 ms | p99 ms | server CPU % | CPU ms/frame | Mbit/s | peak RSS MiB | PSNR dB |',
+  '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
 ];
 
 export function resultsTable(results) {

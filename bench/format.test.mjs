@@ -45,11 +45,13 @@ test('ratio and fmtRatio', () => {
 });
 
 test('tableRow: moving workload shows every column', () => {
-  assert.equal(tableRow(kBars), '| Kelpie (WebRTC, x264) | bars | 50.0 | 30.0 | 40.0 | 60.0 | 50 | 10.0 | 2.00 | 70 |');
+  assert.equal(tableRow(kBars), '| Kelpie (WebRTC, x264) | bars | 50.0 | 30.0 | 40.0 | 60.0 | 50 | 10.0 | 2.00 | 70 | – |');
+  assert.equal(tableRow({ ...kBars, psnr: 38.04 }).split(' | ').at(-1), '38.0 |');
+  assert.equal(tableRow({ ...kBars, psnr: 99 }).split(' | ').at(-1), '∞ |');
 });
 
 test('tableRow: static workload shows only CPU, bandwidth and memory', () => {
-  assert.equal(tableRow(kStatic), '| Kelpie (WebRTC, x264) | static | – | – | – | – | 2 | – | 0.10 | 60 |');
+  assert.equal(tableRow(kStatic), '| Kelpie (WebRTC, x264) | static | – | – | – | – | 2 | – | 0.10 | 60 | – |');
 });
 
 test('tableRow: a failed run says so, without breaking the table', () => {
