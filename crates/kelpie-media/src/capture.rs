@@ -151,6 +151,62 @@ pub struct CapturedRect<'a> {
     pub bgrx: &'a [u8],
 }
 
+/// The pointer's image and where it is drawn (XFixes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorShot {
+    /// Screen rectangle the image covers (may reach past the screen's edges).
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Image width.
+    pub w: u32,
+    /// Image height.
+    pub h: u32,
+    /// Changes whenever the image does.
+    pub serial: u32,
+    /// Premultiplied ARGB pixels, row by row.
+    pub argb: Vec<u32>,
+}
+
+impl CursorShot {
+    /// The screen rectangle under the image, clipped to a `width` x `height` screen.
+    pub fn rect(&self, width: u32, height: u32) -> Option<Rect> {
+        let x0 = self.x.max(0) as u32;
+        let y0 = self.y.max(0) as u32;
+        let x1 = (self.x + self.w as i32).clamp(0, width as i32) as u32;
+        let y1 = (self.y + self.h as i32).clamp(0, height as i32) as u32;
+        (x1 > x0 && y1 > y0).then_some(Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 })
+    }
+
+    /// Blends the image over `bgrx` (rows of `rect.w * 4` bytes covering `rect`).
+    pub fn blend_into(&self, rect: Rect, bgrx: &mut [u8]) {
+        for row in 0..self.h as i32 {
+            let sy = self.y + row;
+            if sy < rect.y as i32 || sy >= (rect.y + rect.h) as i32 {
+                continue;
+            }
+            for col in 0..self.w as i32 {
+                let sx = self.x + col;
+                if sx < rect.x as i32 || sx >= (rect.x + rect.w) as i32 {
+                    continue;
+                }
+                let p = self.argb[(row as u32 * self.w + col as u32) as usize];
+                let a = p >> 24;
+                if a == 0 {
+                    continue;
+                }
+                let i = (((sy as u32 - rect.y) * rect.w + (sx as u32 - rect.x)) * 4) as usize;
+                let inv = 255 - a;
+                for (c, shift) in [(0usize, 0u32), (1, 8), (2, 16)] {
+                    let src = (p >> shift) & 0xff;
+                    let dst = u32::from(bgrx[i + c]);
+                    bgrx[i + c] = (src + (dst * inv + 127) / 255).min(255) as u8;
+                }
+            }
+        }
+    }
+}
+
 /// Captures the root window of an X display.
 pub struct Capturer {
     conn: RustConnection,
@@ -227,6 +283,19 @@ impl Capturer {
     /// reopened (its shared memory and the encoder are sized for the old screen).
     pub fn resized(&self) -> bool {
         self.resized
+    }
+
+    /// The pointer's current image and position.
+    pub fn cursor(&mut self) -> Result<CursorShot, MediaError> {
+        let r = self.conn.xfixes_get_cursor_image().map_err(lost)?.reply().map_err(lost)?;
+        Ok(CursorShot {
+            x: i32::from(r.x) - i32::from(r.xhot),
+            y: i32::from(r.y) - i32::from(r.yhot),
+            w: u32::from(r.width),
+            h: u32::from(r.height),
+            serial: r.cursor_serial,
+            argb: r.cursor_image,
+        })
     }
 
     /// Size of the captured screen.
@@ -334,6 +403,23 @@ mod tests {
 
     fn r(x: u32, y: u32, w: u32, h: u32) -> Rect {
         Rect { x, y, w, h }
+    }
+
+    #[test]
+    fn cursor_blends_over_the_picture_and_clips() {
+        // A 2x1 cursor: opaque white, then half-transparent black (premultiplied).
+        let c = CursorShot { x: 1, y: 0, w: 2, h: 1, serial: 1, argb: vec![0xffff_ffff, 0x8000_0000] };
+        let rect = Rect { x: 0, y: 0, w: 2, h: 2 };
+        let mut px = vec![100u8; 2 * 2 * 4];
+        c.blend_into(rect, &mut px);
+        assert_eq!(&px[0..3], &[100, 100, 100], "left of the cursor untouched");
+        assert_eq!(&px[4..7], &[255, 255, 255], "opaque white");
+        assert_eq!(&px[8..11], &[100, 100, 100], "next row untouched");
+        assert_eq!(c.rect(2, 2), Some(Rect { x: 1, y: 0, w: 1, h: 1 }), "clipped to the screen");
+        let mut px = vec![200u8; 4 * 4];
+        let c2 = CursorShot { x: 0, y: 0, w: 1, h: 1, serial: 2, argb: vec![0x8000_0000] };
+        c2.blend_into(Rect { x: 0, y: 0, w: 4, h: 1 }, &mut px);
+        assert_eq!(px[0], 100, "half-transparent black halves the value");
     }
 
     #[test]

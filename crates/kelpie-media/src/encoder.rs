@@ -161,6 +161,8 @@ pub struct EncoderSettings {
     pub bitrate_kbps: u32,
     /// Encoder threads (capped at 4: Chromium misbehaves with more slices).
     pub threads: u32,
+    /// Draw the pointer into the picture (instead of the browser drawing it).
+    pub cursor_in_video: bool,
 }
 
 /// One encoded access unit.
@@ -362,7 +364,7 @@ mod tests {
         assert!(spec.is_available(), "{element} must be installed for this test ({})", spec.package);
         let out = Arc::new(Mutex::new(Vec::new()));
         let o = out.clone();
-        let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2 };
+        let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2, cursor_in_video: false };
         let enc = Encoder::start(spec, 320, 240, settings, move |f| {
             o.lock().unwrap().push((f.keyframe, f.data.len(), f.pts))
         })

@@ -12,7 +12,7 @@ use kelpie_protocol::VideoCodec;
 use tokio::sync::broadcast;
 
 use crate::MediaError;
-use crate::capture::{Capturer, coalesce};
+use crate::capture::{Capturer, CursorShot, Rect, coalesce};
 use crate::convert::I420Frame;
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
 
@@ -97,7 +97,7 @@ impl VideoStream {
             .spawn(move || {
                 let (mut capturer, mut encoder) = (capturer, encoder);
                 loop {
-                    match capture_loop(&mut capturer, &encoder, &ctl, &cnt) {
+                    match capture_loop(&mut capturer, &encoder, &ctl, &cnt, settings.cursor_in_video) {
                         Ok(Exit::Stopped) => return,
                         // The screen changed size: a new capture and encoder at the new size
                         // feed the same broadcast, so viewers stay connected; the first frame
@@ -109,6 +109,7 @@ impl VideoStream {
                                     fps: ctl.fps.load(Ordering::Relaxed),
                                     bitrate_kbps: ctl.bitrate_kbps.load(Ordering::Relaxed),
                                     threads: settings.threads,
+                                    cursor_in_video: settings.cursor_in_video,
                                 };
                                 Ok((cap, start_encoder(w & !1, h & !1, settings)?))
                             });
@@ -205,8 +206,13 @@ fn capture_loop(
     encoder: &Encoder,
     ctl: &Control,
     counters: &StreamCounters,
+    cursor_in_video: bool,
 ) -> Result<Exit, MediaError> {
     let (w, h) = encoder.size();
+    // With the pointer drawn into the picture: where it was last drawn, and a scratch
+    // buffer for rectangles it covers.
+    let mut drawn_cursor: Option<CursorShot> = None;
+    let mut scratch: Vec<u8> = Vec::new();
     let mut frame = I420Frame::new(w, h);
     let mut first = true;
     let mut next_allowed = Instant::now();
@@ -231,20 +237,40 @@ fn capture_loop(
         if cap.resized() {
             return Ok(Exit::Resized);
         }
-        if !(first || damaged || keyframe_due || settle_left > 0) {
-            cap.wait_for_damage(IDLE_POLL)?;
+        // The pointer is not in the framebuffer: a move or a new shape is a change of the
+        // picture only when it is drawn in.
+        let cursor = if cursor_in_video { Some(cap.cursor()?) } else { None };
+        let cursor_moved = cursor_in_video && cursor != drawn_cursor;
+        if !(first || damaged || keyframe_due || settle_left > 0 || cursor_moved) {
+            let fps = ctl.fps.load(Ordering::Relaxed).max(1);
+            let poll = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
+            cap.wait_for_damage(poll)?;
             continue;
         }
         if now < next_allowed {
             std::thread::sleep(next_allowed - now);
             continue;
         }
-        let rects = cap.take_damage(first)?;
+        let mut rects = cap.take_damage(first)?;
+        if cursor_moved {
+            // Repaint where the pointer was (from the framebuffer) and where it is now.
+            rects.extend(drawn_cursor.as_ref().and_then(|c| c.rect(w, h)));
+            rects.extend(cursor.as_ref().and_then(|c| c.rect(w, h)));
+        }
         let changed = !rects.is_empty();
         let changed_area: u64 = rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         for rect in coalesce(&rects, w, h, 8) {
             match cap.grab(rect) {
-                Ok(img) => frame.write_bgrx(img.rect, img.bgrx),
+                Ok(img) => match cursor.as_ref() {
+                    Some(c) if c.rect(w, h).is_some_and(|r| overlaps(r, img.rect)) => {
+                        scratch.clear();
+                        scratch.extend_from_slice(img.bgrx);
+                        let r = img.rect;
+                        c.blend_into(r, &mut scratch);
+                        frame.write_bgrx(r, &scratch);
+                    }
+                    _ => frame.write_bgrx(img.rect, img.bgrx),
+                },
                 Err(e) => {
                     // A shrinking screen can make a damaged rectangle vanish before its
                     // ConfigureNotify is read.
@@ -271,11 +297,18 @@ fn capture_loop(
             settle_left = settle_left.saturating_sub(1);
         }
         first = false;
+        if cursor_in_video {
+            drawn_cursor = cursor;
+        }
         encoder.push(frame.as_bytes(), now, keyframe)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
         next_allowed = now + Duration::from_secs(1) / fps;
     }
     Ok(Exit::Stopped)
+}
+
+fn overlaps(a: Rect, b: Rect) -> bool {
+    a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
 }
 
 /// A subscription to a running stream. Dropping the last one stops the stream.

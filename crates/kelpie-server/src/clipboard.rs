@@ -99,6 +99,21 @@ pub fn start(state: &Arc<AppState>, display: &str) {
             Err(e) => tracing::warn!("clipboard sharing is off: {e}"),
         }
     }
+    if state.cursor_in_video {
+        // The pointer is drawn into the picture: the browser's own cursor is hidden.
+        let hidden = Arc::new(CursorImage {
+            serial: 0,
+            width: 1,
+            height: 1,
+            hot_x: 0,
+            hot_y: 0,
+            argb: vec![0],
+            png: Vec::new(),
+            hidden: true,
+        });
+        *state.clipboard.cursor.lock().unwrap() = Some(hidden);
+        return;
+    }
     let weak: Weak<AppState> = Arc::downgrade(state);
     let watched = kelpie_clipboard::cursor::watch(display, move |c| {
         if let Some(state) = weak.upgrade() {

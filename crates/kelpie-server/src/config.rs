@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_parser = parse_size)]
     pub max_size: Size,
 
+    /// Draw the remote pointer into the video instead of showing it as the browser's cursor
+    /// (for recordings and screenshots; the pointer then moves with network delay).
+    #[arg(long, env = "KELPIE_CURSOR_IN_VIDEO")]
+    pub cursor_in_video: bool,
+
     /// Program to run on the embedded display instead of the demo desktop (a shell command).
     #[arg(long, env = "KELPIE_APP")]
     pub app: Option<String>,

@@ -58,6 +58,8 @@ pub struct AppState {
     pub display_size: std::sync::Mutex<(u32, u32)>,
     /// Whether viewers may resize the display.
     pub resize: bool,
+    /// Whether the pointer is drawn into the picture.
+    pub cursor_in_video: bool,
     /// Keyboard and mouse injection.
     pub input: input::InputService,
     /// The session's sound, when it has any.
@@ -125,6 +127,7 @@ impl Server {
             fps: config.fps,
             bitrate_kbps: config.bitrate,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get() as u32).min(4),
+            cursor_in_video: config.cursor_in_video,
         };
         let source = Arc::new(VideoSource::new(&display, &config.encoder, settings)?);
         let display_size = {
@@ -157,6 +160,7 @@ impl Server {
             webrtc,
             metrics: Metrics::default(),
             display_size: std::sync::Mutex::new(display_size),
+            cursor_in_video: config.cursor_in_video,
             resize: match config.resize {
                 config::ResizeMode::On => true,
                 config::ResizeMode::Off => false,
