@@ -92,7 +92,7 @@ export async function launchBrowser(extraArgs = []) {
 export async function openViewer(
   browser,
   url,
-  { width = 1280, height = 720, deviceScaleFactor = 1, timeoutMs = 20000 } = {},
+  { width = 1280, height = 720, deviceScaleFactor = 1, timeoutMs = 30000 } = {},
 ) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor });
   const page = await context.newPage();

@@ -113,16 +113,7 @@ pub(crate) fn run(o: &LogOptions) -> Result<()> {
     if !o.quiet {
         eprintln!("kelpie-probe: input-log: {count} events");
     }
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(XFail::Closed(e)) => {
-            if !o.quiet {
-                eprintln!("kelpie-probe: X connection closed ({e})");
-            }
-            Ok(())
-        }
-        Err(XFail::Other(e)) => Err(e),
-    }
+    crate::finish(outcome, o.quiet)
 }
 
 fn log_loop(

@@ -835,10 +835,15 @@ fn run(o: &Options) -> Result<()> {
             stats.skipped
         );
     }
+    finish(outcome, o.quiet)
+}
+
+/// The end of a drawing or logging loop: the X server going away is a normal end.
+fn finish(outcome: XResult<()>, quiet: bool) -> Result<()> {
     match outcome {
         Ok(()) => Ok(()),
         Err(XFail::Closed(e)) => {
-            if !o.quiet {
+            if !quiet {
                 eprintln!("kelpie-probe: X connection closed ({e})");
             }
             Ok(())

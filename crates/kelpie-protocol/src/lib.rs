@@ -306,6 +306,13 @@ pub struct CursorInfo {
     pub hidden: bool,
 }
 
+impl CursorInfo {
+    /// A cursor the client has already been sent: the serial alone.
+    pub fn cached(serial: u32) -> Self {
+        Self { serial, png: None, hot_x: None, hot_y: None, width: None, height: None, hidden: false }
+    }
+}
+
 fn default_dpi() -> u32 {
     96
 }
@@ -589,15 +596,7 @@ mod tests {
         );
         assert!(ClientMessage::parse(&big).is_err());
         const { assert!(CLIPBOARD_CHUNK_BASE64 + 200 < MAX_SIGNAL_MESSAGE) };
-        let c = ServerMessage::Cursor(CursorInfo {
-            serial: 7,
-            png: None,
-            hot_x: None,
-            hot_y: None,
-            width: None,
-            height: None,
-            hidden: false,
-        });
+        let c = ServerMessage::Cursor(CursorInfo::cached(7));
         assert_eq!(c.to_json(), r#"{"type":"cursor","serial":7}"#);
     }
 

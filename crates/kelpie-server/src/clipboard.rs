@@ -142,15 +142,7 @@ pub fn chunks(seq: u32, mime: Mime, data: &[u8]) -> Vec<ClipboardChunk> {
 /// The `cursor` message for one viewer: the image the first time it sees `serial`.
 pub(crate) fn cursor_message(sent: &mut HashSet<u32>, c: &CursorImage) -> ServerMessage {
     if !sent.insert(c.serial) {
-        return ServerMessage::Cursor(CursorInfo {
-            serial: c.serial,
-            png: None,
-            hot_x: None,
-            hot_y: None,
-            width: None,
-            height: None,
-            hidden: false,
-        });
+        return ServerMessage::Cursor(CursorInfo::cached(c.serial));
     }
     if sent.len() > 1024 {
         // A long session with ever-new cursors: start the viewer's cache over.
