@@ -290,9 +290,11 @@ fn capture_loop(
             // more frames of the still picture bring it to full quality.
             settle_left = (fps / 10).max(3);
         } else if changed {
-            // A small change (a clock, a cursor blink, typing) gets all of a frame's bits
-            // and needs no refinement: encoding the whole screen again would be waste.
-            settle_left = settle_left.min(1);
+            // A small change (a clock, a cursor blink, typing) gets all of a frame's bits and
+            // needs no refinement, but one more frame must follow it: Chromium's receiver
+            // shows a frame only once the next one has arrived, so a lone change would wait
+            // on screen for the next change.
+            settle_left = settle_left.max(1);
         } else {
             settle_left = settle_left.saturating_sub(1);
         }
