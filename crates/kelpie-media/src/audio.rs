@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 
 use crate::MediaError;
 use crate::encoder::init;
+use crate::pipeline::{bus_error, element, launch};
 
 /// Opus frame length Kelpie asks for.
 pub const FRAME: Duration = Duration::from_millis(10);
@@ -145,14 +146,8 @@ impl AudioSource {
             dev = s.device,
             bps = s.bitrate_kbps.clamp(6, 510) * 1000,
         );
-        let pipeline = gst::parse::launch(&desc)
-            .map_err(|e| MediaError::Pipeline(format!("cannot build the audio pipeline: {e}")))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| MediaError::Pipeline("audio pipeline description did not make a pipeline".into()))?;
-        let appsink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| MediaError::Pipeline("appsink missing".into()))?;
+        let pipeline = launch(&desc, "audio")?;
+        let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
         let (tx, _) = broadcast::channel(DEPTH);
         let sink_tx = tx.clone();
         let counters = self.counters.clone();
@@ -191,17 +186,6 @@ impl AudioSource {
     }
 }
 
-fn bus_error(pipeline: &gst::Pipeline) -> String {
-    pipeline
-        .bus()
-        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-        .map(|m| match m.view() {
-            gst::MessageView::Error(e) => format!("{} ({})", e.error(), e.debug().unwrap_or_default()),
-            _ => String::new(),
-        })
-        .unwrap_or_default()
-}
-
 /// Decodes one viewer's Opus microphone packets into a PulseAudio sink.
 pub struct MicPlayer {
     pipeline: gst::Pipeline,
@@ -226,14 +210,8 @@ impl MicPlayer {
              ! pulsesink device=\"{sink}\" {server} sync=false buffer-time=60000 latency-time=10000 \
              client-name=kelpie-microphone"
         );
-        let pipeline = gst::parse::launch(&desc)
-            .map_err(|e| MediaError::Pipeline(format!("cannot build the microphone pipeline: {e}")))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| MediaError::Pipeline("microphone pipeline did not make a pipeline".into()))?;
-        let appsrc = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| MediaError::Pipeline("appsrc missing".into()))?;
+        let pipeline = launch(&desc, "microphone")?;
+        let appsrc: gst_app::AppSrc = element(&pipeline, "src")?;
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             MediaError::Pipeline(format!("the microphone pipeline failed to start: {}", bus_error(&pipeline)))
         })?;

@@ -13,6 +13,7 @@ use gstreamer_app as gst_app;
 use kelpie_protocol::VideoCodec;
 
 use crate::MediaError;
+use crate::pipeline::{bus_error, element, launch};
 
 /// One encoder element Kelpie knows how to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,19 +220,10 @@ impl Encoder {
             fps = settings.fps,
             enc = spec.launch_fragment(&settings),
         );
-        let pipeline = gst::parse::launch(&desc)
-            .map_err(|e| MediaError::Pipeline(format!("cannot build the {} pipeline: {e}", spec.element)))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| MediaError::Pipeline("pipeline description did not make a pipeline".into()))?;
-        let appsrc = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| MediaError::Pipeline("appsrc missing".into()))?;
-        let appsink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| MediaError::Pipeline("appsink missing".into()))?;
-        let enc = pipeline.by_name("enc").ok_or_else(|| MediaError::Pipeline("encoder missing".into()))?;
+        let pipeline = launch(&desc, spec.element)?;
+        let appsrc: gst_app::AppSrc = element(&pipeline, "src")?;
+        let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
+        let enc: gst::Element = element(&pipeline, "enc")?;
         let start = Instant::now();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -261,15 +253,11 @@ impl Encoder {
                 .build(),
         );
         pipeline.set_state(gst::State::Playing).map_err(|_| {
-            let detail = pipeline
-                .bus()
-                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-                .map(|m| match m.view() {
-                    gst::MessageView::Error(e) => e.error().to_string(),
-                    _ => String::new(),
-                })
-                .unwrap_or_default();
-            MediaError::Pipeline(format!("the {} encoder failed to start: {detail}", spec.element))
+            MediaError::Pipeline(format!(
+                "the {} encoder failed to start: {}",
+                spec.element,
+                bus_error(&pipeline)
+            ))
         })?;
         Ok(Self {
             spec,

@@ -8,6 +8,7 @@ pub mod audio;
 pub mod capture;
 pub mod convert;
 pub mod encoder;
+mod pipeline;
 pub mod stream;
 
 pub use audio::{AudioFrame, AudioSettings, AudioSource, AudioSubscription, MicPlayer};
