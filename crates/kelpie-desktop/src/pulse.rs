@@ -8,7 +8,9 @@
 //!
 //! With an existing display the server named by the environment (`PULSE_SERVER`,
 //! `XDG_RUNTIME_DIR`) is used, and the microphone modules are loaded into it with `pactl`
-//! (and unloaded on exit).
+//! (and unloaded on exit, when the default source the user had is restored). Their names
+//! are `kelpie_mic` / `kelpie_mic_in` unless those are taken (another Kelpie on the same
+//! server, or one that was killed before it could clean up), then `kelpie_mic_2` and so on.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,12 @@ pub struct Pulse {
     dir: Option<PathBuf>,
     /// Modules loaded into a server we did not start.
     modules: Vec<String>,
+    /// The sink viewers' microphones play into, when the microphone is set up.
+    mic_sink: Option<String>,
+    /// The source programs record the microphone from (the default source).
+    mic_source: Option<String>,
+    /// The default source before Kelpie replaced it (existing server), restored on exit.
+    previous_source: Option<String>,
 }
 
 impl Pulse {
@@ -103,20 +111,36 @@ impl Pulse {
             std::thread::sleep(Duration::from_millis(20));
         }
         let server = format!("unix:{}", socket.display());
-        let pulse = Self { server: Some(server), child: Some(child), dir: Some(dir), modules: Vec::new() };
+        let mut pulse = Self::none();
+        (pulse.server, pulse.child, pulse.dir) = (Some(server), Some(child), Some(dir));
         // The socket appears before the modules after it are loaded; pactl waits for them.
         pulse.pactl(&["set-default-sink", OUT_SINK])?;
         if microphone {
             pulse.pactl(&["set-default-source", MIC_SOURCE])?;
+            pulse.mic_sink = Some(MIC_SINK.to_string());
+            pulse.mic_source = Some(MIC_SOURCE.to_string());
         }
         tracing::info!("started PulseAudio at {}", pulse.server.as_deref().unwrap_or(""));
         Ok(pulse)
     }
 
+    fn none() -> Self {
+        Self {
+            server: None,
+            child: None,
+            dir: None,
+            modules: Vec::new(),
+            mic_sink: None,
+            mic_source: None,
+            previous_source: None,
+        }
+    }
+
     /// Uses the server named by the environment. With `microphone`, adds the microphone
-    /// source to it (needs `pactl`, Debian package pulseaudio-utils).
+    /// source to it and makes it the default source (needs `pactl`, Debian package
+    /// pulseaudio-utils); without `pactl` or when the server refuses, there is no microphone.
     pub fn existing(microphone: bool) -> Self {
-        let mut pulse = Self { server: None, child: None, dir: None, modules: Vec::new() };
+        let mut pulse = Self::none();
         if microphone {
             if which("pactl").is_none() {
                 tracing::warn!(
@@ -125,26 +149,68 @@ impl Pulse {
                 );
                 return pulse;
             }
-            let sink = format!("sink_name={MIC_SINK}");
-            let remap = format!("master={MIC_SINK}.monitor");
-            let source = format!("source_name={MIC_SOURCE}");
-            for args in [
-                &["load-module", "module-null-sink", &sink, "rate=48000", "channels=1"][..],
-                &["load-module", "module-remap-source", &remap, &source, "channels=1", "channel_map=mono"][..],
-            ] {
-                match pulse.pactl_output(args) {
-                    Ok(id) => pulse.modules.push(id.trim().to_string()),
-                    Err(e) => {
-                        tracing::warn!("cannot add the microphone source to PulseAudio: {e}");
-                        return pulse;
-                    }
-                }
-            }
-            if let Err(e) = pulse.pactl(&["set-default-source", MIC_SOURCE]) {
-                tracing::warn!("cannot make {MIC_SOURCE} the default source: {e}");
+            if let Err(e) = pulse.add_microphone() {
+                tracing::warn!("cannot add the microphone source to PulseAudio, running without it: {e}");
+                pulse.remove_microphone();
             }
         }
         pulse
+    }
+
+    /// Loads the microphone's null sink and remapped source into an existing server under
+    /// names nobody uses yet and makes the source the default.
+    fn add_microphone(&mut self) -> Result<(), String> {
+        let sinks = self.pactl_output(&["list", "short", "sinks"])?;
+        let sources = self.pactl_output(&["list", "short", "sources"])?;
+        let (sink, source) = free_mic_names(&short_list_names(&sinks), &short_list_names(&sources))
+            .ok_or("every kelpie_mic name is taken")?;
+        self.previous_source = default_source(&self.pactl_output(&["info"])?);
+        let sink_arg = format!("sink_name={sink}");
+        let remap = format!("master={sink}.monitor");
+        let source_arg = format!("source_name={source}");
+        for args in [
+            &["load-module", "module-null-sink", &sink_arg, "rate=48000", "channels=1"][..],
+            &["load-module", "module-remap-source", &remap, &source_arg, "channels=1", "channel_map=mono"][..],
+        ] {
+            let id = self.pactl_output(args)?;
+            self.modules.push(id.trim().to_string());
+        }
+        self.mic_sink = Some(sink);
+        self.mic_source = Some(source.clone());
+        if let Err(e) = self.pactl(&["set-default-source", &source]) {
+            tracing::warn!("cannot make {source} the default source: {e}");
+        }
+        tracing::info!(
+            sink = self.mic_sink.as_deref().unwrap_or(""),
+            source = %source,
+            "viewers' microphones are the PulseAudio source {source}"
+        );
+        Ok(())
+    }
+
+    /// Gives the user's default source back and unloads what Kelpie loaded.
+    fn remove_microphone(&mut self) {
+        if let (Some(ours), Some(previous)) = (&self.mic_source, &self.previous_source) {
+            let still_ours = self.pactl_output(&["info"]).ok().and_then(|i| default_source(&i));
+            if still_ours.as_deref() == Some(ours.as_str()) && previous != ours {
+                let _ = self.pactl(&["set-default-source", previous]);
+            }
+        }
+        for id in std::mem::take(&mut self.modules).iter().rev() {
+            let _ = self.pactl(&["unload-module", id]);
+        }
+        self.mic_sink = None;
+        self.mic_source = None;
+    }
+
+    /// The sink viewers' microphones play into; `None` without a microphone.
+    pub fn mic_sink(&self) -> Option<&str> {
+        self.mic_sink.as_deref()
+    }
+
+    /// The source programs record viewers' microphones from; `None` without a microphone.
+    pub fn mic_source(&self) -> Option<&str> {
+        self.mic_source.as_deref()
     }
 
     /// `PULSE_SERVER` for programs of this session, when Kelpie runs the server.
@@ -190,11 +256,36 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The names (second column) of `pactl list short sinks|sources`.
+fn short_list_names(list: &str) -> Vec<&str> {
+    list.lines().filter_map(|l| l.split('\t').nth(1)).collect()
+}
+
+/// `Default Source:` of `pactl info`.
+fn default_source(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("Default Source:"))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The first free pair of `kelpie_mic` / `kelpie_mic_in`, `kelpie_mic_2` / `kelpie_mic_in_2`, ….
+fn free_mic_names(sinks: &[&str], sources: &[&str]) -> Option<(String, String)> {
+    (1..100).find_map(|n| {
+        let suffix = if n == 1 { String::new() } else { format!("_{n}") };
+        let sink = format!("{MIC_SINK}{suffix}");
+        let source = format!("{MIC_SOURCE}{suffix}");
+        let monitor = format!("{sink}.monitor");
+        let taken = sinks.contains(&sink.as_str())
+            || sources.contains(&source.as_str())
+            || sources.contains(&monitor.as_str());
+        (!taken).then_some((sink, source))
+    })
+}
+
 impl Drop for Pulse {
     fn drop(&mut self) {
-        for id in std::mem::take(&mut self.modules).iter().rev() {
-            let _ = self.pactl(&["unload-module", id]);
-        }
+        self.remove_microphone();
         if let Some(child) = self.child.as_mut() {
             crate::stop(child);
         }
@@ -219,7 +310,30 @@ mod tests {
         let info = pulse.pactl_output(&["info"]).unwrap();
         assert!(info.contains(&format!("Default Sink: {OUT_SINK}")), "{info}");
         assert!(info.contains(&format!("Default Source: {MIC_SOURCE}")), "{info}");
+        assert_eq!(pulse.mic_sink(), Some(MIC_SINK));
+        assert_eq!(pulse.mic_source(), Some(MIC_SOURCE));
         drop(pulse);
         assert!(!dir.exists(), "runtime directory removed");
+    }
+
+    #[test]
+    fn microphone_names_avoid_those_taken() {
+        let pair = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(free_mic_names(&["out"], &["out.monitor"]), pair("kelpie_mic", "kelpie_mic_in"));
+        assert_eq!(
+            free_mic_names(&["kelpie_mic"], &["kelpie_mic.monitor"]),
+            pair("kelpie_mic_2", "kelpie_mic_in_2")
+        );
+        // A source left behind alone also moves the pair on.
+        assert_eq!(
+            free_mic_names(&["kelpie_mic_2"], &["kelpie_mic_in"]),
+            pair("kelpie_mic_3", "kelpie_mic_in_3")
+        );
+        let list = "0\tsession_out\tmodule-null-sink.c\ts16le 2ch 48000Hz\tIDLE\n\
+                    1\tkelpie_mic\tmodule-null-sink.c\ts16le 1ch 48000Hz\tIDLE\n";
+        assert_eq!(short_list_names(list), ["session_out", "kelpie_mic"]);
+        let info = "Server Name: pulseaudio\nDefault Sink: out\nDefault Source: user_mic\n";
+        assert_eq!(default_source(info).as_deref(), Some("user_mic"));
+        assert_eq!(default_source("Default Source: \n"), None);
     }
 }

@@ -40,7 +40,9 @@ impl Sound {
             server: pulse.server().map(str::to_string),
             device: pulse::CAPTURE_DEVICE.to_string(),
             bitrate_kbps: config.audio_bitrate,
-            mic_sink: mic.then(|| pulse::MIC_SINK.to_string()),
+            // None when the microphone is off or could not be set up: the answer then says
+            // `sendonly` and the page offers no microphone.
+            mic_sink: pulse.mic_sink().map(str::to_string),
         };
         Self { pulse: Some(pulse), source: Some(Arc::new(AudioSource::new(settings))) }
     }
