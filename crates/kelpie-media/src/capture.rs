@@ -126,10 +126,10 @@ impl ShmSegment {
         }
     }
 
-    fn bytes(&self, len: usize) -> &[u8] {
-        assert!(len <= self.len);
+    fn bytes_at(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.len);
         // SAFETY: the mapping is `self.len` bytes long and lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.addr, len) }
+        unsafe { std::slice::from_raw_parts(self.addr.add(offset), len) }
     }
 }
 
@@ -141,14 +141,6 @@ impl Drop for ShmSegment {
             libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
         }
     }
-}
-
-/// Pixels of one captured rectangle: 32-bit BGRx rows of `rect.w * 4` bytes.
-pub struct CapturedRect<'a> {
-    /// Where on the screen these pixels are.
-    pub rect: Rect,
-    /// The pixels.
-    pub bgrx: &'a [u8],
 }
 
 /// The pointer's image and where it is drawn (XFixes).
@@ -351,33 +343,71 @@ impl Capturer {
         Ok(reply.rectangles.iter().map(to_rect).collect())
     }
 
-    /// Copies `rect` of the screen into shared memory and returns its pixels.
-    pub fn grab(&mut self, rect: Rect) -> Result<CapturedRect<'_>, MediaError> {
-        let reply = self
-            .conn
-            .shm_get_image(
-                self.root,
-                rect.x as i16,
-                rect.y as i16,
-                rect.w as u16,
-                rect.h as u16,
-                !0,
-                ImageFormat::Z_PIXMAP.into(),
-                self.shmseg,
-                0,
-            )
-            .map_err(lost)?
-            .reply()
-            .map_err(lost)?;
-        let len = rect.w as usize * rect.h as usize * 4;
-        if (reply.size as usize) < len {
-            return Err(MediaError::Capture(format!(
-                "X server returned {} bytes for a {}x{} image",
-                reply.size, rect.w, rect.h
-            )));
+    /// Copies `rects` of the screen into shared memory and hands each part's pixels (32-bit
+    /// BGRx rows of `rect.w * 4` bytes) to `each`, in order. Large rectangles are cut into bands of [`BAND_ROWS`] rows and all
+    /// requests are sent at once, so the X server copies the next band while `each` converts
+    /// the previous one. Rectangles must be even-aligned (see [`coalesce`]); bands are too.
+    pub fn grab_all(&mut self, rects: &[Rect], mut each: impl FnMut(Rect, &[u8])) -> Result<(), MediaError> {
+        let bands = rects.iter().flat_map(|r| bands(*r, BAND_ROWS));
+        let mut batch: Vec<(Rect, usize)> = Vec::new();
+        let mut pending = bands.peekable();
+        while pending.peek().is_some() {
+            batch.clear();
+            let mut used = 0usize;
+            // As many bands as fit in the segment side by side.
+            while let Some(&band) = pending.peek() {
+                let len = band.w as usize * band.h as usize * 4;
+                if used + len > self.shm.len && !batch.is_empty() {
+                    break;
+                }
+                batch.push((band, used));
+                used += len;
+                pending.next();
+            }
+            let mut cookies = Vec::with_capacity(batch.len());
+            for &(band, offset) in &batch {
+                cookies.push(
+                    self.conn
+                        .shm_get_image(
+                            self.root,
+                            band.x as i16,
+                            band.y as i16,
+                            band.w as u16,
+                            band.h as u16,
+                            !0,
+                            ImageFormat::Z_PIXMAP.into(),
+                            self.shmseg,
+                            offset as u32,
+                        )
+                        .map_err(lost)?,
+                );
+            }
+            for (cookie, &(band, offset)) in cookies.into_iter().zip(&batch) {
+                let reply = cookie.reply().map_err(lost)?;
+                let len = band.w as usize * band.h as usize * 4;
+                if (reply.size as usize) < len {
+                    return Err(MediaError::Capture(format!(
+                        "X server returned {} bytes for a {}x{} image",
+                        reply.size, band.w, band.h
+                    )));
+                }
+                each(band, self.shm.bytes_at(offset, len));
+            }
         }
-        Ok(CapturedRect { rect, bgrx: self.shm.bytes(len) })
+        Ok(())
     }
+}
+
+/// Rows per band of a grab: small enough that converting one band overlaps the X server
+/// copying the next, large enough that requests stay few (17 for 1080p).
+pub const BAND_ROWS: u32 = 64;
+
+/// Cuts `r` into bands of at most `rows` rows (`rows` even), top to bottom.
+pub fn bands(r: Rect, rows: u32) -> impl Iterator<Item = Rect> {
+    (0..r.h.div_ceil(rows)).map(move |i| {
+        let y = r.y + i * rows;
+        Rect { x: r.x, y, w: r.w, h: rows.min(r.y + r.h - y) }
+    })
 }
 
 impl Drop for Capturer {

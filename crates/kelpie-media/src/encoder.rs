@@ -284,6 +284,17 @@ impl Encoder {
     /// Queues one raw I420 frame captured at `captured`; if `keyframe`, the encoder is told
     /// to make it (or the next one) a keyframe with SPS/PPS.
     pub fn push(&self, i420: &[u8], captured: Instant, keyframe: bool) -> Result<(), MediaError> {
+        self.push_owned(i420.to_vec(), captured, keyframe)
+    }
+
+    /// As [`Encoder::push`], handing the frame's memory to the pipeline without a copy; it is
+    /// dropped once the encoder is done with it.
+    pub fn push_owned(
+        &self,
+        i420: impl AsMut<[u8]> + Send + 'static,
+        captured: Instant,
+        keyframe: bool,
+    ) -> Result<(), MediaError> {
         let pts =
             gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
         if keyframe {
@@ -294,7 +305,7 @@ impl Encoder {
                 pad.send_event(ev);
             }
         }
-        let mut buffer = gst::Buffer::from_mut_slice(i420.to_vec());
+        let mut buffer = gst::Buffer::from_mut_slice(i420);
         {
             let b = buffer.get_mut().expect("new buffer is writable");
             b.set_pts(pts);

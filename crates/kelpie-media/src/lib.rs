@@ -9,6 +9,7 @@ pub mod capture;
 pub mod convert;
 pub mod encoder;
 mod pipeline;
+pub mod pool;
 pub mod stream;
 
 pub use audio::{AudioFrame, AudioSettings, AudioSource, AudioSubscription, MicPlayer};

@@ -12,9 +12,9 @@ use kelpie_protocol::VideoCodec;
 use tokio::sync::broadcast;
 
 use crate::MediaError;
-use crate::capture::{Capturer, CursorShot, Rect, coalesce};
-use crate::convert::I420Frame;
+use crate::capture::{Capturer, CursorShot, Rect};
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
+use crate::pool::FramePool;
 
 /// Frames a subscriber may fall behind before it is told it lagged (then it skips to the
 /// next keyframe). About a second at 60 fps.
@@ -23,6 +23,53 @@ const BROADCAST_DEPTH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(50);
 /// Keyframes are made at most this often, however many viewers ask.
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// How long the capture waits after the first damage of a change, so that a client drawing
+/// a frame in several requests is captured whole rather than half-drawn.
+const DAMAGE_SETTLE: Duration = Duration::from_millis(1);
+
+/// Limits captures to the frame rate on average while letting each capture follow the
+/// damage that prompted it: a credit of frames refills at the frame rate up to
+/// [`Pacer::BURST`], and a capture spends one. A fixed grid of capture times (one frame-time
+/// after the last capture) would instead lock onto an arbitrary phase of an application
+/// drawing at the same rate and add up to a whole frame-time of latency to every frame.
+#[derive(Debug, Clone, Copy)]
+struct Pacer {
+    credit: f64,
+    at: Instant,
+    last_capture: Option<Instant>,
+}
+
+impl Pacer {
+    /// Most frames of credit kept.
+    const BURST: f64 = 2.0;
+
+    fn new(now: Instant) -> Self {
+        Self { credit: Self::BURST, at: now, last_capture: None }
+    }
+
+    fn refill(&mut self, now: Instant, fps: u32) {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * f64::from(fps.max(1));
+        self.credit = (self.credit + earned).min(Self::BURST);
+        self.at = self.at.max(now);
+    }
+
+    /// When the next capture may happen: enough credit, and at least half a frame-time
+    /// after the previous capture.
+    fn ready_at(&mut self, now: Instant, fps: u32) -> Instant {
+        self.refill(now, fps);
+        let frame = Duration::from_secs(1) / fps.max(1);
+        let for_credit = now + frame.mul_f64((1.0 - self.credit).max(0.0));
+        let for_gap = self.last_capture.map_or(now, |t| t + frame / 2);
+        for_credit.max(for_gap)
+    }
+
+    /// Spends one frame of credit on a capture at `now`.
+    fn capture(&mut self, now: Instant, fps: u32) {
+        self.refill(now, fps);
+        self.credit -= 1.0;
+        self.last_capture = Some(now);
+    }
+}
 
 /// Counters a stream keeps, for metrics and tests.
 #[derive(Debug, Default)]
@@ -213,9 +260,9 @@ fn capture_loop(
     // buffer for rectangles it covers.
     let mut drawn_cursor: Option<CursorShot> = None;
     let mut scratch: Vec<u8> = Vec::new();
-    let mut frame = I420Frame::new(w, h);
+    let mut pool = FramePool::new(w, h);
     let mut first = true;
-    let mut next_allowed = Instant::now();
+    let mut pacer = Pacer::new(Instant::now());
     let mut last_keyframe: Option<Instant> = None;
     // After the screen stops changing, a few more frames let the encoder refine the picture
     // to full quality; then nothing is sent until the next change.
@@ -244,11 +291,15 @@ fn capture_loop(
         if !(first || damaged || keyframe_due || settle_left > 0 || cursor_moved) {
             let fps = ctl.fps.load(Ordering::Relaxed).max(1);
             let poll = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
-            cap.wait_for_damage(poll)?;
+            if cap.wait_for_damage(poll)? {
+                std::thread::sleep(DAMAGE_SETTLE);
+            }
             continue;
         }
-        if now < next_allowed {
-            std::thread::sleep(next_allowed - now);
+        let fps = ctl.fps.load(Ordering::Relaxed).max(1);
+        let ready = pacer.ready_at(now, fps);
+        if now < ready {
+            std::thread::sleep(ready - now);
             continue;
         }
         let mut rects = cap.take_damage(first)?;
@@ -259,32 +310,28 @@ fn capture_loop(
         }
         let changed = !rects.is_empty();
         let changed_area: u64 = rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
-        for rect in coalesce(&rects, w, h, 8) {
-            match cap.grab(rect) {
-                Ok(img) => match cursor.as_ref() {
-                    Some(c) if c.rect(w, h).is_some_and(|r| overlaps(r, img.rect)) => {
-                        scratch.clear();
-                        scratch.extend_from_slice(img.bgrx);
-                        let r = img.rect;
-                        c.blend_into(r, &mut scratch);
-                        frame.write_bgrx(r, &scratch);
-                    }
-                    _ => frame.write_bgrx(img.rect, img.bgrx),
-                },
-                Err(e) => {
-                    // A shrinking screen can make a damaged rectangle vanish before its
-                    // ConfigureNotify is read.
-                    cap.wait_for_damage(Duration::ZERO)?;
-                    return if cap.resized() { Ok(Exit::Resized) } else { Err(e) };
-                }
+        let mut out = pool.checkout(&rects);
+        let frame = &mut out.frame;
+        let grabbed = cap.grab_all(&out.todo, |r, bgrx| match cursor.as_ref() {
+            Some(c) if c.rect(w, h).is_some_and(|cr| overlaps(cr, r)) => {
+                scratch.clear();
+                scratch.extend_from_slice(bgrx);
+                c.blend_into(r, &mut scratch);
+                frame.write_bgrx(r, &scratch);
             }
+            _ => frame.write_bgrx(r, bgrx),
+        });
+        if let Err(e) = grabbed {
+            // A shrinking screen can make a damaged rectangle vanish before its
+            // ConfigureNotify is read.
+            cap.wait_for_damage(Duration::ZERO)?;
+            return if cap.resized() { Ok(Exit::Resized) } else { Err(e) };
         }
         let keyframe = first || keyframe_due;
         if keyframe {
             ctl.keyframe.store(false, Ordering::Relaxed);
             last_keyframe = Some(now);
         }
-        let fps = ctl.fps.load(Ordering::Relaxed);
         if keyframe || changed_area * 16 >= u64::from(w) * u64::from(h) {
             // A keyframe or a large change was squeezed into one frame's bit budget: a few
             // more frames of the still picture bring it to full quality.
@@ -302,9 +349,9 @@ fn capture_loop(
         if cursor_in_video {
             drawn_cursor = cursor;
         }
-        encoder.push(frame.as_bytes(), now, keyframe)?;
+        encoder.push_owned(pool.give(out), now, keyframe)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
-        next_allowed = now + Duration::from_secs(1) / fps;
+        pacer.capture(now, fps);
     }
     Ok(Exit::Stopped)
 }
@@ -428,5 +475,70 @@ impl VideoSource {
             s.set_fps(fps);
             s.set_bitrate(bitrate_kbps);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: Duration = Duration::from_nanos(16_666_667);
+
+    /// Drives the pacer with damage at `draws` (offsets from the start) and returns when each
+    /// capture happened: the first moment at or after the damage that the pacer allows.
+    fn captures(draws: &[Duration], fps: u32) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        let mut out = Vec::new();
+        for &d in draws {
+            let at = t0 + d;
+            if out.last().is_some_and(|&c| c >= d) {
+                // Damage drawn before the last capture was taken was part of it.
+                continue;
+            }
+            let ready = p.ready_at(at, fps).max(at);
+            p.capture(ready, fps);
+            out.push(ready - t0);
+        }
+        out
+    }
+
+    #[test]
+    fn captures_follow_damage_at_the_frame_rate() {
+        // An application drawing at exactly the capture rate, 5 ms after some grid: every
+        // capture happens as its damage arrives, whatever the phase.
+        let draws: Vec<Duration> = (0..120).map(|i| FRAME * i + Duration::from_millis(5)).collect();
+        assert_eq!(captures(&draws, 60), draws);
+        // Jitter of a millisecond either way does not push captures behind the damage.
+        let jittered: Vec<Duration> = (0..120u32)
+            .map(|i| FRAME * (i + 1) + Duration::from_micros(if i % 2 == 0 { 1000 } else { 0 }))
+            .collect();
+        assert_eq!(captures(&jittered, 60), jittered);
+    }
+
+    #[test]
+    fn faster_damage_is_limited_to_the_frame_rate() {
+        // Damage every 4 ms (250 Hz) for two seconds at 60 fps: about 120 captures, never two
+        // within half a frame-time.
+        let draws: Vec<Duration> = (0..500).map(|i| Duration::from_millis(4 * i)).collect();
+        let distinct = captures(&draws, 60);
+        let within = distinct.iter().filter(|&&c| c < Duration::from_secs(2)).count();
+        assert!((119..=123).contains(&within), "{within} captures in 2 s");
+        for w in distinct.windows(2) {
+            assert!(w[1] - w[0] >= FRAME / 2, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn credit_does_not_pile_up_while_idle() {
+        // After a long idle spell, damage every millisecond: the second capture may come half
+        // a frame-time after the first, then the rate is back to one per frame-time.
+        let draws: Vec<Duration> =
+            (0..1000).map(|i| Duration::from_secs(10) + Duration::from_millis(i)).collect();
+        let t = captures(&draws, 60);
+        assert_eq!(t[0], Duration::from_secs(10));
+        assert!(t[1] - t[0] >= FRAME / 2 && t[1] - t[0] < FRAME, "{:?}", t[1] - t[0]);
+        assert!(t[10] - t[0] + Duration::from_micros(1) >= FRAME * 9, "{:?}", t[10] - t[0]);
+        assert!((58..=62).contains(&t.len()), "{} captures in a second", t.len());
     }
 }

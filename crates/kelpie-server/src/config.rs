@@ -83,6 +83,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_BITRATE", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(100..=400_000))]
     pub bitrate: u32,
 
+    /// Encoder threads: 0 picks one per core, at most 4 (x264 cuts each frame into that many
+    /// slices encoded in parallel: lower latency when cores are free, a little more CPU).
+    #[arg(long, env = "KELPIE_ENCODER_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4))]
+    pub encoder_threads: u32,
+
     /// Sound from the session's PulseAudio (the embedded display gets a private server).
     #[arg(long, env = "KELPIE_AUDIO", value_enum, default_value_t = Switch::On)]
     pub audio: Switch,
@@ -207,6 +212,25 @@ mod tests {
         assert!(parse_size("1280").is_err());
         assert!(parse_size("12x720").is_err());
         assert!(parse_size("1281x720").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_variable_and_a_line_in_the_docs() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let cmd = <Config as clap::CommandFactory>::command();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_else(|| panic!("--{long} has no env"));
+            assert_eq!(env, format!("KELPIE_{}", long.to_uppercase().replace('-', "_")), "--{long}");
+            let line = docs
+                .lines()
+                .find(|l| l.starts_with(&format!("| `--{long}")))
+                .unwrap_or_else(|| panic!("--{long} has no line in docs/configuration.md"));
+            assert!(line.contains(&format!("`{env}`")), "the docs line of --{long} lacks {env}");
+        }
     }
 
     #[test]

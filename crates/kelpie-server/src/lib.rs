@@ -126,7 +126,10 @@ impl Server {
         let settings = EncoderSettings {
             fps: config.fps,
             bitrate_kbps: config.bitrate,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as u32).min(4),
+            threads: match config.encoder_threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get() as u32).min(4),
+                n => n,
+            },
             cursor_in_video: config.cursor_in_video,
         };
         let source = Arc::new(VideoSource::new(&display, &config.encoder, settings)?);
