@@ -3,14 +3,20 @@
 //!
 //! Out: `pulsesrc (default sink's monitor) ! opusenc (48 kHz stereo, 10 ms, VBR, DTX) !
 //! appsink`, broadcast like video. Frames of two bytes or less are DTX "nothing to say"
-//! frames and are not sent at all, so silence costs nothing on the wire. The pipeline runs
-//! while someone subscribes.
+//! frames and are not sent at all, so silence costs nothing on the wire. While someone
+//! subscribes, a watcher (`pactl subscribe`) follows the streams playing into PulseAudio, and
+//! the pipeline runs only while at least one plays (and [`IDLE_STOP`] after the last one
+//! ends), so a silent desktop costs no CPU either. Without `pactl` the pipeline runs for as
+//! long as someone subscribes.
 //!
 //! In: one `appsrc (Opus) ! opusdec ! pulsesink` per viewer whose browser sends a
 //! microphone track, into the sink whose monitor is the session's default source.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -26,13 +32,19 @@ use crate::pipeline::{bus_error, element, launch};
 pub const FRAME: Duration = Duration::from_millis(10);
 /// Frames a subscriber may fall behind (two seconds) before it lags.
 const DEPTH: usize = 200;
+/// How long capture goes on after the last stream stopped playing: short pauses between
+/// sounds do not restart the pipeline.
+pub const IDLE_STOP: Duration = Duration::from_secs(3);
+/// How often the watcher looks at its stop flag and idle timer.
+const WATCH_TICK: Duration = Duration::from_millis(200);
 
 /// One Opus packet (10 ms of 48 kHz stereo).
 #[derive(Debug)]
 pub struct AudioFrame {
     /// The Opus packet.
     pub data: Arc<[u8]>,
-    /// Time of its first sample since the stream started (48 kHz RTP time derives from it).
+    /// Time of its first sample since the source was created (48 kHz RTP time derives from
+    /// it); it keeps counting across pauses of the capture, so gaps show as gaps.
     pub pts: Duration,
     /// When its first sample was captured, on the same clock as video frames' capture time.
     pub captured: Instant,
@@ -60,17 +72,38 @@ pub struct AudioCounters {
     pub bytes: AtomicU64,
     /// DTX packets not sent.
     pub dtx_skipped: AtomicU64,
+    /// Times the capture pipeline was started (something began to play).
+    pub captures_started: AtomicU64,
+    /// Whether the capture pipeline runs now (1) or not (0).
+    pub capturing: AtomicU64,
 }
 
 /// A running capture + Opus encode.
+struct Capture {
+    pipeline: gst::Pipeline,
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        tracing::debug!("audio capture stopped");
+    }
+}
+
+/// The sound shared by the current subscribers: a broadcast, and the watcher thread that
+/// runs the capture while something plays.
 pub struct AudioStream {
     tx: broadcast::Sender<Arc<AudioFrame>>,
-    pipeline: gst::Pipeline,
+    stop: Arc<AtomicBool>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for AudioStream {
     fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.watcher.lock().unwrap().take() {
+            let _ = t.join();
+        }
         tracing::info!("audio stream stopped");
     }
 }
@@ -90,28 +123,39 @@ impl AudioSubscription {
 
 /// The session's sound, started on demand.
 pub struct AudioSource {
-    settings: AudioSettings,
+    inner: Arc<Inner>,
     current: Mutex<Weak<AudioStream>>,
+}
+
+/// What the watcher thread needs of the source.
+struct Inner {
+    settings: AudioSettings,
     counters: Arc<AudioCounters>,
+    /// Origin of every frame's `pts`.
+    epoch: Instant,
 }
 
 impl AudioSource {
     /// A source that captures with `settings` once subscribed.
     pub fn new(settings: AudioSettings) -> Self {
-        Self { settings, current: Mutex::new(Weak::new()), counters: Arc::default() }
+        Self {
+            inner: Arc::new(Inner { settings, counters: Arc::default(), epoch: Instant::now() }),
+            current: Mutex::new(Weak::new()),
+        }
     }
 
     /// Counters for metrics.
     pub fn counters(&self) -> &Arc<AudioCounters> {
-        &self.counters
+        &self.inner.counters
     }
 
     /// Settings in use.
     pub fn settings(&self) -> &AudioSettings {
-        &self.settings
+        &self.inner.settings
     }
 
-    /// Subscribes, starting the capture if nobody else listens.
+    /// Subscribes, starting the stream if nobody else listens. Fails at once when the
+    /// GStreamer elements are missing.
     pub fn subscribe(&self) -> Result<AudioSubscription, MediaError> {
         let mut cur = self.current.lock().unwrap();
         let stream = match cur.upgrade() {
@@ -135,6 +179,103 @@ impl AudioSource {
                 return Err(MediaError::MissingElement { element: element.into(), package: package.into() });
             }
         }
+        let (tx, _) = broadcast::channel(DEPTH);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inner, t, st) = (self.inner.clone(), tx.clone(), stop.clone());
+        let watcher = std::thread::Builder::new()
+            .name("kelpie-audio".into())
+            .spawn(move || inner.watch(&t, &st))
+            .map_err(|e| MediaError::Pipeline(format!("cannot start the audio thread: {e}")))?;
+        tracing::info!(device = %self.inner.settings.device, kbps = self.inner.settings.bitrate_kbps, "audio stream started");
+        Ok(AudioStream { tx, stop, watcher: Mutex::new(Some(watcher)) })
+    }
+
+    /// A player for one viewer's microphone, if the microphone is enabled.
+    pub fn microphone(&self) -> Option<Result<MicPlayer, MediaError>> {
+        let settings = self.settings();
+        let sink = settings.mic_sink.as_deref()?;
+        Some(MicPlayer::start(settings.server.as_deref(), sink))
+    }
+}
+
+impl Inner {
+    /// Runs the capture while something plays, until `stop`.
+    fn watch(&self, tx: &broadcast::Sender<Arc<AudioFrame>>, stop: &AtomicBool) {
+        let pactl = Pactl { server: self.settings.server.clone(), mic_sink: self.settings.mic_sink.clone() };
+        let events = match pactl.subscribe() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot follow PulseAudio's streams ({e}); capturing sound all the time (install \
+                     the Debian package pulseaudio-utils for pactl)"
+                );
+                None
+            }
+        };
+        let mut capture: Option<Capture> = None;
+        let mut last_playing = Instant::now();
+        // Look once at the start, then whenever PulseAudio reports a change of its streams.
+        let mut look = true;
+        let mut playing = false;
+        while !stop.load(Ordering::Relaxed) {
+            if events.is_none() {
+                playing = true;
+            } else if look {
+                look = false;
+                playing = pactl.playing().unwrap_or(true);
+            }
+            let now = Instant::now();
+            if playing {
+                last_playing = now;
+            }
+            if playing && capture.is_none() {
+                match self.capture(tx) {
+                    Ok(c) => {
+                        self.counters.captures_started.fetch_add(1, Ordering::Relaxed);
+                        self.counters.capturing.store(1, Ordering::Relaxed);
+                        capture = Some(c);
+                    }
+                    Err(e) => {
+                        tracing::error!("sound capture failed: {e}");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            } else if !playing && capture.is_some() && now.duration_since(last_playing) >= IDLE_STOP {
+                capture = None;
+                self.counters.capturing.store(0, Ordering::Relaxed);
+            }
+            match &events {
+                Some(ev) => match ev.lines.recv_timeout(WATCH_TICK) {
+                    Ok(line) => {
+                        look = line.contains("sink-input");
+                        if look {
+                            // Take the rest of a burst of events in one look.
+                            while ev.lines.try_recv().is_ok() {}
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        tracing::warn!("pactl subscribe ended; capturing sound all the time");
+                        drop(capture.take());
+                        return self.capture_until(tx, stop);
+                    }
+                },
+                None => std::thread::sleep(WATCH_TICK),
+            }
+        }
+        self.counters.capturing.store(0, Ordering::Relaxed);
+    }
+
+    /// Captures without watching, until `stop`.
+    fn capture_until(&self, tx: &broadcast::Sender<Arc<AudioFrame>>, stop: &AtomicBool) {
+        let _capture = self.capture(tx).inspect_err(|e| tracing::error!("sound capture failed: {e}"));
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(WATCH_TICK);
+        }
+    }
+
+    /// Starts `pulsesrc ! opusenc ! appsink` into `tx`.
+    fn capture(&self, tx: &broadcast::Sender<Arc<AudioFrame>>) -> Result<Capture, MediaError> {
         let s = &self.settings;
         let server = s.server.as_ref().map(|v| format!("server=\"{v}\"")).unwrap_or_default();
         let desc = format!(
@@ -148,10 +289,9 @@ impl AudioSource {
         );
         let pipeline = launch(&desc, "audio")?;
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
-        let (tx, _) = broadcast::channel(DEPTH);
         let sink_tx = tx.clone();
         let counters = self.counters.clone();
-        let start = Instant::now();
+        let (start, epoch) = (Instant::now(), self.epoch);
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |a| {
@@ -166,8 +306,12 @@ impl AudioSource {
                     counters.packets.fetch_add(1, Ordering::Relaxed);
                     counters.bytes.fetch_add(map.len() as u64, Ordering::Relaxed);
                     let captured = (start + pts).min(Instant::now());
-                    let _ =
-                        sink_tx.send(Arc::new(AudioFrame { data: Arc::from(map.as_slice()), pts, captured }));
+                    let frame = AudioFrame {
+                        data: Arc::from(map.as_slice()),
+                        pts: captured.saturating_duration_since(epoch),
+                        captured,
+                    };
+                    let _ = sink_tx.send(Arc::new(frame));
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -175,15 +319,90 @@ impl AudioSource {
         pipeline.set_state(gst::State::Playing).map_err(|_| {
             MediaError::Pipeline(format!("the audio pipeline failed to start: {}", bus_error(&pipeline)))
         })?;
-        tracing::info!(device = %s.device, kbps = s.bitrate_kbps, "audio stream started");
-        Ok(AudioStream { tx, pipeline })
+        tracing::debug!("audio capture started");
+        Ok(Capture { pipeline })
+    }
+}
+
+/// `pactl` against the session's server.
+struct Pactl {
+    server: Option<String>,
+    /// Streams into this sink (viewers' microphones) are not sound to capture.
+    mic_sink: Option<String>,
+}
+
+/// Lines of a running `pactl subscribe`.
+struct Events {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pactl {
+    fn command(&self) -> Command {
+        let mut c = Command::new("pactl");
+        if let Some(s) = &self.server {
+            c.arg(format!("--server={s}"));
+        }
+        c.stdin(Stdio::null()).stderr(Stdio::null());
+        c
     }
 
-    /// A player for one viewer's microphone, if the microphone is enabled.
-    pub fn microphone(&self) -> Option<Result<MicPlayer, MediaError>> {
-        let sink = self.settings.mic_sink.as_deref()?;
-        Some(MicPlayer::start(self.settings.server.as_deref(), sink))
+    fn subscribe(&self) -> std::io::Result<Events> {
+        let mut cmd = self.command();
+        cmd.arg("subscribe").stdout(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the child ends if this thread dies (for good:
+        // the watcher thread lives as long as the subscription).
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let out = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::Builder::new().name("kelpie-pactl".into()).spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Events { child, lines })
     }
+
+    fn list(&self, what: &str) -> Option<String> {
+        let out = self.command().args(["list", "short", what]).stdout(Stdio::piped()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether any program plays into a sink other than the microphone's.
+    fn playing(&self) -> Option<bool> {
+        let sinks = self.list("sinks")?;
+        let inputs = self.list("sink-inputs")?;
+        Some(count_playing(&sinks, &inputs, self.mic_sink.as_deref()) > 0)
+    }
+}
+
+/// Counts the streams (`pactl list short sink-inputs`: index, sink index, …) playing into a
+/// sink (`pactl list short sinks`: index, name, …) other than `mic_sink`.
+fn count_playing(sinks: &str, inputs: &str, mic_sink: Option<&str>) -> usize {
+    let mic_index = mic_sink.and_then(|name| {
+        sinks
+            .lines()
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .find(|f| f.get(1) == Some(&name))?
+            .first()
+            .copied()
+    });
+    inputs.lines().filter(|l| !l.trim().is_empty()).filter(|l| l.split('\t').nth(1) != mic_index).count()
 }
 
 /// Decodes one viewer's Opus microphone packets into a PulseAudio sink.
@@ -231,5 +450,23 @@ impl MicPlayer {
 impl Drop for MicPlayer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_streams_into_other_sinks_than_the_microphone_count() {
+        let sinks = "0\tkelpie_out\tmodule-null-sink.c\ts16le 2ch 48000Hz\tIDLE\n\
+                     1\tkelpie_mic\tmodule-null-sink.c\ts16le 2ch 48000Hz\tRUNNING\n";
+        let none = "";
+        let mic_only = "7\t1\t12\tprotocol-native.c\ts16le 2ch 48000Hz\n";
+        let both = "7\t1\t12\tprotocol-native.c\ts16le 2ch 48000Hz\n8\t0\t13\tprotocol-native.c\tfloat32le 2ch 44100Hz\n";
+        assert_eq!(count_playing(sinks, none, Some("kelpie_mic")), 0);
+        assert_eq!(count_playing(sinks, mic_only, Some("kelpie_mic")), 0);
+        assert_eq!(count_playing(sinks, both, Some("kelpie_mic")), 1);
+        assert_eq!(count_playing(sinks, mic_only, None), 1, "without a microphone sink every stream counts");
     }
 }

@@ -1,0 +1,73 @@
+//! Sound capture against a real PulseAudio: nothing is captured while nothing plays, a
+//! program that plays starts the capture (Opus frames flow), and the capture stops again
+//! a while after it ends.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use kelpie_desktop::pulse::{self, Pulse};
+use kelpie_media::audio::IDLE_STOP;
+use kelpie_media::{AudioSettings, AudioSource};
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+#[tokio::test]
+async fn capture_runs_only_while_something_plays() {
+    let pulse = Pulse::start_private(true).expect("pulseaudio must be installed (Debian package pulseaudio)");
+    let server = pulse.server().expect("a private server has an address").to_string();
+    let source = AudioSource::new(AudioSettings {
+        server: Some(server.clone()),
+        device: pulse::CAPTURE_DEVICE.into(),
+        bitrate_kbps: 64,
+        mic_sink: Some(pulse::MIC_SINK.into()),
+    });
+    let mut sub = source.subscribe().unwrap();
+    let counters = source.counters().clone();
+
+    // Silence: no capture at all.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(counters.capturing.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.captures_started.load(Ordering::Relaxed), 0);
+
+    // A program plays a tone into the default sink.
+    let mut player = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "audiotestsrc",
+            "freq=440",
+            "is-live=true",
+            "!",
+            "pulsesink",
+            &format!("server={server}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (Debian package gstreamer1.0-tools)");
+    let frame = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await;
+    assert!(matches!(frame, Ok(Ok(_))), "no sound captured while a tone plays: {frame:?}");
+    assert_eq!(counters.capturing.load(Ordering::Relaxed), 1);
+    let _ = player.kill();
+    let _ = player.wait();
+
+    // It stops a while after the tone ends; not before.
+    tokio::time::sleep(IDLE_STOP / 2).await;
+    assert_eq!(counters.capturing.load(Ordering::Relaxed), 1, "stopped too early");
+    assert!(
+        wait_until(IDLE_STOP + Duration::from_secs(3), || counters.capturing.load(Ordering::Relaxed) == 0),
+        "capture still runs after the player ended"
+    );
+    assert_eq!(counters.captures_started.load(Ordering::Relaxed), 1);
+    drop(sub);
+    drop(pulse);
+}
