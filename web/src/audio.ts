@@ -3,7 +3,13 @@
  * volume), the "click to enable sound" prompt when the browser blocks autoplay, and the
  * microphone (sent on the same audio transceiver, which is `sendrecv` from the start so
  * turning the microphone on needs no renegotiation: `replaceTrack` only).
+ *
+ * On the WebSocket transport the sound comes as Opus frames on the signalling socket instead:
+ * `WsAudioPlayer` decodes them and plays them through this page's `AudioContext`, into a gain
+ * node that the same mute and volume controls drive, and the same prompt resumes the context.
  */
+
+import { WsAudioPlayer } from './wsaudioplayer';
 
 const STORE_KEY = 'kelpie.sound';
 
@@ -65,9 +71,17 @@ export class Sound {
   private micTrack: MediaStreamTrack | null = null;
   /** Whether the user asked for the microphone (kept across reconnects). */
   micWanted = false;
-  /** Autoplay was refused: waiting for a click. */
-  blocked = false;
+  /** The `<audio>` element's autoplay was refused: waiting for a click. */
+  private elementBlocked = false;
+  /** The AudioContext of the WebSocket sound may not start: waiting for a click. */
+  private contextBlocked = false;
   hasAudio = false;
+  /** The WebSocket sound of the current connection, if any. */
+  wsPlayer: WsAudioPlayer | null = null;
+  private ctx: AudioContext | null = null;
+  /** Mute and volume of the WebSocket sound; connected to the speakers. */
+  private wsGain: GainNode | null = null;
+  private blockCheck: number | null = null;
   micAvailable = false;
   private ui: { root: HTMLElement; mute: HTMLButtonElement; volume: HTMLInputElement; mic: HTMLButtonElement; prompt: HTMLButtonElement } | null = null;
 
@@ -105,30 +119,110 @@ export class Sound {
     this.render();
   }
 
-  /** The peer connection went away. */
+  /** The peer connection (or the WebSocket sound) went away. */
   detach(): void {
     this.transceiver = null;
     this.audio.srcObject = null;
+    this.elementBlocked = false;
+    this.wsPlayer?.close();
+    this.wsPlayer = null;
+    this.contextBlocked = false;
     this.hasAudio = false;
     this.micAvailable = false;
     this.render();
   }
 
+  /** Autoplay was refused: the prompt is shown until a click. */
+  get blocked(): boolean {
+    return this.elementBlocked || this.contextBlocked;
+  }
+
+  /**
+   * The server sends the sound on the WebSocket: returns the player that binary audio
+   * frames go to (null when this browser cannot play them).
+   */
+  attachWs(): WsAudioPlayer | null {
+    this.wsPlayer?.close();
+    this.wsPlayer = null;
+    let ctx: AudioContext;
+    try {
+      ctx = this.context();
+    } catch (err) {
+      console.warn('kelpie: no AudioContext for the sound', err);
+      return null;
+    }
+    const output = this.wsGain;
+    if (!output) return null;
+    this.wsPlayer = new WsAudioPlayer(ctx, output);
+    this.hasAudio = true;
+    this.play();
+    this.render();
+    return this.wsPlayer;
+  }
+
+  /** The connection that owned `player` closed: stop its sound (if it is still the current one). */
+  detachWs(player: WsAudioPlayer): void {
+    player.close();
+    if (this.wsPlayer !== player) return;
+    this.wsPlayer = null;
+    this.contextBlocked = false;
+    this.hasAudio = this.transceiver !== null && this.audio.srcObject !== null;
+    this.render();
+  }
+
+  /**
+   * Mute and volume of the WebSocket sound, just before the speakers (the end-to-end tests
+   * listen here), or null before the first WebSocket sound.
+   */
+  get wsOutput(): GainNode | null {
+    return this.wsGain;
+  }
+
+  /** The page's AudioContext (made once: a new one after a click would need another click). */
+  private context(): AudioContext {
+    if (this.ctx && this.ctx.state !== 'closed') return this.ctx;
+    const ctx = new AudioContext({ latencyHint: 'interactive', sampleRate: 48000 });
+    const gain = ctx.createGain();
+    gain.connect(ctx.destination);
+    ctx.onstatechange = () => {
+      if (ctx.state === 'running') this.contextBlocked = false;
+      this.render();
+    };
+    this.ctx = ctx;
+    this.wsGain = gain;
+    this.applyPrefs();
+    return ctx;
+  }
+
   play(): void {
-    this.audio.play().then(
-      () => {
-        this.blocked = false;
-        this.render();
-      },
-      (err: unknown) => {
-        if (err instanceof DOMException && err.name === 'NotAllowedError') {
-          this.blocked = true;
+    if (this.audio.srcObject) {
+      this.audio.play().then(
+        () => {
+          this.elementBlocked = false;
           this.render();
-        } else if (!(err instanceof DOMException && err.name === 'AbortError')) {
-          console.warn('kelpie: audio.play() failed', err);
-        }
-      },
-    );
+        },
+        (err: unknown) => {
+          if (err instanceof DOMException && err.name === 'NotAllowedError') {
+            this.elementBlocked = true;
+            this.render();
+          } else if (!(err instanceof DOMException && err.name === 'AbortError')) {
+            console.warn('kelpie: audio.play() failed', err);
+          }
+        },
+      );
+    }
+    const ctx = this.ctx;
+    if (this.wsPlayer && ctx && ctx.state !== 'running' && ctx.state !== 'closed') {
+      // Without a user gesture the promise neither resolves nor rejects while autoplay is
+      // refused: if the context has not started shortly, ask for the click.
+      void ctx.resume().catch(() => undefined);
+      if (this.blockCheck !== null) window.clearTimeout(this.blockCheck);
+      this.blockCheck = window.setTimeout(() => {
+        this.blockCheck = null;
+        this.contextBlocked = this.wsPlayer !== null && ctx.state !== 'running';
+        this.render();
+      }, 500);
+    }
   }
 
   setMuted(muted: boolean): void {
@@ -181,6 +275,7 @@ export class Sound {
   private applyPrefs(): void {
     this.audio.muted = this.prefs.muted;
     this.audio.volume = this.prefs.volume;
+    if (this.wsGain) this.wsGain.gain.value = this.prefs.muted ? 0 : this.prefs.volume;
     try {
       this.store?.setItem(STORE_KEY, JSON.stringify(this.prefs));
     } catch {

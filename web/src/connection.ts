@@ -30,6 +30,8 @@ import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type
 import { addRequest } from './viewers';
 import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
 import { offerStereo, sound } from './audio';
+import { BINARY_KIND_AUDIO, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
+import { probeOpus, type WsAudioPlayer } from './wsaudioplayer';
 
 export const NOT_AUTHORISED =
   'Not authorised: open the link printed by kelpie at start (it contains ?token=…)';
@@ -81,6 +83,8 @@ class Attempt {
   /** Transport of this attempt (may change once, from WebRTC to WebSocket). */
   transport: Transport = 'webrtc';
   player: WsPlayer | null = null;
+  /** The WebSocket sound, once the server confirmed `wsvideo` with `audio`. */
+  audio: WsAudioPlayer | null = null;
   /** Codec of the WebSocket video, once the server confirmed `wsvideo`. */
   wsCodec: string | null = null;
   readonly startedAt = performance.now();
@@ -138,6 +142,8 @@ class Attempt {
     this.closePeer();
     this.player?.close();
     this.player = null;
+    if (this.audio) sound().detachWs(this.audio);
+    this.audio = null;
   }
 
   closePeer(): void {
@@ -534,7 +540,10 @@ export class Connection {
     };
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') {
-        if (ev.data instanceof ArrayBuffer && a.player) a.player.push(ev.data);
+        if (!(ev.data instanceof ArrayBuffer)) return;
+        const kind = binaryKind(ev.data);
+        if (kind === BINARY_KIND_VIDEO) a.player?.push(ev.data);
+        else if (kind === BINARY_KIND_AUDIO) a.audio?.push(ev.data);
         return;
       }
       const parsed = parseServerMessage(ev.data);
@@ -572,6 +581,8 @@ export class Connection {
           }
           a.wsCodec = msg.codec;
           this.codec = msg.codec;
+          if (a.audio) sound().detachWs(a.audio);
+          a.audio = msg.audio ? sound().attachWs() : null;
           this.notice = null;
           this.emit(this.listeners);
           return;
@@ -711,6 +722,7 @@ export class Connection {
       a.clearTimer('disconnected');
       a.closePeer();
       this.video.srcObject = null;
+      sound().detach();
       a.transport = 'websocket';
       this.codec = null;
       this.emit(this.listeners);
@@ -741,7 +753,7 @@ export class Connection {
         a.send({ type: 'keyframe' });
       },
     });
-    void probeWsCodecs().then((codecs) => {
+    void Promise.all([probeWsCodecs(), probeOpus()]).then(([codecs, opus]) => {
       if (!this.current(a)) return;
       this.wsCodecs = codecs;
       if (codecs.length === 0) {
@@ -750,7 +762,7 @@ export class Connection {
         else this.fail(a, why);
         return;
       }
-      a.send({ type: 'wsvideo', codecs });
+      a.send({ type: 'wsvideo', codecs, audio: opus });
     });
   }
 

@@ -216,13 +216,20 @@ describe('viewers, control and wsvideo messages', () => {
   it('parses control_requested and wsvideo', () => {
     expect(parseServerMessage('{"type":"control_requested","by":7}')).toEqual({ ok: true, value: { type: 'control_requested', by: 7 } });
     expect(parseServerMessage('{"type":"control_requested"}').ok).toBe(false);
-    expect(parseServerMessage('{"type":"wsvideo","codec":"vp8"}')).toEqual({ ok: true, value: { type: 'wsvideo', codec: 'vp8' } });
+    expect(parseServerMessage('{"type":"wsvideo","codec":"vp8"}')).toEqual({ ok: true, value: { type: 'wsvideo', codec: 'vp8', audio: false } });
+    expect(parseServerMessage('{"type":"wsvideo","codec":"h264","audio":true}')).toEqual({
+      ok: true,
+      value: { type: 'wsvideo', codec: 'h264', audio: true },
+    });
+    expect(parseServerMessage('{"type":"wsvideo","codec":"h264","audio":"yes"}').ok).toBe(false);
     expect(parseServerMessage('{"type":"wsvideo","codec":5}').ok).toBe(false);
   });
 
   it('encodes control and wsvideo requests as ClientMessage expects', () => {
     expect(encodeClientMessage({ type: 'request_control' })).toBe('{"type":"request_control"}');
     expect(encodeClientMessage({ type: 'give_control', to: 3 })).toBe('{"type":"give_control","to":3}');
-    expect(encodeClientMessage({ type: 'wsvideo', codecs: ['h264', 'vp8'] })).toBe('{"type":"wsvideo","codecs":["h264","vp8"]}');
+    expect(encodeClientMessage({ type: 'wsvideo', codecs: ['h264', 'vp8'], audio: true })).toBe(
+      '{"type":"wsvideo","codecs":["h264","vp8"],"audio":true}',
+    );
   });
 });

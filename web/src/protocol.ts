@@ -69,6 +69,8 @@ export interface ControlRequestedMessage {
 export interface WsVideoAnswerMessage {
   type: 'wsvideo';
   codec: VideoCodec;
+  /** Sound comes too, as audio frames (false from servers that do not say). */
+  audio: boolean;
 }
 
 export type ServerMessage =
@@ -201,6 +203,8 @@ export interface WsVideoRequestMessage {
   type: 'wsvideo';
   /** Codecs the browser can decode with WebCodecs, preferred first (1 to 8 of them). */
   codecs: VideoCodec[];
+  /** The browser can decode and play Opus: send the sound too. */
+  audio: boolean;
 }
 
 /** Resize the remote display (honoured for the viewer with control). */
@@ -346,7 +350,8 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
       return { ok: true, value: { type: 'control_requested', by: v.by } };
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
-      return { ok: true, value: { type: 'wsvideo', codec: v.codec } };
+      if (v.audio !== undefined && typeof v.audio !== 'boolean') return fail('bad wsvideo: "audio" must be a boolean');
+      return { ok: true, value: { type: 'wsvideo', codec: v.codec, audio: v.audio === true } };
     case 'clipboard': {
       const ok =
         isInt(v.seq, 0, 0xffff_ffff) &&
@@ -417,7 +422,7 @@ export function encodeClientMessage(msg: ClientMessage): string {
     case 'give_control':
       return JSON.stringify({ type: 'give_control', to: msg.to });
     case 'wsvideo':
-      return JSON.stringify({ type: 'wsvideo', codecs: [...msg.codecs] });
+      return JSON.stringify({ type: 'wsvideo', codecs: [...msg.codecs], audio: msg.audio });
     case 'clipboard':
       return JSON.stringify({ type: 'clipboard', seq: msg.seq, mime: msg.mime, data: msg.data, last: msg.last });
     case 'resize':

@@ -72,6 +72,27 @@ pub struct ViewersInfo {
     pub viewers: Vec<ViewerEntry>,
 }
 
+/// First byte of every binary message on the WebSocket transport: what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BinaryKind {
+    /// A video frame ([`VideoFrameHeader`]).
+    Video = 1,
+    /// An audio frame ([`AudioFrameHeader`]).
+    Audio = 2,
+}
+
+impl BinaryKind {
+    /// The kind of a binary message, from its first byte; `None` for an unknown kind.
+    pub fn of(message: &[u8]) -> Option<Self> {
+        match message.first() {
+            Some(1) => Some(Self::Video),
+            Some(2) => Some(Self::Audio),
+            _ => None,
+        }
+    }
+}
+
 /// Header of a binary video frame on the WebSocket transport (16 bytes, big-endian),
 /// followed by the encoded frame (H.264 Annex-B access unit or VP8 frame).
 ///
@@ -105,7 +126,7 @@ impl VideoFrameHeader {
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = 1;
+        b[0] = BinaryKind::Video as u8;
         b[1] = u8::from(self.keyframe);
         b[2] = match self.codec {
             VideoCodec::H264 => 0,
@@ -119,7 +140,7 @@ impl VideoFrameHeader {
 
     /// Parses a header (for tests and tools; browsers parse it in TypeScript).
     pub fn parse(b: &[u8]) -> Option<Self> {
-        if b.len() < Self::LEN || b[0] != 1 {
+        if b.len() < Self::LEN || BinaryKind::of(b) != Some(BinaryKind::Video) {
             return None;
         }
         let codec = match b[2] {
@@ -133,6 +154,54 @@ impl VideoFrameHeader {
             pts_us: u64::from_be_bytes(b[4..12].try_into().ok()?),
             width: u16::from_be_bytes([b[12], b[13]]),
             height: u16::from_be_bytes([b[14], b[15]]),
+        })
+    }
+}
+
+/// Header of a binary audio frame on the WebSocket transport (16 bytes, big-endian),
+/// followed by one Opus packet (48 kHz, stereo; 10 ms as Kelpie encodes it, but the packet's
+/// own TOC byte is what says how long it is).
+///
+/// | bytes | field |
+/// |---|---|
+/// | 0 | kind: 2 = audio |
+/// | 1 | flags: reserved, 0 |
+/// | 2 | codec: 0 = Opus, 48 kHz, 2 channels |
+/// | 3 | reserved, 0 |
+/// | 4..12 | presentation time of the first sample, microseconds, on the audio stream's clock |
+/// | 12..16 | age: microseconds from capture to sending, as the server measured it |
+///
+/// Silence is not sent (Opus DTX), so times jump over quiet stretches; they may also start
+/// again lower when the server's audio stream is recreated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioFrameHeader {
+    /// Presentation time in microseconds.
+    pub pts_us: u64,
+    /// How long the frame waited on the server, in microseconds (saturates at `u32::MAX`).
+    pub age_us: u32,
+}
+
+impl AudioFrameHeader {
+    /// Size of the header in bytes.
+    pub const LEN: usize = 16;
+
+    /// The header's bytes.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = BinaryKind::Audio as u8;
+        b[4..12].copy_from_slice(&self.pts_us.to_be_bytes());
+        b[12..16].copy_from_slice(&self.age_us.to_be_bytes());
+        b
+    }
+
+    /// Parses a header (for tests and tools; browsers parse it in TypeScript).
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::LEN || BinaryKind::of(b) != Some(BinaryKind::Audio) || b[2] != 0 {
+            return None;
+        }
+        Some(Self {
+            pts_us: u64::from_be_bytes(b[4..12].try_into().ok()?),
+            age_us: u32::from_be_bytes(b[12..16].try_into().ok()?),
         })
     }
 }
@@ -241,6 +310,9 @@ pub enum ClientMessage {
     WsVideo {
         /// Codecs the browser can decode (WebCodecs), in its order of preference.
         codecs: Vec<VideoCodec>,
+        /// The browser can decode Opus: send the sound too ([`AudioFrameHeader`]).
+        #[serde(default)]
+        audio: bool,
     },
     /// One chunk of the browser's clipboard, to become the remote CLIPBOARD selection.
     Clipboard(ClipboardChunk),
@@ -354,6 +426,9 @@ pub enum ServerMessage {
     WsVideo {
         /// The codec of the frames.
         codec: VideoCodec,
+        /// Sound comes too, as audio frames (the browser asked and the session has sound).
+        #[serde(default)]
+        audio: bool,
     },
     /// One chunk of the remote clipboard (see [`ClipboardChunk`]).
     Clipboard(ClipboardChunk),
@@ -421,7 +496,7 @@ impl ClientMessage {
             Self::Rate { fps, bitrate } => {
                 check((1..=240).contains(fps) && (100..=400_000).contains(bitrate), "frame rate or bitrate")
             }
-            Self::WsVideo { codecs } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
+            Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
             Self::Offer { .. }
             | Self::Candidate { .. }
@@ -551,7 +626,16 @@ mod tests {
         );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"wsvideo","codecs":["h264"]}"#).unwrap(),
-            ClientMessage::WsVideo { codecs: vec![VideoCodec::H264] }
+            ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"wsvideo","codecs":["vp8"],"audio":true}"#).unwrap(),
+            ClientMessage::WsVideo { codecs: vec![VideoCodec::Vp8], audio: true }
+        );
+        assert!(ClientMessage::parse(r#"{"type":"wsvideo","codecs":["h264"],"audio":1}"#).is_err());
+        assert_eq!(
+            ServerMessage::WsVideo { codec: VideoCodec::H264, audio: true }.to_json(),
+            r#"{"type":"wsvideo","codec":"h264","audio":true}"#
         );
         assert!(ClientMessage::parse(r#"{"type":"wsvideo","codecs":[]}"#).is_err());
         assert!(!ClientMessage::RequestControl.is_input());
@@ -616,6 +700,34 @@ mod tests {
         let mut bad = b;
         bad[2] = 9;
         assert_eq!(VideoFrameHeader::parse(&bad), None);
+        assert_eq!(BinaryKind::of(&b), Some(BinaryKind::Video));
+        assert_eq!(AudioFrameHeader::parse(&b), None, "a video header is not an audio one");
+    }
+
+    #[test]
+    fn audio_frame_header_round_trips() {
+        let h = AudioFrameHeader { pts_us: (1 << 40) + 10_000, age_us: 12_345 };
+        let b = h.to_bytes();
+        assert_eq!(b[..4], [2, 0, 0, 0]);
+        assert_eq!(b[4..12], ((1u64 << 40) + 10_000).to_be_bytes());
+        assert_eq!(b[12..16], 12_345u32.to_be_bytes());
+        assert_eq!(BinaryKind::of(&b), Some(BinaryKind::Audio));
+        assert_eq!(AudioFrameHeader::parse(&b), Some(h));
+        // With a payload after it.
+        let mut msg = b.to_vec();
+        msg.extend_from_slice(&[0xfc, 1, 2, 3]);
+        assert_eq!(AudioFrameHeader::parse(&msg), Some(h));
+        // Short, other kind, unknown codec.
+        for n in 0..AudioFrameHeader::LEN {
+            assert_eq!(AudioFrameHeader::parse(&b[..n]), None, "{n} bytes");
+        }
+        assert_eq!(VideoFrameHeader::parse(&b), None, "an audio header is not a video one");
+        let mut bad = b;
+        bad[2] = 1;
+        assert_eq!(AudioFrameHeader::parse(&bad), None);
+        assert_eq!(BinaryKind::of(&[]), None);
+        assert_eq!(BinaryKind::of(&[0]), None);
+        assert_eq!(BinaryKind::of(&[3]), None);
     }
 
     #[test]

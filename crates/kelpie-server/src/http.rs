@@ -99,7 +99,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let r = Ordering::Relaxed;
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, &str, &str, u64); 22] = [
+    let scalars: [(&str, &str, &str, u64); 24] = [
         (
             "kelpie_clipboard_to_remote_total",
             "counter",
@@ -164,6 +164,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "counter",
             "Frames skipped for WebSocket viewers that fell behind.",
             m.ws_frames_dropped.load(r),
+        ),
+        (
+            "kelpie_websocket_audio_bytes_total",
+            "counter",
+            "Sound bytes sent over WebSockets.",
+            m.ws_audio_bytes.load(r),
+        ),
+        (
+            "kelpie_websocket_audio_dropped_total",
+            "counter",
+            "Audio frames not sent over WebSockets because they were over 200 ms old.",
+            m.ws_audio_dropped.load(r),
         ),
         ("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(r)),
         (

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub ws_video_bytes: AtomicU64,
     /// Frames skipped for WebSocket viewers that fell behind.
     pub ws_frames_dropped: AtomicU64,
+    /// Sound bytes sent over WebSockets.
+    pub ws_audio_bytes: AtomicU64,
+    /// Audio frames not sent to WebSocket viewers because they were too old.
+    pub ws_audio_dropped: AtomicU64,
 }
 
 /// What every request handler shares.

@@ -1,5 +1,5 @@
 //! One viewer's WebSocket: signalling for WebRTC, keyboard and mouse, control hand-over,
-//! and — when UDP cannot get through — the video itself as binary frames.
+//! and — when UDP cannot get through — the video and the sound themselves as binary frames.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
-use kelpie_media::Subscription;
-use kelpie_protocol::{ClientMessage, ServerMessage, VideoFrameHeader};
+use kelpie_media::{AudioSubscription, Subscription};
+use kelpie_protocol::{AudioFrameHeader, ClientMessage, ServerMessage, VideoFrameHeader};
 use kelpie_webrtc::PeerId;
 use tokio::sync::mpsc;
 
@@ -23,9 +23,15 @@ use crate::input::ViewerId;
 /// dropped and the viewer skips to the next keyframe.
 pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
 
+/// A WebSocket viewer never gets sound captured longer ago than this: older audio frames
+/// are dropped (a gap in the sound rather than a growing delay).
+pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
+
 enum Outbound {
     Json(ServerMessage),
     Video(Subscription),
+    Audio(AudioSubscription),
+    /// Stops the video and the sound (the viewer moves to WebRTC).
     StopVideo,
     Cursor(Arc<kelpie_clipboard::cursor::CursorImage>),
 }
@@ -164,7 +170,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     s.request_keyframe();
                 }
             }
-            ClientMessage::WsVideo { codecs } => {
+            ClientMessage::WsVideo { codecs, audio } => {
                 if let Some(old) = peer.take() {
                     state.webrtc.close(old).await;
                 }
@@ -176,9 +182,15 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                 };
                 match state.source.subscribe(codec) {
                     Ok(sub) => {
-                        tracing::info!(viewer = id, codec = codec.as_str(), "video over WebSocket");
-                        let _ = tx.send(Outbound::Json(ServerMessage::WsVideo { codec }));
+                        let sound = if audio { subscribe_audio(&state, id) } else { None };
+                        let audio = sound.is_some();
+                        tracing::info!(viewer = id, codec = codec.as_str(), audio, "video over WebSocket");
+                        let _ = tx.send(Outbound::StopVideo);
+                        let _ = tx.send(Outbound::Json(ServerMessage::WsVideo { codec, audio }));
                         let _ = tx.send(Outbound::Video(sub));
+                        if let Some(sound) = sound {
+                            let _ = tx.send(Outbound::Audio(sound));
+                        }
                     }
                     Err(e) => {
                         let _ = tx.send(Outbound::Json(ServerMessage::Error {
@@ -270,6 +282,33 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     tracing::info!(viewer = id, "viewer left");
 }
 
+/// The session's sound for a WebSocket viewer, if it has any.
+fn subscribe_audio(state: &AppState, id: ViewerId) -> Option<AudioSubscription> {
+    match state.audio.as_ref()?.subscribe() {
+        Ok(sub) => Some(sub),
+        Err(e) => {
+            tracing::warn!(viewer = id, "no sound over the WebSocket: {e}");
+            None
+        }
+    }
+}
+
+/// The binary message of one audio frame, or `None` when it was captured more than
+/// [`MAX_AUDIO_LAG`] ago (`age`) and is better dropped.
+fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<u8>> {
+    if age > MAX_AUDIO_LAG {
+        return None;
+    }
+    let header = AudioFrameHeader {
+        pts_us: u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX),
+        age_us: u32::try_from(age.as_micros()).unwrap_or(u32::MAX),
+    };
+    let mut bytes = Vec::with_capacity(AudioFrameHeader::LEN + frame.data.len());
+    bytes.extend_from_slice(&header.to_bytes());
+    bytes.extend_from_slice(&frame.data);
+    Some(bytes)
+}
+
 fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
     let message = match d {
         Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
@@ -279,8 +318,9 @@ fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
     let _ = tx.send(Outbound::Json(ServerMessage::Error { message: message.into(), fatal: false }));
 }
 
-/// Writes JSON messages and, when asked, the video to the socket. Video that would arrive
-/// more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe.
+/// Writes JSON messages and, when asked, the video and the sound to the socket. Video that
+/// would arrive more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe; sound
+/// older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own).
 async fn write_loop(
     state: Arc<AppState>,
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
@@ -288,6 +328,7 @@ async fn write_loop(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut video: Option<Subscription> = None;
+    let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = std::collections::HashSet::new();
     let mut skipping = false;
     loop {
@@ -336,6 +377,28 @@ async fn write_loop(
                     continue;
                 }
             },
+            // Audio frames stop while nothing plays (DTX) and may resume any time later.
+            f = async { audio.as_mut().expect("guarded").recv().await }, if audio.is_some() => match f {
+                Ok(frame) => {
+                    let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
+                        state.metrics.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    state.metrics.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvError::Lagged(n)) => {
+                    state.metrics.ws_audio_dropped.fetch_add(n, Ordering::Relaxed);
+                    continue;
+                }
+                Err(RecvError::Closed) => {
+                    audio = None;
+                    continue;
+                }
+            },
         };
         match out {
             Outbound::Json(msg) => {
@@ -348,7 +411,11 @@ async fn write_loop(
                 skipping = true;
                 video = Some(sub);
             }
-            Outbound::StopVideo => video = None,
+            Outbound::Audio(sub) => audio = Some(sub),
+            Outbound::StopVideo => {
+                video = None;
+                audio = None;
+            }
             Outbound::Cursor(c) => {
                 let msg = crate::clipboard::cursor_message(&mut cursors_sent, &c);
                 if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
@@ -356,5 +423,28 @@ async fn write_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_messages_carry_the_header_and_the_packet_and_old_ones_are_dropped() {
+        let frame = kelpie_media::AudioFrame {
+            data: Arc::from(&[0xfc, 0xff, 0xfe][..]),
+            pts: Duration::from_millis(1230),
+            captured: Instant::now(),
+        };
+        let bytes = audio_message(&frame, Duration::from_millis(15)).unwrap();
+        assert_eq!(bytes.len(), AudioFrameHeader::LEN + 3);
+        assert_eq!(
+            AudioFrameHeader::parse(&bytes),
+            Some(AudioFrameHeader { pts_us: 1_230_000, age_us: 15_000 })
+        );
+        assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
+        assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
+        assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
     }
 }

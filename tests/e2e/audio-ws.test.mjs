@@ -1,0 +1,157 @@
+// Sound over the WebSocket transport: a 440 Hz tone played in the session's PulseAudio
+// reaches a viewer whose video comes over the signalling WebSocket, as Opus frames decoded
+// with WebCodecs and played through the page's AudioContext. The analyser listens on that
+// path only (the gain node the WebSocket sound plays into), so nothing else can pass for it.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
+
+const TONE = 'gst-launch-1.0 -q audiotestsrc freq=440 volume=0.5 is-live=true ! pulsesink';
+
+const browser = await launchBrowser();
+const running = new Set();
+const browsers = [browser];
+after(async () => {
+  for (const b of browsers) await b.close();
+  for (const k of running) await k.stop();
+});
+
+/** Peak frequency and level an analyser finds on the WebSocket sound's output node. */
+async function wsPeak(page, ms = 2000) {
+  return page.evaluate(async (duration) => {
+    const out = window.kelpieSound.wsOutput;
+    if (!out) return { error: 'no WebSocket sound output' };
+    const ctx = out.context;
+    const an = ctx.createAnalyser();
+    an.fftSize = 16384;
+    an.smoothingTimeConstant = 0;
+    out.connect(an);
+    const bins = new Float32Array(an.frequencyBinCount);
+    let best = { hz: 0, db: -Infinity };
+    for (let i = 0; i < duration / 100; i++) {
+      await new Promise((d) => setTimeout(d, 100));
+      an.getFloatFrequencyData(bins);
+      let k = 0;
+      for (let j = 1; j < bins.length; j++) if (bins[j] > bins[k]) k = j;
+      if (bins[k] > best.db) best = { hz: (k * ctx.sampleRate) / an.fftSize, db: bins[k] };
+    }
+    out.disconnect(an);
+    return best;
+  }, ms);
+}
+
+const counters = (page) => page.evaluate(() => ({ ...window.kelpieSound.wsPlayer?.counters }));
+
+test('a 440 Hz tone reaches a viewer on the WebSocket transport; mute silences it', async () => {
+  const k = await startKelpie({ args: ['--app', TONE] });
+  running.add(k);
+  const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+  try {
+    assert.equal(await page.evaluate(() => window.kelpie.transport), 'websocket');
+    assert.equal(await page.evaluate(() => window.kelpie.pc), null, 'no peer connection carries anything');
+    await page.waitForFunction(() => (window.kelpieSound.wsPlayer?.counters.framesPlayed ?? 0) > 50, null, {
+      timeout: 15000,
+    });
+    await sleep(500);
+    const peak = await wsPeak(page);
+    assert.ok(Math.abs(peak.hz - 440) <= 10, `peak at ${JSON.stringify(peak)}, expected 440 Hz`);
+    assert.ok(peak.db > -60, `the tone is loud enough: ${peak.db} dB`);
+
+    // The sound bar shows the controls; the jitter buffer stays small and the server sent
+    // nothing old.
+    const ui = await page.evaluate(() => ({
+      bar: getComputedStyle(document.getElementById('kelpie-sound')).display,
+      mute: getComputedStyle(document.getElementById('kelpie-mute')).display,
+      prompt: getComputedStyle(document.getElementById('kelpie-sound-enable')).display,
+    }));
+    assert.notEqual(ui.bar, 'none');
+    assert.notEqual(ui.mute, 'none');
+    assert.equal(ui.prompt, 'none');
+    const c = await counters(page);
+    console.log(`WebSocket sound: ${JSON.stringify(c)}`);
+    assert.ok(c.decodeErrors === 0, `no decoder errors: ${JSON.stringify(c)}`);
+    assert.ok(c.maxServerAgeMs <= 200, `no frame older than 200 ms was sent: ${JSON.stringify(c)}`);
+    assert.ok(c.bufferedMs > 0 && c.bufferedMs <= 160, `the jitter buffer is small: ${JSON.stringify(c)}`);
+    assert.ok(c.framesPlayed > c.framesDropped * 10, `most frames play: ${JSON.stringify(c)}`);
+
+    // Mute and the volume slider act on this path too.
+    await page.click('#kelpie-mute');
+    await sleep(300);
+    const muted = await wsPeak(page, 1000);
+    assert.ok(muted.db < -100, `muted: ${JSON.stringify(muted)}`);
+    await page.click('#kelpie-mute');
+    await page.fill('#kelpie-volume', '0.1');
+    await sleep(300);
+    const quiet = await wsPeak(page, 1000);
+    assert.ok(Math.abs(quiet.hz - 440) <= 10 && quiet.db < peak.db - 12, `volume 0.1: ${JSON.stringify(quiet)} vs ${peak.db} dB`);
+    await page.fill('#kelpie-volume', '1');
+
+    const metrics = await (await fetch(`${k.base}metrics`, { headers: { Authorization: `Bearer ${k.token}` } })).text();
+    const bytes = Number(metrics.match(/^kelpie_websocket_audio_bytes_total (\d+)$/m)?.[1]);
+    assert.ok(bytes > 10000, `the server counts the sound it sent: ${bytes}`);
+  } finally {
+    await context.close();
+    assert.equal(await k.stop(), 0);
+    running.delete(k);
+  }
+});
+
+test('without autoplay permission the prompt asks for a click, which starts the WebSocket sound', async () => {
+  // Chromium's own autoplay policy: sound needs a user gesture.
+  const strict = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--autoplay-policy=document-user-activation-required'],
+  });
+  browsers.push(strict);
+  const k = await startKelpie({ args: ['--app', TONE] });
+  running.add(k);
+  const context = await strict.newContext({ viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  try {
+    // Playwright's evaluate counts as a user gesture, so nothing may touch the page until
+    // it has set up its sound: watch the server's log instead.
+    await page.goto(`${k.url}&transport=websocket`);
+    const deadline = Date.now() + 30000;
+    while (!/video over WebSocket.*audio\S*=\S*true/.test(k.stderr())) {
+      assert.ok(Date.now() < deadline, `the viewer asks for video and sound over the WebSocket:\n${k.stderr()}`);
+      await sleep(100);
+    }
+    await sleep(1500);
+    assert.ok(await page.isVisible('#kelpie-sound-enable'), 'the prompt is shown');
+    const before = await counters(page);
+    assert.equal(before.framesPlayed, 0, `nothing plays before the click: ${JSON.stringify(before)}`);
+    await page.click('#kelpie-sound-enable');
+    await page.waitForSelector('#kelpie-sound-enable', { state: 'hidden', timeout: 5000 });
+    await page.waitForFunction(() => (window.kelpieSound.wsPlayer?.counters.framesPlayed ?? 0) > 50, null, {
+      timeout: 10000,
+    });
+    const peak = await wsPeak(page, 1500);
+    assert.ok(Math.abs(peak.hz - 440) <= 10 && peak.db > -60, `after the click: ${JSON.stringify(peak)}`);
+  } finally {
+    await context.close();
+    assert.equal(await k.stop(), 0);
+    running.delete(k);
+  }
+});
+
+test('--audio off: a WebSocket viewer gets no sound and no sound bar', async () => {
+  const k = await startKelpie({ args: ['--audio', 'off', '--app', 'sleep 600'] });
+  running.add(k);
+  const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+  try {
+    await sleep(500);
+    assert.equal(await page.evaluate(() => window.kelpie.transport), 'websocket');
+    const state = await page.evaluate(() => {
+      const bar = document.getElementById('kelpie-sound');
+      return { player: window.kelpieSound?.wsPlayer ?? null, bar: bar ? getComputedStyle(bar).display : 'none' };
+    });
+    assert.deepEqual(state, { player: null, bar: 'none' });
+    assert.match(k.stderr(), /video over WebSocket.*audio\S*=\S*false/);
+  } finally {
+    await context.close();
+    assert.equal(await k.stop(), 0);
+    running.delete(k);
+  }
+});

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AUDIO_HEADER_LEN,
+  AudioScheduler,
+  MAX_LEAD_S,
+  MIN_LEAD_S,
+  TARGET_LEAD_S,
+  binaryKind,
+  parseAudioHeader,
+  type AudioDecision,
+} from './wsaudio';
+import { parseFrameHeader } from './wsvideo';
+
+/** Header bytes exactly as `AudioFrameHeader::to_bytes` writes them, then `payload`. */
+function audioMessage(ptsUs: bigint, ageUs: number, payload: number[] = [0xfc, 1, 2]): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(AUDIO_HEADER_LEN + payload.length);
+  const dv = new DataView(b.buffer);
+  b[0] = 2;
+  dv.setBigUint64(4, ptsUs);
+  dv.setUint32(12, ageUs);
+  b.set(payload, AUDIO_HEADER_LEN);
+  return b;
+}
+
+describe('audio frame header', () => {
+  it('parses what the server writes', () => {
+    // The bytes of kelpie-protocol's audio_frame_header_round_trips test.
+    const msg = audioMessage((1n << 40n) + 10_000n, 12_345);
+    expect(Array.from(msg.subarray(0, 4))).toEqual([2, 0, 0, 0]);
+    expect(parseAudioHeader(msg)).toEqual({ ptsUs: 2 ** 40 + 10_000, ageUs: 12_345 });
+    expect(parseAudioHeader(msg.buffer)).toEqual({ ptsUs: 2 ** 40 + 10_000, ageUs: 12_345 });
+    expect(binaryKind(msg)).toBe(2);
+  });
+
+  it('parses a header inside a larger buffer (byteOffset)', () => {
+    const outer = new Uint8Array(64);
+    outer.set(audioMessage(10_000n, 1), 7);
+    expect(parseAudioHeader(outer.subarray(7, 7 + AUDIO_HEADER_LEN + 3))).toEqual({ ptsUs: 10_000, ageUs: 1 });
+  });
+
+  it('rejects short messages, other kinds and codecs, and huge times', () => {
+    const msg = audioMessage(5n, 0);
+    for (let n = 0; n <= AUDIO_HEADER_LEN; n++) expect(parseAudioHeader(msg.subarray(0, n))).toBeNull();
+    const video = msg.slice();
+    video[0] = 1;
+    expect(parseAudioHeader(video)).toBeNull();
+    const codec = msg.slice();
+    codec[2] = 1;
+    expect(parseAudioHeader(codec)).toBeNull();
+    expect(parseAudioHeader(audioMessage(1n << 53n, 0))).toBeNull();
+    expect(parseAudioHeader(audioMessage((1n << 53n) - 1n, 0))?.ptsUs).toBe(2 ** 53 - 1);
+    // The video parser does not take audio frames either.
+    expect(parseFrameHeader(msg)).toBeNull();
+    expect(binaryKind(new Uint8Array(0))).toBeNull();
+  });
+});
+
+const FRAME_US = 10_000;
+const FRAME_S = FRAME_US / 1e6;
+
+/** Feeds frames `[ptsUs, arrival]` and returns the decisions. */
+function run(s: AudioScheduler, frames: [number, number][]): AudioDecision[] {
+  return frames.map(([pts, now]) => s.schedule(pts, FRAME_US, now));
+}
+
+function starts(ds: AudioDecision[]): number[] {
+  return ds.map((d) => (d.action === 'play' ? d.at : NaN));
+}
+
+describe('AudioScheduler', () => {
+  it('starts the first frame at the target lead and plays what follows back to back', () => {
+    const s = new AudioScheduler();
+    const frames: [number, number][] = Array.from({ length: 100 }, (_, i) => [5_000_000 + i * FRAME_US, 1 + i * FRAME_S]);
+    const ds = run(s, frames);
+    expect(ds[0]).toEqual({ action: 'play', at: 1 + TARGET_LEAD_S, resync: true });
+    const at = starts(ds);
+    for (let i = 1; i < at.length; i++) expect(at[i]).toBeCloseTo((at[0] ?? 0) + i * FRAME_S, 9);
+    expect(s.resyncs).toBe(1);
+    expect(s.dropped).toBe(0);
+    expect(s.buffered(1 + 99 * FRAME_S)).toBeCloseTo(TARGET_LEAD_S + FRAME_S, 9);
+  });
+
+  it('absorbs jitter: frames in bursts of four every 40 ms still play back to back', () => {
+    const s = new AudioScheduler();
+    const frames: [number, number][] = Array.from({ length: 200 }, (_, i) => [i * FRAME_US, 10 + Math.floor(i / 4) * 0.04 + 0.03]);
+    const ds = run(s, frames);
+    expect(ds.every((d) => d.action === 'play')).toBe(true);
+    expect(s.resyncs).toBe(1);
+    const at = starts(ds);
+    for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeCloseTo(FRAME_S, 9);
+  });
+
+  it('starts again at the target after the buffer ran dry, and drops what a burst brings beyond the maximum', () => {
+    const s = new AudioScheduler();
+    let now = 0;
+    let pts = 0;
+    const frame = (): AudioDecision => {
+      const d = s.schedule(pts, FRAME_US, now);
+      pts += FRAME_US;
+      return d;
+    };
+    for (let i = 0; i < 10; i++, now += FRAME_S) frame();
+    // The network stalls for half a second, then everything arrives at once.
+    now += 0.5;
+    const burst = Array.from({ length: 50 }, frame);
+    expect(burst[0]).toEqual({ action: 'play', at: now + TARGET_LEAD_S, resync: true });
+    const played = burst.filter((d) => d.action === 'play');
+    const lastAt = Math.max(...starts(played));
+    expect(lastAt - now).toBeLessThanOrEqual(MAX_LEAD_S + 1e-9);
+    expect(burst.at(-1)).toEqual({ action: 'drop' });
+    expect(s.buffered(now)).toBeLessThanOrEqual(MAX_LEAD_S + FRAME_S + 1e-9);
+    // Real time again: frames are dropped until the queue is back at the target, then the
+    // lead stays there.
+    const after: AudioDecision[] = [];
+    for (let i = 0; i < 50; i++) {
+      now += FRAME_S;
+      after.push(frame());
+    }
+    const firstPlay = after.findIndex((d) => d.action === 'play');
+    expect(firstPlay).toBeGreaterThan(0);
+    expect(after.slice(firstPlay).every((d) => d.action === 'play')).toBe(true);
+    expect(s.buffered(now)).toBeGreaterThan(MIN_LEAD_S);
+    expect(s.buffered(now)).toBeLessThanOrEqual(TARGET_LEAD_S + FRAME_S + 1e-9);
+    expect(s.resyncs).toBe(3);
+  });
+
+  it('keeps a gap in pts (silence is not sent) as a gap while the lead stays in bounds', () => {
+    const s = new AudioScheduler();
+    run(s, [
+      [0, 0],
+      [FRAME_US, FRAME_S],
+    ]);
+    // 3 s of silence, then sound again: same clock on both sides, so no resync.
+    const d = s.schedule(3_000_000, FRAME_US, 3.0);
+    expect(d.action).toBe('play');
+    if (d.action === 'play') {
+      expect(d.resync).toBe(false);
+      expect(d.at).toBeCloseTo(3 + TARGET_LEAD_S, 9);
+    }
+  });
+
+  it('starts again when pts jumps ahead further than the buffer holds', () => {
+    const s = new AudioScheduler();
+    run(s, [[0, 0]]);
+    // The server dropped 2 s of old audio: the next frame arrives right away.
+    const d = s.schedule(2_000_000, FRAME_US, 0.01);
+    expect(d).toEqual({ action: 'play', at: TARGET_LEAD_S + FRAME_S, resync: true });
+  });
+
+  it('starts again, after what is queued, when the stream restarts (pts goes back to 0)', () => {
+    const s = new AudioScheduler();
+    run(s, [
+      [90_000_000, 0],
+      [90_010_000, 0],
+      [90_020_000, 0],
+    ]);
+    const queued = s.buffered(0);
+    const d = s.schedule(0, FRAME_US, 0.001);
+    expect(d).toEqual({ action: 'play', at: queued, resync: true });
+    const next = s.schedule(FRAME_US, FRAME_US, 0.011);
+    expect(next).toEqual({ action: 'play', at: queued + FRAME_S, resync: false });
+  });
+
+  it('resynchronises now and then, never piling up, when the clocks drift apart', () => {
+    for (const rate of [0.98, 1.02]) {
+      const s = new AudioScheduler();
+      let maxLead = 0;
+      for (let i = 0; i < 6000; i++) {
+        const now = i * FRAME_S * rate;
+        const d = s.schedule(i * FRAME_US, FRAME_US, now);
+        if (d.action === 'play') {
+          expect(d.at - now).toBeGreaterThanOrEqual(MIN_LEAD_S);
+          maxLead = Math.max(maxLead, d.at - now);
+        }
+      }
+      expect(maxLead).toBeLessThanOrEqual(MAX_LEAD_S + 1e-9);
+      // 2 % of a minute is 1.2 s of drift: a handful of resyncs, not one per frame.
+      expect(s.resyncs).toBeGreaterThan(1);
+      expect(s.resyncs).toBeLessThan(40);
+    }
+  });
+
+  it('forgets everything on reset', () => {
+    const s = new AudioScheduler();
+    run(s, [[0, 0]]);
+    s.reset();
+    expect(s.buffered(0)).toBe(0);
+    expect(s.schedule(10_000, FRAME_US, 5)).toEqual({ action: 'play', at: 5 + TARGET_LEAD_S, resync: true });
+  });
+});
