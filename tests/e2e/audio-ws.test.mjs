@@ -4,6 +4,7 @@
 // path only (the gain node the WebSocket sound plays into), so nothing else can pass for it.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
 
@@ -90,6 +91,48 @@ test('a 440 Hz tone reaches a viewer on the WebSocket transport; mute silences i
     const metrics = await (await fetch(`${k.base}metrics`, { headers: { Authorization: `Bearer ${k.token}` } })).text();
     const bytes = Number(metrics.match(/^kelpie_websocket_audio_bytes_total (\d+)$/m)?.[1]);
     assert.ok(bytes > 10000, `the server counts the sound it sent: ${bytes}`);
+  } finally {
+    await context.close();
+    assert.equal(await k.stop(), 0);
+    running.delete(k);
+  }
+});
+
+test('sound that stops and starts again in the session is heard again (the server stops capturing in between)', async () => {
+  const k = await startKelpie({ args: ['--app', 'sleep 600'] });
+  running.add(k);
+  const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+  const server = k.stderr().match(/started PulseAudio at (unix:\S+)/)?.[1];
+  assert.ok(server, k.stderr());
+  /** Plays a tone into the session for `ms`. */
+  const tone = async (freq, ms) => {
+    const p = spawn('gst-launch-1.0', ['-q', 'audiotestsrc', `freq=${freq}`, 'volume=0.5', 'is-live=true', '!', 'pulsesink'], {
+      env: { ...process.env, PULSE_SERVER: server },
+      stdio: 'ignore',
+    });
+    try {
+      await page.waitForFunction(() => (window.kelpieSound?.wsPlayer?.counters.framesPlayed ?? 0) > 0, null, { timeout: 10000 });
+      const start = (await counters(page)).framesPlayed;
+      await page.waitForFunction((n) => window.kelpieSound.wsPlayer.counters.framesPlayed > n + 30, start, { timeout: 10000 });
+      return await wsPeak(page, ms);
+    } finally {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.on('exit', r));
+    }
+  };
+  try {
+    const first = await tone(440, 1000);
+    assert.ok(Math.abs(first.hz - 440) <= 10 && first.db > -60, `first tone: ${JSON.stringify(first)}`);
+    // Silence: no frames at all once the server has stopped capturing.
+    await sleep(4500);
+    const quiet1 = (await counters(page)).framesReceived;
+    await sleep(1000);
+    const quiet2 = (await counters(page)).framesReceived;
+    assert.equal(quiet2, quiet1, 'nothing is sent while nothing plays');
+    const second = await tone(660, 1000);
+    assert.ok(Math.abs(second.hz - 660) <= 10 && second.db > -60, `second tone: ${JSON.stringify(second)}`);
+    const c = await counters(page);
+    assert.ok(c.decodeErrors === 0 && c.bufferedMs <= 160, JSON.stringify(c));
   } finally {
     await context.close();
     assert.equal(await k.stop(), 0);
