@@ -25,7 +25,17 @@ import {
   type ViewersMessage,
   validateInputMessage,
 } from './protocol';
-import { EMPTY_STATS, computeStats, extractSnapshot, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
+import {
+  EMPTY_STATS,
+  audioDelayMs,
+  computeStats,
+  extractAudioDelay,
+  extractSnapshot,
+  needsKeyframe,
+  type AudioDelaySnapshot,
+  type KelpieStats,
+  type StatsSnapshot,
+} from './stats';
 import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type TransportMode } from './transport';
 import { addRequest } from './viewers';
 import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
@@ -94,6 +104,9 @@ class Attempt {
   streaming = false;
   pendingCandidates: ClientMessage[] = [];
   prevSnapshot: StatsSnapshot | null = null;
+  prevAudio: AudioDelaySnapshot | null = null;
+  /** The sound delay last reported to the server, and when. */
+  audioDelaySent: { ms: number; at: number } | null = null;
   lastKeyframeRequest = -Infinity;
   closed = false;
   private timers = new Map<string, number>();
@@ -797,6 +810,21 @@ export class Connection {
     });
   }
 
+  /**
+   * Tells the server how long sound spends in this browser while sound plays, when it
+   * changed by 5 ms or more or every 5 s, so the server can hold video back as long.
+   */
+  private reportAudioDelay(a: Attempt, cur: AudioDelaySnapshot | null): void {
+    const ms = audioDelayMs(a.prevAudio, cur);
+    a.prevAudio = cur;
+    if (ms === null) return;
+    const now = performance.now();
+    const last = a.audioDelaySent;
+    if (last && Math.abs(last.ms - ms) < 5 && now - last.at < 5000) return;
+    a.audioDelaySent = { ms, at: now };
+    a.send({ type: 'audiodelay', ms });
+  }
+
   private async sampleStats(a: Attempt): Promise<void> {
     let snap: StatsSnapshot;
     if (a.transport === 'websocket') {
@@ -813,6 +841,7 @@ export class Connection {
       }
       if (!this.current(a) || a.transport !== 'webrtc') return;
       snap = extractSnapshot(report, Date.now());
+      this.reportAudioDelay(a, extractAudioDelay(report));
     }
     const prev = a.prevSnapshot;
     a.prevSnapshot = snap;

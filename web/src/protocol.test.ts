@@ -233,3 +233,10 @@ describe('viewers, control and wsvideo messages', () => {
     );
   });
 });
+
+describe('audiodelay', () => {
+  it('is sent as whole milliseconds within the server bounds', () => {
+    expect(encodeClientMessage({ type: 'audiodelay', ms: 61.6 })).toBe('{"type":"audiodelay","ms":62}');
+    expect(encodeClientMessage({ type: 'audiodelay', ms: 99999 })).toBe('{"type":"audiodelay","ms":2000}');
+  });
+});

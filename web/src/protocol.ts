@@ -123,6 +123,12 @@ export interface KeyframeMessage {
   type: 'keyframe';
 }
 
+/** How long received sound spends in this browser (ms), so video can wait as long. */
+export interface AudioDelayMessage {
+  type: 'audiodelay';
+  ms: number;
+}
+
 /** A key went down or up; `keysym` is an X keysym (see `keysym.ts`). */
 export interface KeyMessage {
   type: 'key';
@@ -223,6 +229,7 @@ export interface RateMessage {
 }
 
 export type ClientMessage =
+  | AudioDelayMessage
   | ResizeMessage
   | RateMessage
   | OfferMessage
@@ -401,6 +408,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       );
     case 'keyframe':
       return JSON.stringify({ type: 'keyframe' });
+    case 'audiodelay':
+      return JSON.stringify({ type: 'audiodelay', ms: Math.max(0, Math.min(2000, Math.round(msg.ms))) });
     case 'key':
       return JSON.stringify({ type: 'key', keysym: msg.keysym, down: msg.down });
     case 'text':

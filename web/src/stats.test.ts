@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { codecName, computeStats, extractSnapshot, formatStats, needsKeyframe, type StatsSnapshot } from './stats';
+import {
+  audioDelayMs,
+  codecName,
+  computeStats,
+  extractAudioDelay,
+  extractSnapshot,
+  formatStats,
+  needsKeyframe,
+  type StatsSnapshot,
+} from './stats';
 
 function snap(over: Partial<StatsSnapshot>): StatsSnapshot {
   return {
@@ -191,5 +200,38 @@ describe('formatStats', () => {
     expect(rows).toMatchObject({ fps: '30.0', bitrate: '1.00 Mbit/s', rtt: '12.3 ms', decode: '0.00 ms/frame', codec: 'h264', resolution: '1920x1080' });
     const empty = Object.fromEntries(formatStats(computeStats(null, snap({ frameWidth: null, codecMimeType: null }))));
     expect(empty).toMatchObject({ fps: '–', bitrate: '–', resolution: '–', codec: '–' });
+  });
+});
+
+describe('audioDelayMs', () => {
+  const snap = (jb: number, emitted: number, playout: number | null = null, samples: number | null = null) => ({
+    jitterBufferDelay: jb,
+    jitterBufferEmittedCount: emitted,
+    totalPlayoutDelay: playout,
+    totalSamplesCount: samples,
+  });
+
+  it('averages the jitter buffer delay over the samples emitted in between', () => {
+    // 48000 samples emitted, 1920 s of summed delay: 40 ms each.
+    expect(audioDelayMs(snap(100, 10000), snap(2020, 58000))).toBe(40);
+  });
+
+  it('adds the audio device delay when the browser reports it', () => {
+    expect(audioDelayMs(snap(0, 0, 0, 0), snap(1920, 48000, 960, 48000))).toBe(60);
+  });
+
+  it('knows nothing without sound in between or without a previous snapshot', () => {
+    expect(audioDelayMs(snap(5, 100), snap(5, 100))).toBeNull();
+    expect(audioDelayMs(null, snap(5, 100))).toBeNull();
+  });
+
+  it('reads the counters out of a stats report', () => {
+    const report = new Map<string, unknown>([
+      ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: 3, jitterBufferEmittedCount: 96000 }],
+      ['v', { type: 'inbound-rtp', kind: 'video', jitterBufferDelay: 9, jitterBufferEmittedCount: 10 }],
+      ['p', { type: 'media-playout', totalPlayoutDelay: 1.5, totalSamplesCount: 96000 }],
+    ]);
+    expect(extractAudioDelay(report)).toEqual(snap(3, 96000, 1.5, 96000));
+    expect(extractAudioDelay(new Map())).toBeNull();
   });
 });

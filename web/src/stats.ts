@@ -132,6 +132,59 @@ export function extractSnapshot(report: ReadonlyMap<string, unknown>, now: numbe
   };
 }
 
+/** Cumulative counters of received sound: the jitter buffer's and the audio device's. */
+export interface AudioDelaySnapshot {
+  /** Seconds, summed over emitted samples (inbound-rtp `jitterBufferDelay`). */
+  jitterBufferDelay: number;
+  jitterBufferEmittedCount: number;
+  /** Seconds, summed over played samples (media-playout `totalPlayoutDelay`), when known. */
+  totalPlayoutDelay: number | null;
+  totalSamplesCount: number | null;
+}
+
+/** The sound counters of a report, or `null` without received sound. */
+export function extractAudioDelay(report: ReadonlyMap<string, unknown>): AudioDelaySnapshot | null {
+  let inbound: StatsRecord | undefined;
+  let playout: StatsRecord | undefined;
+  for (const value of report.values()) {
+    const r = asRecord(value);
+    if (!r) continue;
+    if (r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'audio') inbound = r;
+    else if (r.type === 'media-playout') playout = r;
+  }
+  const jb = num(inbound, 'jitterBufferDelay');
+  const emitted = num(inbound, 'jitterBufferEmittedCount');
+  if (jb === null || emitted === null) return null;
+  return {
+    jitterBufferDelay: jb,
+    jitterBufferEmittedCount: emitted,
+    totalPlayoutDelay: num(playout, 'totalPlayoutDelay'),
+    totalSamplesCount: num(playout, 'totalSamplesCount'),
+  };
+}
+
+/**
+ * Milliseconds received sound spent in the browser over the interval between two snapshots:
+ * the jitter buffer's average delay plus the audio device's, when reported. `null` when no
+ * sound came out of the jitter buffer in between (nothing plays).
+ */
+export function audioDelayMs(prev: AudioDelaySnapshot | null, cur: AudioDelaySnapshot | null): number | null {
+  if (!prev || !cur) return null;
+  const emitted = cur.jitterBufferEmittedCount - prev.jitterBufferEmittedCount;
+  if (emitted <= 0) return null;
+  let ms = ((cur.jitterBufferDelay - prev.jitterBufferDelay) / emitted) * 1000;
+  if (
+    cur.totalPlayoutDelay !== null &&
+    prev.totalPlayoutDelay !== null &&
+    cur.totalSamplesCount !== null &&
+    prev.totalSamplesCount !== null &&
+    cur.totalSamplesCount > prev.totalSamplesCount
+  ) {
+    ms += ((cur.totalPlayoutDelay - prev.totalPlayoutDelay) / (cur.totalSamplesCount - prev.totalSamplesCount)) * 1000;
+  }
+  return Number.isFinite(ms) && ms >= 0 ? Math.min(Math.round(ms), 2000) : null;
+}
+
 function describeTransport(local?: StatsRecord, remote?: StatsRecord): string | null {
   if (!local && !remote) return null;
   const protocol = str(local, 'protocol') ?? str(remote, 'protocol') ?? '?';

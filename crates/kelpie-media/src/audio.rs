@@ -3,7 +3,8 @@
 //!
 //! Out: `pulsesrc (default sink's monitor) ! opusenc (48 kHz stereo, 10 ms, VBR, DTX) !
 //! appsink`, broadcast like video. Frames of two bytes or less are DTX "nothing to say"
-//! frames and are not sent at all, so silence costs nothing on the wire. While someone
+//! frames: the first after sound is sent (as WebRTC's own Opus sender does), the others
+//! are not, so silence costs almost nothing on the wire. While someone
 //! subscribes, a watcher (`pactl subscribe`) follows the streams playing into PulseAudio, and
 //! the pipeline runs only while at least one plays (and [`IDLE_STOP`] after the last one
 //! ends), so a silent desktop costs no CPU either. Without `pactl` the pipeline runs for as
@@ -292,15 +293,24 @@ impl Inner {
         let sink_tx = tx.clone();
         let counters = self.counters.clone();
         let (start, epoch) = (Instant::now(), self.epoch);
+        let mut in_dtx = false;
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |a| {
                     let sample = a.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    // DTX: the first "nothing to say" packet after sound is sent, so the
+                    // receiver knows silence began and plays comfort noise instead of
+                    // stretching the last sound as if packets were lost; the rest are not.
                     if map.len() <= 2 {
-                        counters.dtx_skipped.fetch_add(1, Ordering::Relaxed);
-                        return Ok(gst::FlowSuccess::Ok);
+                        if in_dtx {
+                            counters.dtx_skipped.fetch_add(1, Ordering::Relaxed);
+                            return Ok(gst::FlowSuccess::Ok);
+                        }
+                        in_dtx = true;
+                    } else {
+                        in_dtx = false;
                     }
                     let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
                     counters.packets.fetch_add(1, Ordering::Relaxed);

@@ -40,6 +40,8 @@ OPTIONS:
     --display :N        X display (default: $DISPLAY)
     --fps N             frames per second for bars/noise (default 60), chars/s for typing (10)
     --interval-ms N     clock update period (default 1000)
+    --beep              clock: with every new timestamp, play a 50 ms 1 kHz beep into the default
+                        PulseAudio sink (through `pacat`, 10 ms latency), for audio/video sync
     --speed N           bars: pixels scrolled per frame (default 4)
     --seed N            seed for noise/typing (default fixed)
     --duration S        exit after S seconds (default: run until SIGTERM/SIGINT)
@@ -85,6 +87,7 @@ struct Options {
     seed: u64,
     duration: Option<Duration>,
     quiet: bool,
+    beep: bool,
 }
 
 #[derive(Debug)]
@@ -132,6 +135,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
         seed: 0x4b65_6c70_6965,
         duration: None,
         quiet: false,
+        beep: false,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -142,6 +146,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
         match name.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-q" | "--quiet" => o.quiet = true,
+            "--beep" => o.beep = true,
             "--display" => o.display = Some(value().context("--display needs a value")?),
             "--fps" => {
                 let fps: f64 = parse_number(&name, value())?;
@@ -859,6 +864,61 @@ struct Pending {
     resize: Option<(u16, u16)>,
 }
 
+/// Plays beeps into the default PulseAudio sink through `pacat` with a small buffer, so a
+/// beep written now is heard about 10 ms later. Between beeps nothing is written: the stream
+/// runs dry (PulseAudio plays silence) and restarts as soon as the next beep arrives.
+struct Beeper {
+    child: std::process::Child,
+    beep: Vec<u8>,
+}
+
+impl Beeper {
+    const RATE: u32 = 48_000;
+
+    fn start() -> Result<Self> {
+        let child = std::process::Command::new("pacat")
+            .args([
+                "--playback",
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=10",
+                "--process-time-msec=5",
+                "--client-name=kelpie-probe",
+                "--stream-name=beep",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("cannot run pacat (Debian package pulseaudio-utils)")?;
+        // 50 ms of a 1 kHz sine at half scale.
+        let n = Self::RATE / 20;
+        let beep = (0..n)
+            .flat_map(|i| {
+                let t = f64::from(i) / f64::from(Self::RATE);
+                (((t * 1000.0 * std::f64::consts::TAU).sin() * 16000.0) as i16).to_le_bytes()
+            })
+            .collect();
+        Ok(Self { child, beep })
+    }
+
+    fn beep(&mut self) -> Result<()> {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().context("pacat has no input")?;
+        stdin.write_all(&self.beep).context("pacat stopped")?;
+        stdin.flush().context("pacat stopped")
+    }
+}
+
+impl Drop for Beeper {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn handle_events(ctx: &Ctx, pending: &mut Pending) -> XResult<()> {
     while let Some(ev) = ctx.conn.poll_for_event()? {
         match ev {
@@ -885,6 +945,7 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
     };
     let mut scene = Scene::new(ctx, o)?;
     let stamped = scene.stamped();
+    let mut beeper = if o.beep { Some(Beeper::start().map_err(XFail::Other)?) } else { None };
 
     ctx.conn.map_window(ctx.win)?;
     ctx.conn.configure_window(ctx.win, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
@@ -959,6 +1020,10 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
                 draw_stamp(ctx, ms)?;
             }
             ctx.conn.get_input_focus()?.reply()?;
+            // The stamp is on the screen now: the beep starts at the same moment.
+            if let Some(b) = beeper.as_mut() {
+                b.beep().map_err(XFail::Other)?;
+            }
             stats.frames += 1;
             continue;
         }

@@ -225,6 +225,13 @@ pub enum ClientMessage {
     },
     /// Ask for a keyframe (the client saw corruption it cannot recover from).
     Keyframe,
+    /// How long received sound spends in the browser (jitter buffer and playout), so the
+    /// server can hold video back by as much while sound plays (WebRTC transport).
+    #[serde(rename = "audiodelay")]
+    AudioDelay {
+        /// Milliseconds, at most [`MAX_AUDIO_DELAY_MS`].
+        ms: u32,
+    },
     /// A key went down or up. `keysym` is an X keysym: Latin-1 characters are their code
     /// point, other characters `0x0100_0000 + code point`, special keys their X names'
     /// values (Return = 0xff0d, …).
@@ -399,6 +406,8 @@ pub const MAX_REL_MOVE: i32 = 10_000;
 pub const MAX_WHEEL_CLICKS: i32 = 100;
 /// Largest valid X keysym.
 pub const MAX_KEYSYM: u32 = 0x1ff_ffff;
+/// Largest browser sound delay a client may report, in ms.
+pub const MAX_AUDIO_DELAY_MS: u32 = 2000;
 
 /// A message from the server to the browser on the signalling WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,6 +507,7 @@ impl ClientMessage {
             }
             Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
+            Self::AudioDelay { ms } => check(*ms <= MAX_AUDIO_DELAY_MS, "audio delay"),
             Self::Offer { .. }
             | Self::Candidate { .. }
             | Self::Keyframe
@@ -514,6 +524,7 @@ impl ClientMessage {
             Self::Offer { .. }
                 | Self::Candidate { .. }
                 | Self::Keyframe
+                | Self::AudioDelay { .. }
                 | Self::RequestControl
                 | Self::GiveControl { .. }
                 | Self::WsVideo { .. }
@@ -534,6 +545,15 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_delay_reports_are_bounded_and_not_input() {
+        let m = ClientMessage::parse(r#"{"type":"audiodelay","ms":64}"#).unwrap();
+        assert_eq!(m, ClientMessage::AudioDelay { ms: 64 });
+        assert!(!m.is_input());
+        assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":2001}"#).is_err());
+        assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":-1}"#).is_err());
+    }
 
     #[test]
     fn parses_offer_and_candidate() {

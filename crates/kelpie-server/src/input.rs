@@ -173,6 +173,7 @@ fn apply(
         ClientMessage::Offer { .. }
         | ClientMessage::Candidate { .. }
         | ClientMessage::Keyframe
+        | ClientMessage::AudioDelay { .. }
         | ClientMessage::RequestControl
         | ClientMessage::GiveControl { .. }
         | ClientMessage::WsVideo { .. }

@@ -162,6 +162,11 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     state.webrtc.candidate(p, candidate).await;
                 }
             }
+            ClientMessage::AudioDelay { ms } => {
+                if let Some(p) = peer {
+                    state.webrtc.audio_delay(p, ms).await;
+                }
+            }
             ClientMessage::Keyframe => {
                 if let Some(p) = peer {
                     state.webrtc.keyframe(p).await;

@@ -41,6 +41,7 @@ enum Command {
     Offer { sdp: String, local: SocketAddr, reply: oneshot::Sender<Result<Answer, WebRtcError>> },
     Candidate { peer: PeerId, candidate: String },
     Keyframe { peer: PeerId },
+    AudioDelay { peer: PeerId, ms: u32 },
     Close { peer: PeerId },
 }
 
@@ -113,6 +114,11 @@ impl WebRtc {
     /// Asks for a keyframe for a peer.
     pub async fn keyframe(&self, peer: PeerId) {
         let _ = self.tx.send(Command::Keyframe { peer }).await;
+    }
+
+    /// Records how long sound spends in a peer's browser (its report).
+    pub async fn audio_delay(&self, peer: PeerId, ms: u32) {
+        let _ = self.tx.send(Command::AudioDelay { peer, ms }).await;
     }
 
     /// Closes a peer.
@@ -202,6 +208,7 @@ async fn run(
                         f.stream.request_keyframe();
                     }
                 }
+                Some(Command::AudioDelay { peer, ms }) => hub.set_audio_delay(peer, ms),
                 Some(Command::Close { peer }) => hub.remove(peer),
             },
             Some((codec, msg)) = frames.recv() => match msg {

@@ -79,6 +79,34 @@ struct Peer {
     audio: Option<(Mid, str0m::format::PayloadParams)>,
     /// The audio m-line, when the browser sends its microphone on it.
     mic_mid: Option<Mid>,
+    /// What the browser reports sound spends in it (jitter buffer and playout), in ms.
+    audio_delay_ms: Option<u32>,
+}
+
+/// Sound counts as playing this long after its last packet.
+const SOUND_ACTIVE: Duration = Duration::from_secs(1);
+/// The most video is held back to line up with sound.
+pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(300);
+
+/// How long video must wait in the browser so that it is shown with the sound captured at
+/// the same moment: the sound's time in the browser plus its time in the server, minus the
+/// video's time in the server (both measured from capture to hand-over to the transport).
+/// In 10 ms steps (the playout-delay extension's unit), at most [`MAX_SYNC_DELAY`].
+pub fn sync_delay(browser_audio_ms: u32, server_audio_ms: f64, server_video_ms: f64) -> Duration {
+    let ms = f64::from(browser_audio_ms) + server_audio_ms - server_video_ms;
+    let ms = (ms / 10.0).round().clamp(0.0, MAX_SYNC_DELAY.as_millis() as f64 / 10.0) * 10.0;
+    Duration::from_millis(ms as u64)
+}
+
+/// A smoothed duration in ms (exponential moving average).
+#[derive(Debug, Default, Clone, Copy)]
+struct Smoothed(Option<f64>);
+
+impl Smoothed {
+    fn add(&mut self, d: Duration) {
+        let v = d.as_secs_f64() * 1000.0;
+        self.0 = Some(self.0.map_or(v, |m| m + (v - m) / 16.0));
+    }
 }
 
 /// Chromium asks for a keyframe when no frame has arrived for 3 s, even though nothing was
@@ -103,6 +131,11 @@ pub struct Hub {
     audio: bool,
     /// Whether viewers' microphones are taken (else the audio m-line is send-only).
     microphone: bool,
+    /// When sound (not DTX silence) last went out.
+    last_sound_at: Option<Instant>,
+    /// Capture to hand-over of sound and of video in this server.
+    audio_age: Smoothed,
+    video_age: Smoothed,
 }
 
 impl Hub {
@@ -117,6 +150,9 @@ impl Hub {
             idle_plis_ignored: 0,
             audio: false,
             microphone: false,
+            last_sound_at: None,
+            audio_age: Smoothed::default(),
+            video_age: Smoothed::default(),
         }
     }
 
@@ -180,6 +216,7 @@ impl Hub {
             last_frame_at: None,
             audio: None,
             mic_mid: None,
+            audio_delay_ms: None,
         });
         tracing::debug!(%id, codec = codec.as_str(), "peer created");
         Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string(), self.microphone), codec })
@@ -240,10 +277,21 @@ impl Hub {
 
     /// Sends an encoded frame to every connected viewer of its codec. A viewer waiting for
     /// a keyframe skips delta frames. Returns whether some viewer still waits for a keyframe.
+    ///
+    /// Video is shown as soon as it is decoded (playout delay 0), except for a viewer that
+    /// hears sound right now: its video is held back by [`sync_delay`] so that picture and
+    /// sound stay together; a second after the sound stops, video is immediate again.
     pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
         let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
+        self.video_age.add(now.saturating_duration_since(frame.captured));
+        let sounding = self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
+        let (audio_age, video_age) = (self.audio_age.0.unwrap_or(0.0), self.video_age.0.unwrap_or(0.0));
         let mut waiting = false;
         for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
+            let delay = match (sounding, p.audio.is_some(), p.audio_delay_ms) {
+                (true, true, Some(ms)) => sync_delay(ms, audio_age, video_age),
+                _ => Duration::ZERO,
+            };
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
             };
@@ -252,8 +300,8 @@ impl Hub {
                 continue;
             }
             let Some(writer) = p.rtc.writer(*mid) else { continue };
-            let zero = MediaTime::from_90khz(0);
-            match writer.playout_delay(zero, zero).write(
+            let delay = MediaTime::from_90khz(delay.as_micros() as u64 * 9 / 100);
+            match writer.playout_delay(delay, delay).write(
                 params.pt(),
                 frame.captured.min(now),
                 rtp_time,
@@ -397,8 +445,19 @@ mod tests;
 impl Hub {
     /// Sends an Opus packet to every connected viewer with an audio m-line.
     pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) {
+        if frame.data.len() > 2 {
+            self.last_sound_at = Some(now);
+        }
+        self.audio_age.add(now.saturating_duration_since(frame.captured));
         for p in self.peers.iter_mut().filter(|p| p.connected) {
             audio::send(&mut p.rtc, p.audio.as_ref(), now, frame);
+        }
+    }
+
+    /// Records how long sound spends in `peer`'s browser (its report), for [`sync_delay`].
+    pub fn set_audio_delay(&mut self, peer: PeerId, ms: u32) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.audio_delay_ms = Some(ms);
         }
     }
 

@@ -214,7 +214,12 @@ fn keyframe_requests_are_answered_unless_the_stream_is_merely_idle() {
 fn audio_pair(microphone: bool) -> (Pair, Answer, Mid) {
     let now = Instant::now();
     let mut hub = Hub::new(vec![VideoCodec::H264]).with_sound(true, microphone);
-    let mut client = Rtc::builder().clear_codecs().enable_h264(true).enable_opus(true, false).build(now);
+    let mut client = Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .set_extension(12, str0m::rtp::Extension::PlayoutDelay)
+        .build(now);
     client.add_local_candidate(Candidate::host(CLIENT.parse().unwrap(), "udp").unwrap());
     let mut api = client.sdp_api();
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
@@ -287,4 +292,56 @@ fn without_the_microphone_the_audio_line_is_send_only() {
     assert!(audio.contains("a=sendonly") && !audio.contains("a=sendrecv"), "{audio}");
     p.run(Duration::from_secs(1));
     assert!(p.hub.audio_in_use());
+}
+
+#[test]
+fn sync_delay_adds_the_browser_and_server_sound_time_minus_the_video_time() {
+    assert_eq!(sync_delay(60, 20.0, 8.0), Duration::from_millis(70));
+    assert_eq!(sync_delay(0, 5.0, 30.0), Duration::ZERO, "never negative");
+    assert_eq!(sync_delay(2000, 0.0, 0.0), MAX_SYNC_DELAY);
+}
+
+#[test]
+fn video_waits_for_the_sound_only_while_sound_plays() {
+    let (mut p, answer, _) = audio_pair(false);
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    let delays = |p: &Pair| -> Vec<Option<u64>> {
+        p.received
+            .iter()
+            .filter(|d| d.params.spec().codec == Codec::H264)
+            .map(|d| {
+                d.ext_vals.play_delay_max.map(|t| t.rebase(str0m::media::Frequency::HUNDREDTHS).numer() * 10)
+            })
+            .collect()
+    };
+    // No sound: video is shown at once.
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(50));
+    assert_eq!(delays(&p), vec![Some(0)]);
+
+    // Sound plays and the browser says it holds sound 60 ms: video waits as long (plus the
+    // sound's 20 ms in the server, minus the video's 0 ms).
+    p.hub.set_audio_delay(answer.peer, 60);
+    for i in 0..20u8 {
+        let f = AudioFrame {
+            data: vec![0x78, i, 1, 2, 3].into(),
+            pts: Duration::from_millis(i as u64 * 10),
+            captured: p.now - Duration::from_millis(20),
+        };
+        p.hub.send_audio(p.now, &f);
+        p.run(Duration::from_millis(10));
+    }
+    let f = p.frame(false, 2);
+    p.hub.send_frame(p.now, VideoCodec::H264, &f);
+    p.run(Duration::from_millis(50));
+    assert_eq!(delays(&p).last(), Some(&Some(80)));
+
+    // A second after the last sound, video is immediate again.
+    p.run(Duration::from_millis(1100));
+    let f = p.frame(false, 3);
+    p.hub.send_frame(p.now, VideoCodec::H264, &f);
+    p.run(Duration::from_millis(50));
+    assert_eq!(delays(&p).last(), Some(&Some(0)));
 }
