@@ -5,7 +5,7 @@ import { stats } from '../tests/lib/stats.mjs';
 import { fmt } from './format.mjs';
 
 /** The sections of docs/benchmarks.md, in document order. */
-export const SECTIONS = ['peers', 'input', 'viewers'];
+export const SECTIONS = ['peers', 'input', 'viewers', 'audio'];
 
 /**
  * `BENCH_SECTIONS` as a list in document order; unknown names throw. Empty or missing = all.
@@ -169,4 +169,45 @@ export function mergeBlocks(fresh, oldDoc) {
     if (b) out.push(b);
   }
   return out.join('\n');
+}
+
+/**
+ * One row out of several sessions of the same system and workload (each a fresh server,
+ * probe and browser, so the phase between the application's frame clock and the browser's
+ * display clock differs): latencies pooled, rates weighted by each session's length, peaks
+ * the largest. `p50s` keeps each session's median to show the spread.
+ * @param {object[]} runs results of runOne, each with `latencies` (ms) and `seconds`
+ */
+export function mergeSessions(runs) {
+  const ok = runs.filter((r) => !r.error);
+  if (ok.length === 0) return runs[runs.length - 1];
+  if (ok.length === 1) return { ...ok[0], sessions: 1, p50s: [ok[0].p50] };
+  const secs = ok.reduce((a, r) => a + r.seconds, 0);
+  const weighted = (k) => {
+    const v = ok.filter((r) => Number.isFinite(r[k]));
+    const s = v.reduce((a, r) => a + r.seconds, 0);
+    return s > 0 ? v.reduce((a, r) => a + r[k] * r.seconds, 0) / s : NaN;
+  };
+  const latencies = ok.flatMap((r) => r.latencies ?? []);
+  const st = stats(latencies);
+  const psnrs = ok.map((r) => r.psnr).filter(Number.isFinite);
+  return {
+    ...ok[ok.length - 1],
+    seconds: Number(secs.toFixed(2)),
+    fps: weighted('fps'),
+    cpu: weighted('cpu'),
+    mbps: weighted('mbps'),
+    serverMbps: weighted('serverMbps'),
+    browserMbps: weighted('browserMbps'),
+    rssMiB: Math.max(...ok.map((r) => r.rssMiB).filter(Number.isFinite)),
+    p50: st.p50,
+    p90: st.p90,
+    p99: st.p99,
+    mean: st.mean,
+    n: st.n,
+    latencies,
+    psnr: psnrs.length ? psnrs.reduce((a, b) => a + b, 0) / psnrs.length : undefined,
+    sessions: ok.length,
+    p50s: ok.map((r) => r.p50),
+  };
 }

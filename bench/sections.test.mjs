@@ -16,8 +16,8 @@ import {
 } from './sections.mjs';
 
 test('parseSections: default all, document order, unknown names rejected', () => {
-  assert.deepEqual(parseSections(undefined), ['peers', 'input', 'viewers']);
-  assert.deepEqual(parseSections(''), ['peers', 'input', 'viewers']);
+  assert.deepEqual(parseSections(undefined), ['peers', 'input', 'viewers', 'audio']);
+  assert.deepEqual(parseSections(''), ['peers', 'input', 'viewers', 'audio']);
   assert.deepEqual(parseSections('viewers, input'), ['input', 'viewers']);
   assert.deepEqual(parseSections('peers'), ['peers']);
   assert.throws(() => parseSections('input,bogus'), /bogus/);
@@ -130,4 +130,23 @@ test('blocks: wrap, extract, and merge keeps sections that were not rerun', () =
   assert.ok(merged.indexOf('new input') < merged.indexOf('new viewers'));
   // A fresh document with nothing to keep.
   assert.equal(mergeBlocks({}, null), '');
+});
+
+test('sessions merge: latencies pooled, rates weighted by length, peaks kept', async () => {
+  const { mergeSessions } = await import('./sections.mjs');
+  const a = { system: 'kelpie', workload: 'bars', seconds: 10, fps: 60, cpu: 40, mbps: 3, serverMbps: 3, browserMbps: 3, rssMiB: 80, p50: 10, latencies: [9, 10, 11], psnr: 40 };
+  const b = { system: 'kelpie', workload: 'bars', seconds: 30, fps: 50, cpu: 60, mbps: 5, serverMbps: 5, browserMbps: 5, rssMiB: 90, p50: 30, latencies: [29, 30, 31, 32, 33], psnr: 42 };
+  const m = mergeSessions([a, b, { system: 'kelpie', workload: 'bars', error: 'boom' }]);
+  assert.equal(m.sessions, 2);
+  assert.equal(m.seconds, 40);
+  assert.equal(m.fps, 52.5);
+  assert.equal(m.cpu, 55);
+  assert.equal(m.rssMiB, 90);
+  assert.equal(m.n, 8);
+  assert.equal(m.p50, 29);
+  assert.deepEqual(m.p50s, [10, 30]);
+  assert.equal(m.psnr, 41);
+  // A single session passes through; all failed gives the last error.
+  assert.equal(mergeSessions([a]).p50, 10);
+  assert.equal(mergeSessions([{ error: 'x' }]).error, 'x');
 });

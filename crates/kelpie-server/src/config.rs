@@ -96,6 +96,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_AUDIO_BITRATE", default_value_t = 128, value_parser = clap::value_parser!(u32).range(6..=510))]
     pub audio_bitrate: u32,
 
+    /// While sound plays, video waits as long as the sound takes to reach the browser, so
+    /// they stay in sync (WebRTC); off: video is always shown as soon as it is decoded.
+    #[arg(long, env = "KELPIE_AV_SYNC", value_enum, default_value_t = Switch::On)]
+    pub av_sync: Switch,
+
     /// Viewers' microphones become the session's default PulseAudio source.
     #[arg(long, env = "KELPIE_MICROPHONE", value_enum, default_value_t = Switch::On)]
     pub microphone: Switch,

@@ -143,8 +143,14 @@ impl Server {
             let s = &conn.setup().roots[screen];
             (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
         };
-        let webrtc =
-            WebRtc::start(config.udp_addr(), config.public_ip, source.clone(), sound.source.clone()).await?;
+        let webrtc = WebRtc::start(
+            config.udp_addr(),
+            config.public_ip,
+            source.clone(),
+            sound.source.clone(),
+            config.av_sync == config::Switch::On,
+        )
+        .await?;
         let token = match config.auth {
             AuthMode::None => {
                 tracing::warn!(

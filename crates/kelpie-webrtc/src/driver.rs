@@ -61,19 +61,22 @@ pub struct WebRtc {
 }
 
 impl WebRtc {
-    /// Binds the UDP port and starts the transport task.
+    /// Binds the UDP port and starts the transport task. With `av_sync`, video waits for the
+    /// sound while sound plays (see [`Hub::with_av_sync`]).
     pub async fn start(
         udp_addr: SocketAddr,
         public_ip: Option<IpAddr>,
         source: Arc<VideoSource>,
         audio: Option<Arc<AudioSource>>,
+        av_sync: bool,
     ) -> Result<Self, WebRtcError> {
         let socket = UdpSocket::bind(udp_addr).await.map_err(|e| WebRtcError::Bind(udp_addr, e))?;
         let udp_addr = socket.local_addr().map_err(|e| WebRtcError::Bind(udp_addr, e))?;
         let (tx, rx) = mpsc::channel(64);
         let counters = Arc::new(WebRtcCounters::default());
         let hub = Hub::new(source.codecs())
-            .with_sound(audio.is_some(), audio.as_ref().is_some_and(|a| a.settings().mic_sink.is_some()));
+            .with_sound(audio.is_some(), audio.as_ref().is_some_and(|a| a.settings().mic_sink.is_some()))
+            .with_av_sync(av_sync);
         tokio::spawn(run(socket, hub, rx, source, audio, counters.clone()));
         Ok(Self { tx, udp_addr, public_ip, counters })
     }

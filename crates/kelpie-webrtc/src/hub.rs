@@ -131,6 +131,8 @@ pub struct Hub {
     audio: bool,
     /// Whether viewers' microphones are taken (else the audio m-line is send-only).
     microphone: bool,
+    /// Whether video waits for sound while sound plays.
+    av_sync: bool,
     /// When sound (not DTX silence) last went out.
     last_sound_at: Option<Instant>,
     /// Capture to hand-over of sound and of video in this server.
@@ -150,6 +152,7 @@ impl Hub {
             idle_plis_ignored: 0,
             audio: false,
             microphone: false,
+            av_sync: true,
             last_sound_at: None,
             audio_age: Smoothed::default(),
             video_age: Smoothed::default(),
@@ -161,6 +164,13 @@ impl Hub {
     pub fn with_sound(mut self, audio: bool, microphone: bool) -> Self {
         self.audio = audio;
         self.microphone = audio && microphone;
+        self
+    }
+
+    /// Whether video is held back to line up with sound while sound plays (default), or is
+    /// always shown as soon as it is decoded.
+    pub fn with_av_sync(mut self, on: bool) -> Self {
+        self.av_sync = on;
         self
     }
 
@@ -284,7 +294,8 @@ impl Hub {
     pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
         let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
         self.video_age.add(now.saturating_duration_since(frame.captured));
-        let sounding = self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
+        let sounding = self.av_sync
+            && self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
         let (audio_age, video_age) = (self.audio_age.0.unwrap_or(0.0), self.video_age.0.unwrap_or(0.0));
         let mut waiting = false;
         for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
