@@ -91,6 +91,9 @@ fn x(e: impl std::fmt::Display) -> ClipboardError {
 /// Handle to the clipboard thread; the thread stops when the handle is dropped.
 pub struct Clipboard {
     tx: mpsc::Sender<Clip>,
+    /// Written after every command so the thread, asleep in `poll`, wakes at once; closed
+    /// when the handle is dropped, which wakes it to stop.
+    wake: std::os::unix::net::UnixStream,
 }
 
 impl Clipboard {
@@ -103,16 +106,21 @@ impl Clipboard {
     ) -> Result<Self, ClipboardError> {
         let worker = Worker::new(display, max)?;
         let (tx, rx) = mpsc::channel();
+        let (wake, woken) = std::os::unix::net::UnixStream::pair().map_err(x)?;
+        wake.set_nonblocking(true).map_err(x)?;
+        woken.set_nonblocking(true).map_err(x)?;
         std::thread::Builder::new()
             .name("kelpie-clipboard".into())
-            .spawn(move || worker.run(&rx, on_change))
+            .spawn(move || worker.run(&rx, &woken, on_change))
             .map_err(x)?;
-        Ok(Self { tx })
+        Ok(Self { tx, wake })
     }
 
     /// Makes `clip` the remote `CLIPBOARD` (text must be UTF-8).
     pub fn set(&self, clip: Clip) {
         let _ = self.tx.send(clip);
+        // A full pipe already holds a wake-up.
+        let _ = std::io::Write::write(&mut &self.wake, &[1]);
     }
 }
 
@@ -218,9 +226,14 @@ impl Worker {
         })
     }
 
-    fn run(mut self, rx: &mpsc::Receiver<Clip>, mut on_change: impl FnMut(Clip)) {
+    fn run(
+        mut self,
+        rx: &mpsc::Receiver<Clip>,
+        woken: &std::os::unix::net::UnixStream,
+        mut on_change: impl FnMut(Clip),
+    ) {
         loop {
-            match self.step(rx, &mut on_change) {
+            match self.step(rx, woken, &mut on_change) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => {
@@ -231,16 +244,31 @@ impl Worker {
         }
     }
 
-    /// Waits up to 20 ms for X events or commands and handles them. False when the handle
-    /// was dropped.
+    /// Waits for X events or commands and handles them: without end while idle, at most
+    /// 20 ms while a transfer runs (its timeout is checked). False when the handle was
+    /// dropped.
     fn step(
         &mut self,
         rx: &mpsc::Receiver<Clip>,
+        woken: &std::os::unix::net::UnixStream,
         on_change: &mut impl FnMut(Clip),
     ) -> Result<bool, ClipboardError> {
-        let mut pfd = libc::pollfd { fd: self.conn.stream().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut pfd, 1, 20) };
+        // Events x11rb already read (while waiting for a reply) are not on the socket any
+        // more: handle them before sleeping on it.
+        match self.conn.poll_for_event().map_err(x)? {
+            Some(ev) => self.event(ev, on_change)?,
+            None => {
+                let busy = !matches!(self.fetch, Fetch::Idle) || !self.outgoing.is_empty();
+                let mut pfd = [
+                    libc::pollfd { fd: self.conn.stream().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd { fd: woken.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                ];
+                // SAFETY: two valid pollfds for the duration of the call.
+                unsafe { libc::poll(pfd.as_mut_ptr(), 2, if busy { 20 } else { -1 }) };
+            }
+        }
+        let mut sink = [0u8; 64];
+        while matches!(std::io::Read::read(&mut &*woken, &mut sink), Ok(n) if n > 0) {}
         while let Some(ev) = self.conn.poll_for_event().map_err(x)? {
             self.event(ev, on_change)?;
         }
