@@ -11,7 +11,7 @@
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 3)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
 //   BENCH_SYSTEMS    comma list of kelpie, selkies, selkies-webrtc, vnc (default: all)
-//   BENCH_WORKLOADS  comma list of static, bars, noise (default: all)
+//   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all)
 //   BENCH_INPUT_EVENTS  events of each kind in the input section (default 200)
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
@@ -29,7 +29,7 @@ import { psnr, parseXwd } from './quality.mjs';
 import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep } from '../tests/e2e/lib.mjs';
 import { pairAvSync, recordAvSyncInPage } from '../tests/lib/avsync.mjs';
 import { stats } from '../tests/lib/stats.mjs';
-import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
+import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, STILL, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
 import {
   parseSections,
   latencySummary,
@@ -55,7 +55,7 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 20);
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 3));
 const SETTLE_MS = 3000;
 const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,selkies,selkies-webrtc,vnc').split(',').map((s) => s.trim()).filter(Boolean);
-const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
+const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'idle,static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
 const INPUT_EVENTS = Math.max(1, Number(process.env.BENCH_INPUT_EVENTS ?? 200));
 const INPUT_TRANSPORTS = (process.env.BENCH_INPUT_TRANSPORTS ?? 'webrtc,websocket').split(',').map((s) => s.trim()).filter(Boolean);
@@ -70,6 +70,7 @@ const H = 1080;
 const log = (...a) => console.error('[bench]', ...a);
 
 const PROBE_ARGS = {
+  idle: ['clock', '--interval-ms', '3600000'],
   static: ['clock', '--interval-ms', '1000'],
   bars: ['bars'],
   noise: ['noise'],
@@ -573,7 +574,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     const c0 = treeCpu(sys.serverRoots, sys.exclude);
     const t0 = performance.now();
     let m = null;
-    if (workload === 'static') await sleep(seconds * 1000);
+    if (STILL.has(workload)) await sleep(seconds * 1000);
     else if (systemName === 'kelpie') m = await measureStamps(page, seconds * 1000);
     else m = await measureCanvasStamps(page, seconds * 1000);
     const secs = (performance.now() - t0) / 1000;
@@ -607,7 +608,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     // Bandwidth: for WebSocket systems the server's TCP bytes on its web port (a worker's
     // WebSocket is invisible to the page's DevTools session); for WebRTC, getStats() RTP bytes.
     result.mbps = sys.transport === 'websocket' ? result.serverMbps : result.browserMbps;
-    if (psnr && workload !== 'static' && !process.env.BENCH_NO_PSNR) {
+    if (psnr && !STILL.has(workload) && !process.env.BENCH_NO_PSNR) {
       try {
         result.psnr = await measureQuality(systemName, sys, page);
       } catch (e) {
@@ -944,7 +945,7 @@ function peersBlock(results, meta) {
   lines.push('');
   lines.push(`${meta.seconds} s measured per row, in ${SESSIONS} sessions of ${Math.max(5, meta.seconds / SESSIONS).toFixed(1)} s (each a fresh server, probe and browser, after ${SETTLE_MS / 1000} s of settling), latencies pooled: within one session the phase between the probe's frame clock and the browser's display clock is fixed, and it moves a system's median by up to a frame-time (16.7 ms) from one session to the next. The median of each session is listed below the table. Differences of a few percent are noise. Load average (1 min) before / after: ${meta.loadBefore} / ${meta.loadAfter} (per run: \`load1\` in \`bench/out/results.json\`).`);
   lines.push('');
-  for (const r of results.filter((x) => !x.error && x.p50s && x.workload !== 'static')) {
+  for (const r of results.filter((x) => !x.error && x.p50s && !STILL.has(x.workload))) {
     lines.push(`- ${SYSTEM_NAMES[r.system] ?? r.system} × ${r.workload}: session p50s ${r.p50s.map((v) => (Number.isFinite(v) ? v.toFixed(1) : '–')).join(' / ')} ms`);
   }
   lines.push('');
@@ -955,7 +956,7 @@ function peersBlock(results, meta) {
   lines.push('- **Mbit/s**: for WebRTC systems, RTP payload bytes received by the browser (`getStats()`, `inbound-rtp bytesReceived`); for WebSocket systems, the bytes the server sent on its web port (kernel `tcp_info` `bytes_sent` from `ss -ti`: WebSocket payload and framing). Neither counts IP/UDP/TCP headers.');
   lines.push('- **peak RSS**: sum of `VmHWM` of the server processes at the end of the run.');
   lines.push("- **PSNR dB** (motion workloads): picture quality of a still frame. After the measured seconds the harness stops kelpie-probe (`SIGSTOP`: its last frame stays on the X display), waits 1 s, then compares the browser's picture at full resolution (the whole `<video>` drawn at its intrinsic size, or the whole noVNC canvas, read with `getImageData`) with the display's root window (`xwd -root`): PSNR over R, G and B of all 1920x1080 pixels except the 928x16 timestamp strip, then `SIGCONT`. ∞: identical pictures. What a viewer sees 1 s after the screen stops changing: a lossless system still sending the last frame (VNC on `noise`) scores low, and full-screen noise has no detail a video codec can keep at these bit rates (a flat grey scores about 10.8 dB).");
-  lines.push('- The **static** workload (a 928x16 timestamp changing once a second on a grey screen) shows only CPU, bandwidth and memory: what an idle-looking desktop costs.');
+  lines.push('- The **idle** workload (the grey screen of static and timestamp, drawn once and never changed) and the **static** workload (a 928x16 timestamp changing once a second on a grey screen) show only CPU, bandwidth and memory (one session of the whole window each): what an idle and an idle-looking desktop cost.');
   lines.push('');
   lines.push('## Kelpie relative to each peer');
   lines.push('');
@@ -1048,7 +1049,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
   lines.push('');
   return lines.join('\n');
 }
@@ -1201,10 +1202,12 @@ async function main() {
       for (const w of WORKLOADS) {
         if (!PROBE_ARGS[w]) throw new Error(`unknown workload ${w}`);
         const runs = [];
-        const seconds = Math.max(5, SECONDS / SESSIONS);
-        for (let i = 0; i < SESSIONS; i++) {
+        // Without motion there is no latency to sample: one session of the whole window.
+        const sessions = STILL.has(w) ? 1 : SESSIONS;
+        const seconds = Math.max(5, SECONDS / sessions);
+        for (let i = 0; i < sessions; i++) {
           try {
-            const psnr = i === SESSIONS - 1;
+            const psnr = i === sessions - 1;
             runs.push(await withTimeout(runOne(s, w, { seconds, psnr }), (seconds + 150) * 1000, `${s} × ${w}`));
           } catch (e) {
             log(`${s} × ${w} failed: ${e.stack ?? e}`);
@@ -1223,7 +1226,7 @@ async function main() {
       console.log(ok ? 'bench smoke: ok' : 'bench smoke: FAILED, nothing measured');
       process.exit(ok ? 0 : 1);
     }
-    const chart = results.some((r) => !r.error && r.workload !== 'static');
+    const chart = results.some((r) => !r.error && !STILL.has(r.workload));
     if (chart) writeFileSync(join(here, 'benchmarks.svg'), resultsChart(results));
     fresh.peers = peersBlock(results, { date: date(), seconds: SECONDS, chart, loadBefore, loadAfter: loadavg() });
     console.log('');
@@ -1255,7 +1258,7 @@ async function main() {
     anyOk ||= audio.video.some((r) => !r.error);
   }
   const elapsed = (Date.now() - t0) / 1000;
-  const all = SECTIONS.length === 4 && SYSTEMS.length === 4 && WORKLOADS.length === 3;
+  const all = SECTIONS.length === 4 && SYSTEMS.length === 4 && WORKLOADS.length === 4;
   const doc = markdown(fresh, machine(chromiumVersion), { estimate: all ? Math.max(1, Math.round(elapsed / 60)) : null });
   writeFileSync(DOC, doc);
   console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);

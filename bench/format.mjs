@@ -10,10 +10,14 @@ export const SYSTEM_NAMES = {
 };
 
 export const WORKLOAD_NAMES = {
+  idle: 'idle (grey screen, nothing changes)',
   static: 'static (clock, 1 change/s)',
   bars: 'bars (full-screen scroll, 60 fps)',
   noise: 'noise (full-screen noise, 60 fps)',
 };
+
+/** Workloads without motion: only CPU, bandwidth and memory are measured. */
+export const STILL = new Set(['idle', 'static']);
 
 const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
 
@@ -65,7 +69,7 @@ export function fmtRatio(r) {
 export function tableRow(r) {
   const sys = SYSTEM_NAMES[r.system] ?? r.system;
   if (r.error) return `| ${sys} | ${r.workload} | failed: ${String(r.error).replace(/\|/g, '/').slice(0, 80)} | | | | | | | | |`;
-  const moving = r.workload !== 'static';
+  const moving = !STILL.has(r.workload);
   const cols = [
     sys,
     r.workload,
@@ -103,7 +107,7 @@ export function ratioRows(results) {
     if (p.system === 'kelpie') continue;
     const k = kelpie.get(p.workload);
     if (!k) continue;
-    const moving = p.workload !== 'static';
+    const moving = !STILL.has(p.workload);
     rows.push({
       peer: p.system,
       workload: p.workload,
@@ -170,7 +174,7 @@ export function svgBarChart(panels, { width = 720, barHeight = 16, gap = 4 } = {
 
 /** The chart of the moving workloads: p50 latency, CPU per frame and bandwidth per system. */
 export function resultsChart(results) {
-  const ok = results.filter((r) => !r.error && r.workload !== 'static');
+  const ok = results.filter((r) => !r.error && !STILL.has(r.workload));
   const systems = [...new Set(ok.map((r) => r.system))];
   const panelFor = (title, unit, f) => ({
     title,
