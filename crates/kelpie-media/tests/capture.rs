@@ -1,36 +1,10 @@
 //! Capture against a real Xvfb: a picture drawn on the root window comes back exactly from
 //! the pipelined, banded grab, every row once and in order.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-
+use kelpie_desktop::EmbeddedDesktop;
 use kelpie_media::capture::{BAND_ROWS, Capturer, Rect};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, Rectangle};
-
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn xvfb(w: u32, h: u32) -> Xvfb {
-    let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", &format!("{w}x{h}x24"), "-nolisten", "tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb must be installed (Debian package xvfb)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    Xvfb { child, display: format!(":{}", line.trim()) }
-}
 
 /// The colour drawn at row `y`: a different one for every row.
 fn row_colour(y: u32) -> (u8, u8, u8) {
@@ -40,8 +14,9 @@ fn row_colour(y: u32) -> (u8, u8, u8) {
 #[test]
 fn banded_grab_returns_the_drawn_rows_in_order() {
     let (w, h) = (320, 300);
-    let x = xvfb(w, h);
-    let (conn, screen) = x11rb::connect(Some(&x.display)).unwrap();
+    // A bare display: a program that draws nothing instead of the demo desktop.
+    let x = EmbeddedDesktop::start(w, h, (w, h), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let (conn, screen) = x11rb::connect(Some(x.display())).unwrap();
     let root = conn.setup().roots[screen].root;
     for y in 0..h {
         let (r, g, b) = row_colour(y);
@@ -54,7 +29,7 @@ fn banded_grab_returns_the_drawn_rows_in_order() {
     }
     conn.get_input_focus().unwrap().reply().unwrap();
 
-    let mut cap = Capturer::open(&x.display).unwrap();
+    let mut cap = Capturer::open(x.display()).unwrap();
     // The whole screen (several bands), plus a small rectangle after it.
     let rects = [Rect { x: 0, y: 0, w, h }, Rect { x: 10, y: 20, w: 4, h: 2 }];
     let mut seen: Vec<Rect> = Vec::new();
