@@ -1,8 +1,10 @@
 // Audio and video stay in sync: `kelpie-probe clock --beep` shows a new timestamp and starts
 // a beep at the same moment every 500 ms; in Chromium, each beep must be heard within 50 ms
-// of the frame that shows its timestamp (tests/lib/avsync.mjs).
+// of the frame that shows its timestamp (tests/lib/avsync.mjs), on WebRTC and on the
+// WebSocket transport. On the WebSocket the page holds video back only while sound plays.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { startKelpie, launchBrowser, openViewer, sleep, installStampDecoder, probeBin } from './lib.mjs';
 import { pairAvSync, recordAvSyncInPage } from '../lib/avsync.mjs';
 import { stats } from '../lib/stats.mjs';
@@ -11,6 +13,23 @@ const browser = await launchBrowser();
 after(() => browser.close());
 
 const INTERVAL = 500;
+
+/** Pairs the recording, logs the figures and checks the requirement. */
+function check(rec, extra = '') {
+  assert.ok(!rec.error, rec.error);
+  const pairs = pairAvSync(rec.frames, rec.onsets, INTERVAL);
+  const offsets = stats(pairs.map((p) => p.offset));
+  const audio = stats(pairs.map((p) => p.audio));
+  const video = stats(pairs.map((p) => p.video));
+  console.log(
+    `A/V sync over ${pairs.length} beeps: audio − video p50 ${offsets.p50?.toFixed(1)} ms (p90 ${offsets.p90?.toFixed(1)}); ` +
+      `audio latency p50 ${audio.p50?.toFixed(1)} ms, video p50 ${video.p50?.toFixed(1)} ms${extra}; ` +
+      `per beep ${JSON.stringify(pairs.map((p) => Math.round(p.offset)))}`,
+  );
+  assert.ok(pairs.length >= 10, `beeps paired with frames: ${pairs.length} (frames ${rec.frames.length}, onsets ${rec.onsets.length})`);
+  assert.ok(Math.abs(offsets.p50) < 50, `median A/V offset ${offsets.p50} ms`);
+  assert.ok(pairs.filter((p) => Math.abs(p.offset) < 50).length >= pairs.length * 0.8, `most beeps in sync: ${JSON.stringify(pairs.map((p) => Math.round(p.offset)))}`);
+}
 
 test('each beep is heard within 50 ms of the frame drawn with it (WebRTC)', async () => {
   const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${INTERVAL}`] });
@@ -24,26 +43,99 @@ test('each beep is heard within 50 ms of the frame drawn with it (WebRTC)', asyn
     await sleep(1500);
     await installStampDecoder(page);
     const rec = await page.evaluate(recordAvSyncInPage, { ms: 8000, source: 'webrtc' });
-    assert.ok(!rec.error, rec.error);
-    const pairs = pairAvSync(rec.frames, rec.onsets, INTERVAL);
     const jb = await page.evaluate(async () => {
       for (const s of (await window.kelpie.pc.getStats()).values()) {
         if (s.type === 'inbound-rtp' && s.kind === 'audio') return (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
       }
       return null;
     });
-    console.log(`audio jitter buffer ${jb?.toFixed(1)} ms on average`);
-    const offsets = stats(pairs.map((p) => p.offset));
-    const audio = stats(pairs.map((p) => p.audio));
-    const video = stats(pairs.map((p) => p.video));
-    console.log(
-      `A/V sync over ${pairs.length} beeps: audio − video p50 ${offsets.p50?.toFixed(1)} ms (p90 ${offsets.p90?.toFixed(1)}); ` +
-        `audio latency p50 ${audio.p50?.toFixed(1)} ms, video p50 ${video.p50?.toFixed(1)} ms`,
-    );
-    assert.ok(pairs.length >= 10, `beeps paired with frames: ${pairs.length} (frames ${rec.frames.length}, onsets ${rec.onsets.length})`);
-    assert.ok(Math.abs(offsets.p50) < 50, `median A/V offset ${offsets.p50} ms`);
-    assert.ok(pairs.filter((p) => Math.abs(p.offset) < 50).length >= pairs.length * 0.8, `most beeps in sync: ${JSON.stringify(pairs.map((p) => Math.round(p.offset)))}`);
+    check(rec, `, audio jitter buffer ${jb?.toFixed(1)} ms on average`);
   } finally {
+    await context.close();
+    await k.stop();
+  }
+});
+
+test('each beep is heard within 50 ms of the frame drawn with it (WebSocket)', async () => {
+  const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${INTERVAL}`] });
+  const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+  try {
+    assert.equal(await page.evaluate(() => window.kelpie.transport), 'websocket');
+    await page.waitForFunction(() => (window.kelpieSound?.wsPlayer?.counters.framesPlayed ?? 0) > 0, null, { timeout: 10000 });
+    await sleep(1500);
+    await installStampDecoder(page);
+    const rec = await page.evaluate(recordAvSyncInPage, { ms: 8000, source: 'websocket' });
+    const c = await page.evaluate(() => ({ ...window.kelpieSound.wsPlayer?.counters }));
+    const out = await page.evaluate(() => {
+      const ctx = window.kelpieSound.wsOutput?.context;
+      return { base: (ctx?.baseLatency ?? 0) * 1000, output: (ctx?.outputLatency ?? 0) * 1000 };
+    });
+    check(rec, `, sound buffered ${c.bufferedMs?.toFixed(1)} ms, output latency ${out.output.toFixed(1)} ms (base ${out.base.toFixed(1)})`);
+  } finally {
+    await context.close();
+    await k.stop();
+  }
+});
+
+/** Latency (drawn minus stamped) of each new stamp drawn on the WebSocket canvas for `ms`. */
+function wsLatencies(page, ms) {
+  return page.evaluate(async (duration) => {
+    const { decodeStamp, unwrapMs, STAMP } = window.__stamp;
+    const c = document.createElement('canvas');
+    c.width = STAMP.width;
+    c.height = STAMP.height;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    const seen = new Set();
+    const out = [];
+    await new Promise((done) => {
+      const stop = window.kelpie.onFrame((presented) => {
+        g.drawImage(window.kelpie.canvas, 0, 0, STAMP.width, STAMP.height, 0, 0, STAMP.width, STAMP.height);
+        const v = decodeStamp(g.getImageData(0, 0, STAMP.width, STAMP.height).data, STAMP.width, STAMP.height, 1);
+        if (v === null) return;
+        const stamp = unwrapMs(v);
+        if (seen.has(stamp)) return;
+        seen.add(stamp);
+        if (seen.size > 1) out.push(presented - stamp);
+      });
+      setTimeout(() => {
+        stop();
+        done();
+      }, duration);
+    });
+    return out;
+  }, ms);
+}
+
+test('WebSocket video waits for the sound only while sound plays', async () => {
+  const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --interval-ms 100`] });
+  const server = k.stderr().match(/started PulseAudio at (unix:\S+)/)?.[1];
+  assert.ok(server, k.stderr());
+  const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+  let tone = null;
+  try {
+    await installStampDecoder(page);
+    const silent = stats(await wsLatencies(page, 2000));
+    tone = spawn('gst-launch-1.0', ['-q', 'audiotestsrc', 'freq=440', 'volume=0.5', 'is-live=true', '!', 'pulsesink'], {
+      env: { ...process.env, PULSE_SERVER: server },
+      stdio: 'ignore',
+    });
+    await page.waitForFunction(() => (window.kelpieSound?.wsPlayer?.counters.framesPlayed ?? 0) > 50, null, { timeout: 10000 });
+    const playing = stats(await wsLatencies(page, 2000));
+    tone.kill('SIGTERM');
+    await new Promise((r) => tone.on('exit', r));
+    tone = null;
+    // The hold lasts a second after the last sound, then shrinks at half speed.
+    await sleep(2000);
+    const after = stats(await wsLatencies(page, 2000));
+    console.log(
+      `WebSocket video latency p50: silent ${silent.p50?.toFixed(1)} ms, while sound plays ${playing.p50?.toFixed(1)} ms, ` +
+        `2 s after it stopped ${after.p50?.toFixed(1)} ms (${silent.n} / ${playing.n} / ${after.n} stamps)`,
+    );
+    assert.ok(silent.n >= 10 && playing.n >= 10 && after.n >= 10, 'stamps were drawn all along');
+    assert.ok(playing.p50 > silent.p50 + 30, 'video waits for the sound while it plays');
+    assert.ok(after.p50 < silent.p50 + 15, 'and no longer once it stopped');
+  } finally {
+    tone?.kill('SIGTERM');
     await context.close();
     await k.stop();
   }

@@ -31,15 +31,34 @@ export function pairAvSync(frames, onsets, interval) {
 
 /**
  * Runs in the page (pass to page.evaluate with { ms, source }): records presented stamps and
- * heard beeps for `ms`. `source` is 'webrtc' (the peer connection's audio track) or 'node'
- * (window.kelpieSound.tap(), an AudioNode carrying the sound the page plays).
+ * heard beeps for `ms`. `source` is
+ * - 'webrtc': the peer connection's audio track, and frames of the `<video>`
+ *   (requestVideoFrameCallback, presented at `expectedDisplayTime`);
+ * - 'websocket': the WebSocket sound (the onset detector runs in the page's own AudioContext,
+ *   on `window.kelpieSound.wsOutput`, so no extra hop adds latency), and frames drawn on
+ *   the canvas (`window.kelpie.onFrame`, presented when drawn).
  * Needs window.__stamp (tests/lib/stamp.mjs) installed.
  */
 export async function recordAvSyncInPage({ ms, source }) {
-  const v = window.kelpie.video;
   const { decodeStamp, unwrapMs, STAMP } = window.__stamp;
-  const ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
-  await ctx.resume();
+  let ctx;
+  let input;
+  if (source === 'webrtc') {
+    const r = window.kelpie.pc?.getReceivers().find((x) => x.track.kind === 'audio');
+    if (!r) return { error: 'no audio receiver' };
+    ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+    await ctx.resume();
+    input = ctx.createMediaStreamSource(new MediaStream([r.track]));
+  } else if (source === 'websocket') {
+    input = window.kelpieSound?.wsOutput;
+    if (!input) return { error: 'no WebSocket sound output' };
+    ctx = input.context;
+    if (ctx.state !== 'running') return { error: `the page's AudioContext is ${ctx.state}` };
+  } else {
+    return { error: `unknown source ${source}` };
+  }
+  // A name of its own: the page's context may already have run this recorder.
+  const name = `kelpie-onsets-${Math.random().toString(36).slice(2)}`;
   const worklet = `
     class Onsets extends AudioWorkletProcessor {
       // Samples since the last loud one: a loud sample after 100 ms without any is an onset
@@ -59,24 +78,10 @@ export async function recordAvSyncInPage({ ms, source }) {
         return true;
       }
     }
-    registerProcessor('kelpie-onsets', Onsets);`;
+    registerProcessor('${name}', Onsets);`;
   await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([worklet], { type: 'application/javascript' })));
-  const node = new AudioWorkletNode(ctx, 'kelpie-onsets');
-  let input;
-  if (source === 'webrtc') {
-    const r = window.kelpie.pc?.getReceivers().find((x) => x.track.kind === 'audio');
-    if (!r) return { error: 'no audio receiver' };
-    input = ctx.createMediaStreamSource(new MediaStream([r.track]));
-    input.connect(node);
-  } else {
-    const tap = window.kelpieSound?.tap?.();
-    if (!tap) return { error: 'the page offers no sound tap' };
-    // The tap lives in the page's own AudioContext: bridge it through a MediaStream.
-    const dest = tap.context.createMediaStreamDestination();
-    tap.connect(dest);
-    input = ctx.createMediaStreamSource(dest.stream);
-    input.connect(node);
-  }
+  const node = new AudioWorkletNode(ctx, name);
+  input.connect(node);
   // Keep the graph pulled without making noise.
   const mute = ctx.createGain();
   mute.gain.value = 0;
@@ -95,26 +100,46 @@ export async function recordAvSyncInPage({ ms, source }) {
   const g = c.getContext('2d', { willReadFrequently: true });
   const frames = [];
   const seen = new Set();
+  /** Notes the stamp shown by `picture` (presented at epoch ms `presented`) if it is new. */
+  const look = (picture, presented) => {
+    g.drawImage(picture, 0, 0, STAMP.width, STAMP.height, 0, 0, STAMP.width, STAMP.height);
+    const value = decodeStamp(g.getImageData(0, 0, STAMP.width, STAMP.height).data, STAMP.width, STAMP.height, 1);
+    if (value === null) return;
+    const stamp = unwrapMs(value);
+    if (seen.has(stamp)) return;
+    seen.add(stamp);
+    frames.push({ stamp, presented });
+  };
   const end = performance.now() + ms;
   await new Promise((done) => {
-    const onFrame = (now, meta) => {
-      g.drawImage(v, 0, 0, STAMP.width, STAMP.height, 0, 0, STAMP.width, STAMP.height);
-      const value = decodeStamp(g.getImageData(0, 0, STAMP.width, STAMP.height).data, STAMP.width, STAMP.height, 1);
-      if (value !== null) {
-        const stamp = unwrapMs(value);
-        if (!seen.has(stamp)) {
-          seen.add(stamp);
-          frames.push({ stamp, presented: performance.timeOrigin + (meta.expectedDisplayTime ?? now) });
-        }
-      }
-      if (performance.now() < end) v.requestVideoFrameCallback(onFrame);
-      else done();
-    };
-    v.requestVideoFrameCallback(onFrame);
     setTimeout(done, ms + 2000);
+    if (source === 'webrtc') {
+      const v = window.kelpie.video;
+      const onFrame = (now, meta) => {
+        look(v, performance.timeOrigin + (meta.expectedDisplayTime ?? now));
+        if (performance.now() < end) v.requestVideoFrameCallback(onFrame);
+        else done();
+      };
+      v.requestVideoFrameCallback(onFrame);
+    } else {
+      // Called right after each frame is drawn on the canvas.
+      const canvas = window.kelpie.canvas;
+      const stop = window.kelpie.onFrame((presentedMs) => {
+        look(canvas, presentedMs);
+        if (performance.now() >= end) {
+          stop();
+          done();
+        }
+      });
+      setTimeout(() => {
+        stop();
+        done();
+      }, ms);
+    }
   });
   node.disconnect();
-  input.disconnect();
-  await ctx.close();
+  input.disconnect(node);
+  mute.disconnect();
+  if (source === 'webrtc') await ctx.close();
   return { frames, onsets };
 }

@@ -9,6 +9,7 @@
  * node that the same mute and volume controls drive, and the same prompt resumes the context.
  */
 
+import type { AvClock } from './avsync';
 import { WsAudioPlayer } from './wsaudioplayer';
 
 const STORE_KEY = 'kelpie.sound';
@@ -139,9 +140,10 @@ export class Sound {
 
   /**
    * The server sends the sound on the WebSocket: returns the player that binary audio
-   * frames go to (null when this browser cannot play them).
+   * frames go to (null when this browser cannot play them). `clock` learns when its sound is
+   * heard, for the video to wait for it.
    */
-  attachWs(): WsAudioPlayer | null {
+  attachWs(clock: AvClock | null = null): WsAudioPlayer | null {
     this.wsPlayer?.close();
     this.wsPlayer = null;
     let ctx: AudioContext;
@@ -153,7 +155,7 @@ export class Sound {
     }
     const output = this.wsGain;
     if (!output) return null;
-    this.wsPlayer = new WsAudioPlayer(ctx, output);
+    this.wsPlayer = new WsAudioPlayer(ctx, output, clock);
     this.hasAudio = true;
     this.play();
     this.render();

@@ -38,6 +38,7 @@ import {
 } from './stats';
 import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type TransportMode } from './transport';
 import { addRequest } from './viewers';
+import { AvClock } from './avsync';
 import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
 import { offerStereo, sound } from './audio';
 import { BINARY_KIND_AUDIO, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
@@ -95,6 +96,8 @@ class Attempt {
   player: WsPlayer | null = null;
   /** The WebSocket sound, once the server confirmed `wsvideo` with `audio`. */
   audio: WsAudioPlayer | null = null;
+  /** Keeps the WebSocket video in sync with the WebSocket sound. */
+  readonly avClock = new AvClock();
   /** Codec of the WebSocket video, once the server confirmed `wsvideo`. */
   wsCodec: string | null = null;
   readonly startedAt = performance.now();
@@ -595,7 +598,7 @@ export class Connection {
           a.wsCodec = msg.codec;
           this.codec = msg.codec;
           if (a.audio) sound().detachWs(a.audio);
-          a.audio = msg.audio ? sound().attachWs() : null;
+          a.audio = msg.audio ? sound().attachWs(a.avClock) : null;
           this.notice = null;
           this.emit(this.listeners);
           return;
@@ -750,22 +753,26 @@ export class Connection {
     a.timer('setup', this.timings.iceConnectMs, () => {
       this.fail(a, `no video over the WebSocket within ${this.timings.iceConnectMs / 1000} s`);
     });
-    a.player = new WsPlayer(this.canvas, {
-      drawn: (presentedMs) => {
-        if (!this.current(a)) return;
-        if (!a.streaming) {
-          a.streaming = true;
-          a.clearTimer('setup');
-          this.dispatch({ type: 'frame' });
-        }
-        this.emitFrame(presentedMs);
+    a.player = new WsPlayer(
+      this.canvas,
+      {
+        drawn: (presentedMs) => {
+          if (!this.current(a)) return;
+          if (!a.streaming) {
+            a.streaming = true;
+            a.clearTimer('setup');
+            this.dispatch({ type: 'frame' });
+          }
+          this.emitFrame(presentedMs);
+        },
+        requestKeyframe: () => {
+          if (!this.current(a)) return;
+          a.lastKeyframeRequest = performance.now();
+          a.send({ type: 'keyframe' });
+        },
       },
-      requestKeyframe: () => {
-        if (!this.current(a)) return;
-        a.lastKeyframeRequest = performance.now();
-        a.send({ type: 'keyframe' });
-      },
-    });
+      a.avClock,
+    );
     void Promise.all([probeWsCodecs(), probeOpus()]).then(([codecs, opus]) => {
       if (!this.current(a)) return;
       this.wsCodecs = codecs;

@@ -2,10 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   AUDIO_HEADER_LEN,
   AudioScheduler,
+  BACK_TO_BACK_US,
+  DecodedPts,
   MAX_LEAD_S,
   MIN_LEAD_S,
   TARGET_LEAD_S,
   binaryKind,
+  opusDurationUs,
   parseAudioHeader,
   type AudioDecision,
 } from './wsaudio';
@@ -139,6 +142,21 @@ describe('AudioScheduler', () => {
     }
   });
 
+  it('plays frames whose capture timestamps jitter by a few ms back to back, and keeps a real gap', () => {
+    const s = new AudioScheduler();
+    // Timestamps off by up to ±4 ms (a loaded server), arriving in real time.
+    const jitter = [0, 3000, -4000, 1000, 4000, -2000, 0, -3500, 2500, 0];
+    const frames: [number, number][] = jitter.map((j, i) => [1_000_000 + i * FRAME_US + j, i * FRAME_S]);
+    const at = starts(run(s, frames));
+    for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeCloseTo(FRAME_S, 9);
+    expect(s.resyncs).toBe(1);
+    // 20 ms missing (more than BACK_TO_BACK_US): a gap of 20 ms.
+    const d = s.schedule(1_000_000 + 10 * FRAME_US + 20_000, FRAME_US, 10 * FRAME_S);
+    expect(d.action === 'play' && !d.resync).toBe(true);
+    if (d.action === 'play') expect(d.at).toBeCloseTo((at[9] ?? 0) + FRAME_S + 0.02, 9);
+    expect(BACK_TO_BACK_US).toBeLessThan(FRAME_US);
+  });
+
   it('starts again when pts jumps ahead further than the buffer holds', () => {
     const s = new AudioScheduler();
     run(s, [[0, 0]]);
@@ -186,5 +204,58 @@ describe('AudioScheduler', () => {
     s.reset();
     expect(s.buffered(0)).toBe(0);
     expect(s.schedule(10_000, FRAME_US, 5)).toEqual({ action: 'play', at: 5 + TARGET_LEAD_S, resync: true });
+  });
+});
+
+describe('opusDurationUs', () => {
+  it('reads the TOC byte', () => {
+    // What Kelpie sends: CELT fullband 10 ms (config 30), stereo, one frame; 20 ms (config 31).
+    expect(opusDurationUs(Uint8Array.of(0xf4, 1, 2))).toBe(10_000);
+    expect(opusDurationUs(Uint8Array.of(0xfc))).toBe(20_000);
+    // SILK 60 ms, two frames (code 1); hybrid 20 ms (config 13); CELT 2.5 ms × 3 (code 3).
+    expect(opusDurationUs(Uint8Array.of((3 << 3) | 1))).toBe(120_000);
+    expect(opusDurationUs(Uint8Array.of(13 << 3))).toBe(20_000);
+    expect(opusDurationUs(Uint8Array.of((16 << 3) | 3, 3))).toBe(7_500);
+  });
+
+  it('refuses what is not a packet', () => {
+    expect(opusDurationUs(new Uint8Array(0))).toBeNull();
+    // Code 3 without its frame count, with 0 frames, or with more than 120 ms.
+    expect(opusDurationUs(Uint8Array.of((16 << 3) | 3))).toBeNull();
+    expect(opusDurationUs(Uint8Array.of((16 << 3) | 3, 0))).toBeNull();
+    expect(opusDurationUs(Uint8Array.of((3 << 3) | 3, 3))).toBeNull();
+  });
+});
+
+describe('DecodedPts', () => {
+  it('gives back the packets\' pts when the decoder keeps them', () => {
+    const m = new DecodedPts();
+    for (const pts of [1_000_000, 1_010_000, 1_500_000, 1_510_000]) m.input(pts, FRAME_US);
+    expect([1_000_000, 1_010_000, 1_500_000, 1_510_000].map((t) => m.output(t))).toEqual([1_000_000, 1_010_000, 1_500_000, 1_510_000]);
+  });
+
+  it('puts back the gaps a decoder with gapless timestamps (Chromium) leaves out', () => {
+    const m = new DecodedPts();
+    // Two packets, 480 ms of silence, two packets, then a 30 ms jump of the server's clock.
+    const inputs = [1_000_000, 1_010_000, 1_500_000, 1_510_000, 1_550_000];
+    for (const pts of inputs) m.input(pts, FRAME_US);
+    // Chromium: from the first pts on, 10 ms apart, shifted by its 6.5 ms codec delay.
+    const decoded = [0, 1, 2, 3, 4].map((i) => 1_006_500 + i * FRAME_US);
+    expect(decoded.map((t) => m.output(t))).toEqual(inputs.map((p) => p + 6_500));
+  });
+
+  it('skips packets that produced no frame and starts afresh with a new decoder', () => {
+    const m = new DecodedPts();
+    for (const pts of [1_000_000, 1_010_000, 1_020_000]) m.input(pts, FRAME_US);
+    // The first packet gave nothing.
+    expect(m.output(1_010_000)).toBe(1_010_000);
+    expect(m.output(1_020_000)).toBe(1_020_000);
+    m.reset();
+    m.input(5_000_000, FRAME_US);
+    m.input(5_300_000, FRAME_US);
+    expect(m.output(5_000_000)).toBe(5_000_000);
+    expect(m.output(5_010_000)).toBe(5_300_000);
+    // Nothing known about this one: the decoder's word.
+    expect(m.output(9_000_000)).toBe(9_000_000);
   });
 });

@@ -42,12 +42,87 @@ export function parseAudioHeader(data: ArrayBuffer | Uint8Array): AudioHeader | 
   return { ptsUs: hi * 2 ** 32 + dv.getUint32(8), ageUs: dv.getUint32(12) };
 }
 
+/**
+ * Duration of an Opus packet in microseconds, from its TOC byte (RFC 6716 section 3.1), or
+ * null when the packet is empty or malformed.
+ */
+export function opusDurationUs(packet: Uint8Array): number | null {
+  const toc = packet[0];
+  if (toc === undefined) return null;
+  const config = toc >> 3;
+  const frameUs =
+    config < 12
+      ? ([10_000, 20_000, 40_000, 60_000][config & 3] ?? 0)
+      : config < 16
+        ? ([10_000, 20_000][config & 1] ?? 0)
+        : ([2_500, 5_000, 10_000, 20_000][config & 3] ?? 0);
+  const code = toc & 3;
+  const frames = code === 0 ? 1 : code < 3 ? 2 : (packet[1] ?? 0) & 0x3f;
+  const us = frames * frameUs;
+  return us > 0 && us <= 120_000 ? us : null;
+}
+
+/** Packets remembered for {@link DecodedPts} (the decoder never holds this many). */
+const MAX_TRACKED_PACKETS = 64;
+
+/**
+ * The capture time of each decoded frame. Decoders do not all keep the packets' timestamps:
+ * Chromium stamps its output from the first packet's timestamp onwards as if the packets
+ * followed each other without gaps, so after a silence (not sent) or a jump in the server's
+ * timestamps the decoded timestamps are off by the gaps so far. The packets that went in are
+ * remembered, both with their own pts and with their place on such a gapless timeline; a
+ * decoded frame is matched, in order, to the packet it lies in on either timeline and gets
+ * that packet's pts plus its offset within it.
+ */
+export class DecodedPts {
+  private readonly packets: { ptsUs: number; gaplessUs: number; durationUs: number }[] = [];
+  private nextGaplessUs: number | null = null;
+
+  /** A packet of `ptsUs` lasting `durationUs` went into the decoder. */
+  input(ptsUs: number, durationUs: number): void {
+    const gaplessUs = this.nextGaplessUs ?? ptsUs;
+    this.packets.push({ ptsUs, gaplessUs, durationUs });
+    this.nextGaplessUs = gaplessUs + durationUs;
+    if (this.packets.length > MAX_TRACKED_PACKETS) this.packets.shift();
+  }
+
+  /**
+   * The pts of a decoded frame the decoder stamped `timestampUs`. Packets before its own
+   * are forgotten (they produced no output of their own). Unmatched: the decoder's timestamp.
+   */
+  output(timestampUs: number): number {
+    for (let i = 0; i < this.packets.length; i++) {
+      const p = this.packets[i];
+      if (!p) break;
+      let offset = timestampUs - p.gaplessUs;
+      if (!(offset >= 0 && offset < p.durationUs)) offset = timestampUs - p.ptsUs;
+      if (offset >= 0 && offset < p.durationUs) {
+        this.packets.splice(0, i + 1);
+        return p.ptsUs + offset;
+      }
+    }
+    return timestampUs;
+  }
+
+  /** A new decoder: its timeline starts at the next packet. */
+  reset(): void {
+    this.packets.length = 0;
+    this.nextGaplessUs = null;
+  }
+}
+
 /** Audio scheduled ahead of the playhead after a (re)start, in seconds. */
 export const TARGET_LEAD_S = 0.05;
 /** More than this ahead and the buffer is trimmed back to {@link TARGET_LEAD_S}. */
 export const MAX_LEAD_S = 0.15;
 /** Less than this ahead counts as late (the buffer ran dry): start again at the target. */
 export const MIN_LEAD_S = 0.002;
+/**
+ * A frame whose pts is this close to the end of the one before (µs) follows it directly: the
+ * server's capture timestamps jitter by several ms when it is busy, and playing that jitter
+ * would click, while a missing frame (silence is not sent) leaves a gap of 10 ms or more.
+ */
+export const BACK_TO_BACK_US = 8000;
 
 export type AudioDecision =
   /** Start the frame at context time `at`; `resync` when the timeline was re-anchored. */
@@ -58,8 +133,9 @@ export type AudioDecision =
 /**
  * The jitter buffer's clock: maps each decoded frame's pts onto the AudioContext's time.
  *
- * Frames are placed at `anchor + (pts − anchorPts)`, so consecutive frames play back to back
- * and a gap in pts (silence is not sent) stays a gap. The timeline is re-anchored at
+ * Frames are placed at `anchor + (pts − anchorPts)`, so a gap in pts (silence is not sent)
+ * stays a gap; a frame within {@link BACK_TO_BACK_US} of the end of the one before plays right
+ * after it (and the anchor moves to it). The timeline is re-anchored at
  * `now + TARGET_LEAD_S` (never before what is already queued) when a frame would start
  * late (the buffer ran dry, or the sender's clock is slower), when pts goes backwards (the
  * server's audio stream restarted) or jumps ahead by more than the buffer holds. When more
@@ -70,8 +146,9 @@ export type AudioDecision =
 export class AudioScheduler {
   private anchorAt: number | null = null;
   private anchorPtsUs = 0;
-  /** End of the last scheduled frame, in pts µs. */
+  /** End of the last scheduled frame, in pts µs and in context time. */
   private lastEndUs = -Infinity;
+  private lastEndAt = -Infinity;
   /** Context time at which everything scheduled so far has played. */
   private queueEnd = -Infinity;
   private catchingUp = false;
@@ -91,8 +168,12 @@ export class AudioScheduler {
       this.catchingUp = false;
       return this.resync(ptsUs, duration, now);
     }
-    // Backwards by more than a millisecond: a new stream.
-    if (this.anchorAt === null || ptsUs < this.lastEndUs - 1000) return this.resync(ptsUs, duration, now);
+    // Backwards by more than the jitter: a new stream.
+    if (this.anchorAt === null || ptsUs < this.lastEndUs - BACK_TO_BACK_US) return this.resync(ptsUs, duration, now);
+    if (Math.abs(ptsUs - this.lastEndUs) <= BACK_TO_BACK_US) {
+      this.anchorAt = this.lastEndAt;
+      this.anchorPtsUs = ptsUs;
+    }
     const at = this.anchorAt + (ptsUs - this.anchorPtsUs) / 1e6;
     const lead = at - now;
     if (lead < MIN_LEAD_S) return this.resync(ptsUs, duration, now);
@@ -115,6 +196,7 @@ export class AudioScheduler {
   reset(): void {
     this.anchorAt = null;
     this.lastEndUs = -Infinity;
+    this.lastEndAt = -Infinity;
     this.queueEnd = -Infinity;
     this.catchingUp = false;
   }
@@ -129,6 +211,7 @@ export class AudioScheduler {
 
   private play(at: number, ptsUs: number, duration: number, resync: boolean): AudioDecision {
     this.queueEnd = Math.max(this.queueEnd, at + duration);
+    this.lastEndAt = at + duration;
     this.lastEndUs = ptsUs + duration * 1e6;
     return { action: 'play', at, resync };
   }

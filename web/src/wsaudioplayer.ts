@@ -4,10 +4,13 @@
  * jitter buffer's `AudioScheduler`.
  */
 
-import { AUDIO_HEADER_LEN, AudioScheduler, OPUS_CONFIG, parseAudioHeader } from './wsaudio';
+import { audible, heardAt, type AvClock } from './avsync';
+import { AUDIO_HEADER_LEN, AudioScheduler, DecodedPts, OPUS_CONFIG, opusDurationUs, parseAudioHeader } from './wsaudio';
 
 /** Decoder queue length above which frames are dropped (it cannot keep up). */
 const MAX_DECODE_QUEUE = 10;
+/** Duration of a packet whose TOC byte makes no sense: what Kelpie sends. */
+const DEFAULT_PACKET_US = 10_000;
 
 /** Whether this browser has WebCodecs audio decoding and WebAudio at all. */
 export function hasAudioDecoding(): boolean {
@@ -59,13 +62,19 @@ export class WsAudioPlayer {
   };
   private decoder: AudioDecoder | null = null;
   private readonly scheduler = new AudioScheduler();
+  /** The pts of what the decoder outputs (it may not keep them itself). */
+  private readonly pts = new DecodedPts();
   private readonly sources = new Set<AudioBufferSourceNode>();
   private closed = false;
 
-  /** Plays into `output` (volume and mute are applied after it) of `ctx`. */
+  /**
+   * Plays into `output` (volume and mute are applied after it) of `ctx`, and tells `clock`
+   * when the sound of each frame will be heard (the video waits for it).
+   */
   constructor(
     private readonly ctx: AudioContext,
     private readonly output: AudioNode,
+    private readonly clock: AvClock | null = null,
   ) {}
 
   /** One binary audio message. */
@@ -88,7 +97,9 @@ export class WsAudioPlayer {
         this.counters.framesDropped++;
         return;
       }
-      decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: h.ptsUs, data: new Uint8Array(data, AUDIO_HEADER_LEN) }));
+      const packet = new Uint8Array(data, AUDIO_HEADER_LEN);
+      this.pts.input(h.ptsUs, opusDurationUs(packet) ?? DEFAULT_PACKET_US);
+      decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: h.ptsUs, data: packet }));
     } catch (err) {
       this.onError(err);
     }
@@ -122,6 +133,7 @@ export class WsAudioPlayer {
     if (!d || d.state === 'closed') {
       d = new AudioDecoder({ output: (a) => this.onOutput(a), error: (e) => this.onError(e) });
       this.decoder = d;
+      this.pts.reset();
     }
     if (d.state === 'unconfigured') d.configure({ ...OPUS_CONFIG });
     return d;
@@ -135,14 +147,20 @@ export class WsAudioPlayer {
       const channels = data.numberOfChannels;
       if (frames === 0 || channels === 0) return;
       const now = this.ctx.currentTime;
-      const d = this.scheduler.schedule(data.timestamp, (frames / data.sampleRate) * 1e6, now);
+      const ptsUs = this.pts.output(data.timestamp);
+      const d = this.scheduler.schedule(ptsUs, (frames / data.sampleRate) * 1e6, now);
       this.counters.resyncs = this.scheduler.resyncs;
       if (d.action === 'drop') {
         this.counters.framesDropped++;
         return;
       }
       const buffer = this.ctx.createBuffer(channels, frames, data.sampleRate);
-      for (let c = 0; c < channels; c++) buffer.copyToChannel(planeOf(data, c), c);
+      let loud = false;
+      for (let c = 0; c < channels; c++) {
+        const plane = planeOf(data, c);
+        buffer.copyToChannel(plane, c);
+        loud ||= this.clock !== null && audible(plane);
+      }
       const src = this.ctx.createBufferSource();
       src.buffer = buffer;
       src.connect(this.output);
@@ -152,6 +170,15 @@ export class WsAudioPlayer {
       };
       this.sources.add(src);
       src.start(d.at);
+      if (this.clock) {
+        const nowMs = performance.now();
+        const heard = heardAt(d.at, this.ctx.getOutputTimestamp(), {
+          nowMs,
+          currentTime: now,
+          outputLatency: this.ctx.outputLatency || this.ctx.baseLatency || 0,
+        });
+        this.clock.scheduled(ptsUs, heard, nowMs, loud);
+      }
       this.counters.framesPlayed++;
       this.counters.bufferedMs = this.scheduler.buffered(now) * 1000;
     } catch (err) {

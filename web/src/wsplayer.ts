@@ -1,9 +1,12 @@
 /**
  * Plays the WebSocket video: binary frames (see `wsvideo.ts`) go through a WebCodecs
- * `VideoDecoder` and every decoded frame is drawn at once onto the canvas.
+ * `VideoDecoder` and every decoded frame is drawn at once onto the canvas. While sound plays,
+ * each frame waits until the sound captured with it is heard (`avsync.ts`): encoded, then
+ * decoded for its last few ms.
  */
 
-import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type WsCodec } from './wsvideo';
+import { HoldQueue, type AvClock } from './avsync';
+import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type FrameHeader, type WsCodec } from './wsvideo';
 
 export interface PlayerHooks {
   /** A frame was drawn; `presentedMs` is `performance.timeOrigin + performance.now()`. */
@@ -24,6 +27,25 @@ export interface PlayerCounters {
   height: number | null;
   codec: WsCodec | null;
 }
+
+/** A frame that passed the gate, waiting to be decoded. */
+interface Job {
+  h: FrameHeader;
+  payload: Uint8Array;
+  configure: boolean;
+}
+
+/** Weight of each frame in the smoothed decode time. */
+const DECODE_SMOOTHING = 0.1;
+/**
+ * A held frame goes to the decoder twice its usual decode time before it is due, within
+ * these bounds (ms), then waits decoded: only a frame or two is ever held decoded (a decoder
+ * may stall when its output frames are not given back).
+ */
+const MIN_DECODE_LEAD_MS = 15;
+const MAX_DECODE_LEAD_MS = 50;
+/** Longest drawing time the smoothed one counts (a stall is not the usual cost). */
+const MAX_DRAW_MS = 15;
 
 /** Whether this browser has WebCodecs video decoding at all. */
 export function hasWebCodecs(): boolean {
@@ -66,10 +88,22 @@ export class WsPlayer {
   private configuredCodec: string | null = null;
   private outputSinceConfigure = false;
   private closed = false;
+  /** Frames held back to stay in sync with the sound: still encoded, then decoded. */
+  private readonly held = new HoldQueue<Job>();
+  private readonly ready = new HoldQueue<VideoFrame>();
+  private holdTimer: number | null = null;
+  private drawTimer: number | null = null;
+  /** When each held frame is to be drawn (page ms), by timestamp. */
+  private readonly dueByPts = new Map<number, number>();
+  /** Smoothed time from `decode()` to the output, and to draw a frame, in ms. */
+  private decodeMs = 0;
+  private drawMs = 0;
 
   constructor(
     private readonly canvas: HTMLCanvasElement,
     private readonly hooks: PlayerHooks,
+    /** When frames should be shown to stay in sync with the sound (null: always at once). */
+    private readonly clock: AvClock | null = null,
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false });
   }
@@ -82,25 +116,77 @@ export class WsPlayer {
     if (!h) return;
     this.counters.framesReceived++;
     const payload = new Uint8Array(data, FRAME_HEADER_LEN);
-    const d = this.gate.frame(h, this.decoder?.decodeQueueSize ?? 0, performance.now());
+    const now = performance.now();
+    const d = this.gate.frame(h, this.decoder?.decodeQueueSize ?? 0, now);
     if (d.action === 'skip') {
       this.counters.framesDropped++;
       if (d.requestKeyframe) this.hooks.requestKeyframe();
       return;
     }
-    try {
-      if (d.configure || !this.decoder || this.decoder.state !== 'configured') {
-        this.configure(codecStrings(h.codec, payload), h.width, h.height);
-        this.counters.codec = h.codec;
-      }
-      const decoder = this.decoder;
-      if (!decoder || decoder.state !== 'configured') return;
-      this.pending.set(h.ptsUs, performance.now());
-      if (this.pending.size > 64) this.pending.clear();
-      decoder.decode(new EncodedVideoChunk({ type: h.keyframe ? 'key' : 'delta', timestamp: h.ptsUs, data: payload }));
-    } catch (err) {
-      this.onError(err);
+    // While sound plays: decode so that the frame is drawn when the sound captured with it
+    // is heard. A hidden page draws nothing: no point in holding.
+    const due = document.hidden ? null : (this.clock?.due(h.ptsUs, now) ?? null);
+    let at = now;
+    if (due !== null) {
+      if (this.dueByPts.size >= 64) this.dueByPts.clear();
+      this.dueByPts.set(h.ptsUs, due);
+      at = due - Math.min(MAX_DECODE_LEAD_MS, Math.max(MIN_DECODE_LEAD_MS, 2 * this.decodeMs));
     }
+    this.run(this.held.push({ h, payload, configure: d.configure }, at, now));
+    this.armHold();
+  }
+
+  /** Decodes `jobs`, in order. */
+  private run(jobs: Job[]): void {
+    for (const { h, payload, configure } of jobs) {
+      if (this.closed) return;
+      try {
+        if (configure || !this.decoder || this.decoder.state !== 'configured') {
+          this.configure(codecStrings(h.codec, payload), h.width, h.height);
+          this.counters.codec = h.codec;
+        }
+        const decoder = this.decoder;
+        if (!decoder || decoder.state !== 'configured') continue;
+        this.pending.set(h.ptsUs, performance.now());
+        if (this.pending.size > 64) this.pending.clear();
+        decoder.decode(new EncodedVideoChunk({ type: h.keyframe ? 'key' : 'delta', timestamp: h.ptsUs, data: payload }));
+      } catch (err) {
+        this.onError(err);
+        return;
+      }
+    }
+  }
+
+  /** Wakes up when the next held frame is to be decoded. */
+  private armHold(): void {
+    if (this.holdTimer !== null) window.clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const next = this.held.next();
+    if (next === null || this.closed) return;
+    this.holdTimer = window.setTimeout(
+      () => {
+        this.holdTimer = null;
+        this.run(this.held.take(performance.now()));
+        this.armHold();
+      },
+      Math.max(0, next - performance.now()),
+    );
+  }
+
+  /** Wakes up when the next decoded frame is to be drawn. */
+  private armDraw(): void {
+    if (this.drawTimer !== null) window.clearTimeout(this.drawTimer);
+    this.drawTimer = null;
+    const next = this.ready.next();
+    if (next === null || this.closed) return;
+    this.drawTimer = window.setTimeout(
+      () => {
+        this.drawTimer = null;
+        for (const f of this.ready.take(performance.now())) this.draw(f);
+        this.armDraw();
+      },
+      Math.max(0, next - performance.now()),
+    );
   }
 
   close(): void {
@@ -116,6 +202,13 @@ export class WsPlayer {
       }
     }
     this.pending.clear();
+    this.held.clear();
+    for (const f of this.ready.clear()) f.close();
+    this.dueByPts.clear();
+    if (this.holdTimer !== null) window.clearTimeout(this.holdTimer);
+    if (this.drawTimer !== null) window.clearTimeout(this.drawTimer);
+    this.holdTimer = null;
+    this.drawTimer = null;
   }
 
   private configure(candidates: string[], width: number, height: number): void {
@@ -142,19 +235,37 @@ export class WsPlayer {
   }
 
   private onOutput(frame: VideoFrame): void {
+    if (this.closed) {
+      frame.close();
+      return;
+    }
+    this.outputSinceConfigure = true;
+    const now = performance.now();
+    const started = this.pending.get(frame.timestamp);
+    if (started !== undefined) {
+      this.pending.delete(frame.timestamp);
+      const ms = Math.max(0, now - started);
+      this.counters.totalDecodeTime += ms / 1000;
+      this.decodeMs += (Math.min(ms, MAX_DECODE_LEAD_MS) - this.decodeMs) * DECODE_SMOOTHING;
+    }
+    const due = this.dueByPts.get(frame.timestamp);
+    this.dueByPts.delete(frame.timestamp);
+    // Drawing takes a few ms (colour conversion): started that much early, it is done when due.
+    for (const f of this.ready.push(frame, due === undefined ? now : due - this.drawMs, now)) this.draw(f);
+    this.armDraw();
+  }
+
+  /** Draws `frame` on the canvas and gives it back. */
+  private draw(frame: VideoFrame): void {
     try {
       if (this.closed) return;
-      this.outputSinceConfigure = true;
-      const started = this.pending.get(frame.timestamp);
-      if (started !== undefined) {
-        this.pending.delete(frame.timestamp);
-        this.counters.totalDecodeTime += Math.max(0, performance.now() - started) / 1000;
-      }
       const w = frame.displayWidth;
       const h = frame.displayHeight;
       if (this.canvas.width !== w) this.canvas.width = w;
       if (this.canvas.height !== h) this.canvas.height = h;
+      const start = performance.now();
       this.ctx?.drawImage(frame, 0, 0, w, h);
+      this.drawMs += (Math.min(performance.now() - start, MAX_DRAW_MS) - this.drawMs) * DECODE_SMOOTHING;
       this.counters.framesDecoded++;
       this.counters.width = w;
       this.counters.height = h;
@@ -180,6 +291,8 @@ export class WsPlayer {
     if (!this.outputSinceConfigure && this.configuredCodec !== null) this.refused.add(this.configuredCodec);
     this.configuredCodec = null;
     this.pending.clear();
+    // Held deltas cannot be decoded after the reset: wait for the keyframe with the others.
+    this.held.clear();
     if (this.gate.error(performance.now())) this.hooks.requestKeyframe();
   }
 }

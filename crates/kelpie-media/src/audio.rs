@@ -150,6 +150,13 @@ impl AudioSource {
         &self.inner.counters
     }
 
+    /// Origin of every frame's `pts` (a frame's `pts` is its `captured` minus this), the same
+    /// for every stream of this source: video capture times counted from it are on the
+    /// sound's clock.
+    pub fn epoch(&self) -> Instant {
+        self.inner.epoch
+    }
+
     /// Settings in use.
     pub fn settings(&self) -> &AudioSettings {
         &self.inner.settings

@@ -111,7 +111,8 @@ pub struct VideoFrameHeader {
     pub keyframe: bool,
     /// Its codec.
     pub codec: VideoCodec,
-    /// Presentation time in microseconds.
+    /// Presentation time in microseconds: when the session has sound, the capture time on
+    /// the sound's clock (as [`AudioFrameHeader::pts_us`]), so the two can be lined up.
     pub pts_us: u64,
     /// Picture width.
     pub width: u16,
@@ -175,7 +176,7 @@ impl VideoFrameHeader {
 /// again lower when the server's audio stream is recreated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioFrameHeader {
-    /// Presentation time in microseconds.
+    /// Presentation time (capture time of the first sample) in microseconds.
     pub pts_us: u64,
     /// How long the frame waited on the server, in microseconds (saturates at `u32::MAX`).
     pub age_us: u32,

@@ -314,6 +314,17 @@ fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<
     Some(bytes)
 }
 
+/// The presentation time (µs) a WebSocket viewer gets for a video frame: with sound, its
+/// capture time counted from the sound's `epoch`, the origin of the audio frames' pts, so the
+/// page can line picture and sound up; without, the encoder's own pts.
+fn ws_video_pts(pts: Duration, captured: Instant, audio_epoch: Option<Instant>) -> u64 {
+    let t = match audio_epoch {
+        Some(epoch) => captured.saturating_duration_since(epoch),
+        None => pts,
+    };
+    u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
     let message = match d {
         Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
@@ -336,6 +347,7 @@ async fn write_loop(
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = std::collections::HashSet::new();
     let mut skipping = false;
+    let audio_epoch = state.audio.as_ref().map(|a| a.epoch());
     loop {
         let out = tokio::select! {
             o = rx.recv() => match o {
@@ -358,7 +370,7 @@ async fn write_loop(
                     let header = VideoFrameHeader {
                         keyframe: frame.keyframe,
                         codec: video.as_ref().expect("guarded").stream().codec(),
-                        pts_us: frame.pts.as_micros() as u64,
+                        pts_us: ws_video_pts(frame.pts, frame.captured, audio_epoch),
                         width: frame.width.min(u32::from(u16::MAX)) as u16,
                         height: frame.height.min(u32::from(u16::MAX)) as u16,
                     };
@@ -451,5 +463,16 @@ mod tests {
         assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
         assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
         assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn video_pts_is_on_the_sound_clock_when_there_is_sound() {
+        let epoch = Instant::now();
+        let captured = epoch + Duration::from_millis(2500);
+        let pts = Duration::from_millis(40);
+        assert_eq!(ws_video_pts(pts, captured, Some(epoch)), 2_500_000);
+        assert_eq!(ws_video_pts(pts, captured, None), 40_000);
+        // Never negative.
+        assert_eq!(ws_video_pts(pts, epoch, Some(captured)), 0);
     }
 }
