@@ -10,7 +10,7 @@
 //   BENCH_SECONDS    measurement window per row of the peer comparison (default 20)
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 3)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
-//   BENCH_SYSTEMS    comma list of kelpie, selkies, selkies-webrtc, vnc (default: all)
+//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, selkies, selkies-webrtc, vnc (default: all)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all)
 //   BENCH_INPUT_EVENTS  events of each kind in the input section (default 200)
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
@@ -54,7 +54,7 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 20);
 // and random between sessions.
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 3));
 const SETTLE_MS = 3000;
-const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,selkies,selkies-webrtc,vnc').split(',').map((s) => s.trim()).filter(Boolean);
+const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,kelpie-ws,selkies,selkies-webrtc,vnc').split(',').map((s) => s.trim()).filter(Boolean);
 const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'idle,static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
 const INPUT_EVENTS = Math.max(1, Number(process.env.BENCH_INPUT_EVENTS ?? 200));
@@ -251,21 +251,24 @@ async function startProbeOn(display, workload) {
 }
 
 const systems = {
-  async kelpie(workload) {
+  'kelpie-ws': (workload) => systems.kelpie(workload, 'websocket'),
+
+  async kelpie(workload, transport = 'webrtc') {
     const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
     const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`], env: { KELPIE_LOG: 'warn' } });
+    const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {
         const r = await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } });
-        const m = (await r.text()).match(/^kelpie_webrtc_sent_bytes_total\s+(\d+)/m);
+        const m = (await r.text()).match(new RegExp(`^${counter}\\s+(\\d+)`, 'm'));
         return m ? Number(m[1]) : NaN;
       } catch {
         return NaN;
       }
     };
     return {
-      url: k.url,
-      transport: 'webrtc',
+      url: transport === 'websocket' ? `${k.url}&transport=websocket` : k.url,
+      transport,
       serverRoots: [k.proc.pid],
       exclude: ['Xvfb', 'kelpie-probe'],
       serverBytes: metric,
@@ -528,7 +531,7 @@ async function measureQuality(systemName, sys, page) {
       let s = '';
       for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
       return { w, h, src: src.tagName, b64: btoa(s) };
-    }, systemName === 'kelpie');
+    }, systemName.startsWith('kelpie'));
     const dump = execFileSync('xwd', ['-root', '-silent', '-display', probe.display], {
       env: { ...process.env, DISPLAY: probe.display, ...(probe.xauthority ? { XAUTHORITY: probe.xauthority } : {}) },
       maxBuffer: 64 << 20,
@@ -973,6 +976,7 @@ function peersBlock(results, meta) {
   for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
   lines.push('');
   lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, x264, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
+  lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on a canvas; timed like the other canvas clients, see below). Bandwidth: `kelpie_websocket_video_bytes_total`.');
   lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb (so its CPU figure excludes Xvfb and the probe, as Kelpie\'s does); its own web client.');
   lines.push('- **Selkies 2.x WebRTC**: the same with `--mode webrtc`. Selkies\' ICE agent leaves 127.0.0.1 out of its candidates, so `bench/run.sh` adds 127.0.0.2 to the namespace\'s loopback interface to give it one.');
   lines.push('- Selkies 2.x in this Chromium presents H.264 through a `<video>` element fed by a `MediaStreamTrackGenerator` (the canvas is only used for striped codecs), so its latency is timed exactly like Kelpie\'s: per presented frame with `requestVideoFrameCallback`. Its client lowers the frame rate it asks for when its decoder falls behind (it logs "the decoder keeps up with N fps; asking for that"), which is part of what is measured.');
@@ -1049,7 +1053,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
   lines.push('');
   return lines.join('\n');
 }
@@ -1258,7 +1262,7 @@ async function main() {
     anyOk ||= audio.video.some((r) => !r.error);
   }
   const elapsed = (Date.now() - t0) / 1000;
-  const all = SECTIONS.length === 4 && SYSTEMS.length === 4 && WORKLOADS.length === 4;
+  const all = SECTIONS.length === 4 && SYSTEMS.length === 5 && WORKLOADS.length === 4;
   const doc = markdown(fresh, machine(chromiumVersion), { estimate: all ? Math.max(1, Math.round(elapsed / 60)) : null });
   writeFileSync(DOC, doc);
   console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);

@@ -4,6 +4,7 @@
 /** Human names of the systems, in table order. */
 export const SYSTEM_NAMES = {
   kelpie: 'Kelpie (WebRTC, x264)',
+  'kelpie-ws': 'Kelpie (WebSocket, x264)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',
@@ -15,6 +16,9 @@ export const WORKLOAD_NAMES = {
   bars: 'bars (full-screen scroll, 60 fps)',
   noise: 'noise (full-screen noise, 60 fps)',
 };
+
+/** Kelpie's own rows (one per transport); the others are peers. */
+export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws'];
 
 /** Workloads without motion: only CPU, bandwidth and memory are measured. */
 export const STILL = new Set(['idle', 'static']);
@@ -101,22 +105,26 @@ export function resultsTable(results) {
  */
 export function ratioRows(results) {
   const ok = results.filter((r) => !r.error);
-  const kelpie = new Map(ok.filter((r) => r.system === 'kelpie').map((r) => [r.workload, r]));
   const rows = [];
-  for (const p of ok) {
-    if (p.system === 'kelpie') continue;
-    const k = kelpie.get(p.workload);
-    if (!k) continue;
-    const moving = !STILL.has(p.workload);
-    rows.push({
-      peer: p.system,
-      workload: p.workload,
-      p50: moving ? ratio(k.p50, p.p50) : NaN,
-      p90: moving ? ratio(k.p90, p.p90) : NaN,
-      cpu: moving ? ratio(cpuMsPerFrame(k.cpu, k.fps), cpuMsPerFrame(p.cpu, p.fps)) : ratio(k.cpu, p.cpu),
-      mbps: ratio(k.mbps, p.mbps),
-      fps: moving ? ratio(k.fps, p.fps) : NaN,
-    });
+  // Each Kelpie transport against each peer.
+  for (const variant of KELPIE_SYSTEMS) {
+    const kelpie = new Map(ok.filter((r) => r.system === variant).map((r) => [r.workload, r]));
+    for (const p of ok) {
+      if (KELPIE_SYSTEMS.includes(p.system)) continue;
+      const k = kelpie.get(p.workload);
+      if (!k) continue;
+      const moving = !STILL.has(p.workload);
+      rows.push({
+        kelpie: variant,
+        peer: p.system,
+        workload: p.workload,
+        p50: moving ? ratio(k.p50, p.p50) : NaN,
+        p90: moving ? ratio(k.p90, p.p90) : NaN,
+        cpu: moving ? ratio(cpuMsPerFrame(k.cpu, k.fps), cpuMsPerFrame(p.cpu, p.fps)) : ratio(k.cpu, p.cpu),
+        mbps: ratio(k.mbps, p.mbps),
+        fps: moving ? ratio(k.fps, p.fps) : NaN,
+      });
+    }
   }
   return rows;
 }
@@ -125,11 +133,11 @@ export function ratioTable(results) {
   const rows = ratioRows(results);
   if (rows.length === 0) return '_No peer results to compare with._';
   return [
-    '| Peer | Workload | fps (K/peer) | p50 latency | p90 latency | CPU per frame (static: CPU) | bandwidth |',
-    '|---|---|--:|--:|--:|--:|--:|',
+    '| Kelpie | Peer | Workload | fps (K/peer) | p50 latency | p90 latency | CPU per frame (still: CPU) | bandwidth |',
+    '|---|---|---|--:|--:|--:|--:|--:|',
     ...rows.map(
       (r) =>
-        `| ${SYSTEM_NAMES[r.peer] ?? r.peer} | ${r.workload} | ${fmtRatio(r.fps)} | ${fmtRatio(r.p50)} | ${fmtRatio(r.p90)} | ${fmtRatio(r.cpu)} | ${fmtRatio(r.mbps)} |`,
+        `| ${SYSTEM_NAMES[r.kelpie] ?? r.kelpie} | ${SYSTEM_NAMES[r.peer] ?? r.peer} | ${r.workload} | ${fmtRatio(r.fps)} | ${fmtRatio(r.p50)} | ${fmtRatio(r.p90)} | ${fmtRatio(r.cpu)} | ${fmtRatio(r.mbps)} |`,
     ),
   ].join('\n');
 }

@@ -71,6 +71,7 @@ test('ratioRows: Kelpie over each peer, per workload', () => {
   assert.equal(rows.length, 2);
   const bars = rows.find((r) => r.workload === 'bars');
   assert.equal(bars.peer, 'selkies');
+  assert.equal(bars.kelpie, 'kelpie');
   assert.equal(bars.p50, 0.5);
   assert.equal(bars.cpu, 0.5);
   assert.equal(bars.mbps, 0.5);
@@ -80,10 +81,23 @@ test('ratioRows: Kelpie over each peer, per workload', () => {
   assert.ok(Number.isNaN(st.p50));
 });
 
+test('ratioRows: both Kelpie transports are compared with each peer, never with each other', () => {
+  const kwsBars = { ...kBars, system: 'kelpie-ws', p50: 40 };
+  const rows = ratioRows([kBars, kwsBars, sBars]);
+  assert.deepEqual(
+    rows.map((r) => [r.kelpie, r.peer]),
+    [
+      ['kelpie', 'selkies'],
+      ['kelpie-ws', 'selkies'],
+    ],
+  );
+});
+
 test('ratioTable: a placeholder without peers, a table with them', () => {
   assert.match(ratioTable([kBars]), /No peer results/);
   const t = ratioTable([kBars, sBars]).split('\n');
   assert.equal(t.length, 3);
+  assert.match(t[2], /^\| Kelpie \(WebRTC, x264\) \| Selkies/);
   assert.match(t[2], /\| 0\.50× \| .* \| 0\.50× \| 0\.50× \|$/);
 });
 

@@ -8,18 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
-import { recordDefaultSource, run, startPulse, startXvfb, toneWav, zeroCrossingHz } from './sound.mjs';
+import { startKelpie, openViewer, sleep } from './lib.mjs';
+import { launchMicBrowser, recordDefaultSource, run, startPulse, startXvfb, zeroCrossingHz } from './sound.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'kelpie-audio-existing-'));
-const micWav = join(dir, 'mic-1k.wav');
-toneWav(micWav, 1000, 10);
-
-const browser = await launchBrowser([
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  `--use-file-for-fake-audio-capture=${micWav}`,
-]);
+const browser = await launchMicBrowser(dir);
 const cleanup = [];
 after(async () => {
   await browser.close();

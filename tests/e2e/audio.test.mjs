@@ -2,49 +2,15 @@
 // WebRTC (Opus), and Chromium's fake microphone reaches the session's default source.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
+import { startKelpie, openViewer, sleep } from './lib.mjs';
+import { launchMicBrowser, zeroCrossingHz, recordDefaultSource } from './sound.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'kelpie-audio-'));
 
-/** A mono 16-bit 48 kHz WAV of a sine tone. */
-function toneWav(path, freq, seconds, rate = 48000) {
-  const n = Math.floor(rate * seconds);
-  const buf = Buffer.alloc(44 + n * 2);
-  buf.write('RIFF', 0);
-  buf.writeUInt32LE(36 + n * 2, 4);
-  buf.write('WAVEfmt ', 8);
-  buf.writeUInt32LE(16, 16);
-  buf.writeUInt16LE(1, 20);
-  buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(rate, 24);
-  buf.writeUInt32LE(rate * 2, 28);
-  buf.writeUInt16LE(2, 32);
-  buf.writeUInt16LE(16, 34);
-  buf.write('data', 36);
-  buf.writeUInt32LE(n * 2, 40);
-  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * freq * i) / rate)), 44 + i * 2);
-  writeFileSync(path, buf);
-}
-
-/** Dominant frequency of signed 16-bit mono samples, by counting zero crossings. */
-function zeroCrossingHz(samples, rate) {
-  let crossings = 0;
-  for (let i = 1; i < samples.length; i++) if ((samples[i - 1] < 0) !== (samples[i] < 0)) crossings++;
-  return crossings / 2 / (samples.length / rate);
-}
-
-const micWav = join(dir, 'mic-1k.wav');
-toneWav(micWav, 1000, 10);
-
-const browser = await launchBrowser([
-  '--use-fake-ui-for-media-stream',
-  '--use-fake-device-for-media-stream',
-  `--use-file-for-fake-audio-capture=${micWav}`,
-]);
+const browser = await launchMicBrowser(dir);
 const running = new Set();
 after(async () => {
   await browser.close();
@@ -126,20 +92,8 @@ test('the browser microphone reaches the session default source', async () => {
     await page.click('#kelpie-mic');
     await page.waitForFunction(() => window.kelpieSound.micWanted === true, null, { timeout: 5000 });
     await sleep(1500);
-    // Record 2 s from the default source, as a program in the session would.
-    const parec = spawn(
-      'parecord',
-      ['--raw', '--format=s16le', '--rate=48000', '--channels=1', '--latency-msec=50', rec],
-      { env: { ...process.env, PULSE_SERVER: server }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    parec.stderr.on('data', (d) => (err += d));
-    await sleep(2500);
-    parec.kill('SIGTERM');
-    await new Promise((r) => parec.on('exit', r));
-    assert.ok(existsSync(rec), `parecord wrote a recording: ${err}`);
-    const raw = readFileSync(rec);
-    const samples = new Int16Array(raw.buffer, raw.byteOffset, Math.floor(raw.length / 2));
+    // Record 2.5 s from the default source, as a program in the session would.
+    const samples = await recordDefaultSource(server, rec, 2500);
     assert.ok(samples.length > 48000, `recorded ${samples.length} samples`);
     const tail = samples.subarray(samples.length - 48000);
     const peak = tail.reduce((m, v) => Math.max(m, Math.abs(v)), 0);

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './lib.mjs';
+import { launchBrowser, sleep } from './lib.mjs';
 
 /** A mono 16-bit 48 kHz WAV of a sine tone. */
 export function toneWav(path, freq, seconds, rate = 48000) {
@@ -143,4 +143,15 @@ export async function recordDefaultSource(server, path, ms) {
   if (!existsSync(path)) throw new Error(`parecord wrote nothing: ${err}`);
   const raw = readFileSync(path);
   return new Int16Array(raw.buffer, raw.byteOffset, Math.floor(raw.length / 2));
+}
+
+/** Chromium whose fake microphone plays a 10 s 1 kHz tone (a WAV written into `dir`). */
+export async function launchMicBrowser(dir) {
+  const micWav = join(dir, 'mic-1k.wav');
+  toneWav(micWav, 1000, 10);
+  return launchBrowser([
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${micWav}`,
+  ]);
 }
