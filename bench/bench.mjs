@@ -35,6 +35,7 @@ import {
   latencySummary,
   matchByOrder,
   matchByX,
+  matchByPosition,
   mean,
   decodedFps,
   inputTable,
@@ -754,8 +755,10 @@ async function runInputFor(browser, transport) {
     }
     const xDowns = await waitEvents(file, from, (e) => e.type === 'button' && e.down && e.button === 1, N, 5000);
     const bDowns = await page.evaluate(() => window.__benchIn.downs); // the focus click came before the listeners
-    const offTarget = xDowns.filter((e, i) => bDowns[i]?.p && (Math.abs(e.x - bDowns[i].p.x) > 1 || Math.abs(e.y - bDowns[i].p.y) > 1)).length;
-    rows.push(inputRow('click', transport, matchByOrder(bDowns.map((e) => e.t), xDowns.map((e) => e.t)), N, { offTarget }));
+    const clicks = matchByPosition(bDowns, xDowns);
+    // X presses no browser press aimed at (a click that landed off its pixel, or a stray).
+    const offTarget = clicks.x - clicks.paired;
+    rows.push(inputRow('click', transport, clicks, N, { offTarget }));
 
     // Motion: distinct x positions along one line, 2 client px apart (3 remote px at 1280 → 1920).
     await page.mouse.move(box.left + 5, cy);
@@ -1001,7 +1004,7 @@ function inputBlock(input, meta) {
   lines.push('');
   lines.push('- `kelpie --app "kelpie-probe input-log --out FILE"` (1920x1080): a focused full-screen X window that writes one JSON line per X event it receives, stamped with the wall clock (`SystemTime`, epoch ms) as it reads the event. Its picture never changes, so the video is idle while input is measured.');
   lines.push('- The Kelpie web client in headless Chromium (viewport 1280x720, `?transport=` as in the table; the input itself always travels on the signalling WebSocket), one click on the picture to focus it. Capturing `keydown` / `pointerdown` / `pointermove` listeners on `window`, installed before sending, record each event\'s creation time `performance.timeOrigin + event.timeStamp` and, for pointer events, the remote pixel the client maps it to (`window.kelpie.mapToRemote`).');
-  lines.push('- **key press**: Playwright `keyboard.press` of a..z in turn, ~30 ms apart; the i-th browser `keydown` is paired with the i-th X KeyPress. **mouse button press**: `mouse.click` at distinct positions, ~30 ms apart; the i-th `pointerdown` with the i-th X ButtonPress of button 1. Latency = X time − browser time.');
+  lines.push('- **key press**: Playwright `keyboard.press` of a..z in turn, ~30 ms apart; the i-th browser `keydown` is paired with the i-th X KeyPress. **mouse button press**: `mouse.click` at distinct positions, ~30 ms apart; each X ButtonPress of button 1 with the latest `pointerdown` aimed at the same remote pixel (±1 px) before it. Latency = X time − browser time.');
   lines.push('- **motion (coalesced per frame)**: `mouse.move` to distinct x positions along a line, ~30 ms apart. The client deliberately sends at most one motion message per animation frame (the latest position, from a `requestAnimationFrame` callback), so this latency includes the wait for the next frame (up to ~16.7 ms at 60 Hz) and is not comparable with the two rows above. Each X MotionNotify is paired with the browser move aimed at the same remote x.');
   lines.push('- Both clocks are the same machine\'s wall clock (Chromium\'s `performance.timeOrigin` is epoch-based; the probe uses `SystemTime`), so no clock synchronisation is needed; the two clocks\' granularity is well under 0.1 ms.');
   lines.push('- What is timed: Chromium\'s input dispatch to the page, the client\'s handler, the WebSocket message over loopback, Kelpie\'s input handling and XTEST injection, the X server, and the probe reading the event. Not timed: the OS and hardware path before Chromium (Playwright injects events through the DevTools protocol).');

@@ -43,6 +43,33 @@ export function matchByOrder(browserTimes, xTimes) {
 }
 
 /**
+ * Pairs each X button press with the browser press aimed at the same remote pixel (within
+ * `tolPx`): the latest such browser press no later than the X event (plus `slackMs`). Unlike
+ * pairing by order, one press lost or added on either side does not shift every later pair.
+ * @param {{t:number,p:{x:number,y:number}}[]} browserDowns
+ * @param {{t:number,x:number,y:number}[]} xDowns
+ * @returns {{ latencies: number[], browser: number, x: number, paired: number }}
+ */
+export function matchByPosition(browserDowns, xDowns, tolPx = 1, slackMs = 1) {
+  const latencies = [];
+  const used = new Set();
+  for (const e of xDowns) {
+    let best = -1;
+    browserDowns.forEach((b, i) => {
+      if (used.has(i) || !b.p) return;
+      if (Math.abs(b.p.x - e.x) > tolPx || Math.abs(b.p.y - e.y) > tolPx) return;
+      if (b.t > e.t + slackMs) return;
+      if (best < 0 || b.t > browserDowns[best].t) best = i;
+    });
+    if (best >= 0) {
+      used.add(best);
+      latencies.push(e.t - browserDowns[best].t);
+    }
+  }
+  return { latencies, browser: browserDowns.length, x: xDowns.length, paired: latencies.length };
+}
+
+/**
  * Pairs each X motion event with the browser move that aimed at the same remote x: the latest
  * such browser move no later than the X event (plus `slackMs` for clock granularity). Browser
  * moves the client coalesced away have no X event and are simply not paired.

@@ -150,3 +150,21 @@ test('sessions merge: latencies pooled, rates weighted by length, peaks kept', a
   assert.equal(mergeSessions([a]).p50, 10);
   assert.equal(mergeSessions([{ error: 'x' }]).error, 'x');
 });
+
+test('matchByPosition: clicks pair by where they landed, so a lost one shifts nothing', async () => {
+  const { matchByPosition } = await import('./sections.mjs');
+  const b = [
+    { t: 100, p: { x: 10, y: 10 } },
+    { t: 140, p: { x: 50, y: 60 } },
+    { t: 180, p: { x: 90, y: 20 } },
+  ];
+  // The second press never reached X; an unrelated press at another place did.
+  const x = [
+    { t: 103, x: 10, y: 11 },
+    { t: 150, x: 500, y: 500 },
+    { t: 184, x: 90, y: 20 },
+  ];
+  const m = matchByPosition(b, x);
+  assert.deepEqual(m.latencies, [3, 4]);
+  assert.equal(m.paired, 2);
+});
