@@ -212,9 +212,13 @@ impl Encoder {
         if !spec.is_available() {
             return Err(spec.missing());
         }
+        // One frame may wait for the encoder, and the capture waits for room: a frame is never
+        // converted only to be dropped, and none is lost (a dropped keyframe or the last
+        // frame of a change would leave a viewer without a picture); when the encoder falls
+        // behind, captures simply come less often and each carries the newest picture.
         let desc = format!(
-            "appsrc name=src is-live=true format=time do-timestamp=false max-buffers=2 \
-             leaky-type=downstream caps=video/x-raw,format=I420,width={width},height={height},\
+            "appsrc name=src is-live=true format=time do-timestamp=false max-buffers=1 \
+             block=true caps=video/x-raw,format=I420,width={width},height={height},\
              framerate={fps}/1,colorimetry=bt601,pixel-aspect-ratio=1/1 \
              ! {enc} ! appsink name=sink sync=false max-buffers=8 drop=false",
             fps = settings.fps,
