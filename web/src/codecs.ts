@@ -46,3 +46,13 @@ export function preferH264<T extends CodecCapability>(
     .sort((a, b) => a.r - b.r || a.i - b.i)
     .map((x) => x.c);
 }
+
+/** Closes a WebCodecs decoder unless it is closed already (a failed one may be). */
+export function closeDecoder(d: { readonly state: string; close(): void } | null): void {
+  if (!d || d.state === 'closed') return;
+  try {
+    d.close();
+  } catch {
+    // Closed in between: nothing left to release.
+  }
+}

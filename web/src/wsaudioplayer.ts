@@ -4,6 +4,7 @@
  * jitter buffer's `AudioScheduler`.
  */
 
+import { closeDecoder } from './codecs';
 import { audible, heardAt, type AvClock } from './avsync';
 import { AUDIO_HEADER_LEN, AudioScheduler, DecodedPts, OPUS_CONFIG, opusDurationUs, parseAudioHeader } from './wsaudio';
 
@@ -117,15 +118,8 @@ export class WsAudioPlayer {
       }
     }
     this.sources.clear();
-    const d = this.decoder;
+    closeDecoder(this.decoder);
     this.decoder = null;
-    if (d && d.state !== 'closed') {
-      try {
-        d.close();
-      } catch {
-        // already closed
-      }
-    }
   }
 
   private ensureDecoder(): AudioDecoder {
@@ -193,15 +187,8 @@ export class WsAudioPlayer {
     this.counters.decodeErrors++;
     const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     console.warn(`kelpie: audio decoder error: ${msg}`);
-    const d = this.decoder;
+    closeDecoder(this.decoder);
     this.decoder = null;
-    if (d && d.state !== 'closed') {
-      try {
-        d.close();
-      } catch {
-        // A failed decoder may already be closed; a new one is made for the next frame.
-      }
-    }
     this.scheduler.reset();
   }
 }

@@ -5,6 +5,7 @@
  * decoded for its last few ms.
  */
 
+import { closeDecoder } from './codecs';
 import { HoldQueue, type AvClock } from './avsync';
 import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type FrameHeader, type WsCodec } from './wsvideo';
 
@@ -192,15 +193,8 @@ export class WsPlayer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const d = this.decoder;
+    closeDecoder(this.decoder);
     this.decoder = null;
-    if (d && d.state !== 'closed') {
-      try {
-        d.close();
-      } catch {
-        // already closed
-      }
-    }
     this.pending.clear();
     this.held.clear();
     for (const f of this.ready.clear()) f.close();
