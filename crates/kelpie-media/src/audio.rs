@@ -322,7 +322,17 @@ impl Inner {
                     let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
                     counters.packets.fetch_add(1, Ordering::Relaxed);
                     counters.bytes.fetch_add(map.len() as u64, Ordering::Relaxed);
-                    let captured = (start + pts).min(Instant::now());
+                    // The buffer's running time on the pipeline clock, mapped onto `Instant`
+                    // through the clock's present time: the pipeline starts its clock only
+                    // once PulseAudio has connected, tens of ms after `start`.
+                    let now = Instant::now();
+                    let captured = match (a.clock(), a.base_time(), buffer.pts()) {
+                        (Some(clock), Some(base), Some(ts)) => {
+                            let ago = clock.time().saturating_sub(base + ts);
+                            now.checked_sub(Duration::from_nanos(ago.nseconds())).unwrap_or(now)
+                        }
+                        _ => (start + pts).min(now),
+                    };
                     let frame = AudioFrame {
                         data: Arc::from(map.as_slice()),
                         pts: captured.saturating_duration_since(epoch),
