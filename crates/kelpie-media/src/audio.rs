@@ -210,7 +210,7 @@ impl Inner {
     /// Runs the capture while something plays, until `stop`.
     fn watch(&self, tx: &broadcast::Sender<Arc<AudioFrame>>, stop: &AtomicBool) {
         let pactl = Pactl { server: self.settings.server.clone(), mic_sink: self.settings.mic_sink.clone() };
-        let events = match pactl.subscribe() {
+        let mut events = match pactl.subscribe() {
             Ok(e) => Some(e),
             Err(e) => {
                 tracing::warn!(
@@ -264,22 +264,13 @@ impl Inner {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         tracing::warn!("pactl subscribe ended; capturing sound all the time");
-                        drop(capture.take());
-                        return self.capture_until(tx, stop);
+                        events = None;
                     }
                 },
                 None => std::thread::sleep(WATCH_TICK),
             }
         }
         self.counters.capturing.store(0, Ordering::Relaxed);
-    }
-
-    /// Captures without watching, until `stop`.
-    fn capture_until(&self, tx: &broadcast::Sender<Arc<AudioFrame>>, stop: &AtomicBool) {
-        let _capture = self.capture(tx).inspect_err(|e| tracing::error!("sound capture failed: {e}"));
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(WATCH_TICK);
-        }
     }
 
     /// Starts `pulsesrc ! opusenc ! appsink` into `tx`.

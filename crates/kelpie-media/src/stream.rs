@@ -288,15 +288,14 @@ fn capture_loop(
         // picture only when it is drawn in.
         let cursor = if cursor_in_video { Some(cap.cursor()?) } else { None };
         let cursor_moved = cursor_in_video && cursor != drawn_cursor;
+        let fps = ctl.fps.load(Ordering::Relaxed).max(1);
         if !(first || damaged || keyframe_due || settle_left > 0 || cursor_moved) {
-            let fps = ctl.fps.load(Ordering::Relaxed).max(1);
             let poll = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
             if cap.wait_for_damage(poll)? {
                 std::thread::sleep(DAMAGE_SETTLE);
             }
             continue;
         }
-        let fps = ctl.fps.load(Ordering::Relaxed).max(1);
         let ready = pacer.ready_at(now, fps);
         if now < ready {
             std::thread::sleep(ready - now);
