@@ -31,6 +31,7 @@ import {
   computeStats,
   extractAudioDelay,
   extractSnapshot,
+  needsFirstPicture,
   needsKeyframe,
   type AudioDelaySnapshot,
   type KelpieStats,
@@ -859,6 +860,13 @@ export class Connection {
       performance.now() - a.lastKeyframeRequest >= this.timings.keyframeMinIntervalMs
     ) {
       console.info('kelpie: decoder stalled, requesting a keyframe');
+      this.requestKeyframe();
+    } else if (
+      a.transport === 'webrtc' &&
+      needsFirstPicture(a.streaming, snap) &&
+      performance.now() - a.lastKeyframeRequest >= this.timings.statsIntervalMs
+    ) {
+      console.info('kelpie: frames decoded but none shown, requesting a keyframe');
       this.requestKeyframe();
     }
     this.emit(this.statsListeners);

@@ -6,6 +6,7 @@ import {
   extractAudioDelay,
   extractSnapshot,
   formatStats,
+  needsFirstPicture,
   needsKeyframe,
   type StatsSnapshot,
 } from './stats';
@@ -189,6 +190,18 @@ describe('needsKeyframe', () => {
     expect(needsKeyframe(snap({ framesReceived: 5, framesDecoded: 5 }), snap({ framesReceived: 5, framesDecoded: 5 }))).toBe(false);
     expect(needsKeyframe(snap({ framesReceived: 5, framesDecoded: 5 }), snap({ framesReceived: 6, framesDecoded: 5 }))).toBe(false);
     expect(needsKeyframe(null, snap({ framesReceived: 60 }))).toBe(false);
+  });
+});
+
+describe('needsFirstPicture', () => {
+  it('asks again when frames were decoded but none was shown', () => {
+    expect(needsFirstPicture(false, snap({ framesReceived: 7, framesDecoded: 7 }))).toBe(true);
+  });
+
+  it('waits while nothing is decoded yet, and never once a picture is shown', () => {
+    expect(needsFirstPicture(false, snap({ framesReceived: 0, framesDecoded: 0 }))).toBe(false);
+    expect(needsFirstPicture(false, snap({ framesDecoded: null }))).toBe(false);
+    expect(needsFirstPicture(true, snap({ framesReceived: 7, framesDecoded: 7 }))).toBe(false);
   });
 });
 

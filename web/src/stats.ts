@@ -266,6 +266,16 @@ export function needsKeyframe(prev: StatsSnapshot | null, cur: StatsSnapshot): b
   return false;
 }
 
+/**
+ * Whether a WebRTC viewer that has not presented a picture yet should ask for a keyframe:
+ * it has decoded frames, yet the `<video>` element shows none. Chromium can decode the
+ * first frames of a connection before the element is attached to the track, and those
+ * are never shown; on a still screen no other frame follows them.
+ */
+export function needsFirstPicture(presented: boolean, cur: StatsSnapshot): boolean {
+  return !presented && (cur.framesDecoded ?? 0) > 0;
+}
+
 function fixed(v: number | null, digits: number, unit: string): string {
   return v === null ? '–' : `${v.toFixed(digits)}${unit}`;
 }
