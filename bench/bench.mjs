@@ -27,7 +27,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { psnr, parseXwd } from './quality.mjs';
 import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep } from '../tests/e2e/lib.mjs';
-import { pairAvSync, recordAvSyncInPage } from '../tests/lib/avsync.mjs';
+import { pairAvSync, recordAvSync } from '../tests/lib/avsync.mjs';
+import { startPulse } from '../tests/e2e/sound.mjs';
 import { stats } from '../tests/lib/stats.mjs';
 import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, STILL, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
 import {
@@ -1097,18 +1098,21 @@ async function runAvSync(args, seconds) {
     args: [...args, '--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${interval}`],
     env: { KELPIE_LOG: 'warn' },
   });
-  const browser = await launchBrowser();
+  // The browser plays into a PulseAudio server of its own, recorded: what a viewer hears.
+  const pulse = await startPulse();
+  const browser = await launchBrowser([], { pulseServer: pulse.server });
   try {
     const { page } = await openViewer(browser, k.url);
     await page.waitForFunction(() => window.kelpie.pc?.getReceivers().some((r) => r.track.kind === 'audio' && r.track.readyState === 'live'), null, { timeout: 10000 });
     await sleep(2000);
     await installStampDecoder(page);
-    const rec = await page.evaluate(recordAvSyncInPage, { ms: seconds * 1000, source: 'webrtc' });
+    const rec = await recordAvSync(page, pulse.server, { ms: seconds * 1000, source: 'webrtc' });
     if (rec.error) throw new Error(rec.error);
     return pairAvSync(rec.frames, rec.onsets, interval);
   } finally {
     await Promise.race([browser.close(), sleep(10000)]);
     await k.stop();
+    await pulse.stop();
   }
 }
 
@@ -1179,7 +1183,7 @@ function audioBlock(a, meta) {
   lines.push(audioTables(a));
   lines.push('');
   lines.push(`- Video rows: one \`kelpie --app …\` per row, ${AUDIO_SECONDS} s in ${AUDIO_SESSIONS} sessions (latencies pooled), measured as in the peer comparison. "Sound playing": pink noise from \`${NOISE_PLAYER}\` in the session, so Opus runs at full rate the whole time. Server CPU is Kelpie's tree including its PulseAudio, excluding Xvfb, the probe and the player.`);
-  lines.push('- Beeps: every 500 ms \`kelpie-probe clock --beep\` draws a new timestamp and starts a 50 ms 1 kHz beep (\`pacat\`, 10 ms buffer) at the same moment; the page notes when each timestamp is presented and when each beep is heard (an AudioWorklet on the received track, mapped to page time with \`getOutputTimestamp\`), see \`tests/lib/avsync.mjs\`. Positive: sound after picture.');
+  lines.push('- Beeps: every 500 ms \`kelpie-probe clock --beep\` draws a new timestamp and starts a 50 ms 1 kHz beep (\`pacat\`, 10 ms buffer) at the same moment; the page notes when each timestamp is presented, and the browser (unmuted, playing into a PulseAudio server of its own) is recorded to note when each beep comes out, see \`tests/lib/avsync.mjs\`. Positive: sound after picture.');
   lines.push('- With A/V sync on, the picture waits for the sound only while sound plays (the "sound playing" row); on a silent desktop ("nothing playing") video is shown as soon as it is decoded.');
   return wrapBlock('audio', lines.join('\n'));
 }

@@ -65,11 +65,17 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {
   };
 }
 
-/** Debian's Chromium, headless, with the flags a closed network needs. */
-export async function launchBrowser(extraArgs = []) {
+/**
+ * Debian's Chromium, headless, with the flags a closed network needs. With `pulseServer`,
+ * its sound really plays, into that PulseAudio server (Playwright mutes it otherwise).
+ */
+export async function launchBrowser(extraArgs = [], { pulseServer } = {}) {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
+    ...(pulseServer
+      ? { env: { ...process.env, PULSE_SERVER: pulseServer }, ignoreDefaultArgs: ['--mute-audio'] }
+      : {}),
     args: [
       '--no-sandbox',
       '--disable-gpu',

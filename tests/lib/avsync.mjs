@@ -1,8 +1,72 @@
-// Audio/video synchronisation, measured in the browser: `kelpie-probe clock --beep` draws a
-// new timestamp and starts a 50 ms beep at the same moment, every interval. The page notes
-// when each new timestamp is presented (requestVideoFrameCallback) and when each beep is
-// heard (an AudioWorklet on the received sound, mapped to the page clock with
-// getOutputTimestamp). Audio minus video, per beep, is the sync error (positive: sound late).
+// Audio/video synchronisation as a viewer sees and hears it: `kelpie-probe clock --beep`
+// draws a new timestamp and starts a 50 ms beep at the same moment, every interval. The page
+// notes when each new timestamp is presented (requestVideoFrameCallback, or the WebSocket
+// player's draw); the browser's sound really plays, into a PulseAudio server of its own,
+// whose output is recorded here to note when each beep comes out. Audio minus video, per
+// beep, is the sync error (positive: sound late).
+import { spawn } from 'node:child_process';
+
+/** Full scale over 20: a beep's samples are far louder, comfort noise far quieter. */
+const LOUD = 32768 / 20;
+
+/**
+ * Finds where beeps begin in 16-bit mono sound: a loud sample after 100 ms without any.
+ * Sound comes in chunks, each stamped with the epoch ms its last sample was recorded.
+ */
+export class OnsetDetector {
+  constructor(rate = 48000) {
+    this.rate = rate;
+    this.sinceLoud = Infinity;
+    /** Epoch ms of each onset. */
+    this.onsets = [];
+  }
+
+  push(samples, endMs) {
+    for (let i = 0; i < samples.length; i++) {
+      if (Math.abs(samples[i]) > LOUD) {
+        if (this.sinceLoud >= this.rate / 10) this.onsets.push(endMs - ((samples.length - 1 - i) * 1000) / this.rate);
+        this.sinceLoud = 0;
+      } else {
+        this.sinceLoud++;
+      }
+    }
+  }
+}
+
+/**
+ * Records what comes out of the browser (the monitor of the default sink of `server`, the
+ * PulseAudio server the browser plays into) and notes when each beep begins; `stop()`
+ * resolves with the onsets in epoch ms. Each chunk is stamped when it arrives, with a 5 ms
+ * record latency: onsets read up to ~5 ms late.
+ */
+export function recordOutputOnsets(server) {
+  const rec = spawn(
+    'pacat',
+    ['--record', '--raw', '--format=s16le', '--rate=48000', '--channels=1', '--latency-msec=5', '-d', '@DEFAULT_MONITOR@'],
+    { env: { ...process.env, PULSE_SERVER: server }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const detector = new OnsetDetector(48000);
+  let err = '';
+  let carry = Buffer.alloc(0);
+  rec.stderr.on('data', (d) => (err += d));
+  rec.stdout.on('data', (d) => {
+    const at = performance.timeOrigin + performance.now();
+    const buf = carry.length ? Buffer.concat([carry, d]) : d;
+    const whole = buf.length & ~1;
+    carry = buf.subarray(whole);
+    const samples = new Int16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + whole));
+    detector.push(samples, at);
+  });
+  const exited = new Promise((r) => rec.on('exit', r));
+  return {
+    async stop() {
+      rec.kill('SIGTERM');
+      await exited;
+      if (detector.onsets.length === 0 && err) throw new Error(`pacat --record: ${err}`);
+      return detector.onsets;
+    },
+  };
+}
 
 /**
  * Pairs beeps with the frames that showed their timestamps.
@@ -30,70 +94,16 @@ export function pairAvSync(frames, onsets, interval) {
 }
 
 /**
- * Runs in the page (pass to page.evaluate with { ms, source }): records presented stamps and
- * heard beeps for `ms`. `source` is
- * - 'webrtc': the peer connection's audio track, and frames of the `<video>`
- *   (requestVideoFrameCallback, presented at `expectedDisplayTime`);
- * - 'websocket': the WebSocket sound (the onset detector runs in the page's own AudioContext,
- *   on `window.kelpieSound.wsOutput`, so no extra hop adds latency), and frames drawn on
- *   the canvas (`window.kelpie.onFrame`, presented when drawn).
- * Needs window.__stamp (tests/lib/stamp.mjs) installed.
+ * Runs in the page (pass to page.evaluate with { ms, source }): records when each new stamp
+ * is presented, for `ms`. `source` is
+ * - 'webrtc': frames of the `<video>` (requestVideoFrameCallback, presented at
+ *   `expectedDisplayTime`);
+ * - 'websocket': frames drawn on the canvas (`window.kelpie.onFrame`, presented when drawn).
+ * Needs window.__stamp (tests/lib/stamp.mjs) installed. Resolves with `{ frames }` (epoch ms).
  */
-export async function recordAvSyncInPage({ ms, source }) {
+export async function recordStampsInPage({ ms, source }) {
   const { decodeStamp, unwrapMs, STAMP } = window.__stamp;
-  let ctx;
-  let input;
-  if (source === 'webrtc') {
-    const r = window.kelpie.pc?.getReceivers().find((x) => x.track.kind === 'audio');
-    if (!r) return { error: 'no audio receiver' };
-    ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
-    await ctx.resume();
-    input = ctx.createMediaStreamSource(new MediaStream([r.track]));
-  } else if (source === 'websocket') {
-    input = window.kelpieSound?.wsOutput;
-    if (!input) return { error: 'no WebSocket sound output' };
-    ctx = input.context;
-    if (ctx.state !== 'running') return { error: `the page's AudioContext is ${ctx.state}` };
-  } else {
-    return { error: `unknown source ${source}` };
-  }
-  // A name of its own: the page's context may already have run this recorder.
-  const name = `kelpie-onsets-${Math.random().toString(36).slice(2)}`;
-  const worklet = `
-    class Onsets extends AudioWorkletProcessor {
-      // Samples since the last loud one: a loud sample after 100 ms without any is an onset
-      // (the decoder ramps a beep in, so quieter samples must not count as a break).
-      constructor() { super(); this.sinceLoud = 0; }
-      process(inputs) {
-        const ch = inputs[0] && inputs[0][0];
-        if (!ch) { this.sinceLoud += 128; return true; }
-        for (let i = 0; i < ch.length; i++) {
-          if (Math.abs(ch[i]) > 0.05) {
-            if (this.sinceLoud >= sampleRate / 10) this.port.postMessage(currentTime + i / sampleRate);
-            this.sinceLoud = 0;
-          } else {
-            this.sinceLoud++;
-          }
-        }
-        return true;
-      }
-    }
-    registerProcessor('${name}', Onsets);`;
-  await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([worklet], { type: 'application/javascript' })));
-  const node = new AudioWorkletNode(ctx, name);
-  input.connect(node);
-  // Keep the graph pulled without making noise.
-  const mute = ctx.createGain();
-  mute.gain.value = 0;
-  node.connect(mute).connect(ctx.destination);
-
-  const onsets = [];
-  node.port.onmessage = (e) => {
-    // Context time of the sample → page time at which it is output.
-    const ts = ctx.getOutputTimestamp();
-    const perf = ts.performanceTime + (e.data - ts.contextTime) * 1000;
-    onsets.push(performance.timeOrigin + perf);
-  };
+  if (source !== 'webrtc' && source !== 'websocket') return { error: `unknown source ${source}` };
   const c = document.createElement('canvas');
   c.width = STAMP.width;
   c.height = STAMP.height;
@@ -137,9 +147,21 @@ export async function recordAvSyncInPage({ ms, source }) {
       }, ms);
     }
   });
-  node.disconnect();
-  input.disconnect(node);
-  mute.disconnect();
-  if (source === 'webrtc') await ctx.close();
-  return { frames, onsets };
+  return { frames };
+}
+
+/**
+ * Records `ms` of presented stamps in `page` (see [recordStampsInPage]) while noting the
+ * beeps coming out of the browser's PulseAudio server `server`; resolves with
+ * `{ frames, onsets }` or `{ error }`.
+ */
+export async function recordAvSync(page, server, { ms, source }) {
+  const out = recordOutputOnsets(server);
+  let rec;
+  try {
+    rec = await page.evaluate(recordStampsInPage, { ms, source });
+  } finally {
+    rec = { ...rec, onsets: await out.stop() };
+  }
+  return rec;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pairAvSync } from './avsync.mjs';
+import { OnsetDetector, pairAvSync } from './avsync.mjs';
 
 test('beeps pair with the stamp drawn with them', () => {
   const frames = [
@@ -26,4 +26,16 @@ test('a beep heard before its frame is shown gives a negative offset; strays are
   const r = pairAvSync(frames, [990, 1030, 1040, 1700], 500);
   assert.equal(r.length, 1);
   assert.equal(r[0].offset, -20);
+});
+
+test('beep onsets are found where loud sound follows 100 ms of quiet, on the recording clock', () => {
+  const d = new OnsetDetector(1000); // 1 kHz: one sample per ms
+  const chunk = (fn, n) => Int16Array.from({ length: n }, (_, i) => fn(i));
+  // 200 ms of faint noise, then a beep starting at sample 200 of a 300-sample chunk.
+  d.push(chunk((i) => (i < 200 ? (i % 2 ? 300 : -300) : i % 2 ? 20000 : -20000), 300), 10_299);
+  // The beep goes on in the next chunk (no new onset), stops, and a second one starts 150 ms later.
+  d.push(chunk((i) => (i < 50 ? 20000 : i >= 200 ? -15000 : 0), 300), 10_599);
+  // Louder samples after only 50 ms of quiet belong to the same beep.
+  d.push(chunk((i) => (i === 60 ? 20000 : 0), 100), 10_699);
+  assert.deepEqual(d.onsets, [10_200, 10_500]);
 });

@@ -31,6 +31,7 @@ import {
   computeStats,
   extractAudioDelay,
   extractSnapshot,
+  medianDelay,
   needsFirstPicture,
   needsKeyframe,
   type AudioDelaySnapshot,
@@ -109,8 +110,8 @@ class Attempt {
   pendingCandidates: ClientMessage[] = [];
   prevSnapshot: StatsSnapshot | null = null;
   prevAudio: AudioDelaySnapshot | null = null;
-  /** The sound delay last reported to the server, and when. */
-  audioDelaySent: { ms: number; at: number } | null = null;
+  /** Per shown WebRTC frame since the last stats tick: ms from its last packet to display. */
+  videoDelays: number[] = [];
   lastKeyframeRequest = -Infinity;
   closed = false;
   private timers = new Map<string, number>();
@@ -807,6 +808,7 @@ export class Connection {
       a.clearTimer('setup');
       a.clearTimer('first-frame');
       this.dispatch({ type: 'frame' });
+      this.measureVideoDelay(a);
     };
     if ('requestVideoFrameCallback' in video) {
       video.requestVideoFrameCallback(onFrame);
@@ -819,18 +821,33 @@ export class Connection {
   }
 
   /**
-   * Tells the server how long sound spends in this browser while sound plays, when it
-   * changed by 5 ms or more or every 5 s, so the server can hold video back as long.
+   * While sound plays, tells the server each stats tick how long sound spends in this
+   * browser and how long video did meanwhile, so it can hold video back to match.
    */
   private reportAudioDelay(a: Attempt, cur: AudioDelaySnapshot | null): void {
     const ms = audioDelayMs(a.prevAudio, cur);
     a.prevAudio = cur;
+    const videoMs = medianDelay(a.videoDelays);
+    a.videoDelays = [];
     if (ms === null) return;
-    const now = performance.now();
-    const last = a.audioDelaySent;
-    if (last && Math.abs(last.ms - ms) < 5 && now - last.at < 5000) return;
-    a.audioDelaySent = { ms, at: now };
-    a.send({ type: 'audiodelay', ms });
+    a.send(videoMs === null ? { type: 'audiodelay', ms } : { type: 'audiodelay', ms, video_ms: videoMs });
+  }
+
+  /**
+   * Records, for every frame the `<video>` shows on this attempt, how long it spent in the
+   * browser from its last packet to its display (for the A/V sync report).
+   */
+  private measureVideoDelay(a: Attempt): void {
+    const video = this.video;
+    if (!('requestVideoFrameCallback' in video)) return;
+    const tick = (_now: number, meta: VideoFrameCallbackMetadata): void => {
+      if (!this.current(a) || a.transport !== 'webrtc') return;
+      if (meta.receiveTime !== undefined && meta.expectedDisplayTime >= meta.receiveTime && a.videoDelays.length < 1000) {
+        a.videoDelays.push(meta.expectedDisplayTime - meta.receiveTime);
+      }
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
   }
 
   private async sampleStats(a: Attempt): Promise<void> {

@@ -238,5 +238,8 @@ describe('audiodelay', () => {
   it('is sent as whole milliseconds within the server bounds', () => {
     expect(encodeClientMessage({ type: 'audiodelay', ms: 61.6 })).toBe('{"type":"audiodelay","ms":62}');
     expect(encodeClientMessage({ type: 'audiodelay', ms: 99999 })).toBe('{"type":"audiodelay","ms":2000}');
+    expect(encodeClientMessage({ type: 'audiodelay', ms: 80, video_ms: 42.4 })).toBe(
+      '{"type":"audiodelay","ms":80,"video_ms":42}',
+    );
   });
 });

@@ -123,10 +123,14 @@ export interface KeyframeMessage {
   type: 'keyframe';
 }
 
-/** How long received sound spends in this browser (ms), so video can wait as long. */
+/**
+ * How long received sound spends in this browser (ms), so video can wait as long, and how
+ * long shown video frames spent in it meanwhile (median ms from last packet to display).
+ */
 export interface AudioDelayMessage {
   type: 'audiodelay';
   ms: number;
+  video_ms?: number;
 }
 
 /** A key went down or up; `keysym` is an X keysym (see `keysym.ts`). */
@@ -409,7 +413,11 @@ export function encodeClientMessage(msg: ClientMessage): string {
     case 'keyframe':
       return JSON.stringify({ type: 'keyframe' });
     case 'audiodelay':
-      return JSON.stringify({ type: 'audiodelay', ms: Math.max(0, Math.min(2000, Math.round(msg.ms))) });
+      return JSON.stringify({
+        type: 'audiodelay',
+        ms: clampDelay(msg.ms),
+        ...(msg.video_ms !== undefined ? { video_ms: clampDelay(msg.video_ms) } : {}),
+      });
     case 'key':
       return JSON.stringify({ type: 'key', keysym: msg.keysym, down: msg.down });
     case 'text':
@@ -542,4 +550,9 @@ export function signalUrl(base: string, path = 'api/signal'): string {
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.hash = '';
   return url.toString();
+}
+
+/** Whole milliseconds within the server's bound for delay reports. */
+function clampDelay(ms: number): number {
+  return Math.max(0, Math.min(2000, Math.round(ms)));
 }

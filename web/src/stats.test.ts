@@ -6,6 +6,7 @@ import {
   extractAudioDelay,
   extractSnapshot,
   formatStats,
+  medianDelay,
   needsFirstPicture,
   needsKeyframe,
   type StatsSnapshot,
@@ -202,6 +203,20 @@ describe('needsFirstPicture', () => {
     expect(needsFirstPicture(false, snap({ framesReceived: 0, framesDecoded: 0 }))).toBe(false);
     expect(needsFirstPicture(false, snap({ framesDecoded: null }))).toBe(false);
     expect(needsFirstPicture(true, snap({ framesReceived: 7, framesDecoded: 7 }))).toBe(false);
+  });
+});
+
+describe('medianDelay', () => {
+  it('takes the middle of the frames shown, rounded and bounded', () => {
+    expect(medianDelay([30, 10, 20, 50, 40])).toBe(30);
+    expect(medianDelay([10, 20, 30, 40, 50, 61])).toBe(35);
+    expect(medianDelay([5000, 5000, 5000, 5000, 5000])).toBe(2000);
+  });
+
+  it('says nothing from fewer than three frames', () => {
+    expect(medianDelay([])).toBeNull();
+    expect(medianDelay([1, 2])).toBeNull();
+    expect(medianDelay([4, 1, 2])).toBe(2);
   });
 });
 

@@ -185,6 +185,18 @@ export function audioDelayMs(prev: AudioDelaySnapshot | null, cur: AudioDelaySna
   return Number.isFinite(ms) && ms >= 0 ? Math.min(Math.round(ms), 2000) : null;
 }
 
+/**
+ * The median of per-frame delays in ms, rounded, for the A/V sync report; `null` with
+ * fewer than 3 frames (too few to tell).
+ */
+export function medianDelay(samples: readonly number[]): number | null {
+  if (samples.length < 3) return null;
+  const sorted = [...samples].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  const m = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return Math.min(Math.max(Math.round(m), 0), 2000);
+}
+
 function describeTransport(local?: StatsRecord, remote?: StatsRecord): string | null {
   if (!local && !remote) return null;
   const protocol = str(local, 'protocol') ?? str(remote, 'protocol') ?? '?';

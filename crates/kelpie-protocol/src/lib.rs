@@ -227,11 +227,17 @@ pub enum ClientMessage {
     /// Ask for a keyframe (the client saw corruption it cannot recover from).
     Keyframe,
     /// How long received sound spends in the browser (jitter buffer and playout), so the
-    /// server can hold video back by as much while sound plays (WebRTC transport).
+    /// server can hold video back by as much while sound plays (WebRTC transport), and how
+    /// long video spent in it meanwhile (last packet received to shown), so the server can
+    /// correct its estimate by what the browser actually did.
     #[serde(rename = "audiodelay")]
     AudioDelay {
         /// Milliseconds, at most [`MAX_AUDIO_DELAY_MS`].
         ms: u32,
+        /// Median milliseconds from a video frame's last packet to its display, at most
+        /// [`MAX_AUDIO_DELAY_MS`]; absent when too few frames were shown to tell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        video_ms: Option<u32>,
     },
     /// A key went down or up. `keysym` is an X keysym: Latin-1 characters are their code
     /// point, other characters `0x0100_0000 + code point`, special keys their X names'
@@ -508,7 +514,10 @@ impl ClientMessage {
             }
             Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
-            Self::AudioDelay { ms } => check(*ms <= MAX_AUDIO_DELAY_MS, "audio delay"),
+            Self::AudioDelay { ms, video_ms } => check(
+                *ms <= MAX_AUDIO_DELAY_MS && video_ms.is_none_or(|v| v <= MAX_AUDIO_DELAY_MS),
+                "audio delay",
+            ),
             Self::Offer { .. }
             | Self::Candidate { .. }
             | Self::Keyframe
@@ -550,8 +559,11 @@ mod tests {
     #[test]
     fn audio_delay_reports_are_bounded_and_not_input() {
         let m = ClientMessage::parse(r#"{"type":"audiodelay","ms":64}"#).unwrap();
-        assert_eq!(m, ClientMessage::AudioDelay { ms: 64 });
+        assert_eq!(m, ClientMessage::AudioDelay { ms: 64, video_ms: None });
         assert!(!m.is_input());
+        let m = ClientMessage::parse(r#"{"type":"audiodelay","ms":64,"video_ms":31}"#).unwrap();
+        assert_eq!(m, ClientMessage::AudioDelay { ms: 64, video_ms: Some(31) });
+        assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":64,"video_ms":2001}"#).is_err());
         assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":2001}"#).is_err());
         assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":-1}"#).is_err());
     }

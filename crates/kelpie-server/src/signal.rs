@@ -162,9 +162,9 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     state.webrtc.candidate(p, candidate).await;
                 }
             }
-            ClientMessage::AudioDelay { ms } => {
+            ClientMessage::AudioDelay { ms, video_ms } => {
                 if let Some(p) = peer {
-                    state.webrtc.audio_delay(p, ms).await;
+                    state.webrtc.audio_delay(p, ms, video_ms).await;
                 }
             }
             ClientMessage::Keyframe => {

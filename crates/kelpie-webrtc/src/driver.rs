@@ -41,7 +41,7 @@ enum Command {
     Offer { sdp: String, local: SocketAddr, reply: oneshot::Sender<Result<Answer, WebRtcError>> },
     Candidate { peer: PeerId, candidate: String },
     Keyframe { peer: PeerId },
-    AudioDelay { peer: PeerId, ms: u32 },
+    AudioDelay { peer: PeerId, ms: u32, video_ms: Option<u32> },
     Close { peer: PeerId },
 }
 
@@ -120,8 +120,8 @@ impl WebRtc {
     }
 
     /// Records how long sound spends in a peer's browser (its report).
-    pub async fn audio_delay(&self, peer: PeerId, ms: u32) {
-        let _ = self.tx.send(Command::AudioDelay { peer, ms }).await;
+    pub async fn audio_delay(&self, peer: PeerId, ms: u32, video_ms: Option<u32>) {
+        let _ = self.tx.send(Command::AudioDelay { peer, ms, video_ms }).await;
     }
 
     /// Closes a peer.
@@ -211,7 +211,9 @@ async fn run(
                         f.stream.request_keyframe();
                     }
                 }
-                Some(Command::AudioDelay { peer, ms }) => hub.set_audio_delay(peer, ms),
+                Some(Command::AudioDelay { peer, ms, video_ms }) => {
+                    hub.set_audio_delay(Instant::now(), peer, ms, video_ms)
+                }
                 Some(Command::Close { peer }) => hub.remove(peer),
             },
             Some((codec, msg)) = frames.recv() => match msg {

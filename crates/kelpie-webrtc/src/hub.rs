@@ -18,6 +18,8 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::WebRtcError;
+use sync::{AvSync, ServerAges};
+pub use sync::{MAX_SYNC_DELAY, sync_delay};
 
 /// Identifies one viewer's peer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,24 +81,12 @@ struct Peer {
     audio: Option<(Mid, str0m::format::PayloadParams)>,
     /// The audio m-line, when the browser sends its microphone on it.
     mic_mid: Option<Mid>,
-    /// What the browser reports sound spends in it (jitter buffer and playout), in ms.
-    audio_delay_ms: Option<u32>,
+    /// Holding video back to line up with sound (see `sync.rs`).
+    sync: AvSync,
 }
 
 /// Sound counts as playing this long after its last packet.
 const SOUND_ACTIVE: Duration = Duration::from_secs(1);
-/// The most video is held back to line up with sound.
-pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(300);
-
-/// How long video must wait in the browser so that it is shown with the sound captured at
-/// the same moment: the sound's time in the browser plus its time in the server, minus the
-/// video's time in the server (both measured from capture to hand-over to the transport).
-/// In 10 ms steps (the playout-delay extension's unit), at most [`MAX_SYNC_DELAY`].
-pub fn sync_delay(browser_audio_ms: u32, server_audio_ms: f64, server_video_ms: f64) -> Duration {
-    let ms = f64::from(browser_audio_ms) + server_audio_ms - server_video_ms;
-    let ms = (ms / 10.0).round().clamp(0.0, MAX_SYNC_DELAY.as_millis() as f64 / 10.0) * 10.0;
-    Duration::from_millis(ms as u64)
-}
 
 /// A smoothed duration in ms (exponential moving average).
 #[derive(Debug, Default, Clone, Copy)]
@@ -226,7 +216,7 @@ impl Hub {
             last_frame_at: None,
             audio: None,
             mic_mid: None,
-            audio_delay_ms: None,
+            sync: AvSync::default(),
         });
         tracing::debug!(%id, codec = codec.as_str(), "peer created");
         Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string(), self.microphone), codec })
@@ -289,20 +279,17 @@ impl Hub {
     /// a keyframe skips delta frames. Returns whether some viewer still waits for a keyframe.
     ///
     /// Video is shown as soon as it is decoded (playout delay 0), except for a viewer that
-    /// hears sound right now: its video is held back by [`sync_delay`] so that picture and
+    /// hears sound right now: its video is held back (see `sync.rs`) so that picture and
     /// sound stay together; a second after the sound stops, video is immediate again.
     pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
         let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
         self.video_age.add(now.saturating_duration_since(frame.captured));
         let sounding = self.av_sync
             && self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
-        let (audio_age, video_age) = (self.audio_age.0.unwrap_or(0.0), self.video_age.0.unwrap_or(0.0));
+        let ages = self.ages();
         let mut waiting = false;
         for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
-            let delay = match (sounding, p.audio.is_some(), p.audio_delay_ms) {
-                (true, true, Some(ms)) => sync_delay(ms, audio_age, video_age),
-                _ => Duration::ZERO,
-            };
+            let delay = p.sync.playout_delay(now, sounding && p.audio.is_some(), ages);
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
             };
@@ -450,6 +437,7 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
 }
 
 mod audio;
+mod sync;
 #[cfg(test)]
 mod tests;
 
@@ -465,11 +453,17 @@ impl Hub {
         }
     }
 
-    /// Records how long sound spends in `peer`'s browser (its report), for [`sync_delay`].
-    pub fn set_audio_delay(&mut self, peer: PeerId, ms: u32) {
+    /// Records `peer`'s report of how long sound spends in its browser and how long video
+    /// did lately (see [`AvSync::report`]).
+    pub fn set_audio_delay(&mut self, now: Instant, peer: PeerId, ms: u32, video_ms: Option<u32>) {
+        let ages = self.ages();
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
-            p.audio_delay_ms = Some(ms);
+            p.sync.report(now, ms, video_ms, ages);
         }
+    }
+
+    fn ages(&self) -> ServerAges {
+        ServerAges { audio_ms: self.audio_age.0.unwrap_or(0.0), video_ms: self.video_age.0.unwrap_or(0.0) }
     }
 
     /// Whether some peer receives sound.

@@ -295,13 +295,6 @@ fn without_the_microphone_the_audio_line_is_send_only() {
 }
 
 #[test]
-fn sync_delay_adds_the_browser_and_server_sound_time_minus_the_video_time() {
-    assert_eq!(sync_delay(60, 20.0, 8.0), Duration::from_millis(70));
-    assert_eq!(sync_delay(0, 5.0, 30.0), Duration::ZERO, "never negative");
-    assert_eq!(sync_delay(2000, 0.0, 0.0), MAX_SYNC_DELAY);
-}
-
-#[test]
 fn video_waits_for_the_sound_only_while_sound_plays() {
     let (mut p, answer, _) = audio_pair(false);
     p.run(Duration::from_secs(2));
@@ -323,7 +316,7 @@ fn video_waits_for_the_sound_only_while_sound_plays() {
 
     // Sound plays and the browser says it holds sound 60 ms: video waits as long (plus the
     // sound's 20 ms in the server, minus the video's 0 ms).
-    p.hub.set_audio_delay(answer.peer, 60);
+    p.hub.set_audio_delay(p.now, answer.peer, 60, None);
     for i in 0..20u8 {
         let f = AudioFrame {
             data: vec![0x78, i, 1, 2, 3].into(),
