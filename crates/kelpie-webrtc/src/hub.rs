@@ -95,7 +95,7 @@ struct Smoothed(Option<f64>);
 impl Smoothed {
     fn add(&mut self, d: Duration) {
         let v = d.as_secs_f64() * 1000.0;
-        self.0 = Some(self.0.map_or(v, |m| m + (v - m) / 16.0));
+        self.0 = Some(self.0.map_or(v, |m| m + (v - m) / 8.0));
     }
 }
 
@@ -283,7 +283,11 @@ impl Hub {
     /// sound stay together; a second after the sound stops, video is immediate again.
     pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
         let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
-        self.video_age.add(now.saturating_duration_since(frame.captured));
+        // Keyframes (the first of a stream waits for the encoder to start) take longer than
+        // the frames that follow and would hold the average up for seconds.
+        if !frame.keyframe {
+            self.video_age.add(now.saturating_duration_since(frame.captured));
+        }
         let sounding = self.av_sync
             && self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
         let ages = self.ages();
