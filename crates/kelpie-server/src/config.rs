@@ -83,7 +83,7 @@ pub struct Config {
     #[arg(long, env = "KELPIE_BITRATE", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(100..=400_000))]
     pub bitrate: u32,
 
-    /// Encoder threads: 0 picks one per core, at most 4 (x264 cuts each frame into that many
+    /// Encoder threads: 0 picks all cores but one, 1 to 4 (x264 cuts each frame into that many
     /// slices encoded in parallel: lower latency when cores are free, a little more CPU).
     #[arg(long, env = "KELPIE_ENCODER_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4))]
     pub encoder_threads: u32,

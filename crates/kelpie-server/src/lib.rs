@@ -131,7 +131,7 @@ impl Server {
             fps: config.fps,
             bitrate_kbps: config.bitrate,
             threads: match config.encoder_threads {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get() as u32).min(4),
+                0 => auto_encoder_threads(std::thread::available_parallelism().map_or(2, |n| n.get() as u32)),
                 n => n,
             },
             cursor_in_video: config.cursor_in_video,
@@ -219,4 +219,26 @@ async fn shutdown_signal() {
         _ = int.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Encoder threads for `--encoder-threads 0` on a machine with `cores`: all but one core, at
+/// most 4. The remaining core is for the application being shown, the X server, capture and
+/// the network; on 2 cores a single encoder thread measured cheaper, with more frames shown
+/// and no worse latency, than two slices fighting the application for the cores
+/// (docs/benchmarks.md).
+fn auto_encoder_threads(cores: u32) -> u32 {
+    cores.saturating_sub(1).clamp(1, 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_encoder_threads;
+
+    #[test]
+    fn auto_encoder_threads_leave_a_core_for_the_desktop() {
+        assert_eq!(auto_encoder_threads(1), 1);
+        assert_eq!(auto_encoder_threads(2), 1);
+        assert_eq!(auto_encoder_threads(4), 3);
+        assert_eq!(auto_encoder_threads(64), 4);
+    }
 }
