@@ -91,6 +91,9 @@ test('a 440 Hz tone reaches a viewer on the WebSocket transport; mute silences i
     const metrics = await (await fetch(`${k.base}metrics`, { headers: { Authorization: `Bearer ${k.token}` } })).text();
     const bytes = Number(metrics.match(/^kelpie_websocket_audio_bytes_total (\d+)$/m)?.[1]);
     assert.ok(bytes > 10000, `the server counts the sound it sent: ${bytes}`);
+    const gauge = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    assert.equal(gauge('kelpie_audio_capturing'), 1, 'sound is being captured while the tone plays');
+    assert.ok(gauge('kelpie_audio_captures_started_total') >= 1);
   } finally {
     await context.close();
     assert.equal(await k.stop(), 0);

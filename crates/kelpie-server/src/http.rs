@@ -99,7 +99,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let r = Ordering::Relaxed;
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, &str, &str, u64); 24] = [
+    let scalars: [(&str, &str, &str, u64); 27] = [
         (
             "kelpie_clipboard_to_remote_total",
             "counter",
@@ -120,6 +120,24 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         ),
         ("kelpie_audio_packets_total", "counter", "Opus packets encoded.", audio.packets.load(r)),
         ("kelpie_audio_bytes_total", "counter", "Opus bytes encoded.", audio.bytes.load(r)),
+        (
+            "kelpie_audio_dtx_skipped_total",
+            "counter",
+            "Opus silence (DTX) packets not sent.",
+            audio.dtx_skipped.load(r),
+        ),
+        (
+            "kelpie_audio_captures_started_total",
+            "counter",
+            "Times sound capture started because a program began to play.",
+            audio.captures_started.load(r),
+        ),
+        (
+            "kelpie_audio_capturing",
+            "gauge",
+            "Whether sound is being captured now (1) or not, as nothing plays (0).",
+            audio.capturing.load(r),
+        ),
         (
             "kelpie_auth_rejected_total",
             "counter",
