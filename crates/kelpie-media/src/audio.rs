@@ -292,6 +292,8 @@ impl Inner {
         let counters = self.counters.clone();
         let (start, epoch) = (Instant::now(), self.epoch);
         let mut in_dtx = false;
+        // This run's pts origin on the source's timeline (see below), set by its first frame.
+        let mut run_origin: Option<Duration> = None;
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |a| {
@@ -324,11 +326,14 @@ impl Inner {
                         }
                         _ => (start + pts).min(now),
                     };
-                    let frame = AudioFrame {
-                        data: Arc::from(map.as_slice()),
-                        pts: captured.saturating_duration_since(epoch),
-                        captured,
-                    };
+                    // pts counts samples: the buffer's own timestamp (exactly 10 ms apart
+                    // within a run) from where this run began on the source's timeline. The
+                    // receiver plays packets by their RTP timestamps, and ones taken from the
+                    // wall clock jitter by a few hundred samples, which a jitter buffer hears
+                    // as gaps and overlaps: lost sound and a growing delay.
+                    let origin = *run_origin
+                        .get_or_insert_with(|| captured.saturating_duration_since(epoch).saturating_sub(pts));
+                    let frame = AudioFrame { data: Arc::from(map.as_slice()), pts: origin + pts, captured };
                     let _ = sink_tx.send(Arc::new(frame));
                     Ok(gst::FlowSuccess::Ok)
                 })

@@ -57,6 +57,19 @@ async fn capture_runs_only_while_something_plays() {
     let frame = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await;
     assert!(matches!(frame, Ok(Ok(_))), "no sound captured while a tone plays: {frame:?}");
     assert_eq!(counters.capturing.load(Ordering::Relaxed), 1);
+    // A continuous tone: after the encoder's first frame (shortened by its look-ahead), every
+    // frame's pts is exactly 10 ms (480 samples) after the previous one, whatever the
+    // scheduling (the receiver plays packets by these times), and capture times stay close
+    // to the pts timeline.
+    let _first = frame;
+    let mut prev = tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.unwrap().unwrap();
+    for _ in 0..100 {
+        let f = tokio::time::timeout(Duration::from_secs(2), sub.recv()).await.unwrap().unwrap();
+        assert_eq!(f.pts - prev.pts, Duration::from_millis(10), "pts {:?} after {:?}", f.pts, prev.pts);
+        let wall = f.captured.saturating_duration_since(source.epoch());
+        assert!(wall.abs_diff(f.pts) < Duration::from_millis(50), "pts {:?}, captured at {wall:?}", f.pts);
+        prev = f;
+    }
     let _ = player.kill();
     let _ = player.wait();
 
