@@ -203,6 +203,11 @@ impl VideoStream {
         self.control.fps.store(fps.clamp(1, 240), Ordering::Relaxed);
     }
 
+    /// The frame rate asked for now.
+    pub fn fps(&self) -> u32 {
+        self.control.fps.load(Ordering::Relaxed).max(1)
+    }
+
     /// Changes the bitrate while running.
     pub fn set_bitrate(&self, kbps: u32) {
         self.control.bitrate_kbps.store(kbps.max(100), Ordering::Relaxed);
