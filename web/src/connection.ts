@@ -83,7 +83,8 @@ export interface ConnectionOptions {
   canvas: HTMLCanvasElement;
 }
 
-type FrameListener = (presentedMs: number) => void;
+/** A presented frame: when (epoch ms), and for the WebRTC `<video>` its metadata. */
+type FrameListener = (presentedMs: number, meta?: VideoFrameCallbackMetadata) => void;
 
 type Listener = () => void;
 
@@ -293,7 +294,8 @@ export class Connection {
 
   /**
    * Calls `cb` for every presented frame, in both transports, with the presentation time in
-   * milliseconds since the epoch (`performance.timeOrigin` based). Returns the unsubscribe.
+   * milliseconds since the epoch (`performance.timeOrigin` based) and, for the WebRTC
+   * `<video>`, the frame's `requestVideoFrameCallback` metadata. Returns the unsubscribe.
    */
   onFrame(cb: FrameListener): () => void {
     this.frameListeners.add(cb);
@@ -303,10 +305,10 @@ export class Connection {
     };
   }
 
-  private emitFrame(presentedMs: number): void {
+  private emitFrame(presentedMs: number, meta?: VideoFrameCallbackMetadata): void {
     for (const fn of this.frameListeners) {
       try {
-        fn(presentedMs);
+        fn(presentedMs, meta);
       } catch (e) {
         console.error('kelpie: frame listener failed', e);
       }
@@ -324,7 +326,7 @@ export class Connection {
         return;
       }
       if (this.transport === 'webrtc') {
-        this.emitFrame(performance.timeOrigin + (meta.expectedDisplayTime ?? now));
+        this.emitFrame(performance.timeOrigin + (meta.expectedDisplayTime ?? now), meta);
       }
       video.requestVideoFrameCallback(tick);
     };
@@ -838,16 +840,15 @@ export class Connection {
    * browser from its last packet to its display (for the A/V sync report).
    */
   private measureVideoDelay(a: Attempt): void {
-    const video = this.video;
-    if (!('requestVideoFrameCallback' in video)) return;
-    const tick = (_now: number, meta: VideoFrameCallbackMetadata): void => {
-      if (!this.current(a) || a.transport !== 'webrtc') return;
-      if (meta.receiveTime !== undefined && meta.expectedDisplayTime >= meta.receiveTime && a.videoDelays.length < 1000) {
+    const stop = this.onFrame((_presented, meta) => {
+      if (!this.current(a) || a.transport !== 'webrtc') {
+        stop();
+        return;
+      }
+      if (meta?.receiveTime !== undefined && meta.expectedDisplayTime >= meta.receiveTime && a.videoDelays.length < 1000) {
         a.videoDelays.push(meta.expectedDisplayTime - meta.receiveTime);
       }
-      video.requestVideoFrameCallback(tick);
-    };
-    video.requestVideoFrameCallback(tick);
+    });
   }
 
   private async sampleStats(a: Attempt): Promise<void> {

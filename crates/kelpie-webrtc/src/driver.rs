@@ -119,7 +119,7 @@ impl WebRtc {
         let _ = self.tx.send(Command::Keyframe { peer }).await;
     }
 
-    /// Records how long sound spends in a peer's browser (its report).
+    /// Records a peer's report of how long sound, and lately video, spend in its browser.
     pub async fn audio_delay(&self, peer: PeerId, ms: u32, video_ms: Option<u32>) {
         let _ = self.tx.send(Command::AudioDelay { peer, ms, video_ms }).await;
     }

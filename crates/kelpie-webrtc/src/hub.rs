@@ -19,7 +19,6 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::WebRtcError;
 use sync::{AvSync, ServerAges};
-pub use sync::{MAX_SYNC_DELAY, sync_delay};
 
 /// Identifies one viewer's peer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 /// The most video is held back to line up with sound.
-pub const MAX_SYNC_DELAY: Duration = Duration::from_millis(300);
+const MAX_SYNC_DELAY: Duration = Duration::from_millis(300);
 
 /// How long the asked delay must have stayed within [`SETTLE_WITHIN`] before the browser's
 /// measured video delay is trusted: Chromium moves to a new playout delay at up to 100 ms
@@ -34,13 +34,14 @@ const GAIN: f64 = 0.5;
 const DEAD_BAND_MS: f64 = 5.0;
 
 /// How long video must wait in the browser so that it is shown with the sound captured at
-/// the same moment: the sound's time in the browser plus its time in the server, minus the
-/// video's time in the server (both measured from capture to hand-over to the transport).
-/// In 10 ms steps (the playout-delay extension's unit), at most [`MAX_SYNC_DELAY`].
-pub fn sync_delay(browser_audio_ms: u32, server_audio_ms: f64, server_video_ms: f64) -> Duration {
-    quantize(f64::from(browser_audio_ms) + server_audio_ms - server_video_ms)
+/// the same moment, if the browser showed video exactly after the delay asked for: the
+/// sound's time in the browser plus its time in the server, minus the video's time in the
+/// server (both measured from capture to hand-over to the transport).
+fn estimate_ms(browser_audio_ms: f64, ages: ServerAges) -> f64 {
+    browser_audio_ms + ages.audio_ms - ages.video_ms
 }
 
+/// In 10 ms steps (the playout-delay extension's unit), at most [`MAX_SYNC_DELAY`].
 fn quantize(ms: f64) -> Duration {
     let ms = (ms / 10.0).round().clamp(0.0, MAX_SYNC_DELAY.as_millis() as f64 / 10.0) * 10.0;
     Duration::from_millis(ms as u64)
@@ -74,18 +75,12 @@ impl AvSync {
             self.asked = None;
             return Duration::ZERO;
         };
-        let delay = quantize(self.target_ms(audio_ms, ages) + self.correction_ms);
+        let delay = quantize(estimate_ms(audio_ms, ages) + self.correction_ms);
         match self.asked {
             Some((d, _)) if d.abs_diff(delay) <= SETTLE_WITHIN => {}
             _ => self.asked = Some((delay, now)),
         }
         delay
-    }
-
-    /// The delay that would line the two up if the browser showed video exactly after the
-    /// delay asked for.
-    fn target_ms(&self, audio_ms: f64, ages: ServerAges) -> f64 {
-        audio_ms + ages.audio_ms - ages.video_ms
     }
 
     /// The browser's report: sound spends `audio_ms` in it; over the last second video spent
@@ -98,12 +93,12 @@ impl AvSync {
         if now.saturating_duration_since(since) < SETTLE {
             return;
         }
+        let target = estimate_ms(audio_ms, ages);
         // Sound later than picture by this much (positive: hold video longer).
-        let error = audio_ms + ages.audio_ms - (ages.video_ms + f64::from(video_ms));
+        let error = target - f64::from(video_ms);
         if error.abs() <= DEAD_BAND_MS {
             return;
         }
-        let target = self.target_ms(audio_ms, ages);
         // Never learn further past what the delay can express (0..=MAX): a correction asking
         // for less than no delay would keep growing while it has no effect.
         let max = MAX_SYNC_DELAY.as_secs_f64() * 1000.0;
@@ -128,10 +123,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sync_delay_adds_the_browser_and_server_sound_time_minus_the_video_time() {
-        assert_eq!(sync_delay(60, 20.0, 8.0), Duration::from_millis(70));
-        assert_eq!(sync_delay(0, 5.0, 30.0), Duration::ZERO, "never negative");
-        assert_eq!(sync_delay(2000, 0.0, 0.0), MAX_SYNC_DELAY);
+    fn the_estimate_adds_the_browser_and_server_sound_time_minus_the_video_time() {
+        let ages = |audio_ms, video_ms| ServerAges { audio_ms, video_ms };
+        assert_eq!(quantize(estimate_ms(60.0, ages(20.0, 8.0))), Duration::from_millis(70));
+        assert_eq!(quantize(estimate_ms(0.0, ages(5.0, 30.0))), Duration::ZERO, "never negative");
+        assert_eq!(quantize(estimate_ms(2000.0, ages(0.0, 0.0))), MAX_SYNC_DELAY);
     }
 
     /// A browser that shows video `early_ms` before the playout delay it is given (after
