@@ -42,6 +42,12 @@ async function wsPeak(page, ms = 2000) {
   }, ms);
 }
 
+/**
+ * The jitter buffer holds its target (50 ms, up to 200 ms after the decoder stalled on a busy
+ * machine) and never more than 100 ms above it (web/src/wsaudio.ts).
+ */
+const smallBuffer = (c) => c.bufferedMs > 0 && c.targetMs >= 50 && c.targetMs <= 200 && c.bufferedMs <= c.targetMs + 100 + 10;
+
 const counters = (page) => page.evaluate(() => ({ ...window.kelpieSound.wsPlayer?.counters }));
 
 test('a 440 Hz tone reaches a viewer on the WebSocket transport; mute silences it', async () => {
@@ -73,7 +79,7 @@ test('a 440 Hz tone reaches a viewer on the WebSocket transport; mute silences i
     console.log(`WebSocket sound: ${JSON.stringify(c)}`);
     assert.ok(c.decodeErrors === 0, `no decoder errors: ${JSON.stringify(c)}`);
     assert.ok(c.maxServerAgeMs <= 200, `no frame older than 200 ms was sent: ${JSON.stringify(c)}`);
-    assert.ok(c.bufferedMs > 0 && c.bufferedMs <= 160, `the jitter buffer is small: ${JSON.stringify(c)}`);
+    assert.ok(smallBuffer(c), `the jitter buffer is small: ${JSON.stringify(c)}`);
     assert.ok(c.framesPlayed > c.framesDropped * 10, `most frames play: ${JSON.stringify(c)}`);
 
     // Mute and the volume slider act on this path too.
@@ -135,7 +141,7 @@ test('sound that stops and starts again in the session is heard again (the serve
     const second = await tone(660, 1000);
     assert.ok(Math.abs(second.hz - 660) <= 10 && second.db > -60, `second tone: ${JSON.stringify(second)}`);
     const c = await counters(page);
-    assert.ok(c.decodeErrors === 0 && c.bufferedMs <= 160, JSON.stringify(c));
+    assert.ok(c.decodeErrors === 0 && smallBuffer(c), JSON.stringify(c));
   } finally {
     await context.close();
     assert.equal(await k.stop(), 0);

@@ -4,7 +4,11 @@ import {
   AudioScheduler,
   BACK_TO_BACK_US,
   DecodedPts,
-  MAX_LEAD_S,
+  DRAIN_ABOVE_S,
+  MAX_TARGET_LEAD_S,
+  SHRINK_AFTER_S,
+  SHRINK_EVERY_S,
+  STALL_MARGIN_S,
   MIN_LEAD_S,
   TARGET_LEAD_S,
   binaryKind,
@@ -93,7 +97,46 @@ describe('AudioScheduler', () => {
     for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeCloseTo(FRAME_S, 9);
   });
 
-  it('starts again at the target after the buffer ran dry, and drops what a burst brings beyond the maximum', () => {
+  it('after a stall drops what is stale, plays the newest at the grown target and absorbs the next stall', () => {
+    const s = new AudioScheduler();
+    let now = 0;
+    let pts = 0;
+    let received = 0;
+    /** Frames received up to `now`: one every 10 ms. */
+    const frame = (): AudioDecision => {
+      const d = s.schedule(pts, FRAME_US, now, Math.max(received, pts + FRAME_US));
+      pts += FRAME_US;
+      return d;
+    };
+    for (let i = 0; i < 100; i++, now += FRAME_S, received = pts + FRAME_US) frame();
+    expect(s.targetLead()).toBe(TARGET_LEAD_S);
+    // The decoder stalls for 300 ms while 30 more frames arrive, then puts them all out.
+    now += 0.3;
+    received = pts + 30 * FRAME_US;
+    const burst = Array.from({ length: 30 }, frame);
+    expect(s.targetLead()).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
+    const played = burst.filter((d) => d.action === 'play');
+    // Only what lies more than the target behind the newest is dropped.
+    expect(burst.length - played.length).toBe(Math.round((0.3 - FRAME_S - (MAX_TARGET_LEAD_S - STALL_MARGIN_S)) / FRAME_S));
+    expect(burst.slice(-played.length).every((d) => d.action === 'play')).toBe(true);
+    expect(Math.max(...starts(played)) - now).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
+    const resyncs = s.resyncs;
+    const dropped = s.dropped;
+    // Real time for a second, then a stall of 150 ms: heard as nothing.
+    for (let i = 0; i < 100; i++) {
+      now += FRAME_S;
+      received = pts + FRAME_US;
+      expect(frame().action).toBe('play');
+    }
+    now += 0.15;
+    received = pts + 16 * FRAME_US;
+    const second = Array.from({ length: 16 }, frame);
+    expect(second.every((d) => d.action === 'play' && !d.resync)).toBe(true);
+    expect(s.resyncs).toBe(resyncs);
+    expect(s.dropped).toBe(dropped);
+  });
+
+  it('without a backlog known, a late frame starts again at the grown target and a burst beyond it is drained', () => {
     const s = new AudioScheduler();
     let now = 0;
     let pts = 0;
@@ -106,12 +149,10 @@ describe('AudioScheduler', () => {
     // The network stalls for half a second, then everything arrives at once.
     now += 0.5;
     const burst = Array.from({ length: 50 }, frame);
-    expect(burst[0]).toEqual({ action: 'play', at: now + TARGET_LEAD_S, resync: true });
-    const played = burst.filter((d) => d.action === 'play');
-    const lastAt = Math.max(...starts(played));
-    expect(lastAt - now).toBeLessThanOrEqual(MAX_LEAD_S + 1e-9);
+    expect(burst[0]).toEqual({ action: 'play', at: now + MAX_TARGET_LEAD_S, resync: true });
+    const lastAt = Math.max(...starts(burst.filter((d) => d.action === 'play')));
+    expect(lastAt - now).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + DRAIN_ABOVE_S + 1e-9);
     expect(burst.at(-1)).toEqual({ action: 'drop' });
-    expect(s.buffered(now)).toBeLessThanOrEqual(MAX_LEAD_S + FRAME_S + 1e-9);
     // Real time again: frames are dropped until the queue is back at the target, then the
     // lead stays there.
     const after: AudioDecision[] = [];
@@ -123,8 +164,41 @@ describe('AudioScheduler', () => {
     expect(firstPlay).toBeGreaterThan(0);
     expect(after.slice(firstPlay).every((d) => d.action === 'play')).toBe(true);
     expect(s.buffered(now)).toBeGreaterThan(MIN_LEAD_S);
-    expect(s.buffered(now)).toBeLessThanOrEqual(TARGET_LEAD_S + FRAME_S + 1e-9);
+    expect(s.buffered(now)).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + FRAME_S + 1e-9);
     expect(s.resyncs).toBe(3);
+  });
+
+  it('brings a grown target back down one frame a second once nothing stalls', () => {
+    const s = new AudioScheduler();
+    let now = 0;
+    let pts = 0;
+    const frame = (): AudioDecision => {
+      const d = s.schedule(pts, FRAME_US, now);
+      pts += FRAME_US;
+      return d;
+    };
+    for (let i = 0; i < 10; i++, now += FRAME_S) frame();
+    now += 0.12;
+    frame();
+    const grown = s.targetLead();
+    expect(grown).toBeGreaterThan(0.12);
+    const resyncs = s.resyncs;
+    const ds: AudioDecision[] = [];
+    for (let i = 0; i < 3000; i++) {
+      now += FRAME_S;
+      ds.push(frame());
+    }
+    // Nothing shrinks for the first 5 s, then one frame a second until the least target.
+    const drops = ds.flatMap((d, i) => (d.action === 'drop' ? [i] : []));
+    expect(drops.length).toBe(Math.round((grown - TARGET_LEAD_S) / FRAME_S));
+    expect(drops[0]).toBeGreaterThanOrEqual(SHRINK_AFTER_S / FRAME_S - 1);
+    for (let i = 1; i < drops.length; i++) expect((drops[i] ?? 0) - (drops[i - 1] ?? 0)).toBeGreaterThanOrEqual(SHRINK_EVERY_S / FRAME_S - 1);
+    expect(s.targetLead()).toBeCloseTo(TARGET_LEAD_S, 9);
+    expect(s.buffered(now)).toBeLessThanOrEqual(TARGET_LEAD_S + 2 * FRAME_S + 1e-9);
+    expect(s.resyncs).toBe(resyncs);
+    // What plays stays back to back around each dropped frame.
+    const at = starts(ds).filter((x) => !Number.isNaN(x));
+    for (let i = 1; i < at.length; i++) expect((at[i] ?? 0) - (at[i - 1] ?? 0)).toBeCloseTo(FRAME_S, 9);
   });
 
   it('keeps a gap in pts (silence is not sent) as a gap while the lead stays in bounds', () => {
@@ -191,7 +265,7 @@ describe('AudioScheduler', () => {
           maxLead = Math.max(maxLead, d.at - now);
         }
       }
-      expect(maxLead).toBeLessThanOrEqual(MAX_LEAD_S + 1e-9);
+      expect(maxLead).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + DRAIN_ABOVE_S + 1e-9);
       // 2 % of a minute is 1.2 s of drift: a handful of resyncs, not one per frame.
       expect(s.resyncs).toBeGreaterThan(1);
       expect(s.resyncs).toBeLessThan(40);
@@ -242,6 +316,16 @@ describe('DecodedPts', () => {
     // Chromium: from the first pts on, 10 ms apart, shifted by its 6.5 ms codec delay.
     const decoded = [0, 1, 2, 3, 4].map((i) => 1_006_500 + i * FRAME_US);
     expect(decoded.map((t) => m.output(t))).toEqual(inputs.map((p) => p + 6_500));
+  });
+
+  it('matches a frame stamped a microsecond before its packet to that packet (Chromium rounds)', () => {
+    const m = new DecodedPts();
+    // Packets after a 23.5 ms jump of the server's clock; the decoder's timeline has no gap
+    // and every now and then lands 1 µs short.
+    const inputs = [1_000_000, 1_010_000, 1_043_500, 1_053_500, 1_063_500];
+    for (const pts of inputs) m.input(pts, FRAME_US);
+    const decoded = [1_000_000, 1_009_999, 1_020_000, 1_029_999, 1_039_999];
+    expect(decoded.map((t) => m.output(t))).toEqual(inputs);
   });
 
   it('skips packets that produced no frame and starts afresh with a new decoder', () => {

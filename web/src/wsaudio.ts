@@ -64,6 +64,12 @@ export function opusDurationUs(packet: Uint8Array): number | null {
 
 /** Packets remembered for {@link DecodedPts} (the decoder never holds this many). */
 const MAX_TRACKED_PACKETS = 64;
+/**
+ * How far (µs, about two samples) a decoder's timestamp may miss the start of its packet:
+ * Chromium counts its timestamps in whole µs from the first packet on, so every few hundred
+ * milliseconds one lands 1 µs before the packet it belongs to.
+ */
+const ROUNDING_US = 50;
 
 /**
  * The capture time of each decoded frame. Decoders do not all keep the packets' timestamps:
@@ -88,17 +94,19 @@ export class DecodedPts {
 
   /**
    * The pts of a decoded frame the decoder stamped `timestampUs`. Packets before its own
-   * are forgotten (they produced no output of their own). Unmatched: the decoder's timestamp.
+   * are forgotten (they produced no output of their own). A frame belongs to the packet it
+   * starts in, give or take {@link ROUNDING_US}. Unmatched: the decoder's timestamp.
    */
   output(timestampUs: number): number {
     for (let i = 0; i < this.packets.length; i++) {
       const p = this.packets[i];
       if (!p) break;
+      const within = (offset: number): boolean => offset >= -ROUNDING_US && offset < p.durationUs - ROUNDING_US;
       let offset = timestampUs - p.gaplessUs;
-      if (!(offset >= 0 && offset < p.durationUs)) offset = timestampUs - p.ptsUs;
-      if (offset >= 0 && offset < p.durationUs) {
+      if (!within(offset)) offset = timestampUs - p.ptsUs;
+      if (within(offset)) {
         this.packets.splice(0, i + 1);
-        return p.ptsUs + offset;
+        return p.ptsUs + Math.max(0, offset);
       }
     }
     return timestampUs;
@@ -111,12 +119,23 @@ export class DecodedPts {
   }
 }
 
-/** Audio scheduled ahead of the playhead after a (re)start, in seconds. */
+/** Audio kept ahead of the playhead on a machine that keeps up, in seconds: the least target. */
 export const TARGET_LEAD_S = 0.05;
-/** More than this ahead and the buffer is trimmed back to {@link TARGET_LEAD_S}. */
-export const MAX_LEAD_S = 0.15;
+/**
+ * The most the target grows to after the buffer ran dry (a busy machine stalls the decoder
+ * for a few hundred ms at a time): stalls up to this long are then heard as nothing at all.
+ */
+export const MAX_TARGET_LEAD_S = 0.2;
+/** More than this above the target and the buffer is drained back to the target. */
+export const DRAIN_ABOVE_S = 0.1;
 /** Less than this ahead counts as late (the buffer ran dry): start again at the target. */
 export const MIN_LEAD_S = 0.002;
+/** Added to a stall when the target grows to absorb it. */
+export const STALL_MARGIN_S = 0.02;
+/** Without running dry for this long the target comes back down, one frame at a time ... */
+export const SHRINK_AFTER_S = 5;
+/** ... at most once this often, while every frame of the last period came this early. */
+export const SHRINK_EVERY_S = 1;
 /**
  * A frame whose pts is this close to the end of the one before (µs) follows it directly: the
  * server's capture timestamps jitter by several ms when it is busy, and playing that jitter
@@ -135,13 +154,21 @@ export type AudioDecision =
  *
  * Frames are placed at `anchor + (pts − anchorPts)`, so a gap in pts (silence is not sent)
  * stays a gap; a frame within {@link BACK_TO_BACK_US} of the end of the one before plays right
- * after it (and the anchor moves to it). The timeline is re-anchored at
- * `now + TARGET_LEAD_S` (never before what is already queued) when a frame would start
- * late (the buffer ran dry, or the sender's clock is slower), when pts goes backwards (the
- * server's audio stream restarted) or jumps ahead by more than the buffer holds. When more
- * than {@link MAX_LEAD_S} is really queued (a burst after a stall, or a faster sender
- * clock), frames are dropped until the queue is back at {@link TARGET_LEAD_S}: old audio is
- * skipped rather than delayed.
+ * after it (and the anchor moves to it). The timeline is re-anchored (never before what is
+ * already queued) so that the newest audio received so far plays one target ahead of now:
+ * at the start, when pts goes backwards (the server's audio stream restarted) or jumps ahead
+ * by more than the buffer holds, and when a frame would start late; frames with more than
+ * the target received behind them are stale then and dropped.
+ *
+ * The target adapts like a network jitter buffer's: it starts at {@link TARGET_LEAD_S}; when
+ * the buffer runs dry (the decoder or the network stalled) it grows to the stall just seen,
+ * up to {@link MAX_TARGET_LEAD_S}, so that the audio the stall held back plays late instead
+ * of being dropped and the next such stall is not heard. After {@link SHRINK_AFTER_S} without
+ * running dry it comes back one frame per {@link SHRINK_EVERY_S}, by dropping a frame, while
+ * every frame of that period arrived more than a frame ahead of the least target. When more
+ * than {@link DRAIN_ABOVE_S} above the target is queued (a burst beyond the largest target,
+ * or a faster sender clock), frames are dropped until the queue is back at the target: old
+ * audio is skipped rather than delayed.
  */
 export class AudioScheduler {
   private anchorAt: number | null = null;
@@ -152,37 +179,58 @@ export class AudioScheduler {
   /** Context time at which everything scheduled so far has played. */
   private queueEnd = -Infinity;
   private catchingUp = false;
+  /** Lead the buffer aims for now, in seconds. */
+  private target = TARGET_LEAD_S;
+  /** Context time of the last time the buffer ran dry or the target shrank. */
+  private calmSince = -Infinity;
+  private periodStart = -Infinity;
+  /** Smallest lead of a frame since `periodStart`. */
+  private periodMinLead = Infinity;
   /** Times the timeline was re-anchored. */
   resyncs = 0;
-  /** Frames dropped to bring the queue back to the target. */
+  /** Frames dropped: stale, or to bring the queue back to the target. */
   dropped = 0;
 
-  /** Decides when the frame of `ptsUs` lasting `durationUs` plays, the context time being `now`. */
-  schedule(ptsUs: number, durationUs: number, now: number): AudioDecision {
+  /**
+   * Decides when the frame of `ptsUs` lasting `durationUs` plays, the context time being
+   * `now`. `newestEndUs` is the end of the newest audio received so far (still in the decoder,
+   * say): the backlog behind this frame.
+   */
+  schedule(ptsUs: number, durationUs: number, now: number, newestEndUs = ptsUs + durationUs): AudioDecision {
     const duration = durationUs / 1e6;
+    const backlog = Math.max(0, (newestEndUs - ptsUs - durationUs) / 1e6);
     if (this.catchingUp) {
-      if (this.queueEnd - now > TARGET_LEAD_S) {
-        this.dropped++;
-        return { action: 'drop' };
-      }
+      if (this.queueEnd - now > this.target) return this.drop();
       this.catchingUp = false;
-      return this.resync(ptsUs, duration, now);
+      return this.resync(ptsUs, duration, now, backlog);
     }
     // Backwards by more than the jitter: a new stream.
-    if (this.anchorAt === null || ptsUs < this.lastEndUs - BACK_TO_BACK_US) return this.resync(ptsUs, duration, now);
+    if (this.anchorAt === null || ptsUs < this.lastEndUs - BACK_TO_BACK_US) return this.resync(ptsUs, duration, now, backlog);
     if (Math.abs(ptsUs - this.lastEndUs) <= BACK_TO_BACK_US) {
       this.anchorAt = this.lastEndAt;
       this.anchorPtsUs = ptsUs;
     }
     const at = this.anchorAt + (ptsUs - this.anchorPtsUs) / 1e6;
     const lead = at - now;
-    if (lead < MIN_LEAD_S) return this.resync(ptsUs, duration, now);
-    if (lead > MAX_LEAD_S) {
+    if (lead < MIN_LEAD_S) {
+      // Ran dry: whatever held this frame back for about `target − lead` (or the backlog that
+      // piled up behind it) may come again.
+      const stall = Math.max(backlog, this.target - lead);
+      this.target = Math.min(MAX_TARGET_LEAD_S, Math.max(this.target, stall + STALL_MARGIN_S));
+      this.calmSince = now;
+      this.startPeriod(now);
+      return this.resync(ptsUs, duration, now, backlog);
+    }
+    if (lead > this.target + DRAIN_ABOVE_S) {
       // A jump in pts with little queued: start again. A full queue: drain it.
-      if (this.queueEnd - now <= MAX_LEAD_S) return this.resync(ptsUs, duration, now);
+      if (this.queueEnd - now <= this.target + DRAIN_ABOVE_S) return this.resync(ptsUs, duration, now, backlog);
       this.catchingUp = true;
-      this.dropped++;
-      return { action: 'drop' };
+      return this.drop();
+    }
+    if (this.shrinks(now, lead, duration)) {
+      // One frame less queued: what follows moves up by its length.
+      this.anchorAt -= duration;
+      return this.drop();
     }
     return this.play(at, ptsUs, duration, false);
   }
@@ -192,6 +240,11 @@ export class AudioScheduler {
     return Math.max(0, this.queueEnd - now);
   }
 
+  /** The lead the buffer aims for now, in seconds. */
+  targetLead(): number {
+    return this.target;
+  }
+
   /** Forgets the timeline (the context was suspended, the player restarts). */
   reset(): void {
     this.anchorAt = null;
@@ -199,13 +252,49 @@ export class AudioScheduler {
     this.lastEndAt = -Infinity;
     this.queueEnd = -Infinity;
     this.catchingUp = false;
+    this.target = TARGET_LEAD_S;
+    this.calmSince = -Infinity;
+    this.periodStart = -Infinity;
+    this.periodMinLead = Infinity;
   }
 
-  private resync(ptsUs: number, duration: number, now: number): AudioDecision {
-    const at = Math.max(now + TARGET_LEAD_S, this.queueEnd);
+  /**
+   * Whether to drop this frame to bring the lead down by one frame: the buffer has not run
+   * dry for a while and no frame of the last period came less than a frame above the least
+   * target. Lowers the target with it.
+   */
+  private shrinks(now: number, lead: number, duration: number): boolean {
+    this.periodMinLead = Math.min(this.periodMinLead, lead);
+    if (now - this.periodStart < SHRINK_EVERY_S) return false;
+    const spare = this.periodMinLead > TARGET_LEAD_S + duration && now - this.calmSince >= SHRINK_AFTER_S;
+    this.startPeriod(now);
+    if (!spare) return false;
+    this.target = Math.max(TARGET_LEAD_S, this.target - duration);
+    return true;
+  }
+
+  private startPeriod(now: number): void {
+    this.periodStart = now;
+    this.periodMinLead = Infinity;
+  }
+
+  private drop(): AudioDecision {
+    this.dropped++;
+    return { action: 'drop' };
+  }
+
+  private resync(ptsUs: number, duration: number, now: number, backlog: number): AudioDecision {
+    if (this.target - backlog < STALL_MARGIN_S) {
+      // More audio behind this frame than the target holds: it is stale, so is the timeline.
+      this.anchorAt = null;
+      return this.drop();
+    }
+    // The newest audio received plays one target ahead.
+    const at = Math.max(now + this.target - backlog, this.queueEnd);
     this.anchorAt = at;
     this.anchorPtsUs = ptsUs;
     this.resyncs++;
+    if (this.periodStart === -Infinity) this.startPeriod(now);
     return this.play(at, ptsUs, duration, true);
   }
 

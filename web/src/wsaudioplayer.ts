@@ -8,8 +8,12 @@ import { closeDecoder } from './codecs';
 import { audible, heardAt, type AvClock } from './avsync';
 import { AUDIO_HEADER_LEN, AudioScheduler, DecodedPts, OPUS_CONFIG, opusDurationUs, parseAudioHeader } from './wsaudio';
 
-/** Decoder queue length above which frames are dropped (it cannot keep up). */
-const MAX_DECODE_QUEUE = 10;
+/**
+ * Decoder queue length above which new frames are dropped: a decoder a quarter of a second
+ * behind cannot keep up. Below that a stalled decoder (a busy machine) catches up and the
+ * jitter buffer skips the oldest audio, not the newest.
+ */
+const MAX_DECODE_QUEUE = 25;
 /** Duration of a packet whose TOC byte makes no sense: what Kelpie sends. */
 const DEFAULT_PACKET_US = 10_000;
 
@@ -47,6 +51,8 @@ export interface AudioCounters {
   maxServerAgeMs: number;
   /** Audio queued ahead of the playhead when the last frame was scheduled, in ms. */
   bufferedMs: number;
+  /** What the jitter buffer aims to keep queued now, in ms (grows after stalls). */
+  targetMs: number;
 }
 
 export class WsAudioPlayer {
@@ -60,12 +66,15 @@ export class WsAudioPlayer {
     decodeErrors: 0,
     maxServerAgeMs: 0,
     bufferedMs: 0,
+    targetMs: 0,
   };
   private decoder: AudioDecoder | null = null;
   private readonly scheduler = new AudioScheduler();
   /** The pts of what the decoder outputs (it may not keep them itself). */
   private readonly pts = new DecodedPts();
   private readonly sources = new Set<AudioBufferSourceNode>();
+  /** End of the newest packet given to the decoder, in pts µs. */
+  private newestEndUs = 0;
   private closed = false;
 
   /**
@@ -99,7 +108,9 @@ export class WsAudioPlayer {
         return;
       }
       const packet = new Uint8Array(data, AUDIO_HEADER_LEN);
-      this.pts.input(h.ptsUs, opusDurationUs(packet) ?? DEFAULT_PACKET_US);
+      const durationUs = opusDurationUs(packet) ?? DEFAULT_PACKET_US;
+      this.pts.input(h.ptsUs, durationUs);
+      this.newestEndUs = h.ptsUs + durationUs;
       decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: h.ptsUs, data: packet }));
     } catch (err) {
       this.onError(err);
@@ -142,8 +153,10 @@ export class WsAudioPlayer {
       if (frames === 0 || channels === 0) return;
       const now = this.ctx.currentTime;
       const ptsUs = this.pts.output(data.timestamp);
-      const d = this.scheduler.schedule(ptsUs, (frames / data.sampleRate) * 1e6, now);
+      const durationUs = (frames / data.sampleRate) * 1e6;
+      const d = this.scheduler.schedule(ptsUs, durationUs, now, Math.max(this.newestEndUs, ptsUs + durationUs));
       this.counters.resyncs = this.scheduler.resyncs;
+      this.counters.targetMs = this.scheduler.targetLead() * 1000;
       if (d.action === 'drop') {
         this.counters.framesDropped++;
         return;

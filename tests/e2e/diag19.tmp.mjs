@@ -1,0 +1,12 @@
+import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
+const TONE = 'gst-launch-1.0 -q audiotestsrc freq=440 volume=0.5 is-live=true ! pulsesink';
+const browser = await launchBrowser();
+const k = await startKelpie({ args: ['--app', TONE, ...(process.env.KARGS ? process.env.KARGS.split(' ') : [])] });
+const { context, page } = await openViewer(browser, `${k.url}&transport=websocket`);
+await page.evaluate(() => { window.__alog = []; });
+await sleep(Number(process.env.MS ?? 6000));
+const log = await page.evaluate(() => window.__alog);
+const c = await page.evaluate(() => ({ ...window.kelpieSound.wsPlayer?.counters }));
+for (const l of log) if (process.env.ALL || l[3] !== 'play' || l[5]) console.log(JSON.stringify(l));
+console.log(JSON.stringify(c));
+await context.close(); await k.stop(); await browser.close();
