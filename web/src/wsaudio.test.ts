@@ -74,6 +74,22 @@ function starts(ds: AudioDecision[]): number[] {
   return ds.map((d) => (d.action === 'play' ? d.at : NaN));
 }
 
+/**
+ * Consecutive 10 ms frames into a scheduler, at a context time the test moves. `received` is
+ * the end of the newest audio received (the backlog behind each frame); 0: none known.
+ */
+class Feed {
+  readonly s = new AudioScheduler();
+  now = 0;
+  pts = 0;
+  received = 0;
+  frame = (): AudioDecision => {
+    const d = this.s.schedule(this.pts, FRAME_US, this.now, this.received);
+    this.pts += FRAME_US;
+    return d;
+  };
+}
+
 describe('AudioScheduler', () => {
   it('starts the first frame at the target lead and plays what follows back to back', () => {
     const s = new AudioScheduler();
@@ -98,95 +114,76 @@ describe('AudioScheduler', () => {
   });
 
   it('after a stall drops what is stale, plays the newest at the grown target and absorbs the next stall', () => {
-    const s = new AudioScheduler();
-    let now = 0;
-    let pts = 0;
-    let received = 0;
-    /** Frames received up to `now`: one every 10 ms. */
-    const frame = (): AudioDecision => {
-      const d = s.schedule(pts, FRAME_US, now, Math.max(received, pts + FRAME_US));
-      pts += FRAME_US;
-      return d;
-    };
-    for (let i = 0; i < 100; i++, now += FRAME_S, received = pts + FRAME_US) frame();
+    const f = new Feed();
+    const s = f.s;
+    // Frames received up to now: one every 10 ms.
+    for (let i = 0; i < 100; i++, f.now += FRAME_S, f.received = f.pts + FRAME_US) f.frame();
     expect(s.targetLead()).toBe(TARGET_LEAD_S);
     // The decoder stalls for 300 ms while 30 more frames arrive, then puts them all out.
-    now += 0.3;
-    received = pts + 30 * FRAME_US;
-    const burst = Array.from({ length: 30 }, frame);
+    f.now += 0.3;
+    f.received = f.pts + 30 * FRAME_US;
+    const burst = Array.from({ length: 30 }, f.frame);
     expect(s.targetLead()).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
     const played = burst.filter((d) => d.action === 'play');
     // Only what lies more than the target behind the newest is dropped.
     expect(burst.length - played.length).toBe(Math.round((0.3 - FRAME_S - (MAX_TARGET_LEAD_S - STALL_MARGIN_S)) / FRAME_S));
     expect(burst.slice(-played.length).every((d) => d.action === 'play')).toBe(true);
-    expect(Math.max(...starts(played)) - now).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
+    expect(Math.max(...starts(played)) - f.now).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
     const resyncs = s.resyncs;
     const dropped = s.dropped;
     // Real time for a second, then a stall of 150 ms: heard as nothing.
     for (let i = 0; i < 100; i++) {
-      now += FRAME_S;
-      received = pts + FRAME_US;
-      expect(frame().action).toBe('play');
+      f.now += FRAME_S;
+      f.received = f.pts + FRAME_US;
+      expect(f.frame().action).toBe('play');
     }
-    now += 0.15;
-    received = pts + 16 * FRAME_US;
-    const second = Array.from({ length: 16 }, frame);
+    f.now += 0.15;
+    f.received = f.pts + 16 * FRAME_US;
+    const second = Array.from({ length: 16 }, f.frame);
     expect(second.every((d) => d.action === 'play' && !d.resync)).toBe(true);
     expect(s.resyncs).toBe(resyncs);
     expect(s.dropped).toBe(dropped);
   });
 
   it('without a backlog known, a late frame starts again at the grown target and a burst beyond it is drained', () => {
-    const s = new AudioScheduler();
-    let now = 0;
-    let pts = 0;
-    const frame = (): AudioDecision => {
-      const d = s.schedule(pts, FRAME_US, now);
-      pts += FRAME_US;
-      return d;
-    };
-    for (let i = 0; i < 10; i++, now += FRAME_S) frame();
+    const f = new Feed();
+    const s = f.s;
+    for (let i = 0; i < 10; i++, f.now += FRAME_S) f.frame();
     // The network stalls for half a second, then everything arrives at once.
-    now += 0.5;
-    const burst = Array.from({ length: 50 }, frame);
-    expect(burst[0]).toEqual({ action: 'play', at: now + MAX_TARGET_LEAD_S, resync: true });
+    f.now += 0.5;
+    const burst = Array.from({ length: 50 }, f.frame);
+    expect(burst[0]).toEqual({ action: 'play', at: f.now + MAX_TARGET_LEAD_S, resync: true });
     const lastAt = Math.max(...starts(burst.filter((d) => d.action === 'play')));
-    expect(lastAt - now).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + DRAIN_ABOVE_S + 1e-9);
+    expect(lastAt - f.now).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + DRAIN_ABOVE_S + 1e-9);
     expect(burst.at(-1)).toEqual({ action: 'drop' });
     // Real time again: frames are dropped until the queue is back at the target, then the
     // lead stays there.
     const after: AudioDecision[] = [];
     for (let i = 0; i < 50; i++) {
-      now += FRAME_S;
-      after.push(frame());
+      f.now += FRAME_S;
+      after.push(f.frame());
     }
     const firstPlay = after.findIndex((d) => d.action === 'play');
     expect(firstPlay).toBeGreaterThan(0);
     expect(after.slice(firstPlay).every((d) => d.action === 'play')).toBe(true);
-    expect(s.buffered(now)).toBeGreaterThan(MIN_LEAD_S);
-    expect(s.buffered(now)).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + FRAME_S + 1e-9);
+    expect(s.buffered(f.now)).toBeGreaterThan(MIN_LEAD_S);
+    expect(s.buffered(f.now)).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + FRAME_S + 1e-9);
     expect(s.resyncs).toBe(3);
   });
 
   it('brings a grown target back down one frame a second once nothing stalls', () => {
-    const s = new AudioScheduler();
-    let now = 0;
-    let pts = 0;
-    const frame = (): AudioDecision => {
-      const d = s.schedule(pts, FRAME_US, now);
-      pts += FRAME_US;
-      return d;
-    };
-    for (let i = 0; i < 10; i++, now += FRAME_S) frame();
-    now += 0.12;
-    frame();
+    const f = new Feed();
+    const s = f.s;
+    for (let i = 0; i < 10; i++, f.now += FRAME_S) f.frame();
+    f.now += 0.12;
+    f.frame();
     const grown = s.targetLead();
     expect(grown).toBeGreaterThan(0.12);
     const resyncs = s.resyncs;
     const ds: AudioDecision[] = [];
     for (let i = 0; i < 3000; i++) {
-      now += FRAME_S;
-      ds.push(frame());
+      f.now += FRAME_S;
+      ds.push(f.frame());
     }
     // Nothing shrinks for the first 5 s, then one frame a second until the least target.
     const drops = ds.flatMap((d, i) => (d.action === 'drop' ? [i] : []));
@@ -194,7 +191,7 @@ describe('AudioScheduler', () => {
     expect(drops[0]).toBeGreaterThanOrEqual(SHRINK_AFTER_S / FRAME_S - 1);
     for (let i = 1; i < drops.length; i++) expect((drops[i] ?? 0) - (drops[i - 1] ?? 0)).toBeGreaterThanOrEqual(SHRINK_EVERY_S / FRAME_S - 1);
     expect(s.targetLead()).toBeCloseTo(TARGET_LEAD_S, 9);
-    expect(s.buffered(now)).toBeLessThanOrEqual(TARGET_LEAD_S + 2 * FRAME_S + 1e-9);
+    expect(s.buffered(f.now)).toBeLessThanOrEqual(TARGET_LEAD_S + 2 * FRAME_S + 1e-9);
     expect(s.resyncs).toBe(resyncs);
     // What plays stays back to back around each dropped frame.
     const at = starts(ds).filter((x) => !Number.isNaN(x));

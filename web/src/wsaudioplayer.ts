@@ -154,7 +154,7 @@ export class WsAudioPlayer {
       const now = this.ctx.currentTime;
       const ptsUs = this.pts.output(data.timestamp);
       const durationUs = (frames / data.sampleRate) * 1e6;
-      const d = this.scheduler.schedule(ptsUs, durationUs, now, Math.max(this.newestEndUs, ptsUs + durationUs));
+      const d = this.scheduler.schedule(ptsUs, durationUs, now, this.newestEndUs);
       this.counters.resyncs = this.scheduler.resyncs;
       this.counters.targetMs = this.scheduler.targetLead() * 1000;
       if (d.action === 'drop') {
