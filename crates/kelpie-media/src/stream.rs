@@ -71,6 +71,79 @@ impl Pacer {
     }
 }
 
+/// What the capture loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Capture now.
+    Capture,
+    /// Wait up to this long for damage, then decide again.
+    WaitForDamage(Duration),
+    /// Sleep this long (the pacer holds a capture back), then decide again.
+    Sleep(Duration),
+}
+
+/// Decides when the capture loop captures: at once on damage (within the [`Pacer`]'s
+/// limits), and, once the screen has stopped changing, a few refinement frames that let the
+/// encoder bring the last picture to full quality; then nothing until the next change.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    pacer: Pacer,
+    first: bool,
+    /// Refinement frames still to capture.
+    refine_left: u32,
+    /// When the last capture with a change was taken.
+    last_change: Option<Instant>,
+}
+
+impl Schedule {
+    /// Frame-times the screen must stay unchanged before refinement frames are captured.
+    /// While it keeps changing, every capture follows damage: a refinement frame in between
+    /// would spend the capture slot (and the encoder) that the next change is about to need,
+    /// and make that change wait for the pacer.
+    const REFINE_AFTER_FRAMES: u32 = 2;
+
+    fn new(now: Instant) -> Self {
+        Self { pacer: Pacer::new(now), first: true, refine_left: 0, last_change: None }
+    }
+
+    /// `wanted`: damage, a due keyframe or a moved pointer asks for a capture now. `idle`:
+    /// how long to wait for damage when nothing is pending.
+    fn next(&mut self, now: Instant, fps: u32, wanted: bool, idle: Duration) -> Next {
+        let frame = Duration::from_secs(1) / fps.max(1);
+        if !(self.first || wanted) {
+            let refine_at = (self.refine_left > 0)
+                .then(|| self.last_change.map_or(now, |t| t + frame * Self::REFINE_AFTER_FRAMES));
+            match refine_at {
+                None => return Next::WaitForDamage(idle.min(IDLE_POLL)),
+                Some(at) if now < at => return Next::WaitForDamage((at - now).min(IDLE_POLL)),
+                Some(_) => {}
+            }
+        }
+        let ready = self.pacer.ready_at(now, fps);
+        if now < ready { Next::Sleep(ready - now) } else { Next::Capture }
+    }
+
+    /// Notes a capture at `now` that changed `changed_area` of `screen_area` pixels.
+    fn captured(&mut self, now: Instant, fps: u32, keyframe: bool, changed_area: u64, screen_area: u64) {
+        if keyframe || changed_area * 16 >= screen_area {
+            // A keyframe or a large change was squeezed into one frame's bit budget: a few
+            // more frames of the still picture bring it to full quality.
+            self.refine_left = (fps / 10).max(3);
+        } else if changed_area > 0 {
+            // A small change (a clock, a cursor blink, typing) gets all of a frame's bits and
+            // needs little refinement; one unchanged frame follows it.
+            self.refine_left = self.refine_left.max(1);
+        } else {
+            self.refine_left = self.refine_left.saturating_sub(1);
+        }
+        if changed_area > 0 {
+            self.last_change = Some(now);
+        }
+        self.first = false;
+        self.pacer.capture(now, fps);
+    }
+}
+
 /// Counters a stream keeps, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct StreamCounters {
@@ -266,12 +339,8 @@ fn capture_loop(
     let mut drawn_cursor: Option<CursorShot> = None;
     let mut scratch: Vec<u8> = Vec::new();
     let mut pool = FramePool::new(w, h);
-    let mut first = true;
-    let mut pacer = Pacer::new(Instant::now());
+    let mut schedule = Schedule::new(Instant::now());
     let mut last_keyframe: Option<Instant> = None;
-    // After the screen stops changing, a few more frames let the encoder refine the picture
-    // to full quality; then nothing is sent until the next change.
-    let mut settle_left = 0u32;
     let mut bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
     while !ctl.stop.load(Ordering::Relaxed) {
         if let Some(e) = encoder.poll_error() {
@@ -294,25 +363,27 @@ fn capture_loop(
         let cursor = if cursor_in_video { Some(cap.cursor()?) } else { None };
         let cursor_moved = cursor_in_video && cursor != drawn_cursor;
         let fps = ctl.fps.load(Ordering::Relaxed).max(1);
-        if !(first || damaged || keyframe_due || settle_left > 0 || cursor_moved) {
-            let poll = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
-            if cap.wait_for_damage(poll)? {
-                std::thread::sleep(DAMAGE_SETTLE);
+        let idle = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
+        match schedule.next(now, fps, damaged || keyframe_due || cursor_moved, idle) {
+            Next::Capture => {}
+            Next::WaitForDamage(d) => {
+                if cap.wait_for_damage(d)? {
+                    std::thread::sleep(DAMAGE_SETTLE);
+                }
+                continue;
             }
-            continue;
+            Next::Sleep(d) => {
+                std::thread::sleep(d);
+                continue;
+            }
         }
-        let ready = pacer.ready_at(now, fps);
-        if now < ready {
-            std::thread::sleep(ready - now);
-            continue;
-        }
+        let first = schedule.first;
         let mut rects = cap.take_damage(first)?;
         if cursor_moved {
             // Repaint where the pointer was (from the framebuffer) and where it is now.
             rects.extend(drawn_cursor.as_ref().and_then(|c| c.rect(w, h)));
             rects.extend(cursor.as_ref().and_then(|c| c.rect(w, h)));
         }
-        let changed = !rects.is_empty();
         let changed_area: u64 = rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         let mut out = pool.checkout(&rects);
         let frame = &mut out.frame;
@@ -336,26 +407,12 @@ fn capture_loop(
             ctl.keyframe.store(false, Ordering::Relaxed);
             last_keyframe = Some(now);
         }
-        if keyframe || changed_area * 16 >= u64::from(w) * u64::from(h) {
-            // A keyframe or a large change was squeezed into one frame's bit budget: a few
-            // more frames of the still picture bring it to full quality.
-            settle_left = (fps / 10).max(3);
-        } else if changed {
-            // A small change (a clock, a cursor blink, typing) gets all of a frame's bits and
-            // needs no refinement, but one more frame must follow it: Chromium's receiver
-            // shows a frame only once the next one has arrived, so a lone change would wait
-            // on screen for the next change.
-            settle_left = settle_left.max(1);
-        } else {
-            settle_left = settle_left.saturating_sub(1);
-        }
-        first = false;
+        schedule.captured(now, fps, keyframe, changed_area, u64::from(w) * u64::from(h));
         if cursor_in_video {
             drawn_cursor = cursor;
         }
         encoder.push_owned(pool.give(out), now, keyframe)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
-        pacer.capture(now, fps);
     }
     Ok(Exit::Stopped)
 }
@@ -544,5 +601,83 @@ mod tests {
         assert!(t[1] - t[0] >= FRAME / 2 && t[1] - t[0] < FRAME, "{:?}", t[1] - t[0]);
         assert!(t[10] - t[0] + Duration::from_micros(1) >= FRAME * 9, "{:?}", t[10] - t[0]);
         assert!((58..=62).contains(&t.len()), "{} captures in a second", t.len());
+    }
+
+    /// Runs the schedule against an application that draws full-screen frames at `draws`
+    /// (offsets from the start), on simulated time, until `until`. Returns each capture's
+    /// time and whether it carried a change.
+    fn schedule_run(draws: &[Duration], until: Duration) -> Vec<(Duration, bool)> {
+        const SCREEN: u64 = 1920 * 1080;
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0);
+        let mut t = Duration::ZERO;
+        let mut taken = 0; // draws already captured
+        let mut out = Vec::new();
+        while t < until {
+            let pending = draws[taken..].iter().take_while(|&&d| d <= t).count();
+            match s.next(t0 + t, 60, pending > 0, IDLE_POLL) {
+                Next::Capture => {
+                    taken += pending;
+                    // The first capture takes the whole screen, as a keyframe.
+                    let first = out.is_empty();
+                    let changed = first || pending > 0;
+                    s.captured(t0 + t, 60, first, if changed { SCREEN } else { 0 }, SCREEN);
+                    out.push((t, changed));
+                    // Grabbing and converting take a while.
+                    t += Duration::from_millis(2);
+                }
+                Next::WaitForDamage(d) => {
+                    // Woken by the next draw (plus the settle time), or the timeout.
+                    t = match draws.get(taken) {
+                        Some(&n) if n <= t + d => n.max(t) + DAMAGE_SETTLE,
+                        _ => t + d,
+                    };
+                }
+                Next::Sleep(d) => t += d,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn motion_is_captured_as_drawn_and_refined_once_it_stops() {
+        // An application drawing at 59.8 fps for two seconds, then still.
+        let period = Duration::from_secs_f64(1.0 / 59.8);
+        let draws: Vec<Duration> = (1..=119).map(|i| period * i).collect();
+        let last = *draws.last().unwrap();
+        let caps = schedule_run(&draws, Duration::from_secs(3));
+        // Every frame drawn is captured on its own, right after its damage arrives: no
+        // capture of an unchanged screen in between takes the slot it needs.
+        let changed: Vec<Duration> = caps.iter().filter(|c| c.1).map(|c| c.0).skip(1).collect();
+        assert_eq!(changed.len(), draws.len(), "{caps:?}");
+        for (c, d) in changed.iter().zip(&draws) {
+            assert!(*c >= *d && *c - *d <= DAMAGE_SETTLE, "drawn at {d:?}, captured at {c:?}");
+        }
+        // Once it stops: refinement frames, the first two frame-times after the last change,
+        // then nothing more.
+        let refine: Vec<Duration> = caps.iter().filter(|c| !c.1).map(|c| c.0).collect();
+        assert_eq!(refine.len(), 6, "{refine:?}");
+        assert!(refine[0] >= last + FRAME * 2, "{refine:?}");
+        assert!(refine[5] < last + FRAME * 9, "{refine:?}");
+    }
+
+    #[test]
+    fn a_lone_small_change_gets_one_follow_up_frame() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0);
+        assert_eq!(s.next(t0, 60, false, IDLE_POLL), Next::Capture, "the first frame is taken at once");
+        s.captured(t0, 60, true, 1920 * 1080, 1920 * 1080);
+        // A second later, refinement long done, a clock's digits change.
+        s.refine_left = 0;
+        let t = t0 + Duration::from_secs(1);
+        let frame = Duration::from_secs(1) / 60;
+        assert_eq!(s.next(t, 60, false, IDLE_POLL), Next::WaitForDamage(IDLE_POLL));
+        assert_eq!(s.next(t, 60, true, IDLE_POLL), Next::Capture);
+        s.captured(t, 60, false, 928 * 16, 1920 * 1080);
+        // The follow-up comes once the screen has been still for two frame-times.
+        assert_eq!(s.next(t + frame, 60, false, IDLE_POLL), Next::WaitForDamage(frame));
+        assert_eq!(s.next(t + frame * 2, 60, false, IDLE_POLL), Next::Capture);
+        s.captured(t + frame * 2, 60, false, 0, 1920 * 1080);
+        assert_eq!(s.next(t + frame * 3, 60, false, IDLE_POLL), Next::WaitForDamage(IDLE_POLL));
     }
 }

@@ -302,9 +302,8 @@ fn min_frame_gap(fps: u32) -> std::time::Duration {
 }
 
 /// Whether frames sent `apart` are part of continuous motion (then the next one is spaced by
-/// [`min_frame_gap`]). The frame that follows a lone change (typing, a clock) is not: Chromium
-/// shows a frame once the next one has arrived, so holding that one back would delay the
-/// change itself.
+/// [`min_frame_gap`]). The first frame of a change after a still spell (typing, a clock) is
+/// not: it goes out at once.
 fn moving(apart: std::time::Duration, fps: u32) -> bool {
     apart < std::time::Duration::from_secs(2) / fps.max(1)
 }
