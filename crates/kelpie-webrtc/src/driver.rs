@@ -261,20 +261,9 @@ fn sync_feeds(
         let tx = frame_tx.clone();
         let task = tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
-            // When the last two frames were sent.
-            let mut sent: [Option<tokio::time::Instant>; 2] = [None, None];
             loop {
                 let msg = match sub.recv().await {
-                    Ok(f) => {
-                        let fps = sub.stream().fps();
-                        if let [Some(before), Some(last)] = sent
-                            && moving(last - before, fps)
-                        {
-                            tokio::time::sleep_until(last + min_frame_gap(fps)).await;
-                        }
-                        sent = [sent[1], Some(tokio::time::Instant::now())];
-                        FrameMsg::Frame(f)
-                    }
+                    Ok(f) => FrameMsg::Frame(f),
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!("WebRTC feed lagged by {n} frames");
                         FrameMsg::Lagged
@@ -288,44 +277,5 @@ fn sync_feeds(
             }
         });
         feeds.insert(codec, Feed { stream, task });
-    }
-}
-
-/// While the picture moves, video frames go to the viewers at least this long apart: 7/8 of
-/// a frame-time. Encoding time varies from frame to frame, so two frames can leave a few ms
-/// apart; Chromium, showing each frame as soon as it is decoded (playout delay 0), then has
-/// two new frames within one display refresh and shows only the second. Holding the early
-/// one back for those few ms measured 53 -> 57 frames shown per second on 1080p60 here;
-/// frames that come a full frame-time or more apart are not delayed at all.
-fn min_frame_gap(fps: u32) -> std::time::Duration {
-    std::time::Duration::from_secs(1) * 7 / (8 * fps.max(1))
-}
-
-/// Whether frames sent `apart` are part of continuous motion (then the next one is spaced by
-/// [`min_frame_gap`]). The first frame of a change after a still spell (typing, a clock) is
-/// not: it goes out at once.
-fn moving(apart: std::time::Duration, fps: u32) -> bool {
-    apart < std::time::Duration::from_secs(2) / fps.max(1)
-}
-
-#[cfg(test)]
-mod gap_tests {
-    use super::{min_frame_gap, moving};
-    use std::time::Duration;
-
-    #[test]
-    fn only_continuous_motion_is_spaced() {
-        assert!(moving(Duration::from_millis(16), 60));
-        assert!(moving(Duration::from_millis(30), 60));
-        // A change after an idle spell, then the frame that follows it: not spaced.
-        assert!(!moving(Duration::from_millis(900), 60));
-        assert!(!moving(Duration::from_millis(34), 60));
-    }
-
-    #[test]
-    fn frames_are_spaced_seven_eighths_of_a_frame_time() {
-        assert_eq!(min_frame_gap(60), Duration::from_nanos(14_583_333));
-        assert_eq!(min_frame_gap(30), Duration::from_nanos(29_166_666));
-        assert_eq!(min_frame_gap(0), Duration::from_millis(875));
     }
 }
