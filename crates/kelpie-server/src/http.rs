@@ -29,9 +29,34 @@ pub struct ConnInfo {
     pub local: Option<SocketAddr>,
 }
 
-impl Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for ConnInfo {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Self { local: stream.io().local_addr().ok() }
+/// The HTTP listener: `TCP_NODELAY` on every accepted connection, which is described by a
+/// [`ConnInfo`]. Video over the WebSocket transport goes out one frame per write: with Nagle's
+/// algorithm the last, partial segment of each frame would wait for the ACK of the segments
+/// before it, a round trip (or a delayed ACK) added to every frame on a real network.
+pub struct HttpListener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for HttpListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = ConnInfo;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Retries (and logs) failed accepts itself.
+        let (tcp, _) = axum::serve::Listener::accept(&mut self.0).await;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
+        }
+        let info = ConnInfo { local: tcp.local_addr().ok() };
+        (tcp, info)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(ConnInfo { local: Some(self.0.local_addr()?) })
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, HttpListener>> for ConnInfo {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Self {
+        *stream.remote_addr()
     }
 }
 
@@ -260,4 +285,21 @@ async fn signal(
     ws.max_message_size(MAX_SIGNAL_MESSAGE)
         .max_frame_size(MAX_SIGNAL_MESSAGE)
         .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip))
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_acks() {
+        let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = bound.local_addr().unwrap();
+        let mut listener = super::HttpListener(bound);
+        let client = tokio::net::TcpStream::connect(addr);
+        let ((io, info), client) = tokio::join!(listener.accept(), client);
+        client.unwrap();
+        assert!(io.nodelay().unwrap(), "Nagle's algorithm is still on");
+        assert_eq!(info.local, Some(addr));
+    }
 }

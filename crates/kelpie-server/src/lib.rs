@@ -201,9 +201,12 @@ impl Server {
     /// Serves until SIGINT or SIGTERM.
     pub async fn serve(self) -> anyhow::Result<()> {
         let app = http::app(self.state.clone());
-        let result = axum::serve(self.listener, app.into_make_service_with_connect_info::<http::ConnInfo>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let result = axum::serve(
+            http::HttpListener(self.listener),
+            app.into_make_service_with_connect_info::<http::ConnInfo>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
         drop(self.state);
         drop(self.desktop);
         result.context("the HTTP server failed")
