@@ -1,4 +1,4 @@
-//! GStreamer encoder pipelines: `appsrc (I420) → encoder → appsink`.
+//! GStreamer encoder pipelines: I420 frames pushed straight into `encoder → appsink`.
 //!
 //! Knows which encoder elements exist, which Debian package provides each, and the
 //! low-latency settings for each (see ../shared/REFERENCE.md). It receives raw frames and
@@ -187,7 +187,9 @@ pub struct EncodedFrame {
 pub struct Encoder {
     spec: &'static EncoderSpec,
     pipeline: gst::Pipeline,
-    appsrc: gst_app::AppSrc,
+    /// Our source pad, linked to the encoder's sink pad: a frame pushed on it is encoded in
+    /// the pushing (capture) thread.
+    src: gst::Pad,
     enc: gst::Element,
     start: Instant,
     width: u32,
@@ -212,22 +214,28 @@ impl Encoder {
         if !spec.is_available() {
             return Err(spec.missing());
         }
-        // One frame may wait for the encoder, and the capture waits for room: a frame is never
+        // Frames are pushed into the encoder from the capture thread and encoded right there,
+        // output included: no hand-over to a streaming thread that the scheduler may wake
+        // late (with `appsrc`, one push in ten waited 2-3 ms for that thread on a busy
+        // 2-core machine). The capture simply waits for the encoder: a frame is never
         // converted only to be dropped, and none is lost (a dropped keyframe or the last
         // frame of a change would leave a viewer without a picture); when the encoder falls
-        // behind, captures simply come less often and each carries the newest picture.
+        // behind, captures come less often and each carries the newest picture.
         let desc = format!(
-            "appsrc name=src is-live=true format=time do-timestamp=false max-buffers=1 \
-             block=true caps=video/x-raw,format=I420,width={width},height={height},\
-             framerate={fps}/1,colorimetry=bt601,pixel-aspect-ratio=1/1 \
-             ! {enc} ! appsink name=sink sync=false max-buffers=8 drop=false",
-            fps = settings.fps,
+            "{enc} ! appsink name=sink sync=false async=false max-buffers=8 drop=false",
             enc = spec.launch_fragment(&settings),
         );
         let pipeline = launch(&desc, spec.element)?;
-        let appsrc: gst_app::AppSrc = element(&pipeline, "src")?;
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
         let enc: gst::Element = element(&pipeline, "enc")?;
+        let src = gst::Pad::builder(gst::PadDirection::Src).name("kelpie-frames").build();
+        let enc_sink = enc
+            .static_pad("sink")
+            .ok_or_else(|| MediaError::Pipeline(format!("the {} element has no sink pad", spec.element)))?;
+        src.link(&enc_sink)
+            .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e:?}", spec.element)))?;
+        src.set_active(true)
+            .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e}", spec.element)))?;
         let start = Instant::now();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -256,17 +264,33 @@ impl Encoder {
                 })
                 .build(),
         );
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
-            MediaError::Pipeline(format!(
-                "the {} encoder failed to start: {}",
-                spec.element,
-                bus_error(&pipeline)
-            ))
-        })?;
+        let failed = |p: &gst::Pipeline| {
+            MediaError::Pipeline(format!("the {} encoder failed to start: {}", spec.element, bus_error(p)))
+        };
+        pipeline.set_state(gst::State::Playing).map_err(|_| failed(&pipeline))?;
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("framerate", gst::Fraction::new(settings.fps.max(1) as i32, 1))
+            .field("colorimetry", "bt601")
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        for ev in [
+            gst::event::StreamStart::new("kelpie-video"),
+            gst::event::Caps::new(&caps),
+            gst::event::Segment::new(&segment),
+        ] {
+            if !src.push_event(ev) {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(failed(&pipeline));
+            }
+        }
         Ok(Self {
             spec,
             pipeline,
-            appsrc,
+            src,
             enc,
             start,
             width,
@@ -285,8 +309,9 @@ impl Encoder {
         (self.width, self.height)
     }
 
-    /// Queues one raw I420 frame captured at `captured`; if `keyframe`, the encoder is told
-    /// to make it (or the next one) a keyframe with SPS/PPS.
+    /// Encodes one raw I420 frame captured at `captured` (returning once the encoder has
+    /// handed out what it made of it); if `keyframe`, the encoder is told to make it a
+    /// keyframe with SPS/PPS.
     pub fn push(&self, i420: &[u8], captured: Instant, keyframe: bool) -> Result<(), MediaError> {
         self.push_owned(i420.to_vec(), captured, keyframe)
     }
@@ -303,7 +328,7 @@ impl Encoder {
             gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
         if keyframe {
             // Sent upstream into the encoder's source pad: it applies to the next frame the
-            // encoder takes, whatever is queued in appsrc.
+            // encoder takes, this one.
             let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
             if let Some(pad) = self.enc.static_pad("src") {
                 pad.send_event(ev);
@@ -315,10 +340,13 @@ impl Encoder {
             b.set_pts(pts);
             gst::ReferenceTimestampMeta::add(b, &self.capture_caps, pts, gst::ClockTime::NONE);
         }
-        self.appsrc
-            .push_buffer(buffer)
-            .map(|_| ())
-            .map_err(|e| MediaError::Pipeline(format!("the {} pipeline stopped: {e:?}", self.spec.element)))
+        self.src.push(buffer).map(|_| ()).map_err(|e| {
+            MediaError::Pipeline(format!(
+                "the {} pipeline stopped: {e:?} {}",
+                self.spec.element,
+                bus_error(&self.pipeline)
+            ))
+        })
     }
 
     /// Changes the target bitrate while running.
@@ -380,12 +408,8 @@ mod tests {
             frame.write_bgrx(crate::capture::Rect { x: 0, y: 0, w: 320, h: 240 }, &px);
             let ts = t0 + Duration::from_millis(33 * i as u64);
             enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2).unwrap();
-            // One frame in flight at a time: appsrc drops frames the encoder cannot keep up
-            // with (that is the product's policy), and a loaded test machine must not count.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while out.lock().unwrap().len() <= i && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            // Encoding happens within the push: the frame's output is already out.
+            assert_eq!(out.lock().unwrap().len(), i + 1, "frame {i} was not encoded within its push");
         }
         assert!(enc.poll_error().is_none());
         out.lock().unwrap().clone()
