@@ -28,10 +28,11 @@ const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 const DAMAGE_SETTLE: Duration = Duration::from_millis(1);
 
 /// Limits captures to the frame rate on average while letting each capture follow the
-/// damage that prompted it: a credit of frames refills at the frame rate up to
-/// [`Pacer::BURST`], and a capture spends one. A fixed grid of capture times (one frame-time
-/// after the last capture) would instead lock onto an arbitrary phase of an application
-/// drawing at the same rate and add up to a whole frame-time of latency to every frame.
+/// damage that prompted it: a credit of frames refills at the frame rate (plus
+/// [`Pacer::SLACK`]) up to [`Pacer::BURST`], and a capture spends one. A fixed grid of capture
+/// times (one frame-time after the last capture) would instead lock onto an arbitrary phase of
+/// an application drawing at the same rate and add up to a whole frame-time of latency to
+/// every frame.
 #[derive(Debug, Clone, Copy)]
 struct Pacer {
     credit: f64,
@@ -42,13 +43,24 @@ struct Pacer {
 impl Pacer {
     /// Most frames of credit kept.
     const BURST: f64 = 2.0;
+    /// How much faster than the frame rate credit refills. Refilled at exactly the frame rate,
+    /// credit spent on an extra capture (a frame drawn in two parts, a pointer move) would
+    /// never come back while an application draws at exactly that rate: from then on every
+    /// capture would wait for credit, on a fixed grid again (+4 ms median measured on 1080p
+    /// bars at 60.0 fps). With 2 % the deficit is gone within a second.
+    const SLACK: f64 = 1.02;
+
+    /// Frames of credit earned per second.
+    fn rate(fps: u32) -> f64 {
+        f64::from(fps.max(1)) * Self::SLACK
+    }
 
     fn new(now: Instant) -> Self {
         Self { credit: Self::BURST, at: now, last_capture: None }
     }
 
     fn refill(&mut self, now: Instant, fps: u32) {
-        let earned = now.saturating_duration_since(self.at).as_secs_f64() * f64::from(fps.max(1));
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * Self::rate(fps);
         self.credit = (self.credit + earned).min(Self::BURST);
         self.at = self.at.max(now);
     }
@@ -58,7 +70,7 @@ impl Pacer {
     fn ready_at(&mut self, now: Instant, fps: u32) -> Instant {
         self.refill(now, fps);
         let frame = Duration::from_secs(1) / fps.max(1);
-        let for_credit = now + frame.mul_f64((1.0 - self.credit).max(0.0));
+        let for_credit = now + Duration::from_secs_f64((1.0 - self.credit).max(0.0) / Self::rate(fps));
         let for_gap = self.last_capture.map_or(now, |t| t + frame / 2);
         for_credit.max(for_gap)
     }
@@ -584,7 +596,7 @@ mod tests {
         let draws: Vec<Duration> = (0..500).map(|i| Duration::from_millis(4 * i)).collect();
         let distinct = captures(&draws, 60);
         let within = distinct.iter().filter(|&&c| c < Duration::from_secs(2)).count();
-        assert!((119..=123).contains(&within), "{within} captures in 2 s");
+        assert!((119..=125).contains(&within), "{within} captures in 2 s");
         for w in distinct.windows(2) {
             assert!(w[1] - w[0] >= FRAME / 2, "{w:?}");
         }
@@ -599,8 +611,30 @@ mod tests {
         let t = captures(&draws, 60);
         assert_eq!(t[0], Duration::from_secs(10));
         assert!(t[1] - t[0] >= FRAME / 2 && t[1] - t[0] < FRAME, "{:?}", t[1] - t[0]);
-        assert!(t[10] - t[0] + Duration::from_micros(1) >= FRAME * 9, "{:?}", t[10] - t[0]);
-        assert!((58..=62).contains(&t.len()), "{} captures in a second", t.len());
+        // Nine more captures at the refill rate (the frame rate plus its slack).
+        let nine = Duration::from_secs_f64(9.0 / Pacer::rate(60));
+        assert!(t[10] - t[0] + Duration::from_micros(1) >= nine, "{:?}", t[10] - t[0]);
+        assert!((58..=64).contains(&t.len()), "{} captures in a second", t.len());
+    }
+
+    #[test]
+    fn credit_spent_on_extra_captures_comes_back_for_an_application_at_the_frame_rate() {
+        // An application drawing at exactly 60 fps; twice, a frame of it arrives in two parts
+        // (a second damage half a frame-time later), and each extra capture spends a frame of
+        // credit. Within a second captures follow its damage again instead of waiting for
+        // credit on a grid of their own.
+        let mut draws: Vec<Duration> = (0..240u32).map(|i| FRAME * i).collect();
+        draws.push(FRAME * 60 + FRAME * 6 / 10);
+        draws.push(FRAME * 70 + FRAME * 6 / 10);
+        draws.sort();
+        let caps = captures(&draws, 60);
+        let late: Vec<(Duration, Duration)> = draws
+            .iter()
+            .filter(|&&d| d >= Duration::from_secs(3))
+            .map(|&d| (d, caps.iter().copied().find(|&c| c >= d).unwrap_or(Duration::MAX)))
+            .filter(|&(d, c)| c - d > Duration::from_micros(100))
+            .collect();
+        assert!(late.is_empty(), "captures behind their damage: {late:?}");
     }
 
     /// Runs the schedule against an application that draws full-screen frames at `draws`
