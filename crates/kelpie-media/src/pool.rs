@@ -1,9 +1,10 @@
 //! Frames handed to the encoder without a copy.
 //!
 //! The encoder takes ownership of each raw frame it is given and may hold some for a while
-//! (x264 gives each back as soon as it is encoded; other encoders may keep a few). Instead of converting into one persistent frame
-//! and copying it into every buffer pushed, the capture converts into one of a few pooled
-//! frames and gives that frame away; it comes back when the encoder drops it. Each pooled
+//! (x264 gives each back as soon as it is encoded; other encoders may keep a few). Instead of
+//! converting into one persistent frame and copying it into every buffer pushed, the capture
+//! converts into one of a few pooled frames and gives that frame away; it comes back when the
+//! encoder drops it. Each pooled
 //! frame remembers what changed on screen since it was last written ("stale" rectangles),
 //! so reusing it converts only that plus the new damage, never the whole screen.
 

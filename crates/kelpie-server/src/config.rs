@@ -75,7 +75,9 @@ pub struct Config {
     #[arg(long, env = "KELPIE_ENCODER", default_value = "auto")]
     pub encoder: String,
 
-    /// Frames per second.
+    /// Frame rate cap: at most this many frames per second on average (2 % slack, so that an
+    /// application drawing at exactly this rate is captured as it draws). A static screen
+    /// sends nothing.
     #[arg(long, env = "KELPIE_FPS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
 
