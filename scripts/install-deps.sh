@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # build
   build-essential pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  # libx264's header for Kelpie's own x264 driver (the library itself is loaded at start)
+  libx264-dev
   # media: appsrc/videoconvert (base), vp8enc (good), x264enc (ugly), openh264enc/nvh264enc/vah264enc (bad)
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
   # the embedded display and its demo desktop

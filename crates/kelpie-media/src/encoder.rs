@@ -1,10 +1,11 @@
-//! GStreamer encoder pipelines: I420 frames pushed straight into `encoder → appsink`.
+//! Encoders: libx264 driven directly ([`crate::x264`], the default without a GPU), or a
+//! GStreamer pipeline with I420 frames pushed straight into `encoder → appsink`.
 //!
-//! Knows which encoder elements exist, which Debian package provides each, and the
-//! low-latency settings for each (see ../shared/REFERENCE.md). It receives raw frames and
-//! hands out encoded access units; it never touches X or the network.
+//! Knows which encoders exist, which Debian package provides each, and the low-latency
+//! settings for each (see ../shared/REFERENCE.md). It receives raw frames and hands out
+//! encoded access units; it never touches X or the network.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -14,12 +15,28 @@ use kelpie_protocol::VideoCodec;
 
 use crate::MediaError;
 use crate::pipeline::{bus_error, element, launch};
+use crate::ratecontrol::RateControl;
+use crate::x264::X264;
 
-/// One encoder element Kelpie knows how to drive.
+/// The Debian package with the libx264 that `--encoder x264` loads.
+pub const X264_PACKAGE: &str = "libx264-164";
+
+/// How Kelpie drives an encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A GStreamer element.
+    GStreamer,
+    /// libx264, called directly, with Kelpie's own rate control.
+    Libx264,
+}
+
+/// One encoder Kelpie knows how to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncoderSpec {
-    /// GStreamer element name, also the value of `--encoder`.
+    /// The value of `--encoder`: a GStreamer element name, or `x264`.
     pub element: &'static str,
+    /// How it is driven.
+    pub backend: Backend,
     /// The codec it produces.
     pub codec: VideoCodec,
     /// The Debian package that provides the element.
@@ -32,30 +49,42 @@ pub struct EncoderSpec {
 pub const ENCODERS: &[EncoderSpec] = &[
     EncoderSpec {
         element: "nvh264enc",
+        backend: Backend::GStreamer,
         codec: VideoCodec::H264,
         package: "gstreamer1.0-plugins-bad (and the NVIDIA driver)",
         device: Some("/dev/nvidiactl"),
     },
     EncoderSpec {
         element: "vah264enc",
+        backend: Backend::GStreamer,
         codec: VideoCodec::H264,
         package: "gstreamer1.0-plugins-bad (and a VA-API driver)",
         device: Some("/dev/dri/renderD128"),
     },
     EncoderSpec {
+        element: "x264",
+        backend: Backend::Libx264,
+        codec: VideoCodec::H264,
+        package: X264_PACKAGE,
+        device: None,
+    },
+    EncoderSpec {
         element: "x264enc",
+        backend: Backend::GStreamer,
         codec: VideoCodec::H264,
         package: "gstreamer1.0-plugins-ugly",
         device: None,
     },
     EncoderSpec {
         element: "openh264enc",
+        backend: Backend::GStreamer,
         codec: VideoCodec::H264,
         package: "gstreamer1.0-plugins-bad",
         device: None,
     },
     EncoderSpec {
         element: "vp8enc",
+        backend: Backend::GStreamer,
         codec: VideoCodec::Vp8,
         package: "gstreamer1.0-plugins-good",
         device: None,
@@ -84,10 +113,13 @@ impl EncoderSpec {
         })
     }
 
-    /// Whether the element is installed (and its device present).
+    /// Whether the encoder is installed (and its device present).
     pub fn is_available(&self) -> bool {
         self.device.is_none_or(|d| std::path::Path::new(d).exists())
-            && gst::ElementFactory::find(self.element).is_some()
+            && match self.backend {
+                Backend::GStreamer => gst::ElementFactory::find(self.element).is_some(),
+                Backend::Libx264 => crate::x264::available(),
+            }
     }
 
     /// An error that says which package to install.
@@ -103,10 +135,13 @@ impl EncoderSpec {
         match self.element {
             "x264enc" => {
                 // CBR with a VBV of about 1.5 frame-times; sliced threads keep latency at one frame.
+                // QP no lower than libx264's rate control goes (ratecontrol::QP_MIN): below it
+                // x264 spends bits, and time, on detail no one sees.
                 let vbv_ms = (1500 / s.fps.max(1)).max(10);
+                let qp_min = crate::ratecontrol::QP_MIN;
                 format!(
                     "x264enc name=enc speed-preset=ultrafast tune=zerolatency bitrate={kbps} \
-                     vbv-buf-capacity={vbv_ms} key-int-max={NEVER} bframes=0 b-adapt=false \
+                     vbv-buf-capacity={vbv_ms} key-int-max={NEVER} bframes=0 b-adapt=false qp-min={qp_min} \
                      sliced-threads=true threads={threads} byte-stream=true insert-vui=true \
                      ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
                 )
@@ -183,26 +218,55 @@ pub struct EncodedFrame {
     pub height: u32,
 }
 
-/// A running encoder pipeline.
+/// A running encoder.
 pub struct Encoder {
     spec: &'static EncoderSpec,
+    start: Instant,
+    width: u32,
+    height: u32,
+    inner: Inner,
+}
+
+/// The encoder proper, by backend.
+enum Inner {
+    Gst(GstEncoder),
+    /// Boxed: the rate control's memory is a few kilobytes.
+    X264(Box<Mutex<X264Encoder>>),
+}
+
+/// A GStreamer pipeline `encoder → appsink`.
+struct GstEncoder {
     pipeline: gst::Pipeline,
     /// Our source pad, linked to the encoder's sink pad: a frame pushed on it is encoded in
     /// the pushing (capture) thread.
     src: gst::Pad,
     enc: gst::Element,
-    start: Instant,
-    width: u32,
-    height: u32,
     capture_caps: gst::Caps,
 }
+
+/// libx264 and the rate control that picks each frame's QP.
+struct X264Encoder {
+    x264: X264,
+    rate: RateControl,
+    /// Frames in a row that wanted a QP outside the encoder's range.
+    outside: u32,
+    settings: EncoderSettings,
+    sink: Box<dyn Fn(EncodedFrame) + Send + Sync>,
+}
+
+/// Frames in a row that must want a QP above 51 before the encoder is reopened with the
+/// high QP range (noise that no QP of H.264 fits into the bitrate).
+const TO_HIGH_RANGE: u32 = 3;
+/// Frames in a row that must want a QP under the high range before the encoder goes back
+/// (each reopening costs a keyframe).
+const TO_LOW_RANGE: u32 = 30;
 
 /// Names the reference timestamp that carries capture time through the encoder.
 const CAPTURE_CAPS: &str = "timestamp/x-kelpie-capture";
 
 impl Encoder {
-    /// Builds and starts a pipeline for `width` x `height` I420 frames. `sink` gets every
-    /// encoded frame, on a GStreamer streaming thread.
+    /// Starts an encoder for `width` x `height` I420 frames. `sink` gets every encoded
+    /// frame, in the thread that pushed it.
     pub fn start(
         spec: &'static EncoderSpec,
         width: u32,
@@ -210,10 +274,160 @@ impl Encoder {
         settings: EncoderSettings,
         sink: impl Fn(EncodedFrame) + Send + Sync + 'static,
     ) -> Result<Self, MediaError> {
-        init()?;
+        if spec.backend == Backend::GStreamer {
+            init()?;
+        }
         if !spec.is_available() {
             return Err(spec.missing());
         }
+        let start = Instant::now();
+        let inner = match spec.backend {
+            Backend::Libx264 => Inner::X264(Box::new(Mutex::new(X264Encoder {
+                x264: X264::open(
+                    width,
+                    height,
+                    settings.fps,
+                    settings.threads.clamp(1, 4),
+                    crate::x264::QP_LOW_RANGE,
+                )?,
+                rate: RateControl::new(settings.bitrate_kbps, settings.fps),
+                outside: 0,
+                settings,
+                sink: Box::new(sink),
+            }))),
+            Backend::GStreamer => Inner::Gst(GstEncoder::start(spec, width, height, settings, start, sink)?),
+        };
+        Ok(Self { spec, start, width, height, inner })
+    }
+
+    /// The encoder in use.
+    pub fn spec(&self) -> &'static EncoderSpec {
+        self.spec
+    }
+
+    /// Frame size this encoder was built for.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// Encodes one raw I420 frame captured at `captured` (returning once the encoder has
+    /// handed out what it made of it); if `keyframe`, the encoder is told to make it a
+    /// keyframe with SPS/PPS. `changed` is how many pixels changed since the frame before.
+    pub fn push(
+        &self,
+        i420: &[u8],
+        captured: Instant,
+        keyframe: bool,
+        changed: u64,
+    ) -> Result<(), MediaError> {
+        match &self.inner {
+            Inner::X264(x) => self.encode_x264(x, i420, captured, keyframe, changed),
+            Inner::Gst(g) => g.push(self.spec, self.start, i420.to_vec(), captured, keyframe),
+        }
+    }
+
+    /// As [`Encoder::push`], handing the frame's memory over without a copy; it is dropped
+    /// once the encoder is done with it.
+    pub fn push_owned(
+        &self,
+        mut i420: impl AsMut<[u8]> + Send + 'static,
+        captured: Instant,
+        keyframe: bool,
+        changed: u64,
+    ) -> Result<(), MediaError> {
+        match &self.inner {
+            // x264 copies the picture in; the frame goes back to its pool right after.
+            Inner::X264(x) => self.encode_x264(x, i420.as_mut(), captured, keyframe, changed),
+            Inner::Gst(g) => g.push(self.spec, self.start, i420, captured, keyframe),
+        }
+    }
+
+    fn encode_x264(
+        &self,
+        x: &Mutex<X264Encoder>,
+        i420: &[u8],
+        captured: Instant,
+        keyframe: bool,
+        changed: u64,
+    ) -> Result<(), MediaError> {
+        let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
+        let X264Encoder { x264, rate, outside, settings, sink } = &mut *x;
+        let total = u64::from(self.width) * u64::from(self.height);
+        let mut plan = rate.plan(captured, keyframe, changed, total);
+        let mut keyframe = keyframe;
+        // One x264 encoder takes QPs from a range 40 wide: 11-51 for desktop content, 29-69
+        // for content that fits the bitrate only in x264's emergency range. Switching means
+        // a new encoder, so a keyframe.
+        let range = x264.qp_range();
+        let high = *range.start() == crate::x264::QP_HIGH_RANGE;
+        if range.contains(&plan.qp) {
+            *outside = 0;
+        } else {
+            *outside += 1;
+        }
+        if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
+            let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
+            *x264 = X264::open(self.width, self.height, settings.fps, settings.threads.clamp(1, 4), qp_low)?;
+            *outside = 0;
+            keyframe = true;
+            plan = rate.plan(captured, true, changed, total);
+            tracing::debug!(qp = plan.qp, qp_low, "x264 reopened for another QP range");
+        }
+        let range = x264.qp_range();
+        plan.qp = plan.qp.clamp(*range.start(), *range.end());
+        let out = x264.encode(i420, plan.qp, keyframe)?;
+        rate.encoded(plan, out.data.len());
+        if out.data.is_empty() {
+            return Ok(());
+        }
+        let pts = captured.saturating_duration_since(self.start);
+        sink(EncodedFrame {
+            data: Arc::from(out.data),
+            pts,
+            captured,
+            keyframe: out.keyframe,
+            width: self.width,
+            height: self.height,
+        });
+        Ok(())
+    }
+
+    /// Changes the target bitrate while running.
+    pub fn set_bitrate(&self, kbps: u32) {
+        match &self.inner {
+            Inner::X264(x) => x.lock().unwrap_or_else(|e| e.into_inner()).rate.set_bitrate(kbps),
+            Inner::Gst(g) => self.spec.set_bitrate(&g.enc, kbps),
+        }
+    }
+
+    /// Changes the frame rate the bitrate is shared among (GStreamer encoders keep the
+    /// rate they started with).
+    pub fn set_fps(&self, fps: u32) {
+        if let Inner::X264(x) = &self.inner {
+            let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
+            x.rate.set_fps(fps);
+            x.settings.fps = fps;
+        }
+    }
+
+    /// Returns the first error the pipeline posted, if any.
+    pub fn poll_error(&self) -> Option<MediaError> {
+        match &self.inner {
+            Inner::X264(_) => None,
+            Inner::Gst(g) => g.poll_error(self.spec),
+        }
+    }
+}
+
+impl GstEncoder {
+    fn start(
+        spec: &'static EncoderSpec,
+        width: u32,
+        height: u32,
+        settings: EncoderSettings,
+        start: Instant,
+        sink: impl Fn(EncodedFrame) + Send + Sync + 'static,
+    ) -> Result<Self, MediaError> {
         // Frames are pushed into the encoder from the capture thread and encoded right there,
         // output included: no hand-over to a streaming thread that the scheduler may wake
         // late (with `appsrc`, one push in ten waited 2-3 ms for that thread on a busy
@@ -236,7 +450,6 @@ impl Encoder {
             .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e:?}", spec.element)))?;
         src.set_active(true)
             .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e}", spec.element)))?;
-        let start = Instant::now();
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -287,45 +500,18 @@ impl Encoder {
                 return Err(failed(&pipeline));
             }
         }
-        Ok(Self {
-            spec,
-            pipeline,
-            src,
-            enc,
-            start,
-            width,
-            height,
-            capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS),
-        })
+        Ok(Self { pipeline, src, enc, capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS) })
     }
 
-    /// The encoder element in use.
-    pub fn spec(&self) -> &'static EncoderSpec {
-        self.spec
-    }
-
-    /// Frame size this encoder was built for.
-    pub fn size(&self) -> (u32, u32) {
-        (self.width, self.height)
-    }
-
-    /// Encodes one raw I420 frame captured at `captured` (returning once the encoder has
-    /// handed out what it made of it); if `keyframe`, the encoder is told to make it a
-    /// keyframe with SPS/PPS.
-    pub fn push(&self, i420: &[u8], captured: Instant, keyframe: bool) -> Result<(), MediaError> {
-        self.push_owned(i420.to_vec(), captured, keyframe)
-    }
-
-    /// As [`Encoder::push`], handing the frame's memory to the pipeline without a copy; it is
-    /// dropped once the encoder is done with it.
-    pub fn push_owned(
+    fn push(
         &self,
+        spec: &EncoderSpec,
+        start: Instant,
         i420: impl AsMut<[u8]> + Send + 'static,
         captured: Instant,
         keyframe: bool,
     ) -> Result<(), MediaError> {
-        let pts =
-            gst::ClockTime::from_nseconds(captured.saturating_duration_since(self.start).as_nanos() as u64);
+        let pts = gst::ClockTime::from_nseconds(captured.saturating_duration_since(start).as_nanos() as u64);
         if keyframe {
             // Sent upstream into the encoder's source pad: it applies to the next frame the
             // encoder takes, this one.
@@ -343,25 +529,20 @@ impl Encoder {
         self.src.push(buffer).map(|_| ()).map_err(|e| {
             MediaError::Pipeline(format!(
                 "the {} pipeline stopped: {e:?} {}",
-                self.spec.element,
+                spec.element,
                 bus_error(&self.pipeline)
             ))
         })
     }
 
-    /// Changes the target bitrate while running.
-    pub fn set_bitrate(&self, kbps: u32) {
-        self.spec.set_bitrate(&self.enc, kbps);
-    }
-
     /// Returns the first error the pipeline posted, if any.
-    pub fn poll_error(&self) -> Option<MediaError> {
+    fn poll_error(&self, spec: &EncoderSpec) -> Option<MediaError> {
         let bus = self.pipeline.bus()?;
         let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
         match msg.view() {
             gst::MessageView::Error(e) => Some(MediaError::Pipeline(format!(
                 "the {} pipeline failed: {} ({})",
-                self.spec.element,
+                spec.element,
                 e.error(),
                 e.debug().unwrap_or_default()
             ))),
@@ -370,7 +551,7 @@ impl Encoder {
     }
 }
 
-impl Drop for Encoder {
+impl Drop for GstEncoder {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
@@ -407,7 +588,7 @@ mod tests {
             let px: Vec<u8> = (0..320 * 240).flat_map(|_| [shade, 255 - shade, 80, 0]).collect();
             frame.write_bgrx(crate::capture::Rect { x: 0, y: 0, w: 320, h: 240 }, &px);
             let ts = t0 + Duration::from_millis(33 * i as u64);
-            enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2).unwrap();
+            enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2, 320 * 240).unwrap();
             // Encoding happens within the push: the frame's output is already out.
             assert_eq!(out.lock().unwrap().len(), i + 1, "frame {i} was not encoded within its push");
         }
@@ -429,6 +610,50 @@ mod tests {
         // The forced keyframe lands on the requested frame or the one after; none other.
         assert_eq!(keys.len(), 2, "keyframes at {keys:?}");
         assert!(keys[1] == 38 || keys[1] == 39, "keyframes at {keys:?}");
+    }
+
+    #[test]
+    fn libx264_keyframes_exactly_on_request() {
+        let frames = encode_frames("x264", 40);
+        assert_eq!(frames.len(), 40);
+        for w in frames.windows(2) {
+            assert_eq!(w[1].2 - w[0].2, Duration::from_millis(33));
+        }
+        let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.0).map(|(i, _)| i).collect();
+        assert_eq!(keys, [0, 38]);
+    }
+
+    #[test]
+    fn libx264_holds_the_bitrate_on_noise() {
+        // Noise costs far more than 800 kbit/s at a low QP: the rate control
+        // must raise the QP until it fits, and follow a change of bitrate.
+        let spec = EncoderSpec::by_element("x264").unwrap();
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let b = bytes.clone();
+        let settings = EncoderSettings { fps: 30, bitrate_kbps: 800, threads: 1, cursor_in_video: false };
+        let enc =
+            Encoder::start(spec, 320, 240, settings, move |f| b.lock().unwrap().push(f.data.len())).unwrap();
+        let mut seed = 1u32;
+        let t0 = Instant::now();
+        let mut rate_between = |from: usize, to: usize| {
+            for i in from..to {
+                let noise: Vec<u8> = (0..320 * 240 * 3 / 2)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        96 + (seed >> 26) as u8
+                    })
+                    .collect();
+                let ts = t0 + Duration::from_millis(1000 * i as u64 / 30);
+                enc.push(&noise, ts, i == 0, 320 * 240).unwrap();
+            }
+            let b = bytes.lock().unwrap();
+            b[from + 30..to].iter().sum::<usize>() as f64 * 8.0 / ((to - from - 30) as f64 / 30.0) / 1000.0
+        };
+        let first = rate_between(0, 120);
+        assert!((600.0..=900.0).contains(&first), "{first} kbit/s for a target of 800");
+        enc.set_bitrate(2400);
+        let second = rate_between(120, 240);
+        assert!((1800.0..=2700.0).contains(&second), "{second} kbit/s for a target of 2400");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Capture and encoding for Kelpie.
 //!
 //! `capture` reads changed parts of an X11 screen through shared memory, `convert` turns them
-//! into I420, `encoder` drives a GStreamer encoder and `stream` ties them into one stream per
+//! into I420, `encoder` drives libx264 or a GStreamer encoder and `stream` ties them into one stream per
 //! codec that any number of viewers subscribe to. Nothing here touches the network.
 
 pub mod audio;
@@ -10,7 +10,9 @@ pub mod convert;
 pub mod encoder;
 mod pipeline;
 pub mod pool;
+pub mod ratecontrol;
 pub mod stream;
+pub mod x264;
 
 pub use audio::{AudioFrame, AudioSettings, AudioSource, AudioSubscription, MicPlayer};
 pub use encoder::{ENCODERS, EncodedFrame, EncoderSettings, EncoderSpec};
@@ -26,8 +28,8 @@ pub enum MediaError {
     /// Capturing failed.
     #[error("capture failed: {0}")]
     Capture(String),
-    /// A GStreamer element is not installed.
-    #[error("the GStreamer element '{element}' is missing: install the Debian package {package}")]
+    /// An encoder (a GStreamer element, or libx264) is not installed.
+    #[error("the encoder '{element}' is missing: install the Debian package {package}")]
     MissingElement {
         /// Element name.
         element: String,

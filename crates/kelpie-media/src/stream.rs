@@ -354,6 +354,8 @@ fn capture_loop(
     let mut schedule = Schedule::new(Instant::now());
     let mut last_keyframe: Option<Instant> = None;
     let mut bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
+    let mut encoder_fps = ctl.fps.load(Ordering::Relaxed).max(1);
+    encoder.set_fps(encoder_fps);
     while !ctl.stop.load(Ordering::Relaxed) {
         if let Some(e) = encoder.poll_error() {
             return Err(e);
@@ -375,6 +377,10 @@ fn capture_loop(
         let cursor = if cursor_in_video { Some(cap.cursor()?) } else { None };
         let cursor_moved = cursor_in_video && cursor != drawn_cursor;
         let fps = ctl.fps.load(Ordering::Relaxed).max(1);
+        if fps != encoder_fps {
+            encoder.set_fps(fps);
+            encoder_fps = fps;
+        }
         let idle = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
         match schedule.next(now, fps, damaged || keyframe_due || cursor_moved, idle) {
             Next::Capture => {}
@@ -423,7 +429,7 @@ fn capture_loop(
         if cursor_in_video {
             drawn_cursor = cursor;
         }
-        encoder.push_owned(pool.give(out), now, keyframe)?;
+        encoder.push_owned(pool.give(out), now, keyframe, changed_area)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
     }
     Ok(Exit::Stopped)

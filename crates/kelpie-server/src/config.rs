@@ -70,7 +70,8 @@ pub struct Config {
     #[arg(long, env = "KELPIE_AUTH", value_enum, default_value_t = AuthMode::Token)]
     pub auth: AuthMode,
 
-    /// Video encoder: auto, or a GStreamer element (nvh264enc, vah264enc, x264enc,
+    /// Video encoder: auto, x264 (libx264 driven by Kelpie, with its own rate control: the
+    /// default without a GPU encoder), or a GStreamer element (nvh264enc, vah264enc, x264enc,
     /// openh264enc, vp8enc).
     #[arg(long, env = "KELPIE_ENCODER", default_value = "auto")]
     pub encoder: String,

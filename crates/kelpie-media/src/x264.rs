@@ -1,0 +1,255 @@
+//! libx264, driven directly (`--encoder x264`): constant-QP encoding with Kelpie's own
+//! rate control ([`crate::ratecontrol`]), which knows from the damage what changed and so
+//! spares x264 its per-frame look-ahead analysis.
+//!
+//! The library is loaded at run time by the C bridge in `csrc/x264.c` (built against
+//! `x264.h`), as GStreamer loads its x264enc plugin: without `libx264` installed Kelpie
+//! still runs, with the next encoder in line.
+
+use std::ffi::{CStr, c_char, c_int};
+use std::ptr::NonNull;
+
+use crate::MediaError;
+
+/// Width of the QP range one encoder accepts (x264's CQP mode allows no wider one).
+pub const QP_SPAN: u8 = 40;
+/// The QP range of an encoder for desktop content: QP 11 to 51, the range of H.264.
+pub const QP_LOW_RANGE: u8 = 11;
+/// The QP range of an encoder for content that cannot fit the bitrate even at QP 51: 29 to
+/// 69, reaching into x264's emergency range.
+pub const QP_HIGH_RANGE: u8 = 29;
+const _: () = assert!(crate::ratecontrol::QP_MIN >= QP_LOW_RANGE);
+const _: () = assert!(crate::ratecontrol::QP_MAX <= QP_HIGH_RANGE + QP_SPAN);
+
+#[repr(C)]
+struct Kx264 {
+    _private: [u8; 0],
+}
+
+unsafe extern "C" {
+    fn kx264_library_name() -> *const c_char;
+    fn kx264_load() -> c_int;
+    fn kx264_open(width: c_int, height: c_int, fps: c_int, threads: c_int, qp_low: c_int) -> *mut Kx264;
+    fn kx264_encode(
+        k: *mut Kx264,
+        i420: *const u8,
+        qp: c_int,
+        idr: c_int,
+        out: *mut *const u8,
+        keyframe: *mut c_int,
+    ) -> c_int;
+    fn kx264_close(k: *mut Kx264);
+}
+
+/// x264's messages, into Kelpie's log.
+///
+/// # Safety
+/// `msg` is a NUL-terminated string (the C bridge formats it).
+#[unsafe(no_mangle)]
+unsafe extern "C" fn kelpie_x264_log(level: c_int, msg: *const c_char) {
+    // SAFETY: the bridge passes a NUL-terminated buffer that outlives this call.
+    let msg = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
+    match level {
+        0 => tracing::error!(target: "x264", "{msg}"),
+        1 => tracing::warn!(target: "x264", "{msg}"),
+        _ => tracing::debug!(target: "x264", "{msg}"),
+    }
+}
+
+/// The file name of the libx264 this build loads (e.g. `libx264.so.164`).
+pub fn library_name() -> String {
+    // SAFETY: returns a pointer to a static string literal.
+    unsafe { CStr::from_ptr(kx264_library_name()) }.to_string_lossy().into_owned()
+}
+
+/// Whether libx264 could be loaded.
+pub fn available() -> bool {
+    // SAFETY: no arguments; the bridge loads the library once, thread-safely.
+    unsafe { kx264_load() == 0 }
+}
+
+/// An open x264 encoder for I420 frames of one size.
+pub struct X264 {
+    handle: NonNull<Kx264>,
+    width: u32,
+    height: u32,
+    qp_low: u8,
+}
+
+// SAFETY: the handle is only used through `&mut self`; x264 encoders may move between threads.
+unsafe impl Send for X264 {}
+
+/// One encoded frame, borrowed from the encoder until its next call.
+pub struct Output<'a> {
+    /// Annex-B access unit.
+    pub data: &'a [u8],
+    /// Whether it is an IDR frame (with SPS and PPS).
+    pub keyframe: bool,
+}
+
+impl X264 {
+    /// Opens an encoder: ultrafast, zero latency, constrained baseline, slices on `threads`
+    /// threads, no periodic keyframes, for QPs from `qp_low` to `qp_low` + [`QP_SPAN`].
+    pub fn open(width: u32, height: u32, fps: u32, threads: u32, qp_low: u8) -> Result<Self, MediaError> {
+        if !available() {
+            return Err(MediaError::MissingElement {
+                element: "x264".into(),
+                package: crate::encoder::X264_PACKAGE.into(),
+            });
+        }
+        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+            return Err(MediaError::Config(format!("x264 cannot encode a {width}x{height} picture")));
+        }
+        let dims = |v: u32| c_int::try_from(v).unwrap_or(c_int::MAX);
+        // SAFETY: plain integers; returns NULL or an encoder owned by us until kx264_close.
+        let handle =
+            unsafe { kx264_open(dims(width), dims(height), dims(fps), dims(threads), c_int::from(qp_low)) };
+        let handle = NonNull::new(handle).ok_or_else(|| {
+            MediaError::Pipeline(format!(
+                "x264 refused a {width}x{height} encoder at {fps} fps (its log above says why)"
+            ))
+        })?;
+        Ok(Self { handle, width, height, qp_low })
+    }
+
+    /// The QPs this encoder accepts.
+    pub fn qp_range(&self) -> std::ops::RangeInclusive<u8> {
+        self.qp_low..=self.qp_low + QP_SPAN
+    }
+
+    /// Encodes one I420 frame (Y, U and V planes one after another) at `qp` (held to
+    /// [`X264::qp_range`]); an IDR frame if `keyframe`.
+    pub fn encode(&mut self, i420: &[u8], qp: u8, keyframe: bool) -> Result<Output<'_>, MediaError> {
+        let y = self.width as usize * self.height as usize;
+        if i420.len() < y + y / 2 {
+            return Err(MediaError::Pipeline(format!(
+                "x264 was given {} bytes for a {}x{} frame",
+                i420.len(),
+                self.width,
+                self.height
+            )));
+        }
+        let mut out: *const u8 = std::ptr::null();
+        let mut key: c_int = 0;
+        // SAFETY: the handle is open; `i420` holds a whole frame (checked above) and x264
+        // copies it before returning; `out` and `key` are valid for writes.
+        let size = unsafe {
+            kx264_encode(
+                self.handle.as_ptr(),
+                i420.as_ptr(),
+                c_int::from(qp.clamp(*self.qp_range().start(), *self.qp_range().end())),
+                c_int::from(keyframe),
+                &mut out,
+                &mut key,
+            )
+        };
+        if size < 0 {
+            return Err(MediaError::Pipeline("x264 failed to encode a frame".into()));
+        }
+        let data = if size == 0 || out.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: x264 returns `size` bytes of payload at `out`, valid until the next
+            // call on this encoder, which the borrow of `self` prevents.
+            unsafe { std::slice::from_raw_parts(out, size as usize) }
+        };
+        Ok(Output { data, keyframe: key != 0 })
+    }
+}
+
+impl Drop for X264 {
+    fn drop(&mut self) {
+        // SAFETY: the handle is open and not used after this.
+        unsafe { kx264_close(self.handle.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nal_types(au: &[u8]) -> Vec<u8> {
+        let mut types = Vec::new();
+        let mut i = 0;
+        while i + 3 < au.len() {
+            if au[i..i + 3] == [0, 0, 1] {
+                types.push(au[i + 3] & 0x1f);
+                i += 3;
+            }
+            i += 1;
+        }
+        types
+    }
+
+    fn picture(w: usize, h: usize, shift: usize) -> Vec<u8> {
+        let mut f = vec![128u8; w * h * 3 / 2];
+        for y in 0..h {
+            for x in 0..w {
+                // Diagonal stripes: edges in every block, so the QP shows in the size.
+                f[y * w + x] = if (x + shift + y) % 7 < 3 { 40 } else { 200 };
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn keyframes_carry_parameter_sets_and_come_only_when_asked() {
+        assert!(available(), "libx264 ({}) must be installed for this test", library_name());
+        let mut enc = X264::open(320, 240, 30, 1, QP_LOW_RANGE).unwrap();
+        let mut kinds = Vec::new();
+        for i in 0..20 {
+            let out = enc.encode(&picture(320, 240, i * 2), 26, i == 0 || i == 12).unwrap();
+            assert!(!out.data.is_empty(), "every frame comes out of its own call");
+            kinds.push((out.keyframe, nal_types(out.data)));
+        }
+        for (i, (key, nals)) in kinds.iter().enumerate() {
+            let want_key = i == 0 || i == 12;
+            assert_eq!(*key, want_key, "frame {i}");
+            // 7 SPS, 8 PPS, 5 IDR slice, 1 non-IDR slice.
+            if want_key {
+                assert!(nals.contains(&7) && nals.contains(&8) && nals.contains(&5), "{i}: {nals:?}");
+            } else {
+                assert!(nals.iter().all(|&t| t == 1), "{i}: {nals:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lower_qp_costs_more_bits() {
+        let mut sizes = Vec::new();
+        for qp in [40, 30, 20] {
+            let mut enc = X264::open(320, 240, 30, 1, QP_LOW_RANGE).unwrap();
+            sizes.push(enc.encode(&picture(320, 240, 0), qp, true).unwrap().data.len());
+        }
+        assert!(sizes[0] < sizes[1] && sizes[1] < sizes[2], "{sizes:?}");
+    }
+
+    #[test]
+    fn the_high_range_reaches_below_what_qp_51_costs() {
+        // Noise: at QP 51 it still costs a lot; x264's emergency QPs cut it down.
+        let mut seed = 7u32;
+        let noise: Vec<u8> = (0..320 * 240 * 3 / 2)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let size = |qp_low: u8, qp: u8| {
+            let mut enc = X264::open(320, 240, 30, 1, qp_low).unwrap();
+            enc.encode(&noise, qp, true).unwrap().data.len()
+        };
+        let (low, high) = (size(QP_LOW_RANGE, 51), size(QP_HIGH_RANGE, 66));
+        assert!(high * 4 < low, "QP 66: {high} bytes, QP 51: {low} bytes");
+        // Each encoder holds QPs to its own range.
+        assert_eq!(size(QP_LOW_RANGE, 66), low);
+        assert_eq!(size(QP_HIGH_RANGE, 11), size(QP_HIGH_RANGE, QP_HIGH_RANGE));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused_with_a_reason() {
+        assert!(X264::open(321, 240, 30, 1, QP_LOW_RANGE).is_err());
+        let mut enc = X264::open(64, 64, 30, 1, QP_LOW_RANGE).unwrap();
+        let err = enc.encode(&[0u8; 10], 26, true).err().unwrap().to_string();
+        assert!(err.contains("64x64"), "{err}");
+    }
+}
