@@ -991,7 +991,7 @@ function peersBlock(results, meta) {
   lines.push('');
   for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
   lines.push('');
-  lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, x264, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
+  lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, libx264 driven by Kelpie at constant QP per frame, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
   lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on a canvas; timed like the other canvas clients, see below). Bandwidth: `kelpie_websocket_video_bytes_total`.');
   lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb (so its CPU figure excludes Xvfb and the probe, as Kelpie\'s does); its own web client.');
   lines.push('- **Selkies 2.x WebRTC**: the same with `--mode webrtc`. Selkies\' ICE agent leaves 127.0.0.1 out of its candidates, so `bench/run.sh` adds 127.0.0.2 to the namespace\'s loopback interface to give it one.');
