@@ -6,6 +6,7 @@
  */
 
 import { closeDecoder } from './codecs';
+import { RefreshPresenter } from './present';
 import { HoldQueue, type AvClock } from './avsync';
 import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type FrameHeader, type WsCodec } from './wsvideo';
 
@@ -92,6 +93,16 @@ export class WsPlayer {
   /** Frames held back to stay in sync with the sound: still encoded, then decoded. */
   private readonly held = new HoldQueue<Job>();
   private readonly ready = new HoldQueue<VideoFrame>();
+  /** At most one frame per display refresh, none held back for long (see present.ts). */
+  private readonly presenter = new RefreshPresenter<VideoFrame>(
+    (f) => this.draw(f),
+    (f) => {
+      this.counters.framesDropped++;
+      f.close();
+    },
+    2,
+  );
+  private refreshLoop: number | null = null;
   private holdTimer: number | null = null;
   private drawTimer: number | null = null;
   /** When each held frame is to be drawn (page ms), by timestamp. */
@@ -107,6 +118,18 @@ export class WsPlayer {
     private readonly clock: AvClock | null = null,
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false });
+    const refresh = () => {
+      this.refreshLoop = this.closed ? null : window.requestAnimationFrame(refresh);
+      this.presenter.refresh();
+    };
+    this.refreshLoop = window.requestAnimationFrame(refresh);
+  }
+
+  /** Shows a decoded frame: at the next display refresh at the latest. */
+  private present(frame: VideoFrame): void {
+    this.presenter.offer(frame);
+    // A hidden page gets no refreshes: nothing may wait for one.
+    if (document.hidden) this.presenter.flush();
   }
 
   /** One binary WebSocket message. */
@@ -183,7 +206,7 @@ export class WsPlayer {
     this.drawTimer = window.setTimeout(
       () => {
         this.drawTimer = null;
-        for (const f of this.ready.take(performance.now())) this.draw(f);
+        for (const f of this.ready.take(performance.now())) this.present(f);
         this.armDraw();
       },
       Math.max(0, next - performance.now()),
@@ -198,6 +221,9 @@ export class WsPlayer {
     this.pending.clear();
     this.held.clear();
     for (const f of this.ready.clear()) f.close();
+    for (const f of this.presenter.clear()) f.close();
+    if (this.refreshLoop !== null) window.cancelAnimationFrame(this.refreshLoop);
+    this.refreshLoop = null;
     this.dueByPts.clear();
     if (this.holdTimer !== null) window.clearTimeout(this.holdTimer);
     if (this.drawTimer !== null) window.clearTimeout(this.drawTimer);
@@ -245,7 +271,7 @@ export class WsPlayer {
     const due = this.dueByPts.get(frame.timestamp);
     this.dueByPts.delete(frame.timestamp);
     // Drawing takes a few ms (colour conversion): started that much early, it is done when due.
-    for (const f of this.ready.push(frame, due === undefined ? now : due - this.drawMs, now)) this.draw(f);
+    for (const f of this.ready.push(frame, due === undefined ? now : due - this.drawMs, now)) this.present(f);
     this.armDraw();
   }
 
