@@ -127,9 +127,10 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
     return k;
 }
 
-/* Encodes one I420 frame (planes one after another, no padding) at qp (0-51); an IDR
- * frame when idr. On success returns the size of the access unit at *out (Annex B, valid
- * until the next call) and sets *keyframe; returns -1 on failure. */
+/* Encodes one I420 frame (planes one after another, no padding) at qp (x264 holds it to the
+ * range the encoder was opened for, up to 69); an IDR frame when idr. On success returns
+ * the size of the access unit at *out (Annex B, valid until the next call) and sets
+ * *keyframe; returns -1 on failure. */
 int kx264_encode(kx264 *k, const uint8_t *i420, int qp, int idr, const uint8_t **out, int *keyframe) {
     x264_picture_t in, pic_out;
     LIB.picture_init(&in);

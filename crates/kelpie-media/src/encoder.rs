@@ -131,7 +131,7 @@ impl EncoderSpec {
         // No periodic keyframes: keyframes come at start and on request only.
         const NEVER: u32 = 1 << 30;
         let kbps = s.bitrate_kbps;
-        let threads = s.threads.clamp(1, 4);
+        let threads = s.slice_threads();
         match self.element {
             "x264enc" => {
                 // CBR with a VBV of about 1.5 frame-times; sliced threads keep latency at one frame.
@@ -201,6 +201,13 @@ pub struct EncoderSettings {
     pub cursor_in_video: bool,
 }
 
+impl EncoderSettings {
+    /// Threads a software encoder gets: 1 to 4, one slice each.
+    fn slice_threads(&self) -> u32 {
+        self.threads.clamp(1, 4)
+    }
+}
+
 /// One encoded access unit.
 #[derive(Debug)]
 pub struct EncodedFrame {
@@ -250,7 +257,9 @@ struct X264Encoder {
     rate: RateControl,
     /// Frames in a row that wanted a QP outside the encoder's range.
     outside: u32,
-    settings: EncoderSettings,
+    /// Frame rate and slice threads to open x264 with (the bitrate is the rate control's).
+    fps: u32,
+    threads: u32,
     sink: Box<dyn Fn(EncodedFrame) + Send + Sync>,
 }
 
@@ -287,12 +296,13 @@ impl Encoder {
                     width,
                     height,
                     settings.fps,
-                    settings.threads.clamp(1, 4),
+                    settings.slice_threads(),
                     crate::x264::QP_LOW_RANGE,
                 )?,
                 rate: RateControl::new(settings.bitrate_kbps, settings.fps),
                 outside: 0,
-                settings,
+                fps: settings.fps,
+                threads: settings.slice_threads(),
                 sink: Box::new(sink),
             }))),
             Backend::GStreamer => Inner::Gst(GstEncoder::start(spec, width, height, settings, start, sink)?),
@@ -351,7 +361,7 @@ impl Encoder {
         changed: u64,
     ) -> Result<(), MediaError> {
         let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
-        let X264Encoder { x264, rate, outside, settings, sink } = &mut *x;
+        let X264Encoder { x264, rate, outside, fps, threads, sink } = &mut *x;
         let total = u64::from(self.width) * u64::from(self.height);
         let mut plan = rate.plan(captured, keyframe, changed, total);
         let mut keyframe = keyframe;
@@ -367,7 +377,7 @@ impl Encoder {
         }
         if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
-            *x264 = X264::open(self.width, self.height, settings.fps, settings.threads.clamp(1, 4), qp_low)?;
+            *x264 = X264::open(self.width, self.height, *fps, *threads, qp_low)?;
             *outside = 0;
             keyframe = true;
             plan = rate.plan(captured, true, changed, total);
@@ -406,7 +416,7 @@ impl Encoder {
         if let Inner::X264(x) = &self.inner {
             let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
             x.rate.set_fps(fps);
-            x.settings.fps = fps;
+            x.fps = fps;
         }
     }
 

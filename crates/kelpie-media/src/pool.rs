@@ -4,9 +4,9 @@
 //! (x264 gives each back as soon as it is encoded; other encoders may keep a few). Instead of
 //! converting into one persistent frame and copying it into every buffer pushed, the capture
 //! converts into one of a few pooled frames and gives that frame away; it comes back when the
-//! encoder drops it. Each pooled
-//! frame remembers what changed on screen since it was last written ("stale" rectangles),
-//! so reusing it converts only that plus the new damage, never the whole screen.
+//! encoder drops it. Each pooled frame remembers what changed on screen since it was last
+//! written ("stale" rectangles), so reusing it converts only that plus the new damage, never
+//! the whole screen.
 
 use std::sync::{Arc, Mutex};
 
