@@ -41,32 +41,34 @@ function check(rec, extra = '', limit = 50) {
 
 // WebRTC: while sound plays the server holds video back by the sound's time in the browser
 // (its report) and in the server, corrected by the video delay the browser measures.
-test('with A/V sync each beep is heard within 50 ms of the frame drawn with it (WebRTC)', async () => {
-  const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${INTERVAL}`] });
-  const { context, page } = await openViewer(browser, k.url);
-  try {
-    await page.waitForFunction(
-      () => window.kelpie.pc?.getReceivers().some((r) => r.track.kind === 'audio' && r.track.readyState === 'live'),
-      null,
-      { timeout: 10000 },
-    );
-    // Chromium moves a stream's playout delay towards a new target gradually: the picture
-    // reaches the sound's delay a few seconds after sound starts (measured here: ~6 s).
-    await sleep(7000);
-    await installStampDecoder(page);
-    const rec = await recordAvSync(page, pulse.server, { ms: 8000, source: 'webrtc' });
-    const jb = await page.evaluate(async () => {
-      for (const s of (await window.kelpie.pc.getStats()).values()) {
-        if (s.type === 'inbound-rtp' && s.kind === 'audio') return (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
-      }
-      return null;
-    });
-    check(rec, `, audio jitter buffer ${jb?.toFixed(1)} ms on average`);
-  } finally {
-    await context.close();
-    await k.stop();
-  }
-});
+for (const [render, query] of [['canvas', ''], ['<video>', '&render=video']]) {
+  test(`with A/V sync each beep is heard within 50 ms of the frame drawn with it (WebRTC, ${render})`, async () => {
+    const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${INTERVAL}`] });
+    const { context, page } = await openViewer(browser, k.url + query);
+    try {
+      await page.waitForFunction(
+        () => window.kelpie.pc?.getReceivers().some((r) => r.track.kind === 'audio' && r.track.readyState === 'live'),
+        null,
+        { timeout: 10000 },
+      );
+      // Chromium moves a stream's playout delay towards a new target gradually: the picture
+      // reaches the sound's delay a few seconds after sound starts (measured here: ~6 s).
+      await sleep(7000);
+      await installStampDecoder(page);
+      const rec = await recordAvSync(page, pulse.server, { ms: 8000, source: 'webrtc' });
+      const jb = await page.evaluate(async () => {
+        for (const s of (await window.kelpie.pc.getStats()).values()) {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio') return (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+        }
+        return null;
+      });
+      check(rec, `, audio jitter buffer ${jb?.toFixed(1)} ms on average`);
+    } finally {
+      await context.close();
+      await k.stop();
+    }
+  });
+}
 
 test('each beep is heard within 50 ms of the frame drawn with it (WebSocket)', async () => {
   const k = await startKelpie({ args: ['--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${INTERVAL}`] });

@@ -180,7 +180,7 @@ test('the remote cursor becomes the CSS cursor with its hotspot', async () => {
   const point = (rx, ry) =>
     page.evaluate(
       ([a, b]) => {
-        const v = window.kelpie.video.hidden ? window.kelpie.canvas : window.kelpie.video;
+        const v = window.kelpie.surface;
         const [w, h] = [640, 480];
         const r = v.getBoundingClientRect();
         const s = Math.min(r.width / w, r.height / h);
@@ -189,7 +189,7 @@ test('the remote cursor becomes the CSS cursor with its hotspot', async () => {
       [rx, ry],
     );
   const css = () =>
-    page.evaluate(() => getComputedStyle(window.kelpie.video.hidden ? window.kelpie.canvas : window.kelpie.video).cursor);
+    page.evaluate(() => getComputedStyle(window.kelpie.surface).cursor);
   const shape = (c) => c.match(/url\("data:image\/png;base64,([^"]+)"\) (\d+) (\d+), auto/);
   // Over the root window: X's default cursor.
   let [cx, cy] = await point(500, 400);

@@ -19,10 +19,11 @@ after(async () => {
 async function clientPoint(page, x, y) {
   return page.evaluate(
     ([rx, ry]) => {
-      const v = window.kelpie.video;
+      const v = window.kelpie.surface;
+      const [w, h] = v.tagName === 'VIDEO' ? [v.videoWidth, v.videoHeight] : [v.width, v.height];
       const r = v.getBoundingClientRect();
-      const s = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
-      return [r.left + (r.width - v.videoWidth * s) / 2 + (rx + 0.5) * s, r.top + (r.height - v.videoHeight * s) / 2 + (ry + 0.5) * s];
+      const s = Math.min(r.width / w, r.height / h);
+      return [r.left + (r.width - w * s) / 2 + (rx + 0.5) * s, r.top + (r.height - h * s) / 2 + (ry + 0.5) * s];
     },
     [x, y],
   );
@@ -46,7 +47,7 @@ async function foreign(page, x, y, rgb) {
 
 test('the pointer is drawn into the video where it is, and erased where it was', async () => {
   const { context, page } = await openViewer(browser, k.url);
-  assert.equal(await page.evaluate(() => getComputedStyle(window.kelpie.video).cursor), 'none');
+  assert.equal(await page.evaluate(() => getComputedStyle(window.kelpie.surface).cursor), 'none');
   const red = [255, 0, 0];
   const yellow = [255, 255, 0];
   let [cx, cy] = await clientPoint(page, 480, 270);

@@ -48,15 +48,16 @@ function typedText(evs) {
     .join('');
 }
 
-/** Client coordinates of the centre of remote pixel (x, y), from the video's layout. */
+/** Client coordinates of the centre of remote pixel (x, y), from the picture's layout. */
 async function clientPoint(page, x, y) {
   return page.evaluate(
     ([rx, ry]) => {
-      const v = window.kelpie.video;
+      const v = window.kelpie.surface;
+      const [w, h] = v.tagName === 'VIDEO' ? [v.videoWidth, v.videoHeight] : [v.width, v.height];
       const r = v.getBoundingClientRect();
-      const scale = Math.min(r.width / v.videoWidth, r.height / v.videoHeight);
-      const ox = (r.width - v.videoWidth * scale) / 2;
-      const oy = (r.height - v.videoHeight * scale) / 2;
+      const scale = Math.min(r.width / w, r.height / h);
+      const ox = (r.width - w * scale) / 2;
+      const oy = (r.height - h * scale) / 2;
       return [r.left + ox + (rx + 0.5) * scale, r.top + oy + (ry + 0.5) * scale];
     },
     [x, y],

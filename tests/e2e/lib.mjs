@@ -117,17 +117,25 @@ export async function waitForState(page, state, timeoutMs = 20000) {
   });
 }
 
-/** RGB of the decoded video at remote pixel coordinates (drawn at native size). */
+/** RGB of the remote picture shown (canvas or video) at remote pixel coordinates. */
 export async function sampleVideo(page, points) {
-  return page.evaluate((pts) => {
-    const v = window.kelpie.video;
-    const c = document.createElement('canvas');
-    c.width = v.videoWidth;
-    c.height = v.videoHeight;
-    const ctx = c.getContext('2d', { willReadFrequently: true });
-    ctx.drawImage(v, 0, 0);
-    return pts.map(([x, y]) => Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3)));
-  }, points);
+  return page.evaluate(
+    (pts) =>
+      pts.map(([x, y]) => {
+        const s = window.kelpie.sample(x, y, 1, 1);
+        if (!s) throw new Error(`no picture at ${x},${y}`);
+        return Array.from(s.data.slice(0, 3));
+      }),
+    points,
+  );
+}
+
+/** Size in remote pixels of the picture shown (canvas or video): [width, height]. */
+export async function pictureSize(page) {
+  return page.evaluate(() => {
+    const s = window.kelpie.surface;
+    return s.tagName === 'VIDEO' ? [s.videoWidth, s.videoHeight] : [s.width, s.height];
+  });
 }
 
 /** Installs the timestamp decoder (tests/lib/stamp.mjs) in the page as window.__stamp. */
@@ -139,12 +147,17 @@ export async function installStampDecoder(page) {
 /**
  * For `ms` milliseconds, decodes the timestamp pattern of every presented frame and records
  * glass-to-glass latency (presentation time minus the time drawn on the X display).
- * Returns { latencies, frames, distinct, undecoded }.
+ * On a `<video>`, each frame is read in its `requestVideoFrameCallback` and presented at its
+ * `expectedDisplayTime`; on the canvas, the picture is read in every `requestAnimationFrame`
+ * callback and a new stamp counts as presented at that callback's time (the frame time the
+ * same callbacks of a `<video>` get; see docs/benchmarks.md).
+ * Returns { latencies, frames, distinct, undecoded, source }.
  */
 export async function measureStamps(page, ms) {
   await installStampDecoder(page);
   return page.evaluate(async (duration) => {
-    const v = window.kelpie.video;
+    const v = window.kelpie.surface;
+    const isVideo = v.tagName === 'VIDEO';
     const { decodeStamp, unwrapMs, STAMP } = window.__stamp;
     const c = document.createElement('canvas');
     c.width = STAMP.width;
@@ -153,34 +166,38 @@ export async function measureStamps(page, ms) {
     const latencies = [];
     let frames = 0;
     let undecoded = 0;
+    let last = null;
     const seen = new Set();
     const end = performance.now() + duration;
     await new Promise((done) => {
+      const next = () => (isVideo ? v.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
       const onFrame = (now, meta) => {
-        frames++;
         ctx.drawImage(v, 0, 0, STAMP.width, STAMP.height, 0, 0, STAMP.width, STAMP.height);
         const d = ctx.getImageData(0, 0, STAMP.width, STAMP.height).data;
         const value = decodeStamp(d, STAMP.width, STAMP.height, 1);
+        // A canvas is read at every refresh: only a new picture is a presented frame.
+        if (isVideo || value === null || value !== last) frames++;
         if (value === null) {
           undecoded++;
         } else {
+          last = value;
           const drawn = unwrapMs(value);
           // The first stamp may have been on screen before measuring began: not a change.
           if (seen.size === 0 && frames === 1) {
             seen.add(drawn);
           } else if (!seen.has(drawn)) {
             seen.add(drawn);
-            const presented = performance.timeOrigin + (meta.expectedDisplayTime ?? now);
+            const presented = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
             latencies.push(presented - drawn);
           }
         }
-        if (performance.now() < end) v.requestVideoFrameCallback(onFrame);
+        if (performance.now() < end) next();
         else done();
       };
-      v.requestVideoFrameCallback(onFrame);
+      next();
       setTimeout(done, duration + 2000);
     });
-    return { latencies, frames, distinct: seen.size, undecoded };
+    return { latencies, frames, distinct: seen.size, undecoded, source: v.tagName };
   }, ms);
 }
 

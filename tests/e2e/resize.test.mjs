@@ -3,7 +3,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { startKelpie, launchBrowser, openViewer, sleep, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, sleep, probeBin, pictureSize } from './lib.mjs';
 
 let browser;
 let k;
@@ -28,7 +28,7 @@ async function waitSize(page, want, ms) {
   let video;
   while (Date.now() < end) {
     remote = remoteSize();
-    video = await page.evaluate(() => [window.kelpie.video.videoWidth, window.kelpie.video.videoHeight]);
+    video = await pictureSize(page);
     if (remote[0] === want[0] && remote[1] === want[1] && video[0] === want[0] && video[1] === want[1]) return;
     await sleep(50);
   }

@@ -14,6 +14,7 @@ import {
   sleep,
   sh,
   probeBin,
+  pictureSize,
 } from './lib.mjs';
 
 const browser = await launchBrowser();
@@ -60,10 +61,28 @@ test('a known picture arrives: four coloured quadrants decode to their colours (
   const k = await kelpieWith('quadrants');
   const { context, page } = await openViewer(browser, k.url);
   assert.equal(await page.evaluate(() => window.kelpie.codec), 'h264');
-  const size = await page.evaluate(() => [window.kelpie.video.videoWidth, window.kelpie.video.videoHeight]);
+  const size = await pictureSize(page);
   assert.deepEqual(size, [1920, 1080]);
   await assertQuadrants(page);
   await stop(k, context);
+});
+
+test('WebRTC video is drawn on the canvas, or in <video> with ?render=video; both show the picture', async () => {
+  const k = await kelpieWith('quadrants');
+  for (const [query, surface] of [['', 'CANVAS'], ['&render=video', 'VIDEO']]) {
+    const { context, page } = await openViewer(browser, k.url + query);
+    assert.equal(await page.evaluate(() => window.kelpie.transport), 'webrtc');
+    assert.equal(await page.evaluate(() => window.kelpie.surface.tagName), surface);
+    // The other element is hidden, and the <video> holds no stream when the canvas shows it.
+    assert.deepEqual(
+      await page.evaluate(() => [window.kelpie.canvas.hidden, window.kelpie.video.hidden, window.kelpie.video.srcObject !== null]),
+      surface === 'CANVAS' ? [false, true, false] : [true, false, true],
+    );
+    assert.deepEqual(await pictureSize(page), [1920, 1080]);
+    await assertQuadrants(page);
+    await context.close();
+  }
+  await stop(k);
 });
 
 test('VP8 streams when H.264 is not available', async () => {

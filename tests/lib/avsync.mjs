@@ -1,7 +1,7 @@
 // Audio/video synchronisation as a viewer sees and hears it: `kelpie-probe clock --beep`
 // draws a new timestamp and starts a 50 ms beep at the same moment, every interval. The page
-// notes when each new timestamp is presented (requestVideoFrameCallback, or the WebSocket
-// player's draw); the browser's sound really plays, into a PulseAudio server of its own,
+// notes when each new timestamp is presented (requestVideoFrameCallback on a `<video>`, or
+// the draw on the canvas); the browser's sound really plays, into a PulseAudio server of its own,
 // whose output is recorded here to note when each beep comes out. Audio minus video, per
 // beep, is the sync error (positive: sound late).
 import { spawn } from 'node:child_process';
@@ -95,10 +95,11 @@ export function pairAvSync(frames, onsets, interval) {
 
 /**
  * Runs in the page (pass to page.evaluate with { ms, source }): records when each new stamp
- * is presented, for `ms`. `source` is
- * - 'webrtc': frames of the `<video>` (requestVideoFrameCallback, presented at
- *   `expectedDisplayTime`);
- * - 'websocket': frames drawn on the canvas (`window.kelpie.onFrame`, presented when drawn).
+ * is presented, for `ms`. `source` is the transport, 'webrtc' or 'websocket'. The frames
+ * are those of the element showing the picture (`window.kelpie.surface`):
+ * - a `<video>` (WebRTC with `?render=video`): requestVideoFrameCallback, presented at
+ *   `expectedDisplayTime`;
+ * - the canvas: `window.kelpie.onFrame`, presented when drawn.
  * Needs window.__stamp (tests/lib/stamp.mjs) installed. Resolves with `{ frames }` (epoch ms).
  */
 export async function recordStampsInPage({ ms, source }) {
@@ -123,7 +124,7 @@ export async function recordStampsInPage({ ms, source }) {
   const end = performance.now() + ms;
   await new Promise((done) => {
     setTimeout(done, ms + 2000);
-    if (source === 'webrtc') {
+    if (window.kelpie.surface.tagName === 'VIDEO') {
       const v = window.kelpie.video;
       const onFrame = (now, meta) => {
         look(v, performance.timeOrigin + (meta.expectedDisplayTime ?? now));

@@ -27,6 +27,7 @@ import {
 } from './protocol';
 import {
   EMPTY_STATS,
+  addDelays,
   audioDelayMs,
   computeStats,
   extractAudioDelay,
@@ -34,6 +35,7 @@ import {
   medianDelay,
   needsFirstPicture,
   needsKeyframe,
+  processingDelayMs,
   type AudioDelaySnapshot,
   type KelpieStats,
   type StatsSnapshot,
@@ -42,6 +44,7 @@ import { TransportPolicy, fallbackDelay, type Capabilities, type Transport, type
 import { addRequest } from './viewers';
 import { AvClock } from './avsync';
 import { WsPlayer, hasWebCodecs, probeWsCodecs } from './wsplayer';
+import { TrackPlayer, rendersOnCanvas, type RenderMode } from './trackplayer';
 import { offerStereo, sound } from './audio';
 import { BINARY_KIND_AUDIO, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
 import { probeOpus, type WsAudioPlayer } from './wsaudioplayer';
@@ -79,11 +82,13 @@ export interface ConnectionOptions {
   timings?: Partial<Timings>;
   /** `auto` (default): WebRTC, falling back to video over the WebSocket. */
   transport?: TransportMode;
-  /** Where WebSocket video is drawn. */
+  /** Where WebSocket video, and WebRTC video unless shown by the `<video>`, is drawn. */
   canvas: HTMLCanvasElement;
+  /** Where WebRTC video is shown: `auto` (default) is the canvas where the browser can. */
+  render?: RenderMode;
 }
 
-/** A presented frame: when (epoch ms), and for the WebRTC `<video>` its metadata. */
+/** A presented frame: when (epoch ms), and for the `<video>` its metadata. */
 type FrameListener = (presentedMs: number, meta?: VideoFrameCallbackMetadata) => void;
 
 type Listener = () => void;
@@ -97,6 +102,10 @@ class Attempt {
   /** Transport of this attempt (may change once, from WebRTC to WebSocket). */
   transport: Transport = 'webrtc';
   player: WsPlayer | null = null;
+  /** WebRTC video drawn on the canvas (null: shown by the `<video>`, or not yet attached). */
+  track: TrackPlayer | null = null;
+  /** The WebRTC video is shown by the `<video>`. */
+  onVideoElement = false;
   /** The WebSocket sound, once the server confirmed `wsvideo` with `audio`. */
   audio: WsAudioPlayer | null = null;
   /** Keeps the WebSocket video in sync with the WebSocket sound. */
@@ -111,7 +120,7 @@ class Attempt {
   pendingCandidates: ClientMessage[] = [];
   prevSnapshot: StatsSnapshot | null = null;
   prevAudio: AudioDelaySnapshot | null = null;
-  /** Per shown WebRTC frame since the last stats tick: ms from its last packet to display. */
+  /** Per frame the `<video>` showed since the last stats tick: ms from its last packet to display. */
   videoDelays: number[] = [];
   lastKeyframeRequest = -Infinity;
   closed = false;
@@ -166,6 +175,8 @@ class Attempt {
   }
 
   closePeer(): void {
+    this.track?.close();
+    this.track = null;
     if (this.pc) {
       const pc = this.pc;
       pc.ontrack = pc.onicecandidate = pc.onconnectionstatechange = null;
@@ -233,6 +244,17 @@ export class Connection {
   get transport(): Transport | null {
     const a = this.attempt;
     return a && !a.closed ? a.transport : null;
+  }
+
+  /**
+   * Which element shows the current attempt's picture, or null while that is not known yet
+   * (no attempt, or WebRTC before its video track arrived).
+   */
+  get surface(): 'canvas' | 'video' | null {
+    const a = this.attempt;
+    if (!a || a.closed) return null;
+    if (a.transport === 'websocket' || a.track) return 'canvas';
+    return a.onVideoElement ? 'video' : null;
   }
 
   private get caps(): Capabilities {
@@ -325,7 +347,7 @@ export class Connection {
         this.videoFrameLoop = false;
         return;
       }
-      if (this.transport === 'webrtc') {
+      if (this.surface === 'video') {
         this.emitFrame(performance.timeOrigin + (meta.expectedDisplayTime ?? now), meta);
       }
       video.requestVideoFrameCallback(tick);
@@ -673,7 +695,7 @@ export class Connection {
         return;
       }
       tuneReceiver(ev.receiver);
-      this.attachTrack(a, ev.streams[0] ?? new MediaStream([ev.track]));
+      this.attachTrack(a, ev.track, ev.streams[0] ?? new MediaStream([ev.track]));
     };
     pc.onicecandidate = (ev) => {
       const msg = candidateMessage(ev.candidate);
@@ -741,6 +763,7 @@ export class Connection {
       a.clearTimer('first-frame');
       a.clearTimer('disconnected');
       a.closePeer();
+      a.onVideoElement = false;
       this.video.srcObject = null;
       sound().detach();
       a.transport = 'websocket';
@@ -801,15 +824,35 @@ export class Connection {
     });
   }
 
-  private attachTrack(a: Attempt, stream: MediaStream): void {
+  /** Shows the WebRTC video: on the canvas where the browser can (trackplayer.ts), else in the `<video>`. */
+  private attachTrack(a: Attempt, track: MediaStreamTrack, stream: MediaStream): void {
+    a.track?.close();
+    a.track = null;
+    if (rendersOnCanvas(this.options.render ?? 'auto')) {
+      try {
+        a.track = new TrackPlayer(track, this.canvas, {
+          drawn: (presentedMs) => {
+            if (!this.current(a) || a.transport !== 'webrtc') return;
+            this.firstWebrtcFrame(a);
+            this.emitFrame(presentedMs);
+          },
+          ended: (reason) => {
+            if (this.current(a)) console.warn(`kelpie: ${reason}`);
+          },
+        });
+        a.onVideoElement = false;
+        this.video.srcObject = null;
+        return;
+      } catch (err) {
+        console.warn('kelpie: cannot draw the WebRTC video on the canvas; showing it in <video>', err);
+      }
+    }
     const video = this.video;
+    a.onVideoElement = true;
     video.srcObject = stream;
     const onFrame = (): void => {
       if (!this.current(a) || a.streaming || a.transport !== 'webrtc') return;
-      a.streaming = true;
-      a.clearTimer('setup');
-      a.clearTimer('first-frame');
-      this.dispatch({ type: 'frame' });
+      this.firstWebrtcFrame(a);
       this.measureVideoDelay(a);
     };
     if ('requestVideoFrameCallback' in video) {
@@ -822,14 +865,27 @@ export class Connection {
     });
   }
 
+  /** The first WebRTC frame of attempt `a` was shown: it is streaming. */
+  private firstWebrtcFrame(a: Attempt): void {
+    if (a.streaming) return;
+    a.streaming = true;
+    a.clearTimer('setup');
+    a.clearTimer('first-frame');
+    this.dispatch({ type: 'frame' });
+  }
+
   /**
    * While sound plays, tells the server each stats tick how long sound spends in this
    * browser and how long video did meanwhile, so it can hold video back to match.
    */
-  private reportAudioDelay(a: Attempt, cur: AudioDelaySnapshot | null): void {
+  private reportAudioDelay(a: Attempt, cur: AudioDelaySnapshot | null, video: StatsSnapshot): void {
     const ms = audioDelayMs(a.prevAudio, cur);
     a.prevAudio = cur;
-    const videoMs = medianDelay(a.videoDelays);
+    // On the canvas: from the first packet to the decoder's output (the stats), then to the
+    // drawing (the player); in the `<video>`: from the last packet to the display.
+    const videoMs = a.track
+      ? addDelays(processingDelayMs(a.prevSnapshot, video), medianDelay(a.track.takeDelays()))
+      : medianDelay(a.videoDelays);
     a.videoDelays = [];
     if (ms === null) return;
     a.send(videoMs === null ? { type: 'audiodelay', ms } : { type: 'audiodelay', ms, video_ms: videoMs });
@@ -867,7 +923,7 @@ export class Connection {
       }
       if (!this.current(a) || a.transport !== 'webrtc') return;
       snap = extractSnapshot(report, Date.now());
-      this.reportAudioDelay(a, extractAudioDelay(report));
+      this.reportAudioDelay(a, extractAudioDelay(report), snap);
     }
     const prev = a.prevSnapshot;
     a.prevSnapshot = snap;
@@ -903,6 +959,7 @@ function wsSnapshot(p: WsPlayer, now: number): StatsSnapshot {
     packetsReceived: null,
     packetsLost: null,
     totalDecodeTime: c.totalDecodeTime,
+    totalProcessingDelay: null,
     frameWidth: c.width,
     frameHeight: c.height,
     codecMimeType: c.codec !== null ? `video/${c.codec}` : null,

@@ -8,6 +8,7 @@ import type { Point } from './mapping';
 import type { ViewersMessage } from './protocol';
 import type { KelpieStats } from './stats';
 import { parseTransportParam, type Transport } from './transport';
+import { parseRenderParam } from './trackplayer';
 import { ClipboardSync } from './clipboard';
 import { CursorView } from './cursor';
 import { findElements, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
@@ -47,8 +48,10 @@ export interface KelpieApi {
   mapToRemote(clientX: number, clientY: number): Point | null;
   /** Transport of the current connection, or null when there is none. */
   readonly transport: Transport | null;
-  /** Where WebSocket video is drawn. */
+  /** Where WebSocket video, and WebRTC video unless `<video>` shows it, is drawn. */
   readonly canvas: HTMLCanvasElement;
+  /** The element showing the remote picture now: `canvas` or `video`. */
+  readonly surface: HTMLVideoElement | HTMLCanvasElement;
   /** The last `viewers` message of the current connection, or null. */
   readonly viewers: ViewersMessage | null;
   /** Ids of the viewers that asked this one for control, newest last. */
@@ -92,6 +95,7 @@ const conn = new Connection(video, {
   baseUrl: document.baseURI,
   canvas,
   transport: parseTransportParam(location.search),
+  render: parseRenderParam(location.search),
 });
 
 function button(id: string): HTMLButtonElement {
@@ -116,7 +120,7 @@ function sample(x: number, y: number, w: number, h: number): Sample | null {
   [x, y, w, h] = [Math.floor(x), Math.floor(y), Math.floor(w), Math.floor(h)];
   if (w <= 0 || h <= 0 || x < 0 || y < 0) return null;
   try {
-    if (conn.transport === 'websocket') {
+    if (input.surface() === canvas) {
       if (x + w > canvas.width || y + h > canvas.height) return null;
       const ctx = canvas.getContext('2d');
       if (!ctx) return null;
@@ -166,6 +170,9 @@ window.kelpie = {
     return conn.transport;
   },
   canvas,
+  get surface() {
+    return input.surface();
+  },
   get viewers() {
     return conn.viewers;
   },
@@ -216,13 +223,13 @@ el.controlIgnore.addEventListener('click', () => {
   renderControl();
 });
 
-/** Shows the surface of the transport in use (kept as is between connections). */
+/** Shows the element the current connection draws on (kept as is between connections). */
 function renderSurface(): void {
-  const t = conn.transport;
-  if (t === null) return;
-  const ws = t === 'websocket';
-  if (canvas.hidden === ws) canvas.hidden = !ws;
-  if (video.hidden !== ws) video.hidden = ws;
+  const s = conn.surface;
+  if (s === null) return;
+  const onCanvas = s === 'canvas';
+  if (canvas.hidden === onCanvas) canvas.hidden = !onCanvas;
+  if (video.hidden !== onCanvas) video.hidden = onCanvas;
 }
 
 function render(): void {

@@ -7,6 +7,8 @@ import {
   extractSnapshot,
   formatStats,
   medianDelay,
+  addDelays,
+  processingDelayMs,
   needsFirstPicture,
   needsKeyframe,
   type StatsSnapshot,
@@ -22,6 +24,7 @@ function snap(over: Partial<StatsSnapshot>): StatsSnapshot {
     packetsReceived: 0,
     packetsLost: 0,
     totalDecodeTime: 0,
+    totalProcessingDelay: 0,
     frameWidth: 1920,
     frameHeight: 1080,
     codecMimeType: 'video/H264',
@@ -59,6 +62,7 @@ describe('extractSnapshot', () => {
         packetsReceived: 1800,
         packetsLost: 3,
         totalDecodeTime: 0.6,
+        totalProcessingDelay: 1.5,
         frameWidth: 1920,
         frameHeight: 1080,
       }),
@@ -73,6 +77,7 @@ describe('extractSnapshot', () => {
       packetsReceived: 1800,
       packetsLost: 3,
       totalDecodeTime: 0.6,
+      totalProcessingDelay: 1.5,
       frameWidth: 1920,
       frameHeight: 1080,
       codecMimeType: 'video/H264',
@@ -217,6 +222,31 @@ describe('medianDelay', () => {
     expect(medianDelay([])).toBeNull();
     expect(medianDelay([1, 2])).toBeNull();
     expect(medianDelay([4, 1, 2])).toBe(2);
+  });
+});
+
+describe('processingDelayMs', () => {
+  it('is the mean time from first packet to decoding over the frames decoded in between', () => {
+    const a = snap({ framesDecoded: 100, totalProcessingDelay: 2.0 });
+    const b = snap({ framesDecoded: 160, totalProcessingDelay: 2.3 });
+    expect(processingDelayMs(a, b)).toBeCloseTo(5, 9);
+  });
+
+  it('knows nothing without frames in between, without the counter, or after a reset', () => {
+    const a = snap({ framesDecoded: 100, totalProcessingDelay: 2.0 });
+    expect(processingDelayMs(a, a)).toBeNull();
+    expect(processingDelayMs(null, a)).toBeNull();
+    expect(processingDelayMs(a, snap({ framesDecoded: 160, totalProcessingDelay: null }))).toBeNull();
+    expect(processingDelayMs(a, snap({ framesDecoded: 10, totalProcessingDelay: 0.1 }))).toBeNull();
+  });
+});
+
+describe('addDelays', () => {
+  it('adds two known parts, rounded and bounded like the median', () => {
+    expect(addDelays(5.4, 8)).toBe(13);
+    expect(addDelays(1500, 900)).toBe(2000);
+    expect(addDelays(null, 8)).toBeNull();
+    expect(addDelays(5, null)).toBeNull();
   });
 });
 

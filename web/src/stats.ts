@@ -15,6 +15,8 @@ export interface StatsSnapshot {
   packetsLost: number | null;
   /** Seconds, cumulative. */
   totalDecodeTime: number | null;
+  /** Seconds from each frame's first packet to its decoding, summed over decoded frames. */
+  totalProcessingDelay: number | null;
   frameWidth: number | null;
   frameHeight: number | null;
   /** e.g. `video/H264`. */
@@ -124,6 +126,7 @@ export function extractSnapshot(report: ReadonlyMap<string, unknown>, now: numbe
     packetsReceived: num(inbound, 'packetsReceived'),
     packetsLost: num(inbound, 'packetsLost'),
     totalDecodeTime: num(inbound, 'totalDecodeTime'),
+    totalProcessingDelay: num(inbound, 'totalProcessingDelay'),
     frameWidth: num(inbound, 'frameWidth'),
     frameHeight: num(inbound, 'frameHeight'),
     codecMimeType: str(codec, 'mimeType'),
@@ -195,6 +198,23 @@ export function medianDelay(samples: readonly number[]): number | null {
   const mid = sorted.length >> 1;
   const m = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return Math.min(Math.max(Math.round(m), 0), 2000);
+}
+
+/**
+ * Mean time in ms from a video frame's first packet to its decoding, over the frames decoded
+ * between the two snapshots; null when unknown or no frame was decoded.
+ */
+export function processingDelayMs(prev: StatsSnapshot | null, cur: StatsSnapshot): number | null {
+  const frames = delta(prev?.framesDecoded, cur.framesDecoded);
+  const seconds = delta(prev?.totalProcessingDelay, cur.totalProcessingDelay);
+  if (frames === null || seconds === null || frames === 0) return null;
+  return (seconds * 1000) / frames;
+}
+
+/** The sum of two parts of a delay in ms, rounded and capped like `medianDelay`; null if either is unknown. */
+export function addDelays(a: number | null, b: number | null): number | null {
+  if (a === null || b === null) return null;
+  return Math.min(Math.max(Math.round(a + b), 0), 2000);
 }
 
 function describeTransport(local?: StatsRecord, remote?: StatsRecord): string | null {

@@ -1,12 +1,12 @@
 /**
  * Plays the WebSocket video: binary frames (see `wsvideo.ts`) go through a WebCodecs
- * `VideoDecoder` and every decoded frame is drawn at once onto the canvas. While sound plays,
+ * `VideoDecoder` and decoded frames are drawn on the canvas (`canvasview.ts`). While sound plays,
  * each frame waits until the sound captured with it is heard (`avsync.ts`): encoded, then
  * decoded for its last few ms.
  */
 
 import { closeDecoder } from './codecs';
-import { RefreshPresenter } from './present';
+import { CanvasView } from './canvasview';
 import { HoldQueue, type AvClock } from './avsync';
 import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type FrameHeader, type WsCodec } from './wsvideo';
 
@@ -46,8 +46,6 @@ const DECODE_SMOOTHING = 0.1;
  */
 const MIN_DECODE_LEAD_MS = 15;
 const MAX_DECODE_LEAD_MS = 50;
-/** Longest drawing time the smoothed one counts (a stall is not the usual cost). */
-const MAX_DRAW_MS = 15;
 
 /** Whether this browser has WebCodecs video decoding at all. */
 export function hasWebCodecs(): boolean {
@@ -82,7 +80,6 @@ export class WsPlayer {
   };
   private decoder: VideoDecoder | null = null;
   private readonly gate = new DecoderGate(performance.now());
-  private readonly ctx: CanvasRenderingContext2D | null;
   /** `performance.now()` of each queued `decode()`, by timestamp. */
   private readonly pending = new Map<number, number>();
   /** Codec strings the decoder failed with before producing any frame. */
@@ -93,43 +90,31 @@ export class WsPlayer {
   /** Frames held back to stay in sync with the sound: still encoded, then decoded. */
   private readonly held = new HoldQueue<Job>();
   private readonly ready = new HoldQueue<VideoFrame>();
-  /** At most one frame per display refresh, none held back for long (see present.ts). */
-  private readonly presenter = new RefreshPresenter<VideoFrame>(
-    (f) => this.draw(f),
-    (f) => {
-      this.counters.framesDropped++;
-      f.close();
-    },
-    2,
-  );
-  private refreshLoop: number | null = null;
+  private readonly view: CanvasView;
   private holdTimer: number | null = null;
   private drawTimer: number | null = null;
   /** When each held frame is to be drawn (page ms), by timestamp. */
   private readonly dueByPts = new Map<number, number>();
-  /** Smoothed time from `decode()` to the output, and to draw a frame, in ms. */
+  /** Smoothed time from `decode()` to the output, in ms. */
   private decodeMs = 0;
-  private drawMs = 0;
 
   constructor(
-    private readonly canvas: HTMLCanvasElement,
+    canvas: HTMLCanvasElement,
     private readonly hooks: PlayerHooks,
     /** When frames should be shown to stay in sync with the sound (null: always at once). */
     private readonly clock: AvClock | null = null,
   ) {
-    this.ctx = canvas.getContext('2d', { alpha: false });
-    const refresh = () => {
-      this.refreshLoop = this.closed ? null : window.requestAnimationFrame(refresh);
-      this.presenter.refresh();
-    };
-    this.refreshLoop = window.requestAnimationFrame(refresh);
-  }
-
-  /** Shows a decoded frame: at the next display refresh at the latest. */
-  private present(frame: VideoFrame): void {
-    this.presenter.offer(frame);
-    // A hidden page gets no refreshes: nothing may wait for one.
-    if (document.hidden) this.presenter.flush();
+    this.view = new CanvasView(canvas, {
+      drawn: (frame, presentedMs) => {
+        this.counters.framesDecoded++;
+        this.counters.width = frame.width;
+        this.counters.height = frame.height;
+        this.hooks.drawn(presentedMs);
+      },
+      dropped: () => {
+        this.counters.framesDropped++;
+      },
+    });
   }
 
   /** One binary WebSocket message. */
@@ -206,7 +191,7 @@ export class WsPlayer {
     this.drawTimer = window.setTimeout(
       () => {
         this.drawTimer = null;
-        for (const f of this.ready.take(performance.now())) this.present(f);
+        for (const f of this.ready.take(performance.now())) this.view.show(f);
         this.armDraw();
       },
       Math.max(0, next - performance.now()),
@@ -221,9 +206,7 @@ export class WsPlayer {
     this.pending.clear();
     this.held.clear();
     for (const f of this.ready.clear()) f.close();
-    for (const f of this.presenter.clear()) f.close();
-    if (this.refreshLoop !== null) window.cancelAnimationFrame(this.refreshLoop);
-    this.refreshLoop = null;
+    this.view.close();
     this.dueByPts.clear();
     if (this.holdTimer !== null) window.clearTimeout(this.holdTimer);
     if (this.drawTimer !== null) window.clearTimeout(this.drawTimer);
@@ -271,28 +254,8 @@ export class WsPlayer {
     const due = this.dueByPts.get(frame.timestamp);
     this.dueByPts.delete(frame.timestamp);
     // Drawing takes a few ms (colour conversion): started that much early, it is done when due.
-    for (const f of this.ready.push(frame, due === undefined ? now : due - this.drawMs, now)) this.present(f);
+    for (const f of this.ready.push(frame, due === undefined ? now : due - this.view.drawMs, now)) this.view.show(f);
     this.armDraw();
-  }
-
-  /** Draws `frame` on the canvas and gives it back. */
-  private draw(frame: VideoFrame): void {
-    try {
-      if (this.closed) return;
-      const w = frame.displayWidth;
-      const h = frame.displayHeight;
-      if (this.canvas.width !== w) this.canvas.width = w;
-      if (this.canvas.height !== h) this.canvas.height = h;
-      const start = performance.now();
-      this.ctx?.drawImage(frame, 0, 0, w, h);
-      this.drawMs += (Math.min(performance.now() - start, MAX_DRAW_MS) - this.drawMs) * DECODE_SMOOTHING;
-      this.counters.framesDecoded++;
-      this.counters.width = w;
-      this.counters.height = h;
-    } finally {
-      frame.close();
-    }
-    this.hooks.drawn(performance.timeOrigin + performance.now());
   }
 
   private onError(err: unknown): void {

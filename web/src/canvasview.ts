@@ -1,0 +1,108 @@
+/**
+ * Draws decoded `VideoFrame`s on the page's canvas, at most one per display refresh
+ * (`RefreshPresenter`, see present.ts). Both ways video reaches a canvas use it: the
+ * WebSocket player (frames from its WebCodecs decoder) and the WebRTC track player (frames
+ * from the browser's WebRTC decoder).
+ */
+
+import { RefreshPresenter } from './present';
+
+/** What is left of a frame once drawn (the `VideoFrame` itself is closed by then). */
+export interface FrameInfo {
+  /** The frame's `timestamp` (µs). */
+  timestamp: number;
+  width: number;
+  height: number;
+}
+
+export interface CanvasViewHooks {
+  /** `frame` was drawn; `presentedMs` is `performance.timeOrigin + performance.now()`. */
+  drawn(frame: FrameInfo, presentedMs: number): void;
+  /** A decoded frame was replaced by a newer one before any refresh showed it. */
+  dropped(frame: FrameInfo): void;
+}
+
+function info(f: VideoFrame): FrameInfo {
+  return { timestamp: f.timestamp, width: f.displayWidth, height: f.displayHeight };
+}
+
+/** Weight of each frame in the smoothed drawing time. */
+const DRAW_SMOOTHING = 0.1;
+/** Longest drawing time the smoothed one counts (a stall is not the usual cost). */
+const MAX_DRAW_MS = 15;
+/** Refreshes in a row that may show a frame that waited (measured best: present.ts). */
+const MAX_WAITS = 2;
+
+export class CanvasView {
+  private readonly ctx: CanvasRenderingContext2D | null;
+  private readonly presenter: RefreshPresenter<VideoFrame>;
+  private refreshLoop: number | null = null;
+  private closed = false;
+  /** Smoothed time to draw one frame, in ms (colour conversion and upload). */
+  private smoothedDrawMs = 0;
+
+  constructor(
+    private readonly canvas: HTMLCanvasElement,
+    private readonly hooks: CanvasViewHooks,
+  ) {
+    this.ctx = canvas.getContext('2d', { alpha: false });
+    this.presenter = new RefreshPresenter<VideoFrame>(
+      (f) => this.draw(f),
+      (f) => {
+        const i = info(f);
+        f.close();
+        this.hooks.dropped(i);
+      },
+      MAX_WAITS,
+    );
+    const refresh = () => {
+      this.refreshLoop = this.closed ? null : window.requestAnimationFrame(refresh);
+      this.presenter.refresh();
+    };
+    this.refreshLoop = window.requestAnimationFrame(refresh);
+  }
+
+  /** Smoothed time to draw one frame, in ms: a frame due at t is best handed over at t minus this. */
+  get drawMs(): number {
+    return this.smoothedDrawMs;
+  }
+
+  /** Shows a decoded frame (the view owns it from now on): at the next display refresh at the latest. */
+  show(frame: VideoFrame): void {
+    if (this.closed) {
+      frame.close();
+      return;
+    }
+    this.presenter.offer(frame);
+    // A hidden page gets no refreshes: nothing may wait for one.
+    if (document.hidden) this.presenter.flush();
+  }
+
+  /** Stops drawing and gives back the frame that waited, if any. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const f of this.presenter.clear()) f.close();
+    if (this.refreshLoop !== null) window.cancelAnimationFrame(this.refreshLoop);
+    this.refreshLoop = null;
+  }
+
+  /** Draws `frame` on the canvas and gives it back. */
+  private draw(frame: VideoFrame): void {
+    const i = info(frame);
+    const w = i.width;
+    const h = i.height;
+    try {
+      if (this.closed) return;
+      if (this.canvas.width !== w) this.canvas.width = w;
+      if (this.canvas.height !== h) this.canvas.height = h;
+      const start = performance.now();
+      this.ctx?.drawImage(frame, 0, 0, w, h);
+      const ms = Math.min(performance.now() - start, MAX_DRAW_MS);
+      this.smoothedDrawMs += (ms - this.smoothedDrawMs) * DRAW_SMOOTHING;
+    } finally {
+      frame.close();
+    }
+    this.hooks.drawn(i, performance.timeOrigin + performance.now());
+  }
+}
