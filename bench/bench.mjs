@@ -452,6 +452,8 @@ async function measureCanvasStamps(page, ms) {
   return page.evaluate(async (duration) => {
     const ctx = window.__benchCtx();
     const latencies = [];
+    // <video> only: the same frames timed at the rendering frame (the callback's time), as canvases are.
+    const frameLatencies = [];
     const seen = new Set();
     let frames = 0;
     let undecoded = 0;
@@ -474,6 +476,7 @@ async function measureCanvasStamps(page, ms) {
           if (!seen.has(drawn)) {
             seen.add(drawn);
             latencies.push(performance.timeOrigin + now - drawn);
+            if (isVideo) frameLatencies.push(performance.timeOrigin + rafNow - drawn);
           }
         }
         if (performance.now() < end && frames < 100000) next();
@@ -484,7 +487,7 @@ async function measureCanvasStamps(page, ms) {
       };
       next();
     });
-    return { latencies, frames, distinct: seen.size, undecoded, source: src ? src.tagName : null };
+    return { latencies, frameLatencies, frames, distinct: seen.size, undecoded, source: src ? src.tagName : null };
   }, ms);
 }
 
@@ -592,7 +595,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     const t0 = performance.now();
     let m = null;
     if (STILL.has(workload)) await sleep(seconds * 1000);
-    else if (systemName === 'kelpie') m = await measureStamps(page, seconds * 1000);
+    else if (systemName.startsWith('kelpie')) m = await measureStamps(page, seconds * 1000);
     else m = await measureCanvasStamps(page, seconds * 1000);
     const secs = (performance.now() - t0) / 1000;
     const c1 = treeCpu(sys.serverRoots, sys.exclude);
@@ -618,9 +621,10 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
       rssMiB: rss,
       transport: sys.transport,
       load1: Number(load),
-      source: m?.source ?? (systemName === 'kelpie' ? 'VIDEO' : undefined),
+      source: m?.source,
       browserMbps: mbps(b1 - b0, secs),
       latencies: m?.latencies ?? [],
+      frameLatencies: m?.frameLatencies ?? [],
     };
     // Bandwidth: for WebSocket systems the server's TCP bytes on its web port (a worker's
     // WebSocket is invisible to the page's DevTools session); for WebRTC, getStats() RTP bytes.
@@ -632,7 +636,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
         log(`${systemName} × ${workload}: no PSNR: ${e.message}`);
       }
     }
-    log(`${systemName} × ${workload}: ${JSON.stringify({ ...result, latencies: undefined })}`);
+    log(`${systemName} × ${workload}: ${JSON.stringify({ ...result, latencies: undefined, frameLatencies: undefined })}`);
     if (process.env.BENCH_SCREENSHOTS) await page.screenshot({ path: join(OUT, `${systemName}-${workload}.png`) });
     return result;
   } finally {
@@ -968,6 +972,13 @@ function peersBlock(results, meta) {
     lines.push(`- ${SYSTEM_NAMES[r.system] ?? r.system} × ${r.workload}: session p50s ${r.p50s.map((v) => (Number.isFinite(v) ? v.toFixed(1) : '–')).join(' / ')} ms`);
   }
   lines.push('');
+  const atFrame = results.filter((x) => !x.error && Number.isFinite(x.p50AtFrame) && !STILL.has(x.workload));
+  if (atFrame.length) {
+    lines.push('Systems that show their video in a `<video>` element, timed like the canvas clients (at the time of the rendering frame whose callback first sees the new picture, instead of at the `expectedDisplayTime` Chromium gives that frame):');
+    lines.push('');
+    for (const r of atFrame) lines.push(`- ${SYSTEM_NAMES[r.system] ?? r.system} × ${r.workload}: p50 ${r.p50AtFrame.toFixed(1)} ms (at \`expectedDisplayTime\`: ${r.p50.toFixed(1)} ms)`);
+    lines.push('');
+  }
   lines.push('- **fps**: distinct timestamps shown by the browser per second (frames delivered, not frames sent).');
   lines.push('- **p50/p90/p99**: glass-to-glass latency, the time the browser shows a frame minus the epoch time kelpie-probe drew into it (same clock: one machine).');
   lines.push('- **server CPU %**: user + system CPU of the whole process tree of the server, as a percentage of one core, **excluding Xvfb and kelpie-probe** (Kelpie starts its own Xvfb; its subtree is left out). For x11vnc + noVNC this is x11vnc plus websockify. Chromium is not included.');
@@ -991,14 +1002,14 @@ function peersBlock(results, meta) {
   lines.push('');
   for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
   lines.push('');
-  lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, libx264 driven by Kelpie at constant QP per frame, 60 fps, 8 Mbit/s target); web client at its own URL; latency per presented video frame with `requestVideoFrameCallback` (`expectedDisplayTime`).');
-  lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on a canvas; timed like the other canvas clients, see below). Bandwidth: `kelpie_websocket_video_bytes_total`.');
+  lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, libx264 driven by Kelpie at constant QP per frame, 60 fps, 8 Mbit/s target, WebRTC); web client at its own URL, which draws the frames Chromium\'s WebRTC decoder outputs on a canvas (`MediaStreamTrackProcessor`); timed like the other canvas clients, see below.');
+  lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on the same canvas). Bandwidth: `kelpie_websocket_video_bytes_total`.');
   lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb (so its CPU figure excludes Xvfb and the probe, as Kelpie\'s does); its own web client.');
   lines.push('- **Selkies 2.x WebRTC**: the same with `--mode webrtc`. Selkies\' ICE agent leaves 127.0.0.1 out of its candidates, so `bench/run.sh` adds 127.0.0.2 to the namespace\'s loopback interface to give it one.');
-  lines.push('- Selkies 2.x in this Chromium presents H.264 through a `<video>` element fed by a `MediaStreamTrackGenerator` (the canvas is only used for striped codecs), so its latency is timed exactly like Kelpie\'s: per presented frame with `requestVideoFrameCallback`. Its client lowers the frame rate it asks for when its decoder falls behind (it logs "the decoder keeps up with N fps; asking for that"), which is part of what is measured.');
+  lines.push('- Selkies 2.x in this Chromium presents H.264 through a `<video>` element fed by a `MediaStreamTrackGenerator` (the canvas is only used for striped codecs), so its latency is timed per presented frame with `requestVideoFrameCallback`, at the frame\'s `expectedDisplayTime`; the same frames timed like the canvas clients are listed below the table. Its client lowers the frame rate it asks for when its decoder falls behind (it logs "the decoder keeps up with N fps; asking for that"), which is part of what is measured.');
   lines.push('- **x11vnc + noVNC** (Debian packages): `x11vnc -nopw -forever -shared` + `websockify --web /usr/share/novnc`, `vnc.html?autoconnect=1&resize=off`.');
   lines.push('- x11vnc sends the screen in changed tiles, not whole frames: its fps counts updates of the 928x16 timestamp strip, and the rest of the screen can lag behind it (tearing is visible in screenshots), so for VNC fps is an upper bound on full-screen updates. Solid vertical bars compress to almost nothing in VNC\'s run-length encodings, hence its tiny bandwidth on `bars`.');
-  lines.push('- For clients that draw on a canvas (noVNC), the harness reads the stamp from the largest canvas once per `requestAnimationFrame` and records a latency when its value changes, timed at that callback: that is at or slightly before the frame is shown, so canvas clients\' latencies are, if anything, flattered by up to one display frame (~16 ms) compared with Kelpie\'s.');
+  lines.push('- For clients that draw on a canvas (Kelpie, noVNC), the harness reads the stamp from the canvas once per `requestAnimationFrame` and records a latency when its value changes, timed at that callback (the time of the rendering frame that first shows the new picture). For a `<video>`, Chromium\'s `expectedDisplayTime` is the same frame time for most frames and one display frame (~16.7 ms) later for others, so `<video>` clients are also listed timed at the callback, the way canvases are.');
   lines.push('- All processes, browser included, share the same cores, and everything runs in a loopback-only network namespace (no network shaping: loopback has no loss and sub-millisecond delay).');
   return wrapBlock('peers', lines.join('\n'));
 }
@@ -1237,7 +1248,7 @@ async function main() {
             runs.push({ system: s, workload: w, error: String(e.message ?? e).split('\n')[0] });
           }
         }
-        const { latencies: _pooled, ...merged } = mergeSessions(runs);
+        const { latencies: _pooled, frameLatencies: _frames, ...merged } = mergeSessions(runs);
         results.push(merged);
       }
     }

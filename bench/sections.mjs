@@ -208,7 +208,8 @@ export function mergeBlocks(fresh, oldDoc) {
 export function mergeSessions(runs) {
   const ok = runs.filter((r) => !r.error);
   if (ok.length === 0) return runs[runs.length - 1];
-  if (ok.length === 1) return { ...ok[0], sessions: 1, p50s: [ok[0].p50] };
+  const atFrame = (lat) => (lat.length ? stats(lat).p50 : undefined);
+  if (ok.length === 1) return { ...ok[0], sessions: 1, p50s: [ok[0].p50], p50AtFrame: atFrame(ok[0].frameLatencies ?? []) };
   const secs = ok.reduce((a, r) => a + r.seconds, 0);
   const weighted = (k) => {
     const v = ok.filter((r) => Number.isFinite(r[k]));
@@ -217,6 +218,7 @@ export function mergeSessions(runs) {
   };
   const latencies = ok.flatMap((r) => r.latencies ?? []);
   const st = stats(latencies);
+  const frameLatencies = ok.flatMap((r) => r.frameLatencies ?? []);
   const psnrs = ok.map((r) => r.psnr).filter(Number.isFinite);
   return {
     ...ok[ok.length - 1],
@@ -233,6 +235,8 @@ export function mergeSessions(runs) {
     mean: st.mean,
     n: st.n,
     latencies,
+    frameLatencies,
+    p50AtFrame: atFrame(frameLatencies),
     psnr: psnrs.length ? psnrs.reduce((a, b) => a + b, 0) / psnrs.length : undefined,
     sessions: ok.length,
     p50s: ok.map((r) => r.p50),

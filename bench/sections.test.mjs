@@ -146,6 +146,14 @@ test('sessions merge: latencies pooled, rates weighted by length, peaks kept', a
   assert.equal(m.p50, 29);
   assert.deepEqual(m.p50s, [10, 30]);
   assert.equal(m.psnr, 41);
+  assert.equal(m.p50AtFrame, undefined);
+  // <video> rows also pool the latencies timed at the rendering frame.
+  const v = mergeSessions([
+    { ...a, frameLatencies: [1, 2, 3] },
+    { ...b, frameLatencies: [20, 21, 22, 23, 24] },
+  ]);
+  assert.equal(v.p50AtFrame, 20);
+  assert.equal(mergeSessions([{ ...a, frameLatencies: [7, 8, 9] }]).p50AtFrame, 8);
   // A single session passes through; all failed gives the last error.
   assert.equal(mergeSessions([a]).p50, 10);
   assert.equal(mergeSessions([{ error: 'x' }]).error, 'x');

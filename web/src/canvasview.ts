@@ -37,6 +37,8 @@ export class CanvasView {
   private readonly ctx: CanvasRenderingContext2D | null;
   private readonly presenter: RefreshPresenter<VideoFrame>;
   private refreshLoop: number | null = null;
+  /** Posts the presenter's refresh to run once the frame being rendered is painted. */
+  private readonly afterPaint = new MessageChannel();
   private closed = false;
   /** Smoothed time to draw one frame, in ms (colour conversion and upload). */
   private smoothedDrawMs = 0;
@@ -55,9 +57,17 @@ export class CanvasView {
       },
       MAX_WAITS,
     );
+    // The refresh is the moment a frame is painted: whatever was drawn before it, including
+    // in this frame's `requestAnimationFrame` callbacks, is shown now, and what is drawn after
+    // it shows at the next one. So the presenter's refresh runs in a task posted from the
+    // callback, which the browser runs after painting; were the waiting frame drawn in the
+    // callback itself, it would replace the frame drawn since the last refresh unseen.
+    this.afterPaint.port1.onmessage = () => {
+      if (!this.closed) this.presenter.refresh();
+    };
     const refresh = () => {
       this.refreshLoop = this.closed ? null : window.requestAnimationFrame(refresh);
-      this.presenter.refresh();
+      this.afterPaint.port2.postMessage(null);
     };
     this.refreshLoop = window.requestAnimationFrame(refresh);
   }
@@ -85,6 +95,8 @@ export class CanvasView {
     for (const f of this.presenter.clear()) f.close();
     if (this.refreshLoop !== null) window.cancelAnimationFrame(this.refreshLoop);
     this.refreshLoop = null;
+    this.afterPaint.port1.close();
+    this.afterPaint.port2.close();
   }
 
   /** Draws `frame` on the canvas and gives it back. */
