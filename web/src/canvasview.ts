@@ -30,7 +30,14 @@ function info(f: VideoFrame): FrameInfo {
 const DRAW_SMOOTHING = 0.1;
 /** Longest drawing time the smoothed one counts (a stall is not the usual cost). */
 const MAX_DRAW_MS = 15;
-/** Refreshes in a row that may show a frame that waited (measured best: present.ts). */
+/**
+ * Refreshes in a row that may show a frame that waited. Measured on 1080p bars at 59.8 fps
+ * (four 10 s sessions each, this machine): over WebRTC 58.5 distinct frames a second at p50
+ * 18.2 ms, against 58.4 at 17.8 ms when never waiting; over the WebSocket 58.7 at 17.5 ms
+ * against 58.7 at 16.8 ms; waiting once or four times in a row measured the same as twice.
+ * Those differences are within the noise: frames land in a refresh of their own nearly
+ * always on this machine; the wait is there for when they do not.
+ */
 const MAX_WAITS = 2;
 
 export class CanvasView {

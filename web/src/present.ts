@@ -10,9 +10,11 @@
  * came late, waiting pushes the later frames one refresh back too, until a refresh comes
  * with no new frame (a standing delay: how queueing players trade latency for smoothness),
  * so the presenter lets frames wait only `maxWaits` refreshes in a row and then shows the
- * newest frame at once. Measured on 1080p bars at 59.8 fps (docs/benchmarks.md): drawing at
- * once showed 57.4 distinct frames a second; waiting once in a row, 57.9; twice, 58.6 at
- * the same median latency; four times, no more.
+ * newest frame at once.
+ *
+ * `refresh()` must run once the refresh is painted (a task posted from the
+ * `requestAnimationFrame` callback, see canvasview.ts): a frame drawn before the paint, in
+ * the callback too, is shown by it, not by the next one.
  */
 export class RefreshPresenter<T> {
   /** Whether a frame was drawn since the last refresh (it is the one the next shows). */
