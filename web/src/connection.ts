@@ -177,6 +177,7 @@ class Attempt {
   closePeer(): void {
     this.track?.close();
     this.track = null;
+    this.onVideoElement = false;
     if (this.pc) {
       const pc = this.pc;
       pc.ontrack = pc.onicecandidate = pc.onconnectionstatechange = null;
@@ -763,7 +764,6 @@ export class Connection {
       a.clearTimer('first-frame');
       a.clearTimer('disconnected');
       a.closePeer();
-      a.onVideoElement = false;
       this.video.srcObject = null;
       sound().detach();
       a.transport = 'websocket';

@@ -40,6 +40,11 @@ function pick<T extends string>(v: unknown, allowed: readonly T[], fallback: T):
   return typeof v === 'string' && (allowed as readonly string[]).includes(v) ? (v as T) : fallback;
 }
 
+/** `?name=` of a page URL's query (trimmed, any case) when it is one of `allowed`, else `fallback`. */
+export function urlChoice<T extends string>(search: string, name: string, allowed: readonly T[], fallback: T): T {
+  return pick(new URLSearchParams(search).get(name)?.trim().toLowerCase(), allowed, fallback);
+}
+
 function intIn(v: unknown, lo: number, hi: number, fallback: number): number {
   return typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi ? v : fallback;
 }

@@ -197,7 +197,12 @@ export function medianDelay(samples: readonly number[]): number | null {
   const sorted = [...samples].sort((x, y) => x - y);
   const mid = sorted.length >> 1;
   const m = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return Math.min(Math.max(Math.round(m), 0), 2000);
+  return reportableMs(m);
+}
+
+/** A delay as the A/V sync report takes it: whole ms, 0 to 2000. */
+function reportableMs(ms: number): number {
+  return Math.min(Math.max(Math.round(ms), 0), 2000);
 }
 
 /**
@@ -214,7 +219,7 @@ export function processingDelayMs(prev: StatsSnapshot | null, cur: StatsSnapshot
 /** The sum of two parts of a delay in ms, rounded and capped like `medianDelay`; null if either is unknown. */
 export function addDelays(a: number | null, b: number | null): number | null {
   if (a === null || b === null) return null;
-  return Math.min(Math.max(Math.round(a + b), 0), 2000);
+  return reportableMs(a + b);
 }
 
 function describeTransport(local?: StatsRecord, remote?: StatsRecord): string | null {

@@ -13,14 +13,14 @@
  */
 
 import { CanvasView } from './canvasview';
+import { urlChoice } from './settings';
 
 /** Where WebRTC video is shown: `auto` is the canvas where the browser can, else `<video>`. */
 export type RenderMode = 'auto' | 'canvas' | 'video';
 
 /** `?render=canvas|video` of the page URL; anything else (or nothing) is `auto`. */
 export function parseRenderParam(search: string): RenderMode {
-  const v = new URLSearchParams(search).get('render')?.trim().toLowerCase();
-  return v === 'canvas' || v === 'video' ? v : 'auto';
+  return urlChoice<RenderMode>(search, 'render', ['canvas', 'video'], 'auto');
 }
 
 /** The part of `MediaStreamTrackProcessor` used here (not in TypeScript's DOM types). */
@@ -50,7 +50,6 @@ export interface TrackPlayerHooks {
 const MAX_DELAYS = 1000;
 
 export class TrackPlayer {
-  readonly counters = { framesDrawn: 0, framesDropped: 0, width: null as number | null, height: null as number | null };
   private readonly view: CanvasView;
   private readonly reader: ReadableStreamDefaultReader<VideoFrame>;
   /** `performance.now()` at which the decoder handed over each frame not drawn yet, by timestamp. */
@@ -70,16 +69,12 @@ export class TrackPlayer {
     this.reader = new Processor({ track }).readable.getReader();
     this.view = new CanvasView(canvas, {
       drawn: (frame, presentedMs) => {
-        this.counters.framesDrawn++;
-        this.counters.width = frame.width;
-        this.counters.height = frame.height;
         const at = this.readAt.get(frame.timestamp);
         this.readAt.delete(frame.timestamp);
         if (at !== undefined && this.delays.length < MAX_DELAYS) this.delays.push(performance.now() - at);
         this.hooks.drawn(presentedMs);
       },
       dropped: (frame) => {
-        this.counters.framesDropped++;
         this.readAt.delete(frame.timestamp);
       },
     });

@@ -3,6 +3,8 @@
  * WebSocket (when UDP is blocked). Pure, so it is unit-tested; `connection.ts` applies it.
  */
 
+import { urlChoice } from './settings';
+
 export type Transport = 'webrtc' | 'websocket';
 /** `auto` tries WebRTC and falls back to the WebSocket. */
 export type TransportMode = 'auto' | Transport;
@@ -12,8 +14,7 @@ export const WEBRTC_FALLBACK_MS = 4000;
 
 /** `?transport=webrtc|websocket` of the page URL; anything else (or nothing) is `auto`. */
 export function parseTransportParam(search: string): TransportMode {
-  const v = new URLSearchParams(search).get('transport')?.trim().toLowerCase();
-  return v === 'webrtc' || v === 'websocket' ? v : 'auto';
+  return urlChoice<TransportMode>(search, 'transport', ['webrtc', 'websocket'], 'auto');
 }
 
 export interface Capabilities {
