@@ -64,8 +64,30 @@ export function micAllowed(direction: RTCRtpTransceiverDirection | null | undefi
   return direction === 'sendrecv' || direction === 'sendonly';
 }
 
+/** The WebSocket sound of one connection: where its binary audio frames go. */
+export interface WsAudioSink {
+  push(data: ArrayBuffer): void;
+  close(): void;
+}
+
+/** What a connection does with the page's sound (`Sound`, or a fake in tests). */
+export interface SoundSink {
+  /** Adds the audio transceiver to a new peer connection (before the offer). */
+  addTransceiver(pc: RTCPeerConnection): void;
+  /** The answer was applied. */
+  negotiated(): void;
+  /** The remote audio track arrived. */
+  attach(track: MediaStreamTrack): void;
+  /** The peer connection's sound went away (WebRTC gave way to the WebSocket). */
+  detach(): void;
+  /** The server sends the sound on the WebSocket: the player for its frames, or null. */
+  attachWs(clock: AvClock | null): WsAudioSink | null;
+  /** The connection that owned `player` closed. */
+  detachWs(player: WsAudioSink): void;
+}
+
 /** The sound of one page: survives reconnects. */
-export class Sound {
+export class Sound implements SoundSink {
   readonly audio: HTMLAudioElement;
   prefs: SoundPrefs;
   private transceiver: RTCRtpTransceiver | null = null;
@@ -163,7 +185,7 @@ export class Sound {
   }
 
   /** The connection that owned `player` closed: stop its sound (if it is still the current one). */
-  detachWs(player: WsAudioPlayer): void {
+  detachWs(player: WsAudioSink): void {
     player.close();
     if (this.wsPlayer !== player) return;
     this.wsPlayer = null;
@@ -343,6 +365,21 @@ export class Sound {
 }
 
 let instance: Sound | null = null;
+
+/**
+ * The page's sound for a connection, made on first use (the sound bar and
+ * `window.kelpieSound` appear when a connection first needs sound, not at page load).
+ */
+export function pageSound(): SoundSink {
+  return {
+    addTransceiver: (pc) => sound().addTransceiver(pc),
+    negotiated: () => sound().negotiated(),
+    attach: (track) => sound().attach(track),
+    detach: () => sound().detach(),
+    attachWs: (clock) => sound().attachWs(clock),
+    detachWs: (player) => sound().detachWs(player),
+  };
+}
 
 /** The page's sound (created on first use; also `window.kelpieSound` for automation). */
 export function sound(): Sound {

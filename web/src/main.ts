@@ -1,6 +1,7 @@
 /** Entry point: wires the connection, the UI and `window.kelpie` together. */
 
 import './style.css';
+import { pageSound } from './audio';
 import { Connection } from './connection';
 import { InputController } from './input';
 import { localShortcut } from './keysym';
@@ -96,6 +97,7 @@ const conn = new Connection(video, {
   canvas,
   transport: parseTransportParam(location.search),
   render: parseRenderParam(location.search),
+  sound: pageSound(),
 });
 
 function button(id: string): HTMLButtonElement {
