@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kelpie_input::Injector;
-use kelpie_protocol::ClientMessage;
+use kelpie_protocol::InputEvent;
 
 /// Keys a viewer holds are released when neither a key event nor a heartbeat came for this
 /// long (the client sends a heartbeat every 500 ms while keys are down).
@@ -19,7 +19,7 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
 pub type ViewerId = u64;
 
 enum Job {
-    Event(ViewerId, ClientMessage),
+    Event(ViewerId, InputEvent),
     Gone(ViewerId),
 }
 
@@ -63,7 +63,7 @@ impl InputService {
     }
 
     /// Queues one input message of `viewer`.
-    pub fn send(&self, viewer: ViewerId, msg: ClientMessage) {
+    pub fn send(&self, viewer: ViewerId, msg: InputEvent) {
         let _ = self.tx.send(Job::Event(viewer, msg));
     }
 
@@ -134,11 +134,11 @@ fn run(display: &str, rx: &mpsc::Receiver<Job>, counters: &InputCounters) {
 fn apply(
     inj: &mut Injector,
     v: &mut Viewer,
-    msg: ClientMessage,
+    msg: InputEvent,
     c: &InputCounters,
 ) -> Result<(), kelpie_input::InputError> {
     match msg {
-        ClientMessage::Key { keysym, down } => {
+        InputEvent::Key { keysym, down } => {
             if down {
                 v.keys.insert(keysym);
             } else if !v.keys.remove(&keysym) {
@@ -147,10 +147,10 @@ fn apply(
             }
             inj.key(keysym, down)
         }
-        ClientMessage::Text { text } => inj.text(&text),
-        ClientMessage::Mouse { x, y } => inj.pointer(x, y),
-        ClientMessage::MouseRel { dx, dy } => inj.pointer_rel(dx, dy),
-        ClientMessage::Button { button, down } => {
+        InputEvent::Text { text } => inj.text(&text),
+        InputEvent::Mouse { x, y } => inj.pointer(x, y),
+        InputEvent::MouseRel { dx, dy } => inj.pointer_rel(dx, dy),
+        InputEvent::Button { button, down } => {
             if down {
                 v.buttons.insert(button);
             } else if !v.buttons.remove(&button) {
@@ -158,8 +158,8 @@ fn apply(
             }
             inj.button(button, down)
         }
-        ClientMessage::Wheel { dx, dy } => inj.wheel(dx, dy),
-        ClientMessage::Keys { held } => {
+        InputEvent::Wheel { dx, dy } => inj.wheel(dx, dy),
+        InputEvent::Keys { held } => {
             let stale: Vec<u32> = v.keys.iter().copied().filter(|k| !held.contains(k)).collect();
             for k in stale {
                 v.keys.remove(&k);
@@ -168,18 +168,7 @@ fn apply(
             }
             Ok(())
         }
-        ClientMessage::Release => release(inj, v, c),
-        // Not input: the signalling code handles these and never sends them here.
-        ClientMessage::Offer { .. }
-        | ClientMessage::Candidate { .. }
-        | ClientMessage::Keyframe
-        | ClientMessage::AudioDelay { .. }
-        | ClientMessage::RequestControl
-        | ClientMessage::GiveControl { .. }
-        | ClientMessage::WsVideo { .. }
-        | ClientMessage::Resize { .. }
-        | ClientMessage::Rate { .. }
-        | ClientMessage::Clipboard(_) => Ok(()),
+        InputEvent::Release => release(inj, v, c),
     }
 }
 

@@ -8,8 +8,11 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod input;
+pub mod session;
 pub mod signal;
 pub mod sound;
+pub mod viewers;
+pub mod wsmedia;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -49,7 +52,7 @@ pub struct AppState {
     /// The view-only token, if any.
     pub view_token: Option<String>,
     /// Connected viewers and control.
-    pub viewers: signal::Viewers,
+    pub viewers: viewers::Viewers,
     /// The HTTP port (names the auth cookie).
     pub port: u16,
     /// The video source.
@@ -164,7 +167,7 @@ impl Server {
         let state = Arc::new(AppState {
             token,
             view_token: config.view_token.clone(),
-            viewers: signal::Viewers::new(
+            viewers: viewers::Viewers::new(
                 config.shared_control,
                 std::time::Duration::from_secs(config.control_idle),
             ),

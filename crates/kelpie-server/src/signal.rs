@@ -1,173 +1,128 @@
-//! One viewer's WebSocket: signalling for WebRTC, keyboard and mouse, control hand-over,
-//! and — when UDP cannot get through — the video and the sound themselves as binary frames.
+//! One viewer's signalling WebSocket: reads the browser's messages, feeds them to the
+//! viewer's [`ViewerSession`] and carries out what it asks for (the only code here that
+//! awaits the WebRTC driver, the display or the socket). Writing to the socket, video and
+//! sound included, is [`crate::wsmedia`]'s job.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt as _, StreamExt as _};
-use kelpie_media::{AudioSubscription, Subscription};
-use kelpie_protocol::{AudioFrameHeader, ClientMessage, ServerMessage, VideoFrameHeader};
-use kelpie_webrtc::PeerId;
+use futures_util::StreamExt as _;
+use kelpie_protocol::{ClientMessage, ServerMessage};
 use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::Access;
-use crate::control::{Control, Denied, RequestOutcome};
 use crate::input::ViewerId;
+use crate::session::{Action, Event, Offerings, Refusal, ViewerSession};
+use crate::wsmedia::{self, Outbound, Outbox};
 
-/// A WebSocket viewer never has more than this much video waiting: older frames are
-/// dropped and the viewer skips to the next keyframe.
-pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
-
-/// A WebSocket viewer never gets sound captured longer ago than this: older audio frames
-/// are dropped (a gap in the sound rather than a growing delay).
-pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
-
-enum Outbound {
-    Json(ServerMessage),
-    Video(Subscription),
-    Audio(AudioSubscription),
-    /// Stops the video and the sound (the viewer moves to WebRTC).
-    StopVideo,
-    Cursor(Arc<kelpie_clipboard::cursor::CursorImage>),
-}
-
-/// Everyone connected to this server, and who has control.
-pub struct Viewers {
-    next_id: AtomicU64,
-    control: Mutex<Control>,
-    outboxes: Mutex<HashMap<ViewerId, mpsc::UnboundedSender<Outbound>>>,
-}
-
-impl Viewers {
-    /// See [`Control::new`].
-    pub fn new(shared_control: bool, control_idle: Duration) -> Self {
-        Self {
-            next_id: AtomicU64::new(1),
-            control: Mutex::new(Control::new(shared_control, control_idle)),
-            outboxes: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Tells every viewer who is connected and who has control.
-    fn broadcast_roster(&self) {
-        let control = self.control.lock().unwrap();
-        for (id, tx) in self.outboxes.lock().unwrap().iter() {
-            let _ = tx.send(Outbound::Json(ServerMessage::Viewers(control.snapshot(*id))));
-        }
-    }
-
-    fn tell(&self, id: ViewerId, msg: ServerMessage) {
-        if let Some(tx) = self.outboxes.lock().unwrap().get(&id) {
-            let _ = tx.send(Outbound::Json(msg));
-        }
-    }
-
-    /// Sends clipboard chunks to viewer `to`, or to everyone but `except`.
-    pub(crate) fn send_clipboard(
-        &self,
-        to: Option<ViewerId>,
-        except: Option<ViewerId>,
-        chunks: &[kelpie_protocol::ClipboardChunk],
-    ) {
-        for (id, tx) in self.outboxes.lock().unwrap().iter() {
-            if to.is_none_or(|t| t == *id) && except != Some(*id) {
-                for c in chunks {
-                    let _ = tx.send(Outbound::Json(ServerMessage::Clipboard(c.clone())));
-                }
-            }
-        }
-    }
-
-    /// Sends the cursor shape to viewer `to`, or to everyone.
-    pub(crate) fn send_cursor(&self, to: Option<ViewerId>, c: Arc<kelpie_clipboard::cursor::CursorImage>) {
-        for (id, tx) in self.outboxes.lock().unwrap().iter() {
-            if to.is_none_or(|t| t == *id) {
-                let _ = tx.send(Outbound::Cursor(c.clone()));
-            }
-        }
-    }
-
-    /// Number of connected viewers.
-    pub fn count(&self) -> usize {
-        self.outboxes.lock().unwrap().len()
-    }
+/// What a connection keeps besides its session.
+struct Connection {
+    state: Arc<AppState>,
+    id: ViewerId,
+    tx: Outbox,
+    local_ip: Option<IpAddr>,
+    clipboard_inbox: crate::clipboard::Inbox,
 }
 
 /// Runs one viewer's connection until it closes.
 pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_ip: Option<IpAddr>) {
-    let m = &state.metrics;
-    m.signal_connections.fetch_add(1, Ordering::Relaxed);
-    let viewers = &state.viewers;
-    let id = viewers.next_id.fetch_add(1, Ordering::Relaxed);
+    state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::unbounded_channel();
-    viewers.outboxes.lock().unwrap().insert(id, tx.clone());
-    viewers.control.lock().unwrap().join(id, access == Access::ViewOnly, Instant::now());
-    let writer = tokio::spawn(write_loop(state.clone(), sink, rx));
-    let _ = tx.send(Outbound::Json(ServerMessage::Hello(crate::http::session_info(&state))));
-    viewers.broadcast_roster();
-    state.clipboard.greet(&state, id);
-    let mut clipboard_inbox = crate::clipboard::Inbox::default();
+    let id = state.viewers.add(tx.clone());
+    let writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, rx));
+    let offerings = Offerings { resize: state.resize, codecs: state.source.codecs() };
+    let (mut session, first) = {
+        let mut control = state.viewers.control();
+        ViewerSession::join(id, access == Access::ViewOnly, offerings, Instant::now(), &mut control)
+    };
     tracing::info!(viewer = id, ?access, "viewer joined");
+    let mut conn = Connection { state, id, tx, local_ip, clipboard_inbox: Default::default() };
+    conn.carry_out(&mut session, first).await;
 
-    let mut peer: Option<PeerId> = None;
     while let Some(Ok(msg)) = stream.next().await {
-        let text = match msg {
-            Message::Text(t) => t,
+        let event = match msg {
+            Message::Text(t) => match ClientMessage::parse(t.as_str()) {
+                Ok(msg) => Event::Message(msg),
+                Err(e) => {
+                    tracing::debug!(viewer = id, "message dropped: {e}");
+                    Event::Malformed(e.to_string())
+                }
+            },
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Binary(_) => {
-                m.signal_rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(viewer = id, "binary message dropped");
-                continue;
+                Event::Binary
             }
         };
-        let msg = match ClientMessage::parse(text.as_str()) {
-            Ok(msg) => msg,
-            Err(e) => {
-                m.signal_rejected.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(viewer = id, "message dropped: {e}");
-                let _ =
-                    tx.send(Outbound::Json(ServerMessage::Error { message: e.to_string(), fatal: false }));
-                continue;
-            }
+        conn.step(&mut session, event).await;
+    }
+    conn.step(&mut session, Event::Closed).await;
+    conn.state.viewers.remove(id);
+    writer.abort();
+    tracing::info!(viewer = id, "viewer left");
+}
+
+impl Connection {
+    /// Feeds one event to the session and carries out what it asks for.
+    async fn step(&mut self, session: &mut ViewerSession, event: Event) {
+        let actions = {
+            let mut control = self.state.viewers.control();
+            session.handle(Instant::now(), event, &mut control)
         };
-        match msg {
-            ClientMessage::Offer { sdp } => {
-                let _ = tx.send(Outbound::StopVideo);
-                if let Some(old) = peer.take() {
-                    state.webrtc.close(old).await;
-                }
-                let local = state.webrtc.candidate_for(local_ip);
-                let reply = match state.webrtc.offer(sdp, local).await {
+        self.carry_out(session, actions).await;
+    }
+
+    /// Carries out actions in order; an action whose outcome the session must know feeds
+    /// that outcome back in (and carries out what follows from it) before the next.
+    async fn carry_out(&mut self, session: &mut ViewerSession, actions: Vec<Action>) {
+        let mut queue = std::collections::VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            let Some(outcome) = self.act(action).await else { continue };
+            let more = {
+                let mut control = self.state.viewers.control();
+                session.handle(Instant::now(), outcome, &mut control)
+            };
+            for (i, a) in more.into_iter().enumerate() {
+                queue.insert(i, a);
+            }
+        }
+    }
+
+    /// Carries out one action; returns the event it led to, if the session must know.
+    async fn act(&mut self, action: Action) -> Option<Event> {
+        let state = &self.state;
+        let id = self.id;
+        match action {
+            Action::Greet => {
+                self.send(ServerMessage::Hello(crate::http::session_info(state)));
+                state.clipboard.greet(state, id);
+            }
+            Action::Send(msg) => self.send(msg),
+            Action::Notify(to, msg) => state.viewers.tell(to, msg),
+            Action::Roster => state.viewers.broadcast_roster(),
+            Action::StopWsMedia => {
+                let _ = self.tx.send(Outbound::StopMedia);
+            }
+            Action::ClosePeer(peer) => state.webrtc.close(peer).await,
+            Action::Answer(sdp) => {
+                let local = state.webrtc.candidate_for(self.local_ip);
+                return Some(match state.webrtc.offer(sdp, local).await {
                     Ok(answer) => {
-                        peer = Some(answer.peer);
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
-                        ServerMessage::Answer { sdp: answer.sdp, codec: answer.codec }
+                        Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
                     }
-                    Err(e) => {
-                        m.signal_rejected.fetch_add(1, Ordering::Relaxed);
-                        ServerMessage::Error { message: e.to_string(), fatal: false }
-                    }
-                };
-                let _ = tx.send(Outbound::Json(reply));
+                    Err(e) => Event::OfferFailed(e.to_string()),
+                });
             }
-            ClientMessage::Candidate { candidate, .. } => {
-                if let Some(p) = peer {
-                    state.webrtc.candidate(p, candidate).await;
-                }
-            }
-            ClientMessage::AudioDelay { ms, video_ms } => {
-                if let Some(p) = peer {
-                    state.webrtc.audio_delay(p, ms, video_ms).await;
-                }
-            }
-            ClientMessage::Keyframe => {
+            Action::AddCandidate(peer, candidate) => state.webrtc.candidate(peer, candidate).await,
+            Action::AudioDelay { peer, ms, video_ms } => state.webrtc.audio_delay(peer, ms, video_ms).await,
+            Action::Keyframe(peer) => {
                 if let Some(p) = peer {
                     state.webrtc.keyframe(p).await;
                 }
@@ -175,44 +130,15 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     s.request_keyframe();
                 }
             }
-            ClientMessage::WsVideo { codecs, audio } => {
-                if let Some(old) = peer.take() {
-                    state.webrtc.close(old).await;
+            Action::StartWsMedia { codec, audio } => match wsmedia::start(state, id, codec, audio) {
+                Ok((reply, media)) => {
+                    let _ = self.tx.send(Outbound::StopMedia);
+                    self.send(reply);
+                    let _ = self.tx.send(media);
                 }
-                let server = state.source.codecs();
-                let Some(codec) = codecs.iter().copied().find(|c| server.contains(c)) else {
-                    let message = "none of the browser's decoders matches the server's encoders".to_string();
-                    let _ = tx.send(Outbound::Json(ServerMessage::Error { message, fatal: false }));
-                    continue;
-                };
-                match state.source.subscribe(codec) {
-                    Ok(sub) => {
-                        let sound = if audio { subscribe_audio(&state, id) } else { None };
-                        let audio = sound.is_some();
-                        tracing::info!(viewer = id, codec = codec.as_str(), audio, "video over WebSocket");
-                        let _ = tx.send(Outbound::StopVideo);
-                        let _ = tx.send(Outbound::Json(ServerMessage::WsVideo { codec, audio }));
-                        let _ = tx.send(Outbound::Video(sub));
-                        if let Some(sound) = sound {
-                            let _ = tx.send(Outbound::Audio(sound));
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Outbound::Json(ServerMessage::Error {
-                            message: e.to_string(),
-                            fatal: false,
-                        }));
-                    }
-                }
-            }
-            ClientMessage::Resize { width, height, dpi } => {
-                if !state.resize {
-                    continue;
-                }
-                if viewers.control.lock().unwrap().may_input(id, Instant::now()).is_err() {
-                    m.input_rejected.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
+                Err(e) => return Some(Event::WsMediaFailed(e.to_string())),
+            },
+            Action::Resize { width, height, dpi } => {
                 let display = state.source.display().to_string();
                 let resized = tokio::task::spawn_blocking(move || {
                     kelpie_desktop::resize::resize_dpi(&display, width, height, dpi)
@@ -222,257 +148,31 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     Ok(Ok(size)) => *state.display_size.lock().unwrap() = size,
                     Ok(Err(e)) => {
                         tracing::warn!("{e}");
-                        let _ = tx.send(Outbound::Json(ServerMessage::Error {
-                            message: e.to_string(),
-                            fatal: false,
-                        }));
+                        return Some(Event::ResizeFailed(e.to_string()));
                     }
                     Err(e) => tracing::warn!("resize task failed: {e}"),
                 }
             }
-            ClientMessage::Rate { fps, bitrate } => {
-                if viewers.control.lock().unwrap().may_input(id, Instant::now()).is_ok() {
-                    state.source.set_rate(fps, bitrate);
-                } else {
-                    m.input_rejected.fetch_add(1, Ordering::Relaxed);
+            Action::SetRate { fps, bitrate } => state.source.set_rate(fps, bitrate),
+            Action::Clipboard(chunk, allowed) => {
+                let inbox = &mut self.clipboard_inbox;
+                if let Some(message) = crate::clipboard::from_viewer(state, inbox, id, allowed, &chunk) {
+                    self.send(ServerMessage::Error { message, fatal: false });
                 }
             }
-            ClientMessage::RequestControl => {
-                let outcome = viewers.control.lock().unwrap().request(id, Instant::now());
-                match outcome {
-                    Ok(RequestOutcome::Granted) => viewers.broadcast_roster(),
-                    Ok(RequestOutcome::Asked(holder)) => {
-                        viewers.tell(holder, ServerMessage::ControlRequested { by: id })
-                    }
-                    Err(d) => refuse(&tx, d),
-                }
+            Action::Input(input) => state.input.send(id, input),
+            Action::ReleaseInput => state.input.gone(id),
+            Action::Count(Refusal::Signal) => {
+                state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
             }
-            ClientMessage::GiveControl { to } => {
-                let given = viewers.control.lock().unwrap().give(id, to, Instant::now());
-                match given {
-                    Ok(()) => {
-                        state.input.gone(id);
-                        viewers.broadcast_roster();
-                    }
-                    Err(d) => refuse(&tx, d),
-                }
-            }
-            ClientMessage::Clipboard(chunk) => {
-                let allowed = viewers.control.lock().unwrap().may_input(id, Instant::now()).is_ok();
-                let inbox = &mut clipboard_inbox;
-                if let Some(message) = crate::clipboard::from_viewer(&state, inbox, id, allowed, &chunk) {
-                    let _ = tx.send(Outbound::Json(ServerMessage::Error { message, fatal: false }));
-                }
-            }
-            input => {
-                let allowed = viewers.control.lock().unwrap().may_input(id, Instant::now());
-                match allowed {
-                    Ok(()) => state.input.send(id, input),
-                    Err(_) => {
-                        // Counted, not answered: a view-only page may send many.
-                        m.input_rejected.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            Action::Count(Refusal::Input) => {
+                state.metrics.input_rejected.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-    state.input.gone(id);
-    if let Some(p) = peer {
-        state.webrtc.close(p).await;
-    }
-    viewers.outboxes.lock().unwrap().remove(&id);
-    viewers.control.lock().unwrap().leave(id);
-    viewers.broadcast_roster();
-    writer.abort();
-    tracing::info!(viewer = id, "viewer left");
-}
-
-/// The session's sound for a WebSocket viewer, if it has any.
-fn subscribe_audio(state: &AppState, id: ViewerId) -> Option<AudioSubscription> {
-    match state.audio.as_ref()?.subscribe() {
-        Ok(sub) => Some(sub),
-        Err(e) => {
-            tracing::warn!(viewer = id, "no sound over the WebSocket: {e}");
-            None
-        }
-    }
-}
-
-/// The binary message of one audio frame, or `None` when it was captured more than
-/// [`MAX_AUDIO_LAG`] ago (`age`) and is better dropped.
-fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<u8>> {
-    if age > MAX_AUDIO_LAG {
-        return None;
-    }
-    let header = AudioFrameHeader {
-        pts_us: u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX),
-        age_us: u32::try_from(age.as_micros()).unwrap_or(u32::MAX),
-    };
-    let mut bytes = Vec::with_capacity(AudioFrameHeader::LEN + frame.data.len());
-    bytes.extend_from_slice(&header.to_bytes());
-    bytes.extend_from_slice(&frame.data);
-    Some(bytes)
-}
-
-/// The presentation time (µs) a WebSocket viewer gets for a video frame: with sound, its
-/// capture time counted from the sound's `epoch`, the origin of the audio frames' pts, so the
-/// page can line picture and sound up; without, the encoder's own pts.
-fn ws_video_pts(pts: Duration, captured: Instant, audio_epoch: Option<Instant>) -> u64 {
-    let t = match audio_epoch {
-        Some(epoch) => captured.saturating_duration_since(epoch),
-        None => pts,
-    };
-    u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
-    let message = match d {
-        Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
-        Denied::NotController => "only the viewer who has control can give it",
-        Denied::Unknown => "no such viewer",
-    };
-    let _ = tx.send(Outbound::Json(ServerMessage::Error { message: message.into(), fatal: false }));
-}
-
-/// Writes JSON messages and, when asked, the video and the sound to the socket. Video that
-/// would arrive more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe; sound
-/// older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own).
-async fn write_loop(
-    state: Arc<AppState>,
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut video: Option<Subscription> = None;
-    let mut audio: Option<AudioSubscription> = None;
-    let mut cursors_sent = std::collections::HashSet::new();
-    let mut skipping = false;
-    let audio_epoch = state.audio.as_ref().map(|a| a.epoch());
-    loop {
-        let out = tokio::select! {
-            o = rx.recv() => match o {
-                Some(o) => o,
-                None => return,
-            },
-            f = async { video.as_mut().expect("guarded").recv().await }, if video.is_some() => match f {
-                Ok(frame) => {
-                    let late = frame.captured.elapsed() > MAX_VIDEO_LAG;
-                    if late && !skipping {
-                        skipping = true;
-                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        video.as_ref().expect("guarded").stream().request_keyframe();
-                    }
-                    if skipping && (!frame.keyframe || late) {
-                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    skipping = false;
-                    let header = VideoFrameHeader {
-                        keyframe: frame.keyframe,
-                        codec: video.as_ref().expect("guarded").stream().codec(),
-                        pts_us: ws_video_pts(frame.pts, frame.captured, audio_epoch),
-                        width: frame.width.min(u32::from(u16::MAX)) as u16,
-                        height: frame.height.min(u32::from(u16::MAX)) as u16,
-                    };
-                    let mut bytes = Vec::with_capacity(VideoFrameHeader::LEN + frame.data.len());
-                    bytes.extend_from_slice(&header.to_bytes());
-                    bytes.extend_from_slice(&frame.data);
-                    state.metrics.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    skipping = true;
-                    state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    video.as_ref().expect("guarded").stream().request_keyframe();
-                    continue;
-                }
-                Err(RecvError::Closed) => {
-                    video = None;
-                    continue;
-                }
-            },
-            // Audio frames stop while nothing plays (DTX) and may resume any time later.
-            f = async { audio.as_mut().expect("guarded").recv().await }, if audio.is_some() => match f {
-                Ok(frame) => {
-                    let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
-                        state.metrics.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    state.metrics.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(n)) => {
-                    state.metrics.ws_audio_dropped.fetch_add(n, Ordering::Relaxed);
-                    continue;
-                }
-                Err(RecvError::Closed) => {
-                    audio = None;
-                    continue;
-                }
-            },
-        };
-        match out {
-            Outbound::Json(msg) => {
-                if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
-                    return;
-                }
-            }
-            Outbound::Video(sub) => {
-                // A new subscriber waits for its keyframe (requested on subscription).
-                skipping = true;
-                video = Some(sub);
-            }
-            Outbound::Audio(sub) => audio = Some(sub),
-            Outbound::StopVideo => {
-                video = None;
-                audio = None;
-            }
-            Outbound::Cursor(c) => {
-                let msg = crate::clipboard::cursor_message(&mut cursors_sent, &c);
-                if sink.send(Message::Text(msg.to_json().into())).await.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audio_messages_carry_the_header_and_the_packet_and_old_ones_are_dropped() {
-        let frame = kelpie_media::AudioFrame {
-            data: Arc::from(&[0xfc, 0xff, 0xfe][..]),
-            pts: Duration::from_millis(1230),
-            captured: Instant::now(),
-        };
-        let bytes = audio_message(&frame, Duration::from_millis(15)).unwrap();
-        assert_eq!(bytes.len(), AudioFrameHeader::LEN + 3);
-        assert_eq!(
-            AudioFrameHeader::parse(&bytes),
-            Some(AudioFrameHeader { pts_us: 1_230_000, age_us: 15_000 })
-        );
-        assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
-        assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
-        assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
+        None
     }
 
-    #[test]
-    fn video_pts_is_on_the_sound_clock_when_there_is_sound() {
-        let epoch = Instant::now();
-        let captured = epoch + Duration::from_millis(2500);
-        let pts = Duration::from_millis(40);
-        assert_eq!(ws_video_pts(pts, captured, Some(epoch)), 2_500_000);
-        assert_eq!(ws_video_pts(pts, captured, None), 40_000);
-        // Never negative.
-        assert_eq!(ws_video_pts(pts, epoch, Some(captured)), 0);
+    fn send(&self, msg: ServerMessage) {
+        let _ = self.tx.send(Outbound::Json(msg));
     }
 }

@@ -1,0 +1,531 @@
+//! One viewer's session as a state machine without I/O: events come in (a message from the
+//! browser, the outcome of something the session asked for, the socket closing), actions come
+//! out (messages to send, a peer connection to open or close, input to inject, a counter to
+//! raise). Time is passed in, and the session-wide [`Control`] is lent to each call, so the
+//! whole life of a viewer — signalling, control hand-over, resize, rate, clipboard and input
+//! routing — is tested here on simulated time, without sockets, X or encoders.
+//!
+//! `signal.rs` pumps the socket through it and carries out the actions; it must not decide
+//! anything this module could.
+
+use std::time::Instant;
+
+use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec};
+use kelpie_webrtc::PeerId;
+
+use crate::control::{Control, Denied, RequestOutcome};
+use crate::input::ViewerId;
+
+/// What the server offers every viewer, fixed for the session.
+#[derive(Debug, Clone)]
+pub struct Offerings {
+    /// Whether viewers with control may resize the display.
+    pub resize: bool,
+    /// Codecs the server can encode, in its order of preference.
+    pub codecs: Vec<VideoCodec>,
+}
+
+/// Something that happened to a viewer's session.
+#[derive(Debug)]
+pub enum Event {
+    /// A text message from the browser that parsed.
+    Message(ClientMessage),
+    /// A text message from the browser that did not parse, and why.
+    Malformed(String),
+    /// A binary message from the browser (it never sends one).
+    Binary,
+    /// The offer asked for with [`Action::Answer`] was answered.
+    Answered {
+        /// The new peer connection.
+        peer: PeerId,
+        /// The SDP answer.
+        sdp: String,
+        /// The codec chosen for it.
+        codec: VideoCodec,
+    },
+    /// The offer asked for with [`Action::Answer`] was refused, and why.
+    OfferFailed(String),
+    /// Video over the WebSocket ([`Action::StartWsMedia`]) could not start, and why.
+    WsMediaFailed(String),
+    /// The display could not be resized ([`Action::Resize`]), and why.
+    ResizeFailed(String),
+    /// The connection closed.
+    Closed,
+}
+
+/// Counters the session raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A signalling message that was malformed, oversized or unusable.
+    Signal,
+    /// Input (or a resize or rate change) from a viewer without control.
+    Input,
+}
+
+/// What the session asks its driver to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send the session description and what a newcomer needs (cursor, clipboard).
+    Greet,
+    /// Send a message to this viewer.
+    Send(ServerMessage),
+    /// Send a message to another viewer.
+    Notify(ViewerId, ServerMessage),
+    /// Tell every viewer who is connected and who has control.
+    Roster,
+    /// Stop the video and sound on the WebSocket.
+    StopWsMedia,
+    /// Close this viewer's peer connection.
+    ClosePeer(PeerId),
+    /// Answer a WebRTC offer; the outcome comes back as [`Event::Answered`] or
+    /// [`Event::OfferFailed`].
+    Answer(String),
+    /// A trickled ICE candidate for the viewer's peer connection.
+    AddCandidate(PeerId, String),
+    /// The browser's sound and video delays, for A/V sync on the peer connection.
+    AudioDelay {
+        /// The peer connection.
+        peer: PeerId,
+        /// Sound delay in the browser, ms.
+        ms: u32,
+        /// Video delay in the browser, ms.
+        video_ms: Option<u32>,
+    },
+    /// Make a keyframe: for this viewer's peer connection, if any, and on every stream.
+    Keyframe(Option<PeerId>),
+    /// Send video (and sound, if asked) over the WebSocket in this codec; on failure,
+    /// [`Event::WsMediaFailed`].
+    StartWsMedia {
+        /// The codec, one the browser and the server both have.
+        codec: VideoCodec,
+        /// Whether the browser asked for sound too.
+        audio: bool,
+    },
+    /// Resize the display; on failure, [`Event::ResizeFailed`].
+    Resize {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Dots per inch.
+        dpi: u32,
+    },
+    /// Change the stream's frame rate and bitrate.
+    SetRate {
+        /// Frames per second.
+        fps: u32,
+        /// Kilobits per second.
+        bitrate: u32,
+    },
+    /// Pass a clipboard chunk on. `allowed`: whether the viewer may drive the display now.
+    Clipboard(ClipboardChunk, bool),
+    /// Keyboard or mouse input for the display.
+    Input(InputEvent),
+    /// Release every key and button this viewer holds.
+    ReleaseInput,
+    /// Count a refused message.
+    Count(Refusal),
+}
+
+/// Where this viewer's media goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    /// Nowhere yet.
+    None,
+    /// An offer is being answered.
+    Offered,
+    /// A peer connection.
+    WebRtc(PeerId),
+    /// Binary messages on the signalling WebSocket.
+    WebSocket,
+}
+
+/// One viewer's session.
+#[derive(Debug)]
+pub struct ViewerSession {
+    id: ViewerId,
+    offerings: Offerings,
+    media: Media,
+    closed: bool,
+}
+
+impl ViewerSession {
+    /// A viewer joined (`view_only`: with the view-only token). Returns the session and
+    /// what to do first.
+    pub fn join(
+        id: ViewerId,
+        view_only: bool,
+        offerings: Offerings,
+        now: Instant,
+        control: &mut Control,
+    ) -> (Self, Vec<Action>) {
+        control.join(id, view_only, now);
+        let session = Self { id, offerings, media: Media::None, closed: false };
+        (session, vec![Action::Greet, Action::Roster])
+    }
+
+    /// This viewer's id.
+    pub fn id(&self) -> ViewerId {
+        self.id
+    }
+
+    /// The viewer's peer connection, if it has one.
+    pub fn peer(&self) -> Option<PeerId> {
+        match self.media {
+            Media::WebRtc(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Handles one event at `now`.
+    pub fn handle(&mut self, now: Instant, event: Event, control: &mut Control) -> Vec<Action> {
+        if self.closed {
+            return Vec::new();
+        }
+        match event {
+            Event::Message(msg) => self.message(now, msg, control),
+            Event::Malformed(why) => vec![Action::Count(Refusal::Signal), error(why)],
+            Event::Binary => vec![Action::Count(Refusal::Signal)],
+            Event::Answered { peer, sdp, codec } => {
+                if self.media == Media::Offered {
+                    self.media = Media::WebRtc(peer);
+                    vec![Action::Send(ServerMessage::Answer { sdp, codec })]
+                } else {
+                    // Overtaken by a WebSocket request or another offer: the peer is unwanted.
+                    vec![Action::ClosePeer(peer)]
+                }
+            }
+            Event::OfferFailed(why) => {
+                if self.media == Media::Offered {
+                    self.media = Media::None;
+                }
+                vec![Action::Count(Refusal::Signal), error(why)]
+            }
+            Event::WsMediaFailed(why) => {
+                if self.media == Media::WebSocket {
+                    self.media = Media::None;
+                }
+                vec![error(why)]
+            }
+            Event::ResizeFailed(why) => vec![error(why)],
+            Event::Closed => {
+                self.closed = true;
+                control.leave(self.id);
+                let mut out = vec![Action::ReleaseInput];
+                out.extend(self.peer().map(Action::ClosePeer));
+                out.push(Action::Roster);
+                out
+            }
+        }
+    }
+
+    fn message(&mut self, now: Instant, msg: ClientMessage, control: &mut Control) -> Vec<Action> {
+        let id = self.id;
+        match msg {
+            ClientMessage::Offer { sdp } => {
+                let mut out = vec![Action::StopWsMedia];
+                out.extend(self.peer().map(Action::ClosePeer));
+                self.media = Media::Offered;
+                out.push(Action::Answer(sdp));
+                out
+            }
+            ClientMessage::Candidate { candidate, .. } => {
+                self.peer().map(|p| Action::AddCandidate(p, candidate)).into_iter().collect()
+            }
+            ClientMessage::AudioDelay { ms, video_ms } => {
+                self.peer().map(|peer| Action::AudioDelay { peer, ms, video_ms }).into_iter().collect()
+            }
+            ClientMessage::Keyframe => vec![Action::Keyframe(self.peer())],
+            ClientMessage::WsVideo { codecs, audio } => {
+                let mut out: Vec<Action> = self.peer().map(Action::ClosePeer).into_iter().collect();
+                if self.media != Media::WebSocket {
+                    self.media = Media::None;
+                }
+                match codecs.iter().copied().find(|c| self.offerings.codecs.contains(c)) {
+                    Some(codec) => {
+                        self.media = Media::WebSocket;
+                        out.push(Action::StartWsMedia { codec, audio });
+                    }
+                    None => {
+                        out.push(error("none of the browser's decoders matches the server's encoders".into()))
+                    }
+                }
+                out
+            }
+            ClientMessage::Resize { width, height, dpi } => {
+                if !self.offerings.resize {
+                    return Vec::new();
+                }
+                match control.may_input(id, now) {
+                    Ok(()) => vec![Action::Resize { width, height, dpi }],
+                    Err(_) => vec![Action::Count(Refusal::Input)],
+                }
+            }
+            ClientMessage::Rate { fps, bitrate } => match control.may_input(id, now) {
+                Ok(()) => vec![Action::SetRate { fps, bitrate }],
+                Err(_) => vec![Action::Count(Refusal::Input)],
+            },
+            ClientMessage::RequestControl => match control.request(id, now) {
+                Ok(RequestOutcome::Granted) => vec![Action::Roster],
+                Ok(RequestOutcome::Asked(holder)) => {
+                    vec![Action::Notify(holder, ServerMessage::ControlRequested { by: id })]
+                }
+                Err(d) => vec![refusal(d)],
+            },
+            ClientMessage::GiveControl { to } => match control.give(id, to, now) {
+                Ok(()) => vec![Action::ReleaseInput, Action::Roster],
+                Err(d) => vec![refusal(d)],
+            },
+            ClientMessage::Clipboard(chunk) => {
+                let allowed = control.may_input(id, now).is_ok();
+                vec![Action::Clipboard(chunk, allowed)]
+            }
+            // Counted, not answered: a view-only page may send many.
+            ClientMessage::Input(input) => match control.may_input(id, now) {
+                Ok(()) => vec![Action::Input(input)],
+                Err(_) => vec![Action::Count(Refusal::Input)],
+            },
+        }
+    }
+}
+
+fn error(message: String) -> Action {
+    Action::Send(ServerMessage::Error { message, fatal: false })
+}
+
+fn refusal(d: Denied) -> Action {
+    let message = match d {
+        Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
+        Denied::NotController => "only the viewer who has control can give it",
+        Denied::Unknown => "no such viewer",
+    };
+    error(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(10);
+
+    fn offerings() -> Offerings {
+        Offerings { resize: true, codecs: vec![VideoCodec::H264, VideoCodec::Vp8] }
+    }
+
+    struct World {
+        t0: Instant,
+        control: Control,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self { t0: Instant::now(), control: Control::new(false, IDLE) }
+        }
+        fn at(&self, secs: u64) -> Instant {
+            self.t0 + Duration::from_secs(secs)
+        }
+        fn join(&mut self, id: ViewerId, view_only: bool) -> ViewerSession {
+            let (s, first) = ViewerSession::join(id, view_only, offerings(), self.t0, &mut self.control);
+            assert_eq!(first, [Action::Greet, Action::Roster]);
+            s
+        }
+        fn send(&mut self, s: &mut ViewerSession, secs: u64, msg: ClientMessage) -> Vec<Action> {
+            let now = self.at(secs);
+            s.handle(now, Event::Message(msg), &mut self.control)
+        }
+        fn event(&mut self, s: &mut ViewerSession, secs: u64, e: Event) -> Vec<Action> {
+            let now = self.at(secs);
+            s.handle(now, e, &mut self.control)
+        }
+    }
+
+    fn key(keysym: u32) -> ClientMessage {
+        ClientMessage::Input(InputEvent::Key { keysym, down: true })
+    }
+
+    fn is_error(a: &Action) -> bool {
+        matches!(a, Action::Send(ServerMessage::Error { fatal: false, .. }))
+    }
+
+    #[test]
+    fn the_controller_types_and_the_others_are_counted_not_answered() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut b = w.join(2, false);
+        let mut v = w.join(3, true);
+        assert_eq!(w.send(&mut a, 0, key(65)), [Action::Input(InputEvent::Key { keysym: 65, down: true })]);
+        assert_eq!(w.send(&mut b, 0, key(65)), [Action::Count(Refusal::Input)]);
+        assert_eq!(w.send(&mut v, 0, key(65)), [Action::Count(Refusal::Input)]);
+        let rate = ClientMessage::Rate { fps: 30, bitrate: 2000 };
+        assert_eq!(w.send(&mut a, 0, rate.clone()), [Action::SetRate { fps: 30, bitrate: 2000 }]);
+        assert_eq!(w.send(&mut v, 0, rate), [Action::Count(Refusal::Input)]);
+    }
+
+    #[test]
+    fn control_is_asked_for_given_and_taken_from_an_idle_holder() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut b = w.join(2, false);
+        // The holder is active: it is asked.
+        w.send(&mut a, 1, key(65));
+        assert_eq!(
+            w.send(&mut b, 2, ClientMessage::RequestControl),
+            [Action::Notify(1, ServerMessage::ControlRequested { by: 2 })]
+        );
+        // It gives control: what it holds is released and everyone is told.
+        assert_eq!(
+            w.send(&mut a, 3, ClientMessage::GiveControl { to: 2 }),
+            [Action::ReleaseInput, Action::Roster]
+        );
+        assert_eq!(w.send(&mut b, 3, key(66)).len(), 1);
+        assert!(matches!(w.send(&mut b, 3, key(66))[0], Action::Input(_)));
+        // Only the holder can give it.
+        assert!(is_error(&w.send(&mut a, 4, ClientMessage::GiveControl { to: 1 })[0]));
+        // After IDLE without input from the holder, asking takes it.
+        assert_eq!(w.send(&mut a, 3 + IDLE.as_secs(), ClientMessage::RequestControl), [Action::Roster]);
+        assert_eq!(w.control.controller(), Some(1));
+    }
+
+    #[test]
+    fn a_view_only_viewer_is_refused_control_with_a_reason() {
+        let mut w = World::new();
+        let _a = w.join(1, false);
+        let mut v = w.join(2, true);
+        let out = w.send(&mut v, 0, ClientMessage::RequestControl);
+        assert!(
+            matches!(&out[..], [Action::Send(ServerMessage::Error { message, .. })] if message.contains("view-only"))
+        );
+    }
+
+    #[test]
+    fn an_offer_is_answered_and_a_second_offer_replaces_the_peer() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        assert_eq!(
+            w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0 one".into() }),
+            [Action::StopWsMedia, Action::Answer("v=0 one".into())]
+        );
+        // Candidates before the answer have no peer to go to.
+        let cand = ClientMessage::Candidate { candidate: "candidate:1".into(), sdp_mid: None };
+        assert_eq!(w.send(&mut a, 0, cand.clone()), []);
+        let answered = Event::Answered { peer: PeerId(7), sdp: "v=0 answer".into(), codec: VideoCodec::H264 };
+        assert_eq!(
+            w.event(&mut a, 0, answered),
+            [Action::Send(ServerMessage::Answer { sdp: "v=0 answer".into(), codec: VideoCodec::H264 })]
+        );
+        assert_eq!(a.peer(), Some(PeerId(7)));
+        assert_eq!(w.send(&mut a, 0, cand.clone()), [Action::AddCandidate(PeerId(7), "candidate:1".into())]);
+        assert_eq!(w.send(&mut a, 0, ClientMessage::Keyframe), [Action::Keyframe(Some(PeerId(7)))]);
+        assert_eq!(
+            w.send(&mut a, 0, ClientMessage::AudioDelay { ms: 40, video_ms: Some(12) }),
+            [Action::AudioDelay { peer: PeerId(7), ms: 40, video_ms: Some(12) }]
+        );
+        // A new offer (an ICE restart after a network change) closes the old peer first.
+        assert_eq!(
+            w.send(&mut a, 1, ClientMessage::Offer { sdp: "v=0 two".into() }),
+            [Action::StopWsMedia, Action::ClosePeer(PeerId(7)), Action::Answer("v=0 two".into())]
+        );
+        assert_eq!(a.peer(), None);
+        let failed = w.event(&mut a, 1, Event::OfferFailed("no common codec".into()));
+        assert_eq!(failed[0], Action::Count(Refusal::Signal));
+        assert!(is_error(&failed[1]));
+        assert_eq!(w.send(&mut a, 1, ClientMessage::Keyframe), [Action::Keyframe(None)]);
+    }
+
+    #[test]
+    fn falling_back_to_the_websocket_closes_the_peer_and_picks_a_common_codec() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        w.event(&mut a, 0, Event::Answered { peer: PeerId(3), sdp: "a".into(), codec: VideoCodec::H264 });
+        // ICE did not connect within 4 s: the page asks for video on the WebSocket.
+        let ws = ClientMessage::WsVideo { codecs: vec![VideoCodec::Vp8, VideoCodec::H264], audio: true };
+        assert_eq!(
+            w.send(&mut a, 4, ws),
+            [Action::ClosePeer(PeerId(3)), Action::StartWsMedia { codec: VideoCodec::Vp8, audio: true }]
+        );
+        assert_eq!(a.peer(), None);
+        // No decoder in common: told why, nothing started.
+        let mut w2 = World::new();
+        let mut b = w2.join(1, false);
+        w2.control = Control::new(false, IDLE);
+        b.offerings.codecs = vec![VideoCodec::H264];
+        let out = w2.send(&mut b, 0, ClientMessage::WsVideo { codecs: vec![VideoCodec::Vp8], audio: false });
+        assert_eq!(out.len(), 1);
+        assert!(is_error(&out[0]));
+    }
+
+    #[test]
+    fn an_answer_that_arrives_after_the_viewer_moved_on_is_closed() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        w.send(&mut a, 0, ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false });
+        let late = Event::Answered { peer: PeerId(9), sdp: "a".into(), codec: VideoCodec::H264 };
+        assert_eq!(w.event(&mut a, 0, late), [Action::ClosePeer(PeerId(9))]);
+        assert_eq!(a.peer(), None);
+    }
+
+    #[test]
+    fn resize_needs_control_and_the_servers_consent() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut b = w.join(2, false);
+        let resize = ClientMessage::Resize { width: 1280, height: 720, dpi: 192 };
+        assert_eq!(
+            w.send(&mut a, 0, resize.clone()),
+            [Action::Resize { width: 1280, height: 720, dpi: 192 }]
+        );
+        assert_eq!(w.send(&mut b, 0, resize.clone()), [Action::Count(Refusal::Input)]);
+        let failed = w.event(&mut a, 0, Event::ResizeFailed("xrandr refused".into()));
+        assert!(is_error(&failed[0]));
+        a.offerings.resize = false;
+        assert_eq!(w.send(&mut a, 0, resize), []);
+    }
+
+    #[test]
+    fn clipboard_chunks_carry_whether_the_viewer_may_drive_the_display() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut v = w.join(2, true);
+        let chunk = ClipboardChunk { seq: 1, mime: "text/plain".into(), data: "aGk=".into(), last: true };
+        assert_eq!(
+            w.send(&mut a, 0, ClientMessage::Clipboard(chunk.clone())),
+            [Action::Clipboard(chunk.clone(), true)]
+        );
+        assert_eq!(
+            w.send(&mut v, 0, ClientMessage::Clipboard(chunk.clone())),
+            [Action::Clipboard(chunk, false)]
+        );
+    }
+
+    #[test]
+    fn malformed_and_binary_messages_are_counted_and_only_malformed_ones_answered() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let out = w.event(&mut a, 0, Event::Malformed("malformed message: EOF".into()));
+        assert_eq!(out[0], Action::Count(Refusal::Signal));
+        assert!(is_error(&out[1]));
+        assert_eq!(w.event(&mut a, 0, Event::Binary), [Action::Count(Refusal::Signal)]);
+    }
+
+    #[test]
+    fn leaving_releases_input_closes_the_peer_and_passes_control_on() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut b = w.join(2, false);
+        w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        w.event(&mut a, 0, Event::Answered { peer: PeerId(5), sdp: "a".into(), codec: VideoCodec::H264 });
+        assert_eq!(
+            w.event(&mut a, 1, Event::Closed),
+            [Action::ReleaseInput, Action::ClosePeer(PeerId(5)), Action::Roster]
+        );
+        assert_eq!(w.control.controller(), Some(2));
+        assert!(matches!(w.send(&mut b, 1, key(65))[..], [Action::Input(_)]));
+        // Nothing more happens in a closed session.
+        assert_eq!(w.send(&mut a, 2, key(65)), []);
+        assert_eq!(w.event(&mut a, 2, Event::Closed), []);
+    }
+}

@@ -1,0 +1,245 @@
+//! The WebSocket transport: the only writer of a viewer's socket. It sends the session's
+//! JSON messages and, when the viewer's video goes over the WebSocket, the encoded video and
+//! sound as binary messages (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), with
+//! its own lag policy: video that would arrive more than [`MAX_VIDEO_LAG`] late is dropped
+//! until the next keyframe; sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame
+//! decodes on its own).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::SinkExt as _;
+use futures_util::stream::SplitSink;
+use kelpie_clipboard::cursor::CursorImage;
+use kelpie_media::{AudioSubscription, Subscription};
+use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::input::ViewerId;
+
+/// A WebSocket viewer never has more than this much video waiting: older frames are
+/// dropped and the viewer skips to the next keyframe.
+pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
+
+/// A WebSocket viewer never gets sound captured longer ago than this: older audio frames
+/// are dropped (a gap in the sound rather than a growing delay).
+pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
+
+/// What the writer sends, in order.
+pub(crate) enum Outbound {
+    /// A JSON message.
+    Json(ServerMessage),
+    /// Start sending this video (and sound), replacing any before.
+    Media(Subscription, Option<AudioSubscription>),
+    /// Stop the video and the sound (the viewer moves to WebRTC).
+    StopMedia,
+    /// The cursor's shape (its image only the first time this viewer sees it).
+    Cursor(Arc<CursorImage>),
+}
+
+/// The sender side of a viewer's writer.
+pub(crate) type Outbox = mpsc::UnboundedSender<Outbound>;
+
+/// Subscribes viewer `id` to the video in `codec` and, if `audio`, the session's sound.
+/// Returns what to tell the viewer and what to give its writer.
+pub(crate) fn start(
+    state: &AppState,
+    id: ViewerId,
+    codec: VideoCodec,
+    audio: bool,
+) -> Result<(ServerMessage, Outbound), kelpie_media::MediaError> {
+    let video = state.source.subscribe(codec)?;
+    let sound = if audio { subscribe_audio(state, id) } else { None };
+    let audio = sound.is_some();
+    tracing::info!(viewer = id, codec = codec.as_str(), audio, "video over WebSocket");
+    Ok((ServerMessage::WsVideo { codec, audio }, Outbound::Media(video, sound)))
+}
+
+/// The session's sound for a WebSocket viewer, if it has any.
+fn subscribe_audio(state: &AppState, id: ViewerId) -> Option<AudioSubscription> {
+    match state.audio.as_ref()?.subscribe() {
+        Ok(sub) => Some(sub),
+        Err(e) => {
+            tracing::warn!(viewer = id, "no sound over the WebSocket: {e}");
+            None
+        }
+    }
+}
+
+/// The binary message of one audio frame, or `None` when it was captured more than
+/// [`MAX_AUDIO_LAG`] ago (`age`) and is better dropped.
+fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<u8>> {
+    if age > MAX_AUDIO_LAG {
+        return None;
+    }
+    let header = AudioFrameHeader {
+        pts_us: u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX),
+        age_us: u32::try_from(age.as_micros()).unwrap_or(u32::MAX),
+    };
+    Some(with_header(&header.to_bytes(), &frame.data))
+}
+
+/// The binary message of one video frame.
+fn video_message(frame: &kelpie_media::EncodedFrame, codec: VideoCodec, pts_us: u64) -> Vec<u8> {
+    let header = VideoFrameHeader {
+        keyframe: frame.keyframe,
+        codec,
+        pts_us,
+        width: frame.width.min(u32::from(u16::MAX)) as u16,
+        height: frame.height.min(u32::from(u16::MAX)) as u16,
+    };
+    with_header(&header.to_bytes(), &frame.data)
+}
+
+fn with_header(header: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(header.len() + payload.len());
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// The presentation time (µs) a WebSocket viewer gets for a video frame: with sound, its
+/// capture time counted from the sound's `epoch`, the origin of the audio frames' pts, so the
+/// page can line picture and sound up; without, the encoder's own pts.
+fn ws_video_pts(pts: Duration, captured: std::time::Instant, audio_epoch: Option<std::time::Instant>) -> u64 {
+    let t = match audio_epoch {
+        Some(epoch) => captured.saturating_duration_since(epoch),
+        None => pts,
+    };
+    u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Writes JSON messages and, when asked, the video and the sound to the socket, until the
+/// socket fails or the sender side is dropped.
+pub(crate) async fn write_loop(
+    state: Arc<AppState>,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut video: Option<Subscription> = None;
+    let mut audio: Option<AudioSubscription> = None;
+    let mut cursors_sent = HashSet::new();
+    let mut skipping = false;
+    let audio_epoch = state.audio.as_ref().map(|a| a.epoch());
+    let m = &state.metrics;
+    loop {
+        let out = tokio::select! {
+            o = rx.recv() => match o {
+                Some(o) => o,
+                None => return,
+            },
+            f = async { video.as_mut().expect("guarded").recv().await }, if video.is_some() => match f {
+                Ok(frame) => {
+                    let late = frame.captured.elapsed() > MAX_VIDEO_LAG;
+                    if late && !skipping {
+                        skipping = true;
+                        m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        video.as_ref().expect("guarded").stream().request_keyframe();
+                    }
+                    if skipping && (!frame.keyframe || late) {
+                        m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    skipping = false;
+                    let codec = video.as_ref().expect("guarded").stream().codec();
+                    let bytes = video_message(&frame, codec, ws_video_pts(frame.pts, frame.captured, audio_epoch));
+                    m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    skipping = true;
+                    m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    video.as_ref().expect("guarded").stream().request_keyframe();
+                    continue;
+                }
+                Err(RecvError::Closed) => {
+                    video = None;
+                    continue;
+                }
+            },
+            // Audio frames stop while nothing plays (DTX) and may resume any time later.
+            f = async { audio.as_mut().expect("guarded").recv().await }, if audio.is_some() => match f {
+                Ok(frame) => {
+                    let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
+                        m.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    m.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvError::Lagged(n)) => {
+                    m.ws_audio_dropped.fetch_add(n, Ordering::Relaxed);
+                    continue;
+                }
+                Err(RecvError::Closed) => {
+                    audio = None;
+                    continue;
+                }
+            },
+        };
+        let text = match out {
+            Outbound::Json(msg) => msg.to_json(),
+            Outbound::Media(v, a) => {
+                // A new subscriber waits for its keyframe (requested on subscription).
+                skipping = true;
+                (video, audio) = (Some(v), a);
+                continue;
+            }
+            Outbound::StopMedia => {
+                (video, audio) = (None, None);
+                continue;
+            }
+            Outbound::Cursor(c) => crate::clipboard::cursor_message(&mut cursors_sent, &c).to_json(),
+        };
+        if sink.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn audio_messages_carry_the_header_and_the_packet_and_old_ones_are_dropped() {
+        let frame = kelpie_media::AudioFrame {
+            data: Arc::from(&[0xfc, 0xff, 0xfe][..]),
+            pts: Duration::from_millis(1230),
+            captured: Instant::now(),
+        };
+        let bytes = audio_message(&frame, Duration::from_millis(15)).unwrap();
+        assert_eq!(bytes.len(), AudioFrameHeader::LEN + 3);
+        assert_eq!(
+            AudioFrameHeader::parse(&bytes),
+            Some(AudioFrameHeader { pts_us: 1_230_000, age_us: 15_000 })
+        );
+        assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
+        assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
+        assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn video_pts_is_on_the_sound_clock_when_there_is_sound() {
+        let epoch = Instant::now();
+        let captured = epoch + Duration::from_millis(2500);
+        let pts = Duration::from_millis(40);
+        assert_eq!(ws_video_pts(pts, captured, Some(epoch)), 2_500_000);
+        assert_eq!(ws_video_pts(pts, captured, None), 40_000);
+        // Never negative.
+        assert_eq!(ws_video_pts(pts, epoch, Some(captured)), 0);
+    }
+}
