@@ -67,7 +67,7 @@ pub fn watch(
     mut on_change: impl FnMut(Arc<CursorImage>) + Send + 'static,
 ) -> Result<(), ClipboardError> {
     let (conn, screen) = x11rb::connect(Some(display))
-        .map_err(|e| ClipboardError::Connect { display: display.into(), reason: e.to_string() })?;
+        .map_err(|source| ClipboardError::Connect { display: display.into(), source })?;
     let root = conn.setup().roots[screen].root;
     conn.xfixes_query_version(4, 0).map_err(x)?.reply().map_err(x)?;
     conn.xfixes_select_cursor_input(root, CursorNotifyMask::DISPLAY_CURSOR).map_err(x)?;

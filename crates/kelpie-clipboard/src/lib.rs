@@ -68,24 +68,25 @@ pub struct Clip {
     pub data: Vec<u8>,
 }
 
-/// Why the clipboard could not start.
+/// Why the clipboard could not start. Each variant keeps its cause as its `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum ClipboardError {
     /// No connection to the display.
-    #[error("cannot connect to X display {display}: {reason}")]
+    #[error("cannot connect to X display {display}")]
     Connect {
         /// The display.
         display: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: x11rb::errors::ConnectError,
     },
     /// An X request failed.
-    #[error("X request failed: {0}")]
-    X(String),
+    #[error("X request failed")]
+    X(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-fn x(e: impl std::fmt::Display) -> ClipboardError {
-    ClipboardError::X(e.to_string())
+fn x(e: impl std::error::Error + Send + Sync + 'static) -> ClipboardError {
+    ClipboardError::X(Box::new(e))
 }
 
 /// Handle to the clipboard thread; the thread stops when the handle is dropped.
@@ -170,7 +171,7 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
 impl Worker {
     fn new(display: &str, max: usize) -> Result<Self, ClipboardError> {
         let (conn, screen) = x11rb::connect(Some(display))
-            .map_err(|e| ClipboardError::Connect { display: display.into(), reason: e.to_string() })?;
+            .map_err(|source| ClipboardError::Connect { display: display.into(), source })?;
         let root = conn.setup().roots[screen].root;
         conn.xfixes_query_version(5, 0).map_err(x)?.reply().map_err(x)?;
         let atom = |name: &[u8]| -> Result<u32, ClipboardError> {

@@ -34,23 +34,33 @@ const MOTION_NOTIFY: u8 = 6;
 /// At most this many wheel clicks per axis and call.
 const MAX_WHEEL_CLICKS: i32 = 50;
 
-/// Why input could not be injected.
+/// Why input could not be injected. Each variant keeps the X error that caused it as its
+/// `source`; the message says what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     /// The display could not be opened.
-    #[error("cannot open X display {display:?}: {reason}")]
+    #[error("cannot open X display {display:?}")]
     Open {
         /// The display name.
         display: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        source: ConnectError,
+    },
+    /// The display has no such screen.
+    #[error("X display {display:?} has no screen {screen}")]
+    NoScreen {
+        /// The display name.
+        display: String,
+        /// The screen asked for.
+        screen: usize,
     },
     /// The server lacks the XTEST extension.
     #[error("the X server on {0:?} has no XTEST extension; input cannot be injected")]
     NoXtest(String),
     /// The X connection failed or the server refused a request.
-    #[error("X display error: {0}")]
-    Display(String),
+    #[error("X display error (the connection was lost or a request refused)")]
+    Display(#[source] ReplyError),
     /// Every spare keycode is held down, so a missing keysym cannot be bound.
     #[error("no free keycode to bind keysym {0:#x} (all spare keycodes are held down)")]
     NoSpareKeycode(u32),
@@ -58,19 +68,13 @@ pub enum InputError {
 
 impl From<ConnectionError> for InputError {
     fn from(e: ConnectionError) -> Self {
-        Self::Display(format!("connection to the X server lost: {e}"))
+        Self::Display(ReplyError::ConnectionError(e))
     }
 }
 
 impl From<ReplyError> for InputError {
     fn from(e: ReplyError) -> Self {
-        match e {
-            ReplyError::ConnectionError(c) => c.into(),
-            ReplyError::X11Error(x) => Self::Display(format!(
-                "X server refused {:?} (request {}): {:?}",
-                x.error_kind, x.major_opcode, x
-            )),
-        }
+        Self::Display(e)
     }
 }
 
@@ -128,14 +132,17 @@ impl std::fmt::Debug for Injector {
 impl Injector {
     /// Connects to `display` (e.g. `":0"`) and checks for XTEST.
     pub fn open(display: &str) -> Result<Self, InputError> {
-        let open_err = |reason: String| InputError::Open { display: display.to_owned(), reason };
-        let (conn, screen_num) =
-            x11rb::connect(Some(display)).map_err(|e: ConnectError| open_err(e.to_string()))?;
+        let (conn, screen_num) = x11rb::connect(Some(display))
+            .map_err(|source| InputError::Open { display: display.to_owned(), source })?;
         if conn.extension_information(xtest::X11_EXTENSION_NAME)?.is_none() {
             return Err(InputError::NoXtest(display.to_owned()));
         }
         conn.xtest_get_version(2, 2)?.reply()?;
-        let screen = conn.setup().roots.get(screen_num).ok_or_else(|| open_err("no such screen".into()))?;
+        let screen = conn
+            .setup()
+            .roots
+            .get(screen_num)
+            .ok_or_else(|| InputError::NoScreen { display: display.to_owned(), screen: screen_num })?;
         let (root, width, height) = (screen.root, screen.width_in_pixels, screen.height_in_pixels);
         // Follow screen size changes (ConfigureNotify on the root) to clamp absolute motion.
         conn.change_window_attributes(

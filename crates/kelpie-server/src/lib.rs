@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod input;
+pub mod report;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -81,7 +82,7 @@ impl AppState {
         if let Some(f) = self.source.streams().iter().find_map(|s| s.failure()) {
             return Err(f);
         }
-        kelpie_desktop::check_display(self.source.display()).map_err(|e| e.to_string())
+        kelpie_desktop::check_display(self.source.display()).map_err(|e| report::report(&e))
     }
 }
 

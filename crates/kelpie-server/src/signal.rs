@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::Access;
 use crate::input::ViewerId;
+use crate::report::report;
 use crate::session::{Action, Event, Offerings, Refusal, ViewerSession};
 use crate::wsmedia::{self, Outbound, Outbox};
 
@@ -117,7 +118,7 @@ impl Connection {
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
                         Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
                     }
-                    Err(e) => Event::OfferFailed(e.to_string()),
+                    Err(e) => Event::OfferFailed(report(&e)),
                 });
             }
             Action::AddCandidate(peer, candidate) => state.webrtc.candidate(peer, candidate).await,
@@ -136,7 +137,7 @@ impl Connection {
                     self.send(reply);
                     let _ = self.tx.send(media);
                 }
-                Err(e) => return Some(Event::WsMediaFailed(e.to_string())),
+                Err(e) => return Some(Event::WsMediaFailed(report(&e))),
             },
             Action::Resize { width, height, dpi } => {
                 let display = state.source.display().to_string();
@@ -147,8 +148,9 @@ impl Connection {
                 match resized {
                     Ok(Ok(size)) => *state.display_size.lock().unwrap() = size,
                     Ok(Err(e)) => {
-                        tracing::warn!("{e}");
-                        return Some(Event::ResizeFailed(e.to_string()));
+                        let why = report(&e);
+                        tracing::warn!("{why}");
+                        return Some(Event::ResizeFailed(why));
                     }
                     Err(e) => tracing::warn!("resize task failed: {e}"),
                 }

@@ -64,7 +64,7 @@ fn subscribe_audio(state: &AppState, id: ViewerId) -> Option<AudioSubscription> 
     match state.audio.as_ref()?.subscribe() {
         Ok(sub) => Some(sub),
         Err(e) => {
-            tracing::warn!(viewer = id, "no sound over the WebSocket: {e}");
+            tracing::warn!(viewer = id, "no sound over the WebSocket: {}", crate::report::Report(&e));
             None
         }
     }
