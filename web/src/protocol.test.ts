@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_SIGNAL_MESSAGE,
   MAX_TEXT_CHARS,
   PROTOCOL_VERSION,
   candidateMessage,
@@ -9,65 +10,34 @@ import {
   encodeClientMessage,
   parseServerMessage,
   signalUrl,
+  validateClientMessage,
   validateSessionInfo,
 } from './protocol';
 
+// What the server sends and the page must refuse are shared vectors with kelpie-protocol
+// (`vectors.test.ts`); here, what the page does beyond them.
 describe('parseServerMessage', () => {
-  it('accepts the hello the server sends (kelpie-protocol test vector)', () => {
-    const r = parseServerMessage(
-      '{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"]}',
-    );
-    expect(r).toEqual({
-      ok: true,
-      value: { type: 'hello', version: 1, display: ':1', width: 640, height: 480, codecs: ['h264', 'vp8'] },
-    });
-  });
-
-  it('accepts answer and error', () => {
-    expect(parseServerMessage('{"type":"answer","sdp":"v=0","codec":"h264"}')).toEqual({
-      ok: true,
-      value: { type: 'answer', sdp: 'v=0', codec: 'h264' },
-    });
-    expect(parseServerMessage('{"type":"error","message":"busy","fatal":true}')).toEqual({
-      ok: true,
-      value: { type: 'error', message: 'busy', fatal: true },
-    });
-  });
-
   it('ignores extra fields but does not copy them', () => {
     const r = parseServerMessage('{"type":"error","message":"x","fatal":false,"extra":1}');
     expect(r).toEqual({ ok: true, value: { type: 'error', message: 'x', fatal: false } });
   });
 
-  it.each([
-    ['not json', '{'],
-    ['array', '[]'],
-    ['null', 'null'],
-    ['string', '"hello"'],
-    ['missing type', '{"sdp":"v=0"}'],
-    ['unknown type', '{"type":"nope"}'],
-    ['client-only type', '{"type":"offer","sdp":"v=0"}'],
-    ['answer without sdp', '{"type":"answer","codec":"h264"}'],
-    ['answer with empty sdp', '{"type":"answer","sdp":"","codec":"h264"}'],
-    ['answer with numeric codec', '{"type":"answer","sdp":"v=0","codec":7}'],
-    ['answer with odd codec', '{"type":"answer","sdp":"v=0","codec":"H 264!"}'],
-    ['error without fatal', '{"type":"error","message":"x"}'],
-    ['error with string fatal', '{"type":"error","message":"x","fatal":"yes"}'],
-    ['error without message', '{"type":"error","fatal":true}'],
-    ['hello without codecs', '{"type":"hello","version":1,"display":":1","width":1,"height":1}'],
-    ['hello with fractional width', '{"type":"hello","version":1,"display":":1","width":1.5,"height":1,"codecs":[]}'],
-    ['hello with negative height', '{"type":"hello","version":1,"display":":1","width":1,"height":-1,"codecs":[]}'],
-    ['hello with string version', '{"type":"hello","version":"1","display":":1","width":1,"height":1,"codecs":[]}'],
-    ['hello with bad codec list', '{"type":"hello","version":1,"display":":1","width":1,"height":1,"codecs":[1]}'],
-  ])('rejects %s', (_name, text) => {
-    const r = parseServerMessage(text);
-    expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.error).toMatch(/\S/);
+  it('rejects an answer with an empty sdp (which serde would read)', () => {
+    expect(parseServerMessage('{"type":"answer","sdp":"","codec":"h264"}').ok).toBe(false);
   });
 
   it('tolerates a codec this client does not know yet', () => {
     const r = parseServerMessage('{"type":"answer","sdp":"v=0","codec":"av1"}');
     expect(r.ok && r.value.type === 'answer' && r.value.codec).toBe('av1');
+  });
+
+  it('reads a wsvideo without audio from an older server as no sound', () => {
+    expect(parseServerMessage('{"type":"wsvideo","codec":"vp8"}')).toEqual({ ok: true, value: { type: 'wsvideo', codec: 'vp8', audio: false } });
+  });
+
+  it('reads a viewers message without controller as shared control', () => {
+    const r = parseServerMessage('{"type":"viewers","you":1,"shared":true,"viewers":[]}');
+    expect(r.ok && r.value.type === 'viewers' && r.value.controller).toBeNull();
   });
 });
 
@@ -88,17 +58,6 @@ describe('validateSessionInfo', () => {
 });
 
 describe('client messages', () => {
-  it('encodes exactly the fields the server accepts (deny_unknown_fields)', () => {
-    expect(encodeClientMessage({ type: 'offer', sdp: 'v=0' })).toBe('{"type":"offer","sdp":"v=0"}');
-    expect(encodeClientMessage({ type: 'keyframe' })).toBe('{"type":"keyframe"}');
-    expect(encodeClientMessage({ type: 'candidate', candidate: 'candidate:1', sdpMid: '0' })).toBe(
-      '{"type":"candidate","candidate":"candidate:1","sdpMid":"0"}',
-    );
-    expect(encodeClientMessage({ type: 'candidate', candidate: 'candidate:1' })).toBe(
-      '{"type":"candidate","candidate":"candidate:1"}',
-    );
-  });
-
   it('drops extra properties that a caller may have on the object', () => {
     const offer = { type: 'offer' as const, sdp: 'v=0', extra: 1 };
     expect(JSON.parse(encodeClientMessage(offer))).toEqual({ type: 'offer', sdp: 'v=0' });
@@ -132,17 +91,6 @@ describe('signalUrl', () => {
 });
 
 describe('input messages', () => {
-  it('encodes every input message exactly as kelpie_protocol::ClientMessage', () => {
-    expect(encodeClientMessage({ type: 'key', keysym: 0xff0d, down: true })).toBe('{"type":"key","keysym":65293,"down":true}');
-    expect(encodeClientMessage({ type: 'text', text: 'héllo 東' })).toBe('{"type":"text","text":"héllo 東"}');
-    expect(encodeClientMessage({ type: 'mouse', x: 10, y: 20 })).toBe('{"type":"mouse","x":10,"y":20}');
-    expect(encodeClientMessage({ type: 'mouserel', dx: -3, dy: 4 })).toBe('{"type":"mouserel","dx":-3,"dy":4}');
-    expect(encodeClientMessage({ type: 'button', button: 3, down: false })).toBe('{"type":"button","button":3,"down":false}');
-    expect(encodeClientMessage({ type: 'wheel', dx: 0, dy: -2 })).toBe('{"type":"wheel","dx":0,"dy":-2}');
-    expect(encodeClientMessage({ type: 'keys', held: [0xffe1, 0x61] })).toBe('{"type":"keys","held":[65505,97]}');
-    expect(encodeClientMessage({ type: 'release' })).toBe('{"type":"release"}');
-  });
-
   it('validates bounds', () => {
     expect(validateInputMessage({ type: 'key', keysym: 0x1ffffff, down: true })).toBeNull();
     expect(validateInputMessage({ type: 'key', keysym: 0, down: true })).not.toBeNull();
@@ -177,63 +125,6 @@ describe('input messages', () => {
   });
 });
 
-describe('viewers, control and wsvideo messages', () => {
-  it('parses viewers exactly as ViewersInfo serialises', () => {
-    const r = parseServerMessage(
-      '{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true}]}',
-    );
-    expect(r).toEqual({
-      ok: true,
-      value: {
-        type: 'viewers',
-        you: 2,
-        controller: 1,
-        shared: false,
-        viewers: [
-          { id: 1, view_only: false },
-          { id: 2, view_only: true },
-        ],
-      },
-    });
-    const none = parseServerMessage('{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":[]}');
-    expect(none.ok && none.value.type === 'viewers' && none.value.controller).toBeNull();
-  });
-
-  it('rejects malformed viewers', () => {
-    for (const bad of [
-      '{"type":"viewers","controller":null,"shared":true,"viewers":[]}',
-      '{"type":"viewers","you":-1,"controller":null,"shared":true,"viewers":[]}',
-      '{"type":"viewers","you":1,"controller":"x","shared":true,"viewers":[]}',
-      '{"type":"viewers","you":1,"controller":null,"shared":1,"viewers":[]}',
-      '{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":{}}',
-      '{"type":"viewers","you":1,"controller":null,"shared":true,"viewers":[{"id":1}]}',
-      '{"type":"viewers","you":1.5,"controller":null,"shared":true,"viewers":[]}',
-    ]) {
-      expect(parseServerMessage(bad).ok, bad).toBe(false);
-    }
-  });
-
-  it('parses control_requested and wsvideo', () => {
-    expect(parseServerMessage('{"type":"control_requested","by":7}')).toEqual({ ok: true, value: { type: 'control_requested', by: 7 } });
-    expect(parseServerMessage('{"type":"control_requested"}').ok).toBe(false);
-    expect(parseServerMessage('{"type":"wsvideo","codec":"vp8"}')).toEqual({ ok: true, value: { type: 'wsvideo', codec: 'vp8', audio: false } });
-    expect(parseServerMessage('{"type":"wsvideo","codec":"h264","audio":true}')).toEqual({
-      ok: true,
-      value: { type: 'wsvideo', codec: 'h264', audio: true },
-    });
-    expect(parseServerMessage('{"type":"wsvideo","codec":"h264","audio":"yes"}').ok).toBe(false);
-    expect(parseServerMessage('{"type":"wsvideo","codec":5}').ok).toBe(false);
-  });
-
-  it('encodes control and wsvideo requests as ClientMessage expects', () => {
-    expect(encodeClientMessage({ type: 'request_control' })).toBe('{"type":"request_control"}');
-    expect(encodeClientMessage({ type: 'give_control', to: 3 })).toBe('{"type":"give_control","to":3}');
-    expect(encodeClientMessage({ type: 'wsvideo', codecs: ['h264', 'vp8'], audio: true })).toBe(
-      '{"type":"wsvideo","codecs":["h264","vp8"],"audio":true}',
-    );
-  });
-});
-
 describe('audiodelay', () => {
   it('is sent as whole milliseconds within the server bounds', () => {
     expect(encodeClientMessage({ type: 'audiodelay', ms: 61.6 })).toBe('{"type":"audiodelay","ms":62}');
@@ -241,5 +132,19 @@ describe('audiodelay', () => {
     expect(encodeClientMessage({ type: 'audiodelay', ms: 80, video_ms: 42.4 })).toBe(
       '{"type":"audiodelay","ms":80,"video_ms":42}',
     );
+    expect(validateClientMessage({ type: 'audiodelay', ms: 99999 })).toBeNull();
+    expect(validateClientMessage({ type: 'audiodelay', ms: Number.NaN })).not.toBeNull();
+  });
+});
+
+describe('validateClientMessage', () => {
+  it('refuses a message larger than the server takes (64 KiB)', () => {
+    const sdp = (n: number) => 'a'.repeat(n - '{"type":"offer","sdp":""}'.length);
+    expect(validateClientMessage({ type: 'offer', sdp: sdp(MAX_SIGNAL_MESSAGE) })).toBeNull();
+    expect(validateClientMessage({ type: 'offer', sdp: sdp(MAX_SIGNAL_MESSAGE + 1) })).toBe('message too large');
+  });
+
+  it('checks input messages as validateInputMessage does', () => {
+    expect(validateClientMessage({ type: 'key', keysym: 0, down: true })).toBe(validateInputMessage({ type: 'key', keysym: 0, down: true }));
   });
 });

@@ -390,7 +390,8 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
           hot_y: v.hot_y as number,
           width: v.width as number,
           height: v.height as number,
-          hidden: v.hidden === true,
+          // As the server writes it: `hidden` only when true.
+          ...(v.hidden === true ? { hidden: true } : {}),
         },
       };
     }
@@ -508,6 +509,76 @@ export function validateInputMessage(msg: InputMessage): string | null {
   }
 }
 
+/** Largest delay an `audiodelay` message may report, in ms (`MAX_AUDIO_DELAY_MS`). */
+export const MAX_AUDIO_DELAY_MS = 2000;
+
+/** The codecs the server knows (`VideoCodec`): the only ones a `wsvideo` request may list. */
+const SERVER_CODECS: readonly string[] = ['h264', 'vp8'];
+
+/**
+ * Checks an outgoing message against everything the server's `ClientMessage::parse` checks:
+ * field types, bounds (input messages as {@link validateInputMessage}) and size. Returns null
+ * when valid, else what is wrong. An `audiodelay` only needs finite numbers: its encoding
+ * rounds and bounds them. The shared protocol vectors hold this to the server's rules
+ * (`vectors.test.ts`).
+ */
+export function validateClientMessage(msg: ClientMessage): string | null {
+  const problem = checkClientFields(msg);
+  if (problem !== null) return problem;
+  return new TextEncoder().encode(encodeClientMessage(msg)).length <= MAX_SIGNAL_MESSAGE ? null : 'message too large';
+}
+
+function checkClientFields(msg: ClientMessage): string | null {
+  switch (msg.type) {
+    case 'key':
+    case 'text':
+    case 'mouse':
+    case 'mouserel':
+    case 'button':
+    case 'wheel':
+    case 'keys':
+    case 'release':
+      return validateInputMessage(msg);
+    case 'offer':
+      return typeof msg.sdp === 'string' ? null : '"sdp" must be a string';
+    case 'candidate':
+      return typeof msg.candidate === 'string' && (msg.sdpMid === undefined || typeof msg.sdpMid === 'string')
+        ? null
+        : '"candidate" and "sdpMid" must be strings';
+    case 'keyframe':
+    case 'request_control':
+      return null;
+    case 'give_control':
+      return isViewerId(msg.to) ? null : '"to" must be a viewer id';
+    case 'audiodelay':
+      return Number.isFinite(msg.ms) && (msg.video_ms === undefined || Number.isFinite(msg.video_ms))
+        ? null
+        : 'delays must be numbers';
+    case 'resize':
+      return isInt(msg.width, 64, 8192) && isInt(msg.height, 64, 8192) && isInt(msg.dpi, 48, 480)
+        ? null
+        : 'display size out of range';
+    case 'rate':
+      return isInt(msg.fps, 1, 240) && isInt(msg.bitrate, 100, 400_000) ? null : 'frame rate or bitrate out of range';
+    case 'wsvideo':
+      if (!Array.isArray(msg.codecs) || msg.codecs.length === 0 || msg.codecs.length > 8) {
+        return 'the codec list must have 1 to 8 codecs';
+      }
+      if (!msg.codecs.every((c) => SERVER_CODECS.includes(c))) return 'unknown codec in the codec list';
+      return typeof msg.audio === 'boolean' ? null : '"audio" must be a boolean';
+    case 'clipboard':
+      return isInt(msg.seq, 0, 0xffff_ffff) &&
+        (msg.mime === 'text/plain' || msg.mime === 'image/png') &&
+        typeof msg.data === 'string' &&
+        msg.data.length <= (CLIPBOARD_CHUNK_BYTES / 3) * 4 &&
+        msg.data.length % 4 === 0 &&
+        /^[A-Za-z0-9+/=]*$/.test(msg.data) &&
+        typeof msg.last === 'boolean'
+        ? null
+        : 'bad clipboard chunk';
+  }
+}
+
 /** Splits text into `text` messages of at most {@link MAX_TEXT_CHARS} code points each. */
 export function textMessages(text: string): TextMessage[] {
   const out: TextMessage[] = [];
@@ -554,5 +625,5 @@ export function signalUrl(base: string, path = 'api/signal'): string {
 
 /** Whole milliseconds within the server's bound for delay reports. */
 function clampDelay(ms: number): number {
-  return Math.max(0, Math.min(2000, Math.round(ms)));
+  return Math.max(0, Math.min(MAX_AUDIO_DELAY_MS, Math.round(ms)));
 }
