@@ -64,7 +64,7 @@ class FakePeer {
   remote: RTCSessionDescriptionInit | null = null;
   closed = false;
   /** What `getStats` answers, one report per call (the last one repeats). */
-  reports: Map<string, unknown>[] = [new Map()];
+  reports: Map<string, unknown>[] = [new Map<string, unknown>()];
 
   addTransceiver(kind: string): RTCRtpTransceiver {
     this.transceivers.push(kind);
@@ -86,7 +86,7 @@ class FakePeer {
 
   getStats(): Promise<Map<string, unknown>> {
     const r = this.reports.length > 1 ? this.reports.shift() : this.reports[0];
-    return Promise.resolve(r ?? new Map());
+    return Promise.resolve(r ?? new Map<string, unknown>());
   }
 
   close(): void {
