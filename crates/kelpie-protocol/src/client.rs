@@ -238,7 +238,8 @@ impl From<InputEvent> for ClientMessage {
 }
 
 /// The flat shape of client messages on the wire: one object tagged by `type`, unknown
-/// fields refused. Only this module names the JSON spellings.
+/// fields refused (messages without fields are empty struct variants, so that serde refuses
+/// unknown fields on them too). Only this module names the JSON spellings.
 mod wire {
     use serde::{Deserialize, Serialize};
 
@@ -256,7 +257,7 @@ mod wire {
             #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
             sdp_mid: Option<String>,
         },
-        Keyframe,
+        Keyframe {},
         #[serde(rename = "audiodelay")]
         AudioDelay {
             ms: u32,
@@ -290,9 +291,9 @@ mod wire {
         Keys {
             held: Vec<u32>,
         },
-        Release,
+        Release {},
         #[serde(rename = "request_control")]
-        RequestControl,
+        RequestControl {},
         #[serde(rename = "give_control")]
         GiveControl {
             to: u64,
@@ -325,9 +326,9 @@ mod wire {
             match w {
                 Wire::Offer { sdp } => Self::Offer { sdp },
                 Wire::Candidate { candidate, sdp_mid } => Self::Candidate { candidate, sdp_mid },
-                Wire::Keyframe => Self::Keyframe,
+                Wire::Keyframe {} => Self::Keyframe,
                 Wire::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
-                Wire::RequestControl => Self::RequestControl,
+                Wire::RequestControl {} => Self::RequestControl,
                 Wire::GiveControl { to } => Self::GiveControl { to },
                 Wire::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 Wire::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
@@ -340,7 +341,7 @@ mod wire {
                 Wire::Button { button, down } => Self::Input(I::Button { button, down }),
                 Wire::Wheel { dx, dy } => Self::Input(I::Wheel { dx, dy }),
                 Wire::Keys { held } => Self::Input(I::Keys { held }),
-                Wire::Release => Self::Input(I::Release),
+                Wire::Release {} => Self::Input(I::Release),
             }
         }
     }
@@ -350,9 +351,9 @@ mod wire {
             match m {
                 M::Offer { sdp } => Self::Offer { sdp },
                 M::Candidate { candidate, sdp_mid } => Self::Candidate { candidate, sdp_mid },
-                M::Keyframe => Self::Keyframe,
+                M::Keyframe => Self::Keyframe {},
                 M::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
-                M::RequestControl => Self::RequestControl,
+                M::RequestControl => Self::RequestControl {},
                 M::GiveControl { to } => Self::GiveControl { to },
                 M::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 M::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
@@ -365,7 +366,7 @@ mod wire {
                 M::Input(I::Button { button, down }) => Self::Button { button, down },
                 M::Input(I::Wheel { dx, dy }) => Self::Wheel { dx, dy },
                 M::Input(I::Keys { held }) => Self::Keys { held },
-                M::Input(I::Release) => Self::Release,
+                M::Input(I::Release) => Self::Release {},
             }
         }
     }
