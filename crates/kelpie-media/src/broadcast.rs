@@ -225,12 +225,14 @@ pub struct Subscription<F> {
 impl<F: Decodable> Subscription<F> {
     /// Subscribes to `publisher` at `now` on behalf of `upstream` (kept alive, and asked for
     /// keyframes). A subscriber whose backlog does not start with a frame decodable alone
-    /// asks for a keyframe at once.
-    pub fn new(publisher: &Publisher<F>, upstream: Arc<dyn Upstream>, now: Instant) -> Self {
+    /// asks for a keyframe at once, unless `fresh`: the producer has just started, and its
+    /// first frame decodes alone (it reaches this subscriber through the channel or, if it
+    /// was sent already, the backlog).
+    pub fn new(publisher: &Publisher<F>, upstream: Arc<dyn Upstream>, now: Instant, fresh: bool) -> Self {
         let (rx, backlog) = publisher.subscribe(now);
         let mut catchup = Catchup::new();
         catchup.need_keyframe();
-        if backlog.front().is_none_or(|f| !f.decodable_alone()) {
+        if !fresh && backlog.front().is_none_or(|f| !f.decodable_alone()) {
             upstream.request_keyframe();
         }
         Self { upstream, backlog, rx, catchup }
@@ -289,7 +291,7 @@ impl<F: Decodable> Subscription<F> {
     }
 }
 
-/// A source that a [`LazyBroadcast`] starts and stops.
+/// A source that a [`LazyBroadcast`] starts and stops. Its first frame must decode alone.
 pub trait Producer: Upstream {
     /// Its frames.
     type Frame: Decodable;
@@ -328,6 +330,7 @@ impl<P: Producer> LazyBroadcast<P> {
             let publisher = p.publisher().filter(|_| !p.failed())?;
             Some((p, publisher))
         });
+        let fresh = running.is_none();
         let (producer, publisher) = match running {
             Some(r) => r,
             None => {
@@ -339,7 +342,7 @@ impl<P: Producer> LazyBroadcast<P> {
                 (p, publisher)
             }
         };
-        let sub = Subscription::new(&publisher, producer.clone(), Instant::now());
+        let sub = Subscription::new(&publisher, producer.clone(), Instant::now(), fresh);
         Ok((producer, sub))
     }
 
@@ -491,7 +494,7 @@ mod tests {
         let source = Arc::new(Source::default());
         let publisher = Publisher::new(4, None);
         let now = Instant::now();
-        let mut sub = Subscription::new(&publisher, source.clone(), now);
+        let mut sub = Subscription::new(&publisher, source.clone(), now, false);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 1, "a new subscriber asks for a keyframe");
         publisher.send(f(now, false, 0));
         publisher.send(f(now, true, 1));
@@ -532,7 +535,7 @@ mod tests {
         publisher.send(f(t0 + MS * 16, false, 1));
         publisher.send(f(t0 + MS * 33, false, 2));
         // 100 ms after the keyframe: the backlog is the keyframe and what followed.
-        let mut sub = Subscription::new(&publisher, source.clone(), t0 + MS * 100);
+        let mut sub = Subscription::new(&publisher, source.clone(), t0 + MS * 100, false);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 0, "no keyframe asked for");
         publisher.send(f(t0 + MS * 110, false, 3));
         let mut got = Vec::new();
@@ -541,7 +544,7 @@ mod tests {
         }
         assert_eq!(got, [0, 1, 2, 3], "every frame once, in order");
         // 300 ms after it: the keyframe is too old to replay; a new one is asked for.
-        let _late = Subscription::new(&publisher, source.clone(), t0 + MS * 300);
+        let _late = Subscription::new(&publisher, source.clone(), t0 + MS * 300, false);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 1);
         // Frames after the window are not kept.
         publisher.send(f(t0 + MS * 400, false, 4));

@@ -624,8 +624,10 @@ impl VideoSource {
     }
 
     /// Joins the stream for `codec`, starting it if nobody watches yet (or it failed). The
-    /// new subscriber's first frame is a keyframe within a frame-time: the last keyframe if it
-    /// is recent (with the frames since), else a new one made at once.
+    /// new subscriber's first frame is a keyframe within a frame-time of subscribing to a
+    /// running stream: the last keyframe if it is recent (with the frames since: a new one
+    /// would be held back by [`KEYFRAME_MIN_INTERVAL`]), else a new one made at once. A new
+    /// stream's first frame is a keyframe anyway (it comes once the encoder has started).
     pub fn subscribe(&self, codec: VideoCodec) -> Result<VideoSubscription, MediaError> {
         let (Some(lazy), Some(spec)) =
             (self.streams.get(&codec), self.encoders.iter().find(|e| e.codec == codec))

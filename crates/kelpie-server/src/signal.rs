@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt as _, StreamExt as _};
-use kelpie_media::{AudioSubscription, Subscription};
+use kelpie_media::{AudioSubscription, VideoSubscription};
 use kelpie_protocol::{AudioFrameHeader, ClientMessage, ServerMessage, VideoFrameHeader};
 use kelpie_webrtc::PeerId;
 use tokio::sync::mpsc;
@@ -29,7 +29,7 @@ pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
 
 enum Outbound {
     Json(ServerMessage),
-    Video(Subscription),
+    Video(VideoSubscription),
     Audio(AudioSubscription),
     /// Stops the video and the sound (the viewer moves to WebRTC).
     StopVideo,
@@ -314,17 +314,6 @@ fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<
     Some(bytes)
 }
 
-/// The presentation time (µs) a WebSocket viewer gets for a video frame: with sound, its
-/// capture time counted from the sound's `epoch`, the origin of the audio frames' pts, so the
-/// page can line picture and sound up; without, the encoder's own pts.
-fn ws_video_pts(pts: Duration, captured: Instant, audio_epoch: Option<Instant>) -> u64 {
-    let t = match audio_epoch {
-        Some(epoch) => captured.saturating_duration_since(epoch),
-        None => pts,
-    };
-    u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
-}
-
 fn refuse(tx: &mpsc::UnboundedSender<Outbound>, d: Denied) {
     let message = match d {
         Denied::ViewOnly => "this link is view-only: ask for the full link to get control",
@@ -342,79 +331,60 @@ async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut video: Option<Subscription> = None;
+    let mut video: Option<VideoSubscription> = None;
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = std::collections::HashSet::new();
-    let mut skipping = false;
-    let audio_epoch = state.audio.as_ref().map(|a| a.epoch());
+    // What the subscriptions had dropped when last counted into the metrics.
+    let (mut video_dropped, mut audio_dropped) = (0, 0);
     loop {
         let out = tokio::select! {
             o = rx.recv() => match o {
                 Some(o) => o,
                 None => return,
             },
-            f = async { video.as_mut().expect("guarded").recv().await }, if video.is_some() => match f {
-                Ok(frame) => {
-                    let late = frame.captured.elapsed() > MAX_VIDEO_LAG;
-                    if late && !skipping {
-                        skipping = true;
-                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        video.as_ref().expect("guarded").stream().request_keyframe();
-                    }
-                    if skipping && (!frame.keyframe || late) {
-                        state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    skipping = false;
-                    let header = VideoFrameHeader {
-                        keyframe: frame.keyframe,
-                        codec: video.as_ref().expect("guarded").stream().codec(),
-                        pts_us: ws_video_pts(frame.pts, frame.captured, audio_epoch),
-                        width: frame.width.min(u32::from(u16::MAX)) as u16,
-                        height: frame.height.min(u32::from(u16::MAX)) as u16,
-                    };
-                    let mut bytes = Vec::with_capacity(VideoFrameHeader::LEN + frame.data.len());
-                    bytes.extend_from_slice(&header.to_bytes());
-                    bytes.extend_from_slice(&frame.data);
-                    state.metrics.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    skipping = true;
-                    state.metrics.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    video.as_ref().expect("guarded").stream().request_keyframe();
-                    continue;
-                }
-                Err(RecvError::Closed) => {
+            // Video and sound carry pts on the session's media clock: directly comparable.
+            f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
+                let sub = video.as_ref().expect("guarded");
+                state.metrics.ws_frames_dropped.fetch_add(sub.dropped() - video_dropped, Ordering::Relaxed);
+                video_dropped = sub.dropped();
+                let Some(frame) = f else {
                     video = None;
                     continue;
+                };
+                let header = VideoFrameHeader {
+                    keyframe: frame.keyframe,
+                    codec: sub.codec(),
+                    pts_us: u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX),
+                    width: frame.width.min(u32::from(u16::MAX)) as u16,
+                    height: frame.height.min(u32::from(u16::MAX)) as u16,
+                };
+                let mut bytes = Vec::with_capacity(VideoFrameHeader::LEN + frame.data.len());
+                bytes.extend_from_slice(&header.to_bytes());
+                bytes.extend_from_slice(&frame.data);
+                state.metrics.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    return;
                 }
+                continue;
             },
             // Audio frames stop while nothing plays (DTX) and may resume any time later.
-            f = async { audio.as_mut().expect("guarded").recv().await }, if audio.is_some() => match f {
-                Ok(frame) => {
-                    let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
-                        state.metrics.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    state.metrics.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(n)) => {
-                    state.metrics.ws_audio_dropped.fetch_add(n, Ordering::Relaxed);
-                    continue;
-                }
-                Err(RecvError::Closed) => {
+            f = async { audio.as_mut().expect("guarded").next_decodable(MAX_AUDIO_LAG).await }, if audio.is_some() => {
+                let sub = audio.as_ref().expect("guarded");
+                state.metrics.ws_audio_dropped.fetch_add(sub.dropped() - audio_dropped, Ordering::Relaxed);
+                audio_dropped = sub.dropped();
+                let Some(frame) = f else {
                     audio = None;
                     continue;
+                };
+                let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
+                    state.metrics.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                state.metrics.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    return;
                 }
+                continue;
             },
         };
         match out {
@@ -424,11 +394,14 @@ async fn write_loop(
                 }
             }
             Outbound::Video(sub) => {
-                // A new subscriber waits for its keyframe (requested on subscription).
-                skipping = true;
+                // A new subscription starts from a keyframe (replayed or requested).
+                video_dropped = sub.dropped();
                 video = Some(sub);
             }
-            Outbound::Audio(sub) => audio = Some(sub),
+            Outbound::Audio(sub) => {
+                audio_dropped = sub.dropped();
+                audio = Some(sub);
+            }
             Outbound::StopVideo => {
                 video = None;
                 audio = None;
@@ -463,16 +436,5 @@ mod tests {
         assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
         assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
         assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
-    }
-
-    #[test]
-    fn video_pts_is_on_the_sound_clock_when_there_is_sound() {
-        let epoch = Instant::now();
-        let captured = epoch + Duration::from_millis(2500);
-        let pts = Duration::from_millis(40);
-        assert_eq!(ws_video_pts(pts, captured, Some(epoch)), 2_500_000);
-        assert_eq!(ws_video_pts(pts, captured, None), 40_000);
-        // Never negative.
-        assert_eq!(ws_video_pts(pts, epoch, Some(captured)), 0);
     }
 }
