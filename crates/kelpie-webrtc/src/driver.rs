@@ -256,7 +256,11 @@ fn sync_feeds(
         let mut sub = match source.subscribe(codec) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("cannot start the {} stream: {e}", codec.as_str());
+                tracing::error!(
+                    "cannot start the {} stream: {}",
+                    codec.as_str(),
+                    kelpie_media::error_chain(&e)
+                );
                 continue;
             }
         };

@@ -36,7 +36,7 @@ pub(crate) fn sync_feed(
             let mut sub = match source.subscribe() {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!("cannot start the audio stream: {e}");
+                    tracing::error!("cannot start the audio stream: {}", kelpie_media::error_chain(&e));
                     // Do not try again on every loop turn.
                     *feed = Some(tokio::spawn(std::future::pending()));
                     return;
@@ -79,7 +79,7 @@ pub(crate) fn microphone(
                 slot.insert(m);
             }
             Some(Err(e)) => {
-                tracing::warn!(%id, "cannot play the microphone: {e}");
+                tracing::warn!(%id, "cannot play the microphone: {}", kelpie_media::error_chain(&e));
                 return;
             }
         }
@@ -87,7 +87,7 @@ pub(crate) fn microphone(
     if let Some(m) = mics.get(&id)
         && let Err(e) = m.push(opus)
     {
-        tracing::debug!(%id, "microphone: {e}");
+        tracing::debug!(%id, "microphone: {}", kelpie_media::error_chain(&e));
         mics.remove(&id);
     }
 }
