@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tokio::sync::broadcast;
 
-use crate::MediaError;
+use crate::broadcast::{Decodable, LazyBroadcast, Producer, Publisher, Subscription, Upstream};
+use crate::clock::MediaClock;
 use crate::encoder::init;
 use crate::pipeline::{bus_error, element, launch};
+use crate::{MediaError, error_chain};
 
 /// Opus frame length Kelpie asks for.
 pub const FRAME: Duration = Duration::from_millis(10);
@@ -44,11 +45,23 @@ const WATCH_TICK: Duration = Duration::from_millis(200);
 pub struct AudioFrame {
     /// The Opus packet.
     pub data: Arc<[u8]>,
-    /// Time of its first sample since the source was created (48 kHz RTP time derives from
-    /// it); it keeps counting across pauses of the capture, so gaps show as gaps.
+    /// Time of its first sample on the session's [`MediaClock`] (48 kHz RTP time derives from
+    /// it), the timeline video frames' pts are on too; it keeps counting across pauses of the
+    /// capture, so gaps show as gaps.
     pub pts: Duration,
     /// When its first sample was captured, on the same clock as video frames' capture time.
     pub captured: Instant,
+}
+
+impl Decodable for AudioFrame {
+    fn captured(&self) -> Instant {
+        self.captured
+    }
+
+    /// Every Opus packet decodes on its own.
+    fn decodable_alone(&self) -> bool {
+        true
+    }
 }
 
 /// Settings of the sound output.
@@ -94,9 +107,26 @@ impl Drop for Capture {
 /// The sound shared by the current subscribers: a broadcast, and the watcher thread that
 /// runs the capture while something plays.
 pub struct AudioStream {
-    tx: broadcast::Sender<Arc<AudioFrame>>,
+    /// Held strongly by the watcher thread only.
+    publisher: Weak<Publisher<AudioFrame>>,
     stop: Arc<AtomicBool>,
     watcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Sound has no keyframes: every frame decodes alone.
+impl Upstream for AudioStream {}
+
+impl Producer for AudioStream {
+    type Frame = AudioFrame;
+
+    fn publisher(&self) -> Option<Arc<Publisher<AudioFrame>>> {
+        self.publisher.upgrade()
+    }
+
+    /// The watcher retries a capture that fails; it never gives up on its own.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 impl Drop for AudioStream {
@@ -109,39 +139,32 @@ impl Drop for AudioStream {
     }
 }
 
-/// A subscriber's handle: keeps the stream running.
-pub struct AudioSubscription {
-    _stream: Arc<AudioStream>,
-    rx: broadcast::Receiver<Arc<AudioFrame>>,
-}
-
-impl AudioSubscription {
-    /// The next frame.
-    pub async fn recv(&mut self) -> Result<Arc<AudioFrame>, broadcast::error::RecvError> {
-        self.rx.recv().await
-    }
-}
+/// A listener's handle: keeps the sound running while it exists. Read it with
+/// [`Subscription::next_decodable`] (frames older than the allowed lag are dropped and
+/// counted in [`Subscription::dropped`]) or [`Subscription::recv`].
+pub type AudioSubscription = Subscription<AudioFrame>;
 
 /// The session's sound, started on demand.
 pub struct AudioSource {
     inner: Arc<Inner>,
-    current: Mutex<Weak<AudioStream>>,
+    stream: LazyBroadcast<AudioStream>,
 }
 
 /// What the watcher thread needs of the source.
 struct Inner {
     settings: AudioSettings,
     counters: Arc<AudioCounters>,
-    /// Origin of every frame's `pts`.
-    epoch: Instant,
+    /// Origin of every frame's `pts`, shared with the session's video.
+    clock: MediaClock,
 }
 
 impl AudioSource {
-    /// A source that captures with `settings` once subscribed.
-    pub fn new(settings: AudioSettings) -> Self {
+    /// A source that captures with `settings` once subscribed; frames' pts are on `clock`,
+    /// the session's media clock.
+    pub fn new(settings: AudioSettings, clock: MediaClock) -> Self {
         Self {
-            inner: Arc::new(Inner { settings, counters: Arc::default(), epoch: Instant::now() }),
-            current: Mutex::new(Weak::new()),
+            inner: Arc::new(Inner { settings, counters: Arc::default(), clock }),
+            stream: LazyBroadcast::new(),
         }
     }
 
@@ -150,11 +173,14 @@ impl AudioSource {
         &self.inner.counters
     }
 
-    /// Origin of every frame's `pts` (a frame's `pts` is its `captured` minus this), the same
-    /// for every stream of this source: video capture times counted from it are on the
-    /// sound's clock.
+    /// The session's media clock, origin of every frame's `pts`.
+    pub fn clock(&self) -> MediaClock {
+        self.inner.clock
+    }
+
+    /// Origin of every frame's `pts` (a frame's `pts` is about its `captured` minus this).
     pub fn epoch(&self) -> Instant {
-        self.inner.epoch
+        self.inner.clock.epoch()
     }
 
     /// Settings in use.
@@ -165,17 +191,8 @@ impl AudioSource {
     /// Subscribes, starting the stream if nobody else listens. Fails at once when the
     /// GStreamer elements are missing.
     pub fn subscribe(&self) -> Result<AudioSubscription, MediaError> {
-        let mut cur = self.current.lock().unwrap();
-        let stream = match cur.upgrade() {
-            Some(s) => s,
-            None => {
-                let s = Arc::new(self.start()?);
-                *cur = Arc::downgrade(&s);
-                s
-            }
-        };
-        let rx = stream.tx.subscribe();
-        Ok(AudioSubscription { _stream: stream, rx })
+        let (_, sub) = self.stream.subscribe(|| self.start().map(Arc::new))?;
+        Ok(sub)
     }
 
     fn start(&self) -> Result<AudioStream, MediaError> {
@@ -187,15 +204,16 @@ impl AudioSource {
                 return Err(MediaError::MissingElement { element: element.into(), package: package.into() });
             }
         }
-        let (tx, _) = broadcast::channel(DEPTH);
+        let publisher = Arc::new(Publisher::new(DEPTH, None));
         let stop = Arc::new(AtomicBool::new(false));
-        let (inner, t, st) = (self.inner.clone(), tx.clone(), stop.clone());
+        let weak = Arc::downgrade(&publisher);
+        let (inner, st) = (self.inner.clone(), stop.clone());
         let watcher = std::thread::Builder::new()
             .name("kelpie-audio".into())
-            .spawn(move || inner.watch(&t, &st))
-            .map_err(|e| MediaError::Pipeline(format!("cannot start the audio thread: {e}")))?;
+            .spawn(move || inner.watch(&publisher, &st))
+            .map_err(|e| MediaError::io("starting the audio thread", e))?;
         tracing::info!(device = %self.inner.settings.device, kbps = self.inner.settings.bitrate_kbps, "audio stream started");
-        Ok(AudioStream { tx, stop, watcher: Mutex::new(Some(watcher)) })
+        Ok(AudioStream { publisher: weak, stop, watcher: Mutex::new(Some(watcher)) })
     }
 
     /// A player for one viewer's microphone, if the microphone is enabled.
@@ -208,7 +226,7 @@ impl AudioSource {
 
 impl Inner {
     /// Runs the capture while something plays, until `stop`.
-    fn watch(&self, tx: &broadcast::Sender<Arc<AudioFrame>>, stop: &AtomicBool) {
+    fn watch(&self, tx: &Arc<Publisher<AudioFrame>>, stop: &AtomicBool) {
         let pactl = Pactl { server: self.settings.server.clone(), mic_sink: self.settings.mic_sink.clone() };
         let mut events = match pactl.subscribe() {
             Ok(e) => Some(e),
@@ -244,7 +262,7 @@ impl Inner {
                         capture = Some(c);
                     }
                     Err(e) => {
-                        tracing::error!("sound capture failed: {e}");
+                        tracing::error!("sound capture failed: {}", error_chain(&e));
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 }
@@ -274,7 +292,7 @@ impl Inner {
     }
 
     /// Starts `pulsesrc ! opusenc ! appsink` into `tx`.
-    fn capture(&self, tx: &broadcast::Sender<Arc<AudioFrame>>) -> Result<Capture, MediaError> {
+    fn capture(&self, tx: &Arc<Publisher<AudioFrame>>) -> Result<Capture, MediaError> {
         let s = &self.settings;
         let server = s.server.as_ref().map(|v| format!("server=\"{v}\"")).unwrap_or_default();
         let desc = format!(
@@ -290,7 +308,7 @@ impl Inner {
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
         let sink_tx = tx.clone();
         let counters = self.counters.clone();
-        let (start, epoch) = (Instant::now(), self.epoch);
+        let (start, clock) = (Instant::now(), self.clock);
         let mut in_dtx = false;
         // This run's pts origin on the source's timeline (see below), set by its first frame.
         let mut run_origin: Option<Duration> = None;
@@ -331,17 +349,15 @@ impl Inner {
                     // receiver plays packets by their RTP timestamps, and ones taken from the
                     // wall clock jitter by a few hundred samples, which a jitter buffer hears
                     // as gaps and overlaps: lost sound and a growing delay.
-                    let origin = *run_origin
-                        .get_or_insert_with(|| captured.saturating_duration_since(epoch).saturating_sub(pts));
-                    let frame = AudioFrame { data: Arc::from(map.as_slice()), pts: origin + pts, captured };
-                    let _ = sink_tx.send(Arc::new(frame));
+                    let origin = *run_origin.get_or_insert_with(|| clock.pts(captured).saturating_sub(pts));
+                    sink_tx.send(AudioFrame { data: Arc::from(map.as_slice()), pts: origin + pts, captured });
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
-            MediaError::Pipeline(format!("the audio pipeline failed to start: {}", bus_error(&pipeline)))
-        })?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| MediaError::pipeline("audio", bus_error(&pipeline).unwrap_or(e.into())))?;
         tracing::debug!("audio capture started");
         Ok(Capture { pipeline })
     }
@@ -454,9 +470,9 @@ impl MicPlayer {
         );
         let pipeline = launch(&desc, "microphone")?;
         let appsrc: gst_app::AppSrc = element(&pipeline, "src")?;
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
-            MediaError::Pipeline(format!("the microphone pipeline failed to start: {}", bus_error(&pipeline)))
-        })?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| MediaError::pipeline("microphone", bus_error(&pipeline).unwrap_or(e.into())))?;
         tracing::info!(sink, "microphone player started");
         Ok(Self { pipeline, appsrc })
     }
@@ -466,7 +482,7 @@ impl MicPlayer {
         self.appsrc
             .push_buffer(gst::Buffer::from_mut_slice(opus.to_vec()))
             .map(|_| ())
-            .map_err(|e| MediaError::Pipeline(format!("the microphone pipeline stopped: {e:?}")))
+            .map_err(|e| MediaError::pipeline("microphone", e))
     }
 }
 

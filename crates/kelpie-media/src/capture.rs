@@ -4,10 +4,11 @@
 //! DAMAGE object on the root. It reports which rectangles changed since the last call and
 //! copies exactly those into shared memory; it never encodes and never spawns threads.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd as _, BorrowedFd};
 use std::time::Duration;
 
 use x11rb::connection::Connection;
+use x11rb::errors::ReplyOrIdError;
 use x11rb::protocol::Event;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::shm::ConnectionExt as _;
@@ -111,16 +112,16 @@ impl ShmSegment {
         unsafe {
             let id = libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600);
             if id < 0 {
-                return Err(MediaError::Capture(format!(
-                    "shmget of {len} bytes failed: {}",
-                    std::io::Error::last_os_error()
-                )));
+                return Err(MediaError::io(
+                    "shmget (shared memory for the screen)",
+                    std::io::Error::last_os_error(),
+                ));
             }
             let addr = libc::shmat(id, std::ptr::null(), 0);
             if addr as isize == -1 {
                 let e = std::io::Error::last_os_error();
                 libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-                return Err(MediaError::Capture(format!("shmat failed: {e}")));
+                return Err(MediaError::io("shmat (shared memory for the screen)", e));
             }
             Ok(Self { id, addr: addr.cast(), len })
         }
@@ -216,58 +217,49 @@ pub struct Capturer {
 impl Capturer {
     /// Connects to `display` and sets up shared memory and damage tracking.
     pub fn open(display: &str) -> Result<Self, MediaError> {
-        let (conn, screen_num) = x11rb::connect(Some(display)).map_err(|e| {
-            MediaError::Display(format!(
-                "cannot connect to X display {display}: {e} (is the X server running, and is \
-                 XAUTHORITY set if it needs a cookie?)"
-            ))
-        })?;
+        let (conn, screen_num) = x11rb::connect(Some(display))
+            .map_err(|source| MediaError::Connect { display: display.to_string(), source })?;
         let screen = &conn.setup().roots[screen_num];
         let root = screen.root;
         let (width, height) = (u32::from(screen.width_in_pixels), u32::from(screen.height_in_pixels));
         if screen.root_depth != 24 && screen.root_depth != 32 {
-            return Err(MediaError::Display(format!(
-                "display {display} has depth {}; Kelpie needs 24-bit colour (start Xvfb with \
-                 -screen 0 WxHx24)",
-                screen.root_depth
-            )));
+            return Err(MediaError::Depth { display: display.to_string(), depth: screen.root_depth });
         }
-        let missing = |ext: &str, e: &dyn std::fmt::Display| {
-            MediaError::Display(format!("X display {display} lacks the {ext} extension: {e}"))
+        let missing = |extension: &'static str| {
+            move |e: ReplyOrIdError| MediaError::MissingExtension {
+                display: display.to_string(),
+                extension,
+                source: e,
+            }
         };
-        conn.shm_query_version()
-            .map_err(|e| missing("MIT-SHM", &e))?
-            .reply()
-            .map_err(|e| missing("MIT-SHM", &e))?;
-        conn.damage_query_version(1, 1)
-            .map_err(|e| missing("DAMAGE", &e))?
-            .reply()
-            .map_err(|e| missing("DAMAGE", &e))?;
-        conn.xfixes_query_version(5, 0)
-            .map_err(|e| missing("XFIXES", &e))?
-            .reply()
-            .map_err(|e| missing("XFIXES", &e))?;
+        let ext = |name: &'static str, r: Result<(), ReplyOrIdError>| r.map_err(missing(name));
+        ext("MIT-SHM", conn.shm_query_version().map_err(Into::into).and_then(|c| Ok(c.reply().map(drop)?)))?;
+        ext(
+            "DAMAGE",
+            conn.damage_query_version(1, 1).map_err(Into::into).and_then(|c| Ok(c.reply().map(drop)?)),
+        )?;
+        ext(
+            "XFIXES",
+            conn.xfixes_query_version(5, 0).map_err(Into::into).and_then(|c| Ok(c.reply().map(drop)?)),
+        )?;
 
         let shm = ShmSegment::new(width as usize * height as usize * 4)?;
-        let x = |e: &dyn std::fmt::Display| MediaError::Capture(format!("X request failed: {e}"));
-        let shmseg = conn.generate_id().map_err(|e| x(&e))?;
-        conn.shm_attach(shmseg, shm.id as u32, false).map_err(|e| x(&e))?.check().map_err(|e| {
-            MediaError::Display(format!(
-                "X display {display} cannot attach shared memory ({e}); the X server must \
-                     run on this machine and share its IPC namespace"
-            ))
-        })?;
-        let damage = conn.generate_id().map_err(|e| x(&e))?;
-        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY).map_err(|e| x(&e))?;
-        let region = conn.generate_id().map_err(|e| x(&e))?;
-        conn.xfixes_create_region(region, &[]).map_err(|e| x(&e))?;
+        let shmseg = conn.generate_id().map_err(lost)?;
+        conn.shm_attach(shmseg, shm.id as u32, false)
+            .map_err(lost)?
+            .check()
+            .map_err(|e| MediaError::SharedMemory { display: display.to_string(), source: e.into() })?;
+        let damage = conn.generate_id().map_err(lost)?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY).map_err(lost)?;
+        let region = conn.generate_id().map_err(lost)?;
+        conn.xfixes_create_region(region, &[]).map_err(lost)?;
         // ConfigureNotify on the root tells of a RandR resize.
         conn.change_window_attributes(
             root,
             &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
         )
-        .map_err(|e| x(&e))?;
-        conn.flush().map_err(|e| x(&e))?;
+        .map_err(lost)?;
+        conn.flush().map_err(lost)?;
         Ok(Self { conn, root, width, height, shm, shmseg, damage, region, damaged: true, resized: false })
     }
 
@@ -297,20 +289,28 @@ impl Capturer {
 
     /// Waits up to `timeout` for the screen to change. Returns whether damage is pending.
     pub fn wait_for_damage(&mut self, timeout: Duration) -> Result<bool, MediaError> {
+        self.wait(Some(timeout), None)
+    }
+
+    /// Waits until the screen changes or `wake` becomes readable, for at most `timeout`
+    /// (`None`: as long as it takes). Returns whether damage is pending. No time is spent
+    /// awake while nothing happens: the X connection and `wake` are polled together.
+    pub fn wait_for_damage_or(
+        &mut self,
+        timeout: Option<Duration>,
+        wake: BorrowedFd<'_>,
+    ) -> Result<bool, MediaError> {
+        self.wait(timeout, Some(wake))
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, wake: Option<BorrowedFd<'_>>) -> Result<bool, MediaError> {
         self.drain_events()?;
-        if self.damaged || timeout.is_zero() {
+        if self.damaged || timeout.is_some_and(|t| t.is_zero()) {
             return Ok(self.damaged);
         }
-        let mut pfd = libc::pollfd { fd: self.conn.stream().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(MediaError::Capture(format!("poll on the X connection failed: {e}")));
-            }
-        }
+        let mut fds = vec![self.conn.stream().as_fd()];
+        fds.extend(wake);
+        crate::mailbox::wait_readable(&fds, timeout)?;
         self.drain_events()?;
         Ok(self.damaged)
     }
@@ -423,8 +423,8 @@ fn to_rect(r: &Rectangle) -> Rect {
     Rect { x: r.x.max(0) as u32, y: r.y.max(0) as u32, w: u32::from(r.width), h: u32::from(r.height) }
 }
 
-fn lost(e: impl std::fmt::Display) -> MediaError {
-    MediaError::Display(format!("lost the X display: {e}"))
+fn lost(e: impl Into<ReplyOrIdError>) -> MediaError {
+    MediaError::Lost(e.into())
 }
 
 #[cfg(test)]

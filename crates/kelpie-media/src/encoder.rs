@@ -2,10 +2,10 @@
 //! GStreamer pipeline with I420 frames pushed straight into `encoder → appsink`.
 //!
 //! Knows which encoders exist, which Debian package provides each, and the low-latency
-//! settings for each (see ../shared/REFERENCE.md). It receives raw frames and hands out
+//! settings for each (why these: docs/design/encoder.md). It receives raw frames and hands out
 //! encoded access units; it never touches X or the network.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -13,10 +13,11 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use kelpie_protocol::VideoCodec;
 
-use crate::MediaError;
+use crate::clock::MediaClock;
 use crate::pipeline::{bus_error, element, launch};
 use crate::ratecontrol::RateControl;
 use crate::x264::X264;
+use crate::{GstCause, MediaError};
 
 /// The Debian package with the libx264 that `--encoder x264` loads.
 pub const X264_PACKAGE: &str = "libx264-164";
@@ -93,12 +94,7 @@ pub const ENCODERS: &[EncoderSpec] = &[
 
 /// Initialises GStreamer once; safe to call repeatedly.
 pub fn init() -> Result<(), MediaError> {
-    gst::init().map_err(|e| {
-        MediaError::Pipeline(format!(
-            "GStreamer failed to initialise: {e} (install libgstreamer1.0-0 and \
-             gstreamer1.0-plugins-base)"
-        ))
-    })
+    gst::init().map_err(MediaError::GstInit)
 }
 
 impl EncoderSpec {
@@ -188,7 +184,30 @@ impl EncoderSpec {
     }
 }
 
-/// Encoder settings that may change while streaming.
+/// Frame rate and bitrate: the settings that change while streaming. Each running stream's
+/// capture thread owns its current `Rate` and changes it only by command
+/// ([`crate::VideoStream::set_rate`]); the encoder is told of a change once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Target frame rate, 1 to 240.
+    pub fps: u32,
+    /// Target bitrate in kbit/s, at least 100.
+    pub bitrate_kbps: u32,
+}
+
+impl Rate {
+    /// A rate, held to what the encoders accept.
+    pub fn new(fps: u32, bitrate_kbps: u32) -> Self {
+        Self { fps: fps.clamp(1, 240), bitrate_kbps: bitrate_kbps.max(100) }
+    }
+
+    /// One frame-time.
+    pub fn frame_time(&self) -> Duration {
+        Duration::from_secs(1) / self.fps.max(1)
+    }
+}
+
+/// Encoder settings a stream starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncoderSettings {
     /// Target frame rate.
@@ -202,6 +221,11 @@ pub struct EncoderSettings {
 }
 
 impl EncoderSettings {
+    /// Frame rate and bitrate.
+    pub fn rate(&self) -> Rate {
+        Rate::new(self.fps, self.bitrate_kbps)
+    }
+
     /// Threads a software encoder gets: 1 to 4, one slice each.
     fn slice_threads(&self) -> u32 {
         self.threads.clamp(1, 4)
@@ -213,7 +237,8 @@ impl EncoderSettings {
 pub struct EncodedFrame {
     /// H.264 Annex-B access unit or VP8 frame.
     pub data: Arc<[u8]>,
-    /// Presentation time since the stream started.
+    /// Presentation time: the capture time on the session's [`MediaClock`], so continuous
+    /// across resizes and encoder restarts, and comparable with audio frames' pts.
     pub pts: Duration,
     /// When the frame was captured.
     pub captured: Instant,
@@ -225,10 +250,20 @@ pub struct EncodedFrame {
     pub height: u32,
 }
 
-/// A running encoder.
+impl crate::broadcast::Decodable for EncodedFrame {
+    fn captured(&self) -> Instant {
+        self.captured
+    }
+
+    fn decodable_alone(&self) -> bool {
+        self.keyframe
+    }
+}
+
+/// A running encoder, owned by the thread that feeds it.
 pub struct Encoder {
     spec: &'static EncoderSpec,
-    start: Instant,
+    clock: MediaClock,
     width: u32,
     height: u32,
     inner: Inner,
@@ -238,7 +273,7 @@ pub struct Encoder {
 enum Inner {
     Gst(GstEncoder),
     /// Boxed: the rate control's memory is a few kilobytes.
-    X264(Box<Mutex<X264Encoder>>),
+    X264(Box<X264Encoder>),
 }
 
 /// A GStreamer pipeline `encoder → appsink`.
@@ -260,7 +295,7 @@ struct X264Encoder {
     /// Frame rate and slice threads to open x264 with (the bitrate is the rate control's).
     fps: u32,
     threads: u32,
-    sink: Box<dyn Fn(EncodedFrame) + Send + Sync>,
+    sink: Box<dyn FnMut(EncodedFrame) + Send>,
 }
 
 /// Frames in a row that must want a QP above 51 before the encoder is reopened with the
@@ -275,12 +310,13 @@ const CAPTURE_CAPS: &str = "timestamp/x-kelpie-capture";
 
 impl Encoder {
     /// Starts an encoder for `width` x `height` I420 frames. `sink` gets every encoded
-    /// frame, in the thread that pushed it.
+    /// frame, in the thread that pushed it; frames' pts are their capture times on `clock`.
     pub fn start(
         spec: &'static EncoderSpec,
         width: u32,
         height: u32,
         settings: EncoderSettings,
+        clock: MediaClock,
         sink: impl Fn(EncodedFrame) + Send + Sync + 'static,
     ) -> Result<Self, MediaError> {
         if spec.backend == Backend::GStreamer {
@@ -289,9 +325,8 @@ impl Encoder {
         if !spec.is_available() {
             return Err(spec.missing());
         }
-        let start = Instant::now();
         let inner = match spec.backend {
-            Backend::Libx264 => Inner::X264(Box::new(Mutex::new(X264Encoder {
+            Backend::Libx264 => Inner::X264(Box::new(X264Encoder {
                 x264: X264::open(
                     width,
                     height,
@@ -304,10 +339,10 @@ impl Encoder {
                 fps: settings.fps,
                 threads: settings.slice_threads(),
                 sink: Box::new(sink),
-            }))),
-            Backend::GStreamer => Inner::Gst(GstEncoder::start(spec, width, height, settings, start, sink)?),
+            })),
+            Backend::GStreamer => Inner::Gst(GstEncoder::start(spec, width, height, settings, clock, sink)?),
         };
-        Ok(Self { spec, start, width, height, inner })
+        Ok(Self { spec, clock, width, height, inner })
     }
 
     /// The encoder in use.
@@ -324,45 +359,72 @@ impl Encoder {
     /// handed out what it made of it); if `keyframe`, the encoder is told to make it a
     /// keyframe with SPS/PPS. `changed` is how many pixels changed since the frame before.
     pub fn push(
-        &self,
+        &mut self,
         i420: &[u8],
         captured: Instant,
         keyframe: bool,
         changed: u64,
     ) -> Result<(), MediaError> {
-        match &self.inner {
-            Inner::X264(x) => self.encode_x264(x, i420, captured, keyframe, changed),
-            Inner::Gst(g) => g.push(self.spec, self.start, i420.to_vec(), captured, keyframe),
+        let (w, h, clock) = (self.width, self.height, self.clock);
+        match &mut self.inner {
+            Inner::X264(x) => x.encode(w, h, clock, i420, captured, keyframe, changed),
+            Inner::Gst(g) => g.push(self.spec, clock, i420.to_vec(), captured, keyframe),
         }
     }
 
     /// As [`Encoder::push`], handing the frame's memory over without a copy; it is dropped
     /// once the encoder is done with it.
     pub fn push_owned(
-        &self,
+        &mut self,
         mut i420: impl AsMut<[u8]> + Send + 'static,
         captured: Instant,
         keyframe: bool,
         changed: u64,
     ) -> Result<(), MediaError> {
-        match &self.inner {
+        let (w, h, clock) = (self.width, self.height, self.clock);
+        match &mut self.inner {
             // x264 copies the picture in; the frame goes back to its pool right after.
-            Inner::X264(x) => self.encode_x264(x, i420.as_mut(), captured, keyframe, changed),
-            Inner::Gst(g) => g.push(self.spec, self.start, i420, captured, keyframe),
+            Inner::X264(x) => x.encode(w, h, clock, i420.as_mut(), captured, keyframe, changed),
+            Inner::Gst(g) => g.push(self.spec, clock, i420, captured, keyframe),
         }
     }
 
-    fn encode_x264(
-        &self,
-        x: &Mutex<X264Encoder>,
+    /// Changes the target bitrate and the frame rate it is shared among (GStreamer encoders
+    /// keep the frame rate they started with).
+    pub fn set_rate(&mut self, rate: Rate) {
+        match &mut self.inner {
+            Inner::X264(x) => {
+                x.rate.set_bitrate(rate.bitrate_kbps);
+                x.rate.set_fps(rate.fps);
+                x.fps = rate.fps;
+            }
+            Inner::Gst(g) => self.spec.set_bitrate(&g.enc, rate.bitrate_kbps),
+        }
+    }
+
+    /// Returns the first error the pipeline posted, if any.
+    pub fn poll_error(&self) -> Option<MediaError> {
+        match &self.inner {
+            Inner::X264(_) => None,
+            Inner::Gst(g) => g.poll_error(self.spec),
+        }
+    }
+}
+
+impl X264Encoder {
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &mut self,
+        width: u32,
+        height: u32,
+        clock: MediaClock,
         i420: &[u8],
         captured: Instant,
         keyframe: bool,
         changed: u64,
     ) -> Result<(), MediaError> {
-        let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
-        let X264Encoder { x264, rate, outside, fps, threads, sink } = &mut *x;
-        let total = u64::from(self.width) * u64::from(self.height);
+        let Self { x264, rate, outside, fps, threads, sink } = self;
+        let total = u64::from(width) * u64::from(height);
         let mut plan = rate.plan(captured, keyframe, changed, total);
         let mut keyframe = keyframe;
         // One x264 encoder takes QPs from a range 40 wide: 11-51 for desktop content, 29-69
@@ -377,7 +439,7 @@ impl Encoder {
         }
         if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
-            *x264 = X264::open(self.width, self.height, *fps, *threads, qp_low)?;
+            *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
             *outside = 0;
             keyframe = true;
             plan = rate.plan(captured, true, changed, total);
@@ -390,42 +452,15 @@ impl Encoder {
         if out.data.is_empty() {
             return Ok(());
         }
-        let pts = captured.saturating_duration_since(self.start);
         sink(EncodedFrame {
             data: Arc::from(out.data),
-            pts,
+            pts: clock.pts(captured),
             captured,
             keyframe: out.keyframe,
-            width: self.width,
-            height: self.height,
+            width,
+            height,
         });
         Ok(())
-    }
-
-    /// Changes the target bitrate while running.
-    pub fn set_bitrate(&self, kbps: u32) {
-        match &self.inner {
-            Inner::X264(x) => x.lock().unwrap_or_else(|e| e.into_inner()).rate.set_bitrate(kbps),
-            Inner::Gst(g) => self.spec.set_bitrate(&g.enc, kbps),
-        }
-    }
-
-    /// Changes the frame rate the bitrate is shared among (GStreamer encoders keep the
-    /// rate they started with).
-    pub fn set_fps(&self, fps: u32) {
-        if let Inner::X264(x) = &self.inner {
-            let mut x = x.lock().unwrap_or_else(|e| e.into_inner());
-            x.rate.set_fps(fps);
-            x.fps = fps;
-        }
-    }
-
-    /// Returns the first error the pipeline posted, if any.
-    pub fn poll_error(&self) -> Option<MediaError> {
-        match &self.inner {
-            Inner::X264(_) => None,
-            Inner::Gst(g) => g.poll_error(self.spec),
-        }
     }
 }
 
@@ -435,7 +470,7 @@ impl GstEncoder {
         width: u32,
         height: u32,
         settings: EncoderSettings,
-        start: Instant,
+        clock: MediaClock,
         sink: impl Fn(EncodedFrame) + Send + Sync + 'static,
     ) -> Result<Self, MediaError> {
         // Frames are pushed into the encoder from the capture thread and encoded right there,
@@ -453,13 +488,12 @@ impl GstEncoder {
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
         let enc: gst::Element = element(&pipeline, "enc")?;
         let src = gst::Pad::builder(gst::PadDirection::Src).name("kelpie-frames").build();
-        let enc_sink = enc
-            .static_pad("sink")
-            .ok_or_else(|| MediaError::Pipeline(format!("the {} element has no sink pad", spec.element)))?;
-        src.link(&enc_sink)
-            .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e:?}", spec.element)))?;
-        src.set_active(true)
-            .map_err(|e| MediaError::Pipeline(format!("cannot feed the {} encoder: {e}", spec.element)))?;
+        let failed = |e: GstCause| MediaError::pipeline(spec.element, e);
+        let enc_sink = enc.static_pad("sink").ok_or_else(|| {
+            failed(GstCause::Missing(format!("the {} element has no sink pad", spec.element)))
+        })?;
+        src.link(&enc_sink).map_err(|e| failed(e.into()))?;
+        src.set_active(true).map_err(|e| failed(e.into()))?;
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| {
@@ -478,7 +512,7 @@ impl GstEncoder {
                     sink(EncodedFrame {
                         data: Arc::from(map.as_slice()),
                         pts,
-                        captured: start + pts,
+                        captured: clock.instant(pts),
                         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                         width,
                         height,
@@ -487,10 +521,9 @@ impl GstEncoder {
                 })
                 .build(),
         );
-        let failed = |p: &gst::Pipeline| {
-            MediaError::Pipeline(format!("the {} encoder failed to start: {}", spec.element, bus_error(p)))
-        };
-        pipeline.set_state(gst::State::Playing).map_err(|_| failed(&pipeline))?;
+        let not_started =
+            |p: &gst::Pipeline, e: GstCause| MediaError::pipeline(spec.element, bus_error(p).unwrap_or(e));
+        pipeline.set_state(gst::State::Playing).map_err(|e| not_started(&pipeline, e.into()))?;
         let caps = gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .field("width", width as i32)
@@ -506,22 +539,24 @@ impl GstEncoder {
             gst::event::Segment::new(&segment),
         ] {
             if !src.push_event(ev) {
+                let e =
+                    not_started(&pipeline, GstCause::Missing("the encoder refused its stream's caps".into()));
                 let _ = pipeline.set_state(gst::State::Null);
-                return Err(failed(&pipeline));
+                return Err(e);
             }
         }
         Ok(Self { pipeline, src, enc, capture_caps: gst::Caps::new_empty_simple(CAPTURE_CAPS) })
     }
 
     fn push(
-        &self,
+        &mut self,
         spec: &EncoderSpec,
-        start: Instant,
+        clock: MediaClock,
         i420: impl AsMut<[u8]> + Send + 'static,
         captured: Instant,
         keyframe: bool,
     ) -> Result<(), MediaError> {
-        let pts = gst::ClockTime::from_nseconds(captured.saturating_duration_since(start).as_nanos() as u64);
+        let pts = gst::ClockTime::from_nseconds(clock.pts(captured).as_nanos() as u64);
         if keyframe {
             // Sent upstream into the encoder's source pad: it applies to the next frame the
             // encoder takes, this one.
@@ -536,28 +571,15 @@ impl GstEncoder {
             b.set_pts(pts);
             gst::ReferenceTimestampMeta::add(b, &self.capture_caps, pts, gst::ClockTime::NONE);
         }
-        self.src.push(buffer).map(|_| ()).map_err(|e| {
-            MediaError::Pipeline(format!(
-                "the {} pipeline stopped: {e:?} {}",
-                spec.element,
-                bus_error(&self.pipeline)
-            ))
-        })
+        self.src
+            .push(buffer)
+            .map(|_| ())
+            .map_err(|e| MediaError::pipeline(spec.element, bus_error(&self.pipeline).unwrap_or(e.into())))
     }
 
     /// Returns the first error the pipeline posted, if any.
     fn poll_error(&self, spec: &EncoderSpec) -> Option<MediaError> {
-        let bus = self.pipeline.bus()?;
-        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
-        match msg.view() {
-            gst::MessageView::Error(e) => Some(MediaError::Pipeline(format!(
-                "the {} pipeline failed: {} ({})",
-                spec.element,
-                e.error(),
-                e.debug().unwrap_or_default()
-            ))),
-            _ => None,
-        }
+        bus_error(&self.pipeline).map(|e| MediaError::pipeline(spec.element, e))
     }
 }
 
@@ -571,6 +593,11 @@ impl Drop for GstEncoder {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    /// The encoder tests' pictures start right after their clock's epoch.
+    fn clock() -> MediaClock {
+        MediaClock::new()
+    }
 
     #[test]
     fn every_encoder_names_its_package() {
@@ -587,7 +614,7 @@ mod tests {
         let out = Arc::new(Mutex::new(Vec::new()));
         let o = out.clone();
         let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2, cursor_in_video: false };
-        let enc = Encoder::start(spec, 320, 240, settings, move |f| {
+        let mut enc = Encoder::start(spec, 320, 240, settings, clock(), move |f| {
             o.lock().unwrap().push((f.keyframe, f.data.len(), f.pts))
         })
         .unwrap();
@@ -641,11 +668,12 @@ mod tests {
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let b = bytes.clone();
         let settings = EncoderSettings { fps: 30, bitrate_kbps: 800, threads: 1, cursor_in_video: false };
-        let enc =
-            Encoder::start(spec, 320, 240, settings, move |f| b.lock().unwrap().push(f.data.len())).unwrap();
+        let mut enc =
+            Encoder::start(spec, 320, 240, settings, clock(), move |f| b.lock().unwrap().push(f.data.len()))
+                .unwrap();
         let mut seed = 1u32;
         let t0 = Instant::now();
-        let mut rate_between = |from: usize, to: usize| {
+        let mut rate_between = |enc: &mut Encoder, from: usize, to: usize| {
             for i in from..to {
                 let noise: Vec<u8> = (0..320 * 240 * 3 / 2)
                     .map(|_| {
@@ -659,10 +687,10 @@ mod tests {
             let b = bytes.lock().unwrap();
             b[from + 30..to].iter().sum::<usize>() as f64 * 8.0 / ((to - from - 30) as f64 / 30.0) / 1000.0
         };
-        let first = rate_between(0, 120);
+        let first = rate_between(&mut enc, 0, 120);
         assert!((600.0..=900.0).contains(&first), "{first} kbit/s for a target of 800");
-        enc.set_bitrate(2400);
-        let second = rate_between(120, 240);
+        enc.set_rate(Rate::new(30, 2400));
+        let second = rate_between(&mut enc, 120, 240);
         assert!((1800.0..=2700.0).contains(&second), "{second} kbit/s for a target of 2400");
     }
 

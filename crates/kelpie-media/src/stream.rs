@@ -1,28 +1,38 @@
-//! A video stream: one capture thread and one encoder whose output is broadcast to every
-//! subscriber, and the [`VideoSource`] that starts a stream per codec on first subscription
-//! and stops it when the last subscriber leaves.
+//! A video stream: one capture thread that owns the capturer and the encoder and whose
+//! output is broadcast to every subscriber, and the [`VideoSource`] that starts a stream per
+//! codec on first subscription and stops it when the last subscriber leaves.
+//!
+//! The capture thread sleeps in `poll()` on the X connection and on its command mailbox
+//! together: damage wakes it, and so do commands (a keyframe request, a rate change, stop),
+//! at once; while the screen is still and nobody asks for anything it does not wake at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kelpie_protocol::VideoCodec;
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
-use crate::MediaError;
+use crate::broadcast::{LazyBroadcast, Producer, Publisher, Subscription, Upstream};
 use crate::capture::{Capturer, CursorShot, Rect};
-use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec};
+use crate::clock::MediaClock;
+use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec, Rate};
+use crate::mailbox::{Drained, Inbox, Mailbox, mailbox};
 use crate::pool::FramePool;
+use crate::{MediaError, error_chain};
 
 /// Frames a subscriber may fall behind before it is told it lagged (then it skips to the
 /// next keyframe). About a second at 60 fps.
 const BROADCAST_DEPTH: usize = 64;
-/// Longest the capture thread sleeps while idle, so stop and keyframe requests are seen.
-const IDLE_POLL: Duration = Duration::from_millis(50);
-/// Keyframes are made at most this often, however many viewers ask.
-const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// How long the capture thread waits for damage while nothing else is due: until something
+/// happens.
+const FOREVER: Duration = Duration::MAX;
+/// Keyframes are made at most this often, however many viewers ask. A subscriber that joins
+/// within this time of the last keyframe starts from that keyframe instead (the broadcast
+/// replays it and the frames after it), so its first picture does not wait for the limit.
+pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the capture waits after the first damage of a change, so that a client drawing
 /// a frame in several requests is captured whole rather than half-drawn.
 const DAMAGE_SETTLE: Duration = Duration::from_millis(1);
@@ -88,7 +98,8 @@ impl Pacer {
 enum Next {
     /// Capture now.
     Capture,
-    /// Wait up to this long for damage, then decide again.
+    /// Wait up to this long (or, [`FOREVER`], as long as it takes) for damage or a command,
+    /// then decide again.
     WaitForDamage(Duration),
     /// Sleep this long (the pacer holds a capture back), then decide again.
     Sleep(Duration),
@@ -119,15 +130,16 @@ impl Schedule {
     }
 
     /// `wanted`: damage, a due keyframe or a moved pointer asks for a capture now. `idle`:
-    /// how long to wait for damage when nothing is pending.
+    /// how long to wait for damage when nothing is pending ([`FOREVER`]: until something
+    /// happens).
     fn next(&mut self, now: Instant, fps: u32, wanted: bool, idle: Duration) -> Next {
         let frame = Duration::from_secs(1) / fps.max(1);
         if !(self.first || wanted) {
             let refine_at = (self.refine_left > 0)
                 .then(|| self.last_change.map_or(now, |t| t + frame * Self::REFINE_AFTER_FRAMES));
             match refine_at {
-                None => return Next::WaitForDamage(idle.min(IDLE_POLL)),
-                Some(at) if now < at => return Next::WaitForDamage((at - now).min(IDLE_POLL)),
+                None => return Next::WaitForDamage(idle),
+                Some(at) if now < at => return Next::WaitForDamage((at - now).min(idle)),
                 Some(_) => {}
             }
         }
@@ -160,30 +172,65 @@ impl Schedule {
 #[derive(Debug, Default)]
 pub struct StreamCounters {
     /// Frames pushed to the encoder.
-    pub frames_captured: std::sync::atomic::AtomicU64,
+    pub frames_captured: AtomicU64,
     /// Frames the encoder produced.
-    pub frames_encoded: std::sync::atomic::AtomicU64,
+    pub frames_encoded: AtomicU64,
     /// Bytes the encoder produced.
-    pub bytes_encoded: std::sync::atomic::AtomicU64,
+    pub bytes_encoded: AtomicU64,
     /// Keyframes the encoder produced.
-    pub keyframes: std::sync::atomic::AtomicU64,
+    pub keyframes: AtomicU64,
 }
 
-struct Control {
-    stop: AtomicBool,
-    keyframe: AtomicBool,
-    fps: AtomicU32,
-    bitrate_kbps: AtomicU32,
-    failed: Mutex<Option<String>>,
+/// What the capture thread is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// Make a keyframe soon (rate-limited, see [`Keyframes`]).
+    Keyframe,
+    /// Capture and encode at this rate from now on.
+    Rate(Rate),
+    /// Stop.
+    Stop,
+}
+
+/// Keyframe requests, rate-limited across all viewers: a keyframe is made at most every
+/// [`KEYFRAME_MIN_INTERVAL`]; one asked for sooner is made when the interval is over.
+#[derive(Debug, Clone, Copy, Default)]
+struct Keyframes {
+    wanted: bool,
+    last: Option<Instant>,
+}
+
+impl Keyframes {
+    /// When the keyframe asked for may be made (`now` or later); `None` when none is asked
+    /// for.
+    fn due_at(&self, now: Instant) -> Option<Instant> {
+        self.wanted.then(|| self.last.map_or(now, |t| (t + KEYFRAME_MIN_INTERVAL).max(now)))
+    }
+
+    /// Notes a keyframe captured at `now`.
+    fn made(&mut self, now: Instant) {
+        self.wanted = false;
+        self.last = Some(now);
+    }
+}
+
+/// The capture thread's own state, kept across resizes: the one place a running stream's
+/// rate lives.
+struct Controls {
+    rate: Rate,
+    keyframes: Keyframes,
 }
 
 /// A running capture + encode of one display in one codec.
 pub struct VideoStream {
     codec: VideoCodec,
     encoder: &'static str,
-    tx: broadcast::Sender<Arc<EncodedFrame>>,
-    control: Arc<Control>,
+    mailbox: Mailbox<Command>,
+    /// Held strongly by the capture thread only: subscribers see the broadcast end when the
+    /// thread does.
+    publisher: Weak<Publisher<EncodedFrame>>,
     counters: Arc<StreamCounters>,
+    failed: Arc<Mutex<Option<String>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -192,110 +239,100 @@ impl VideoStream {
         display: &str,
         spec: &'static EncoderSpec,
         settings: EncoderSettings,
+        clock: MediaClock,
     ) -> Result<Arc<Self>, MediaError> {
         let capturer = Capturer::open(display)?;
         let (w, h) = capturer.size();
         let (w, h) = (w & !1, h & !1);
-        let (tx, _) = broadcast::channel(BROADCAST_DEPTH);
+        let publisher = Arc::new(Publisher::new(BROADCAST_DEPTH, Some(KEYFRAME_MIN_INTERVAL)));
         let counters = Arc::new(StreamCounters::default());
-        let sink_tx = tx.clone();
-        let c = counters.clone();
+        let (p, c) = (publisher.clone(), counters.clone());
         let sink: Arc<dyn Fn(EncodedFrame) + Send + Sync> = Arc::new(move |f: EncodedFrame| {
             c.frames_encoded.fetch_add(1, Ordering::Relaxed);
             c.bytes_encoded.fetch_add(f.data.len() as u64, Ordering::Relaxed);
             if f.keyframe {
                 c.keyframes.fetch_add(1, Ordering::Relaxed);
             }
-            // No receivers is fine: the stream is about to stop.
-            let _ = sink_tx.send(Arc::new(f));
+            p.send(f);
         });
         let start_encoder = move |w: u32, h: u32, settings: EncoderSettings| {
             let sink = sink.clone();
-            Encoder::start(spec, w, h, settings, move |f| sink(f))
+            Encoder::start(spec, w, h, settings, clock, move |f| sink(f))
         };
         let encoder = start_encoder(w, h, settings)?;
-        let control = Arc::new(Control {
-            stop: AtomicBool::new(false),
-            keyframe: AtomicBool::new(true),
-            fps: AtomicU32::new(settings.fps.max(1)),
-            bitrate_kbps: AtomicU32::new(settings.bitrate_kbps),
-            failed: Mutex::new(None),
-        });
-        let ctl = control.clone();
-        let cnt = counters.clone();
+        let (mailbox, inbox) = mailbox()?;
+        let failed = Arc::new(Mutex::new(None));
+        let (fail, cnt) = (failed.clone(), counters.clone());
         let display = display.to_string();
         let thread = std::thread::Builder::new()
             .name(format!("kelpie-capture-{}", spec.element))
             .spawn(move || {
-                let (mut capturer, mut encoder) = (capturer, encoder);
+                let (mut capturer, mut encoder, mut inbox) = (capturer, encoder, inbox);
+                let mut ctl = Controls { rate: settings.rate(), keyframes: Keyframes::default() };
                 loop {
-                    match capture_loop(&mut capturer, &encoder, &ctl, &cnt, settings.cursor_in_video) {
+                    let exit = capture_loop(
+                        &mut capturer,
+                        &mut encoder,
+                        &mut inbox,
+                        &mut ctl,
+                        &cnt,
+                        settings.cursor_in_video,
+                    );
+                    let error = match exit {
                         Ok(Exit::Stopped) => return,
                         // The screen changed size: a new capture and encoder at the new size
-                        // feed the same broadcast, so viewers stay connected; the first frame
-                        // is a keyframe with the new SPS.
+                        // feed the same broadcast on the same clock, so viewers stay
+                        // connected and pts run on; the first frame is a keyframe with the
+                        // new SPS.
                         Ok(Exit::Resized) => {
+                            let settings = EncoderSettings {
+                                fps: ctl.rate.fps,
+                                bitrate_kbps: ctl.rate.bitrate_kbps,
+                                ..settings
+                            };
+                            drop(encoder);
                             let rebuilt = Capturer::open(&display).and_then(|cap| {
                                 let (w, h) = cap.size();
-                                let settings = EncoderSettings {
-                                    fps: ctl.fps.load(Ordering::Relaxed),
-                                    bitrate_kbps: ctl.bitrate_kbps.load(Ordering::Relaxed),
-                                    threads: settings.threads,
-                                    cursor_in_video: settings.cursor_in_video,
-                                };
                                 Ok((cap, start_encoder(w & !1, h & !1, settings)?))
                             });
                             match rebuilt {
                                 Ok((cap, enc)) => {
                                     tracing::info!(size = ?cap.size(), "display resized; stream follows");
-                                    drop(encoder);
                                     (capturer, encoder) = (cap, enc);
+                                    continue;
                                 }
-                                Err(e) => {
-                                    tracing::error!("video stream stopped after a resize: {e}");
-                                    *ctl.failed.lock().unwrap() = Some(e.to_string());
-                                    return;
-                                }
+                                Err(e) => e,
                             }
                         }
-                        Err(e) => {
-                            tracing::error!("video stream stopped: {e}");
-                            *ctl.failed.lock().unwrap() = Some(e.to_string());
-                            return;
-                        }
-                    }
+                        Err(e) => e,
+                    };
+                    let error = error_chain(&error);
+                    tracing::error!("video stream stopped: {error}");
+                    *fail.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                    return;
                 }
             })
-            .map_err(|e| MediaError::Capture(format!("cannot start the capture thread: {e}")))?;
+            .map_err(|e| MediaError::io("starting the capture thread", e))?;
         tracing::info!(encoder = spec.element, width = w, height = h, "video stream started");
         Ok(Arc::new(Self {
             codec: spec.codec,
             encoder: spec.element,
-            tx,
-            control,
+            mailbox,
+            publisher: Arc::downgrade(&publisher),
             counters,
+            failed,
             thread: Mutex::new(Some(thread)),
         }))
     }
 
     /// Asks for a keyframe soon (rate-limited across all viewers).
     pub fn request_keyframe(&self) {
-        self.control.keyframe.store(true, Ordering::Relaxed);
+        self.mailbox.send(Command::Keyframe);
     }
 
-    /// Changes the frame rate while running.
-    pub fn set_fps(&self, fps: u32) {
-        self.control.fps.store(fps.clamp(1, 240), Ordering::Relaxed);
-    }
-
-    /// The frame rate asked for now.
-    pub fn fps(&self) -> u32 {
-        self.control.fps.load(Ordering::Relaxed).max(1)
-    }
-
-    /// Changes the bitrate while running.
-    pub fn set_bitrate(&self, kbps: u32) {
-        self.control.bitrate_kbps.store(kbps.max(100), Ordering::Relaxed);
+    /// Changes the frame rate and bitrate while running.
+    pub fn set_rate(&self, rate: Rate) {
+        self.mailbox.send(Command::Rate(rate));
     }
 
     /// The codec this stream produces.
@@ -313,23 +350,40 @@ impl VideoStream {
         &self.counters
     }
 
-    /// Why the stream stopped, if it did.
+    /// Why the stream stopped, if it failed (the error and its causes).
     pub fn failure(&self) -> Option<String> {
-        self.control.failed.lock().unwrap().clone()
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Upstream for VideoStream {
+    fn request_keyframe(&self) {
+        Self::request_keyframe(self);
+    }
+}
+
+impl Producer for VideoStream {
+    type Frame = EncodedFrame;
+
+    fn publisher(&self) -> Option<Arc<Publisher<EncodedFrame>>> {
+        self.publisher.upgrade()
+    }
+
+    fn failed(&self) -> bool {
+        self.failure().is_some()
     }
 }
 
 impl Drop for VideoStream {
     fn drop(&mut self) {
-        self.control.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.lock().unwrap().take() {
+        self.mailbox.send(Command::Stop);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = t.join();
         }
         tracing::info!(encoder = self.encoder, "video stream stopped");
     }
 }
 
-/// The capture thread: waits for damage, converts what changed, feeds the encoder.
 /// Why the capture loop returned.
 enum Exit {
     /// The stream was stopped.
@@ -338,10 +392,13 @@ enum Exit {
     Resized,
 }
 
+/// The capture thread: waits for damage or a command, converts what changed, feeds the
+/// encoder.
 fn capture_loop(
     cap: &mut Capturer,
-    encoder: &Encoder,
-    ctl: &Control,
+    encoder: &mut Encoder,
+    inbox: &mut Inbox<Command>,
+    ctl: &mut Controls,
     counters: &StreamCounters,
     cursor_in_video: bool,
 ) -> Result<Exit, MediaError> {
@@ -352,22 +409,30 @@ fn capture_loop(
     let mut scratch: Vec<u8> = Vec::new();
     let mut pool = FramePool::new(w, h);
     let mut schedule = Schedule::new(Instant::now());
-    let mut last_keyframe: Option<Instant> = None;
-    let mut bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
-    let mut encoder_fps = ctl.fps.load(Ordering::Relaxed).max(1);
-    encoder.set_fps(encoder_fps);
-    while !ctl.stop.load(Ordering::Relaxed) {
+    loop {
+        match inbox.drain() {
+            Drained::Closed => return Ok(Exit::Stopped),
+            Drained::Commands(commands) => {
+                for c in commands {
+                    match c {
+                        Command::Stop => return Ok(Exit::Stopped),
+                        Command::Keyframe => ctl.keyframes.wanted = true,
+                        Command::Rate(rate) if rate != ctl.rate => {
+                            ctl.rate = rate;
+                            encoder.set_rate(rate);
+                        }
+                        Command::Rate(_) => {}
+                    }
+                }
+            }
+        }
         if let Some(e) = encoder.poll_error() {
             return Err(e);
         }
-        let want_bitrate = ctl.bitrate_kbps.load(Ordering::Relaxed);
-        if want_bitrate != bitrate {
-            encoder.set_bitrate(want_bitrate);
-            bitrate = want_bitrate;
-        }
         let now = Instant::now();
-        let keyframe_due = ctl.keyframe.load(Ordering::Relaxed)
-            && last_keyframe.is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_INTERVAL);
+        let fps = ctl.rate.fps;
+        let keyframe_at = ctl.keyframes.due_at(now);
+        let keyframe_due = keyframe_at.is_some_and(|t| t <= now);
         let damaged = cap.wait_for_damage(Duration::ZERO)?;
         if cap.resized() {
             return Ok(Exit::Resized);
@@ -376,22 +441,24 @@ fn capture_loop(
         // picture only when it is drawn in.
         let cursor = if cursor_in_video { Some(cap.cursor()?) } else { None };
         let cursor_moved = cursor_in_video && cursor != drawn_cursor;
-        let fps = ctl.fps.load(Ordering::Relaxed).max(1);
-        if fps != encoder_fps {
-            encoder.set_fps(fps);
-            encoder_fps = fps;
+        // Idle, the thread sleeps until damage or a command comes; it wakes by itself only
+        // to follow a pointer drawn into the picture, and when a keyframe held back by the
+        // rate limit becomes due.
+        let mut idle = if cursor_in_video { ctl.rate.frame_time() } else { FOREVER };
+        if let Some(at) = keyframe_at.filter(|_| !keyframe_due) {
+            idle = idle.min(at - now);
         }
-        let idle = if cursor_in_video { Duration::from_secs(1) / fps } else { IDLE_POLL };
         match schedule.next(now, fps, damaged || keyframe_due || cursor_moved, idle) {
             Next::Capture => {}
             Next::WaitForDamage(d) => {
-                if cap.wait_for_damage(d)? {
+                let timeout = (d != FOREVER).then_some(d);
+                if cap.wait_for_damage_or(timeout, inbox.fd())? {
                     std::thread::sleep(DAMAGE_SETTLE);
                 }
                 continue;
             }
             Next::Sleep(d) => {
-                std::thread::sleep(d);
+                inbox.sleep(d)?;
                 continue;
             }
         }
@@ -422,8 +489,7 @@ fn capture_loop(
         }
         let keyframe = first || keyframe_due;
         if keyframe {
-            ctl.keyframe.store(false, Ordering::Relaxed);
-            last_keyframe = Some(now);
+            ctl.keyframes.made(now);
         }
         schedule.captured(now, fps, keyframe, changed_area, u64::from(w) * u64::from(h));
         if cursor_in_video {
@@ -432,44 +498,77 @@ fn capture_loop(
         encoder.push_owned(pool.give(out), now, keyframe, changed_area)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(Exit::Stopped)
 }
 
 fn overlaps(a: Rect, b: Rect) -> bool {
     a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
 }
 
-/// A subscription to a running stream. Dropping the last one stops the stream.
-pub struct Subscription {
+/// A viewer's subscription to the video of one codec. Dropping the last one stops the
+/// stream.
+pub struct VideoSubscription {
     stream: Arc<VideoStream>,
-    rx: broadcast::Receiver<Arc<EncodedFrame>>,
+    sub: Subscription<EncodedFrame>,
 }
 
-impl Subscription {
+impl VideoSubscription {
+    /// The next frame the viewer's decoder can use (see [`Subscription::next_decodable`]):
+    /// frames captured more than `max_lag` ago, and deltas after a dropped frame, are dropped
+    /// until the next keyframe, which is asked for once per gap. `None` when the stream has
+    /// ended (it failed; subscribing again starts a new one). Cancel-safe.
+    pub async fn next_decodable(&mut self, max_lag: Duration) -> Option<Arc<EncodedFrame>> {
+        self.sub.next_decodable(max_lag).await
+    }
+
+    /// The next frame as broadcast, for a consumer that applies the catch-up policy itself.
+    pub async fn recv(&mut self) -> Result<Arc<EncodedFrame>, RecvError> {
+        self.sub.recv().await
+    }
+
+    /// The codec of the frames.
+    pub fn codec(&self) -> VideoCodec {
+        self.stream.codec()
+    }
+
+    /// Asks for a keyframe (the viewer's decoder failed); frames are dropped until it comes.
+    pub fn request_keyframe(&mut self) {
+        self.sub.request_keyframe();
+    }
+
+    /// Frames this subscriber dropped or lost so far (cumulative, for metrics).
+    pub fn dropped(&self) -> u64 {
+        self.sub.dropped()
+    }
+
     /// The stream subscribed to.
     pub fn stream(&self) -> &Arc<VideoStream> {
         &self.stream
-    }
-
-    /// Waits for the next frame. A subscriber that fell behind gets `Lagged` (then should
-    /// wait for a keyframe); `Closed` means the stream stopped.
-    pub async fn recv(&mut self) -> Result<Arc<EncodedFrame>, broadcast::error::RecvError> {
-        self.rx.recv().await
     }
 }
 
 /// Chooses encoders and shares one stream per codec among all viewers.
 pub struct VideoSource {
     display: String,
-    settings: Mutex<EncoderSettings>,
+    clock: MediaClock,
+    /// The rate streams start with (the last one asked for); a running stream's own rate
+    /// lives in its capture thread, which is sent every change.
+    rate: Mutex<Rate>,
+    threads: u32,
+    cursor_in_video: bool,
     encoders: Vec<&'static EncoderSpec>,
-    running: Mutex<HashMap<VideoCodec, Weak<VideoStream>>>,
+    streams: HashMap<VideoCodec, LazyBroadcast<VideoStream>>,
 }
 
 impl VideoSource {
     /// Checks the display and the encoders. `encoder` is an element name or `auto`. With
     /// `auto`, the best available H.264 encoder is used, and VP8 for browsers without H.264.
-    pub fn new(display: &str, encoder: &str, settings: EncoderSettings) -> Result<Self, MediaError> {
+    /// Frames' pts are their capture times on `clock`, the session's media clock.
+    pub fn new(
+        display: &str,
+        encoder: &str,
+        settings: EncoderSettings,
+        clock: MediaClock,
+    ) -> Result<Self, MediaError> {
         crate::encoder::init()?;
         // Fail now, with a clear message, rather than when the first viewer arrives.
         drop(Capturer::open(display)?);
@@ -495,9 +594,12 @@ impl VideoSource {
         };
         Ok(Self {
             display: display.to_string(),
-            settings: Mutex::new(settings),
+            clock,
+            rate: Mutex::new(settings.rate()),
+            threads: settings.threads,
+            cursor_in_video: settings.cursor_in_video,
+            streams: encoders.iter().map(|e| (e.codec, LazyBroadcast::new())).collect(),
             encoders,
-            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -516,43 +618,45 @@ impl VideoSource {
         &self.display
     }
 
-    /// Joins the stream for `codec`, starting it if nobody watches yet. The new subscriber
-    /// gets a keyframe promptly.
-    pub fn subscribe(&self, codec: VideoCodec) -> Result<Subscription, MediaError> {
-        let mut running = self.running.lock().unwrap();
-        let stream = match running.get(&codec).and_then(Weak::upgrade) {
-            Some(s) if s.failure().is_none() => s,
-            _ => {
-                let spec = self
-                    .encoders
-                    .iter()
-                    .find(|e| e.codec == codec)
-                    .ok_or_else(|| MediaError::Config(format!("no encoder for {}", codec.as_str())))?;
-                let s = VideoStream::start(&self.display, spec, *self.settings.lock().unwrap())?;
-                running.insert(codec, Arc::downgrade(&s));
-                s
-            }
+    /// The session's media clock, origin of every frame's pts.
+    pub fn clock(&self) -> MediaClock {
+        self.clock
+    }
+
+    /// Joins the stream for `codec`, starting it if nobody watches yet (or it failed). The
+    /// new subscriber's first frame is a keyframe within a frame-time of subscribing to a
+    /// running stream: the last keyframe if it is recent (with the frames since: a new one
+    /// would be held back by [`KEYFRAME_MIN_INTERVAL`]), else a new one made at once. A new
+    /// stream's first frame is a keyframe anyway (it comes once the encoder has started).
+    pub fn subscribe(&self, codec: VideoCodec) -> Result<VideoSubscription, MediaError> {
+        let (Some(lazy), Some(spec)) =
+            (self.streams.get(&codec), self.encoders.iter().find(|e| e.codec == codec))
+        else {
+            return Err(MediaError::Config(format!("no encoder for {}", codec.as_str())));
         };
-        let rx = stream.tx.subscribe();
-        stream.request_keyframe();
-        Ok(Subscription { stream, rx })
+        let rate = *self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        let settings = EncoderSettings {
+            fps: rate.fps,
+            bitrate_kbps: rate.bitrate_kbps,
+            threads: self.threads,
+            cursor_in_video: self.cursor_in_video,
+        };
+        let (stream, sub) =
+            lazy.subscribe(|| VideoStream::start(&self.display, spec, settings, self.clock))?;
+        Ok(VideoSubscription { stream, sub })
     }
 
     /// Streams currently running.
     pub fn streams(&self) -> Vec<Arc<VideoStream>> {
-        self.running.lock().unwrap().values().filter_map(Weak::upgrade).collect()
+        self.streams.values().filter_map(LazyBroadcast::running).collect()
     }
 
     /// Changes bitrate and frame rate of every running stream and of streams started later.
     pub fn set_rate(&self, fps: u32, bitrate_kbps: u32) {
-        {
-            let mut s = self.settings.lock().unwrap();
-            s.fps = fps;
-            s.bitrate_kbps = bitrate_kbps;
-        }
+        let rate = Rate::new(fps, bitrate_kbps);
+        *self.rate.lock().unwrap_or_else(|e| e.into_inner()) = rate;
         for s in self.streams() {
-            s.set_fps(fps);
-            s.set_bitrate(bitrate_kbps);
+            s.set_rate(rate);
         }
     }
 }
@@ -560,6 +664,10 @@ impl VideoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How long the schedule tests let the loop wait while idle (a stand-in for "until
+    /// something happens", which simulated time cannot run to).
+    const IDLE_POLL: Duration = Duration::from_millis(50);
 
     const FRAME: Duration = Duration::from_nanos(16_666_667);
 
@@ -699,6 +807,36 @@ mod tests {
         assert_eq!(refine.len(), 6, "{refine:?}");
         assert!(refine[0] >= last + FRAME * 2, "{refine:?}");
         assert!(refine[5] < last + FRAME * 9, "{refine:?}");
+    }
+
+    #[test]
+    fn keyframes_are_rate_limited_and_a_held_back_one_is_due_when_the_limit_ends() {
+        let t0 = Instant::now();
+        let mut k = Keyframes::default();
+        assert_eq!(k.due_at(t0), None, "none asked for");
+        k.wanted = true;
+        assert_eq!(k.due_at(t0), Some(t0), "the first is due at once");
+        k.made(t0);
+        assert_eq!(k.due_at(t0), None);
+        // Asked for 100 ms after the last: due 250 ms after it, not before.
+        k.wanted = true;
+        let t = t0 + Duration::from_millis(100);
+        assert_eq!(k.due_at(t), Some(t0 + KEYFRAME_MIN_INTERVAL));
+        // Asked for a second after the last: due at once.
+        let t = t0 + Duration::from_secs(1);
+        assert_eq!(k.due_at(t), Some(t));
+    }
+
+    #[test]
+    fn an_idle_schedule_waits_for_as_long_as_it_is_told() {
+        // Nothing pending and nothing to refine: the loop waits "forever" (for damage or a
+        // command), never on a polling period of its own.
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0);
+        s.captured(t0, 60, true, 1920 * 1080, 1920 * 1080);
+        s.refine_left = 0;
+        let t = t0 + Duration::from_secs(1);
+        assert_eq!(s.next(t, 60, false, FOREVER), Next::WaitForDamage(FOREVER));
     }
 
     #[test]

@@ -105,8 +105,8 @@ impl X264 {
         let handle =
             unsafe { kx264_open(dims(width), dims(height), dims(fps), dims(threads), c_int::from(qp_low)) };
         let handle = NonNull::new(handle).ok_or_else(|| {
-            MediaError::Pipeline(format!(
-                "x264 refused a {width}x{height} encoder at {fps} fps (its log above says why)"
+            MediaError::X264(format!(
+                "refused a {width}x{height} encoder at {fps} fps (its log above says why)"
             ))
         })?;
         Ok(Self { handle, width, height, qp_low })
@@ -122,8 +122,8 @@ impl X264 {
     pub fn encode(&mut self, i420: &[u8], qp: u8, keyframe: bool) -> Result<Output<'_>, MediaError> {
         let y = self.width as usize * self.height as usize;
         if i420.len() < y + y / 2 {
-            return Err(MediaError::Pipeline(format!(
-                "x264 was given {} bytes for a {}x{} frame",
+            return Err(MediaError::X264(format!(
+                "was given {} bytes for a {}x{} frame",
                 i420.len(),
                 self.width,
                 self.height
@@ -144,7 +144,7 @@ impl X264 {
             )
         };
         if size < 0 {
-            return Err(MediaError::Pipeline("x264 failed to encode a frame".into()));
+            return Err(MediaError::X264("failed to encode a frame".into()));
         }
         let data = if size == 0 || out.is_null() {
             &[][..]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kelpie_desktop::pulse::{self, Pulse};
 use kelpie_media::audio::IDLE_STOP;
-use kelpie_media::{AudioSettings, AudioSource};
+use kelpie_media::{AudioSettings, AudioSource, MediaClock};
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -25,12 +25,15 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 async fn capture_runs_only_while_something_plays() {
     let pulse = Pulse::start_private(true).expect("pulseaudio must be installed (Debian package pulseaudio)");
     let server = pulse.server().expect("a private server has an address").to_string();
-    let source = AudioSource::new(AudioSettings {
-        server: Some(server.clone()),
-        device: pulse::CAPTURE_DEVICE.into(),
-        bitrate_kbps: 64,
-        mic_sink: Some(pulse::MIC_SINK.into()),
-    });
+    let source = AudioSource::new(
+        AudioSettings {
+            server: Some(server.clone()),
+            device: pulse::CAPTURE_DEVICE.into(),
+            bitrate_kbps: 64,
+            mic_sink: Some(pulse::MIC_SINK.into()),
+        },
+        MediaClock::new(),
+    );
     let mut sub = source.subscribe().unwrap();
     let counters = source.counters().clone();
 

@@ -96,7 +96,7 @@ pub fn start(state: &Arc<AppState>, display: &str) {
             Ok(c) => {
                 let _ = hub.clipboard.set(c);
             }
-            Err(e) => tracing::warn!("clipboard sharing is off: {}", crate::report::Report(&e)),
+            Err(e) => tracing::warn!("clipboard sharing is off: {}", kelpie_media::error_chain(&e)),
         }
     }
     if state.cursor_in_video {
@@ -122,7 +122,7 @@ pub fn start(state: &Arc<AppState>, display: &str) {
         }
     });
     if let Err(e) = watched {
-        tracing::warn!("the remote cursor's shape will not be shown: {}", crate::report::Report(&e));
+        tracing::warn!("the remote cursor's shape will not be shown: {}", kelpie_media::error_chain(&e));
     }
 }
 

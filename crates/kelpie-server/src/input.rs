@@ -91,7 +91,7 @@ fn run(display: &str, rx: &mpsc::Receiver<Job>, counters: &InputCounters) {
             match Injector::open(display) {
                 Ok(i) => injector = Some(i),
                 Err(e) => {
-                    tracing::warn!("input: {}", crate::report::Report(&e));
+                    tracing::warn!("input: {}", kelpie_media::error_chain(&e));
                     counters.failed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -113,7 +113,7 @@ fn run(display: &str, rx: &mpsc::Receiver<Job>, counters: &InputCounters) {
             None => Ok(()),
         };
         if let Err(e) = result {
-            tracing::warn!("input: {}; reconnecting to the display", crate::report::Report(&e));
+            tracing::warn!("input: {}; reconnecting to the display", kelpie_media::error_chain(&e));
             counters.failed.fetch_add(1, Ordering::Relaxed);
             injector = None;
             continue;

@@ -8,7 +8,6 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod input;
-pub mod report;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -20,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
 use kelpie_desktop::EmbeddedDesktop;
-use kelpie_media::{EncoderSettings, VideoSource};
+use kelpie_media::{EncoderSettings, MediaClock, VideoSource};
 use kelpie_webrtc::WebRtc;
 
 pub use config::{AuthMode, Config};
@@ -82,7 +81,7 @@ impl AppState {
         if let Some(f) = self.source.streams().iter().find_map(|s| s.failure()) {
             return Err(f);
         }
-        kelpie_desktop::check_display(self.source.display()).map_err(|e| report::report(&e))
+        kelpie_desktop::check_display(self.source.display()).map_err(|e| kelpie_media::error_chain(&e))
     }
 }
 
@@ -106,7 +105,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {}; choose another address or port with --listen", config.listen)
         })?;
-        let sound = sound::Sound::start(config, config.existing_display().is_none());
+        // One timeline for the session's video and sound: their pts are directly comparable.
+        let clock = MediaClock::new();
+        let sound = sound::Sound::start(config, config.existing_display().is_none(), clock);
         let desktop = match config.existing_display() {
             Some(_) => None,
             None => Some(
@@ -140,7 +141,7 @@ impl Server {
             },
             cursor_in_video: config.cursor_in_video,
         };
-        let source = Arc::new(VideoSource::new(&display, &config.encoder, settings)?);
+        let source = Arc::new(VideoSource::new(&display, &config.encoder, settings, clock)?);
         let display_size = {
             use x11rb::connection::Connection as _;
             let (conn, screen) = x11rb::connect(Some(&display)).context("cannot query the display size")?;

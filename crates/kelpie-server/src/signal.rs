@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::auth::Access;
 use crate::input::ViewerId;
-use crate::report::report;
 use crate::session::{Action, Event, Offerings, Refusal, ViewerSession};
 use crate::wsmedia::{self, Outbound, Outbox};
+use kelpie_media::error_chain;
 
 /// What a connection keeps besides its session.
 struct Connection {
@@ -118,7 +118,7 @@ impl Connection {
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
                         Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
                     }
-                    Err(e) => Event::OfferFailed(report(&e)),
+                    Err(e) => Event::OfferFailed(error_chain(&e)),
                 });
             }
             Action::AddCandidate(peer, candidate) => state.webrtc.candidate(peer, candidate).await,
@@ -137,7 +137,7 @@ impl Connection {
                     self.send(reply);
                     let _ = self.tx.send(media);
                 }
-                Err(e) => return Some(Event::WsMediaFailed(report(&e))),
+                Err(e) => return Some(Event::WsMediaFailed(error_chain(&e))),
             },
             Action::Resize { width, height, dpi } => {
                 let display = state.source.display().to_string();
@@ -148,7 +148,7 @@ impl Connection {
                 match resized {
                     Ok(Ok(size)) => *state.display_size.lock().unwrap() = size,
                     Ok(Err(e)) => {
-                        let why = report(&e);
+                        let why = error_chain(&e);
                         tracing::warn!("{why}");
                         return Some(Event::ResizeFailed(why));
                     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kelpie_desktop::pulse::{self, Pulse};
-use kelpie_media::{AudioSettings, AudioSource};
+use kelpie_media::{AudioSettings, AudioSource, MediaClock};
 
 use crate::config::{Config, Switch};
 
@@ -22,8 +22,9 @@ impl Sound {
         Self { pulse: None, source: None }
     }
 
-    /// Starts (`embedded`) or attaches to the session's PulseAudio as `config` says.
-    pub fn start(config: &Config, embedded: bool) -> Self {
+    /// Starts (`embedded`) or attaches to the session's PulseAudio as `config` says; sound
+    /// is stamped on the session's `clock`.
+    pub fn start(config: &Config, embedded: bool, clock: MediaClock) -> Self {
         if config.audio == Switch::Off {
             return Self::none();
         }
@@ -44,7 +45,7 @@ impl Sound {
             // `sendonly` and the page offers no microphone.
             mic_sink: pulse.mic_sink().map(str::to_string),
         };
-        Self { pulse: Some(pulse), source: Some(Arc::new(AudioSource::new(settings))) }
+        Self { pulse: Some(pulse), source: Some(Arc::new(AudioSource::new(settings, clock))) }
     }
 
     /// Environment for programs of the embedded desktop.

@@ -14,7 +14,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::SinkExt as _;
 use futures_util::stream::SplitSink;
 use kelpie_clipboard::cursor::CursorImage;
-use kelpie_media::{AudioSubscription, Subscription};
+use kelpie_media::{AudioSubscription, VideoSubscription};
 use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
 use tokio::sync::mpsc;
 
@@ -34,7 +34,7 @@ pub(crate) enum Outbound {
     /// A JSON message.
     Json(ServerMessage),
     /// Start sending this video (and sound), replacing any before.
-    Media(Subscription, Option<AudioSubscription>),
+    Media(VideoSubscription, Option<AudioSubscription>),
     /// Stop the video and the sound (the viewer moves to WebRTC).
     StopMedia,
     /// The cursor's shape (its image only the first time this viewer sees it).
@@ -64,7 +64,7 @@ fn subscribe_audio(state: &AppState, id: ViewerId) -> Option<AudioSubscription> 
     match state.audio.as_ref()?.subscribe() {
         Ok(sub) => Some(sub),
         Err(e) => {
-            tracing::warn!(viewer = id, "no sound over the WebSocket: {}", crate::report::Report(&e));
+            tracing::warn!(viewer = id, "no sound over the WebSocket: {}", kelpie_media::error_chain(&e));
             None
         }
     }
@@ -84,11 +84,11 @@ fn audio_message(frame: &kelpie_media::AudioFrame, age: Duration) -> Option<Vec<
 }
 
 /// The binary message of one video frame.
-fn video_message(frame: &kelpie_media::EncodedFrame, codec: VideoCodec, pts_us: u64) -> Vec<u8> {
+fn video_message(frame: &kelpie_media::EncodedFrame, codec: VideoCodec) -> Vec<u8> {
     let header = VideoFrameHeader {
         keyframe: frame.keyframe,
         codec,
-        pts_us,
+        pts_us: u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX),
         width: frame.width.min(u32::from(u16::MAX)) as u16,
         height: frame.height.min(u32::from(u16::MAX)) as u16,
     };
@@ -102,17 +102,6 @@ fn with_header(header: &[u8], payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// The presentation time (µs) a WebSocket viewer gets for a video frame: with sound, its
-/// capture time counted from the sound's `epoch`, the origin of the audio frames' pts, so the
-/// page can line picture and sound up; without, the encoder's own pts.
-fn ws_video_pts(pts: Duration, captured: std::time::Instant, audio_epoch: Option<std::time::Instant>) -> u64 {
-    let t = match audio_epoch {
-        Some(epoch) => captured.saturating_duration_since(epoch),
-        None => pts,
-    };
-    u64::try_from(t.as_micros()).unwrap_or(u64::MAX)
-}
-
 /// Writes JSON messages and, when asked, the video and the sound to the socket, until the
 /// socket fails or the sender side is dropped.
 pub(crate) async fn write_loop(
@@ -120,12 +109,11 @@ pub(crate) async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut video: Option<Subscription> = None;
+    let mut video: Option<VideoSubscription> = None;
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = HashSet::new();
-    let mut skipping = false;
-    let audio_epoch = state.audio.as_ref().map(|a| a.epoch());
+    // What the subscriptions had dropped when last counted into the metrics.
+    let (mut video_dropped, mut audio_dropped) = (0, 0);
     let m = &state.metrics;
     loop {
         let out = tokio::select! {
@@ -133,66 +121,46 @@ pub(crate) async fn write_loop(
                 Some(o) => o,
                 None => return,
             },
-            f = async { video.as_mut().expect("guarded").recv().await }, if video.is_some() => match f {
-                Ok(frame) => {
-                    let late = frame.captured.elapsed() > MAX_VIDEO_LAG;
-                    if late && !skipping {
-                        skipping = true;
-                        m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        video.as_ref().expect("guarded").stream().request_keyframe();
-                    }
-                    if skipping && (!frame.keyframe || late) {
-                        m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    skipping = false;
-                    let codec = video.as_ref().expect("guarded").stream().codec();
-                    let bytes = video_message(&frame, codec, ws_video_pts(frame.pts, frame.captured, audio_epoch));
-                    m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    skipping = true;
-                    m.ws_frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    video.as_ref().expect("guarded").stream().request_keyframe();
-                    continue;
-                }
-                Err(RecvError::Closed) => {
+            // Video and sound carry pts on the session's media clock: sent as they are.
+            f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
+                let sub = video.as_ref().expect("guarded");
+                m.ws_frames_dropped.fetch_add(sub.dropped() - video_dropped, Ordering::Relaxed);
+                video_dropped = sub.dropped();
+                let Some(frame) = f else {
                     video = None;
                     continue;
+                };
+                let bytes = video_message(&frame, sub.codec());
+                m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    return;
                 }
+                continue;
             },
             // Audio frames stop while nothing plays (DTX) and may resume any time later.
-            f = async { audio.as_mut().expect("guarded").recv().await }, if audio.is_some() => match f {
-                Ok(frame) => {
-                    let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
-                        m.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    m.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        return;
-                    }
-                    continue;
-                }
-                Err(RecvError::Lagged(n)) => {
-                    m.ws_audio_dropped.fetch_add(n, Ordering::Relaxed);
-                    continue;
-                }
-                Err(RecvError::Closed) => {
+            f = async { audio.as_mut().expect("guarded").next_decodable(MAX_AUDIO_LAG).await }, if audio.is_some() => {
+                let sub = audio.as_ref().expect("guarded");
+                m.ws_audio_dropped.fetch_add(sub.dropped() - audio_dropped, Ordering::Relaxed);
+                audio_dropped = sub.dropped();
+                let Some(frame) = f else {
                     audio = None;
                     continue;
+                };
+                let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
+                    m.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                m.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                    return;
                 }
+                continue;
             },
         };
         let text = match out {
             Outbound::Json(msg) => msg.to_json(),
             Outbound::Media(v, a) => {
-                // A new subscriber waits for its keyframe (requested on subscription).
-                skipping = true;
+                (video_dropped, audio_dropped) = (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()));
                 (video, audio) = (Some(v), a);
                 continue;
             }
@@ -230,16 +198,5 @@ mod tests {
         assert_eq!(bytes[AudioFrameHeader::LEN..], [0xfc, 0xff, 0xfe]);
         assert!(audio_message(&frame, MAX_AUDIO_LAG).is_some());
         assert!(audio_message(&frame, MAX_AUDIO_LAG + Duration::from_millis(1)).is_none());
-    }
-
-    #[test]
-    fn video_pts_is_on_the_sound_clock_when_there_is_sound() {
-        let epoch = Instant::now();
-        let captured = epoch + Duration::from_millis(2500);
-        let pts = Duration::from_millis(40);
-        assert_eq!(ws_video_pts(pts, captured, Some(epoch)), 2_500_000);
-        assert_eq!(ws_video_pts(pts, captured, None), 40_000);
-        // Never negative.
-        assert_eq!(ws_video_pts(pts, epoch, Some(captured)), 0);
     }
 }

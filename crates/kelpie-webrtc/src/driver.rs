@@ -35,6 +35,9 @@ pub struct WebRtcCounters {
     pub frames_sent: AtomicU64,
     /// Sum over those frames of the time from capture to hand-over, in microseconds.
     pub frame_delay_us_sum: AtomicU64,
+    /// Audio frames not sent because they were captured too long ago, or lost while the
+    /// transport fell behind.
+    pub audio_frames_dropped: AtomicU64,
 }
 
 enum Command {
@@ -47,7 +50,8 @@ enum Command {
 
 enum FrameMsg {
     Frame(Arc<EncodedFrame>),
-    Lagged,
+    /// The feed missed this many frames.
+    Lagged(u64),
     Closed,
 }
 
@@ -189,7 +193,7 @@ async fn run(
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
         counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);
         sync_feeds(&hub, &mut feeds, &source, &frame_tx);
-        crate::sound::sync_feed(&hub, &audio, &mut audio_feed, &audio_tx);
+        crate::sound::sync_feed(&hub, &audio, &mut audio_feed, &audio_tx, &counters);
 
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -206,6 +210,8 @@ async fn run(
                         tracing::debug!(%peer, "ignoring candidate: {e}");
                     }
                 }
+                // The viewer's decoder failed: asked for at once, whether or not a keyframe is
+                // already on its way.
                 Some(Command::Keyframe { peer }) => {
                     if let Some(f) = hub.keyframe_for(peer).and_then(|c| feeds.get(&c)) {
                         f.stream.request_keyframe();
@@ -217,18 +223,15 @@ async fn run(
                 Some(Command::Close { peer }) => hub.remove(peer),
             },
             Some((codec, msg)) = frames.recv() => match msg {
+                // The hub decides per peer what to drop and when to ask for a keyframe (once
+                // per gap); its requests come out of the next poll as KeyframeWanted.
                 FrameMsg::Frame(f) => {
                     let now = Instant::now();
                     counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                     counters.frame_delay_us_sum.fetch_add(now.saturating_duration_since(f.captured).as_micros() as u64, Ordering::Relaxed);
-                    if hub.send_frame(now, codec, &f) && let Some(feed) = feeds.get(&codec) {
-                        feed.stream.request_keyframe();
-                    }
+                    hub.send_frame(now, codec, &f);
                 }
-                FrameMsg::Lagged => {
-                    hub.lagged(codec);
-                    if let Some(f) = feeds.get(&codec) { f.stream.request_keyframe(); }
-                }
+                FrameMsg::Lagged(n) => hub.lagged(codec, n),
                 FrameMsg::Closed => { feeds.remove(&codec); }
             },
             Some(f) = audio_frames.recv() => hub.send_audio(Instant::now(), &f),
@@ -253,12 +256,17 @@ fn sync_feeds(
         let mut sub = match source.subscribe(codec) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!("cannot start the {} stream: {e}", codec.as_str());
+                tracing::error!(
+                    "cannot start the {} stream: {}",
+                    codec.as_str(),
+                    kelpie_media::error_chain(&e)
+                );
                 continue;
             }
         };
         let stream = sub.stream().clone();
         let tx = frame_tx.clone();
+        // Every frame goes to the hub, which applies the catch-up policy per peer.
         let task = tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
@@ -266,7 +274,7 @@ fn sync_feeds(
                     Ok(f) => FrameMsg::Frame(f),
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!("WebRTC feed lagged by {n} frames");
-                        FrameMsg::Lagged
+                        FrameMsg::Lagged(n)
                     }
                     Err(RecvError::Closed) => FrameMsg::Closed,
                 };

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kelpie_media::{AudioFrame, EncodedFrame};
+use kelpie_media::{AudioFrame, Catchup, EncodedFrame, Verdict};
 use kelpie_protocol::VideoCodec;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
@@ -17,7 +17,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
-use crate::WebRtcError;
+use crate::{OfferError, WebRtcError};
 use sync::{AvSync, ServerAges};
 
 /// Identifies one viewer's peer connection.
@@ -71,8 +71,9 @@ struct Peer {
     /// Set once the video m-line is known and a payload type is chosen.
     track: Option<(Mid, str0m::format::PayloadParams)>,
     connected: bool,
-    /// No delta frame may go out before a keyframe has.
-    needs_keyframe: bool,
+    /// Catching up after a gap: no delta frame goes out before a keyframe has, and the
+    /// keyframe is asked for once per gap.
+    catchup: Catchup,
     frames_sent: u64,
     /// When the last frame went to this peer.
     last_frame_at: Option<Instant>,
@@ -127,6 +128,8 @@ pub struct Hub {
     /// Capture to hand-over of sound and of video in this server.
     audio_age: Smoothed,
     video_age: Smoothed,
+    /// Codecs some peer needs a keyframe of, reported by the next poll.
+    keyframes_wanted: Vec<VideoCodec>,
 }
 
 impl Hub {
@@ -145,6 +148,7 @@ impl Hub {
             last_sound_at: None,
             audio_age: Smoothed::default(),
             video_age: Smoothed::default(),
+            keyframes_wanted: Vec::new(),
         }
     }
 
@@ -184,7 +188,8 @@ impl Hub {
         offer: &str,
         local: SocketAddr,
     ) -> Result<Answer, WebRtcError> {
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(OfferError::Sdp(e)))?;
         let codec = choose_codec(&offer.to_sdp_string(), &self.codecs).ok_or(WebRtcError::NoCommonCodec)?;
         let mut rtc = Rtc::builder()
             .clear_codecs()
@@ -198,9 +203,10 @@ impl Hub {
             // frames are rendered as soon as they are decoded, without smoothing.
             .set_extension(12, Extension::PlayoutDelay)
             .build(now);
-        let cand = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadCandidate(e.to_string()))?;
+        let cand = Candidate::host(local, "udp").map_err(WebRtcError::BadCandidate)?;
         rtc.add_local_candidate(cand);
-        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let answer =
+            rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::BadOffer(OfferError::Rtc(e)))?;
         let id = PeerId(self.next_id);
         self.next_id += 1;
         self.peers.push(Peer {
@@ -210,7 +216,7 @@ impl Hub {
             codec,
             track: None,
             connected: false,
-            needs_keyframe: true,
+            catchup: Catchup::new(),
             frames_sent: 0,
             last_frame_at: None,
             audio: None,
@@ -225,7 +231,7 @@ impl Hub {
     pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), WebRtcError> {
         let peer = self.peers.iter_mut().find(|p| p.id == id).ok_or(WebRtcError::UnknownPeer)?;
         let line = candidate.strip_prefix("a=").unwrap_or(candidate);
-        let c = Candidate::from_sdp_string(line).map_err(|e| WebRtcError::BadCandidate(e.to_string()))?;
+        let c = Candidate::from_sdp_string(line).map_err(WebRtcError::BadCandidate)?;
         peer.rtc.add_remote_candidate(c);
         Ok(())
     }
@@ -242,7 +248,7 @@ impl Hub {
     /// Asks for a keyframe for one peer (its client saw corruption).
     pub fn keyframe_for(&mut self, id: PeerId) -> Option<VideoCodec> {
         let p = self.peers.iter_mut().find(|p| p.id == id)?;
-        p.needs_keyframe = true;
+        p.catchup.need_keyframe();
         Some(p.codec)
     }
 
@@ -267,15 +273,28 @@ impl Hub {
         false
     }
 
-    /// Marks every viewer of `codec` as needing a keyframe (they missed frames).
-    pub fn lagged(&mut self, codec: VideoCodec) {
+    /// Notes that every viewer of `codec` missed `missed` frames (the feed fell behind):
+    /// they wait for a keyframe, which the next poll asks for.
+    pub fn lagged(&mut self, codec: VideoCodec, missed: u64) {
+        let mut ask = false;
         for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
-            p.needs_keyframe = true;
+            ask |= p.catchup.lagged(missed);
+        }
+        if ask {
+            self.want_keyframe(codec);
+        }
+    }
+
+    fn want_keyframe(&mut self, codec: VideoCodec) {
+        if !self.keyframes_wanted.contains(&codec) {
+            self.keyframes_wanted.push(codec);
         }
     }
 
     /// Sends an encoded frame to every connected viewer of its codec. A viewer waiting for
-    /// a keyframe skips delta frames. Returns whether some viewer still waits for a keyframe.
+    /// a keyframe skips delta frames (the first skip of a gap asks for a keyframe, through
+    /// [`HubEvent::KeyframeWanted`] from the next poll). Returns whether some viewer still
+    /// waits for a keyframe.
     ///
     /// Video is shown as soon as it is decoded (playout delay 0), except for a viewer that
     /// hears sound right now: its video is held back (see `sync.rs`) so that picture and
@@ -291,14 +310,25 @@ impl Hub {
             && self.last_sound_at.is_some_and(|t| now.saturating_duration_since(t) < SOUND_ACTIVE);
         let ages = self.ages();
         let mut waiting = false;
+        let mut ask = false;
         for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
             let delay = p.sync.playout_delay(now, sounding && p.audio.is_some(), ages);
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
             };
-            if p.needs_keyframe && !frame.keyframe {
-                waiting = true;
-                continue;
+            // WebRTC frames are not dropped for their age: the browser's jitter buffer and
+            // its keyframe requests deal with a slow path.
+            match p.catchup.frame(now, frame.captured, frame.keyframe, Duration::MAX) {
+                Verdict::Deliver => {}
+                Verdict::Drop => {
+                    waiting = true;
+                    continue;
+                }
+                Verdict::DropAndRequestKeyframe => {
+                    waiting = true;
+                    ask = true;
+                    continue;
+                }
             }
             let Some(writer) = p.rtc.writer(*mid) else { continue };
             let delay = MediaTime::from_90khz(delay.as_micros() as u64 * 9 / 100);
@@ -309,12 +339,18 @@ impl Hub {
                 frame.data.clone(),
             ) {
                 Ok(()) => {
-                    p.needs_keyframe = false;
                     p.frames_sent += 1;
                     p.last_frame_at = Some(now);
                 }
-                Err(e) => tracing::debug!(id = %p.id, "write failed: {e}"),
+                Err(e) => {
+                    // What follows would depend on the frame that did not go out.
+                    tracing::debug!(id = %p.id, "write failed: {e}");
+                    ask |= p.catchup.need_keyframe();
+                }
             }
+        }
+        if ask {
+            self.want_keyframe(codec);
         }
         waiting
     }
@@ -358,6 +394,7 @@ impl Hub {
             self.gone.push((p.id, "connection lost".into()));
         }
         events.extend(self.gone.drain(..).map(|(id, why)| HubEvent::Disconnected(id, why)));
+        events.extend(self.keyframes_wanted.drain(..).map(HubEvent::KeyframeWanted));
         next.max(now)
     }
 }
@@ -366,7 +403,7 @@ fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>
     match e {
         Event::Connected => {
             p.connected = true;
-            p.needs_keyframe = true;
+            p.catchup.need_keyframe();
             events.push(HubEvent::Connected(p.id));
             events.push(HubEvent::KeyframeWanted(p.codec));
         }
@@ -384,13 +421,18 @@ fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>
         }
         Event::KeyframeRequest(r) => {
             let idle = p.last_frame_at.is_some_and(|t| now.saturating_duration_since(t) >= IDLE_PLI_AFTER);
-            if r.kind == KeyframeRequestKind::Pli && idle && !p.needs_keyframe {
+            if r.kind == KeyframeRequestKind::Pli && idle && !p.catchup.waiting() {
                 tracing::debug!(id = %p.id, "PLI from an idle stream not answered");
                 *idle_plis += 1;
                 return;
             }
             tracing::debug!(id = %p.id, kind = ?r.kind, "keyframe requested");
-            p.needs_keyframe = matches!(r.kind, KeyframeRequestKind::Fir) || p.needs_keyframe;
+            // A FIR means the decoder cannot go on: deltas wait for the keyframe. A PLI only
+            // asks for one; the decoder conceals in the meantime. Either is answered, even
+            // in a gap that asked already: the browser asks again only when it has to.
+            if r.kind == KeyframeRequestKind::Fir {
+                p.catchup.need_keyframe();
+            }
             events.push(HubEvent::KeyframeWanted(p.codec));
         }
         _ => {}

@@ -10,26 +10,56 @@ mod sound;
 pub use driver::{WebRtc, WebRtcCounters};
 pub use hub::{Answer, Hub, HubEvent, PeerId, Transmit};
 
-/// Errors of the WebRTC transport.
+/// Errors of the WebRTC transport. The cause, where there is one (str0m's, the system's), is
+/// the error's [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebRtcError {
     /// The browser's offer could not be used.
-    #[error("the SDP offer was rejected: {0}")]
-    BadOffer(String),
+    #[error("the SDP offer was rejected")]
+    BadOffer(#[source] OfferError),
     /// No codec both sides support.
     #[error("the browser offers no video codec this server can send (H.264 or VP8)")]
     NoCommonCodec,
-    /// A trickled candidate could not be parsed.
-    #[error("bad ICE candidate: {0}")]
-    BadCandidate(String),
+    /// A candidate could not be parsed or made.
+    #[error("bad ICE candidate")]
+    BadCandidate(#[source] str0m::error::IceError),
     /// The peer does not exist (any more).
     #[error("no such peer")]
     UnknownPeer,
     /// The UDP port could not be bound.
-    #[error("cannot bind the WebRTC UDP port {0}: {1}; choose another with --udp-port")]
-    Bind(std::net::SocketAddr, std::io::Error),
+    #[error("cannot bind the WebRTC UDP port {0}; choose another with --udp-port")]
+    Bind(std::net::SocketAddr, #[source] std::io::Error),
     /// The transport task has stopped.
     #[error("the WebRTC transport has stopped")]
     Stopped,
+}
+
+/// Why an offer was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfferError {
+    /// It is not SDP str0m can parse.
+    #[error(transparent)]
+    Sdp(str0m::error::SdpError),
+    /// str0m could not answer it.
+    #[error(transparent)]
+    Rtc(str0m::RtcError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_cause_and_say_what_to_do() {
+        let addr: std::net::SocketAddr = "0.0.0.0:8443".parse().unwrap();
+        let e = WebRtcError::Bind(addr, std::io::Error::from(std::io::ErrorKind::AddrInUse));
+        assert!(e.to_string().contains("--udp-port"), "{e}");
+        let cause = std::error::Error::source(&e).expect("the system error is the source");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
+    }
 }

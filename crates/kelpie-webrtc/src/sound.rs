@@ -3,12 +3,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use kelpie_media::{AudioFrame, AudioSource, MicPlayer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::WebRtcCounters;
 use crate::hub::{Hub, PeerId};
+
+/// Sound captured longer ago than this is not sent: it would only add to the delay in the
+/// browser's jitter buffer (a gap is concealed instead). Sound normally reaches the hub
+/// 20-30 ms after capture.
+pub(crate) const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
 
 /// Starts the audio forwarding task when a viewer wants sound, stops it when none does.
 pub(crate) fn sync_feed(
@@ -16,6 +24,7 @@ pub(crate) fn sync_feed(
     source: &Option<Arc<AudioSource>>,
     feed: &mut Option<JoinHandle<()>>,
     tx: &mpsc::Sender<Arc<AudioFrame>>,
+    counters: &Arc<WebRtcCounters>,
 ) {
     let Some(source) = source else { return };
     let wanted = hub.audio_in_use();
@@ -27,24 +36,20 @@ pub(crate) fn sync_feed(
             let mut sub = match source.subscribe() {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!("cannot start the audio stream: {e}");
+                    tracing::error!("cannot start the audio stream: {}", kelpie_media::error_chain(&e));
                     // Do not try again on every loop turn.
                     *feed = Some(tokio::spawn(std::future::pending()));
                     return;
                 }
             };
-            let tx = tx.clone();
+            let (tx, counters) = (tx.clone(), counters.clone());
             *feed = Some(tokio::spawn(async move {
-                use tokio::sync::broadcast::error::RecvError;
-                loop {
-                    match sub.recv().await {
-                        Ok(f) => {
-                            if tx.send(f).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(RecvError::Lagged(n)) => tracing::debug!("audio feed lagged by {n} packets"),
-                        Err(RecvError::Closed) => return,
+                let mut dropped = 0;
+                while let Some(f) = sub.next_decodable(MAX_AUDIO_LAG).await {
+                    counters.audio_frames_dropped.fetch_add(sub.dropped() - dropped, Ordering::Relaxed);
+                    dropped = sub.dropped();
+                    if tx.send(f).await.is_err() {
+                        return;
                     }
                 }
             }));
@@ -74,7 +79,7 @@ pub(crate) fn microphone(
                 slot.insert(m);
             }
             Some(Err(e)) => {
-                tracing::warn!(%id, "cannot play the microphone: {e}");
+                tracing::warn!(%id, "cannot play the microphone: {}", kelpie_media::error_chain(&e));
                 return;
             }
         }
@@ -82,7 +87,7 @@ pub(crate) fn microphone(
     if let Some(m) = mics.get(&id)
         && let Err(e) = m.push(opus)
     {
-        tracing::debug!(%id, "microphone: {e}");
+        tracing::debug!(%id, "microphone: {}", kelpie_media::error_chain(&e));
         mics.remove(&id);
     }
 }

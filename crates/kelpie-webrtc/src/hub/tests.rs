@@ -338,3 +338,53 @@ fn video_waits_for_the_sound_only_while_sound_plays() {
     p.run(Duration::from_millis(50));
     assert_eq!(delays(&p).last(), Some(&Some(0)));
 }
+
+#[test]
+fn a_viewer_in_a_gap_asks_for_one_keyframe_however_many_frames_it_skips() {
+    let (mut p, _answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.received.len(), 1);
+    p.events.clear();
+
+    // The feed lost frames: the viewer waits for a keyframe, asked for once.
+    p.hub.lagged(VideoCodec::H264, 5);
+    for tag in 2..12 {
+        let delta = p.frame(false, tag);
+        assert!(p.hub.send_frame(p.now, VideoCodec::H264, &delta), "still waits for a keyframe");
+        p.run(Duration::from_millis(16));
+    }
+    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+    assert_eq!(asked, 1, "{:?}", p.events);
+    assert_eq!(p.received.len(), 1, "no delta after the gap went out");
+
+    // The keyframe ends the gap; the deltas after it go out again.
+    let key = p.frame(true, 12);
+    assert!(!p.hub.send_frame(p.now, VideoCodec::H264, &key));
+    let delta = p.frame(false, 13);
+    assert!(!p.hub.send_frame(p.now, VideoCodec::H264, &delta));
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.received.len(), 3);
+    assert!(p.received[2].data.ends_with(&[13; 3000]));
+}
+
+#[test]
+fn rtp_time_follows_pts_across_a_resize() {
+    // After a resize the stream's encoder is new but its pts run on (one media clock per
+    // session): the RTP timestamps of the frames before and after keep rising at 90 kHz.
+    let (mut p, _answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    let mut before = p.frame(true, 1);
+    before.pts = Duration::from_millis(5000);
+    p.hub.send_frame(p.now, VideoCodec::H264, &before);
+    p.run(Duration::from_millis(50));
+    let mut after = p.frame(true, 2);
+    (after.width, after.height, after.pts) = (128, 96, Duration::from_millis(5050));
+    p.hub.send_frame(p.now, VideoCodec::H264, &after);
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.received.len(), 2);
+    let (t0, t1) = (p.received[0].time, p.received[1].time);
+    assert_eq!(t1.rebase(t0.frequency()).numer() - t0.numer(), 50 * 90, "50 ms apart at 90 kHz");
+}

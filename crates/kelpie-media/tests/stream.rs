@@ -1,0 +1,154 @@
+//! A video stream against a real Xvfb and the real libx264: how fast a new viewer of a still
+//! screen gets its first picture, that the capture thread sleeps while nothing happens, and
+//! that pts stay on the session's clock across a resize.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use kelpie_desktop::EmbeddedDesktop;
+use kelpie_media::{EncodedFrame, EncoderSettings, MediaClock, VideoSource, VideoSubscription};
+use kelpie_protocol::VideoCodec;
+
+const FPS: u32 = 60;
+
+/// One test at a time: each watches its own capture thread and its timing.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const LAG: Duration = Duration::from_secs(1);
+
+fn frame_time() -> Duration {
+    Duration::from_secs(1) / FPS
+}
+
+fn source(display: &str, clock: MediaClock) -> VideoSource {
+    let settings = EncoderSettings { fps: FPS, bitrate_kbps: 2000, threads: 1, cursor_in_video: false };
+    VideoSource::new(display, "x264", settings, clock).expect("libx264 (Debian package libx264-164)")
+}
+
+async fn next(sub: &mut VideoSubscription, within: Duration) -> Option<Arc<EncodedFrame>> {
+    tokio::time::timeout(within, sub.next_decodable(LAG)).await.ok().flatten()
+}
+
+/// Reads frames until none has come for `quiet`: the stream is idle (refinement done).
+async fn until_idle(sub: &mut VideoSubscription, quiet: Duration) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while next(sub, quiet).await.is_some() {
+        assert!(Instant::now() < end, "the stream never went idle on a still screen");
+    }
+}
+
+/// Voluntary context switches of the capture thread so far.
+fn capture_thread_wakeups() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    for t in tasks.map_while(Result::ok) {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("kelpie-capture") {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:")).unwrap();
+            return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+    panic!("no capture thread");
+}
+
+#[tokio::test]
+async fn a_new_viewer_of_a_still_screen_gets_a_keyframe_within_a_frame_time() {
+    let _serial = SERIAL.lock().await;
+    // A bare display: a program that draws nothing, so the screen stays still.
+    let x =
+        EmbeddedDesktop::start(320, 240, (320, 240), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let source = source(x.display(), MediaClock::new());
+    let mut first = source.subscribe(VideoCodec::H264).unwrap();
+    let f = next(&mut first, Duration::from_secs(5)).await.expect("a first frame");
+    assert!(f.keyframe);
+    until_idle(&mut first, Duration::from_millis(400)).await;
+
+    // Idle, the capture thread sleeps until something happens: it does not wake up to look
+    // for keyframe requests (with a 50 ms poll it would wake 20 times a second).
+    let before = capture_thread_wakeups();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let woke = capture_thread_wakeups() - before;
+    assert!(woke <= 2, "the idle capture thread woke {woke} times in a second");
+
+    // Each new viewer's keyframe arrives within one frame-time of subscribing. The viewers
+    // come at moments 10 ms apart in the idle spell, so that a thread polling for requests
+    // (the 50 ms poll of before, or any period over two frame-times) would be caught late
+    // by most of them, whatever the phase of its polling.
+    let stream = first.stream().clone();
+    for trial in 0..5u32 {
+        tokio::time::sleep(Duration::from_millis(10) * trial).await;
+        let keyframes = stream.counters().keyframes.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let mut viewer = source.subscribe(VideoCodec::H264).unwrap();
+        let f = next(&mut viewer, Duration::from_secs(2)).await.expect("a keyframe");
+        let took = t.elapsed();
+        assert!(f.keyframe, "trial {trial}: the first frame is a keyframe");
+        assert!(took <= frame_time(), "trial {trial}: the keyframe took {took:?}, more than a frame-time");
+        assert_eq!(stream.counters().keyframes.load(Ordering::Relaxed), keyframes + 1);
+        drop(viewer);
+        until_idle(&mut first, Duration::from_millis(400)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_joining_right_after_a_keyframe_starts_from_it_without_another() {
+    let _serial = SERIAL.lock().await;
+    let x =
+        EmbeddedDesktop::start(320, 240, (320, 240), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let source = source(x.display(), MediaClock::new());
+    let mut first = source.subscribe(VideoCodec::H264).unwrap();
+    let key = next(&mut first, Duration::from_secs(5)).await.expect("a first frame");
+    assert!(key.keyframe);
+    let stream = first.stream().clone();
+    let keyframes = stream.counters().keyframes.load(Ordering::Relaxed);
+
+    // Within the keyframe rate limit of the last keyframe: a new keyframe would have to wait
+    // for it, so the new viewer starts from the last one, at once.
+    let t = Instant::now();
+    let mut second = source.subscribe(VideoCodec::H264).unwrap();
+    let f = next(&mut second, Duration::from_secs(2)).await.expect("a first picture");
+    let took = t.elapsed();
+    assert!(took <= frame_time(), "the first picture took {took:?}");
+    assert!(f.keyframe && f.pts == key.pts, "the recent keyframe is replayed");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(stream.counters().keyframes.load(Ordering::Relaxed), keyframes, "no keyframe made for it");
+}
+
+#[tokio::test]
+async fn pts_run_on_across_a_resize_on_the_session_clock() {
+    let _serial = SERIAL.lock().await;
+    let x =
+        EmbeddedDesktop::start(320, 240, (640, 480), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let clock = MediaClock::new();
+    let source = source(x.display(), clock);
+    let mut sub = source.subscribe(VideoCodec::H264).unwrap();
+    let mut frames = vec![next(&mut sub, Duration::from_secs(5)).await.expect("a first frame")];
+    assert_eq!((frames[0].width, frames[0].height), (320, 240));
+    until_idle(&mut sub, Duration::from_millis(300)).await;
+    let display = x.display().to_string();
+    tokio::task::spawn_blocking(move || kelpie_desktop::resize::resize(&display, 640, 480))
+        .await
+        .unwrap()
+        .expect("xrandr resize");
+    let end = Instant::now() + Duration::from_secs(5);
+    while frames.last().unwrap().width != 640 {
+        assert!(Instant::now() < end, "no frame at the new size");
+        frames.push(next(&mut sub, Duration::from_secs(5)).await.expect("frames after the resize"));
+    }
+    let after = frames.last().unwrap();
+    assert!(after.keyframe, "the new encoder starts with a keyframe");
+    for f in &frames {
+        // On the session's clock, whichever encoder made the frame: comparable with sound.
+        assert_eq!(f.pts, clock.pts(f.captured));
+    }
+    // Not restarted from zero with the new encoder.
+    assert!(
+        after.pts > frames[0].pts + Duration::from_millis(300),
+        "{:?} then {:?}",
+        frames[0].pts,
+        after.pts
+    );
+    for w in frames.windows(2) {
+        assert!(w[1].pts > w[0].pts, "pts went back: {:?} then {:?}", w[0].pts, w[1].pts);
+    }
+}
