@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -29,7 +29,7 @@ pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
 /// are dropped (a gap in the sound rather than a growing delay).
 pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
 
-/// What the writer sends, in order.
+/// What the writer is asked to send, in order.
 pub(crate) enum Outbound {
     /// A JSON message.
     Json(ServerMessage),
@@ -39,6 +39,24 @@ pub(crate) enum Outbound {
     StopMedia,
     /// The cursor's shape (its image only the first time this viewer sees it).
     Cursor(Arc<CursorImage>),
+}
+
+/// What the writer does next.
+enum Step<'a> {
+    /// What it was asked.
+    Queued(Outbound),
+    /// Send a binary message of the media, adding its size to the counter.
+    Binary(Vec<u8>, &'a AtomicU64),
+    /// The video's stream stopped.
+    VideoEnded,
+    /// The sound's stream stopped.
+    AudioEnded,
+}
+
+/// Adds what a subscription dropped since it was last `seen` to `counter`.
+fn count_dropped(now: u64, seen: &mut u64, counter: &AtomicU64) {
+    counter.fetch_add(now - *seen, Ordering::Relaxed);
+    *seen = now;
 }
 
 /// The sender side of a viewer's writer.
@@ -116,61 +134,63 @@ pub(crate) async fn write_loop(
     let (mut video_dropped, mut audio_dropped) = (0, 0);
     let m = &state.metrics;
     loop {
-        let out = tokio::select! {
+        // Video and sound carry pts on the session's media clock: sent as they are.
+        let step = tokio::select! {
             o = rx.recv() => match o {
-                Some(o) => o,
+                Some(o) => Step::Queued(o),
                 None => return,
             },
-            // Video and sound carry pts on the session's media clock: sent as they are.
             f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
                 let sub = video.as_ref().expect("guarded");
-                m.ws_frames_dropped.fetch_add(sub.dropped() - video_dropped, Ordering::Relaxed);
-                video_dropped = sub.dropped();
-                let Some(frame) = f else {
-                    video = None;
-                    continue;
-                };
-                let bytes = video_message(&frame, sub.codec());
-                m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                    return;
+                count_dropped(sub.dropped(), &mut video_dropped, &m.ws_frames_dropped);
+                match f {
+                    Some(frame) => Step::Binary(video_message(&frame, sub.codec()), &m.ws_video_bytes),
+                    None => Step::VideoEnded,
                 }
-                continue;
             },
             // Audio frames stop while nothing plays (DTX) and may resume any time later.
             f = async { audio.as_mut().expect("guarded").next_decodable(MAX_AUDIO_LAG).await }, if audio.is_some() => {
-                let sub = audio.as_ref().expect("guarded");
-                m.ws_audio_dropped.fetch_add(sub.dropped() - audio_dropped, Ordering::Relaxed);
-                audio_dropped = sub.dropped();
-                let Some(frame) = f else {
-                    audio = None;
-                    continue;
-                };
-                let Some(bytes) = audio_message(&frame, frame.captured.elapsed()) else {
-                    m.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                m.ws_audio_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                    return;
+                count_dropped(audio.as_ref().expect("guarded").dropped(), &mut audio_dropped, &m.ws_audio_dropped);
+                match f {
+                    Some(frame) => match audio_message(&frame, frame.captured.elapsed()) {
+                        Some(bytes) => Step::Binary(bytes, &m.ws_audio_bytes),
+                        None => {
+                            m.ws_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    None => Step::AudioEnded,
                 }
-                continue;
             },
         };
-        let text = match out {
-            Outbound::Json(msg) => msg.to_json(),
-            Outbound::Media(v, a) => {
+        let message = match step {
+            Step::Queued(Outbound::Json(msg)) => Message::Text(msg.to_json().into()),
+            Step::Binary(bytes, counter) => {
+                counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Message::Binary(bytes.into())
+            }
+            Step::VideoEnded => {
+                video = None;
+                continue;
+            }
+            Step::AudioEnded => {
+                audio = None;
+                continue;
+            }
+            Step::Queued(Outbound::Media(v, a)) => {
                 (video_dropped, audio_dropped) = (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()));
                 (video, audio) = (Some(v), a);
                 continue;
             }
-            Outbound::StopMedia => {
+            Step::Queued(Outbound::StopMedia) => {
                 (video, audio) = (None, None);
                 continue;
             }
-            Outbound::Cursor(c) => crate::clipboard::cursor_message(&mut cursors_sent, &c).to_json(),
+            Step::Queued(Outbound::Cursor(c)) => {
+                Message::Text(crate::clipboard::cursor_message(&mut cursors_sent, &c).to_json().into())
+            }
         };
-        if sink.send(Message::Text(text.into())).await.is_err() {
+        if sink.send(message).await.is_err() {
             return;
         }
     }
