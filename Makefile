@@ -19,6 +19,7 @@ deps-bench:
 
 deps-package:
 	@scripts/install-deps.sh --package
+	@tests/check-commands.sh --package
 
 # Before any test: every program the tests start is on PATH, from a declared package.
 test-commands: deps-test

@@ -2,16 +2,17 @@
 # Runs before the tests: every program they start (tests/commands.txt) is on PATH and comes
 # from a package that scripts/install-deps.sh installs; programs the sources start that
 # tests/commands.txt does not list are reported too. Fails with what to install or add.
-#   tests/check-commands.sh           build, run and test programs (make test)
-#   tests/check-commands.sh --bench   also the benchmark's (make bench)
+#   tests/check-commands.sh             build, run and test programs (make test)
+#   tests/check-commands.sh --bench     also the benchmark's (make bench)
+#   tests/check-commands.sh --package   also the packaging's (make deb, image, test-packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="build run test"
 deps_args=(--list --test)
-if [ "${1:-}" = "--bench" ]; then
-  steps="$steps bench"
-  deps_args=(--list --bench)
-fi
+case "${1:-}" in
+  --bench) steps="$steps bench" deps_args=(--list --bench) ;;
+  --package) steps="$steps package" deps_args=(--list --package) ;;
+esac
 declared=$(scripts/install-deps.sh "${deps_args[@]}")
 table=$(grep -v '^#' tests/commands.txt | awk 'NF == 3')
 errors=0
@@ -30,11 +31,11 @@ done <<<"$table"
 # spawn('x', execFileSync('x', run('x', startProc('x' and shell strings sh('x …'),
 # x('x …'), '--app', 'x …' in the tests and the benchmark.
 known=$(awk '{print $1}' <<<"$table")
-essential="sh bash sleep kill true false env cat exit exec uname dpkg-query"
+essential="sh bash sleep kill true false env cat exit exec uname dpkg-query dpkg-deb chroot"
 started=$(
   {
     grep -rhoE 'Command::new\("[^"/]+"\)' crates --include='*.rs' | sed -E 's/.*\("([^"]+)"\)/\1/'
-    grep -rhoE "\b(spawn|execFileSync|execFile|run|startProc)\('[^'/ ]+'" tests bench --include='*.mjs' \
+    grep -rhoE "\b(spawn|spawnSync|execFileSync|execFile|run|start|startProc)\('[^'/ ]+'" tests bench --include='*.mjs' \
       --exclude-dir=node_modules | sed -E "s/.*\('([^']+)'/\1/"
     grep -rhoE "\b(sh|x)\(['\`\"][a-z][^ '\`\"]*" tests bench --include='*.mjs' --exclude-dir=node_modules \
       | sed -E "s/^(sh|x)\(.//"

@@ -8,7 +8,8 @@
 # the image is built on it with `podman build --isolation chroot` (RUN steps need no OCI
 # runtime). The base is made once; KELPIE_REBUILD_BASE=1 makes it again.
 #   KELPIE_DEBIAN_MIRROR   Debian mirror (default http://deb.debian.org/debian)
-#   KELPIE_IMAGE_GPU=yes   add gstreamer1.0-plugins-bad (NVENC, VA-API): tagged :<version>-gpu
+#   KELPIE_IMAGE_GPU=no    leave out gstreamer1.0-plugins-bad (the NVENC and VA-API encoders):
+#                          tagged :<version>-cpu and :latest-cpu
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in podman mmdebstrap; do
@@ -49,10 +50,10 @@ rm -rf "$context"
 mkdir -p "$context"
 cp deploy/container/Containerfile "$context/Containerfile"
 cp "$deb" "$context/kelpie.deb"
-gpu=${KELPIE_IMAGE_GPU:-no}
+gpu=${KELPIE_IMAGE_GPU:-yes}
 tag=$version latest=latest
-if [ "$gpu" = yes ]; then
-  tag=$version-gpu latest=latest-gpu
+if [ "$gpu" != yes ]; then
+  tag=$version-cpu latest=latest-cpu
 fi
 podman build --isolation chroot --format docker --build-arg BASE="$base" --build-arg GPU="$gpu" \
   --tag "localhost/kelpie:$tag" --tag "localhost/kelpie:$latest" "$context"

@@ -7,7 +7,13 @@
 #      the host decodes; the packaged binary's cold start is measured.
 #   2. the image localhost/kelpie:<version> runs under podman as its non-root user and streams
 #      its XFCE desktop to Chromium; its HEALTHCHECK passes; `podman stop` ends it cleanly.
+#      Where podman cannot run containers, the image's root file system runs with unshare +
+#      chroot instead (as its user, with its environment and entry point).
+#   3. deploy/apptainer/kelpie.def, built as `apptainer build` would (Debian 12 has no
+#      Apptainer), passes its %test and streams XFCE from a read-only root with a private
+#      /tmp and $HOME, as `apptainer run --containall` runs it.
 # Kelpie and Chromium run inside a network namespace with only loopback up (as tests/e2e).
+# When every test passes, the figures go into docs/benchmarks.md (section "Packages").
 #   KELPIE_DEBIAN_MIRROR   Debian mirror (default http://deb.debian.org/debian)
 set -euo pipefail
 self=$(readlink -f "$0")
@@ -37,8 +43,21 @@ if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
     --customize-hook='rm -f "$1"/tmp/*.deb' \
     bookworm "$work/rootfs" \
     "deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb ${mirror%/debian}/debian-security bookworm-security main"
-  exec unshare -n env KELPIE_IN_NETNS=1 KELPIE_TEST_ROOTFS="$work/rootfs" KELPIE_TEST_IMAGE="localhost/kelpie:$version" \
-    KELPIE_TEST_OUT="$work" "$self" "$@"
+  # Debian 12 has no Apptainer: deploy/apptainer/kelpie.def is built the way `apptainer build`
+  # would build it (tests/packages/apptainer-emulate.sh) and run the way `apptainer run
+  # --containall` runs it: read-only, a private /tmp and $HOME, a PID namespace.
+  echo "test-packages: deploy/apptainer/kelpie.def, built as apptainer build would"
+  rm -rf "$work/apptainer-build"
+  mkdir -p "$work/apptainer-build"
+  cp "$root/deploy/apptainer/kelpie.def" "$work/apptainer-build/"
+  cp "$deb" "$work/apptainer-build/kelpie.deb"
+  "$here/apptainer-emulate.sh" "$work/apptainer-build/kelpie.def" "$work/apptainer-rootfs"
+  rm -f "$work/figures.json"
+  unshare -n env KELPIE_IN_NETNS=1 KELPIE_TEST_ROOTFS="$work/rootfs" KELPIE_TEST_IMAGE="localhost/kelpie:$version" \
+    KELPIE_TEST_APPTAINER="$work/apptainer-rootfs" KELPIE_TEST_OUT="$work" "$self" "$@"
+  # The image's size and the start-up times into docs/benchmarks.md (section "Packages").
+  node "$here/report.mjs" "$work/figures.json" "localhost/kelpie:$version" "$deb"
+  exit 0
 fi
 ip link set lo up
 exec node --test --test-concurrency=1 --test-timeout=600000 "${@:-$here/}"
