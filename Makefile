@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps deps-test web build run test test-rust test-web test-e2e test-bench-smoke lint fmt bench fuzz clean
+.PHONY: all deps deps-test deps-bench deps-package web build run test test-commands test-rust test-web test-e2e test-bench-smoke lint fmt bench fuzz clean deb image test-packages
 
 all: build
 
@@ -13,6 +13,17 @@ deps:
 
 deps-test:
 	@scripts/install-deps.sh --test
+
+deps-bench:
+	@scripts/install-deps.sh --bench
+
+deps-package:
+	@scripts/install-deps.sh --package
+	@tests/check-commands.sh --package
+
+# Before any test: every program the tests start is on PATH, from a declared package.
+test-commands: deps-test
+	tests/check-commands.sh
 
 # `npm install`, not `npm ci`: Vite lists an optional Windows-only package that the registry
 # mirror may not serve, and `npm ci` refuses a lock file without it.
@@ -51,10 +62,25 @@ test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json
 test-bench-smoke: build tests/e2e/node_modules/.package-lock.json
 	BENCH_SMOKE=1 bench/run.sh
 
-test: deps-test build lint test-rust test-web test-e2e test-bench-smoke
+test: deps-test test-commands build lint test-rust test-web test-e2e test-bench-smoke
 
-bench: build tests/e2e/node_modules/.package-lock.json
+bench: deps-bench build tests/e2e/node_modules/.package-lock.json
+	tests/check-commands.sh --bench
 	bench/run.sh
+
+# Packages (docs/deployment.md). `make deb`: target/debian/kelpie_<version>_amd64.deb, checked
+# with lintian. `make image`: the container image localhost/kelpie:<version>, built from the
+# .deb on a Debian 12 slim base made here with mmdebstrap (no registry needed).
+deb: deps-package build
+	deploy/deb/build.sh
+
+image: deb
+	deploy/container/build.sh
+
+# Not part of `make test` (minutes, needs the Debian mirror): the .deb in a fresh Debian 12
+# root file system and the image under podman, each streaming to headless Chromium.
+test-packages: deb image tests/e2e/node_modules/.package-lock.json
+	tests/packages/run.sh
 
 clean:
 	$(CARGO) clean

@@ -13,23 +13,13 @@ if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
   sections=${BENCH_SECTIONS:-peers}
   # Peers are installed only when the peer comparison runs.
   if [ "${BENCH_SMOKE:-}" != 1 ] && [[ ,${sections// /}, == *,peers,* ]]; then
+    # xwd, x11vnc, websockify, noVNC, python3-venv: the project's list of what the benchmark needs.
+    "$here/../scripts/install-deps.sh" --bench
     if [[ ,$systems, == *,selkies* ]] && [ ! -x "$here/.venv/bin/selkies" ]; then
       echo "bench: installing Selkies from PyPI into bench/.venv" >&2
       python3 -m venv "$here/.venv"
       "$here/.venv/bin/pip" install --quiet --upgrade pip
       "$here/.venv/bin/pip" install --quiet 'selkies>=2,<3'
-    fi
-    if [[ ,$systems, == *,vnc,* ]]; then
-      missing=()
-      command -v x11vnc >/dev/null || missing+=(x11vnc)
-      command -v websockify >/dev/null || missing+=(websockify)
-      [ -f /usr/share/novnc/vnc.html ] || missing+=(novnc)
-      if [ ${#missing[@]} -gt 0 ]; then
-        echo "bench: installing ${missing[*]} from apt" >&2
-        sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-      fi
     fi
   fi
   for f in ../target/release/kelpie ../target/release/kelpie-probe ../tests/e2e/node_modules/playwright-core/package.json; do

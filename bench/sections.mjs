@@ -8,6 +8,12 @@ import { fmt } from './format.mjs';
 export const SECTIONS = ['peers', 'input', 'viewers', 'audio'];
 
 /**
+ * Marked blocks of docs/benchmarks.md that other tools write (`packages`: `make
+ * test-packages`, tests/packages/report.mjs); the benchmark keeps them as they are, after its own.
+ */
+export const KEPT_BLOCKS = ['packages'];
+
+/**
  * `BENCH_SECTIONS` as a list in document order; unknown names throw. Empty or missing = all.
  * @param {string | undefined} value
  */
@@ -191,11 +197,23 @@ export function extractBlock(doc, name) {
  */
 export function mergeBlocks(fresh, oldDoc) {
   const out = [];
-  for (const name of SECTIONS) {
+  for (const name of [...SECTIONS, ...KEPT_BLOCKS]) {
     const b = fresh[name] ?? extractBlock(oldDoc, name);
     if (b) out.push(b);
   }
   return out.join('\n');
+}
+
+/**
+ * `doc` with block `name` replaced by `block` (wrapped), or, when it has none, `block` put
+ * before the `## Machine` heading (else at the end).
+ */
+export function spliceBlock(doc, name, block) {
+  const old = extractBlock(doc, name);
+  if (old) return doc.replace(old, block);
+  const at = doc.indexOf('\n## Machine');
+  if (at < 0) return `${doc.replace(/\n+$/, '')}\n\n${block}`;
+  return `${doc.slice(0, at + 1)}${block}\n${doc.slice(at + 1)}`;
 }
 
 /**

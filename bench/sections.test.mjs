@@ -130,6 +130,19 @@ test('blocks: wrap, extract, and merge keeps sections that were not rerun', () =
   assert.ok(merged.indexOf('new input') < merged.indexOf('new viewers'));
   // A fresh document with nothing to keep.
   assert.equal(mergeBlocks({}, null), '');
+  // Blocks written by other tools (make test-packages) survive a benchmark run.
+  const withPackages = `${old}${wrapBlock('packages', '## Packages\nsizes')}`;
+  assert.ok(mergeBlocks({ peers: wrapBlock('peers', 'new peers') }, withPackages).endsWith('<!-- /bench:packages -->\n'));
+});
+
+test('blocks: splice replaces a block or puts a new one before the machine', async () => {
+  const { spliceBlock } = await import('./sections.mjs');
+  const doc = `# T\n\n${wrapBlock('audio', 'sound')}\n## Machine\n\n- CPU\n`;
+  const added = spliceBlock(doc, 'packages', wrapBlock('packages', 'first'));
+  assert.ok(added.indexOf('first') > added.indexOf('sound') && added.indexOf('first') < added.indexOf('## Machine'), added);
+  const replaced = spliceBlock(added, 'packages', wrapBlock('packages', 'second'));
+  assert.ok(replaced.includes('second') && !replaced.includes('first'), replaced);
+  assert.equal(spliceBlock('# T\n', 'packages', wrapBlock('packages', 'x')), '# T\n\n<!-- bench:packages -->\nx\n<!-- /bench:packages -->\n');
 });
 
 test('sessions merge: latencies pooled, rates weighted by length, peaks kept', async () => {

@@ -1,23 +1,58 @@
 #!/usr/bin/env bash
 # Installs what Kelpie needs on Debian 12, skipping what is already there.
-#   scripts/install-deps.sh          build + run (GStreamer, Xvfb, demo desktop)
-#   scripts/install-deps.sh --test   also what the tests need (Chromium, iproute2)
+#   scripts/install-deps.sh            build + run (GStreamer, Xvfb, demo desktop, PulseAudio)
+#   scripts/install-deps.sh --test     also what `make test` needs (Chromium, gst-launch-1.0, …)
+#   scripts/install-deps.sh --bench    also what `make bench` needs (xwd, the VNC peer, Selkies' venv)
+#   scripts/install-deps.sh --package  also what `make deb`, `make image`, `make test-packages` need
+#   scripts/install-deps.sh --list [--test|--bench|--package]
+#                                      prints those packages, one a line, and installs nothing
+# The options add up (`--bench` and `--package` include `--test`). Every program the tests,
+# `make run` and `make bench` start comes from a package here: tests/commands.txt names it,
+# and tests/check-commands.sh checks it before the tests start.
 set -euo pipefail
+
+list=0 test=0 bench=0 package=0
+for arg in "$@"; do
+  case "$arg" in
+    --list) list=1 ;;
+    --test) test=1 ;;
+    --bench) bench=1 test=1 ;;
+    --package) package=1 test=1 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (use --list, --test, --bench, --package)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   # build
   build-essential pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   # libx264's header for Kelpie's own x264 driver (the library itself is loaded at start)
   libx264-dev
-  # media: appsrc/videoconvert (base), vp8enc (good), x264enc (ugly), openh264enc/nvh264enc/vah264enc (bad)
+  # media: appsrc/videoconvert/opusenc (base), vp8enc (good), x264enc (ugly), openh264enc/nvh264enc/vah264enc (bad)
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
   # the embedded display and its demo desktop
   xvfb x11-xserver-utils openbox xterm
   # sound: the private PulseAudio server (pactl sets it up), pulsesrc/pulsesink
   pulseaudio pulseaudio-utils gstreamer1.0-pulseaudio
 )
-if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables xclip)
+if [ "$test" = 1 ]; then
+  # Chromium (headless, driven by playwright-core), network namespaces and their rules
+  # (unshare, ip, tc, ss, nft), an HTTP proxy (nginx), X tools (xdpyinfo, xclip),
+  # process tools (pgrep), a tone player (gst-launch-1.0)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables xclip gstreamer1.0-tools)
+fi
+if [ "$bench" = 1 ]; then
+  # xwd (screen dumps for the quality figures), the VNC peer, Selkies' virtual environment
+  packages+=(x11-apps x11vnc websockify novnc python3-venv)
+fi
+if [ "$package" = 1 ]; then
+  # the .deb (dpkg-deb, dpkg-shlibdeps, the man page, lintian, gst-inspect-1.0 is in --test),
+  # the fresh root file systems (mmdebstrap), the container image (buildah, podman, runc)
+  packages+=(dpkg-dev fakeroot help2man lintian mmdebstrap buildah podman runc)
+fi
+
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

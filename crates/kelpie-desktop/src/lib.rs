@@ -2,15 +2,23 @@
 //!
 //! Either an existing display (checked with [`check_display`]) or an [`EmbeddedDesktop`]:
 //! a private Xvfb with a window manager and a terminal (or the user's `--app`), all started
-//! as children that die with Kelpie. This crate starts and stops processes; it never
-//! captures or injects anything.
+//! as children that die with Kelpie. This crate starts and stops processes and watches
+//! them ([`EmbeddedDesktop::poll`], [`XWatch`]); it never captures or injects anything.
+//!
+//! Processes: Xvfb and PulseAudio are Kelpie's children and get SIGTERM from the kernel if
+//! Kelpie dies ([`detach_with_parent`]); each program on the display runs under a
+//! [`keeper`] that ends everything it started; as PID 1 Kelpie is also the namespace's
+//! [`init`].
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod init;
+pub mod keeper;
 pub mod pulse;
 
 /// Errors of display set-up. Each says what to do.
@@ -25,20 +33,49 @@ pub enum DesktopError {
         /// Its Debian package.
         package: String,
     },
+    /// A program could not be started.
+    #[error("cannot start '{program}': is it installed? (install the Debian package that provides it)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The display cannot be reached.
-    #[error("cannot open X display {display}: {reason}")]
+    #[error("cannot open X display {display}{hint}")]
     Unreachable {
         /// The display.
         display: String,
+        /// What to check, if there is something to say.
+        hint: &'static str,
         /// Why.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Xvfb did not start.
     #[error("Xvfb failed to start: {0}")]
     Xvfb(String),
+    /// A system call Kelpie needs failed.
+    #[error("cannot {what}")]
+    Io {
+        /// What Kelpie tried.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The display could not be resized.
-    #[error("cannot resize the display {0}")]
-    Resize(String),
+    #[error("cannot resize the display {display}: {what}")]
+    Resize {
+        /// The display.
+        display: String,
+        /// The step that failed.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub mod resize;
@@ -47,7 +84,8 @@ pub mod resize;
 pub fn check_display(display: &str) -> Result<(), DesktopError> {
     x11rb::connect(Some(display)).map(|_| ()).map_err(|e| DesktopError::Unreachable {
         display: display.to_string(),
-        reason: format!("{e} (is its X server running? omit --display to let Kelpie start its own)"),
+        hint: " (is its X server running? omit --display to let Kelpie start its own)",
+        source: e.into(),
     })
 }
 
@@ -61,9 +99,78 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 pub struct EmbeddedDesktop {
     display: String,
     xvfb: Child,
-    apps: Vec<Child>,
+    /// Set once Xvfb's exit was seen (and reported by [`EmbeddedDesktop::poll`]).
+    xvfb_exited: bool,
+    apps: Vec<App>,
     /// Extra environment of every program started on the display (e.g. `PULSE_SERVER`).
     env: Vec<(String, String)>,
+}
+
+/// One program on the display, directly Kelpie's child or under a [`keeper`].
+struct App {
+    program: String,
+    child: Child,
+    /// The keeper's report of the program's wait status (non-blocking), and what came so far.
+    status: Option<(std::fs::File, String)>,
+    /// The session's app (`--app`, or the demo desktop's terminal).
+    main: bool,
+    /// Set once its exit was reported.
+    exited: bool,
+}
+
+impl App {
+    /// The program's exit status, once, when it has exited.
+    fn poll(&mut self) -> Option<ExitStatus> {
+        if self.exited {
+            return None;
+        }
+        let mut status = None;
+        if let Some((pipe, text)) = &mut self.status {
+            let mut buf = [0u8; 32];
+            match pipe.read(&mut buf) {
+                Ok(0) => self.status = None,
+                Ok(n) => {
+                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if let Some(line) = text.lines().next().filter(|_| text.contains('\n')) {
+                        status = line.trim().parse().ok().map(ExitStatus::from_raw);
+                    }
+                }
+                Err(_) => {} // nothing yet (EAGAIN)
+            }
+        }
+        if status.is_none()
+            && self.status.is_none()
+            && let Ok(Some(s)) = self.child.try_wait()
+        {
+            status = Some(s);
+        }
+        self.exited = status.is_some();
+        status
+    }
+}
+
+/// What [`EmbeddedDesktop::poll`] saw happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesktopEvent {
+    /// The session's app (`--app`, or the demo desktop's terminal) exited.
+    AppExited(ExitStatus),
+    /// Xvfb exited: the display is gone. The text says how.
+    XServerExited(String),
+}
+
+/// "exited with status 3" or "was killed by signal 9".
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// The exit code that passes `status` on: its code, or 128 + the signal that ended it.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    let code = status.code().or(status.signal().map(|s| 128 + s)).unwrap_or(1);
+    u8::try_from(code).unwrap_or(1)
 }
 
 /// Makes a child its own process group leader (so its children can be stopped with it) and
@@ -116,7 +223,7 @@ impl EmbeddedDesktop {
                 Ok(())
             });
         }
-        let mut xvfb = cmd.spawn().map_err(|e| DesktopError::Xvfb(e.to_string()))?;
+        let mut xvfb = cmd.spawn().map_err(|source| DesktopError::Io { what: "start Xvfb", source })?;
         drop(write_end);
         let display = match read_display_number(read_end, Duration::from_secs(15)) {
             Ok(n) => format!(":{n}"),
@@ -141,9 +248,9 @@ impl EmbeddedDesktop {
         }
         let shown = &display;
         tracing::info!("started Xvfb on {shown} at {width}x{height}");
-        let mut desktop = Self { display, xvfb, apps: Vec::new(), env };
+        let mut desktop = Self { display, xvfb, xvfb_exited: false, apps: Vec::new(), env };
         match app {
-            Some(cmd) => desktop.spawn_app("sh", &["-c", cmd])?,
+            Some(cmd) => desktop.spawn_app("sh", &["-c", cmd], true)?,
             None => desktop.start_demo(),
         }
         Ok(desktop)
@@ -154,31 +261,83 @@ impl EmbeddedDesktop {
             let _ =
                 Command::new("xsetroot").args(["-solid", "#1d3b53"]).env("DISPLAY", &self.display).status();
         }
-        for (program, args, package) in [
-            ("openbox", &[][..], "openbox"),
-            ("xterm", &["-geometry", "100x30+80+60", "-fa", "Monospace", "-fs", "12"][..], "xterm"),
+        // The terminal is the demo desktop's app (`--exit-with-app` ends with it).
+        for (program, args, package, main) in [
+            ("openbox", &[][..], "openbox", false),
+            ("xterm", &["-geometry", "100x30+80+60", "-fa", "Monospace", "-fs", "12"][..], "xterm", true),
         ] {
             if which(program).is_none() {
                 tracing::warn!("demo desktop: '{program}' is not installed (Debian package {package})");
                 continue;
             }
-            if let Err(e) = self.spawn_app(program, args) {
-                tracing::warn!("demo desktop: {e}");
+            if let Err(e) = self.spawn_app(program, args, main) {
+                tracing::warn!("demo desktop: {e} ({e:?})");
             }
         }
     }
 
-    fn spawn_app(&mut self, program: &str, args: &[&str]) -> Result<(), DesktopError> {
-        let mut cmd = Command::new(program);
-        cmd.args(args).env("DISPLAY", &self.display).envs(self.env.iter().cloned()).stdin(Stdio::null());
+    fn spawn_app(&mut self, program: &str, args: &[&str], main: bool) -> Result<(), DesktopError> {
+        let spawn_error =
+            |source: std::io::Error| DesktopError::Spawn { program: program.to_string(), source };
+        // Under a keeper, the program's exit status comes back through a pipe.
+        let (mut cmd, pipes) = if keeper::enabled() {
+            let (read_end, write_end) = pipe()?;
+            let fd = write_end.as_raw_fd();
+            let mut cmd = keeper::command(program, args, fd);
+            // SAFETY: clears close-on-exec on our own pipe's write end in the child only.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                    Ok(())
+                });
+            }
+            (cmd, Some((read_end, write_end)))
+        } else {
+            let mut cmd = Command::new(program);
+            cmd.args(args);
+            (cmd, None)
+        };
+        cmd.env("DISPLAY", &self.display).envs(self.env.iter().cloned()).stdin(Stdio::null());
         detach_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(|e| DesktopError::Missing {
-            program: format!("{program} ({e})"),
-            package: "that provides it".into(),
-        })?;
-        tracing::info!(program, pid = child.id(), "started on the embedded display");
-        self.apps.push(child);
+        let child = cmd.spawn().map_err(spawn_error)?;
+        let status = pipes.map(|(read_end, write_end)| {
+            drop(write_end);
+            // SAFETY: making our own descriptor non-blocking.
+            unsafe { libc::fcntl(read_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            (std::fs::File::from(read_end), String::new())
+        });
+        tracing::info!(
+            program,
+            pid = child.id(),
+            keeper = status.is_some(),
+            "started on the embedded display"
+        );
+        self.apps.push(App { program: program.to_string(), child, status, main, exited: false });
         Ok(())
+    }
+
+    /// Looks at Xvfb and the programs once, without waiting; reports each end once.
+    /// Programs other than the app that exit are only logged.
+    pub fn poll(&mut self) -> Option<DesktopEvent> {
+        if !self.xvfb_exited
+            && let Ok(Some(status)) = self.xvfb.try_wait()
+        {
+            self.xvfb_exited = true;
+            return Some(DesktopEvent::XServerExited(format!(
+                "the X server (Xvfb on {}) {}",
+                self.display,
+                describe(status)
+            )));
+        }
+        for app in &mut self.apps {
+            if let Some(status) = app.poll() {
+                if app.main {
+                    return Some(DesktopEvent::AppExited(status));
+                }
+                tracing::info!(program = %app.program, "{} {}", app.program, describe(status));
+            }
+        }
+        None
     }
 
     /// The display name, e.g. `:99`.
@@ -194,35 +353,88 @@ impl EmbeddedDesktop {
 
 impl Drop for EmbeddedDesktop {
     fn drop(&mut self) {
-        for child in self.apps.iter_mut().chain(std::iter::once(&mut self.xvfb)) {
-            stop(child);
-        }
+        // The programs first (a keeper needs up to keeper::GRACE to end what they started),
+        // then the X server.
+        stop_all(self.apps.iter_mut().map(|a| &mut a.child).collect());
+        stop(&mut self.xvfb);
         tracing::info!(display = %self.display, "stopped the embedded desktop");
     }
 }
 
 /// SIGTERM to the child's process group, then SIGKILL if it lingers.
 fn stop(child: &mut Child) {
-    let pid = child.id() as i32;
-    // SAFETY: signalling our own child's process group.
-    unsafe { libc::kill(-pid, libc::SIGTERM) };
+    stop_all(vec![child]);
+}
+
+/// SIGTERM to each child's process group, then, 2 s later, SIGKILL to those that linger.
+fn stop_all(mut children: Vec<&mut Child>) {
+    for child in &children {
+        // SAFETY: signalling our own child's process group.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
+    }
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        if children.is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    let _ = child.wait();
+    for child in children {
+        // SAFETY: as above.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    }
+}
+
+/// Notices when the X server of a display goes away (it died, or was stopped): a thread that
+/// holds one connection open and waits on it.
+pub struct XWatch {
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl XWatch {
+    /// Connects to `display` and starts watching.
+    pub fn start(display: &str) -> Result<Self, DesktopError> {
+        let (conn, _) = x11rb::connect(Some(display)).map_err(|e| DesktopError::Unreachable {
+            display: display.to_string(),
+            hint: "",
+            source: e.into(),
+        })?;
+        let lost = Arc::new(Mutex::new(None));
+        let (l, name) = (lost.clone(), display.to_string());
+        std::thread::Builder::new()
+            .name("kelpie-xwatch".into())
+            .spawn(move || {
+                use x11rb::connection::Connection as _;
+                // No events were asked for: this returns only when the connection breaks.
+                loop {
+                    if let Err(e) = conn.wait_for_event() {
+                        *l.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("the X server of {name} closed the connection ({e})"));
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| DesktopError::Unreachable {
+                display: display.to_string(),
+                hint: "",
+                source: e.into(),
+            })?;
+        Ok(Self { lost })
+    }
+
+    /// Why the X server is gone, once it is.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), DesktopError> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(DesktopError::Xvfb(format!("pipe: {}", std::io::Error::last_os_error())));
+        return Err(DesktopError::Io { what: "make a pipe", source: std::io::Error::last_os_error() });
     }
     // SAFETY: both are fresh descriptors owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })

@@ -223,6 +223,19 @@ impl Pulse {
         self.dir.as_deref()
     }
 
+    /// Whether the private server has exited, and how; reported once. `None` for a server
+    /// Kelpie did not start.
+    pub fn poll_exit(&mut self) -> Option<String> {
+        let child = self.child.as_mut()?;
+        let status = child.try_wait().ok()??;
+        self.child = None;
+        Some(format!(
+            "PulseAudio ({}) {}",
+            self.server.as_deref().unwrap_or("private server"),
+            crate::describe(status)
+        ))
+    }
+
     /// Environment for programs of this session (empty for an existing server).
     pub fn env(&self) -> Vec<(String, String)> {
         self.server.iter().map(|s| ("PULSE_SERVER".to_string(), s.clone())).collect()

@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_APP")]
     pub app: Option<String>,
 
+    /// End the session when the app exits (--app, or the demo desktop's terminal), with the
+    /// app's exit code: for batch jobs. Needs the embedded display.
+    #[arg(long, env = "KELPIE_EXIT_WITH_APP")]
+    pub exit_with_app: bool,
+
     /// Address and port for HTTP and signalling.
     #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

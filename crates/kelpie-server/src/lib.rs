@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
-use kelpie_desktop::EmbeddedDesktop;
+use kelpie_desktop::{DesktopEvent, EmbeddedDesktop, XWatch};
 use kelpie_media::{EncoderSettings, MediaClock, VideoSource};
 use kelpie_webrtc::WebRtc;
 
@@ -95,6 +95,19 @@ pub struct Server {
     pub desktop: Option<EmbeddedDesktop>,
     /// The session's sound server and source; dropped after the desktop.
     pub sound: sound::Sound,
+    /// Notices the X server going away.
+    pub x_watch: Option<XWatch>,
+    /// End the session when the app exits (`--exit-with-app`).
+    pub exit_with_app: bool,
+}
+
+/// How a session ended, when not by an error.
+#[derive(Debug)]
+pub enum Ended {
+    /// SIGTERM or SIGINT.
+    Stopped,
+    /// The app exited and `--exit-with-app` was given; Kelpie exits with its code.
+    AppExited(std::process::ExitStatus),
 }
 
 impl Server {
@@ -105,6 +118,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {}; choose another address or port with --listen", config.listen)
         })?;
+        if config.exit_with_app && config.existing_display().is_some() {
+            anyhow::bail!(
+                "--exit-with-app needs an app Kelpie starts: give --app and leave out --display \
+                 (and unset DISPLAY)"
+            );
+        }
         // One timeline for the session's video and sound: their pts are directly comparable.
         let clock = MediaClock::new();
         let sound = sound::Sound::start(config, config.existing_display().is_none(), clock);
@@ -189,7 +208,9 @@ impl Server {
             clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
         });
         clipboard::start(&state, &display);
-        Ok(Self { state, listener, desktop, sound })
+        let x_watch =
+            XWatch::start(&display).inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e))).ok();
+        Ok(Self { state, listener, desktop, sound, x_watch, exit_with_app: config.exit_with_app })
     }
 
     /// The URL a user opens, with the token if there is one.
@@ -203,18 +224,81 @@ impl Server {
         }
     }
 
-    /// Serves until SIGINT or SIGTERM.
-    pub async fn serve(self) -> anyhow::Result<()> {
-        let app = http::app(self.state.clone());
-        let result = axum::serve(
-            http::HttpListener(self.listener),
-            app.into_make_service_with_connect_info::<http::ConnInfo>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-        drop(self.state);
-        drop(self.desktop);
-        result.context("the HTTP server failed")
+    /// Serves until SIGINT or SIGTERM, or until the session cannot go on: the X server or
+    /// the private PulseAudio exited (an error), or, with `--exit-with-app`, the app exited.
+    /// Viewers still connected get 3 s to be closed.
+    pub async fn serve(self) -> anyhow::Result<Ended> {
+        let Self { state, listener, mut desktop, mut sound, x_watch, exit_with_app } = self;
+        let app = http::app(state.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut http = tokio::spawn(
+            axum::serve(
+                http::HttpListener(listener),
+                app.into_make_service_with_connect_info::<http::ConnInfo>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .into_future(),
+        );
+        let ending = tokio::select! {
+            () = shutdown_signal() => Ok(Ended::Stopped),
+            e = watch_session(&mut desktop, &mut sound, x_watch.as_ref(), exit_with_app) => e,
+            r = &mut http => Err(match r {
+                Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
+                Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP server failed"),
+                Err(e) => anyhow::Error::new(e).context("the HTTP server failed"),
+            }),
+        };
+        let _ = stop_tx.send(());
+        if !http.is_finished()
+            && tokio::time::timeout(std::time::Duration::from_secs(3), &mut http).await.is_err()
+        {
+            http.abort();
+        }
+        drop(state);
+        drop(desktop);
+        drop(sound);
+        ending
+    }
+}
+
+/// Watches the processes the session depends on, ten times a second.
+async fn watch_session(
+    desktop: &mut Option<EmbeddedDesktop>,
+    sound: &mut sound::Sound,
+    x_watch: Option<&XWatch>,
+    exit_with_app: bool,
+) -> anyhow::Result<Ended> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        match desktop.as_mut().and_then(EmbeddedDesktop::poll) {
+            Some(DesktopEvent::XServerExited(how)) => {
+                anyhow::bail!("{how}: the display is gone, so the session is over (start Kelpie again)")
+            }
+            Some(DesktopEvent::AppExited(status)) if exit_with_app => {
+                tracing::info!(
+                    "the app {}: ending the session (--exit-with-app)",
+                    kelpie_desktop::describe(status)
+                );
+                return Ok(Ended::AppExited(status));
+            }
+            Some(DesktopEvent::AppExited(status)) => tracing::info!(
+                "the app {}; the desktop stays up (--exit-with-app would end the session)",
+                kelpie_desktop::describe(status)
+            ),
+            None => {}
+        }
+        if let Some(how) = sound.pulse.as_mut().and_then(kelpie_desktop::pulse::Pulse::poll_exit) {
+            anyhow::bail!(
+                "{how}: the session's sound server is gone, so Kelpie stops (start it again, or \
+                 run without sound with --audio off)"
+            );
+        }
+        if let Some(how) = x_watch.and_then(XWatch::lost) {
+            anyhow::bail!("{how}: the display is gone, so the session is over");
+        }
     }
 }
 

@@ -3,9 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use kelpie_server::{Config, Server};
+use kelpie_server::{Config, Ended, Server};
 
 fn main() -> ExitCode {
+    // Before anything else (no threads yet): Kelpie's binary is also the keeper of each
+    // program on its display, and, as PID 1, the init of its PID namespace.
+    kelpie_desktop::keeper::run_if_keeper();
+    kelpie_desktop::init::run_if_pid1();
+    kelpie_desktop::keeper::enable();
     let config = Config::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!("kelpie: bad --log value '{}': {e}; using info", config.log);
@@ -25,7 +30,8 @@ fn main() -> ExitCode {
         server.serve().await
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ended::Stopped) => ExitCode::SUCCESS,
+        Ok(Ended::AppExited(status)) => ExitCode::from(kelpie_desktop::exit_code(status)),
         Err(e) => {
             eprintln!("kelpie: error: {e:#}");
             ExitCode::FAILURE
