@@ -58,15 +58,15 @@ impl Pulse {
         match Self::try_start_private(microphone) {
             Ok(p) => Some(p),
             Err(e) => {
-                tracing::warn!("PulseAudio did not start, running without sound: {e}");
+                tracing::warn!("PulseAudio did not start, running without sound: {}", e.why());
                 None
             }
         }
     }
 
-    fn try_start_private(microphone: bool) -> Result<Self, String> {
+    fn try_start_private(microphone: bool) -> Result<Self, PulseError> {
         let dir = std::env::temp_dir().join(format!("kelpie-pulse-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| PulseError::Dir { path: dir.clone(), source })?;
         let socket = dir.join("native");
         let mut cmd = Command::new("pulseaudio");
         cmd.args(["--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no"])
@@ -95,18 +95,18 @@ impl Pulse {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| format!("cannot run pulseaudio: {e}"))?;
+        let mut child = cmd.spawn().map_err(|source| PulseError::Run { program: "pulseaudio", source })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {
             if let Ok(Some(status)) = child.try_wait() {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("pulseaudio exited ({status})"));
+                return Err(PulseError::Exited(status));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err("pulseaudio did not create its socket within 10 s".into());
+                return Err(PulseError::NoSocket);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -150,7 +150,10 @@ impl Pulse {
                 return pulse;
             }
             if let Err(e) = pulse.add_microphone() {
-                tracing::warn!("cannot add the microphone source to PulseAudio, running without it: {e}");
+                tracing::warn!(
+                    "cannot add the microphone source to PulseAudio, running without it: {}",
+                    e.why()
+                );
                 pulse.remove_microphone();
             }
         }
@@ -159,11 +162,11 @@ impl Pulse {
 
     /// Loads the microphone's null sink and remapped source into an existing server under
     /// names nobody uses yet and makes the source the default.
-    fn add_microphone(&mut self) -> Result<(), String> {
+    fn add_microphone(&mut self) -> Result<(), PulseError> {
         let sinks = self.pactl_output(&["list", "short", "sinks"])?;
         let sources = self.pactl_output(&["list", "short", "sources"])?;
         let (sink, source) = free_mic_names(&short_list_names(&sinks), &short_list_names(&sources))
-            .ok_or("every kelpie_mic name is taken")?;
+            .ok_or(PulseError::NamesTaken)?;
         self.previous_source = default_source(&self.pactl_output(&["info"])?);
         let sink_arg = format!("sink_name={sink}");
         let remap = format!("master={sink}.monitor");
@@ -178,7 +181,7 @@ impl Pulse {
         self.mic_sink = Some(sink);
         self.mic_source = Some(source.clone());
         if let Err(e) = self.pactl(&["set-default-source", &source]) {
-            tracing::warn!("cannot make {source} the default source: {e}");
+            tracing::warn!("cannot make {source} the default source: {}", e.why());
         }
         tracing::info!(
             sink = self.mic_sink.as_deref().unwrap_or(""),
@@ -241,25 +244,74 @@ impl Pulse {
         self.server.iter().map(|s| ("PULSE_SERVER".to_string(), s.clone())).collect()
     }
 
-    fn pactl(&self, args: &[&str]) -> Result<(), String> {
+    fn pactl(&self, args: &[&str]) -> Result<(), PulseError> {
         self.pactl_output(args).map(|_| ())
     }
 
-    fn pactl_output(&self, args: &[&str]) -> Result<String, String> {
+    fn pactl_output(&self, args: &[&str]) -> Result<String, PulseError> {
         let mut cmd = Command::new("pactl");
         cmd.args(args).stdin(Stdio::null());
         if let Some(s) = &self.server {
             cmd.env("PULSE_SERVER", s);
         }
-        let out = cmd.output().map_err(|e| format!("cannot run pactl: {e}"))?;
+        let out = cmd.output().map_err(|source| PulseError::Run { program: "pactl", source })?;
         if !out.status.success() {
-            return Err(format!(
-                "pactl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(PulseError::Pactl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// Why the private PulseAudio server or one of its modules could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PulseError {
+    /// Its runtime directory could not be made.
+    #[error("cannot create {}", path.display())]
+    Dir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A PulseAudio program could not be run.
+    #[error("cannot run {program} (install the Debian package pulseaudio-utils / pulseaudio)")]
+    Run {
+        /// `pulseaudio` or `pactl`.
+        program: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server exited while starting.
+    #[error("pulseaudio exited ({0})")]
+    Exited(std::process::ExitStatus),
+    /// Every name Kelpie would give the microphone's sink and source is in use.
+    #[error("every kelpie_mic name is taken")]
+    NamesTaken,
+    /// The server never made its socket.
+    #[error("pulseaudio did not create its socket within 10 s")]
+    NoSocket,
+    /// `pactl` refused a command.
+    #[error("pactl {args} failed: {stderr}")]
+    Pactl {
+        /// Its arguments.
+        args: String,
+        /// What it said.
+        stderr: String,
+    },
+}
+
+impl PulseError {
+    /// The message with its cause, for the log.
+    fn why(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(cause) => format!("{self}: {cause}"),
+            None => self.to_string(),
+        }
     }
 }
 

@@ -208,8 +208,9 @@ impl Server {
             clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
         });
         clipboard::start(&state, &display);
-        let x_watch =
-            XWatch::start(&display).inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e))).ok();
+        let x_watch = XWatch::start(&display)
+            .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
+            .ok();
         Ok(Self { state, listener, desktop, sound, x_watch, exit_with_app: config.exit_with_app })
     }
 
