@@ -10,7 +10,7 @@ import type { CanvasTrackPlayer, Platform, WsVideoPlayer } from './platform';
 import type { SignalSocket } from './signalling';
 import type { TrackPlayerHooks } from './trackplayer';
 import type { TransportMode } from './transport';
-import type { PlayerCounters, PlayerHooks } from './wsplayer';
+import { noCounters, type PlayerCounters, type PlayerHooks } from './wsplayer';
 
 const SESSION = { version: 1, display: ':1', width: 640, height: 480, codecs: ['h264', 'vp8'] };
 const HELLO = { type: 'hello', ...SESSION };
@@ -109,16 +109,7 @@ class FakePeer {
 }
 
 class FakeWsPlayer implements WsVideoPlayer {
-  readonly counters: PlayerCounters = {
-    framesReceived: 0,
-    framesDecoded: 0,
-    framesDropped: 0,
-    bytesReceived: 0,
-    totalDecodeTime: 0,
-    width: null,
-    height: null,
-    codec: null,
-  };
+  readonly counters: PlayerCounters = noCounters();
   readonly pushed: ArrayBuffer[] = [];
   closed = false;
 

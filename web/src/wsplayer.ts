@@ -67,8 +67,9 @@ export function probeWsCodecs(): Promise<WsCodec[]> {
   return probe;
 }
 
-export class WsPlayer {
-  readonly counters: PlayerCounters = {
+/** Counters of a player that has received nothing yet. */
+export function noCounters(): PlayerCounters {
+  return {
     framesReceived: 0,
     framesDecoded: 0,
     framesDropped: 0,
@@ -78,6 +79,10 @@ export class WsPlayer {
     height: null,
     codec: null,
   };
+}
+
+export class WsPlayer {
+  readonly counters: PlayerCounters = noCounters();
   private decoder: VideoDecoder | null = null;
   private readonly gate = new DecoderGate(performance.now());
   /** `performance.now()` of each queued `decode()`, by timestamp. */

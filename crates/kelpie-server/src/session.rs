@@ -238,16 +238,20 @@ impl ViewerSession {
             ClientMessage::Keyframe => vec![Action::Keyframe(self.peer())],
             ClientMessage::WsVideo { codecs, audio } => {
                 let mut out: Vec<Action> = self.peer().map(Action::ClosePeer).into_iter().collect();
-                if self.media != Media::WebSocket {
-                    self.media = Media::None;
-                }
                 match codecs.iter().copied().find(|c| self.offerings.codecs.contains(c)) {
                     Some(codec) => {
                         self.media = Media::WebSocket;
                         out.push(Action::StartWsMedia { codec, audio });
                     }
                     None => {
-                        out.push(error("none of the browser's decoders matches the server's encoders".into()))
+                        // A peer or a pending offer is abandoned; WebSocket video already
+                        // flowing goes on.
+                        if self.media != Media::WebSocket {
+                            self.media = Media::None;
+                        }
+                        out.push(error(
+                            "none of the browser's decoders matches the server's encoders".into(),
+                        ));
                     }
                 }
                 out

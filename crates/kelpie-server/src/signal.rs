@@ -89,8 +89,8 @@ impl Connection {
                 let mut control = self.state.viewers.control();
                 session.handle(Instant::now(), outcome, &mut control)
             };
-            for (i, a) in more.into_iter().enumerate() {
-                queue.insert(i, a);
+            for a in more.into_iter().rev() {
+                queue.push_front(a);
             }
         }
     }
