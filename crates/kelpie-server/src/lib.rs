@@ -103,6 +103,8 @@ pub struct Server {
     pub exit_with_app: bool,
     /// The embedded display's private directory (X authority, PulseAudio); dropped last.
     pub runtime: Option<RuntimeDir>,
+    /// SIGTERM and SIGINT.
+    pub stop_signals: StopSignals,
 }
 
 /// How a session ended, when not by an error.
@@ -119,6 +121,7 @@ impl Server {
     /// (`config.existing_display()`), `runtime` is the embedded display's private directory,
     /// whose X authority `XAUTHORITY` names (set before any thread started: see `main`).
     pub async fn start(config: &Config, runtime: Option<RuntimeDir>) -> anyhow::Result<Self> {
+        let stop_signals = StopSignals::catch()?;
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
@@ -228,7 +231,16 @@ impl Server {
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
             .ok();
-        Ok(Self { state, listener, desktop, sound, x_watch, exit_with_app: config.exit_with_app, runtime })
+        Ok(Self {
+            state,
+            listener,
+            desktop,
+            sound,
+            x_watch,
+            exit_with_app: config.exit_with_app,
+            runtime,
+            stop_signals,
+        })
     }
 
     /// The URL a user opens, with the token if there is one.
@@ -246,7 +258,16 @@ impl Server {
     /// the private PulseAudio exited (an error), or, with `--exit-with-app`, the app exited.
     /// Viewers still connected get 3 s to be closed.
     pub async fn serve(self) -> anyhow::Result<Ended> {
-        let Self { state, listener, mut desktop, mut sound, x_watch, exit_with_app, runtime } = self;
+        let Self {
+            state,
+            listener,
+            mut desktop,
+            mut sound,
+            x_watch,
+            exit_with_app,
+            runtime,
+            mut stop_signals,
+        } = self;
         let app = http::app(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut http = tokio::spawn(
@@ -260,7 +281,7 @@ impl Server {
             .into_future(),
         );
         let ending = tokio::select! {
-            () = shutdown_signal() => Ok(Ended::Stopped),
+            () = stop_signals.recv() => Ok(Ended::Stopped),
             e = watch_session(&mut desktop, &mut sound, x_watch.as_ref(), exit_with_app) => e,
             r = &mut http => Err(match r {
                 Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
@@ -321,15 +342,29 @@ async fn watch_session(
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, caught from the start of [`Server::start`]: one that comes before
+/// Kelpie serves (it printed its URL, a script may stop it at once) still ends it cleanly.
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn catch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        })
     }
-    tracing::info!("shutting down");
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        tracing::info!("shutting down");
+    }
 }
 
 /// Encoder threads for `--encoder-threads 0` on a machine with `cores`: all but one core, at
