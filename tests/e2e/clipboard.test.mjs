@@ -33,7 +33,7 @@ after(async () => {
 function x(cmd, { input, detach = false } = {}) {
   return new Promise((resolve, reject) => {
     const p = spawn('sh', ['-c', cmd], {
-      env: { ...process.env, DISPLAY: k.display },
+      env: { ...process.env, ...k.xenv },
       stdio: [input === undefined ? 'ignore' : 'pipe', detach ? 'ignore' : 'pipe', 'inherit'],
     });
     const out = [];

@@ -48,12 +48,17 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {
     });
   });
   const display = (await new Promise((r) => r(url))) && stderr.match(/started Xvfb on (:\d+)/)?.[1];
+  // The embedded display admits only clients with its cookie, in this file.
+  const xauthority = stderr.match(/started Xvfb on :\d+ .*\(X authority (\S+)\)/)?.[1];
   const base = url.replace(/\?.*$/, '');
   return {
     url,
     base,
     port,
     display,
+    xauthority,
+    /** Environment for an X client of the embedded display. */
+    xenv: { DISPLAY: display, ...(xauthority ? { XAUTHORITY: xauthority } : {}) },
     token: new URL(url).searchParams.get('token'),
     proc,
     stderr: () => stderr,

@@ -17,7 +17,10 @@ after(async () => {
 });
 
 function remoteSize() {
-  const out = execFileSync('xdpyinfo', ['-display', k.display], { encoding: 'utf8' });
+  const out = execFileSync('xdpyinfo', ['-display', k.display], {
+    encoding: 'utf8',
+    env: { ...process.env, ...k.xenv },
+  });
   const m = out.match(/dimensions:\s+(\d+)x(\d+) pixels/);
   return [Number(m[1]), Number(m[2])];
 }

@@ -5,6 +5,11 @@
 //! as children that die with Kelpie. This crate starts and stops processes and watches
 //! them ([`EmbeddedDesktop::poll`], [`XWatch`]); it never captures or injects anything.
 //!
+//! Privacy: the embedded display's private files live in a [`runtime`] directory only
+//! Kelpie's user can enter; Xvfb only admits clients holding the cookie of its [`xauth`]
+//! authority; no program Kelpie starts sees Kelpie's `KELPIE_*` settings (the tokens among
+//! them), see [`scrub_env`].
+//!
 //! Processes: Xvfb and PulseAudio are Kelpie's children and get SIGTERM from the kernel if
 //! Kelpie dies ([`detach_with_parent`]); each program on the display runs under a
 //! [`keeper`] that ends everything it started; as PID 1 Kelpie is also the namespace's
@@ -20,6 +25,10 @@ use std::time::{Duration, Instant};
 pub mod init;
 pub mod keeper;
 pub mod pulse;
+pub mod runtime;
+pub mod xauth;
+
+use xauth::XAuthority;
 
 /// Errors of display set-up. Each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +62,19 @@ pub enum DesktopError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The X server turned Kelpie away (authorization).
+    #[error("the X server {display} refused Kelpie ({reason}): {advice}")]
+    Refused {
+        /// The display.
+        display: String,
+        /// What the server said.
+        reason: String,
+        /// What to do.
+        advice: String,
+    },
+    /// The runtime directory or a file in it could not be made.
+    #[error("cannot set up Kelpie's private runtime directory")]
+    Runtime(#[from] runtime::RuntimeDirError),
     /// Xvfb did not start.
     #[error("Xvfb failed to start: {0}")]
     Xvfb(String),
@@ -82,11 +104,47 @@ pub mod resize;
 
 /// Checks that `display` accepts X connections.
 pub fn check_display(display: &str) -> Result<(), DesktopError> {
-    x11rb::connect(Some(display)).map(|_| ()).map_err(|e| DesktopError::Unreachable {
-        display: display.to_string(),
-        hint: " (is its X server running? omit --display to let Kelpie start its own)",
-        source: e.into(),
+    x11rb::connect(Some(display)).map(|_| ()).map_err(|e| {
+        connect_error(display, " (is its X server running? omit --display to let Kelpie start its own)", e)
     })
+}
+
+/// The error of a failed connection to `display`: the server's refusal, with what to do
+/// about it, or `hint` and the cause.
+fn connect_error(display: &str, hint: &'static str, e: x11rb::errors::ConnectError) -> DesktopError {
+    use x11rb::errors::ConnectError;
+    let reason = match &e {
+        ConnectError::SetupFailed(f) => String::from_utf8_lossy(&f.reason).trim().to_string(),
+        ConnectError::SetupAuthenticate(a) => String::from_utf8_lossy(&a.reason).trim().to_string(),
+        _ => return DesktopError::Unreachable { display: display.to_string(), hint, source: e.into() },
+    };
+    DesktopError::Refused {
+        display: display.to_string(),
+        reason,
+        advice: refusal_advice(std::env::var_os("XAUTHORITY")),
+    }
+}
+
+/// What to do when an X server refuses Kelpie, given the `XAUTHORITY` Kelpie had.
+fn refusal_advice(xauthority: Option<std::ffi::OsString>) -> String {
+    let what = "Kelpie needs the display's authorization, like any X client: set XAUTHORITY to the \
+                display's authority file (e.g. XAUTHORITY=$HOME/.Xauthority of the user logged in \
+                on it, or the file after -auth in the X server's command line: ps -o args= -C Xorg), \
+                or run Kelpie as that user";
+    match xauthority {
+        Some(path) => format!("{what}; XAUTHORITY is now {}", std::path::Path::new(&path).display()),
+        None => format!("{what}; XAUTHORITY is not set"),
+    }
+}
+
+/// Takes every `KELPIE_*` variable (the tokens among them) out of the environment `cmd`
+/// starts with: programs on the desktop have no business with Kelpie's settings.
+pub fn scrub_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.as_encoded_bytes().starts_with(b"KELPIE_") {
+            cmd.env_remove(name);
+        }
+    }
 }
 
 /// Finds `program` on `PATH`.
@@ -98,6 +156,8 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 /// A private Xvfb and the programs shown in it.
 pub struct EmbeddedDesktop {
     display: String,
+    /// The X authority file clients of the display read (`XAUTHORITY`).
+    xauthority: std::path::PathBuf,
     xvfb: Child,
     /// Set once Xvfb's exit was seen (and reported by [`EmbeddedDesktop::poll`]).
     xvfb_exited: bool,
@@ -187,10 +247,19 @@ fn detach_with_parent(cmd: &mut Command) {
 }
 
 impl EmbeddedDesktop {
-    /// Starts Xvfb at `width` x `height`, able to grow to `max` (RandR), then `app` (a shell
-    /// command) or the demo desktop (openbox and xterm).
-    pub fn start(width: u32, height: u32, max: (u32, u32), app: Option<&str>) -> Result<Self, DesktopError> {
-        Self::start_with_env(width, height, max, app, Vec::new())
+    /// Starts Xvfb at `width` x `height`, able to grow to `max` (RandR), admitting only
+    /// clients with the cookie of `xauth`, then `app` (a shell command) or the demo desktop
+    /// (openbox and xterm). Kelpie's own connections to the display find the cookie through
+    /// `XAUTHORITY`, which must name `xauth`'s file in this process's environment; programs
+    /// on the display get it in theirs.
+    pub fn start(
+        width: u32,
+        height: u32,
+        max: (u32, u32),
+        app: Option<&str>,
+        xauth: &XAuthority,
+    ) -> Result<Self, DesktopError> {
+        Self::start_with_env(width, height, max, app, Vec::new(), xauth)
     }
 
     /// As [`EmbeddedDesktop::start`], with `env` added to every program's environment.
@@ -200,6 +269,7 @@ impl EmbeddedDesktop {
         max: (u32, u32),
         app: Option<&str>,
         env: Vec<(String, String)>,
+        xauth: &XAuthority,
     ) -> Result<Self, DesktopError> {
         // Xvfb's screen can shrink and grow back with RandR but never beyond its start size.
         let (max_w, max_h) = (max.0.max(width), max.1.max(height));
@@ -212,9 +282,12 @@ impl EmbeddedDesktop {
         cmd.args(["-displayfd", &write_fd.to_string()])
             .args(["-screen", "0", &format!("{max_w}x{max_h}x24")])
             .args(["-noreset", "-nolisten", "tcp", "+extension", "RANDR"])
+            .arg("-auth")
+            .arg(xauth.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        scrub_env(&mut cmd);
         detach_with_parent(&mut cmd);
         // SAFETY: clears close-on-exec on our own pipe's write end in the child only.
         unsafe {
@@ -225,8 +298,8 @@ impl EmbeddedDesktop {
         }
         let mut xvfb = cmd.spawn().map_err(|source| DesktopError::Io { what: "start Xvfb", source })?;
         drop(write_end);
-        let display = match read_display_number(read_end, Duration::from_secs(15)) {
-            Ok(n) => format!(":{n}"),
+        let number = match read_display_number(read_end, Duration::from_secs(15)) {
+            Ok(n) => n,
             Err(e) => {
                 let _ = xvfb.kill();
                 let mut err = String::new();
@@ -237,18 +310,32 @@ impl EmbeddedDesktop {
                 return Err(DesktopError::Xvfb(format!("{e} {last}")));
             }
         };
+        let display = format!(":{number}");
         // Xvfb's stderr is noisy and unread from now on; don't let the pipe fill.
         drop(xvfb.stderr.take());
-        check_display(&display)?;
-        if (width, height) != (max_w, max_h)
-            && let Err(e) = resize::resize(&display, width, height)
-        {
-            let _ = xvfb.kill();
+        // Xvfb has read the cookie; name the display in the file as clients look it up.
+        let ready = xauth.add_display(number).and_then(|()| check_display(&display)).and_then(|()| {
+            if (width, height) != (max_w, max_h) {
+                resize::resize(&display, width, height).map(|_| ())
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = ready {
+            stop(&mut xvfb);
             return Err(e);
         }
         let shown = &display;
-        tracing::info!("started Xvfb on {shown} at {width}x{height}");
-        let mut desktop = Self { display, xvfb, xvfb_exited: false, apps: Vec::new(), env };
+        let auth = xauth.path().display();
+        tracing::info!("started Xvfb on {shown} at {width}x{height} (X authority {auth})");
+        let mut desktop = Self {
+            display,
+            xauthority: xauth.path().to_path_buf(),
+            xvfb,
+            xvfb_exited: false,
+            apps: Vec::new(),
+            env,
+        };
         match app {
             Some(cmd) => desktop.spawn_app("sh", &["-c", cmd], true)?,
             None => desktop.start_demo(),
@@ -256,10 +343,19 @@ impl EmbeddedDesktop {
         Ok(desktop)
     }
 
+    /// The environment of a program on the display: `DISPLAY`, `XAUTHORITY`, the extra
+    /// variables, and none of Kelpie's own `KELPIE_*`.
+    fn set_env(&self, cmd: &mut Command) {
+        scrub_env(cmd);
+        cmd.env("DISPLAY", &self.display).env("XAUTHORITY", &self.xauthority).envs(self.env.iter().cloned());
+    }
+
     fn start_demo(&mut self) {
         if which("xsetroot").is_some() {
-            let _ =
-                Command::new("xsetroot").args(["-solid", "#1d3b53"]).env("DISPLAY", &self.display).status();
+            let mut cmd = Command::new("xsetroot");
+            cmd.args(["-solid", "#1d3b53"]).stdin(Stdio::null());
+            self.set_env(&mut cmd);
+            let _ = cmd.status();
         }
         // The terminal is the demo desktop's app (`--exit-with-app` ends with it).
         for (program, args, package, main) in [
@@ -297,7 +393,8 @@ impl EmbeddedDesktop {
             cmd.args(args);
             (cmd, None)
         };
-        cmd.env("DISPLAY", &self.display).envs(self.env.iter().cloned()).stdin(Stdio::null());
+        self.set_env(&mut cmd);
+        cmd.stdin(Stdio::null());
         detach_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(spawn_error)?;
         let status = pipes.map(|(read_end, write_end)| {
@@ -343,6 +440,11 @@ impl EmbeddedDesktop {
     /// The display name, e.g. `:99`.
     pub fn display(&self) -> &str {
         &self.display
+    }
+
+    /// The X authority file of the display.
+    pub fn xauthority(&self) -> &std::path::Path {
+        &self.xauthority
     }
 
     /// Whether Xvfb is still running.
@@ -396,11 +498,7 @@ pub struct XWatch {
 impl XWatch {
     /// Connects to `display` and starts watching.
     pub fn start(display: &str) -> Result<Self, DesktopError> {
-        let (conn, _) = x11rb::connect(Some(display)).map_err(|e| DesktopError::Unreachable {
-            display: display.to_string(),
-            hint: "",
-            source: e.into(),
-        })?;
+        let (conn, _) = x11rb::connect(Some(display)).map_err(|e| connect_error(display, "", e))?;
         let lost = Arc::new(Mutex::new(None));
         let (l, name) = (lost.clone(), display.to_string());
         std::thread::Builder::new()
@@ -479,8 +577,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_says_what_to_do() {
+        let advice = refusal_advice(Some("/home/a/.Xauthority".into()));
+        assert!(
+            advice.contains("set XAUTHORITY") && advice.ends_with("XAUTHORITY is now /home/a/.Xauthority")
+        );
+        assert!(refusal_advice(None).ends_with("XAUTHORITY is not set"));
+    }
+
+    #[test]
     fn embedded_desktop_starts_and_stops_xvfb() {
-        let desktop = EmbeddedDesktop::start(320, 240, (640, 480), Some("sleep 30")).unwrap();
+        // SAFETY: first thing in the test (see process_wide).
+        let runtime = unsafe { runtime::RuntimeDir::process_wide() };
+        let desktop =
+            EmbeddedDesktop::start(320, 240, (640, 480), Some("sleep 30"), runtime.x_authority()).unwrap();
         let display = desktop.display().to_string();
         use x11rb::connection::Connection as _;
         let (conn, screen) = x11rb::connect(Some(&display)).unwrap();
@@ -501,5 +611,29 @@ mod tests {
         drop(conn);
         drop(desktop);
         assert!(check_display(&display).is_err(), "Xvfb is gone after drop");
+    }
+
+    #[test]
+    fn the_embedded_display_refuses_clients_without_the_cookie() {
+        // SAFETY: first thing in the test (see process_wide).
+        let runtime = unsafe { runtime::RuntimeDir::process_wide() };
+        let desktop =
+            EmbeddedDesktop::start(320, 240, (320, 240), Some("sleep 30"), runtime.x_authority()).unwrap();
+        assert_eq!(desktop.xauthority(), runtime.x_authority().path());
+        let number = desktop.display().trim_start_matches(':');
+        let stream = std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{number}")).unwrap();
+        let (stream, _) = x11rb::rust_connection::DefaultStream::from_unix_stream(stream).unwrap();
+        let refused = x11rb::rust_connection::RustConnection::connect_to_stream_with_auth_info(
+            stream,
+            0,
+            vec![],
+            vec![],
+        );
+        let e = connect_error(desktop.display(), "", refused.expect_err("refused without a cookie"));
+        let text = e.to_string();
+        assert!(matches!(e, DesktopError::Refused { .. }), "{text}");
+        assert!(text.contains("Authorization required") && text.contains("set XAUTHORITY"), "{text}");
+        // With the cookie (XAUTHORITY, as every client of Kelpie's): admitted.
+        check_display(desktop.display()).unwrap();
     }
 }

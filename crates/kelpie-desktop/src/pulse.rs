@@ -1,10 +1,15 @@
 //! The session's sound server.
 //!
-//! With an embedded display Kelpie starts a private PulseAudio server (its own runtime
-//! directory under /tmp, a child that dies with Kelpie like Xvfb) whose default sink is a
-//! null sink, `kelpie_out`, whose monitor Kelpie streams to viewers. The microphone of a
+//! With an embedded display Kelpie starts a private PulseAudio server (a child that dies with
+//! Kelpie like Xvfb) whose default sink is a null sink, `kelpie_out`, whose monitor Kelpie streams to viewers. The microphone of a
 //! viewer plays into a second null sink, `kelpie_mic`, whose monitor is remapped into the
 //! source `kelpie_mic_in`, the default source, so programs in the session record it.
+//!
+//! The private server is the session's alone: its socket and files are in `pulse/` (0700) of
+//! Kelpie's [`crate::runtime`] directory, no anonymous client is admitted (a client must run
+//! as Kelpie's user or present the cookie, `pulse/cookie`, 0600, named by `PULSE_COOKIE` in
+//! the session's environment), and no module can be loaded once it has started: every module
+//! it needs is loaded at start-up.
 //!
 //! With an existing display the server named by the environment (`PULSE_SERVER`,
 //! `XDG_RUNTIME_DIR`) is used, and the microphone modules are loaded into it with `pactl`
@@ -34,6 +39,8 @@ pub struct Pulse {
     server: Option<String>,
     child: Option<Child>,
     dir: Option<PathBuf>,
+    /// The cookie file clients of a private server may present (`PULSE_COOKIE`).
+    cookie: Option<PathBuf>,
     /// Modules loaded into a server we did not start.
     modules: Vec<String>,
     /// The sink viewers' microphones play into, when the microphone is set up.
@@ -45,9 +52,10 @@ pub struct Pulse {
 }
 
 impl Pulse {
-    /// Starts a private PulseAudio server. Returns `None` (after a warning that names the
-    /// Debian package) when PulseAudio is not installed or fails to start.
-    pub fn start_private(microphone: bool) -> Option<Self> {
+    /// Starts a private PulseAudio server with its files in `runtime_dir` (Kelpie's private
+    /// runtime directory). Returns `None` (after a warning that names the Debian package)
+    /// when PulseAudio is not installed or fails to start.
+    pub fn start_private(microphone: bool, runtime_dir: &Path) -> Option<Self> {
         if which("pulseaudio").is_none() {
             tracing::warn!(
                 "'pulseaudio' is not installed: running without sound (install the Debian packages \
@@ -55,7 +63,7 @@ impl Pulse {
             );
             return None;
         }
-        match Self::try_start_private(microphone) {
+        match Self::try_start_private(microphone, runtime_dir) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!("PulseAudio did not start, running without sound: {}", e.why());
@@ -64,26 +72,45 @@ impl Pulse {
         }
     }
 
-    fn try_start_private(microphone: bool) -> Result<Self, PulseError> {
-        let dir = std::env::temp_dir().join(format!("kelpie-pulse-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir).map_err(|source| PulseError::Dir { path: dir.clone(), source })?;
+    fn try_start_private(microphone: bool, runtime_dir: &Path) -> Result<Self, PulseError> {
+        let dir = runtime_dir.join("pulse");
+        crate::runtime::make_private_dir(&dir)
+            .map_err(|e| PulseError::Dir { path: dir.clone(), source: e.into() })?;
+        // From here on the directory is ours: removed if the rest fails.
+        let mut pulse = Self::none();
+        pulse.dir = Some(dir.clone());
+        let cookie = dir.join("cookie");
+        let mut secret = [0u8; COOKIE_LENGTH];
+        getrandom::fill(&mut secret).map_err(|e| PulseError::Dir {
+            path: cookie.clone(),
+            source: std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO)).into(),
+        })?;
+        crate::runtime::write_new_private_file(&cookie, &secret)
+            .map_err(|e| PulseError::Dir { path: cookie.clone(), source: e.into() })?;
         let socket = dir.join("native");
         let mut cmd = Command::new("pulseaudio");
         cmd.args(["--daemonize=no", "--exit-idle-time=-1", "-n", "--use-pid-file=no"])
-            .args(["--disallow-exit", "--disallow-module-loading=no", "--log-target=stderr"])
-            .arg(format!("--load=module-native-protocol-unix socket={} auth-anonymous=1", socket.display()))
+            .args(["--disallow-exit", "--disallow-module-loading", "--log-target=stderr"])
+            .arg(format!(
+                "--load=module-native-protocol-unix socket={} auth-anonymous=0 auth-cookie-enabled=1 \
+                 auth-cookie={}",
+                socket.display(),
+                cookie.display()
+            ))
             .arg(format!("--load=module-null-sink sink_name={OUT_SINK} rate=48000 channels=2"))
             .arg(format!("--load=module-null-sink sink_name={MIC_SINK} rate=48000 channels=1"))
             .arg(format!(
                 "--load=module-remap-source master={MIC_SINK}.monitor source_name={MIC_SOURCE} \
                  channels=1 channel_map=mono"
             ))
-            .arg("--load=module-always-sink")
-            .env("XDG_RUNTIME_DIR", &dir)
+            .arg("--load=module-always-sink");
+        crate::scrub_env(&mut cmd);
+        cmd.env("XDG_RUNTIME_DIR", &dir)
             .env("PULSE_RUNTIME_PATH", &dir)
             .env("PULSE_STATE_PATH", &dir)
             .env("HOME", &dir)
             .env_remove("PULSE_SERVER")
+            .env_remove("PULSE_COOKIE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -99,20 +126,18 @@ impl Pulse {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {
             if let Ok(Some(status)) = child.try_wait() {
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(PulseError::Exited(status));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&dir);
                 return Err(PulseError::NoSocket);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let server = format!("unix:{}", socket.display());
-        let mut pulse = Self::none();
-        (pulse.server, pulse.child, pulse.dir) = (Some(server), Some(child), Some(dir));
+        pulse.server = Some(format!("unix:{}", socket.display()));
+        pulse.cookie = Some(cookie);
+        pulse.child = Some(child);
         // The socket appears before the modules after it are loaded; pactl waits for them.
         pulse.pactl(&["set-default-sink", OUT_SINK])?;
         if microphone {
@@ -129,6 +154,7 @@ impl Pulse {
             server: None,
             child: None,
             dir: None,
+            cookie: None,
             modules: Vec::new(),
             mic_sink: None,
             mic_source: None,
@@ -239,9 +265,12 @@ impl Pulse {
         ))
     }
 
-    /// Environment for programs of this session (empty for an existing server).
+    /// Environment for programs of this session: `PULSE_SERVER` and `PULSE_COOKIE` of a
+    /// private server; empty for an existing server.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.server.iter().map(|s| ("PULSE_SERVER".to_string(), s.clone())).collect()
+        let server = self.server.iter().map(|s| ("PULSE_SERVER".to_string(), s.clone()));
+        let cookie = self.cookie.iter().map(|c| ("PULSE_COOKIE".to_string(), c.display().to_string()));
+        server.chain(cookie).collect()
     }
 
     fn pactl(&self, args: &[&str]) -> Result<(), PulseError> {
@@ -251,9 +280,8 @@ impl Pulse {
     fn pactl_output(&self, args: &[&str]) -> Result<String, PulseError> {
         let mut cmd = Command::new("pactl");
         cmd.args(args).stdin(Stdio::null());
-        if let Some(s) = &self.server {
-            cmd.env("PULSE_SERVER", s);
-        }
+        crate::scrub_env(&mut cmd);
+        cmd.envs(self.env());
         let out = cmd.output().map_err(|source| PulseError::Run { program: "pactl", source })?;
         if !out.status.success() {
             return Err(PulseError::Pactl {
@@ -268,14 +296,14 @@ impl Pulse {
 /// Why the private PulseAudio server or one of its modules could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PulseError {
-    /// Its runtime directory could not be made.
+    /// Its private directory or a file in it could not be made.
     #[error("cannot create {}", path.display())]
     Dir {
-        /// The directory.
+        /// The directory or file.
         path: std::path::PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A PulseAudio program could not be run.
     #[error("cannot run {program} (install the Debian package pulseaudio-utils / pulseaudio)")]
@@ -308,18 +336,18 @@ pub enum PulseError {
 impl PulseError {
     /// The message with its cause, for the log.
     fn why(&self) -> String {
-        match std::error::Error::source(self) {
-            Some(cause) => format!("{self}: {cause}"),
-            None => self.to_string(),
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
         }
+        text
     }
 }
 
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
+/// The length of a PulseAudio authentication cookie (`PA_NATIVE_COOKIE_LENGTH`).
+const COOKIE_LENGTH: usize = 256;
 
 /// The names (second column) of `pactl list short sinks|sources`.
 fn short_list_names(list: &str) -> Vec<&str> {
@@ -370,8 +398,10 @@ mod tests {
             eprintln!("skipped: pulseaudio is not installed");
             return;
         }
-        let pulse = Pulse::start_private(true).expect("pulseaudio starts");
+        let runtime = crate::runtime::RuntimeDir::create(None).unwrap();
+        let pulse = Pulse::start_private(true, runtime.path()).expect("pulseaudio starts");
         let dir = pulse.dir().unwrap().to_path_buf();
+        assert_eq!(dir, runtime.path().join("pulse"));
         let info = pulse.pactl_output(&["info"]).unwrap();
         assert!(info.contains(&format!("Default Sink: {OUT_SINK}")), "{info}");
         assert!(info.contains(&format!("Default Source: {MIC_SOURCE}")), "{info}");
@@ -379,6 +409,32 @@ mod tests {
         assert_eq!(pulse.mic_source(), Some(MIC_SOURCE));
         drop(pulse);
         assert!(!dir.exists(), "runtime directory removed");
+    }
+
+    #[test]
+    fn private_server_is_closed_to_strangers_and_to_new_modules() {
+        use std::os::unix::fs::MetadataExt as _;
+        if which("pulseaudio").is_none() || which("pactl").is_none() {
+            eprintln!("skipped: pulseaudio is not installed");
+            return;
+        }
+        let runtime = crate::runtime::RuntimeDir::create(None).unwrap();
+        let pulse = Pulse::start_private(false, runtime.path()).expect("pulseaudio starts");
+        let dir = pulse.dir().unwrap();
+        let cookie = dir.join("cookie");
+        assert_eq!(std::fs::metadata(dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&cookie).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&cookie).unwrap().len(), COOKIE_LENGTH as u64);
+        let env = pulse.env();
+        assert_eq!(env[0], ("PULSE_SERVER".into(), format!("unix:{}", dir.join("native").display())));
+        assert_eq!(env[1], ("PULSE_COOKIE".into(), cookie.display().to_string()));
+        // No module can be added once it runs (the microphone's are loaded at start-up).
+        let e = pulse.pactl(&["load-module", "module-null-sink", "sink_name=intruder"]).unwrap_err();
+        assert!(matches!(e, PulseError::Pactl { .. }), "{}", e.why());
+        let modules = pulse.pactl_output(&["list", "short", "modules"]).unwrap();
+        assert!(!modules.contains("intruder"), "{modules}");
+        assert!(modules.contains("auth-anonymous=0"), "{modules}");
+        // Clients of other users: tests/e2e/shared-node.test.mjs.
     }
 
     #[test]

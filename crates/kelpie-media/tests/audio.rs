@@ -23,7 +23,9 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn capture_runs_only_while_something_plays() {
-    let pulse = Pulse::start_private(true).expect("pulseaudio must be installed (Debian package pulseaudio)");
+    let runtime = kelpie_desktop::runtime::RuntimeDir::create(None).expect("a runtime directory in $TMPDIR");
+    let pulse = Pulse::start_private(true, runtime.path())
+        .expect("pulseaudio must be installed (Debian package pulseaudio)");
     let server = pulse.server().expect("a private server has an address").to_string();
     let source = AudioSource::new(
         AudioSettings {

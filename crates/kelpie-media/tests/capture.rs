@@ -2,6 +2,7 @@
 //! the pipelined, banded grab, every row once and in order.
 
 use kelpie_desktop::EmbeddedDesktop;
+use kelpie_desktop::runtime::RuntimeDir;
 use kelpie_media::capture::{BAND_ROWS, Capturer, Rect};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, Rectangle};
@@ -15,7 +16,11 @@ fn row_colour(y: u32) -> (u8, u8, u8) {
 fn banded_grab_returns_the_drawn_rows_in_order() {
     let (w, h) = (320, 300);
     // A bare display: a program that draws nothing instead of the demo desktop.
-    let x = EmbeddedDesktop::start(w, h, (w, h), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    // SAFETY: the only test of this program, first thing in it: no other thread touches the
+    // environment.
+    let runtime = unsafe { RuntimeDir::process_wide() };
+    let x = EmbeddedDesktop::start(w, h, (w, h), Some("sleep 600"), runtime.x_authority())
+        .expect("Xvfb (Debian package xvfb)");
     let (conn, screen) = x11rb::connect(Some(x.display())).unwrap();
     let root = conn.setup().roots[screen].root;
     for y in 0..h {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kelpie_desktop::EmbeddedDesktop;
+use kelpie_desktop::runtime::RuntimeDir;
 use kelpie_media::{EncodedFrame, EncoderSettings, MediaClock, VideoSource, VideoSubscription};
 use kelpie_protocol::VideoCodec;
 
@@ -15,6 +16,16 @@ const FPS: u32 = 60;
 /// One test at a time: each watches its own capture thread and its timing.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const LAG: Duration = Duration::from_secs(1);
+
+/// An embedded display for the test; Kelpie's connections find its cookie through
+/// `XAUTHORITY`, which the first call sets.
+fn desktop(w: u32, h: u32, max: (u32, u32)) -> EmbeddedDesktop {
+    // SAFETY: called first thing in each test, under SERIAL, when no other thread of this
+    // program is running or touching the environment.
+    let runtime = unsafe { RuntimeDir::process_wide() };
+    EmbeddedDesktop::start(w, h, max, Some("sleep 600"), runtime.x_authority())
+        .expect("Xvfb (Debian package xvfb)")
+}
 
 fn frame_time() -> Duration {
     Duration::from_secs(1) / FPS
@@ -55,8 +66,7 @@ fn capture_thread_wakeups() -> u64 {
 async fn a_new_viewer_of_a_still_screen_gets_a_keyframe_within_a_frame_time() {
     let _serial = SERIAL.lock().await;
     // A bare display: a program that draws nothing, so the screen stays still.
-    let x =
-        EmbeddedDesktop::start(320, 240, (320, 240), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let x = desktop(320, 240, (320, 240));
     let source = source(x.display(), MediaClock::new());
     let mut first = source.subscribe(VideoCodec::H264).unwrap();
     let f = next(&mut first, Duration::from_secs(5)).await.expect("a first frame");
@@ -93,8 +103,7 @@ async fn a_new_viewer_of_a_still_screen_gets_a_keyframe_within_a_frame_time() {
 #[tokio::test]
 async fn a_viewer_joining_right_after_a_keyframe_starts_from_it_without_another() {
     let _serial = SERIAL.lock().await;
-    let x =
-        EmbeddedDesktop::start(320, 240, (320, 240), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let x = desktop(320, 240, (320, 240));
     let source = source(x.display(), MediaClock::new());
     let mut first = source.subscribe(VideoCodec::H264).unwrap();
     let key = next(&mut first, Duration::from_secs(5)).await.expect("a first frame");
@@ -117,8 +126,7 @@ async fn a_viewer_joining_right_after_a_keyframe_starts_from_it_without_another(
 #[tokio::test]
 async fn pts_run_on_across_a_resize_on_the_session_clock() {
     let _serial = SERIAL.lock().await;
-    let x =
-        EmbeddedDesktop::start(320, 240, (640, 480), Some("sleep 600")).expect("Xvfb (Debian package xvfb)");
+    let x = desktop(320, 240, (640, 480));
     let clock = MediaClock::new();
     let source = source(x.display(), clock);
     let mut sub = source.subscribe(VideoCodec::H264).unwrap();

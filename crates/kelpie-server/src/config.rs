@@ -1,6 +1,7 @@
 //! Command-line flags and their `KELPIE_*` environment variables.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 
@@ -62,6 +63,25 @@ pub struct Config {
     /// A second token that lets viewers watch but not type or click.
     #[arg(long, env = "KELPIE_VIEW_TOKEN", hide_env_values = true)]
     pub view_token: Option<String>,
+
+    /// Read the access token from this file (read once at start; a trailing newline is
+    /// dropped): unlike --token, it shows in no process list or environment.
+    #[arg(long, env = "KELPIE_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+
+    /// Read the view-only token from this file, as --token-file.
+    #[arg(long, env = "KELPIE_VIEW_TOKEN_FILE", conflicts_with = "view_token")]
+    pub view_token_file: Option<PathBuf>,
+
+    /// Also write the start URL (with the token) into this file, created new with mode 0600
+    /// (an existing file is refused), for a portal or script to read.
+    #[arg(long, env = "KELPIE_URL_FILE")]
+    pub url_file: Option<PathBuf>,
+
+    /// Private directory of the embedded display (X authority, PulseAudio socket), created new
+    /// with mode 0700 and removed on exit. Default: a new one with a random name in $TMPDIR.
+    #[arg(long, env = "KELPIE_RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
 
     /// Let every viewer with full access type at once, instead of one controller at a time.
     #[arg(long, env = "KELPIE_SHARED_CONTROL")]
@@ -213,6 +233,40 @@ impl Config {
     pub fn udp_addr(&self) -> SocketAddr {
         SocketAddr::new(self.listen.ip(), self.udp_port.unwrap_or(self.listen.port()))
     }
+
+    /// The access token: --token, else the content of --token-file, else none.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        secret(self.token.as_deref(), self.token_file.as_deref(), "--token-file")
+    }
+
+    /// The view-only token: --view-token, else the content of --view-token-file, else none.
+    pub fn view_token(&self) -> anyhow::Result<Option<String>> {
+        secret(self.view_token.as_deref(), self.view_token_file.as_deref(), "--view-token-file")
+    }
+}
+
+/// A secret given directly, or read from `file` (named by `flag` in errors).
+fn secret(direct: Option<&str>, file: Option<&Path>, flag: &str) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(path) = file else { return Ok(direct.map(str::to_string)) };
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read {shown} ({flag}): give the path of a file holding the token")
+    })?;
+    let token = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    if token.is_empty() {
+        anyhow::bail!("{shown} ({flag}) is empty: put the token in it");
+    }
+    if token.contains(['\n', '\r']) {
+        anyhow::bail!("{shown} ({flag}) holds more than one line: put only the token in it");
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.mode() & 0o004 != 0
+    {
+        tracing::warn!("{shown} ({flag}) is readable by every user: make it private (chmod 600 {shown})");
+    }
+    Ok(Some(token.to_string()))
 }
 
 #[cfg(test)]
@@ -247,6 +301,37 @@ mod tests {
     }
 
     #[test]
+    fn tokens_come_from_the_flag_or_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("kelpie-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat());
+        let c = parse(&["--token-file", &file("t", "s3cret\n"), "--view-token-file", &file("v", "look\r\n")])
+            .unwrap();
+        assert_eq!(c.token().unwrap().as_deref(), Some("s3cret"));
+        assert_eq!(c.view_token().unwrap().as_deref(), Some("look"));
+        assert_eq!(parse(&["--token", "direct"]).unwrap().token().unwrap().as_deref(), Some("direct"));
+        assert_eq!(parse(&[]).unwrap().token().unwrap(), None);
+        // A file without a final newline is taken whole.
+        let c = parse(&["--token-file", &file("n", "plain")]).unwrap();
+        assert_eq!(c.token().unwrap().as_deref(), Some("plain"));
+        for (text, says) in [("", "is empty"), ("\n", "is empty"), ("a\nb\n", "more than one line")] {
+            let e = parse(&["--token-file", &file("bad", text)]).unwrap().token().unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("--token-file"), "{e}");
+        }
+        let missing = dir.join("missing").display().to_string();
+        let e = format!("{:#}", parse(&["--view-token-file", &missing]).unwrap().view_token().unwrap_err());
+        assert!(e.contains("cannot read") && e.contains("--view-token-file") && e.contains(&missing), "{e}");
+        // One way or the other, not both.
+        assert!(parse(&["--token", "a", "--token-file", &file("t", "b")]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn flags_have_defaults_and_env_names() {
         let c = Config::try_parse_from(["kelpie"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
@@ -266,6 +351,10 @@ mod tests {
             "UDP_PORT",
             "PUBLIC_IP",
             "TOKEN",
+            "TOKEN_FILE",
+            "VIEW_TOKEN_FILE",
+            "URL_FILE",
+            "RUNTIME_DIR",
             "AUTH",
             "ENCODER",
             "FPS",

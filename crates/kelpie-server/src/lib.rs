@@ -11,6 +11,7 @@ pub mod input;
 pub mod session;
 pub mod signal;
 pub mod sound;
+pub mod url_file;
 pub mod viewers;
 pub mod wsmedia;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
+use kelpie_desktop::runtime::RuntimeDir;
 use kelpie_desktop::{DesktopEvent, EmbeddedDesktop, XWatch};
 use kelpie_media::{EncoderSettings, MediaClock, VideoSource};
 use kelpie_webrtc::WebRtc;
@@ -99,6 +101,10 @@ pub struct Server {
     pub x_watch: Option<XWatch>,
     /// End the session when the app exits (`--exit-with-app`).
     pub exit_with_app: bool,
+    /// The embedded display's private directory (X authority, PulseAudio); dropped last.
+    pub runtime: Option<RuntimeDir>,
+    /// SIGTERM and SIGINT.
+    pub stop_signals: StopSignals,
 }
 
 /// How a session ended, when not by an error.
@@ -111,13 +117,30 @@ pub enum Ended {
 }
 
 impl Server {
-    /// Sets up the display, the encoders, the UDP and TCP ports.
-    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+    /// Sets up the display, the encoders, the UDP and TCP ports. Without an existing display
+    /// (`config.existing_display()`), `runtime` is the embedded display's private directory,
+    /// whose X authority `XAUTHORITY` names (set before any thread started: see `main`).
+    pub async fn start(config: &Config, runtime: Option<RuntimeDir>) -> anyhow::Result<Self> {
+        let stop_signals = StopSignals::catch()?;
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
             format!("cannot listen on {}; choose another address or port with --listen", config.listen)
         })?;
+        // The token files are read once, now, before anything is started.
+        let token = match config.auth {
+            AuthMode::None => None,
+            AuthMode::Token => Some(config.token()?.unwrap_or_else(auth::random_token)),
+        };
+        let view_token = config.view_token()?;
+        let runtime = match (config.existing_display(), runtime) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r),
+            (None, None) => anyhow::bail!(
+                "the embedded display needs its private runtime directory, made before the async \
+                 runtime starts (kelpie_desktop::runtime::RuntimeDir, as in the kelpie binary's main)"
+            ),
+        };
         if config.exit_with_app && config.existing_display().is_some() {
             anyhow::bail!(
                 "--exit-with-app needs an app Kelpie starts: give --app and leave out --display \
@@ -126,10 +149,10 @@ impl Server {
         }
         // One timeline for the session's video and sound: their pts are directly comparable.
         let clock = MediaClock::new();
-        let sound = sound::Sound::start(config, config.existing_display().is_none(), clock);
-        let desktop = match config.existing_display() {
-            Some(_) => None,
-            None => Some(
+        let sound = sound::Sound::start(config, runtime.as_ref().map(RuntimeDir::path), clock);
+        let desktop = match &runtime {
+            None => None,
+            Some(runtime) => Some(
                 EmbeddedDesktop::start_with_env(
                     config.size.width,
                     config.size.height,
@@ -139,6 +162,7 @@ impl Server {
                     },
                     config.app.as_deref(),
                     sound.env(),
+                    runtime.x_authority(),
                 )
                 .context("cannot start the embedded display")?,
             ),
@@ -175,19 +199,15 @@ impl Server {
             config.av_sync == config::Switch::On,
         )
         .await?;
-        let token = match config.auth {
-            AuthMode::None => {
-                tracing::warn!(
-                    "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
-                    config.listen
-                );
-                None
-            }
-            AuthMode::Token => Some(config.token.clone().unwrap_or_else(auth::random_token)),
-        };
+        if config.auth == AuthMode::None {
+            tracing::warn!(
+                "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
+                config.listen
+            );
+        }
         let state = Arc::new(AppState {
             token,
-            view_token: config.view_token.clone(),
+            view_token,
             viewers: viewers::Viewers::new(
                 config.shared_control,
                 std::time::Duration::from_secs(config.control_idle),
@@ -211,7 +231,16 @@ impl Server {
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
             .ok();
-        Ok(Self { state, listener, desktop, sound, x_watch, exit_with_app: config.exit_with_app })
+        Ok(Self {
+            state,
+            listener,
+            desktop,
+            sound,
+            x_watch,
+            exit_with_app: config.exit_with_app,
+            runtime,
+            stop_signals,
+        })
     }
 
     /// The URL a user opens, with the token if there is one.
@@ -229,7 +258,16 @@ impl Server {
     /// the private PulseAudio exited (an error), or, with `--exit-with-app`, the app exited.
     /// Viewers still connected get 3 s to be closed.
     pub async fn serve(self) -> anyhow::Result<Ended> {
-        let Self { state, listener, mut desktop, mut sound, x_watch, exit_with_app } = self;
+        let Self {
+            state,
+            listener,
+            mut desktop,
+            mut sound,
+            x_watch,
+            exit_with_app,
+            runtime,
+            mut stop_signals,
+        } = self;
         let app = http::app(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut http = tokio::spawn(
@@ -243,7 +281,7 @@ impl Server {
             .into_future(),
         );
         let ending = tokio::select! {
-            () = shutdown_signal() => Ok(Ended::Stopped),
+            () = stop_signals.recv() => Ok(Ended::Stopped),
             e = watch_session(&mut desktop, &mut sound, x_watch.as_ref(), exit_with_app) => e,
             r = &mut http => Err(match r {
                 Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
@@ -260,6 +298,7 @@ impl Server {
         drop(state);
         drop(desktop);
         drop(sound);
+        drop(runtime);
         ending
     }
 }
@@ -303,15 +342,29 @@ async fn watch_session(
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+/// SIGTERM and SIGINT, caught from the start of [`Server::start`]: one that comes before
+/// Kelpie serves (it printed its URL, a script may stop it at once) still ends it cleanly.
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn catch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        })
     }
-    tracing::info!("shutting down");
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        tracing::info!("shutting down");
+    }
 }
 
 /// Encoder threads for `--encoder-threads 0` on a machine with `cores`: all but one core, at

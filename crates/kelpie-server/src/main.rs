@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use kelpie_desktop::runtime::RuntimeDir;
+use kelpie_server::url_file::UrlFile;
 use kelpie_server::{Config, Ended, Server};
 
 fn main() -> ExitCode {
@@ -17,6 +19,13 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::new("info")
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let private = match private_setup(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kelpie: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -25,8 +34,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let server = Server::start(&config).await?;
-        println!("Kelpie is serving {} at {}", server.state.source.display(), server.url());
+        let server = Server::start(&config, private).await?;
+        let url = server.url();
+        let _url_file = config.url_file.as_deref().map(|path| UrlFile::create(path, &url)).transpose()?;
+        println!("Kelpie is serving {} at {url}", server.state.source.display());
         server.serve().await
     });
     match result {
@@ -37,4 +48,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What must happen while Kelpie is still one thread, because it changes the environment:
+/// the embedded display's private directory, whose X authority every X client of Kelpie
+/// finds through `XAUTHORITY` (x11rb reads it at each connection), and Kelpie's own
+/// `KELPIE_*` settings (the tokens among them) taken out, so that nothing Kelpie starts
+/// inherits them.
+fn private_setup(config: &Config) -> anyhow::Result<Option<RuntimeDir>> {
+    let runtime = match config.existing_display() {
+        Some(served) => {
+            if config.runtime_dir.is_some() {
+                tracing::warn!("--runtime-dir is for the embedded display; {served} is served as it is");
+            }
+            None
+        }
+        None => Some(RuntimeDir::create(config.runtime_dir.as_deref())?),
+    };
+    let kelpie_vars: Vec<_> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| k.as_encoded_bytes().starts_with(b"KELPIE_"))
+        .collect();
+    // SAFETY: no other thread exists yet: the async runtime starts after this, and nothing
+    // before it (the keeper and init checks, clap, the log subscriber) starts threads.
+    unsafe {
+        if let Some(r) = &runtime {
+            std::env::set_var("XAUTHORITY", r.x_authority().path());
+        }
+        for k in kelpie_vars {
+            std::env::remove_var(k);
+        }
+    }
+    Ok(runtime)
 }

@@ -1,6 +1,7 @@
 //! Sets up the session's sound: the PulseAudio server (a private one for the embedded
 //! display) and the Opus source the WebRTC transport streams.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use kelpie_desktop::pulse::{self, Pulse};
@@ -22,15 +23,15 @@ impl Sound {
         Self { pulse: None, source: None }
     }
 
-    /// Starts (`embedded`) or attaches to the session's PulseAudio as `config` says; sound
-    /// is stamped on the session's `clock`.
-    pub fn start(config: &Config, embedded: bool, clock: MediaClock) -> Self {
+    /// Starts a private PulseAudio in `runtime_dir` (the embedded display's), or without one
+    /// attaches to the session's, as `config` says; sound is stamped on the session's `clock`.
+    pub fn start(config: &Config, runtime_dir: Option<&Path>, clock: MediaClock) -> Self {
         if config.audio == Switch::Off {
             return Self::none();
         }
         let mic = config.microphone == Switch::On;
-        let pulse = if embedded {
-            match Pulse::start_private(mic) {
+        let pulse = if let Some(dir) = runtime_dir {
+            match Pulse::start_private(mic, dir) {
                 Some(p) => p,
                 None => return Self::none(),
             }
