@@ -130,3 +130,15 @@ write("hub_receive", "connected-mixed", bytes([0b01011]) + SEP.join([stun_bindin
 write("hub_receive", "connected-stranger", bytes([0b01111]) + SEP.join([dtls_client_hello(), rtp()]))
 write("hub_receive", "junk", bytes([0b00001]) + JUNK)
 write("hub_receive", "empty", b"")
+
+# auth_tokens: a query, a Cookie header, an Authorization header; a chosen cookie name.
+write("auth_tokens", "query.txt", "transport=websocket&token=0123456789abcdef0123456789abcdef&x=")
+write("auth_tokens", "cookie.txt", "a=1; kelpie_token_8080=0123456789abcdef;kelpie_token_9090=x; kelpie_token_8080=")
+write("auth_tokens", "bearer.txt", "Bearer  0123456789abcdef ")
+write("auth_tokens", "named-cookie.txt", "sid|x=1; sid=abc=def; sid")
+
+# http_origin: Origin and Host values as browsers and proxies send them.
+write("http_origin", "origin.txt", "http://127.0.0.1:8080")
+write("http_origin", "origin-v6.txt", "https://[0:0::1]:443")
+write("http_origin", "host.txt", "Desk.Example.com:8443")
+write("http_origin", "null.txt", "null")

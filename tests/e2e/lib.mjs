@@ -146,7 +146,8 @@ export async function pictureSize(page) {
 /** Installs the timestamp decoder (tests/lib/stamp.mjs) in the page as window.__stamp. */
 export async function installStampDecoder(page) {
   const src = readFileSync(join(root, 'tests/lib/stamp.mjs'), 'utf8').replace(/^export /gm, '');
-  await page.addScriptTag({ content: `(() => { ${src}\n window.__stamp = { decodeStamp, unwrapMs, STAMP }; })();` });
+  // Evaluated, not added as a <script>: the page's Content-Security-Policy blocks inline scripts.
+  await page.evaluate(`(() => { ${src}\n window.__stamp = { decodeStamp, unwrapMs, STAMP }; })();`);
 }
 
 /**

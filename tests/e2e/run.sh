@@ -8,4 +8,6 @@ if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
   exec unshare -n env KELPIE_IN_NETNS=1 "$self" "$@"
 fi
 ip link set lo up
+# The slowloris test holds a thousand sockets: allow as many open files as the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-./}"

@@ -178,7 +178,8 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $host;
+      # The Host the browser sent, port included: Kelpie checks WebSocket Origins against it.
+      proxy_set_header Host $http_host;
       proxy_read_timeout 3600s;
       proxy_buffering off;
     }

@@ -75,6 +75,7 @@ pub struct ViewersInfo {
 mod binary;
 mod client;
 mod clipboard;
+pub mod http;
 mod server;
 
 pub use binary::{AudioFrameHeader, BinaryKind, VideoFrameHeader};

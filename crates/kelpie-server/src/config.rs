@@ -4,6 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use kelpie_protocol::http::{Origin, is_token_text};
+
+pub use crate::edge::{IpNet, PublicUrl, SameSite};
 
 /// Kelpie: a low-latency remote desktop for X11 displays, in the browser.
 ///
@@ -141,6 +144,43 @@ pub struct Config {
     #[arg(long, env = "KELPIE_CLIPBOARD_MAX", default_value_t = 16 << 20, value_parser = clap::value_parser!(u64).range(1..=(256 << 20)))]
     pub clipboard_max: u64,
 
+    /// The address browsers use to reach Kelpie when it is not the one it listens on (behind a
+    /// reverse proxy), e.g. https://desk.example.com/kelpie/: its origin is allowed, its host
+    /// passes the DNS-rebinding check, its path is the cookie's Path, https makes the cookie
+    /// Secure.
+    #[arg(long, env = "KELPIE_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
+
+    /// Another origin whose pages may open the signalling WebSocket (a portal embedding
+    /// Kelpie), e.g. https://portal.example.com. Repeatable; comma-separated in the variable.
+    #[arg(long, env = "KELPIE_ALLOW_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub allow_origin: Vec<Origin>,
+
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-Host, X-Forwarded-Proto and
+    /// X-Forwarded-Prefix headers are believed. Repeatable; comma-separated in the variable.
+    #[arg(long, env = "KELPIE_TRUSTED_PROXY", value_delimiter = ',', value_parser = IpNet::parse)]
+    pub trusted_proxy: Vec<IpNet>,
+
+    /// SameSite attribute of the token cookie: strict, or lax for portals that link into
+    /// Kelpie from another site.
+    #[arg(long, env = "KELPIE_COOKIE_SAMESITE", value_enum, default_value_t = SameSite::Strict)]
+    pub cookie_samesite: SameSite,
+
+    /// Who may show Kelpie's page in a frame: the CSP frame-ancestors sources, e.g.
+    /// "'self' https://portal.example.com", or 'none'.
+    #[arg(long, env = "KELPIE_FRAME_ANCESTORS", default_value = "'self'", value_parser = parse_frame_ancestors)]
+    pub frame_ancestors: String,
+
+    /// Most TCP connections open at once (viewers' WebSockets included); past it the
+    /// connection waiting longest for a request is closed, or the new one if none waits.
+    #[arg(long, env = "KELPIE_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(4..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers (and an idle connection to send its
+    /// next request) before the connection is closed.
+    #[arg(long, env = "KELPIE_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "KELPIE_LOG", default_value = "info")]
     pub log: String,
@@ -221,6 +261,50 @@ fn parse_size(s: &str) -> Result<Size, String> {
         return Err(format!("'{s}' must have an even width and height"));
     }
     Ok(Size { width: w, height: h })
+}
+
+fn parse_origin(s: &str) -> Result<Origin, String> {
+    Origin::parse(s.trim().trim_end_matches('/')).map_err(|e| {
+        format!("'{s}' is not an origin ({e}): write scheme://host[:port], e.g. https://portal.example.com")
+    })
+}
+
+fn parse_frame_ancestors(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b';' && b != b',') {
+        return Err(format!(
+            "'{s}' is not a list of CSP sources: give them separated by spaces, e.g. \"'self' https://portal.example.com\", or 'none'"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+impl Config {
+    /// Checks what flags cannot check one by one; the error says what to change.
+    pub fn check(&self) -> Result<(), String> {
+        check_tokens(self.auth, self.token.as_deref(), self.view_token.as_deref())
+    }
+}
+
+/// Refuses contradictory or unsafe tokens, whether they came from flags or from files.
+pub fn check_tokens(auth: AuthMode, token: Option<&str>, view_token: Option<&str>) -> Result<(), String> {
+    if auth == AuthMode::None && view_token.is_some() {
+        return Err("--view-token needs access control, but --auth none turns it off: anyone could \
+                        type. Leave out --auth none (keep the tokens), or leave out --view-token"
+            .into());
+    }
+    for (flag, token) in [("--token", token), ("--view-token", view_token)] {
+        if let Some(t) = token.filter(|t| !is_token_text(t)) {
+            let what = if t.is_empty() { "is empty" } else { "has characters a URL or cookie would change" };
+            return Err(format!("{flag} {what}: use letters, digits and -._~+/= only"));
+        }
+    }
+    if token.is_some() && token == view_token {
+        return Err("--view-token is the same as --token, so it would give full control: choose \
+                        another view-only token"
+            .into());
+    }
+    Ok(())
 }
 
 impl Config {
@@ -329,6 +413,54 @@ mod tests {
         // One way or the other, not both.
         assert!(parse(&["--token", "a", "--token-file", &file("t", "b")]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn contradictory_or_unsafe_token_settings_do_not_start() {
+        let check = |args: &[&str]| Config::try_parse_from(["kelpie"].iter().chain(args)).unwrap().check();
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&["--token", "abc", "--view-token", "def"]), Ok(()));
+        let err = check(&["--auth", "none", "--view-token", "def"]).unwrap_err();
+        assert!(err.contains("--auth none") && err.contains("--view-token"), "{err}");
+        let err = check(&["--token", "same", "--view-token", "same"]).unwrap_err();
+        assert!(err.contains("same as --token"), "{err}");
+        let err = check(&["--token", "a;b"]).unwrap_err();
+        assert!(err.contains("--token") && err.contains("letters, digits"), "{err}");
+        assert!(check(&["--view-token", ""]).unwrap_err().contains("--view-token is empty"));
+    }
+
+    #[test]
+    fn edge_flags_parse_and_reject() {
+        let c = Config::try_parse_from([
+            "kelpie",
+            "--public-url",
+            "https://desk.example.com/k/",
+            "--allow-origin",
+            "https://a.example,https://b.example:8443/",
+            "--allow-origin",
+            "http://c.example",
+            "--trusted-proxy",
+            "127.0.0.1,10.0.0.0/8",
+        ])
+        .unwrap();
+        assert_eq!(c.public_url.unwrap().path, "/k");
+        let origins: Vec<String> = c.allow_origin.iter().map(ToString::to_string).collect();
+        assert_eq!(origins, ["https://a.example", "https://b.example:8443", "http://c.example"]);
+        assert_eq!(c.trusted_proxy.len(), 2);
+        assert_eq!((c.cookie_samesite, c.frame_ancestors.as_str()), (SameSite::Strict, "'self'"));
+        assert_eq!((c.max_connections, c.header_timeout), (512, 10));
+        for bad in [
+            &["--allow-origin", "evil.example"][..],
+            &["--allow-origin", "https://a.example/path"],
+            &["--trusted-proxy", "nginx"],
+            &["--public-url", "desk.example.com"],
+            &["--frame-ancestors", "'self'; script-src *"],
+            &["--cookie-samesite", "none"],
+            &["--max-connections", "0"],
+            &["--header-timeout", "0"],
+        ] {
+            assert!(Config::try_parse_from(["kelpie"].iter().chain(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The HTTP side: embedded web client, session info, signalling WebSocket, health and metrics.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -16,51 +16,15 @@ use kelpie_protocol::{MAX_SIGNAL_MESSAGE, PROTOCOL_VERSION, SessionInfo};
 
 use crate::AppState;
 use crate::auth::Access;
+use crate::listener::ConnInfo;
 
 /// The built web client (`web/dist`), embedded at compile time.
 #[derive(rust_embed::RustEmbed)]
 #[folder = "../../web/dist"]
 struct Assets;
 
-/// Both ends of an accepted TCP connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// Our address on this connection: the address the browser reached us at.
-    pub local: Option<SocketAddr>,
-}
-
-/// The HTTP listener: `TCP_NODELAY` on every accepted connection, which is described by a
-/// [`ConnInfo`]. Video over the WebSocket transport goes out one frame per write: with Nagle's
-/// algorithm the last, partial segment of each frame would wait for the ACK of the segments
-/// before it, a round trip (or a delayed ACK) added to every frame on a real network.
-pub struct HttpListener(pub tokio::net::TcpListener);
-
-impl axum::serve::Listener for HttpListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = ConnInfo;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // Retries (and logs) failed accepts itself.
-        let (tcp, _) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
-        }
-        let info = ConnInfo { local: tcp.local_addr().ok() };
-        (tcp, info)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(ConnInfo { local: Some(self.0.local_addr()?) })
-    }
-}
-
-impl Connected<axum::serve::IncomingStream<'_, HttpListener>> for ConnInfo {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Self {
-        *stream.remote_addr()
-    }
-}
-
-/// The whole HTTP application.
+/// The whole HTTP application: every request passes the edge ([`crate::edge`]), all but
+/// `/healthz` the token check too.
 pub fn app(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/api/session", get(session))
@@ -68,7 +32,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(get(asset))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
-    Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(state.edge.clone(), crate::edge::guard))
+        .with_state(state)
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
@@ -271,6 +239,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 writeln!(out, "{name}{{codec=\"{codec}\",encoder=\"{encoder}\"}} {}", value(s.counters()));
         }
     }
+    state.edge.write_metrics(&mut out);
+    state.connections.write_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -281,25 +251,12 @@ async fn signal(
     ws: WebSocketUpgrade,
 ) -> Response {
     let local_ip: Option<IpAddr> = conn.and_then(|c| c.0.0.local).map(|a| a.ip());
-    let access = access.map_or(Access::Full, |a| a.0);
+    // Fail closed: a request the token check did not see gets nothing.
+    let Some(Extension(access)) = access else {
+        tracing::error!("a signalling request without an access level was refused");
+        return (StatusCode::FORBIDDEN, "no access level: refused\n").into_response();
+    };
     ws.max_message_size(MAX_SIGNAL_MESSAGE)
         .max_frame_size(MAX_SIGNAL_MESSAGE)
         .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip))
-}
-
-#[cfg(test)]
-mod listener_tests {
-    use axum::serve::Listener as _;
-
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_for_acks() {
-        let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = bound.local_addr().unwrap();
-        let mut listener = super::HttpListener(bound);
-        let client = tokio::net::TcpStream::connect(addr);
-        let ((io, info), client) = tokio::join!(listener.accept(), client);
-        client.unwrap();
-        assert!(io.nodelay().unwrap(), "Nagle's algorithm is still on");
-        assert_eq!(info.local, Some(addr));
-    }
 }

@@ -6,8 +6,10 @@ pub mod auth;
 pub mod clipboard;
 pub mod config;
 pub mod control;
+pub mod edge;
 pub mod http;
 pub mod input;
+pub mod listener;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -75,6 +77,10 @@ pub struct AppState {
     pub audio: Option<Arc<kelpie_media::AudioSource>>,
     /// Clipboard and cursor shape.
     pub clipboard: clipboard::ClipboardHub,
+    /// The HTTP edge: origin and host checks, cookie attributes, security headers.
+    pub edge: Arc<edge::Edge>,
+    /// The open HTTP connections and their cap.
+    pub connections: Arc<listener::Connections>,
 }
 
 impl AppState {
@@ -105,6 +111,8 @@ pub struct Server {
     pub runtime: Option<RuntimeDir>,
     /// SIGTERM and SIGINT.
     pub stop_signals: StopSignals,
+    /// How HTTP connections are served.
+    pub http_options: listener::Options,
 }
 
 /// How a session ended, when not by an error.
@@ -122,6 +130,15 @@ impl Server {
     /// whose X authority `XAUTHORITY` names (set before any thread started: see `main`).
     pub async fn start(config: &Config, runtime: Option<RuntimeDir>) -> anyhow::Result<Self> {
         let stop_signals = StopSignals::catch()?;
+        match listener::raise_fd_limit() {
+            Ok(n) if n < u64::from(config.max_connections) * 2 + 64 => tracing::warn!(
+                "only {n} open files are allowed: fewer than --max-connections {} needs; raise \
+                 `ulimit -n` (LimitNOFILE= under systemd) or lower --max-connections",
+                config.max_connections
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+        }
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
@@ -133,6 +150,8 @@ impl Server {
             AuthMode::Token => Some(config.token()?.unwrap_or_else(auth::random_token)),
         };
         let view_token = config.view_token()?;
+        config::check_tokens(config.auth, token.as_deref(), view_token.as_deref())
+            .map_err(anyhow::Error::msg)?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -205,6 +224,8 @@ impl Server {
                 config.listen
             );
         }
+        let local = listener.local_addr()?;
+        let edge = Arc::new(edge::Edge::new(config, local, auth::cookie_name(local.port())));
         let state = Arc::new(AppState {
             token,
             view_token,
@@ -212,7 +233,7 @@ impl Server {
                 config.shared_control,
                 std::time::Duration::from_secs(config.control_idle),
             ),
-            port: listener.local_addr()?.port(),
+            port: local.port(),
             source,
             webrtc,
             metrics: Metrics::default(),
@@ -226,11 +247,15 @@ impl Server {
             input: input::InputService::start(display.clone()),
             audio: sound.source.clone(),
             clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
+            edge,
+            connections: listener::Connections::new(config.max_connections as usize),
         });
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
             .ok();
+        let http_options =
+            listener::Options { header_timeout: std::time::Duration::from_secs(config.header_timeout) };
         Ok(Self {
             state,
             listener,
@@ -240,6 +265,7 @@ impl Server {
             exit_with_app: config.exit_with_app,
             runtime,
             stop_signals,
+            http_options,
         })
     }
 
@@ -267,25 +293,24 @@ impl Server {
             exit_with_app,
             runtime,
             mut stop_signals,
+            http_options,
         } = self;
         let app = http::app(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut http = tokio::spawn(
-            axum::serve(
-                http::HttpListener(listener),
-                app.into_make_service_with_connect_info::<http::ConnInfo>(),
-            )
-            .with_graceful_shutdown(async {
+        let mut http = tokio::spawn(listener::serve(
+            listener::TcpListener(listener),
+            app,
+            state.connections.clone(),
+            http_options,
+            async {
                 let _ = stop_rx.await;
-            })
-            .into_future(),
-        );
+            },
+        ));
         let ending = tokio::select! {
             () = stop_signals.recv() => Ok(Ended::Stopped),
             e = watch_session(&mut desktop, &mut sound, x_watch.as_ref(), exit_with_app) => e,
             r = &mut http => Err(match r {
-                Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
-                Ok(Err(e)) => anyhow::Error::new(e).context("the HTTP server failed"),
+                Ok(()) => anyhow::anyhow!("the HTTP server stopped"),
                 Err(e) => anyhow::Error::new(e).context("the HTTP server failed"),
             }),
         };

@@ -30,6 +30,15 @@ fn bad_flag_values_are_one_line_errors() {
 }
 
 #[test]
+fn a_view_token_without_access_control_is_a_clear_error() {
+    let out =
+        kelpie(&["--auth", "none", "--view-token", "look", "--display", ":7391", "--listen", "127.0.0.1:0"]);
+    assert_clean_failure(&out, "--view-token needs access control, but --auth none turns it off");
+    let out = kelpie(&["--token", "a b", "--display", ":7391", "--listen", "127.0.0.1:0"]);
+    assert_clean_failure(&out, "--token has characters a URL or cookie would change");
+}
+
+#[test]
 fn unreachable_display_is_a_clear_error() {
     let out = kelpie(&["--display", ":7391", "--listen", "127.0.0.1:0"]);
     assert_clean_failure(&out, "cannot open X display :7391");
