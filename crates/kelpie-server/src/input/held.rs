@@ -193,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn a_button_alone_is_kept_by_heartbeats_and_released_on_silence() {
+        let t0 = Instant::now();
+        let mut h = Held::default();
+        let mut out = Vec::new();
+        h.event(t0, 7, button(1, true), &mut out);
+        // The page's heartbeat while only a button is down lists no keys.
+        h.event(t0 + MS * 1900, 7, InputEvent::Keys { held: vec![] }, &mut out);
+        assert_eq!(h.release_silent(t0 + MS * 3000, &mut out).0, 0, "the heartbeat kept it");
+        out.clear();
+        assert_eq!(h.release_silent(t0 + MS * 3900, &mut out), (1, Released { keys: 0, buttons: 1 }));
+        assert_eq!(out, [button(1, false)]);
+    }
+
+    #[test]
     fn a_viewer_releases_only_what_it_pressed() {
         let t0 = Instant::now();
         let mut h = Held::default();

@@ -420,6 +420,7 @@ fn a_view_only_peer_gets_sound_but_its_microphone_never_comes_in() {
     assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
     assert!(p.hub.audio_in_use(), "it still hears the session");
     assert_eq!(send_microphone(&mut p, audio_mid, answer.peer, 20), 0, "{:?}", p.events);
+    assert_eq!(p.hub.peer_count(), 1, "what it sent did not break its peer");
 
     // The same hostile client with full access is heard: the test can tell the difference.
     let (mut p, answer, audio_mid) = audio_pair_with(true, PeerPolicy::FULL, true);
