@@ -86,6 +86,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
 
+    /// Let view-only viewers (--view-token) see the remote clipboard too. By default they get
+    /// none of it: a view-only link shows the screen, not what was copied.
+    #[arg(long, env = "KELPIE_VIEW_CLIPBOARD")]
+    pub view_clipboard: bool,
+
     /// Let every viewer with full access type at once, instead of one controller at a time.
     #[arg(long, env = "KELPIE_SHARED_CONTROL")]
     pub shared_control: bool,

@@ -39,6 +39,9 @@ pub struct Metrics {
     pub signal_rejected: AtomicU64,
     /// Input messages from viewers without control.
     pub input_rejected: AtomicU64,
+    /// Keyframe requests of view-only viewers without a peer connection, sooner than they
+    /// may ask (those with one are counted by the WebRTC transport).
+    pub keyframes_refused: AtomicU64,
     /// Video bytes sent over WebSockets.
     pub ws_video_bytes: AtomicU64,
     /// Frames skipped for WebSocket viewers that fell behind.
@@ -246,7 +249,11 @@ impl Server {
             },
             input: input::InputService::start(display.clone()),
             audio: sound.source.clone(),
-            clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
+            clipboard: clipboard::ClipboardHub::new(
+                config.clipboard,
+                config.clipboard_max,
+                config.view_clipboard,
+            ),
             edge,
             connections: listener::Connections::new(config.max_connections as usize),
         });
