@@ -45,7 +45,7 @@ function pulseServer(kk) {
 function onDisplay(kk, cmd, input) {
   return new Promise((resolve, reject) => {
     const p = spawn('sh', ['-c', cmd], {
-      env: { ...process.env, DISPLAY: kk.display },
+      env: { ...process.env, ...kk.xenv },
       stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'],
     });
     if (input !== undefined) p.stdin.end(input);
