@@ -87,6 +87,9 @@ pub(crate) fn session_info(state: &AppState) -> SessionInfo {
         width,
         height,
         codecs: state.source.codecs(),
+        transport: state.transport.wire(),
+        ice_servers: state.ice.for_viewer(std::time::SystemTime::now()),
+        ice_transport: state.ice.policy(),
     }
 }
 

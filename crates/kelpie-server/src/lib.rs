@@ -7,6 +7,7 @@ pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod http;
+pub mod ice;
 pub mod input;
 pub mod session;
 pub mod signal;
@@ -75,6 +76,10 @@ pub struct AppState {
     pub audio: Option<Arc<kelpie_media::AudioSource>>,
     /// Clipboard and cursor shape.
     pub clipboard: clipboard::ClipboardHub,
+    /// The video transport every viewer is told to use (`--transport`).
+    pub transport: config::Transport,
+    /// The STUN and TURN servers handed to viewers with access (`--ice-server`).
+    pub ice: ice::IceServers,
 }
 
 impl AppState {
@@ -133,6 +138,7 @@ impl Server {
             AuthMode::Token => Some(config.token()?.unwrap_or_else(auth::random_token)),
         };
         let view_token = config.view_token()?;
+        let ice = config.ice()?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -191,14 +197,21 @@ impl Server {
             let s = &conn.setup().roots[screen];
             (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
         };
-        let webrtc = WebRtc::start(
-            config.udp_addr(),
-            config.public_ip,
-            source.clone(),
-            sound.source.clone(),
-            config.av_sync == config::Switch::On,
-        )
-        .await?;
+        let webrtc = if config.transport == config::Transport::Websocket {
+            tracing::info!(
+                "WebRTC is off (--transport websocket): no UDP port is open, video goes over the WebSocket"
+            );
+            WebRtc::off()
+        } else {
+            WebRtc::start(
+                config.udp_addr(),
+                config.public_ip,
+                source.clone(),
+                sound.source.clone(),
+                config.av_sync == config::Switch::On,
+            )
+            .await?
+        };
         if config.auth == AuthMode::None {
             tracing::warn!(
                 "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
@@ -226,6 +239,8 @@ impl Server {
             input: input::InputService::start(display.clone()),
             audio: sound.source.clone(),
             clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
+            transport: config.transport,
+            ice,
         });
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)

@@ -36,7 +36,11 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     let (tx, rx) = mpsc::unbounded_channel();
     let id = state.viewers.add(tx.clone());
     let writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, rx));
-    let offerings = Offerings { resize: state.resize, codecs: state.source.codecs() };
+    let offerings = Offerings {
+        resize: state.resize,
+        codecs: state.source.codecs(),
+        webrtc: state.transport != crate::config::Transport::Websocket,
+    };
     let (mut session, first) = {
         let mut control = state.viewers.control();
         ViewerSession::join(id, access == Access::ViewOnly, offerings, Instant::now(), &mut control)
