@@ -224,7 +224,7 @@ describe('TURN', () => {
 });
 
 describe('--transport websocket', () => {
-  test('opens no UDP port, and every viewer streams over the WebSocket at once', async () => {
+  test('opens no UDP port, and every viewer streams over the WebSocket at once', async (t) => {
     // On loopback: a secure context, as WebCodecs needs.
     const local = await launchBrowser();
     const k = await startKelpie({ args: ['--transport', 'websocket'] });
@@ -245,6 +245,7 @@ describe('--transport websocket', () => {
           return { context, ms, seen };
         }),
       );
+      t.diagnostic(`first frames ${viewers.map((v) => Math.round(v.ms)).join(' and ')} ms after opening the page`);
       for (const v of viewers) {
         assert.deepEqual(v.seen, { t: 'websocket', pc: null, r: 0 });
         assert.ok(v.ms < 2500, `first frame ${Math.round(v.ms)} ms after the page was opened (the fallback waits 4000)`);

@@ -68,7 +68,7 @@ pub struct Config {
     /// A STUN or TURN server for the browsers' WebRTC: stun:HOST[:PORT],
     /// turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]. Repeatable;
     /// comma-separated in the variable. TURN servers need --turn-secret or --turn-user.
-    #[arg(long = "ice-server", env = "KELPIE_ICE_SERVER", value_delimiter = ',', value_parser = IceUrl::parse)]
+    #[arg(long = "ice-server", env = "KELPIE_ICE_SERVER", value_name = "URL", value_delimiter = ',', value_parser = IceUrl::parse)]
     pub ice_servers: Vec<IceUrl>,
 
     /// User name for the TURN servers, the same for every viewer (with --turn-password).

@@ -77,7 +77,7 @@ impl IceUrl {
         let name = scheme.as_str();
         if let Some(after) = rest.strip_prefix("//") {
             return Err(format!(
-                "'{s}' has // after {name}: ; STUN and TURN URLs have none: write {name}:{after}"
+                "'{s}' has // after {name}:, which STUN and TURN URLs do not have: write {name}:{after}"
             ));
         }
         let (authority, query) = match rest.split_once('?') {

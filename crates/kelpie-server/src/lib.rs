@@ -201,6 +201,9 @@ impl Server {
             tracing::info!(
                 "WebRTC is off (--transport websocket): no UDP port is open, video goes over the WebSocket"
             );
+            if config.udp_port.is_some() || config.public_ip.is_some() {
+                tracing::warn!("--udp-port and --public-ip are not used with --transport websocket");
+            }
             WebRtc::off()
         } else {
             WebRtc::start(
