@@ -15,14 +15,18 @@ export const probeBin = process.env.KELPIE_PROBE_BIN ?? join(root, 'target/relea
 
 let nextPort = 18000 + (process.pid % 1000) * 4;
 
-/** Starts kelpie with `args`; resolves once it prints its URL. */
-export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {}) {
+/**
+ * Starts kelpie with `args`; resolves once it prints its URL. `host`: the address it listens
+ * on; `wrap`: a command that runs it (e.g. `nsenter -t PID -n`, into another namespace).
+ */
+export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host = '127.0.0.1', wrap = [] } = {}) {
   const port = nextPort;
   nextPort += 2;
   // Tests and benchmarks measure a fixed-size display unless they test resizing itself.
   const resize = args.includes('--resize') ? [] : ['--resize', 'off'];
-  const fullArgs = ['--listen', `127.0.0.1:${port}`, ...resize, ...args];
-  const proc = spawn(kelpieBin, fullArgs, {
+  const fullArgs = ['--listen', `${host}:${port}`, ...resize, ...args];
+  const [program, ...programArgs] = [...wrap, kelpieBin, ...fullArgs];
+  const proc = spawn(program, programArgs, {
     env: { ...process.env, DISPLAY: '', KELPIE_LOG: process.env.KELPIE_LOG ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -73,10 +77,11 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000 } = {
 /**
  * Debian's Chromium, headless, with the flags a closed network needs. With `pulseServer`,
  * its sound really plays, into that PulseAudio server (Playwright mutes it otherwise).
+ * `executablePath`: a wrapper that starts it elsewhere (another network namespace).
  */
-export async function launchBrowser(extraArgs = [], { pulseServer } = {}) {
+export async function launchBrowser(extraArgs = [], { pulseServer, executablePath = '/usr/bin/chromium' } = {}) {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     headless: true,
     ...(pulseServer
       ? { env: { ...process.env, PULSE_SERVER: pulseServer }, ignoreDefaultArgs: ['--mute-audio'] }

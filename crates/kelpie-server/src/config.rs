@@ -8,6 +8,8 @@ use kelpie_protocol::http::{Origin, is_token_text};
 
 pub use crate::edge::{IpNet, PublicUrl, SameSite};
 
+use crate::ice::{IceServers, IceUrl, TurnAuth};
+
 /// Kelpie: a low-latency remote desktop for X11 displays, in the browser.
 ///
 /// With no --display (and no $DISPLAY) Kelpie starts its own Xvfb with a demo desktop (or
@@ -58,6 +60,44 @@ pub struct Config {
     /// Address put in ICE candidates, for servers behind 1:1 NAT (e.g. a Kubernetes node IP).
     #[arg(long, env = "KELPIE_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+
+    /// How video reaches every viewer: auto (WebRTC, falling back to the WebSocket after 4 s),
+    /// webrtc (no fallback), or websocket (no UDP port at all: for networks that carry only
+    /// HTTP). The page's ?transport= overrides it, except that nothing brings WebRTC back
+    /// when this is websocket.
+    #[arg(long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Transport::Auto)]
+    pub transport: Transport,
+
+    /// A STUN or TURN server for the browsers' WebRTC: stun:HOST[:PORT],
+    /// turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]. Repeatable;
+    /// comma-separated in the variable. TURN servers need --turn-secret or --turn-user.
+    #[arg(long = "ice-server", env = "KELPIE_ICE_SERVER", value_name = "URL", value_delimiter = ',', value_parser = IceUrl::parse)]
+    pub ice_servers: Vec<IceUrl>,
+
+    /// User name for the TURN servers, the same for every viewer (with --turn-password).
+    #[arg(long, env = "KELPIE_TURN_USER", requires = "turn_password", conflicts_with = "turn_secret")]
+    pub turn_user: Option<String>,
+
+    /// Password for the TURN servers (with --turn-user). Every viewer with access gets it.
+    #[arg(long, env = "KELPIE_TURN_PASSWORD", hide_env_values = true, requires = "turn_user")]
+    pub turn_password: Option<String>,
+
+    /// The secret shared with the TURN servers (coturn: use-auth-secret, static-auth-secret):
+    /// each viewer gets its own user name and password, valid for --turn-ttl. Prefer the
+    /// variable: a flag shows in the process list.
+    #[arg(long, env = "KELPIE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a viewer's TURN credentials from --turn-secret work. A relayed connection
+    /// that outlives them breaks when the browser next refreshes its allocation (within 10
+    /// minutes) and reconnects with new ones.
+    #[arg(long, env = "KELPIE_TURN_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub turn_ttl: u64,
+
+    /// Which ICE candidates browsers may use: all, or relay (all media through the TURN
+    /// server, for sites that allow nothing else).
+    #[arg(long, env = "KELPIE_ICE_TRANSPORT", value_enum, default_value_t = IceTransport::All)]
+    pub ice_transport: IceTransport,
 
     /// Access token. Default: a random one, printed in the URL at start.
     #[arg(long, env = "KELPIE_TOKEN", hide_env_values = true)]
@@ -191,6 +231,37 @@ pub struct Config {
     pub log: String,
 }
 
+/// How video reaches the viewers (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// WebRTC, falling back to the WebSocket when it does not connect within 4 s.
+    Auto,
+    /// WebRTC only.
+    Webrtc,
+    /// The WebSocket only: no UDP port is opened.
+    Websocket,
+}
+
+impl Transport {
+    /// As the session info names it.
+    pub fn wire(self) -> kelpie_protocol::Transport {
+        match self {
+            Self::Auto => kelpie_protocol::Transport::Auto,
+            Self::Webrtc => kelpie_protocol::Transport::Webrtc,
+            Self::Websocket => kelpie_protocol::Transport::Websocket,
+        }
+    }
+}
+
+/// Which ICE candidates browsers may use (`--ice-transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IceTransport {
+    /// Direct, server-reflexive or relayed: whatever connects.
+    All,
+    /// Relayed through a TURN server only.
+    Relay,
+}
+
 /// Whether the display follows the browser window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ResizeMode {
@@ -321,6 +392,30 @@ impl Config {
     /// The UDP address for WebRTC.
     pub fn udp_addr(&self) -> SocketAddr {
         SocketAddr::new(self.listen.ip(), self.udp_port.unwrap_or(self.listen.port()))
+    }
+
+    /// The STUN and TURN servers handed to viewers, checked against the credentials and the
+    /// policy; the error says which flag to add or drop.
+    pub fn ice(&self) -> anyhow::Result<IceServers> {
+        let auth = match (&self.turn_secret, &self.turn_user, &self.turn_password) {
+            (Some(secret), _, _) => TurnAuth::Secret {
+                secret: secret.clone(),
+                ttl: std::time::Duration::from_secs(self.turn_ttl),
+            },
+            (None, Some(user), Some(password)) => {
+                TurnAuth::Static { user: user.clone(), password: password.clone() }
+            }
+            _ => TurnAuth::None,
+        };
+        let policy = match self.ice_transport {
+            IceTransport::All => kelpie_protocol::IcePolicy::All,
+            IceTransport::Relay => kelpie_protocol::IcePolicy::Relay,
+        };
+        let ice = IceServers::new(self.ice_servers.clone(), auth, policy).map_err(anyhow::Error::msg)?;
+        if self.transport == Transport::Websocket && !ice.is_empty() {
+            tracing::warn!("--ice-server is not used with --transport websocket (viewers get no WebRTC)");
+        }
+        Ok(ice)
     }
 
     /// The access token: --token, else the content of --token-file, else none.
@@ -469,6 +564,53 @@ mod tests {
     }
 
     #[test]
+    fn network_paths_parse_with_clear_errors() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat());
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.transport, c.ice_transport, c.turn_ttl), (Transport::Auto, IceTransport::All, 86_400));
+        assert!(c.ice().unwrap().is_empty());
+        let c = parse(&[
+            "--transport",
+            "websocket",
+            "--ice-server",
+            "stun:stun.example.com",
+            "--ice-server",
+            "turn:turn.example.com:3478?transport=udp",
+            "--turn-secret",
+            "s",
+            "--turn-ttl",
+            "2",
+            "--ice-transport",
+            "relay",
+        ])
+        .unwrap();
+        assert_eq!(c.transport.wire(), kelpie_protocol::Transport::Websocket);
+        let ice = c.ice().unwrap();
+        assert_eq!(ice.policy(), kelpie_protocol::IcePolicy::Relay);
+        let servers = ice.for_viewer(std::time::UNIX_EPOCH + std::time::Duration::from_secs(10));
+        assert_eq!(servers[1].username.as_deref(), Some("12:kelpie"));
+        // A bad URL names itself and says what to write.
+        let e = parse(&["--ice-server", "turn://relay.example.com"]).unwrap_err().to_string();
+        assert!(e.contains("turn://relay.example.com") && e.contains("write turn:relay.example.com"), "{e}");
+        // Static credentials come in pairs, and not with a secret.
+        assert!(parse(&["--ice-server", "turn:a", "--turn-user", "u"]).is_err());
+        assert!(parse(&["--ice-server", "turn:a", "--turn-password", "p"]).is_err());
+        assert!(parse(&["--turn-user", "u", "--turn-password", "p", "--turn-secret", "s"]).is_err());
+        let c = parse(&["--ice-server", "turn:a", "--turn-user", "u", "--turn-password", "p"]).unwrap();
+        assert_eq!(
+            c.ice().unwrap().for_viewer(std::time::SystemTime::now())[0].username.as_deref(),
+            Some("u")
+        );
+        // A TURN server without credentials, or relay without a TURN server, do not start.
+        let e = parse(&["--ice-server", "turn:a"]).unwrap().ice().unwrap_err().to_string();
+        assert!(e.contains("needs credentials"), "{e}");
+        let e = parse(&["--ice-transport", "relay"]).unwrap().ice().unwrap_err().to_string();
+        assert!(e.contains("--ice-transport relay"), "{e}");
+        assert!(parse(&["--turn-ttl", "0"]).is_err());
+        assert!(parse(&["--transport", "udp"]).is_err());
+    }
+
+    #[test]
     fn flags_have_defaults_and_env_names() {
         let c = Config::try_parse_from(["kelpie"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
@@ -487,6 +629,11 @@ mod tests {
             "LISTEN",
             "UDP_PORT",
             "PUBLIC_IP",
+            "TRANSPORT",
+            "ICE_SERVER",
+            "TURN_SECRET",
+            "TURN_TTL",
+            "ICE_TRANSPORT",
             "TOKEN",
             "TOKEN_FILE",
             "VIEW_TOKEN_FILE",

@@ -55,11 +55,15 @@ pub(crate) fn session_info(state: &AppState) -> SessionInfo {
         width,
         height,
         codecs: state.source.codecs(),
+        transport: state.transport.wire(),
+        ice_servers: state.ice.for_viewer(std::time::SystemTime::now()),
+        ice_transport: state.ice.policy(),
     }
 }
 
-async fn session(State(state): State<Arc<AppState>>) -> Json<SessionInfo> {
-    Json(session_info(&state))
+/// The session description. It carries per-viewer TURN credentials: never cached.
+async fn session(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(session_info(&state))).into_response()
 }
 
 async fn asset(uri: Uri) -> Response {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod edge;
 pub mod http;
+pub mod ice;
 pub mod input;
 pub mod listener;
 pub mod session;
@@ -84,6 +85,10 @@ pub struct AppState {
     pub edge: Arc<edge::Edge>,
     /// The open HTTP connections and their cap.
     pub connections: Arc<listener::Connections>,
+    /// The video transport every viewer is told to use (`--transport`).
+    pub transport: config::Transport,
+    /// The STUN and TURN servers handed to viewers with access (`--ice-server`).
+    pub ice: ice::IceServers,
 }
 
 impl AppState {
@@ -155,6 +160,7 @@ impl Server {
         let view_token = config.view_token()?;
         config::check_tokens(config.auth, token.as_deref(), view_token.as_deref())
             .map_err(anyhow::Error::msg)?;
+        let ice = config.ice()?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -213,14 +219,24 @@ impl Server {
             let s = &conn.setup().roots[screen];
             (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
         };
-        let webrtc = WebRtc::start(
-            config.udp_addr(),
-            config.public_ip,
-            source.clone(),
-            sound.source.clone(),
-            config.av_sync == config::Switch::On,
-        )
-        .await?;
+        let webrtc = if config.transport == config::Transport::Websocket {
+            tracing::info!(
+                "WebRTC is off (--transport websocket): no UDP port is open, video goes over the WebSocket"
+            );
+            if config.udp_port.is_some() || config.public_ip.is_some() {
+                tracing::warn!("--udp-port and --public-ip are not used with --transport websocket");
+            }
+            WebRtc::off()
+        } else {
+            WebRtc::start(
+                config.udp_addr(),
+                config.public_ip,
+                source.clone(),
+                sound.source.clone(),
+                config.av_sync == config::Switch::On,
+            )
+            .await?
+        };
         if config.auth == AuthMode::None {
             tracing::warn!(
                 "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
@@ -256,6 +272,8 @@ impl Server {
             ),
             edge,
             connections: listener::Connections::new(config.max_connections as usize),
+            transport: config.transport,
+            ice,
         });
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)

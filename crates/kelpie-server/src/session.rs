@@ -29,6 +29,8 @@ pub struct Offerings {
     pub codecs: Vec<VideoCodec>,
     /// Whether view-only viewers get the remote clipboard (`--view-clipboard`).
     pub view_clipboard: bool,
+    /// Whether the server has WebRTC (not with `--transport websocket`).
+    pub webrtc: bool,
 }
 
 /// Something that happened to a viewer's session.
@@ -253,6 +255,13 @@ impl ViewerSession {
     fn message(&mut self, now: Instant, msg: ClientMessage, control: &mut Control) -> Vec<Action> {
         let id = self.id;
         match msg {
+            ClientMessage::Offer { .. } if !self.offerings.webrtc => vec![
+                Action::Count(Refusal::Signal),
+                error(
+                    "this server has no WebRTC (--transport websocket): ask for video over the WebSocket"
+                        .into(),
+                ),
+            ],
             ClientMessage::Offer { sdp } => {
                 let mut out = vec![Action::StopWsMedia];
                 out.extend(self.peer().map(Action::ClosePeer));
@@ -363,7 +372,12 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(10);
 
     fn offerings() -> Offerings {
-        Offerings { resize: true, codecs: vec![VideoCodec::H264, VideoCodec::Vp8], view_clipboard: false }
+        Offerings {
+            resize: true,
+            codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
+            view_clipboard: false,
+            webrtc: true,
+        }
     }
 
     struct World {
@@ -453,6 +467,22 @@ mod tests {
         assert!(
             matches!(&out[..], [Action::Send(ServerMessage::Error { message, .. })] if message.contains("view-only"))
         );
+    }
+
+    #[test]
+    fn a_websocket_only_server_refuses_offers_and_streams_over_the_websocket() {
+        let mut w = World::new();
+        let offerings = Offerings { webrtc: false, ..offerings() };
+        let (mut a, _) = ViewerSession::join(1, false, offerings, w.t0, &mut w.control);
+        let out = w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        assert!(
+            matches!(&out[..], [Action::Count(Refusal::Signal), Action::Send(ServerMessage::Error { message, fatal: false })]
+                if message.contains("--transport websocket")),
+            "{out:?}"
+        );
+        assert_eq!(a.peer(), None);
+        let ws = ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false };
+        assert_eq!(w.send(&mut a, 1, ws), [Action::StartWsMedia { codec: VideoCodec::H264, audio: false }]);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
         resize: state.resize,
         codecs: state.source.codecs(),
         view_clipboard: state.clipboard.view_clipboard(),
+        webrtc: state.transport != crate::config::Transport::Websocket,
     };
     let (mut session, first) = {
         let mut control = state.viewers.control();

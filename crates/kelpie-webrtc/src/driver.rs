@@ -107,6 +107,15 @@ impl WebRtc {
         Ok(Self { tx, udp_addr, public_ip, counters })
     }
 
+    /// A transport without a UDP socket or task, for a server whose viewers get video over
+    /// the WebSocket only: every offer fails with [`WebRtcError::Stopped`], the counters
+    /// stay at zero.
+    pub fn off() -> Self {
+        let (tx, _) = mpsc::channel(1);
+        let udp_addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self { tx, udp_addr, public_ip: None, counters: Arc::default() }
+    }
+
     /// The bound UDP address.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
