@@ -6,8 +6,11 @@ pub mod auth;
 pub mod clipboard;
 pub mod config;
 pub mod control;
+pub mod heartbeat;
 pub mod http;
 pub mod input;
+pub mod limits;
+pub mod outbox;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -191,6 +194,8 @@ impl Server {
             viewers: viewers::Viewers::new(
                 config.shared_control,
                 std::time::Duration::from_secs(config.control_idle),
+                config.max_viewers as usize,
+                limits::queue_budget(config.clipboard_max),
             ),
             port: listener.local_addr()?.port(),
             source,

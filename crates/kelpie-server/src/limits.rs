@@ -1,0 +1,216 @@
+//! What one viewer may cost the server, and what happens to one that costs more: the viewer
+//! limit (`--max-viewers`), the size of each viewer's outgoing queue, why a viewer is dropped,
+//! and the counters of all of it in `/metrics`. The queue itself is [`crate::outbox`]; the ping
+//! and write-time rules are [`crate::heartbeat`].
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kelpie_protocol::{CLIPBOARD_CHUNK_BASE64, CLIPBOARD_CHUNK_BYTES};
+
+use crate::heartbeat::{SILENCE_LIMIT, WRITE_TIMEOUT};
+
+/// Room in every viewer's queue besides one clipboard transfer: rosters, cursor shapes and
+/// clipboards replace their queued predecessors (see [`crate::outbox`]), so what else can pile
+/// up is answers to the viewer's own messages (errors, SDP), each a few hundred bytes to a few
+/// KiB. 16 MiB of them is a viewer that sends and never reads.
+pub const QUEUE_BASE: usize = 16 << 20;
+
+/// JSON around one clipboard chunk's base64: `{"type":"clipboard","seq":4294967295,
+/// "mime":"text/plain","data":"","last":false}` is 79 bytes.
+const CLIPBOARD_CHUNK_OVERHEAD: usize = 96;
+
+/// The most a viewer's queue may hold, in bytes, when clipboards of up to `clipboard_max`
+/// bytes are passed: [`QUEUE_BASE`] and one whole clipboard transfer as sent (base64 in JSON
+/// chunks: 21.4 MiB for the default 16 MiB), so that the largest clipboard always reaches a
+/// viewer that reads, however slowly. 37.4 MiB by default.
+pub fn queue_budget(clipboard_max: u64) -> usize {
+    let max = usize::try_from(clipboard_max).unwrap_or(usize::MAX);
+    let chunks = max.div_ceil(CLIPBOARD_CHUNK_BYTES).max(1);
+    QUEUE_BASE.saturating_add(chunks.saturating_mul(CLIPBOARD_CHUNK_BASE64 + CLIPBOARD_CHUNK_OVERHEAD))
+}
+
+/// Why a viewer was disconnected by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Its queue grew past its budget: it reads slower than messages come, or not at all.
+    QueueFull {
+        /// The budget, in bytes.
+        budget: usize,
+    },
+    /// Nothing (not even a pong) arrived for [`SILENCE_LIMIT`].
+    Silent,
+    /// One write did not complete within [`WRITE_TIMEOUT`]: it stopped reading.
+    WriteTimeout,
+}
+
+impl Dropped {
+    /// The `reason` label in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::QueueFull { .. } => "queue_full",
+            Self::Silent => "silent",
+            Self::WriteTimeout => "write_timeout",
+        }
+    }
+
+    /// The close code and reason sent, where it can still reach the viewer (a close reason
+    /// is at most 123 bytes). 1008: policy violation.
+    pub fn close_frame(self) -> (u16, String) {
+        (1008, self.to_string())
+    }
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::QueueFull { budget } => {
+                write!(f, "too slow: over {} MiB waiting to be sent", budget >> 20)
+            }
+            Self::Silent => write!(f, "no answer to pings for {} s", SILENCE_LIMIT.as_secs()),
+            Self::WriteTimeout => write!(f, "not reading: a write waited {} s", WRITE_TIMEOUT.as_secs()),
+        }
+    }
+}
+
+/// What a viewer over the limit is told (in the page), and the close frame after it.
+pub fn full_message(max: usize) -> String {
+    format!(
+        "This desktop already has {max} viewers, the most it allows (--max-viewers). Ask one \
+         to close their tab, or ask whoever runs Kelpie to raise --max-viewers, then retry."
+    )
+}
+
+/// Close code sent to a viewer over the limit: 1013, try again later.
+pub const FULL_CLOSE_CODE: u16 = 1013;
+
+/// Counters of the viewer limits.
+#[derive(Debug, Default)]
+pub struct LimitCounters {
+    /// Connections refused at `--max-viewers`.
+    pub refused: AtomicU64,
+    /// Viewers dropped because their queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Viewers dropped for silence.
+    pub dropped_silent: AtomicU64,
+    /// Viewers dropped for a write that did not complete.
+    pub dropped_write_timeout: AtomicU64,
+    /// Pings sent.
+    pub pings: AtomicU64,
+}
+
+impl LimitCounters {
+    /// Counts a viewer dropped for `why`.
+    pub fn dropped(&self, why: Dropped) {
+        let c = match why {
+            Dropped::QueueFull { .. } => &self.dropped_queue_full,
+            Dropped::Silent => &self.dropped_silent,
+            Dropped::WriteTimeout => &self.dropped_write_timeout,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes the counters in Prometheus' text format, with the limit, and the bytes now
+    /// queued for all viewers.
+    pub fn write_metrics(&self, out: &mut String, max_viewers: usize, queued_bytes: usize) {
+        let r = Ordering::Relaxed;
+        let scalars = [
+            (
+                "kelpie_viewers_max",
+                "gauge",
+                "The most viewers allowed at once (--max-viewers).",
+                max_viewers as u64,
+            ),
+            (
+                "kelpie_viewers_refused_total",
+                "counter",
+                "Signalling connections refused because --max-viewers were connected.",
+                self.refused.load(r),
+            ),
+            (
+                "kelpie_viewer_queued_bytes",
+                "gauge",
+                "Bytes of messages waiting in all viewers' queues (video and sound excluded).",
+                queued_bytes as u64,
+            ),
+            ("kelpie_viewer_pings_total", "counter", "WebSocket pings sent to viewers.", self.pings.load(r)),
+        ];
+        for (name, kind, help, value) in scalars {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kelpie_viewers_dropped_total Viewers disconnected by the server, by reason: \
+             queue_full (its queue passed its budget), silent (no answer to pings for {} s), \
+             write_timeout (a write waited {} s).\n# TYPE kelpie_viewers_dropped_total counter",
+            SILENCE_LIMIT.as_secs(),
+            WRITE_TIMEOUT.as_secs()
+        );
+        for (why, c) in [
+            ("queue_full", &self.dropped_queue_full),
+            ("silent", &self.dropped_silent),
+            ("write_timeout", &self.dropped_write_timeout),
+        ] {
+            let _ = writeln!(out, "kelpie_viewers_dropped_total{{reason=\"{why}\"}} {}", c.load(r));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_holds_the_largest_clipboard_as_sent_and_the_base() {
+        use kelpie_clipboard::Mime;
+        use kelpie_protocol::ServerMessage;
+        for max in [1u64, 1000, 16 << 20, (16 << 20) + 1] {
+            let data = vec![0xa5u8; max as usize];
+            let sent: usize = crate::clipboard::chunks(u32::MAX, Mime::Png, &data)
+                .into_iter()
+                .map(|c| ServerMessage::Clipboard(c).to_json().len())
+                .sum();
+            let budget = queue_budget(max);
+            assert!(budget >= QUEUE_BASE + sent, "{max}: budget {budget} < {QUEUE_BASE} + {sent}");
+            // And not much more than that (a partial last chunk, counted whole, and 96 bytes
+            // of JSON per chunk where 79 to 84 are used).
+            assert!(
+                budget <= QUEUE_BASE + sent + sent / 500 + CLIPBOARD_CHUNK_BASE64 + 256,
+                "{max}: budget {budget} for {sent}"
+            );
+        }
+        // 16 MiB + 456 chunks of 48 KiB of base64 and their JSON.
+        assert_eq!(queue_budget(16 << 20), (16 << 20) + 456 * (49_152 + 96));
+    }
+
+    #[test]
+    fn reasons_fit_a_close_frame_and_are_counted_by_label() {
+        let c = LimitCounters::default();
+        for why in
+            [Dropped::QueueFull { budget: queue_budget(256 << 20) }, Dropped::Silent, Dropped::WriteTimeout]
+        {
+            let (code, reason) = why.close_frame();
+            assert_eq!(code, 1008);
+            assert!(reason.len() <= 123, "{reason}");
+            c.dropped(why);
+        }
+        c.dropped(Dropped::Silent);
+        let mut out = String::new();
+        c.write_metrics(&mut out, 16, 1234);
+        assert!(out.contains("kelpie_viewers_dropped_total{reason=\"silent\"} 2\n"), "{out}");
+        assert!(out.contains("kelpie_viewers_dropped_total{reason=\"queue_full\"} 1\n"));
+        assert!(out.contains("kelpie_viewers_dropped_total{reason=\"write_timeout\"} 1\n"));
+        assert!(out.contains("kelpie_viewers_max 16\n") && out.contains("kelpie_viewer_queued_bytes 1234\n"));
+        assert_eq!(
+            Dropped::QueueFull { budget: queue_budget(16 << 20) }.to_string(),
+            "too slow: over 37 MiB waiting to be sent"
+        );
+    }
+
+    #[test]
+    fn the_full_message_names_the_limit_and_the_flag() {
+        let m = full_message(16);
+        assert!(m.starts_with("This desktop already has 16 viewers, the most it allows (--max-viewers)."));
+        assert!(m.contains("raise --max-viewers"));
+    }
+}
