@@ -85,12 +85,15 @@ pub(crate) struct Queue<T> {
     budget: usize,
     ping: bool,
     closing: Option<Dropped>,
+    /// The supersedable items queued: the newest of each kind (all chunks of one clipboard
+    /// transfer). A push looks through the queue only when it replaces one of them.
+    replaceable: Vec<Supersede>,
 }
 
 impl<T: Item> Queue<T> {
     /// An empty queue that holds at most `budget` bytes.
     pub(crate) fn new(budget: usize) -> Self {
-        Self { items: VecDeque::new(), bytes: 0, budget, ping: false, closing: None }
+        Self { items: VecDeque::new(), bytes: 0, budget, ping: false, closing: None, replaceable: Vec::new() }
     }
 
     /// Queues `item` after dropping what it supersedes. Past the budget the queue empties
@@ -100,7 +103,7 @@ impl<T: Item> Queue<T> {
             return Pushed::Closed;
         }
         let new = item.supersedes();
-        if new != Supersede::Never {
+        if self.replaceable.iter().any(|old| old.replaced_by(new)) {
             let mut freed = 0;
             self.items.retain(|old| {
                 let keep = !old.supersedes().replaced_by(new);
@@ -110,6 +113,7 @@ impl<T: Item> Queue<T> {
                 keep
             });
             self.bytes -= freed;
+            self.replaceable.retain(|old| !old.replaced_by(new));
         }
         let bytes = self.bytes + item.cost();
         if bytes > self.budget {
@@ -118,6 +122,9 @@ impl<T: Item> Queue<T> {
         }
         self.bytes = bytes;
         self.items.push_back(item);
+        if new != Supersede::Never && !self.replaceable.contains(&new) {
+            self.replaceable.push(new);
+        }
         Pushed::Queued
     }
 
@@ -132,6 +139,7 @@ impl<T: Item> Queue<T> {
     /// reason given stands).
     pub(crate) fn close(&mut self, why: Dropped) {
         self.items.clear();
+        self.replaceable.clear();
         self.bytes = 0;
         self.ping = false;
         self.closing.get_or_insert(why);
@@ -152,6 +160,12 @@ impl<T: Item> Queue<T> {
         }
         let item = self.items.pop_front()?;
         self.bytes -= item.cost();
+        let kind = item.supersedes();
+        if matches!(kind, Supersede::Roster | Supersede::Cursor) {
+            // There was only the one. (A clipboard transfer's entry stays until a newer
+            // transfer replaces it: at worst one look through the queue.)
+            self.replaceable.retain(|k| *k != kind);
+        }
         Some(Next::Item(item))
     }
 
