@@ -116,6 +116,7 @@ pub enum Ended {
 impl Server {
     /// Sets up the display, the encoders, the UDP and TCP ports.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        limits::bound_allocator();
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
