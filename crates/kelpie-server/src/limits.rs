@@ -48,6 +48,32 @@ pub fn bound_allocator() {
     }
 }
 
+/// Bytes a connection's socket may hold that TCP has not sent yet (`TCP_NOTSENT_LOWAT`).
+pub const UNSENT_LIMIT: usize = 128 << 10;
+
+/// Caps what the kernel keeps unsent for a connection at [`UNSENT_LIMIT`] (data in flight is
+/// not counted, so throughput is unaffected). Linux otherwise lets a socket's send buffer grow
+/// to 4 MiB (`tcp_wmem`): that much of every viewer that stopped reading would sit in kernel
+/// memory (hundreds of MiB for a few hundred of them, and a copy of it made by Kelpie), its
+/// writes would stall only once it is full, and video would wait behind it instead of being
+/// dropped by the writer's lag rule.
+pub fn limit_unsent(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let value = libc::c_int::try_from(UNSENT_LIMIT).expect("fits");
+    // SAFETY: the descriptor is open for the borrow of `tcp`; the option value is a c_int that
+    // outlives the call, and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
 /// Why a viewer was disconnected by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
@@ -223,6 +249,47 @@ mod tests {
             Dropped::QueueFull { budget: queue_budget(16 << 20) }.to_string(),
             "too slow: over 37 MiB waiting to be sent"
         );
+    }
+
+    #[tokio::test]
+    async fn sockets_keep_at_most_128_kib_unsent() {
+        use std::os::fd::AsRawFd as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        limit_unsent(&server).unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: reads one c_int option into `value`, whose size is in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                server.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!((rc, value as usize), (0, UNSENT_LIMIT));
+        // A peer that never reads: writes stop after its receive buffer and 128 KiB, not 4 MiB.
+        let mut sent = 0usize;
+        let chunk = vec![0u8; 64 << 10];
+        while let Ok(n) = server.try_write(&chunk) {
+            sent += n;
+        }
+        let mut peer_buffer: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above, for SO_RCVBUF of the client.
+        unsafe {
+            libc::getsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw mut peer_buffer).cast(),
+                &raw mut len,
+            );
+        }
+        assert!(sent <= peer_buffer as usize + UNSENT_LIMIT + chunk.len(), "{sent} bytes taken");
     }
 
     #[test]

@@ -173,6 +173,11 @@ impl<T: Item> Queue<T> {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Whether nothing is queued (items, a ping or a close).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty() && !self.ping && self.closing.is_none()
+    }
 }
 
 /// What a viewer's writer is asked to send, in order.
@@ -239,10 +244,16 @@ impl Outbox {
         self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `item` (see [`Queue::push`]) and wakes the writer.
+    /// Queues `item` (see [`Queue::push`]) and wakes the writer, if it may be waiting: the
+    /// writer empties the queue before it waits, so only the first item after that needs a
+    /// wake-up (a clipboard is hundreds of items, and a stalled writer would be woken for each).
     pub(crate) fn send(&self, item: Outbound) -> Pushed {
-        let pushed = self.queue().push(item);
-        if pushed != Pushed::Closed {
+        let (pushed, was_empty) = {
+            let mut q = self.queue();
+            let was_empty = q.is_empty();
+            (q.push(item), was_empty)
+        };
+        if pushed == Pushed::Overflow || (pushed == Pushed::Queued && was_empty) {
             self.0.wake.notify_one();
         }
         pushed
