@@ -90,6 +90,8 @@ test('200 never-reading view-only clients and five 16 MiB clipboards: memory sta
   let mem;
   try {
     const { context, page } = await openViewer(browser, k.url);
+    // The page may write the clipboards it gets to the browser's (as a focused page may).
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: k.base.replace(/\/$/, '') });
     await sleep(2000);
     const idle = rss(k.proc.pid);
     mem = sampleRss(k.proc.pid);

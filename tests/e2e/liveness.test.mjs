@@ -90,8 +90,8 @@ test('a client that stops answering is dropped after 25 s of silence', async () 
   const k = await startKelpie({ args: ['--view-token', VIEW_TOKEN, '--size', '640x480', '--app', `${probeBin} bars --fps 30`] });
   const clients = [];
   try {
-    // One asks for nothing; one asks for video (a few hundred kbit/s: its writes would take
-    // a minute to stall). Neither reads, so neither can answer a ping.
+    // One asks for nothing; one asks for video (small and slow: its writes may stall before
+    // the silence limit, or not). Neither reads, so neither can answer a ping.
     clients.push(await connectRaw(k.base, VIEW_TOKEN));
     const t0 = Date.now();
     clients.push(await connectRaw(k.base, VIEW_TOKEN));
@@ -99,7 +99,9 @@ test('a client that stops answering is dropped after 25 s of silence', async () 
     await until(async () => metric(await metrics(k), 'kelpie_viewers') === 0, 'both to be dropped', 35000);
     const took = (Date.now() - t0) / 1000;
     const m = await metrics(k);
-    assert.equal(metric(m, 'kelpie_viewers_dropped_total{reason="silent"}'), 2);
+    const silent = metric(m, 'kelpie_viewers_dropped_total{reason="silent"}');
+    assert.ok(silent >= 1, 'the one that asked for nothing was dropped for its silence');
+    assert.equal(silent + metric(m, 'kelpie_viewers_dropped_total{reason="write_timeout"}'), 2);
     assert.ok(metric(m, 'kelpie_viewer_pings_total') >= 4, 'each was pinged twice');
     console.log(`silent clients dropped after ${took.toFixed(1)} s`);
     assert.ok(took >= 24 && took <= 30, `dropped after ${took.toFixed(1)} s`);
