@@ -109,7 +109,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
 
 /// Tells a viewer over the limit why it cannot come in, in the page and in the close frame.
 async fn refuse(mut socket: WebSocket, Full(max): Full) {
-    tracing::warn!("viewer refused: {max} viewers are connected, the most --max-viewers allows");
+    tracing::info!("viewer refused: {max} viewers are connected, the most --max-viewers allows");
     let error = ServerMessage::Error { message: limits::full_message(max), fatal: true };
     let close =
         CloseFrame { code: limits::FULL_CLOSE_CODE, reason: "too many viewers (--max-viewers)".into() };
