@@ -174,7 +174,7 @@ impl LimitCounters {
             (
                 "kelpie_viewer_queued_bytes",
                 "gauge",
-                "Bytes of messages waiting in all viewers' queues (video and sound excluded).",
+                "Bytes of messages waiting in all viewers' queues (video and sound excluded; a message queued for several viewers counts for each).",
                 queued_bytes as u64,
             ),
             ("kelpie_viewer_pings_total", "counter", "WebSocket pings sent to viewers.", self.pings.load(r)),
