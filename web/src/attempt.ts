@@ -183,8 +183,10 @@ export class Attempt {
         owner.events.emit('change');
       },
       error: (msg) => {
+        // Fatal: the server refuses this viewer (too many viewers) and closes the socket;
+        // retrying at once would be refused again, so the page shows why and waits for Retry.
         if (msg.fatal) {
-          this.fail(`server: ${msg.message}`);
+          this.fatal(msg.message);
           return;
         }
         console.warn(`kelpie: server: ${msg.message}`);

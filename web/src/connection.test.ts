@@ -729,12 +729,25 @@ describe('Connection: server errors', () => {
     expect(changes).toHaveBeenCalledOnce();
   });
 
-  it('reconnects after a fatal one', async () => {
+  it('shows a fatal one and does not retry until asked', async () => {
     const s = setup();
-    await streamWebrtc(s);
-    s.socket().receive({ type: 'error', message: 'viewer limit reached', fatal: true });
-    expect(s.conn.state.phase).toBe('reconnecting');
-    expect(s.conn.state.reason).toBe('server: viewer limit reached');
+    s.conn.start();
+    await flush();
+    // A refused viewer gets no hello: the error, then the close.
+    s.socket().open();
+    const message = 'This desktop already has 16 viewers, the most it allows (--max-viewers).';
+    s.socket().receive({ type: 'error', message, fatal: true });
+    s.socket().drop(1013, 'too many viewers (--max-viewers)');
+    expect(s.conn.state.phase).toBe('error');
+    expect(s.conn.state.reason).toBe(message);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(s.conn.state.phase).toBe('error');
+    expect(s.sockets.length).toBe(1);
+    // Retry opens one new connection.
+    s.conn.retryNow();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(s.conn.state.phase).toBe('connecting');
+    expect(s.sockets.length).toBe(2);
   });
 
   it('ignores messages it cannot parse', async () => {

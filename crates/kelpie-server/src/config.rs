@@ -135,6 +135,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_SHARED_CONTROL")]
     pub shared_control: bool,
 
+    /// Most viewers (signalling connections, view-only ones included) at once; the next one
+    /// is refused with a message saying so.
+    #[arg(long, env = "KELPIE_MAX_VIEWERS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_viewers: u32,
+
     /// Seconds a controller may be idle before another viewer's request takes control.
     #[arg(long, env = "KELPIE_CONTROL_IDLE", default_value_t = 30)]
     pub control_idle: u64,

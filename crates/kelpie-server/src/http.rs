@@ -266,6 +266,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     for (name, kind, help, value) in scalars {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
+    state.viewers.limits.write_metrics(&mut out, state.viewers.max(), state.viewers.queued_bytes());
     let _ = writeln!(
         out,
         "# HELP kelpie_frame_delay_seconds Time from capture to hand-over to the WebRTC peers.\n# TYPE kelpie_frame_delay_seconds summary\nkelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",

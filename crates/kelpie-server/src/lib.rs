@@ -7,10 +7,13 @@ pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod edge;
+pub mod heartbeat;
 pub mod http;
 pub mod ice;
 pub mod input;
+pub mod limits;
 pub mod listener;
+pub mod outbox;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -147,6 +150,7 @@ impl Server {
             Ok(_) => {}
             Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
         }
+        limits::bound_allocator();
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
@@ -251,6 +255,8 @@ impl Server {
             viewers: viewers::Viewers::new(
                 config.shared_control,
                 std::time::Duration::from_secs(config.control_idle),
+                config.max_viewers as usize,
+                limits::queue_budget(config.clipboard_max),
             ),
             port: local.port(),
             source,

@@ -1,23 +1,27 @@
 //! One viewer's signalling WebSocket: reads the browser's messages, feeds them to the
 //! viewer's [`ViewerSession`] and carries out what it asks for (the only code here that
 //! awaits the WebRTC driver, the display or the socket). Writing to the socket, video and
-//! sound included, is [`crate::wsmedia`]'s job.
+//! sound included, is [`crate::wsmedia`]'s job. It also lets the viewer in or refuses it
+//! (`--max-viewers`), pings it and closes it when it falls silent ([`crate::heartbeat`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::StreamExt as _;
 use kelpie_protocol::{ClientMessage, ServerMessage};
-use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::auth::Access;
+use crate::heartbeat::{CLOSE_GRACE, Due, Heartbeat, WRITE_TIMEOUT};
 use crate::input::ViewerId;
+use crate::limits::{self, Dropped};
+use crate::outbox::{Outbound, Outbox};
 use crate::session::{Action, Event, Offerings, Refusal, ViewerSession};
-use crate::wsmedia::{self, Outbound, Outbox};
+use crate::viewers::Full;
+use crate::wsmedia::{self, WriterEnd};
 use kelpie_media::error_chain;
 
 /// What a connection keeps besides its session.
@@ -29,13 +33,21 @@ struct Connection {
     clipboard_inbox: crate::clipboard::Inbox,
 }
 
+/// The time on tokio's clock (paused in tests) as a `std` instant, for the heartbeat.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Runs one viewer's connection until it closes.
 pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_ip: Option<IpAddr>) {
     state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
+    let (tx, outbox) = state.viewers.new_outbox();
+    let id = match state.viewers.add(tx.clone()) {
+        Ok(id) => id,
+        Err(full) => return refuse(socket, full).await,
+    };
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let id = state.viewers.add(tx.clone());
-    let writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, rx));
+    let mut writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, outbox));
     let offerings = Offerings {
         resize: state.resize,
         codecs: state.source.codecs(),
@@ -50,7 +62,27 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     let mut conn = Connection { state, id, tx, local_ip, clipboard_inbox: Default::default() };
     conn.carry_out(&mut session, first).await;
 
-    while let Some(Ok(msg)) = stream.next().await {
+    let mut heartbeat = Heartbeat::new(now());
+    let ended = loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            () = tokio::time::sleep_until(heartbeat.next_at().into()) => {
+                match heartbeat.poll(now()) {
+                    Some(Due::Ping) => conn.tx.ping(),
+                    Some(Due::Silent) => {
+                        // The writer sends the close frame, if it can, and ends.
+                        conn.tx.close(Dropped::Silent);
+                        let _ = tokio::time::timeout(CLOSE_GRACE * 2, &mut writer).await;
+                        break Some(WriterEnd::Dropped(Dropped::Silent));
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            end = &mut writer => break end.ok(),
+        };
+        let Some(Ok(msg)) = msg else { break None };
+        heartbeat.heard(now());
         let event = match msg {
             Message::Text(t) => match ClientMessage::parse(t.as_str()) {
                 Ok(msg) => Event::Message(msg),
@@ -59,7 +91,7 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
                     Event::Malformed(e.to_string())
                 }
             },
-            Message::Close(_) => break,
+            Message::Close(_) => break None,
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Binary(_) => {
                 tracing::debug!(viewer = id, "binary message dropped");
@@ -67,11 +99,31 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
             }
         };
         conn.step(&mut session, event).await;
-    }
+    };
+    writer.abort();
     conn.step(&mut session, Event::Closed).await;
     conn.state.viewers.remove(id);
-    writer.abort();
-    tracing::info!(viewer = id, "viewer left");
+    match ended {
+        Some(WriterEnd::Dropped(why)) => {
+            conn.state.viewers.limits.dropped(why);
+            tracing::warn!(viewer = id, "viewer dropped: {why}");
+        }
+        _ => tracing::info!(viewer = id, "viewer left"),
+    }
+}
+
+/// Tells a viewer over the limit why it cannot come in, in the page and in the close frame.
+async fn refuse(mut socket: WebSocket, Full(max): Full) {
+    tracing::info!("viewer refused: {max} viewers are connected, the most --max-viewers allows");
+    let error = ServerMessage::Error { message: limits::full_message(max), fatal: true };
+    let close =
+        CloseFrame { code: limits::FULL_CLOSE_CODE, reason: "too many viewers (--max-viewers)".into() };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        socket.send(Message::Text(error.to_json().into())).await?;
+        tokio::time::timeout(CLOSE_GRACE, socket.send(Message::Close(Some(close)))).await.ok();
+        Ok::<_, axum::Error>(())
+    })
+    .await;
 }
 
 impl Connection {
@@ -113,7 +165,7 @@ impl Connection {
             Action::Notify(to, msg) => state.viewers.tell(to, msg),
             Action::Roster => state.viewers.broadcast_roster(),
             Action::StopWsMedia => {
-                let _ = self.tx.send(Outbound::StopMedia);
+                self.tx.send(Outbound::StopMedia);
             }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
             Action::Answer(sdp, policy) => {
@@ -136,9 +188,9 @@ impl Connection {
             }
             Action::StartWsMedia { codec, audio } => match wsmedia::start(state, id, codec, audio) {
                 Ok((reply, media)) => {
-                    let _ = self.tx.send(Outbound::StopMedia);
+                    self.tx.send(Outbound::StopMedia);
                     self.send(reply);
-                    let _ = self.tx.send(media);
+                    self.tx.send(media);
                 }
                 Err(e) => return Some(Event::WsMediaFailed(error_chain(&e))),
             },
@@ -180,7 +232,8 @@ impl Connection {
         None
     }
 
+    /// Queues `msg` for this viewer (an overflow closes the connection: see [`Outbox`]).
     fn send(&self, msg: ServerMessage) {
-        let _ = self.tx.send(Outbound::Json(msg));
+        self.tx.send_json(&msg);
     }
 }

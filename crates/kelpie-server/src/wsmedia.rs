@@ -1,25 +1,31 @@
-//! The WebSocket transport: the only writer of a viewer's socket. It sends the session's
-//! JSON messages and, when the viewer's video goes over the WebSocket, the encoded video and
-//! sound as binary messages (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), with
-//! its own lag policy: video that would arrive more than [`MAX_VIDEO_LAG`] late is dropped
-//! until the next keyframe; sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame
-//! decodes on its own).
+//! The WebSocket transport: the only writer of a viewer's socket. It sends what the viewer's
+//! queue ([`crate::outbox`]) holds, pings, and, when the viewer's video goes over the
+//! WebSocket, the encoded video and sound as binary messages
+//! (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), with its own lag policy: video
+//! that would arrive more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe;
+//! sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own). Media
+//! never queues: the writer takes one frame at a time from the broadcast, so a viewer that
+//! falls behind holds at most the frame being written.
+//!
+//! A write that does not complete within [`WRITE_TIMEOUT`] ends the connection, and so does
+//! the queue closing (full, or the viewer silent), with a close frame saying why where the
+//! socket still takes one.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::SinkExt as _;
-use futures_util::stream::SplitSink;
-use kelpie_clipboard::cursor::CursorImage;
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt as _};
 use kelpie_media::{AudioSubscription, VideoSubscription};
 use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
-use tokio::sync::mpsc;
 
-use crate::AppState;
+use crate::heartbeat::{CLOSE_GRACE, WRITE_TIMEOUT};
 use crate::input::ViewerId;
+use crate::limits::Dropped;
+use crate::outbox::{Next, Outbound, OutboxReader};
+use crate::{AppState, Metrics};
 
 /// A WebSocket viewer never has more than this much video waiting: older frames are
 /// dropped and the viewer skips to the next keyframe.
@@ -29,22 +35,19 @@ pub const MAX_VIDEO_LAG: Duration = Duration::from_secs(1);
 /// are dropped (a gap in the sound rather than a growing delay).
 pub const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
 
-/// What the writer is asked to send, in order.
-pub(crate) enum Outbound {
-    /// A JSON message.
-    Json(ServerMessage),
-    /// Start sending this video (and sound), replacing any before.
-    Media(VideoSubscription, Option<AudioSubscription>),
-    /// Stop the video and the sound (the viewer moves to WebRTC).
-    StopMedia,
-    /// The cursor's shape (its image only the first time this viewer sees it).
-    Cursor(Arc<CursorImage>),
+/// Why a viewer's writer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterEnd {
+    /// The server dropped the viewer.
+    Dropped(Dropped),
+    /// The socket failed (the viewer went away).
+    Failed,
 }
 
 /// What the writer does next.
 enum Step<'a> {
-    /// What it was asked.
-    Queued(Outbound),
+    /// What its queue says.
+    Queued(Next<Outbound>),
     /// Send a binary message of the media, adding its size to the counter.
     Binary(Vec<u8>, &'a AtomicU64),
     /// The video's stream stopped.
@@ -58,9 +61,6 @@ fn count_dropped(now: u64, seen: &mut u64, counter: &AtomicU64) {
     counter.fetch_add(now - *seen, Ordering::Relaxed);
     *seen = now;
 }
-
-/// The sender side of a viewer's writer.
-pub(crate) type Outbox = mpsc::UnboundedSender<Outbound>;
 
 /// Subscribes viewer `id` to the video in `codec` and, if `audio`, the session's sound.
 /// Returns what to tell the viewer and what to give its writer.
@@ -120,26 +120,58 @@ fn with_header(header: &[u8], payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Writes JSON messages and, when asked, the video and the sound to the socket, until the
-/// socket fails or the sender side is dropped.
-pub(crate) async fn write_loop(
-    state: Arc<AppState>,
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-) {
+/// Writes one message, unless it takes longer than [`WRITE_TIMEOUT`] or the queue closes
+/// meanwhile.
+async fn write<S>(sink: &mut S, message: Message, outbox: &OutboxReader) -> Result<(), WriterEnd>
+where
+    S: Sink<Message> + Unpin,
+{
+    tokio::select! {
+        biased;
+        why = outbox.closing() => Err(WriterEnd::Dropped(why)),
+        sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriterEnd::Failed),
+            Err(_) => Err(WriterEnd::Dropped(Dropped::WriteTimeout)),
+        },
+    }
+}
+
+/// Tells the viewer why it is dropped, if the socket takes it within [`CLOSE_GRACE`].
+async fn close<S>(sink: &mut S, why: Dropped)
+where
+    S: Sink<Message> + Unpin,
+{
+    let (code, reason) = why.close_frame();
+    let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+}
+
+/// Writes what the viewer's queue holds, pings and, when asked, the video and the sound to
+/// the socket, until the socket fails, a write times out or the queue closes.
+pub(crate) async fn write_loop<S>(state: Arc<AppState>, sink: S, outbox: OutboxReader) -> WriterEnd
+where
+    S: Sink<Message> + Unpin,
+{
+    pump(sink, outbox, &state.metrics, &state.viewers.limits.pings).await
+}
+
+/// [`write_loop`], counting into `m` and `pings`.
+async fn pump<S>(mut sink: S, outbox: OutboxReader, m: &Metrics, pings: &AtomicU64) -> WriterEnd
+where
+    S: Sink<Message> + Unpin,
+{
     let mut video: Option<VideoSubscription> = None;
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = HashSet::new();
     // What the subscriptions had dropped when last counted into the metrics.
     let (mut video_dropped, mut audio_dropped) = (0, 0);
-    let m = &state.metrics;
     loop {
         // Video and sound carry pts on the session's media clock: sent as they are.
         let step = tokio::select! {
-            o = rx.recv() => match o {
-                Some(o) => Step::Queued(o),
-                None => return,
-            },
+            // The queue first: a close or a ping must not wait behind the video.
+            biased;
+            next = outbox.next() => Step::Queued(next),
             f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
                 let sub = video.as_ref().expect("guarded");
                 count_dropped(sub.dropped(), &mut video_dropped, &m.ws_frames_dropped);
@@ -164,7 +196,15 @@ pub(crate) async fn write_loop(
             },
         };
         let message = match step {
-            Step::Queued(Outbound::Json(msg)) => Message::Text(msg.to_json().into()),
+            Step::Queued(Next::Item(Outbound::Text(text, _))) => Message::Text(text),
+            Step::Queued(Next::Ping) => {
+                pings.fetch_add(1, Ordering::Relaxed);
+                Message::Ping(Default::default())
+            }
+            Step::Queued(Next::Close(why)) => {
+                close(&mut sink, why).await;
+                return WriterEnd::Dropped(why);
+            }
             Step::Binary(bytes, counter) => {
                 counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 Message::Binary(bytes.into())
@@ -177,30 +217,194 @@ pub(crate) async fn write_loop(
                 audio = None;
                 continue;
             }
-            Step::Queued(Outbound::Media(v, a)) => {
+            Step::Queued(Next::Item(Outbound::Media(v, a))) => {
                 (video_dropped, audio_dropped) = (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()));
                 (video, audio) = (Some(v), a);
                 continue;
             }
-            Step::Queued(Outbound::StopMedia) => {
+            Step::Queued(Next::Item(Outbound::StopMedia)) => {
                 (video, audio) = (None, None);
                 continue;
             }
-            Step::Queued(Outbound::Cursor(c)) => {
+            Step::Queued(Next::Item(Outbound::Cursor(c))) => {
                 Message::Text(crate::clipboard::cursor_message(&mut cursors_sent, &c).to_json().into())
             }
         };
-        if sink.send(message).await.is_err() {
-            return;
+        if let Err(end) = write(&mut sink, message, &outbox).await {
+            match end {
+                // The socket is not taking anything.
+                WriterEnd::Failed | WriterEnd::Dropped(Dropped::WriteTimeout) => {}
+                // The write in progress was abandoned; the close frame goes after what of it
+                // was buffered, if the socket takes it.
+                WriterEnd::Dropped(why) => close(&mut sink, why).await,
+            }
+            return end;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
     use std::time::Instant;
 
     use super::*;
+    use crate::outbox::{Outbox, Pushed};
+
+    /// A socket that takes `capacity` messages, each after `delay`, then none: a viewer that
+    /// reads slowly, then stops reading (its TCP buffers full).
+    struct TestSocket {
+        sent: Arc<Mutex<Vec<Message>>>,
+        capacity: usize,
+        delay: Duration,
+        wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+
+    impl TestSocket {
+        fn new(capacity: usize, delay: Duration) -> (Self, Arc<Mutex<Vec<Message>>>) {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            (Self { sent: sent.clone(), capacity, delay, wait: None }, sent)
+        }
+    }
+
+    impl Sink<Message> for TestSocket {
+        type Error = std::io::Error;
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            if self.sent.lock().unwrap().len() >= self.capacity {
+                // Never ready again: only a timeout wakes the writer.
+                return Poll::Pending;
+            }
+            let delay = self.delay;
+            let wait = self.wait.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            std::task::ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+            self.sent.lock().unwrap().push(item);
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn error(n: usize) -> ServerMessage {
+        ServerMessage::Error { message: format!("message {n}"), fatal: false }
+    }
+
+    /// Runs the writer of `outbox` on `socket` in a task; returns it and when it started.
+    fn spawn_writer(
+        socket: TestSocket,
+        reader: crate::outbox::OutboxReader,
+    ) -> (tokio::task::JoinHandle<(WriterEnd, Duration)>, Arc<AtomicU64>) {
+        let pings = Arc::new(AtomicU64::new(0));
+        let p = pings.clone();
+        let task = tokio::spawn(async move {
+            let t0 = tokio::time::Instant::now();
+            let end = pump(socket, reader, &Metrics::default(), &p).await;
+            (end, t0.elapsed())
+        });
+        (task, pings)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_that_stops_reading_is_dropped_after_the_write_timeout() {
+        let (outbox, reader) = Outbox::new(1 << 20);
+        // It reads two messages, a second apart, then stops.
+        let (socket, sent) = TestSocket::new(2, Duration::from_secs(1));
+        let (writer, _) = spawn_writer(socket, reader);
+        for n in 0..3 {
+            outbox.send_json(&error(n));
+        }
+        let (end, took) = writer.await.unwrap();
+        assert_eq!(end, WriterEnd::Dropped(Dropped::WriteTimeout));
+        // 2 s for the two it took, then 10 s waiting on the third, and no close frame (the
+        // socket takes nothing).
+        assert_eq!(took, Duration::from_secs(2) + WRITE_TIMEOUT);
+        assert_eq!(sent.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_is_kept_pinged_and_closed_with_a_reason() {
+        let (outbox, reader) = Outbox::new(1 << 20);
+        // Each write takes 9 s: slow, but never 10.
+        let (socket, sent) = TestSocket::new(100, WRITE_TIMEOUT - Duration::from_secs(1));
+        let (writer, pings) = spawn_writer(socket, reader);
+        for n in 0..5 {
+            outbox.send_json(&error(n));
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        // A ping goes ahead of the three still queued.
+        outbox.ping();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!writer.is_finished());
+        outbox.close(Dropped::Silent);
+        let (end, _) = writer.await.unwrap();
+        assert_eq!(end, WriterEnd::Dropped(Dropped::Silent));
+        assert_eq!(pings.load(Ordering::Relaxed), 1);
+        let sent = sent.lock().unwrap();
+        let kinds: Vec<String> = sent
+            .iter()
+            .map(|m| match m {
+                Message::Text(t) => t.to_string(),
+                Message::Ping(_) => "ping".into(),
+                Message::Close(Some(c)) => format!("close {} {}", c.code, c.reason),
+                _ => "other".into(),
+            })
+            .collect();
+        // Sent at 9, 18 and 27 s; the ping asked for at 20 s at 36 s, then the last two.
+        assert_eq!(kinds[3], "ping", "{kinds:?}");
+        // The close frame would take 9 s too: given up after CLOSE_GRACE.
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
+        assert_eq!(kinds[5], error(4).to_json());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewer_that_still_reads_is_told_why_it_is_dropped() {
+        let (outbox, reader) = Outbox::new(1 << 20);
+        let (socket, sent) = TestSocket::new(100, Duration::from_millis(5));
+        let (writer, _) = spawn_writer(socket, reader);
+        outbox.send_json(&error(0));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        outbox.close(Dropped::Silent);
+        assert_eq!(writer.await.unwrap().0, WriterEnd::Dropped(Dropped::Silent));
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 2);
+        match &sent[1] {
+            Message::Close(Some(c)) => {
+                assert_eq!((c.code, c.reason.as_str()), (1008, "no answer to pings for 25 s"));
+            }
+            other => panic!("not a close frame: {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_ends_a_waiting_write_at_once() {
+        let budget = 10_000;
+        let (outbox, reader) = Outbox::new(budget);
+        // It reads nothing at all.
+        let (socket, sent) = TestSocket::new(0, Duration::ZERO);
+        let (writer, _) = spawn_writer(socket, reader);
+        let big = ServerMessage::Error { message: "x".repeat(3000), fatal: false };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(outbox.send_json(&big), Pushed::Queued);
+        // The writer takes it and waits on the socket; three more fit, the fourth does not.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pushed: Vec<Pushed> = (0..4).map(|_| outbox.send_json(&big)).collect();
+        assert_eq!(pushed, [Pushed::Queued, Pushed::Queued, Pushed::Queued, Pushed::Overflow]);
+        assert_eq!(outbox.bytes(), 0, "the queue let go of what it held");
+        let (end, took) = writer.await.unwrap();
+        assert_eq!(end, WriterEnd::Dropped(Dropped::QueueFull { budget }));
+        // Not the 10 s write timeout: at once, plus the grace for the close frame.
+        assert_eq!(took, Duration::from_secs(2) + CLOSE_GRACE);
+        assert!(sent.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn audio_messages_carry_the_header_and_the_packet_and_old_ones_are_dropped() {

@@ -71,6 +71,9 @@ impl Listener for TcpListener {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
         }
+        if let Err(e) = crate::limits::limit_unsent(&tcp) {
+            tracing::debug!("cannot set TCP_NOTSENT_LOWAT on a connection: {e}");
+        }
         let info = ConnInfo { local: tcp.local_addr().ok(), peer: Some(peer) };
         Ok((tcp, info))
     }
