@@ -227,6 +227,18 @@ export async function inboundVideo(page) {
   });
 }
 
+/** Runs the shell command `cmd` as a client of `k`'s display (its DISPLAY and X authority), with `input` on its stdin. */
+export function onDisplay(k, cmd, input) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', cmd], {
+      env: { ...process.env, ...k.xenv },
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'],
+    });
+    if (input !== undefined) p.stdin.end(input);
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
+  });
+}
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a shell command in this (loopback-only) namespace. */

@@ -6,11 +6,10 @@
 // liveness.test.mjs.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, waitForState, sleep, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, waitForState, sleep, probeBin, onDisplay } from './lib.mjs';
 import { connectRaw, metric, metrics, rss, sampleRss, until } from './pressure.mjs';
 
 const VIEW_TOKEN = 'look-but-do-not-touch-42';
@@ -24,14 +23,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** Runs `cmd` with the kelpie display. */
-function onDisplay(k, cmd) {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', cmd], { env: { ...process.env, DISPLAY: k.display }, stdio: ['ignore', 'ignore', 'inherit'] });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
-  });
-}
 
 const framesDecoded = (page) => page.evaluate(async () => (await window.kelpie.stats()).framesDecoded ?? 0);
 
@@ -82,8 +73,17 @@ function bigText(n, salt) {
 test('200 never-reading view-only clients and five 16 MiB clipboards: memory stays bounded, a real viewer keeps 50 fps at 1080p, the 202nd is refused', async () => {
   const ATTACKERS = 200;
   const WITH_VIDEO = 50;
+  // --view-clipboard: the worst case, every view-only client is sent every clipboard too.
   const k = await startKelpie({
-    args: ['--view-token', VIEW_TOKEN, '--max-viewers', String(ATTACKERS + 1), '--app', `${probeBin} bars --fps 60`],
+    args: [
+      '--view-token',
+      VIEW_TOKEN,
+      '--view-clipboard',
+      '--max-viewers',
+      String(ATTACKERS + 1),
+      '--app',
+      `${probeBin} bars --fps 60`,
+    ],
   });
   const clients = [];
   let keepAlive;

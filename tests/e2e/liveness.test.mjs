@@ -5,11 +5,10 @@
 // (run through run.sh).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, waitForState, sleep, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, waitForState, sleep, probeBin, onDisplay } from './lib.mjs';
 import { connectRaw, metric, metrics, rss, sampleRss, until } from './pressure.mjs';
 
 const VIEW_TOKEN = 'look-but-do-not-touch-42';
@@ -23,14 +22,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** Runs `cmd` with the kelpie display. */
-function onDisplay(k, cmd) {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', cmd], { env: { ...process.env, DISPLAY: k.display }, stdio: ['ignore', 'ignore', 'inherit'] });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
-  });
-}
 
 test('clients that stop reading are dropped within 30 s, even when they fake pongs, and their memory is freed', async () => {
   const STALLED = 20;

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, openViewer, waitForState, sleep, sh, probeBin } from './lib.mjs';
+import { startKelpie, openViewer, waitForState, sleep, sh, probeBin, onDisplay } from './lib.mjs';
 import { launchMicBrowser, recordDefaultSource, zeroCrossingHz } from './sound.mjs';
 
 const VIEW = 'view-only-token-42';
@@ -39,18 +39,6 @@ function pulseServer(kk) {
   const m = kk.stderr().match(/started PulseAudio at (unix:\S+)/);
   assert.ok(m, `kelpie logs its PulseAudio server:\n${kk.stderr()}`);
   return m[1];
-}
-
-/** Runs `cmd` with the display of `kk`, `input` on its stdin. */
-function onDisplay(kk, cmd, input) {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', cmd], {
-      env: { ...process.env, ...kk.xenv },
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'],
-    });
-    if (input !== undefined) p.stdin.end(input);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
-  });
 }
 
 /**
