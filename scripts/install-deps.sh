@@ -36,9 +36,9 @@ packages=(
 )
 if [ "$test" = 1 ]; then
   # Chromium (headless, driven by playwright-core), network namespaces and their rules
-  # (unshare, ip, tc, ss, nft), an HTTP proxy (nginx), X tools (xdpyinfo, xclip),
-  # process tools (pgrep), a tone player (gst-launch-1.0)
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables xclip gstreamer1.0-tools)
+  # (unshare, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), X tools
+  # (xdpyinfo, xclip), process tools (pgrep), a tone player (gst-launch-1.0)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables xclip gstreamer1.0-tools)
 fi
 if [ "$bench" = 1 ]; then
   # xwd (screen dumps for the quality figures), the VNC peer, Selkies' virtual environment
