@@ -142,3 +142,9 @@ write("http_origin", "origin.txt", "http://127.0.0.1:8080")
 write("http_origin", "origin-v6.txt", "https://[0:0::1]:443")
 write("http_origin", "host.txt", "Desk.Example.com:8443")
 write("http_origin", "null.txt", "null")
+
+# https_location: plain HTTP request heads that reach an HTTPS port.
+write("https_location", "get.txt", "GET /?token=abc HTTP/1.1\r\nHost: 127.0.0.1:8443\r\nAccept: */*\r\n\r\n")
+write("https_location", "subpath-v6.txt", "POST /desk/api HTTP/1.1\r\nhost: [::1]:9443\r\n\r\n")
+write("https_location", "absolute.txt", "GET http://evil.example/x HTTP/1.1\r\nHost: Desk.Example.com\r\n")
+write("https_location", "partial.txt", "GET / HTTP/1.1\r\nHost: localhost:8")

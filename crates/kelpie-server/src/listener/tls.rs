@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use kelpie_protocol::http::Authority;
+use kelpie_protocol::http::https_location;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -119,30 +119,7 @@ async fn answer_plain(mut tcp: TcpStream) {
 /// a redirect to the same host and path over https://, or, without a usable `Host`, a
 /// message that says to use https://.
 pub fn plain_http_answer(head: &[u8], port: u16) -> Vec<u8> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let target = match (parts.next(), parts.next(), parts.next()) {
-        (Some(_method), Some(t), Some(v)) if v.starts_with("HTTP/") => Some(t),
-        _ => None,
-    };
-    let host = lines
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim())
-        })
-        .and_then(|h| Authority::parse(h).ok());
-    let location = match (target, host) {
-        (Some(t), Some(host)) => {
-            // Only a plain path: anything else in a Location header could split it.
-            let path = if t.starts_with('/') && t.bytes().all(|b| b.is_ascii_graphic()) { t } else { "/" };
-            let port = host.port().map(|p| format!(":{p}")).unwrap_or_default();
-            Some(format!("https://{}{port}{path}", host.host()))
-        }
-        _ => None,
-    };
-    let (status, extra, body) = match location {
+    let (status, extra, body) = match https_location(head) {
         Some(l) => (
             "307 Temporary Redirect",
             format!("Location: {l}\r\n"),

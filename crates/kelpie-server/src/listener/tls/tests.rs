@@ -43,36 +43,18 @@ fn plain_http_is_sent_to_the_same_place_over_https() {
     let len: usize =
         a.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
     assert_eq!(a.split("\r\n\r\n").nth(1).unwrap().len(), len);
-    let a = answer("POST /desk/api HTTP/1.1\r\nhOsT:  Desk.Example.COM:9443 \r\n\r\n");
-    assert_eq!(location(&a), Some("https://desk.example.com:9443/desk/api"));
-    assert_eq!(
-        location(&answer("GET /x HTTP/1.0\r\nHost: [::1]:8443\r\n\r\n")),
-        Some("https://[::1]:8443/x")
-    );
-    // Only a plain path is copied; an absolute-form target goes to the root.
-    let a = answer("GET http://evil.example/x HTTP/1.1\r\nHost: localhost:8443\r\n\r\n");
-    assert_eq!(location(&a), Some("https://localhost:8443/"));
-    // Headers that came in part still name the host.
-    assert_eq!(
-        location(&answer("GET / HTTP/1.1\r\nHost: localhost:8443\r\nX-Rest: ")),
-        Some("https://localhost:8443/")
-    );
 }
 
 #[test]
 fn without_a_usable_host_plain_http_gets_a_message() {
-    for head in [
-        "GET / HTTP/1.1\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: bad host\r\n\r\n",
-        "GET / HTTP/1.1\r\nX: y\r\n\r\nHost: late.example\r\n",
-        "\u{1}\u{2}garbage",
-        "",
-        "SSH-2.0-OpenSSH_9.2\r\n",
-    ] {
+    for head in ["GET / HTTP/1.1\r\n\r\n", "\u{1}\u{2}garbage", ""] {
         let a = answer(head);
         assert!(a.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head:?}: {a}");
         assert!(location(&a).is_none(), "{a}");
         assert!(a.ends_with("open it with https://, e.g. https://localhost:8443/\n"), "{a}");
+        let len: usize =
+            a.split("Content-Length: ").nth(1).unwrap().split("\r\n").next().unwrap().parse().unwrap();
+        assert_eq!(a.split("\r\n\r\n").nth(1).unwrap().len(), len);
     }
 }
 
