@@ -36,9 +36,11 @@ packages=(
 )
 if [ "$test" = 1 ]; then
   # Chromium (headless, driven by playwright-core), network namespaces and their rules
-  # (unshare, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), X tools
-  # (xdpyinfo, xclip), process tools (pgrep), a tone player (gst-launch-1.0)
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables xclip gstreamer1.0-tools)
+  # (unshare, nsenter, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), a
+  # TURN server (coturn: the tests start their own; the system service its package would start
+  # is kept off, below), X tools (xdpyinfo, xclip), process tools (pgrep), a tone player
+  # (gst-launch-1.0)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables coturn xclip gstreamer1.0-tools)
 fi
 if [ "$bench" = 1 ]; then
   # xwd (screen dumps for the quality figures), the VNC peer, Selkies' virtual environment
@@ -64,7 +66,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Packages whose system-wide service the tests must not have running: installed with
+  # service starts refused (policy-rc.d, which deb-systemd-invoke and invoke-rc.d obey),
+  # then disabled for later boots.
+  no_service=() others=()
+  for p in "${missing[@]}"; do
+    case "$p" in coturn) no_service+=("$p") ;; *) others+=("$p") ;; esac
+  done
+  if [ ${#others[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${others[@]}"
+  fi
+  if [ ${#no_service[@]} -gt 0 ]; then
+    policy=/usr/sbin/policy-rc.d
+    if [ -e "$policy" ]; then
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${no_service[@]}"
+    else
+      trap '$sudo rm -f "$policy"' EXIT
+      printf '#!/bin/sh\n# scripts/install-deps.sh: no service starts while it installs\nexit 101\n' | $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${no_service[@]}"
+      $sudo rm -f "$policy"
+      trap - EXIT
+    fi
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now "${no_service[@]}" >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null 2>&1; then
+      for p in "${no_service[@]}"; do $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true; done
+    fi
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -143,6 +143,21 @@ write("http_origin", "origin-v6.txt", "https://[0:0::1]:443")
 write("http_origin", "host.txt", "Desk.Example.com:8443")
 write("http_origin", "null.txt", "null")
 
+# clipboard_chunks: limit (u16 LE, ×8 + 1 bytes), then chunks of flags, n, n payload bytes.
+# Flags: bit 0 last, bits 1-2 type (text, png, html; 3 = refuse), bit 3 next seq, bit 4 raw
+# (not base64), bits 5-7 repeat the payload 4^k times.
+def chunk(flags, payload):
+    return bytes([flags, len(payload)]) + payload
+
+LIMIT_64K = struct.pack("<H", 8192)
+write("clipboard_chunks", "text-in-two", LIMIT_64K + chunk(0b1000, "héllo ".encode()) + chunk(0b0001, "wörld".encode()))
+write("clipboard_chunks", "png-then-text", LIMIT_64K + chunk(0b1010, b"\x89PNG") + chunk(0b1001, b"abc"))
+write("clipboard_chunks", "past-the-limit", struct.pack("<H", 100) + chunk(0b1000 | (3 << 5), b"x" * 200) + chunk(0b0001, b"y"))
+write("clipboard_chunks", "chunk-too-big", LIMIT_64K + chunk(0b1001 | (5 << 5), b"z" * 255))
+write("clipboard_chunks", "bad-base64-and-type", LIMIT_64K + chunk(0b11001, b"!!!") + chunk(0b1101, b"hi") + chunk(0b0100, b"hi"))
+write("clipboard_chunks", "refused-then-new", LIMIT_64K + chunk(0b1000, b"a") + chunk(0b0110, b"") + chunk(0b0001, b"b") + chunk(0b1001, b"c"))
+write("clipboard_chunks", "not-utf8", LIMIT_64K + chunk(0b1001, b"\xff\xfe"))
+
 # https_location: plain HTTP request heads that reach an HTTPS port.
 write("https_location", "get.txt", "GET /?token=abc HTTP/1.1\r\nHost: 127.0.0.1:8443\r\nAccept: */*\r\n\r\n")
 write("https_location", "subpath-v6.txt", "POST /desk/api HTTP/1.1\r\nhost: [::1]:9443\r\n\r\n")

@@ -26,15 +26,18 @@ export function freePort() {
 }
 
 /**
- * Starts kelpie with `args` listening on `host` (a fresh port) or on `listen`; resolves once
- * it prints its URL (and, over HTTPS, the certificate's fingerprints: `fingerprint`, `spki`).
+ * Starts kelpie with `args` listening on `host` (a fresh port) or on `listen` (e.g.
+ * `unix:/PATH`); resolves once it prints its URL (and, over HTTPS, the certificate's
+ * fingerprints: `fingerprint`, `spki`). `wrap`: a command that runs it (e.g.
+ * `nsenter -t PID -n`, into another namespace).
  */
-export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host = '127.0.0.1', listen } = {}) {
+export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host = '127.0.0.1', listen, wrap = [] } = {}) {
   const port = freePort();
   // Tests and benchmarks measure a fixed-size display unless they test resizing itself.
   const resize = args.includes('--resize') ? [] : ['--resize', 'off'];
   const fullArgs = ['--listen', listen ?? `${host}:${port}`, ...resize, ...args];
-  const proc = spawn(kelpieBin, fullArgs, {
+  const [program, ...programArgs] = [...wrap, kelpieBin, ...fullArgs];
+  const proc = spawn(program, programArgs, {
     env: { ...process.env, DISPLAY: '', KELPIE_LOG: process.env.KELPIE_LOG ?? 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -89,10 +92,11 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host
 /**
  * Debian's Chromium, headless, with the flags a closed network needs. With `pulseServer`,
  * its sound really plays, into that PulseAudio server (Playwright mutes it otherwise).
+ * `executablePath`: a wrapper that starts it elsewhere (another network namespace).
  */
-export async function launchBrowser(extraArgs = [], { pulseServer } = {}) {
+export async function launchBrowser(extraArgs = [], { pulseServer, executablePath = '/usr/bin/chromium' } = {}) {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     headless: true,
     ...(pulseServer
       ? { env: { ...process.env, PULSE_SERVER: pulseServer }, ignoreDefaultArgs: ['--mute-audio'] }

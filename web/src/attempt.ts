@@ -21,6 +21,7 @@ import {
   type ViewersMessage,
   type WsVideoAnswerMessage,
 } from './protocol';
+import { webSocketVideoUnavailable } from './secure';
 import { checkSession, versionMismatch } from './session';
 import { Signalling, type ServerHandlers } from './signalling';
 import { computeStats, needsFirstPicture, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
@@ -129,17 +130,6 @@ export class Attempt {
 
   private async run(): Promise<void> {
     const { deps, owner } = this;
-    const transport = deps.policy.initial(deps.caps());
-    if (transport === null) {
-      this.fatal(
-        deps.policy.mode === 'webrtc'
-          ? 'This browser does not support WebRTC.'
-          : 'This browser can neither use WebRTC nor decode video with WebCodecs.',
-      );
-      return;
-    }
-    this.video = this.newTransport(transport);
-    owner.events.emit('change');
     // Covers session check, signalling and ICE; cleared once ICE is connected.
     const setupMs = deps.timings.iceConnectMs;
     this.timers.after('setup', setupMs, () => this.fail(`not connected within ${setupMs / 1000} s`));
@@ -152,6 +142,19 @@ export class Attempt {
       return;
     }
     owner.session = checked.info;
+    // The transport is chosen once the server has said how it sends video.
+    deps.policy.serverChose(checked.info.transport);
+    if (deps.policy.urlIgnored) {
+      console.warn('kelpie: ?transport=webrtc ignored: this server sends video over the WebSocket only');
+    }
+    const transport = deps.policy.initial(deps.caps());
+    if (transport === null) {
+      const mode = deps.policy.mode;
+      const noRtc = 'This browser does not support WebRTC.';
+      this.fatal(mode === 'webrtc' ? noRtc : mode === 'auto' ? `${noRtc} ${this.noWebSocketVideo()}` : this.noWebSocketVideo());
+      return;
+    }
+    this.video = this.newTransport(transport);
     owner.events.emit('change');
 
     this.signalling = new Signalling(deps.platform.openSocket(signalUrl(deps.baseUrl)), {
@@ -201,7 +204,8 @@ export class Attempt {
       return;
     }
     this.hello = msg;
-    this.owner.session = { version: msg.version, display: msg.display, width: msg.width, height: msg.height, codecs: msg.codecs };
+    const { version, display, width, height, codecs, transport, ice_servers, ice_transport } = msg;
+    this.owner.session = { version, display, width, height, codecs, transport, ice_servers, ice_transport };
     this.owner.events.emit('change');
     this.timers.every(this.deps.timings.statsIntervalMs, () => void this.sampleStats());
     this.video?.start(msg);
@@ -229,6 +233,7 @@ export class Attempt {
         platform: deps.platform,
         setupMs: deps.timings.iceConnectMs,
         forced: deps.policy.mode === 'websocket',
+        serverOnly: deps.policy.serverOnlyWebSocket,
         probed: (codecs) => deps.probed(codecs),
       });
     }
@@ -297,7 +302,15 @@ export class Attempt {
       if (this.hello) ws.start(this.hello);
       return;
     }
-    this.fail(reason);
+    // Auto mode in a browser that cannot play the fallback: say why there is none.
+    const noFallback = deps.policy.mode === 'auto' && !deps.caps().webcodecs;
+    this.fail(noFallback ? `${reason}. ${this.noWebSocketVideo()}` : reason);
+  }
+
+  /** Why this browser cannot have video over the WebSocket. */
+  private noWebSocketVideo(): string {
+    const { platform, policy } = this.deps;
+    return webSocketVideoUnavailable(platform.origin(), { webcodecs: platform.hasWebCodecs() }, policy.serverOnlyWebSocket);
   }
 
   private async sampleStats(): Promise<void> {

@@ -12,8 +12,19 @@ import type { TrackPlayerHooks } from './trackplayer';
 import type { TransportMode } from './transport';
 import { noCounters, type PlayerCounters, type PlayerHooks } from './wsplayer';
 
-const SESSION = { version: 1, display: ':1', width: 640, height: 480, codecs: ['h264', 'vp8'] };
+const SESSION = {
+  version: 1,
+  display: ':1',
+  width: 640,
+  height: 480,
+  codecs: ['h264', 'vp8'],
+  transport: 'auto',
+  ice_servers: [],
+  ice_transport: 'all',
+};
 const HELLO = { type: 'hello', ...SESSION };
+const SECURE = { secure: true, hostname: 'kelpie.test', port: '' };
+const INSECURE = { secure: false, hostname: '10.0.0.2', port: '8080' };
 
 class FakeSocket implements SignalSocket {
   readyState = 0;
@@ -56,6 +67,7 @@ class FakeSocket implements SignalSocket {
 }
 
 class FakePeer {
+  constructor(readonly config: RTCConfiguration) {}
   connectionState: RTCPeerConnectionState = 'new';
   ontrack: ((ev: RTCTrackEvent) => void) | null = null;
   onicecandidate: ((ev: RTCPeerConnectionIceEvent) => void) | null = null;
@@ -195,7 +207,9 @@ interface Setup {
   peer(): FakePeer;
 }
 
-function setup(opts: { transport?: TransportMode; status?: number; platform?: Partial<Platform> } = {}): Setup {
+function setup(
+  opts: { transport?: TransportMode; status?: number; session?: object; platform?: Partial<Platform> } = {},
+): Setup {
   const sockets: FakeSocket[] = [];
   const peers: FakePeer[] = [];
   const players: FakeWsPlayer[] = [];
@@ -203,7 +217,7 @@ function setup(opts: { transport?: TransportMode; status?: number; platform?: Pa
   const sound = new FakeSound();
   const status = opts.status ?? 200;
   const fetch = vi.fn(() =>
-    Promise.resolve({ status, ok: status === 200, json: () => Promise.resolve(SESSION) } as Response),
+    Promise.resolve({ status, ok: status === 200, json: () => Promise.resolve(opts.session ?? SESSION) } as Response),
   );
   const video = {
     srcObject: null as MediaStream | null,
@@ -221,8 +235,8 @@ function setup(opts: { transport?: TransportMode; status?: number; platform?: Pa
         sockets.push(s);
         return s;
       },
-      createPeer: () => {
-        const p = new FakePeer();
+      createPeer: (config) => {
+        const p = new FakePeer(config);
         peers.push(p);
         return p as unknown as RTCPeerConnection;
       },
@@ -241,6 +255,7 @@ function setup(opts: { transport?: TransportMode; status?: number; platform?: Pa
         return t;
       },
       pageHidden: () => false,
+      origin: () => SECURE,
       ...opts.platform,
     },
   };
@@ -305,8 +320,10 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
     s.conn.onChange(changes);
     s.conn.start();
     expect(s.conn.state.phase).toBe('connecting');
-    expect(s.conn.transport).toBe('webrtc');
+    // Chosen once the server has said how it sends video.
+    expect(s.conn.transport).toBeNull();
     await flush();
+    expect(s.conn.transport).toBe('webrtc');
     expect(String(s.fetch.mock.calls[0]?.[0])).toBe('http://kelpie.test/desk/api/session');
     expect(s.conn.session).toEqual(SESSION);
     expect(s.socket().url).toBe('ws://kelpie.test/desk/api/signal');
@@ -316,6 +333,7 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
     s.socket().receive(HELLO);
     await flush();
     const peer = s.peer();
+    expect(peer.config).toEqual({ bundlePolicy: 'max-bundle', iceServers: [], iceTransportPolicy: 'all' });
     expect(peer.transceivers).toEqual(['video']);
     expect(s.sound.calls).toEqual(['addTransceiver']);
     expect(s.conn.pc).toBe(peer);
@@ -490,6 +508,92 @@ describe('Connection: fallback from WebRTC to the WebSocket', () => {
     expect(s.peers).toEqual([]);
     expect(s.conn.transport).toBe('websocket');
     expect(s.socket().sent).toEqual([{ type: 'wsvideo', codecs: ['h264', 'vp8'], audio: true }]);
+  });
+});
+
+describe("Connection: the server's transport and ICE servers", () => {
+  it("gives the peer connection the hello's STUN/TURN servers and policy", async () => {
+    const ice_servers = [
+      { urls: ['stun:stun.example.com'] },
+      { urls: ['turn:turn.example.com:3478?transport=udp'], username: '1700000000:kelpie', credential: 'pw' },
+    ];
+    const s = setup();
+    s.conn.start();
+    await flush();
+    s.socket().open();
+    s.socket().receive({ ...HELLO, ice_servers, ice_transport: 'relay' });
+    await flush();
+    expect(s.peer().config).toEqual({ bundlePolicy: 'max-bundle', iceServers: ice_servers, iceTransportPolicy: 'relay' });
+    expect(s.conn.session?.ice_transport).toBe('relay');
+  });
+
+  it('goes to the WebSocket at once when the server has no WebRTC, whatever the URL says', async () => {
+    for (const transport of [undefined, 'auto', 'webrtc'] as const) {
+      const s = setup({ session: { ...SESSION, transport: 'websocket' }, ...(transport ? { transport } : {}) });
+      s.conn.start();
+      await flush();
+      expect(s.conn.transport).toBe('websocket');
+      s.socket().open();
+      s.socket().receive({ ...HELLO, transport: 'websocket' });
+      await flush();
+      expect(s.peers).toEqual([]);
+      expect(s.socket().sent).toEqual([{ type: 'wsvideo', codecs: ['h264', 'vp8'], audio: true }]);
+    }
+  });
+
+  it('does not fall back when the server says webrtc, unless the URL asks for the WebSocket', async () => {
+    const s = setup({ session: { ...SESSION, transport: 'webrtc' } });
+    await hello(s);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(s.conn.transport).toBe('webrtc');
+    const ws = setup({ session: { ...SESSION, transport: 'webrtc' }, transport: 'websocket' });
+    await hello(ws);
+    expect(ws.conn.transport).toBe('websocket');
+    expect(ws.peers).toEqual([]);
+  });
+});
+
+describe('Connection: outside a secure context', () => {
+  const noWebCodecs = {
+    hasWebCodecs: () => false,
+    probeVideoCodecs: () => Promise.resolve([]),
+    probeOpus: () => Promise.resolve(false),
+    origin: () => INSECURE,
+  };
+
+  it('says the WebSocket fallback needs a secure context when WebRTC does not connect, not that decoding failed', async () => {
+    const s = setup({ platform: noWebCodecs });
+    await hello(s);
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(s.conn.state.phase).toBe('reconnecting');
+    expect(s.conn.state.reason).toMatch(/^WebRTC not connected within 4 s\. Video over the WebSocket needs a secure context/);
+    expect(s.conn.state.reason).toContain('ssh -L 8080:localhost:8080 10.0.0.2');
+    expect(s.conn.state.reason).not.toMatch(/decode/);
+  });
+
+  it('stops with the reason when the WebSocket is asked for (?transport=websocket)', async () => {
+    const s = setup({ platform: noWebCodecs, transport: 'websocket' });
+    s.conn.start();
+    await flush();
+    expect(s.conn.state.phase).toBe('error');
+    expect(s.conn.state.reason).toMatch(/^Video over the WebSocket needs a secure context/);
+    expect(s.sockets).toEqual([]);
+  });
+
+  it('names the server when it sends video over the WebSocket only', async () => {
+    const s = setup({ platform: noWebCodecs, session: { ...SESSION, transport: 'websocket' } });
+    s.conn.start();
+    await flush();
+    expect(s.conn.state.phase).toBe('error');
+    expect(s.conn.state.reason).toMatch(/^This server sends video over the WebSocket only .* needs a secure context/);
+  });
+
+  it('blames the decoder only in a secure context whose WebCodecs decodes nothing', async () => {
+    const s = setup({ transport: 'websocket', platform: { probeVideoCodecs: () => Promise.resolve([]) } });
+    s.conn.start();
+    await flush();
+    expect(s.conn.state.phase).toBe('error');
+    expect(s.conn.state.reason).toBe('This browser cannot decode H.264 or VP8 with WebCodecs, which video over the WebSocket needs.');
   });
 });
 

@@ -56,8 +56,11 @@ export interface ConnectionOptions {
   /** Base URL the `api/...` paths are resolved against (normally `document.baseURI`). */
   baseUrl: string;
   timings?: Partial<Timings>;
-  /** `auto` (default): WebRTC, falling back to video over the WebSocket. */
-  transport?: TransportMode;
+  /**
+   * The page's `?transport=`; absent or null: the server's choice (`auto`, WebRTC falling
+   * back to video over the WebSocket, unless the server says otherwise).
+   */
+  transport?: TransportMode | null;
   /** Where WebSocket video, and WebRTC video unless shown by the `<video>`, is drawn. */
   canvas: HTMLCanvasElement;
   /** Where WebRTC video is shown: `auto` (default) is the canvas where the browser can. */
@@ -120,7 +123,7 @@ export class Connection {
     readonly video: HTMLVideoElement,
     options: ConnectionOptions,
   ) {
-    this.policy = new TransportPolicy(options.transport ?? 'auto');
+    this.policy = new TransportPolicy(options.transport ?? null);
     this.canvas = options.canvas;
     this.platform = { ...browserPlatform(), ...options.platform };
     this.attemptDeps = {

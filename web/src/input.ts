@@ -41,7 +41,11 @@ export interface InputElements {
   keyboardButton: HTMLButtonElement;
 }
 
-/** Heartbeat period of the `keys` message while keys are held. */
+/**
+ * Heartbeat period of the `keys` message while keys or mouse buttons are held. The server
+ * releases what a viewer holds when nothing has come from it for 2 s (a cut network sends
+ * no FIN), so the heartbeat must go on for as long as anything is held.
+ */
 export const KEYS_HEARTBEAT_MS = 500;
 /** Touch two-finger scrolling: page pixels are multiplied by this before the wheel maths. */
 export const TOUCH_SCROLL_GAIN = 2.5;
@@ -191,10 +195,15 @@ export class InputController {
 
   // ---- keyboard --------------------------------------------------------------------------
 
+  /** Whether a key or a mouse button (a touch drag included) is down on the remote. */
+  private holding(): boolean {
+    return this.held.size > 0 || this.buttons !== 0 || this.touchDrag === 'mouse';
+  }
+
   private startHeartbeat(): void {
     if (this.heartbeat !== null) return;
     this.heartbeat = window.setInterval(() => {
-      if (this.held.size === 0) {
+      if (!this.holding()) {
         this.stopHeartbeat();
         return;
       }
@@ -215,7 +224,7 @@ export class InputController {
     // Another physical key may still hold the same keysym.
     for (const k of this.held.values()) if (k === keysym) return;
     this.send({ type: 'key', keysym, down: false });
-    if (this.held.size === 0) this.stopHeartbeat();
+    if (!this.holding()) this.stopHeartbeat();
   }
 
   private onKeyDown(ev: KeyboardEvent): void {
@@ -335,6 +344,7 @@ export class InputController {
       if (changed & bit) this.send({ type: 'button', button, down: (now & bit) !== 0 });
     }
     this.buttons = now;
+    if (now !== 0) this.startHeartbeat();
   }
 
   private onPointer(ev: PointerEvent, phase: TouchPhase): void {
@@ -440,6 +450,7 @@ export class InputController {
             this.touchDrag = 'mouse';
             this.moveTo(g.x, g.y);
             this.send({ type: 'button', button: 1, down: true });
+            this.startHeartbeat();
           }
           break;
         case 'drag-move':

@@ -8,6 +8,7 @@ import { localShortcut } from './keysym';
 import type { Point } from './mapping';
 import type { ViewersMessage } from './protocol';
 import type { KelpieStats } from './stats';
+import { insecureNotice, pageOrigin, probeSecureFeatures } from './secure';
 import { parseTransportParam, type Transport } from './transport';
 import { parseRenderParam } from './trackplayer';
 import { ClipboardSync } from './clipboard';
@@ -76,6 +77,8 @@ export interface KelpieApi {
   clipboard?: ClipboardSync;
   /** The CSS cursor shown for the remote cursor. */
   cursor?: () => string;
+  /** The page's note on what is off outside a secure context, or null in one. */
+  readonly insecure: string | null;
 }
 
 declare global {
@@ -144,7 +147,20 @@ function sample(x: number, y: number, w: number, h: number): Sample | null {
   }
 }
 
+// Outside a secure context: say what is off and how to get it, before anything fails.
+const insecure = insecureNotice(pageOrigin(), probeSecureFeatures());
+if (insecure !== null) {
+  console.warn(`kelpie: ${insecure}`);
+  const note = element('insecure-note', HTMLElement);
+  element('insecure-note-text', HTMLElement).textContent = insecure;
+  element('insecure-note-close', HTMLButtonElement).addEventListener('click', () => {
+    note.hidden = true;
+  });
+  note.hidden = false;
+}
+
 window.kelpie = {
+  insecure,
   get state() {
     return conn.state.phase;
   },

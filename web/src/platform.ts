@@ -5,6 +5,7 @@
  */
 
 import type { AvClock } from './avsync';
+import { pageOrigin, type PageOrigin } from './secure';
 import type { FetchFn } from './session';
 import type { SignalSocket } from './signalling';
 import { TrackPlayer, rendersOnCanvas, type RenderMode, type TrackPlayerHooks } from './trackplayer';
@@ -43,6 +44,8 @@ export interface Platform {
   createTrackPlayer(track: MediaStreamTrack, canvas: HTMLCanvasElement, hooks: TrackPlayerHooks): CanvasTrackPlayer;
   /** Whether the page is hidden (a hidden tab shows no frames). */
   pageHidden(): boolean;
+  /** Where the page is and whether it is a secure context. */
+  origin(): PageOrigin;
 }
 
 export function browserPlatform(): Platform {
@@ -57,5 +60,6 @@ export function browserPlatform(): Platform {
     rendersOnCanvas: (render) => rendersOnCanvas(render),
     createTrackPlayer: (track, canvas, hooks) => new TrackPlayer(track, canvas, hooks),
     pageHidden: () => document.hidden,
+    origin: pageOrigin,
   };
 }

@@ -43,10 +43,37 @@ describe('parseServerMessage', () => {
 
 describe('validateSessionInfo', () => {
   it('accepts api/session output and copies the codec list', () => {
-    const raw = { version: PROTOCOL_VERSION, display: ':99', width: 1920, height: 1080, codecs: ['h264', 'vp8'] };
+    const raw = {
+      version: PROTOCOL_VERSION,
+      display: ':99',
+      width: 1920,
+      height: 1080,
+      codecs: ['h264', 'vp8'],
+      transport: 'auto',
+      ice_servers: [{ urls: ['turn:a'], username: 'u', credential: 'p' }],
+      ice_transport: 'relay',
+    };
     const r = validateSessionInfo(raw);
     expect(r).toEqual({ ok: true, value: raw });
     if (r.ok) expect(r.value.codecs).not.toBe(raw.codecs);
+  });
+
+  it("gives an older server's session the network defaults", () => {
+    const r = validateSessionInfo({ version: 1, display: ':1', width: 1, height: 1, codecs: [] });
+    expect(r.ok && [r.value.transport, r.value.ice_servers, r.value.ice_transport]).toEqual(['auto', [], 'all']);
+  });
+
+  it('refuses ICE servers a peer connection would throw on', () => {
+    const info = (ice_servers: unknown) => validateSessionInfo({ version: 1, display: ':1', width: 1, height: 1, codecs: [], ice_servers });
+    expect(info([{ urls: ['stun:a'] }, { urls: ['TURNS:b:5349?transport=tcp'], username: 'u', credential: 'p' }]).ok).toBe(true);
+    expect(info([{ urls: ['http://a'] }]).ok).toBe(false);
+    expect(info([{ urls: [] }]).ok).toBe(false);
+    expect(info([{ urls: ['turn:a'], username: '' }]).ok).toBe(false);
+    expect(info([{ urls: ['turn:' + 'a'.repeat(2000)] }]).ok).toBe(false);
+    expect(info(Array.from({ length: 33 }, () => ({ urls: ['stun:a'] }))).ok).toBe(false);
+    // Extra fields are not copied.
+    const r = info([{ urls: ['stun:a'], credentialType: 'oauth' }]);
+    expect(r.ok && r.value.ice_servers).toEqual([{ urls: ['stun:a'] }]);
   });
 
   it('rejects non-objects and missing fields', () => {

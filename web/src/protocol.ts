@@ -16,6 +16,17 @@ export const MAX_SIGNAL_MESSAGE = 64 * 1024;
  */
 export type VideoCodec = 'h264' | 'vp8' | (string & NonNullable<unknown>);
 
+/** How the server sends video (`Transport`): `auto` tries WebRTC and falls back to the WebSocket. */
+export type ServerTransport = 'auto' | 'webrtc' | 'websocket';
+
+/** One entry of `RTCConfiguration.iceServers` (`IceServer`): STUN, or TURN with credentials. */
+export interface IceServer {
+  /** `stun:`, `turn:` or `turns:` URLs. */
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
 /** `GET api/session`, and the body of the `hello` message. */
 export interface SessionInfo {
   version: number;
@@ -23,6 +34,12 @@ export interface SessionInfo {
   width: number;
   height: number;
   codecs: VideoCodec[];
+  /** The server's choice for every viewer (`?transport=` may override it, except `websocket`). */
+  transport: ServerTransport;
+  /** For the peer connection, with this viewer's credentials. */
+  ice_servers: IceServer[];
+  /** `relay`: the browser must send all media through a TURN server. */
+  ice_transport: RTCIceTransportPolicy;
 }
 
 export interface HelloMessage extends SessionInfo {
@@ -303,10 +320,46 @@ export function validateViewers(v: unknown): Parsed<ViewersMessage> {
   return { ok: true, value: { type: 'viewers', you, controller: controller ?? null, shared, viewers: list } };
 }
 
+/** Most ICE servers, URLs per server and characters per field the page takes. */
+const MAX_ICE_SERVERS = 32;
+const MAX_ICE_FIELD = 1024;
+
+function isIceText(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_ICE_FIELD;
+}
+
+/** Validates `ice_servers`: what `RTCPeerConnection` would throw on is refused here. */
+export function validateIceServers(v: unknown): Parsed<IceServer[]> {
+  if (!Array.isArray(v) || v.length > MAX_ICE_SERVERS) return fail('"ice_servers" must be a list');
+  const out: IceServer[] = [];
+  for (const e of v as unknown[]) {
+    if (!isRecord(e)) return fail('"ice_servers" entries must be objects');
+    const { urls, username, credential } = e;
+    if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_ICE_SERVERS) {
+      return fail('an ICE server\'s "urls" must be a non-empty list');
+    }
+    for (const u of urls as unknown[]) {
+      if (!isIceText(u) || !/^(stun|turns?):/i.test(u)) return fail('ICE server URLs must be stun:, turn: or turns: URLs');
+    }
+    if (username !== undefined && !isIceText(username)) return fail('an ICE server\'s "username" must be a string');
+    if (credential !== undefined && !isIceText(credential)) return fail('an ICE server\'s "credential" must be a string');
+    out.push({
+      urls: [...(urls as string[])],
+      ...(username !== undefined ? { username } : {}),
+      ...(credential !== undefined ? { credential } : {}),
+    });
+  }
+  return { ok: true, value: out };
+}
+
 /** Validates a `SessionInfo` object (from `api/session` or inside `hello`). */
 export function validateSessionInfo(v: unknown): Parsed<SessionInfo> {
   if (!isRecord(v)) return fail('session info is not an object');
   const { version, display, width, height, codecs } = v;
+  // Older servers send none of the network fields: their defaults.
+  const transport = v.transport ?? 'auto';
+  const iceTransport = v.ice_transport ?? 'all';
+  const ice = validateIceServers(v.ice_servers ?? []);
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 0) {
     return fail('"version" must be a non-negative integer');
   }
@@ -317,7 +370,24 @@ export function validateSessionInfo(v: unknown): Parsed<SessionInfo> {
   if (!Array.isArray(codecs) || !codecs.every(isCodec)) {
     return fail('"codecs" must be an array of codec names');
   }
-  return { ok: true, value: { version, display, width, height, codecs: [...codecs] } };
+  if (transport !== 'auto' && transport !== 'webrtc' && transport !== 'websocket') {
+    return fail('"transport" must be auto, webrtc or websocket');
+  }
+  if (iceTransport !== 'all' && iceTransport !== 'relay') return fail('"ice_transport" must be all or relay');
+  if (!ice.ok) return ice;
+  return {
+    ok: true,
+    value: {
+      version,
+      display,
+      width,
+      height,
+      codecs: [...codecs],
+      transport,
+      ice_servers: ice.value,
+      ice_transport: iceTransport,
+    },
+  };
 }
 
 /**

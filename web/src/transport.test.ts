@@ -4,11 +4,35 @@ import { TransportPolicy, WEBRTC_FALLBACK_MS, fallbackDelay, parseTransportParam
 const ALL = { webrtc: true, webcodecs: true };
 
 describe('parseTransportParam', () => {
-  it('reads ?transport=, defaulting to auto', () => {
+  it("reads ?transport=, null when absent (the server's choice)", () => {
     expect(parseTransportParam('?transport=websocket')).toBe('websocket');
     expect(parseTransportParam('?token=abc&transport=WebRTC')).toBe('webrtc');
-    expect(parseTransportParam('?transport=carrier-pigeon')).toBe('auto');
-    expect(parseTransportParam('')).toBe('auto');
+    expect(parseTransportParam('?transport=auto')).toBe('auto');
+    expect(parseTransportParam('?transport=carrier-pigeon')).toBeNull();
+    expect(parseTransportParam('')).toBeNull();
+  });
+});
+
+describe("TransportPolicy and the server's --transport", () => {
+  it("follows the server unless the URL says; a server without WebRTC wins over the URL", () => {
+    const page = new TransportPolicy(null);
+    expect(page.mode).toBe('auto');
+    page.serverChose('webrtc');
+    expect(page.mode).toBe('webrtc');
+    expect(page.setupFailed(ALL)).toBe('fail');
+    page.serverChose('websocket');
+    expect([page.mode, page.initial(ALL), page.serverOnlyWebSocket, page.urlIgnored]).toEqual(['websocket', 'websocket', true, false]);
+
+    const url = new TransportPolicy('websocket');
+    url.serverChose('webrtc');
+    expect(url.mode).toBe('websocket');
+    expect(url.serverOnlyWebSocket).toBe(false);
+
+    const rtc = new TransportPolicy('webrtc');
+    rtc.serverChose('auto');
+    expect(rtc.mode).toBe('webrtc');
+    rtc.serverChose('websocket');
+    expect([rtc.mode, rtc.initial(ALL), rtc.urlIgnored]).toEqual(['websocket', 'websocket', true]);
   });
 });
 

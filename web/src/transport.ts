@@ -1,6 +1,7 @@
 /**
  * Choice of transport for the video: WebRTC (UDP) or binary frames on the signalling
- * WebSocket (when UDP is blocked). Pure, so it is unit-tested; `connection.ts` applies it.
+ * WebSocket (when UDP is blocked), from the page URL's `?transport=` and the server's
+ * `--transport`. Pure, so it is unit-tested; `connection.ts` applies it.
  */
 
 import { urlChoice } from './settings';
@@ -12,9 +13,10 @@ export type TransportMode = 'auto' | Transport;
 /** In auto mode, how long WebRTC gets (from the start of an attempt) to connect ICE. */
 export const WEBRTC_FALLBACK_MS = 4000;
 
-/** `?transport=webrtc|websocket` of the page URL; anything else (or nothing) is `auto`. */
-export function parseTransportParam(search: string): TransportMode {
-  return urlChoice<TransportMode>(search, 'transport', ['webrtc', 'websocket'], 'auto');
+/** `?transport=auto|webrtc|websocket` of the page URL; null when absent (or unknown). */
+export function parseTransportParam(search: string): TransportMode | null {
+  const mode = urlChoice<TransportMode | ''>(search, 'transport', ['auto', 'webrtc', 'websocket'], '');
+  return mode === '' ? null : mode;
 }
 
 export interface Capabilities {
@@ -34,8 +36,34 @@ export type SetupFailureAction = 'fallback' | 'fail';
  */
 export class TransportPolicy {
   private webrtcBroken = false;
+  /** The server's `--transport`, from its session info (`auto` until known). */
+  private server: TransportMode = 'auto';
 
-  constructor(readonly mode: TransportMode) {}
+  /** `url`: the page's `?transport=`, null when it has none. */
+  constructor(private readonly url: TransportMode | null = null) {}
+
+  /**
+   * The mode in force: the page's `?transport=`, else the server's choice; a server without
+   * WebRTC (`websocket`) overrides the page.
+   */
+  get mode(): TransportMode {
+    return this.server === 'websocket' ? 'websocket' : (this.url ?? this.server);
+  }
+
+  /** The server said how it sends video (`SessionInfo.transport`). */
+  serverChose(mode: TransportMode): void {
+    this.server = mode;
+  }
+
+  /** The server has no WebRTC (`--transport websocket`): the WebSocket is not the page's choice. */
+  get serverOnlyWebSocket(): boolean {
+    return this.server === 'websocket';
+  }
+
+  /** The page asked for WebRTC, which this server does not have. */
+  get urlIgnored(): boolean {
+    return this.server === 'websocket' && this.url === 'webrtc';
+  }
 
   /** Whether the page has given up on WebRTC (auto mode only). */
   get fellBack(): boolean {

@@ -128,7 +128,7 @@ export class WebRtcTransport implements VideoTransport {
   private async startPeer(hello: HelloMessage): Promise<void> {
     const { host, sound, platform } = this.o;
     if (!platform.createPeer) throw new Error('this browser has no WebRTC');
-    const pc = platform.createPeer({ bundlePolicy: 'max-bundle' });
+    const pc = platform.createPeer(peerConfig(hello));
     this.pc = pc;
     const transceiver = pc.addTransceiver('video', { direction: 'recvonly' });
     applyCodecPreferences(transceiver, hello.codecs);
@@ -284,6 +284,15 @@ export class WebRtcTransport implements VideoTransport {
       }
     });
   }
+}
+
+/** The peer connection's configuration: the server's STUN/TURN servers and ICE policy. */
+export function peerConfig(hello: Pick<HelloMessage, 'ice_servers' | 'ice_transport'>): RTCConfiguration {
+  return {
+    bundlePolicy: 'max-bundle',
+    iceServers: hello.ice_servers.map((s) => ({ ...s, urls: [...s.urls] })),
+    iceTransportPolicy: hello.ice_transport,
+  };
 }
 
 function applyCodecPreferences(t: RTCRtpTransceiver, serverCodecs: readonly string[]): void {

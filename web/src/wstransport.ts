@@ -8,6 +8,7 @@ import type { SoundSink, WsAudioSink } from './audio';
 import { AvClock } from './avsync';
 import type { Platform, WsVideoPlayer } from './platform';
 import type { AnswerMessage, WsVideoAnswerMessage } from './protocol';
+import { webSocketVideoUnavailable } from './secure';
 import type { StatsSnapshot } from './stats';
 import type { TransportHost, VideoTransport } from './videotransport';
 import { BINARY_KIND_AUDIO, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
@@ -16,17 +17,16 @@ export interface WsTransportOptions {
   host: TransportHost;
   sound: SoundSink;
   canvas: HTMLCanvasElement;
-  platform: Pick<Platform, 'createWsPlayer' | 'probeVideoCodecs' | 'probeOpus'>;
+  platform: Pick<Platform, 'createWsPlayer' | 'probeVideoCodecs' | 'probeOpus' | 'hasWebCodecs' | 'origin'>;
   /** How long the server has, from `start`, to get a frame shown. */
   setupMs: number;
   /** The WebSocket was asked for (`?transport=websocket`): a browser that cannot decode is fatal. */
   forced: boolean;
+  /** The server has no WebRTC (`--transport websocket`). */
+  serverOnly: boolean;
   /** Learns which codecs this browser decodes (the connection's capabilities). */
   probed(codecs: string[]): void;
 }
-
-export const CANNOT_DECODE =
-  'This browser cannot decode H.264 or VP8 with WebCodecs, which video over the WebSocket needs.';
 
 export class WsTransport implements VideoTransport {
   readonly kind = 'websocket';
@@ -68,8 +68,10 @@ export class WsTransport implements VideoTransport {
       if (this.closed) return;
       this.o.probed(codecs);
       if (codecs.length === 0) {
-        if (this.o.forced) host.fatal(CANNOT_DECODE);
-        else host.fail(CANNOT_DECODE);
+        // Only a browser with WebCodecs in a secure context is told that it cannot decode.
+        const why = webSocketVideoUnavailable(platform.origin(), { webcodecs: platform.hasWebCodecs() }, this.o.serverOnly);
+        if (this.o.forced) host.fatal(why);
+        else host.fail(why);
         return;
       }
       host.send({ type: 'wsvideo', codecs, audio: opus });

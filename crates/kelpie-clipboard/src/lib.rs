@@ -10,9 +10,11 @@
 //!   chunks when the data is large. A change the thread made itself is not reported back.
 //!
 //! [`cursor::watch`] reports the cursor image (XFixes `GetCursorImage`) each time it changes.
+//! [`transfer::Reassembly`] puts a clipboard sent in chunks back together, within a size limit.
 #![deny(missing_docs)]
 
 pub mod cursor;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd as _;

@@ -48,6 +48,56 @@ pub struct SessionInfo {
     pub height: u32,
     /// Codecs the server can send, in its order of preference.
     pub codecs: Vec<VideoCodec>,
+    /// The video transport the server chose for every viewer (the page's `?transport=` may
+    /// override it, except that [`Transport::Websocket`] means the server has no WebRTC).
+    /// Absent from older servers: [`Transport::Auto`].
+    #[serde(default)]
+    pub transport: Transport,
+    /// STUN and TURN servers for the browser's peer connection, with this viewer's
+    /// credentials (given only to viewers with access).
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
+    /// Which ICE candidates the browser may use: [`IcePolicy::Relay`] makes it send all media
+    /// through a TURN server.
+    #[serde(default)]
+    pub ice_transport: IcePolicy,
+}
+
+/// How video reaches the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// WebRTC, falling back to the WebSocket when it does not connect in time.
+    #[default]
+    Auto,
+    /// WebRTC only.
+    Webrtc,
+    /// Binary frames on the signalling WebSocket only; the server has no UDP port.
+    Websocket,
+}
+
+/// One entry of the browser's `RTCConfiguration.iceServers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs (RFC 7064, RFC 7065).
+    pub urls: Vec<String>,
+    /// TURN user name (for coturn's REST credentials, `expiry:name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The browser's `RTCConfiguration.iceTransportPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IcePolicy {
+    /// Any candidate: direct, server-reflexive or relayed.
+    #[default]
+    All,
+    /// Relayed candidates only (through TURN).
+    Relay,
 }
 
 /// One connected viewer, as listed to everyone.

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(test)]
-use crate::PROTOCOL_VERSION;
 use crate::{ClipboardChunk, SessionInfo, VideoCodec, ViewersInfo};
+#[cfg(test)]
+use crate::{IcePolicy, IceServer, PROTOCOL_VERSION, Transport};
 
 /// A message from the server to the browser on the signalling WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,11 +103,28 @@ mod tests {
             width: 640,
             height: 480,
             codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
+            transport: Transport::Auto,
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example.com:3478?transport=udp".into()],
+                username: Some("1700000000:kelpie".into()),
+                credential: Some("pw".into()),
+            }],
+            ice_transport: IcePolicy::Relay,
         })
         .to_json();
         assert_eq!(
             hello,
-            r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"]}"#
+            r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"],"transport":"auto","ice_servers":[{"urls":["turn:turn.example.com:3478?transport=udp"],"username":"1700000000:kelpie","credential":"pw"}],"ice_transport":"relay"}"#
+        );
+        // An older server's hello: the new fields take their defaults.
+        let old: ServerMessage = serde_json::from_str(
+            r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["vp8"]}"#,
+        )
+        .unwrap();
+        let ServerMessage::Hello(info) = old else { panic!("not a hello") };
+        assert_eq!(
+            (info.transport, info.ice_servers.len(), info.ice_transport),
+            (Transport::Auto, 0, IcePolicy::All)
         );
     }
 }

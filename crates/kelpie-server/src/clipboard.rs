@@ -1,6 +1,7 @@
 //! Clipboard and cursor shape between the X display (`kelpie-clipboard`) and the viewers:
-//! chunking and reassembly of `clipboard` messages, who may set the remote clipboard, and
-//! the current cursor for viewers who join.
+//! chunking and reassembly of `clipboard` messages, who may set the remote clipboard, who
+//! sees it (not view-only viewers, unless `--view-clipboard`), and the current cursor for
+//! viewers who join.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use kelpie_clipboard::cursor::CursorImage;
+use kelpie_clipboard::transfer::Reassembly;
 use kelpie_clipboard::{Clip, Clipboard, Mime};
 use kelpie_protocol::{CLIPBOARD_CHUNK_BYTES, ClipboardChunk, CursorInfo, ServerMessage};
 
@@ -25,12 +27,16 @@ pub struct ClipboardCounters {
     pub to_browser: AtomicU64,
     /// Chunks or transfers refused: malformed, oversized, out of order, or not allowed.
     pub rejected: AtomicU64,
+    /// Remote clipboards not sent to a view-only viewer (on a change, or when it joined).
+    pub withheld: AtomicU64,
 }
 
 /// The clipboard and cursor state the server shares between viewers.
 pub struct ClipboardHub {
     mode: ClipboardMode,
     max: usize,
+    /// Whether view-only viewers see the remote clipboard.
+    view_clipboard: bool,
     clipboard: OnceLock<Clipboard>,
     /// The latest remote clipboard, for viewers who join later.
     latest: Mutex<Option<Arc<Vec<ClipboardChunk>>>>,
@@ -42,11 +48,13 @@ pub struct ClipboardHub {
 }
 
 impl ClipboardHub {
-    /// A hub for `mode`, passing clipboards of at most `max` bytes.
-    pub fn new(mode: ClipboardMode, max: u64) -> Self {
+    /// A hub for `mode`, passing clipboards of at most `max` bytes; with `view_clipboard`,
+    /// view-only viewers see the remote clipboard too.
+    pub fn new(mode: ClipboardMode, max: u64, view_clipboard: bool) -> Self {
         Self {
             mode,
             max: usize::try_from(max).unwrap_or(usize::MAX),
+            view_clipboard,
             clipboard: OnceLock::new(),
             latest: Mutex::new(None),
             next_seq: AtomicU64::new(1),
@@ -60,13 +68,23 @@ impl ClipboardHub {
         self.max
     }
 
-    /// What a viewer who just joined needs: the current cursor, the latest clipboard.
-    pub(crate) fn greet(&self, state: &AppState, id: ViewerId) {
+    /// Whether view-only viewers see the remote clipboard (`--view-clipboard`).
+    pub fn view_clipboard(&self) -> bool {
+        self.view_clipboard
+    }
+
+    /// What a viewer who just joined needs: the current cursor, and the latest clipboard if
+    /// it may see it (the session decides).
+    pub(crate) fn greet(&self, state: &AppState, id: ViewerId, clipboard: bool) {
         if let Some(c) = self.cursor.lock().unwrap().clone() {
             state.viewers.send_cursor(Some(id), c);
         }
         if let Some(chunks) = self.latest.lock().unwrap().clone() {
-            state.viewers.send_clipboard(Some(id), None, &chunks);
+            if clipboard {
+                state.viewers.send_clipboard(Some(id), None, &chunks);
+            } else {
+                self.counters.withheld.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -78,7 +96,23 @@ impl ClipboardHub {
         let chunks = Arc::new(chunks(seq, clip.mime, &clip.data));
         *self.latest.lock().unwrap() = Some(chunks.clone());
         self.counters.to_browser.fetch_add(1, Ordering::Relaxed);
-        state.viewers.send_clipboard(None, except, &chunks);
+        // Who may see it is decided before the outboxes are locked (the control lock is
+        // never taken inside theirs).
+        let (mut readers, mut withheld) = (Vec::new(), 0u64);
+        {
+            let control = state.viewers.control();
+            for id in control.ids().into_iter().filter(|id| except != Some(*id)) {
+                if crate::session::sees_clipboard(control.is_view_only(id), self.view_clipboard) {
+                    readers.push(id);
+                } else {
+                    withheld += 1;
+                }
+            }
+        }
+        self.counters.withheld.fetch_add(withheld, Ordering::Relaxed);
+        for id in readers {
+            state.viewers.send_clipboard(Some(id), None, &chunks);
+        }
     }
 }
 
@@ -160,57 +194,8 @@ pub(crate) fn cursor_message(sent: &mut HashSet<u32>, c: &CursorImage) -> Server
     })
 }
 
-/// Reassembles one viewer's `clipboard` chunks.
-#[derive(Default)]
-pub struct Inbox {
-    current: Option<(u32, Mime, Vec<u8>)>,
-    /// A transfer that went wrong: its later chunks are dropped silently.
-    broken: Option<u32>,
-}
-
-impl Inbox {
-    /// Adds one chunk; returns the clipboard when `chunk` completes it, `Err` when the
-    /// transfer is refused (the rest of it is then ignored).
-    pub fn push(&mut self, chunk: &ClipboardChunk, max: usize) -> Result<Option<Clip>, String> {
-        if self.broken == Some(chunk.seq) {
-            return Ok(None);
-        }
-        let Some(mime) = Mime::parse(&chunk.mime) else {
-            return self.fail(chunk.seq, "unknown clipboard type".into());
-        };
-        let data = match B64.decode(&chunk.data) {
-            Ok(d) if d.len() <= CLIPBOARD_CHUNK_BYTES => d,
-            _ => return self.fail(chunk.seq, "malformed clipboard chunk".into()),
-        };
-        match &mut self.current {
-            Some((seq, m, buf)) if *seq == chunk.seq => {
-                if *m != mime {
-                    return self.fail(chunk.seq, "clipboard type changed within a transfer".into());
-                }
-                buf.extend_from_slice(&data);
-            }
-            _ => self.current = Some((chunk.seq, mime, data)),
-        }
-        let len = self.current.as_ref().map_or(0, |c| c.2.len());
-        if len > max {
-            return self.fail(chunk.seq, format!("clipboard larger than the server's limit of {max} bytes"));
-        }
-        if !chunk.last {
-            return Ok(None);
-        }
-        let (_, mime, data) = self.current.take().expect("set above");
-        if mime == Mime::Text && std::str::from_utf8(&data).is_err() {
-            return self.fail(chunk.seq, "clipboard text is not UTF-8".into());
-        }
-        Ok(Some(Clip { mime, data }))
-    }
-
-    fn fail(&mut self, seq: u32, why: String) -> Result<Option<Clip>, String> {
-        self.current = None;
-        self.broken = Some(seq);
-        Err(why)
-    }
-}
+/// Reassembles one viewer's `clipboard` chunks (made on its first chunk).
+pub type Inbox = Option<Reassembly>;
 
 /// One `clipboard` message of viewer `id`; `allowed` says whether it may drive the display
 /// now. Returns the error to tell the viewer, if any.
@@ -226,19 +211,20 @@ pub(crate) fn from_viewer(
         hub.counters.rejected.fetch_add(1, Ordering::Relaxed);
         Some(why.to_string())
     };
+    let inbox = inbox.get_or_insert_with(|| Reassembly::new(hub.max, CLIPBOARD_CHUNK_BYTES));
     if !hub.mode.to_remote() {
         // Only the first chunk of a transfer is answered.
-        return if inbox.broken.replace(chunk.seq) == Some(chunk.seq) {
-            None
-        } else {
+        return if inbox.refuse(chunk.seq) {
             refuse("the server does not accept clipboards from the browser (--clipboard)")
+        } else {
+            None
         };
     }
     if !allowed {
         hub.counters.rejected.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    match inbox.push(chunk, hub.max) {
+    match inbox.push(chunk.seq, &chunk.mime, &chunk.data, chunk.last) {
         Ok(None) => None,
         Ok(Some(clip)) => {
             let Some(c) = hub.clipboard.get() else {
@@ -256,7 +242,7 @@ pub(crate) fn from_viewer(
             c.set(clip);
             None
         }
-        Err(why) => refuse(&why),
+        Err(why) => refuse(&why.to_string()),
     }
 }
 
@@ -271,24 +257,16 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert!(parts.iter().all(|c| c.is_valid()));
         assert!(parts[2].last && !parts[0].last);
-        let mut inbox = Inbox::default();
-        assert_eq!(inbox.push(&parts[0], 1 << 20), Ok(None));
-        assert_eq!(inbox.push(&parts[1], 1 << 20), Ok(None));
-        assert_eq!(inbox.push(&parts[2], 1 << 20), Ok(Some(Clip { mime: Mime::Text, data: data.clone() })));
-        // Too large: refused once, the rest of the transfer ignored.
-        let mut inbox = Inbox::default();
-        assert_eq!(inbox.push(&parts[0], 40_000), Ok(None));
-        assert!(inbox.push(&parts[1], 40_000).is_err());
-        assert_eq!(inbox.push(&parts[2], 40_000), Ok(None));
-        // A new transfer abandons an unfinished one.
-        let mut inbox = Inbox::default();
-        inbox.push(&parts[0], 1 << 20).unwrap();
+        let mut r = Reassembly::new(1 << 20, CLIPBOARD_CHUNK_BYTES);
+        let mut out = None;
+        for c in &parts {
+            out = r.push(c.seq, &c.mime, &c.data, c.last).unwrap();
+        }
+        assert_eq!(out, Some(Clip { mime: Mime::Text, data }));
+        // An empty clipboard is one chunk.
         let empty = chunks(6, Mime::Text, b"");
         assert_eq!(empty.len(), 1);
-        assert_eq!(inbox.push(&empty[0], 1 << 20), Ok(Some(Clip { mime: Mime::Text, data: vec![] })));
-        // Not UTF-8.
-        let bad = chunks(7, Mime::Text, &[0xff, 0xfe]);
-        assert!(Inbox::default().push(&bad[0], 1 << 20).is_err());
+        assert!(empty[0].last && empty[0].data.is_empty());
     }
 
     #[test]

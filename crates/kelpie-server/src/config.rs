@@ -10,6 +10,8 @@ pub use crate::edge::{IpNet, PublicUrl, SameSite};
 pub use crate::listener::ListenAddr;
 use crate::tls::TlsSetup;
 
+use crate::ice::{IceServers, IceUrl, TurnAuth};
+
 /// Kelpie: a low-latency remote desktop for X11 displays, in the browser.
 ///
 /// With no --display (and no $DISPLAY) Kelpie starts its own Xvfb with a demo desktop (or
@@ -95,6 +97,44 @@ pub struct Config {
     #[arg(long, env = "KELPIE_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
 
+    /// How video reaches every viewer: auto (WebRTC, falling back to the WebSocket after 4 s),
+    /// webrtc (no fallback), or websocket (no UDP port at all: for networks that carry only
+    /// HTTP). The page's ?transport= overrides it, except that nothing brings WebRTC back
+    /// when this is websocket.
+    #[arg(long, env = "KELPIE_TRANSPORT", value_enum, default_value_t = Transport::Auto)]
+    pub transport: Transport,
+
+    /// A STUN or TURN server for the browsers' WebRTC: stun:HOST[:PORT],
+    /// turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]. Repeatable;
+    /// comma-separated in the variable. TURN servers need --turn-secret or --turn-user.
+    #[arg(long = "ice-server", env = "KELPIE_ICE_SERVER", value_name = "URL", value_delimiter = ',', value_parser = IceUrl::parse)]
+    pub ice_servers: Vec<IceUrl>,
+
+    /// User name for the TURN servers, the same for every viewer (with --turn-password).
+    #[arg(long, env = "KELPIE_TURN_USER", requires = "turn_password", conflicts_with = "turn_secret")]
+    pub turn_user: Option<String>,
+
+    /// Password for the TURN servers (with --turn-user). Every viewer with access gets it.
+    #[arg(long, env = "KELPIE_TURN_PASSWORD", hide_env_values = true, requires = "turn_user")]
+    pub turn_password: Option<String>,
+
+    /// The secret shared with the TURN servers (coturn: use-auth-secret, static-auth-secret):
+    /// each viewer gets its own user name and password, valid for --turn-ttl. Prefer the
+    /// variable: a flag shows in the process list.
+    #[arg(long, env = "KELPIE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// Seconds a viewer's TURN credentials from --turn-secret work. A relayed connection
+    /// that outlives them breaks when the browser next refreshes its allocation (within 10
+    /// minutes) and reconnects with new ones.
+    #[arg(long, env = "KELPIE_TURN_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    pub turn_ttl: u64,
+
+    /// Which ICE candidates browsers may use: all, or relay (all media through the TURN
+    /// server, for sites that allow nothing else).
+    #[arg(long, env = "KELPIE_ICE_TRANSPORT", value_enum, default_value_t = IceTransport::All)]
+    pub ice_transport: IceTransport,
+
     /// Access token. Default: a random one, printed in the URL at start.
     #[arg(long, env = "KELPIE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -121,6 +161,11 @@ pub struct Config {
     /// with mode 0700 and removed on exit. Default: a new one with a random name in $TMPDIR.
     #[arg(long, env = "KELPIE_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
+
+    /// Let view-only viewers (--view-token) see the remote clipboard too. By default they get
+    /// none of it: a view-only link shows the screen, not what was copied.
+    #[arg(long, env = "KELPIE_VIEW_CLIPBOARD")]
+    pub view_clipboard: bool,
 
     /// Let every viewer with full access type at once, instead of one controller at a time.
     #[arg(long, env = "KELPIE_SHARED_CONTROL")]
@@ -229,6 +274,37 @@ pub enum TlsMode {
     Off,
     /// HTTPS with a certificate Kelpie makes.
     SelfSigned,
+}
+
+/// How video reaches the viewers (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// WebRTC, falling back to the WebSocket when it does not connect within 4 s.
+    Auto,
+    /// WebRTC only.
+    Webrtc,
+    /// The WebSocket only: no UDP port is opened.
+    Websocket,
+}
+
+impl Transport {
+    /// As the session info names it.
+    pub fn wire(self) -> kelpie_protocol::Transport {
+        match self {
+            Self::Auto => kelpie_protocol::Transport::Auto,
+            Self::Webrtc => kelpie_protocol::Transport::Webrtc,
+            Self::Websocket => kelpie_protocol::Transport::Websocket,
+        }
+    }
+}
+
+/// Which ICE candidates browsers may use (`--ice-transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IceTransport {
+    /// Direct, server-reflexive or relayed: whatever connects.
+    All,
+    /// Relayed through a TURN server only.
+    Relay,
 }
 
 /// Whether the display follows the browser window.
@@ -340,7 +416,10 @@ impl Config {
     pub fn check(&self) -> Result<(), String> {
         check_tokens(self.auth, self.token.as_deref(), self.view_token.as_deref())?;
         self.tls_setup()?;
-        self.udp_addr()?;
+        // A WebSocket-only server binds no UDP port: it needs no address for one.
+        if self.transport != Transport::Websocket {
+            self.udp_addr()?;
+        }
         if self.listen_group.is_some() && self.listen.unix_path().is_none() {
             return Err(
                 "--listen-group is for a Unix socket: add --listen unix:/PATH, or leave it out".into()
@@ -430,10 +509,8 @@ impl Config {
 
     /// The UDP address WebRTC binds: the --listen address with --udp-port (default: the same
     /// port number). A Unix socket has no IP address: then every interface (0.0.0.0), with
-    /// --udp-port or any free port, and --public-ip is what ICE candidates carry.
-    ///
-    /// Hook for a WebSocket-only server (`--transport websocket`): it binds no UDP port, so
-    /// it neither calls this nor needs --public-ip with a Unix socket.
+    /// --udp-port or any free port, and --public-ip is what ICE candidates carry. A
+    /// WebSocket-only server (`--transport websocket`) binds none and does not ask.
     pub fn udp_addr(&self) -> Result<SocketAddr, String> {
         match &self.listen {
             ListenAddr::Tcp(a) => Ok(SocketAddr::new(a.ip(), self.udp_port.unwrap_or(a.port()))),
@@ -446,6 +523,30 @@ impl Config {
                 Ok(SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), self.udp_port.unwrap_or(0)))
             }
         }
+    }
+
+    /// The STUN and TURN servers handed to viewers, checked against the credentials and the
+    /// policy; the error says which flag to add or drop.
+    pub fn ice(&self) -> anyhow::Result<IceServers> {
+        let auth = match (&self.turn_secret, &self.turn_user, &self.turn_password) {
+            (Some(secret), _, _) => TurnAuth::Secret {
+                secret: secret.clone(),
+                ttl: std::time::Duration::from_secs(self.turn_ttl),
+            },
+            (None, Some(user), Some(password)) => {
+                TurnAuth::Static { user: user.clone(), password: password.clone() }
+            }
+            _ => TurnAuth::None,
+        };
+        let policy = match self.ice_transport {
+            IceTransport::All => kelpie_protocol::IcePolicy::All,
+            IceTransport::Relay => kelpie_protocol::IcePolicy::Relay,
+        };
+        let ice = IceServers::new(self.ice_servers.clone(), auth, policy).map_err(anyhow::Error::msg)?;
+        if self.transport == Transport::Websocket && !ice.is_empty() {
+            tracing::warn!("--ice-server is not used with --transport websocket (viewers get no WebRTC)");
+        }
+        Ok(ice)
     }
 
     /// The access token: --token, else the content of --token-file, else none.
@@ -671,7 +772,56 @@ mod tests {
         assert_eq!(c.check(), Ok(()));
         let c = parse(&["--listen", "unix:/run/k.sock", "--public-ip", "192.0.2.1", "--udp-port", "9000"]);
         assert_eq!(c.udp_addr().unwrap().to_string(), "0.0.0.0:9000");
+        // Without WebRTC there is no UDP port, and no need for --public-ip.
+        assert_eq!(parse(&["--listen", "unix:/run/k.sock", "--transport", "websocket"]).check(), Ok(()));
         assert!(Config::try_parse_from(["kelpie", "--listen", "unix:relative.sock"]).is_err());
+    }
+
+    #[test]
+    fn network_paths_parse_with_clear_errors() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat());
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.transport, c.ice_transport, c.turn_ttl), (Transport::Auto, IceTransport::All, 86_400));
+        assert!(c.ice().unwrap().is_empty());
+        let c = parse(&[
+            "--transport",
+            "websocket",
+            "--ice-server",
+            "stun:stun.example.com",
+            "--ice-server",
+            "turn:turn.example.com:3478?transport=udp",
+            "--turn-secret",
+            "s",
+            "--turn-ttl",
+            "2",
+            "--ice-transport",
+            "relay",
+        ])
+        .unwrap();
+        assert_eq!(c.transport.wire(), kelpie_protocol::Transport::Websocket);
+        let ice = c.ice().unwrap();
+        assert_eq!(ice.policy(), kelpie_protocol::IcePolicy::Relay);
+        let servers = ice.for_viewer(std::time::UNIX_EPOCH + std::time::Duration::from_secs(10));
+        assert_eq!(servers[1].username.as_deref(), Some("12:kelpie"));
+        // A bad URL names itself and says what to write.
+        let e = parse(&["--ice-server", "turn://relay.example.com"]).unwrap_err().to_string();
+        assert!(e.contains("turn://relay.example.com") && e.contains("write turn:relay.example.com"), "{e}");
+        // Static credentials come in pairs, and not with a secret.
+        assert!(parse(&["--ice-server", "turn:a", "--turn-user", "u"]).is_err());
+        assert!(parse(&["--ice-server", "turn:a", "--turn-password", "p"]).is_err());
+        assert!(parse(&["--turn-user", "u", "--turn-password", "p", "--turn-secret", "s"]).is_err());
+        let c = parse(&["--ice-server", "turn:a", "--turn-user", "u", "--turn-password", "p"]).unwrap();
+        assert_eq!(
+            c.ice().unwrap().for_viewer(std::time::SystemTime::now())[0].username.as_deref(),
+            Some("u")
+        );
+        // A TURN server without credentials, or relay without a TURN server, do not start.
+        let e = parse(&["--ice-server", "turn:a"]).unwrap().ice().unwrap_err().to_string();
+        assert!(e.contains("needs credentials"), "{e}");
+        let e = parse(&["--ice-transport", "relay"]).unwrap().ice().unwrap_err().to_string();
+        assert!(e.contains("--ice-transport relay"), "{e}");
+        assert!(parse(&["--turn-ttl", "0"]).is_err());
+        assert!(parse(&["--transport", "udp"]).is_err());
     }
 
     #[test]
@@ -698,6 +848,11 @@ mod tests {
             "TLS_KEY",
             "TLS_DIR",
             "TLS_NAME",
+            "TRANSPORT",
+            "ICE_SERVER",
+            "TURN_SECRET",
+            "TURN_TTL",
+            "ICE_TRANSPORT",
             "TOKEN",
             "TOKEN_FILE",
             "VIEW_TOKEN_FILE",

@@ -32,8 +32,12 @@ pub enum Denied {
 /// What a control request led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
-    /// The requester has control now.
-    Granted,
+    /// The requester has control now, taken from `from` (a controller idle too long) if
+    /// some viewer had it.
+    Granted {
+        /// Who had control before.
+        from: Option<ViewerId>,
+    },
     /// The controller was asked to give it.
     Asked(ViewerId),
 }
@@ -90,7 +94,7 @@ impl Control {
             return Err(Denied::ViewOnly);
         }
         if self.shared || self.controller == Some(id) {
-            return Ok(RequestOutcome::Granted);
+            return Ok(RequestOutcome::Granted { from: None });
         }
         match self.controller {
             Some(holder) => {
@@ -100,14 +104,14 @@ impl Control {
                     .is_none_or(|h| now.saturating_duration_since(h.last_input) >= self.idle_after);
                 if idle {
                     self.grant(id, now);
-                    Ok(RequestOutcome::Granted)
+                    Ok(RequestOutcome::Granted { from: Some(holder) })
                 } else {
                     Ok(RequestOutcome::Asked(holder))
                 }
             }
             None => {
                 self.grant(id, now);
-                Ok(RequestOutcome::Granted)
+                Ok(RequestOutcome::Granted { from: None })
             }
         }
     }
@@ -151,6 +155,11 @@ impl Control {
                 .map(|(id, v)| ViewerEntry { id: *id, view_only: v.view_only })
                 .collect(),
         }
+    }
+
+    /// Whether `id` joined with the view-only token.
+    pub fn is_view_only(&self, id: ViewerId) -> bool {
+        self.viewers.get(&id).is_some_and(|v| v.view_only)
     }
 
     /// Connected viewers.
@@ -197,7 +206,10 @@ mod tests {
         assert_eq!(c.controller(), Some(1));
         // 1 goes idle past the limit: 2 takes control by asking.
         c.may_input(1, t + Duration::from_secs(4)).unwrap();
-        assert_eq!(c.request(2, t + Duration::from_secs(4) + IDLE), Ok(RequestOutcome::Granted));
+        assert_eq!(
+            c.request(2, t + Duration::from_secs(4) + IDLE),
+            Ok(RequestOutcome::Granted { from: Some(1) })
+        );
         assert_eq!(c.controller(), Some(2));
     }
 

@@ -55,11 +55,15 @@ pub(crate) fn session_info(state: &AppState) -> SessionInfo {
         width,
         height,
         codecs: state.source.codecs(),
+        transport: state.transport.wire(),
+        ice_servers: state.ice.for_viewer(std::time::SystemTime::now()),
+        ice_transport: state.ice.policy(),
     }
 }
 
-async fn session(State(state): State<Arc<AppState>>) -> Json<SessionInfo> {
-    Json(session_info(&state))
+/// The session description. It carries per-viewer TURN credentials: never cached.
+async fn session(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], Json(session_info(&state))).into_response()
 }
 
 async fn asset(uri: Uri) -> Response {
@@ -92,7 +96,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let r = Ordering::Relaxed;
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, &str, &str, u64); 27] = [
+    let scalars: [(&str, &str, &str, u64); 35] = [
         (
             "kelpie_clipboard_to_remote_total",
             "counter",
@@ -110,6 +114,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "counter",
             "Clipboard transfers refused (malformed, oversized, no control).",
             c.rejected.load(r),
+        ),
+        (
+            "kelpie_clipboard_withheld_total",
+            "counter",
+            "Remote clipboards not sent to view-only viewers (see --view-clipboard).",
+            c.withheld.load(r),
         ),
         ("kelpie_audio_packets_total", "counter", "Opus packets encoded.", audio.packets.load(r)),
         ("kelpie_audio_bytes_total", "counter", "Opus bytes encoded.", audio.bytes.load(r)),
@@ -155,8 +165,38 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "kelpie_input_released_keys_total",
             "counter",
-            "Keys released for viewers that left, lost focus or went silent.",
+            "Keys released for viewers that left, lost control or focus, or went silent.",
             i.released.load(r),
+        ),
+        (
+            "kelpie_input_released_buttons_total",
+            "counter",
+            "Mouse buttons released for viewers that left, lost control or focus, or went silent.",
+            i.released_buttons.load(r),
+        ),
+        (
+            "kelpie_input_silent_releases_total",
+            "counter",
+            "Viewers that went silent (no heartbeat) while holding keys or buttons, which were released.",
+            i.silent.load(r),
+        ),
+        (
+            "kelpie_input_dropped_total",
+            "counter",
+            "Input messages dropped because the viewer's input queue was full.",
+            i.dropped.load(r),
+        ),
+        (
+            "kelpie_input_discarded_total",
+            "counter",
+            "Input messages still queued when their viewer left or lost control, not applied.",
+            i.discarded.load(r),
+        ),
+        (
+            "kelpie_keyframe_requests_refused_total",
+            "counter",
+            "Keyframe requests (keyframe messages, PLI, FIR) of view-only viewers beyond one a second.",
+            m.keyframes_refused.load(r) + w.keyframes_refused.load(r),
         ),
         (
             "kelpie_input_rejected_total",
@@ -200,6 +240,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "counter",
             "UDP datagrams no peer claimed.",
             w.datagrams_unmatched.load(r),
+        ),
+        (
+            "kelpie_webrtc_microphones_refused_total",
+            "counter",
+            "Offers of view-only viewers whose microphone was refused (audio answered send-only).",
+            w.microphones_refused.load(r),
+        ),
+        (
+            "kelpie_webrtc_candidates_refused_total",
+            "counter",
+            "Trickled ICE candidates refused: the peer had 64 already.",
+            w.candidates_refused.load(r),
         ),
         (
             "kelpie_webrtc_idle_keyframe_requests_ignored_total",

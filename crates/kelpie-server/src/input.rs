@@ -1,27 +1,23 @@
 //! Viewers' keyboard and mouse messages → the X display, on one thread that owns the
-//! XTEST connection. Tracks what each viewer holds so that nothing stays pressed when a
-//! viewer leaves, loses focus, or stops sending its held-keys heartbeat.
+//! XTEST connection. Input waits in bounded per-viewer queues (`queue.rs`); what each viewer
+//! holds is tracked (`held.rs`) so that nothing stays pressed when a viewer leaves, loses
+//! control, loses focus, or goes silent (its heartbeat stops: a cut network).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+mod held;
+mod queue;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use kelpie_input::Injector;
 use kelpie_protocol::InputEvent;
 
-/// Keys a viewer holds are released when neither a key event nor a heartbeat came for this
-/// long (the client sends a heartbeat every 500 ms while keys are down).
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+pub use held::{HEARTBEAT_TIMEOUT, Held, Released};
+pub use queue::{Batch, MAX_QUEUED_PER_VIEWER, Queues};
 
 /// Identifies one viewer's connection.
 pub type ViewerId = u64;
-
-enum Job {
-    Event(ViewerId, InputEvent),
-    Gone(ViewerId),
-}
 
 /// Counters of the input path.
 #[derive(Debug, Default)]
@@ -30,46 +26,60 @@ pub struct InputCounters {
     pub events: AtomicU64,
     /// Input messages that failed to apply (X errors).
     pub failed: AtomicU64,
-    /// Keys released because a viewer left, lost focus or went silent.
+    /// Keys released because a viewer left, lost control or focus, or went silent.
     pub released: AtomicU64,
+    /// Mouse buttons released for the same reasons.
+    pub released_buttons: AtomicU64,
+    /// Times a viewer holding keys or buttons went silent and had them released.
+    pub silent: AtomicU64,
+    /// Input messages dropped because the viewer's queue was full (a flood).
+    pub dropped: AtomicU64,
+    /// Input messages still queued when their viewer left or lost control, dropped.
+    pub discarded: AtomicU64,
 }
 
-/// Handle to the input thread; cheap to clone.
+struct Shared {
+    queues: Mutex<Queues>,
+    wake: Condvar,
+}
+
+/// Handle to the input thread; cheap to clone. The thread stops once every handle is gone.
 #[derive(Clone)]
 pub struct InputService {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
     counters: Arc<InputCounters>,
-}
-
-#[derive(Default)]
-struct Viewer {
-    keys: BTreeSet<u32>,
-    buttons: BTreeSet<u8>,
-    last_seen: Option<Instant>,
 }
 
 impl InputService {
     /// Starts the input thread for `display`. The XTEST connection is opened on first use
     /// and reopened after an X error, so a restarted X server is picked up.
     pub fn start(display: String) -> Self {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Arc::new(Shared { queues: Mutex::new(Queues::default()), wake: Condvar::new() });
         let counters = Arc::new(InputCounters::default());
-        let c = counters.clone();
+        let (s, c) = (shared.clone(), counters.clone());
         std::thread::Builder::new()
             .name("kelpie-input".into())
-            .spawn(move || run(&display, &rx, &c))
+            .spawn(move || run(&display, &s, &c))
             .expect("spawning the input thread");
-        Self { tx, counters }
+        Self { shared, counters }
     }
 
-    /// Queues one input message of `viewer`.
+    /// Queues one input message of `viewer`; dropped (and counted) when its queue is full.
     pub fn send(&self, viewer: ViewerId, msg: InputEvent) {
-        let _ = self.tx.send(Job::Event(viewer, msg));
+        let queued = self.shared.queues.lock().unwrap().push(viewer, msg);
+        if queued {
+            self.shared.wake.notify_one();
+        } else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// Releases everything `viewer` holds; call when its connection closes.
-    pub fn gone(&self, viewer: ViewerId) {
-        let _ = self.tx.send(Job::Gone(viewer));
+    /// Drops `viewer`'s queued input and releases every key and button it holds; call when
+    /// its connection closes or it loses control.
+    pub fn release(&self, viewer: ViewerId) {
+        let discarded = self.shared.queues.lock().unwrap().release(viewer);
+        self.counters.discarded.fetch_add(discarded as u64, Ordering::Relaxed);
+        self.shared.wake.notify_one();
     }
 
     /// Counters for metrics.
@@ -78,107 +88,85 @@ impl InputService {
     }
 }
 
-fn run(display: &str, rx: &mpsc::Receiver<Job>, counters: &InputCounters) {
-    let mut injector: Option<Injector> = None;
-    let mut viewers: HashMap<ViewerId, Viewer> = HashMap::new();
+/// The next batch, waiting until there is one or a held viewer's silence is due. `None` once
+/// every [`InputService`] is gone.
+fn next_batch(shared: &Arc<Shared>, deadline: Option<Instant>) -> Option<Batch> {
+    let mut q = shared.queues.lock().unwrap();
     loop {
-        let job = match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(j) => Some(j),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        if injector.is_none() && (job.is_some() || viewers.values().any(|v| !v.keys.is_empty())) {
+        if !q.is_empty() {
+            return Some(q.take());
+        }
+        // Only the thread holds `shared` any more.
+        if Arc::strong_count(shared) == 1 {
+            return None;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return Some(Batch::default());
+        }
+        // Woken by input, a release or the deadline; every second to notice the end.
+        let wait = deadline.map_or(Duration::from_secs(1), |d| (d - now).min(Duration::from_secs(1)));
+        q = shared.wake.wait_timeout(q, wait).unwrap().0;
+    }
+}
+
+fn run(display: &str, shared: &Arc<Shared>, counters: &InputCounters) {
+    let mut injector: Option<Injector> = None;
+    let mut held = Held::default();
+    let mut out = Vec::new();
+    while let Some(batch) = next_batch(shared, held.next_deadline()) {
+        let now = Instant::now();
+        let mut released = Released::default();
+        for id in batch.releases {
+            released += held.release(id, &mut out);
+        }
+        for (id, msg) in batch.events {
+            counters.events.fetch_add(1, Ordering::Relaxed);
+            released += held.event(now, id, msg, &mut out);
+        }
+        let (silent, r) = held.release_silent(now, &mut out);
+        if silent > 0 {
+            tracing::debug!("input: {silent} viewers went silent holding keys or buttons; released");
+        }
+        released += r;
+        counters.silent.fetch_add(silent, Ordering::Relaxed);
+        counters.released.fetch_add(released.keys, Ordering::Relaxed);
+        counters.released_buttons.fetch_add(released.buttons, Ordering::Relaxed);
+        if out.is_empty() {
+            continue;
+        }
+        if injector.is_none() {
             match Injector::open(display) {
                 Ok(i) => injector = Some(i),
                 Err(e) => {
                     tracing::warn!("input: {}", kelpie_media::error_chain(&e));
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    counters.failed.fetch_add(out.len() as u64, Ordering::Relaxed);
+                    out.clear();
                     continue;
                 }
             }
         }
-        let Some(inj) = injector.as_mut() else { continue };
-        let now = Instant::now();
-        let result = match job {
-            Some(Job::Event(id, msg)) => {
-                let v = viewers.entry(id).or_default();
-                v.last_seen = Some(now);
-                counters.events.fetch_add(1, Ordering::Relaxed);
-                apply(inj, v, msg, counters)
-            }
-            Some(Job::Gone(id)) => match viewers.remove(&id) {
-                Some(mut v) => release(inj, &mut v, counters),
-                None => Ok(()),
-            },
-            None => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::warn!("input: {}; reconnecting to the display", kelpie_media::error_chain(&e));
-            counters.failed.fetch_add(1, Ordering::Relaxed);
-            injector = None;
-            continue;
-        }
-        // Stuck-key guard: a viewer that holds keys but has gone quiet gets them released.
-        for v in viewers.values_mut() {
-            if !v.keys.is_empty() && v.last_seen.is_some_and(|t| now.duration_since(t) > HEARTBEAT_TIMEOUT) {
-                tracing::debug!("input: heartbeat lost; releasing {} keys", v.keys.len());
-                if release(inj, v, counters).is_err() {
-                    injector = None;
-                    break;
-                }
+        let inj = injector.as_mut().expect("opened above");
+        for msg in std::mem::take(&mut out) {
+            if let Err(e) = inject(inj, msg) {
+                tracing::warn!("input: {}; reconnecting to the display", kelpie_media::error_chain(&e));
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                injector = None;
+                break;
             }
         }
     }
 }
 
-fn apply(
-    inj: &mut Injector,
-    v: &mut Viewer,
-    msg: InputEvent,
-    c: &InputCounters,
-) -> Result<(), kelpie_input::InputError> {
+/// Injects one event the tracking let through (only the ones that act on the display).
+fn inject(inj: &mut Injector, msg: InputEvent) -> Result<(), kelpie_input::InputError> {
     match msg {
-        InputEvent::Key { keysym, down } => {
-            if down {
-                v.keys.insert(keysym);
-            } else if !v.keys.remove(&keysym) {
-                // Releasing a key this viewer never pressed would release another's.
-                return Ok(());
-            }
-            inj.key(keysym, down)
-        }
+        InputEvent::Key { keysym, down } => inj.key(keysym, down),
         InputEvent::Text { text } => inj.text(&text),
         InputEvent::Mouse { x, y } => inj.pointer(x, y),
         InputEvent::MouseRel { dx, dy } => inj.pointer_rel(dx, dy),
-        InputEvent::Button { button, down } => {
-            if down {
-                v.buttons.insert(button);
-            } else if !v.buttons.remove(&button) {
-                return Ok(());
-            }
-            inj.button(button, down)
-        }
+        InputEvent::Button { button, down } => inj.button(button, down),
         InputEvent::Wheel { dx, dy } => inj.wheel(dx, dy),
-        InputEvent::Keys { held } => {
-            let stale: Vec<u32> = v.keys.iter().copied().filter(|k| !held.contains(k)).collect();
-            for k in stale {
-                v.keys.remove(&k);
-                c.released.fetch_add(1, Ordering::Relaxed);
-                inj.key(k, false)?;
-            }
-            Ok(())
-        }
-        InputEvent::Release => release(inj, v, c),
+        InputEvent::Keys { .. } | InputEvent::Release => Ok(()),
     }
-}
-
-fn release(inj: &mut Injector, v: &mut Viewer, c: &InputCounters) -> Result<(), kelpie_input::InputError> {
-    for k in std::mem::take(&mut v.keys) {
-        c.released.fetch_add(1, Ordering::Relaxed);
-        inj.key(k, false)?;
-    }
-    for b in std::mem::take(&mut v.buttons) {
-        inj.button(b, false)?;
-    }
-    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod edge;
 pub mod http;
+pub mod ice;
 pub mod input;
 pub mod listener;
 pub mod session;
@@ -40,6 +41,9 @@ pub struct Metrics {
     pub signal_rejected: AtomicU64,
     /// Input messages from viewers without control.
     pub input_rejected: AtomicU64,
+    /// Keyframe requests of view-only viewers without a peer connection, sooner than they
+    /// may ask (those with one are counted by the WebRTC transport).
+    pub keyframes_refused: AtomicU64,
     /// Video bytes sent over WebSockets.
     pub ws_video_bytes: AtomicU64,
     /// Frames skipped for WebSocket viewers that fell behind.
@@ -83,6 +87,10 @@ pub struct AppState {
     pub edge: Arc<edge::Edge>,
     /// The open HTTP connections and their cap.
     pub connections: Arc<listener::Connections>,
+    /// The video transport every viewer is told to use (`--transport`).
+    pub transport: config::Transport,
+    /// The STUN and TURN servers handed to viewers with access (`--ice-server`).
+    pub ice: ice::IceServers,
     /// The HTTPS certificate and counters, when Kelpie serves HTTPS itself.
     pub tls: Option<Arc<tls::Tls>>,
 }
@@ -147,7 +155,6 @@ impl Server {
         }
         config.check().map_err(anyhow::Error::msg)?;
         let tls_setup = config.tls_setup().map_err(anyhow::Error::msg)?;
-        let udp_addr = config.udp_addr().map_err(anyhow::Error::msg)?;
         let tls = tls_setup.as_ref().map(tls::Tls::start).transpose()?;
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
@@ -175,6 +182,7 @@ impl Server {
         let view_token = config.view_token()?;
         config::check_tokens(config.auth, token.as_deref(), view_token.as_deref())
             .map_err(anyhow::Error::msg)?;
+        let ice = config.ice()?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -233,14 +241,24 @@ impl Server {
             let s = &conn.setup().roots[screen];
             (u32::from(s.width_in_pixels), u32::from(s.height_in_pixels))
         };
-        let webrtc = WebRtc::start(
-            udp_addr,
-            config.public_ip,
-            source.clone(),
-            sound.source.clone(),
-            config.av_sync == config::Switch::On,
-        )
-        .await?;
+        let webrtc = if config.transport == config::Transport::Websocket {
+            tracing::info!(
+                "WebRTC is off (--transport websocket): no UDP port is open, video goes over the WebSocket"
+            );
+            if config.udp_port.is_some() || config.public_ip.is_some() {
+                tracing::warn!("--udp-port and --public-ip are not used with --transport websocket");
+            }
+            WebRtc::off()
+        } else {
+            WebRtc::start(
+                config.udp_addr().map_err(anyhow::Error::msg)?,
+                config.public_ip,
+                source.clone(),
+                sound.source.clone(),
+                config.av_sync == config::Switch::On,
+            )
+            .await?
+        };
         if config.auth == AuthMode::None {
             tracing::warn!(
                 "access control is OFF (--auth none): anyone who can reach {} can see and use this desktop",
@@ -273,9 +291,15 @@ impl Server {
             },
             input: input::InputService::start(display.clone()),
             audio: sound.source.clone(),
-            clipboard: clipboard::ClipboardHub::new(config.clipboard, config.clipboard_max),
+            clipboard: clipboard::ClipboardHub::new(
+                config.clipboard,
+                config.clipboard_max,
+                config.view_clipboard,
+            ),
             edge,
             connections: listener::Connections::new(config.max_connections as usize),
+            transport: config.transport,
+            ice,
             tls,
         });
         clipboard::start(&state, &display);

@@ -5,13 +5,17 @@
 //! whole life of a viewer — signalling, control hand-over, resize, rate, clipboard and input
 //! routing — is tested here on simulated time, without sockets, X or encoders.
 //!
+//! What a view-only viewer may not do is decided here too: it gets no remote clipboard
+//! (unless the server allows it), its peer connection takes no microphone, and its keyframe
+//! requests are limited to one a second ([`PeerPolicy::VIEW_ONLY`]).
+//!
 //! `signal.rs` pumps the socket through it and carries out the actions; it must not decide
 //! anything this module could.
 
 use std::time::Instant;
 
 use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec};
-use kelpie_webrtc::PeerId;
+use kelpie_webrtc::{KeyframeLimiter, PeerId, PeerPolicy, VIEW_ONLY_KEYFRAME_INTERVAL};
 
 use crate::control::{Control, Denied, RequestOutcome};
 use crate::input::ViewerId;
@@ -23,6 +27,10 @@ pub struct Offerings {
     pub resize: bool,
     /// Codecs the server can encode, in its order of preference.
     pub codecs: Vec<VideoCodec>,
+    /// Whether view-only viewers get the remote clipboard (`--view-clipboard`).
+    pub view_clipboard: bool,
+    /// Whether the server has WebRTC (not with `--transport websocket`).
+    pub webrtc: bool,
 }
 
 /// Something that happened to a viewer's session.
@@ -60,13 +68,19 @@ pub enum Refusal {
     Signal,
     /// Input (or a resize or rate change) from a viewer without control.
     Input,
+    /// A keyframe request of a view-only viewer sooner than it may ask.
+    Keyframe,
 }
 
 /// What the session asks its driver to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Send the session description and what a newcomer needs (cursor, clipboard).
-    Greet,
+    /// Send the session description and what a newcomer needs: the cursor, and the latest
+    /// remote clipboard when `clipboard`.
+    Greet {
+        /// Whether this viewer may see the remote clipboard.
+        clipboard: bool,
+    },
     /// Send a message to this viewer.
     Send(ServerMessage),
     /// Send a message to another viewer.
@@ -77,9 +91,9 @@ pub enum Action {
     StopWsMedia,
     /// Close this viewer's peer connection.
     ClosePeer(PeerId),
-    /// Answer a WebRTC offer; the outcome comes back as [`Event::Answered`] or
-    /// [`Event::OfferFailed`].
-    Answer(String),
+    /// Answer a WebRTC offer for a peer allowed what the policy allows; the outcome comes back
+    /// as [`Event::Answered`] or [`Event::OfferFailed`].
+    Answer(String, PeerPolicy),
     /// A trickled ICE candidate for the viewer's peer connection.
     AddCandidate(PeerId, String),
     /// The browser's sound and video delays, for A/V sync on the peer connection.
@@ -91,7 +105,8 @@ pub enum Action {
         /// Video delay in the browser, ms.
         video_ms: Option<u32>,
     },
-    /// Make a keyframe: for this viewer's peer connection, if any, and on every stream.
+    /// Make a keyframe: for this viewer's peer connection (whose own limiter applies), or,
+    /// without one, on every stream.
     Keyframe(Option<PeerId>),
     /// Send video (and sound, if asked) over the WebSocket in this codec; on failure,
     /// [`Event::WsMediaFailed`].
@@ -121,8 +136,9 @@ pub enum Action {
     Clipboard(ClipboardChunk, bool),
     /// Keyboard or mouse input for the display.
     Input(InputEvent),
-    /// Release every key and button this viewer holds.
-    ReleaseInput,
+    /// Drop the input of this viewer still queued and release every key and button it holds
+    /// (it left, or lost control).
+    ReleaseInput(ViewerId),
     /// Count a refused message.
     Count(Refusal),
 }
@@ -144,8 +160,12 @@ enum Media {
 #[derive(Debug)]
 pub struct ViewerSession {
     id: ViewerId,
+    view_only: bool,
     offerings: Offerings,
     media: Media,
+    /// Keyframe requests of a view-only viewer without a peer connection (a peer connection
+    /// has its own limiter, shared with its PLIs and FIRs, in the hub).
+    keyframes: KeyframeLimiter,
     closed: bool,
 }
 
@@ -160,8 +180,21 @@ impl ViewerSession {
         control: &mut Control,
     ) -> (Self, Vec<Action>) {
         control.join(id, view_only, now);
-        let session = Self { id, offerings, media: Media::None, closed: false };
-        (session, vec![Action::Greet, Action::Roster])
+        let clipboard = sees_clipboard(view_only, offerings.view_clipboard);
+        let session = Self {
+            id,
+            view_only,
+            offerings,
+            media: Media::None,
+            keyframes: KeyframeLimiter::new(VIEW_ONLY_KEYFRAME_INTERVAL),
+            closed: false,
+        };
+        (session, vec![Action::Greet { clipboard }, Action::Roster])
+    }
+
+    /// What this viewer's peer connection may do.
+    pub fn peer_policy(&self) -> PeerPolicy {
+        if self.view_only { PeerPolicy::VIEW_ONLY } else { PeerPolicy::FULL }
     }
 
     /// This viewer's id.
@@ -211,7 +244,7 @@ impl ViewerSession {
             Event::Closed => {
                 self.closed = true;
                 control.leave(self.id);
-                let mut out = vec![Action::ReleaseInput];
+                let mut out = vec![Action::ReleaseInput(self.id)];
                 out.extend(self.peer().map(Action::ClosePeer));
                 out.push(Action::Roster);
                 out
@@ -222,11 +255,18 @@ impl ViewerSession {
     fn message(&mut self, now: Instant, msg: ClientMessage, control: &mut Control) -> Vec<Action> {
         let id = self.id;
         match msg {
+            ClientMessage::Offer { .. } if !self.offerings.webrtc => vec![
+                Action::Count(Refusal::Signal),
+                error(
+                    "this server has no WebRTC (--transport websocket): ask for video over the WebSocket"
+                        .into(),
+                ),
+            ],
             ClientMessage::Offer { sdp } => {
                 let mut out = vec![Action::StopWsMedia];
                 out.extend(self.peer().map(Action::ClosePeer));
                 self.media = Media::Offered;
-                out.push(Action::Answer(sdp));
+                out.push(Action::Answer(sdp, self.peer_policy()));
                 out
             }
             ClientMessage::Candidate { candidate, .. } => {
@@ -235,7 +275,13 @@ impl ViewerSession {
             ClientMessage::AudioDelay { ms, video_ms } => {
                 self.peer().map(|peer| Action::AudioDelay { peer, ms, video_ms }).into_iter().collect()
             }
-            ClientMessage::Keyframe => vec![Action::Keyframe(self.peer())],
+            ClientMessage::Keyframe => match self.peer() {
+                Some(peer) => vec![Action::Keyframe(Some(peer))],
+                None if self.view_only && !self.keyframes.allow(now) => {
+                    vec![Action::Count(Refusal::Keyframe)]
+                }
+                None => vec![Action::Keyframe(None)],
+            },
             ClientMessage::WsVideo { codecs, audio } => {
                 let mut out: Vec<Action> = self.peer().map(Action::ClosePeer).into_iter().collect();
                 match codecs.iter().copied().find(|c| self.offerings.codecs.contains(c)) {
@@ -270,14 +316,19 @@ impl ViewerSession {
                 Err(_) => vec![Action::Count(Refusal::Input)],
             },
             ClientMessage::RequestControl => match control.request(id, now) {
-                Ok(RequestOutcome::Granted) => vec![Action::Roster],
+                // Taken from an idle controller: what it still holds is released.
+                Ok(RequestOutcome::Granted { from: Some(from) }) if from != id => {
+                    vec![Action::ReleaseInput(from), Action::Roster]
+                }
+                Ok(RequestOutcome::Granted { .. }) => vec![Action::Roster],
                 Ok(RequestOutcome::Asked(holder)) => {
                     vec![Action::Notify(holder, ServerMessage::ControlRequested { by: id })]
                 }
                 Err(d) => vec![refusal(d)],
             },
             ClientMessage::GiveControl { to } => match control.give(id, to, now) {
-                Ok(()) => vec![Action::ReleaseInput, Action::Roster],
+                Ok(()) if to == id => vec![Action::Roster],
+                Ok(()) => vec![Action::ReleaseInput(id), Action::Roster],
                 Err(d) => vec![refusal(d)],
             },
             ClientMessage::Clipboard(chunk) => {
@@ -291,6 +342,12 @@ impl ViewerSession {
             },
         }
     }
+}
+
+/// Whether a viewer sees the remote clipboard: every viewer with full access; a view-only
+/// one only with `view_clipboard` (`--view-clipboard`).
+pub fn sees_clipboard(view_only: bool, view_clipboard: bool) -> bool {
+    !view_only || view_clipboard
 }
 
 fn error(message: String) -> Action {
@@ -315,7 +372,12 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(10);
 
     fn offerings() -> Offerings {
-        Offerings { resize: true, codecs: vec![VideoCodec::H264, VideoCodec::Vp8] }
+        Offerings {
+            resize: true,
+            codecs: vec![VideoCodec::H264, VideoCodec::Vp8],
+            view_clipboard: false,
+            webrtc: true,
+        }
     }
 
     struct World {
@@ -332,7 +394,7 @@ mod tests {
         }
         fn join(&mut self, id: ViewerId, view_only: bool) -> ViewerSession {
             let (s, first) = ViewerSession::join(id, view_only, offerings(), self.t0, &mut self.control);
-            assert_eq!(first, [Action::Greet, Action::Roster]);
+            assert_eq!(first, [Action::Greet { clipboard: !view_only }, Action::Roster]);
             s
         }
         fn send(&mut self, s: &mut ViewerSession, secs: u64, msg: ClientMessage) -> Vec<Action> {
@@ -381,14 +443,18 @@ mod tests {
         // It gives control: what it holds is released and everyone is told.
         assert_eq!(
             w.send(&mut a, 3, ClientMessage::GiveControl { to: 2 }),
-            [Action::ReleaseInput, Action::Roster]
+            [Action::ReleaseInput(1), Action::Roster]
         );
         assert_eq!(w.send(&mut b, 3, key(66)).len(), 1);
         assert!(matches!(w.send(&mut b, 3, key(66))[0], Action::Input(_)));
         // Only the holder can give it.
         assert!(is_error(&w.send(&mut a, 4, ClientMessage::GiveControl { to: 1 })[0]));
-        // After IDLE without input from the holder, asking takes it.
-        assert_eq!(w.send(&mut a, 3 + IDLE.as_secs(), ClientMessage::RequestControl), [Action::Roster]);
+        // After IDLE without input from the holder, asking takes it, and what the holder
+        // still held is released.
+        assert_eq!(
+            w.send(&mut a, 3 + IDLE.as_secs(), ClientMessage::RequestControl),
+            [Action::ReleaseInput(2), Action::Roster]
+        );
         assert_eq!(w.control.controller(), Some(1));
     }
 
@@ -404,12 +470,28 @@ mod tests {
     }
 
     #[test]
+    fn a_websocket_only_server_refuses_offers_and_streams_over_the_websocket() {
+        let mut w = World::new();
+        let offerings = Offerings { webrtc: false, ..offerings() };
+        let (mut a, _) = ViewerSession::join(1, false, offerings, w.t0, &mut w.control);
+        let out = w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        assert!(
+            matches!(&out[..], [Action::Count(Refusal::Signal), Action::Send(ServerMessage::Error { message, fatal: false })]
+                if message.contains("--transport websocket")),
+            "{out:?}"
+        );
+        assert_eq!(a.peer(), None);
+        let ws = ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false };
+        assert_eq!(w.send(&mut a, 1, ws), [Action::StartWsMedia { codec: VideoCodec::H264, audio: false }]);
+    }
+
+    #[test]
     fn an_offer_is_answered_and_a_second_offer_replaces_the_peer() {
         let mut w = World::new();
         let mut a = w.join(1, false);
         assert_eq!(
             w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0 one".into() }),
-            [Action::StopWsMedia, Action::Answer("v=0 one".into())]
+            [Action::StopWsMedia, Action::Answer("v=0 one".into(), PeerPolicy::FULL)]
         );
         // Candidates before the answer have no peer to go to.
         let cand = ClientMessage::Candidate { candidate: "candidate:1".into(), sdp_mid: None };
@@ -429,7 +511,11 @@ mod tests {
         // A new offer (an ICE restart after a network change) closes the old peer first.
         assert_eq!(
             w.send(&mut a, 1, ClientMessage::Offer { sdp: "v=0 two".into() }),
-            [Action::StopWsMedia, Action::ClosePeer(PeerId(7)), Action::Answer("v=0 two".into())]
+            [
+                Action::StopWsMedia,
+                Action::ClosePeer(PeerId(7)),
+                Action::Answer("v=0 two".into(), PeerPolicy::FULL)
+            ]
         );
         assert_eq!(a.peer(), None);
         let failed = w.event(&mut a, 1, Event::OfferFailed("no common codec".into()));
@@ -524,12 +610,74 @@ mod tests {
         w.event(&mut a, 0, Event::Answered { peer: PeerId(5), sdp: "a".into(), codec: VideoCodec::H264 });
         assert_eq!(
             w.event(&mut a, 1, Event::Closed),
-            [Action::ReleaseInput, Action::ClosePeer(PeerId(5)), Action::Roster]
+            [Action::ReleaseInput(1), Action::ClosePeer(PeerId(5)), Action::Roster]
         );
         assert_eq!(w.control.controller(), Some(2));
         assert!(matches!(w.send(&mut b, 1, key(65))[..], [Action::Input(_)]));
         // Nothing more happens in a closed session.
         assert_eq!(w.send(&mut a, 2, key(65)), []);
         assert_eq!(w.event(&mut a, 2, Event::Closed), []);
+    }
+
+    #[test]
+    fn a_view_only_viewer_gets_no_clipboard_unless_the_server_allows_it() {
+        let mut control = Control::new(false, IDLE);
+        let t = Instant::now();
+        let (_, first) = ViewerSession::join(1, true, offerings(), t, &mut control);
+        assert_eq!(first[0], Action::Greet { clipboard: false });
+        let allowed = Offerings { view_clipboard: true, ..offerings() };
+        let (_, first) = ViewerSession::join(2, true, allowed, t, &mut control);
+        assert_eq!(first[0], Action::Greet { clipboard: true });
+        let (_, first) = ViewerSession::join(3, false, offerings(), t, &mut control);
+        assert_eq!(first[0], Action::Greet { clipboard: true });
+    }
+
+    #[test]
+    fn a_view_only_viewers_peer_takes_no_microphone_and_limits_its_keyframes() {
+        let mut w = World::new();
+        let mut v = w.join(1, true);
+        let out = w.send(&mut v, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        assert_eq!(out.last(), Some(&Action::Answer("v=0".into(), PeerPolicy::VIEW_ONLY)));
+        assert_eq!(
+            PeerPolicy::VIEW_ONLY,
+            PeerPolicy { microphone: false, keyframe_interval: Some(VIEW_ONLY_KEYFRAME_INTERVAL) }
+        );
+        w.event(&mut v, 0, Event::Answered { peer: PeerId(4), sdp: "a".into(), codec: VideoCodec::H264 });
+        // With a peer, every request goes to the hub, whose limiter for the peer also
+        // counts its PLIs and FIRs.
+        assert_eq!(w.send(&mut v, 0, ClientMessage::Keyframe), [Action::Keyframe(Some(PeerId(4)))]);
+        assert_eq!(w.send(&mut v, 0, ClientMessage::Keyframe), [Action::Keyframe(Some(PeerId(4)))]);
+    }
+
+    #[test]
+    fn a_view_only_viewer_without_a_peer_makes_one_keyframe_a_second_at_most() {
+        let mut w = World::new();
+        let mut v = w.join(1, true);
+        let mut a = w.join(2, false);
+        w.send(&mut v, 0, ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false });
+        // 50 requests over 2.5 s (simulated, 50 ms apart).
+        let mut made = 0;
+        let mut refused = 0;
+        for i in 0..50u64 {
+            let now = w.t0 + Duration::from_millis(i * 50);
+            match &v.handle(now, Event::Message(ClientMessage::Keyframe), &mut w.control)[..] {
+                [Action::Keyframe(None)] => made += 1,
+                [Action::Count(Refusal::Keyframe)] => refused += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((made, refused), (3, 47), "at 0, 1 and 2 s");
+        // A viewer with full access is not limited here (the encoder spaces keyframes).
+        for _ in 0..10 {
+            assert_eq!(w.send(&mut a, 0, ClientMessage::Keyframe), [Action::Keyframe(None)]);
+        }
+    }
+
+    #[test]
+    fn giving_control_to_oneself_releases_nothing() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        assert_eq!(w.send(&mut a, 0, ClientMessage::GiveControl { to: 1 }), [Action::Roster]);
+        assert_eq!(w.send(&mut a, 0, ClientMessage::RequestControl), [Action::Roster]);
     }
 }

@@ -36,7 +36,12 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     let (tx, rx) = mpsc::unbounded_channel();
     let id = state.viewers.add(tx.clone());
     let writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, rx));
-    let offerings = Offerings { resize: state.resize, codecs: state.source.codecs() };
+    let offerings = Offerings {
+        resize: state.resize,
+        codecs: state.source.codecs(),
+        view_clipboard: state.clipboard.view_clipboard(),
+        webrtc: state.transport != crate::config::Transport::Websocket,
+    };
     let (mut session, first) = {
         let mut control = state.viewers.control();
         ViewerSession::join(id, access == Access::ViewOnly, offerings, Instant::now(), &mut control)
@@ -100,9 +105,9 @@ impl Connection {
         let state = &self.state;
         let id = self.id;
         match action {
-            Action::Greet => {
+            Action::Greet { clipboard } => {
                 self.send(ServerMessage::Hello(crate::http::session_info(state)));
-                state.clipboard.greet(state, id);
+                state.clipboard.greet(state, id, clipboard);
             }
             Action::Send(msg) => self.send(msg),
             Action::Notify(to, msg) => state.viewers.tell(to, msg),
@@ -111,9 +116,9 @@ impl Connection {
                 let _ = self.tx.send(Outbound::StopMedia);
             }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
-            Action::Answer(sdp) => {
+            Action::Answer(sdp, policy) => {
                 let local = state.webrtc.candidate_for(self.local_ip);
-                return Some(match state.webrtc.offer(sdp, local).await {
+                return Some(match state.webrtc.offer(sdp, local, policy).await {
                     Ok(answer) => {
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
                         Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
@@ -123,10 +128,8 @@ impl Connection {
             }
             Action::AddCandidate(peer, candidate) => state.webrtc.candidate(peer, candidate).await,
             Action::AudioDelay { peer, ms, video_ms } => state.webrtc.audio_delay(peer, ms, video_ms).await,
-            Action::Keyframe(peer) => {
-                if let Some(p) = peer {
-                    state.webrtc.keyframe(p).await;
-                }
+            Action::Keyframe(Some(peer)) => state.webrtc.keyframe(peer).await,
+            Action::Keyframe(None) => {
                 for s in state.source.streams() {
                     s.request_keyframe();
                 }
@@ -163,12 +166,15 @@ impl Connection {
                 }
             }
             Action::Input(input) => state.input.send(id, input),
-            Action::ReleaseInput => state.input.gone(id),
+            Action::ReleaseInput(viewer) => state.input.release(viewer),
             Action::Count(Refusal::Signal) => {
                 state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
             }
             Action::Count(Refusal::Input) => {
                 state.metrics.input_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::Count(Refusal::Keyframe) => {
+                state.metrics.keyframes_refused.fetch_add(1, Ordering::Relaxed);
             }
         }
         None

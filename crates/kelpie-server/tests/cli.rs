@@ -39,6 +39,17 @@ fn a_view_token_without_access_control_is_a_clear_error() {
 }
 
 #[test]
+fn network_path_mistakes_are_one_line_errors_that_say_what_to_write() {
+    let out = kelpie(&["--ice-server", "turn://relay.example.com:3478"]);
+    assert_clean_failure(&out, "write turn:relay.example.com:3478");
+    // Checked at start, before any display is opened.
+    let with = |more: &[&str]| kelpie(&[&["--display", ":7391", "--listen", "127.0.0.1:0"], more].concat());
+    assert_clean_failure(&with(&["--ice-server", "turn:relay.example.com"]), "give --turn-secret");
+    assert_clean_failure(&with(&["--ice-transport", "relay"]), "--ice-transport relay sends all media");
+    assert_clean_failure(&with(&["--turn-secret", "s"]), "add --ice-server turn:");
+}
+
+#[test]
 fn unreachable_display_is_a_clear_error() {
     let out = kelpie(&["--display", ":7391", "--listen", "127.0.0.1:0"]);
     assert_clean_failure(&out, "cannot open X display :7391");

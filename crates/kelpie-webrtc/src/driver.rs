@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::WebRtcError;
-use crate::hub::{Answer, Hub, HubEvent, PeerId, Transmit};
+use crate::hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
 
 /// Counters of the WebRTC transport.
 #[derive(Debug, Default)]
@@ -31,6 +31,12 @@ pub struct WebRtcCounters {
     pub bytes_sent: AtomicU64,
     /// Keyframe requests of idle (not lossy) streams left unanswered.
     pub idle_plis_ignored: AtomicU64,
+    /// Keyframe requests (PLI, FIR, `keyframe`) of view-only peers not passed on at once.
+    pub keyframes_refused: AtomicU64,
+    /// Offers of view-only viewers whose microphone was refused (audio answered send-only).
+    pub microphones_refused: AtomicU64,
+    /// Trickled candidates refused: the peer had as many as it may have.
+    pub candidates_refused: AtomicU64,
     /// Frames handed to viewers' peer connections.
     pub frames_sent: AtomicU64,
     /// Sum over those frames of the time from capture to hand-over, in microseconds.
@@ -41,11 +47,27 @@ pub struct WebRtcCounters {
 }
 
 enum Command {
-    Offer { sdp: String, local: SocketAddr, reply: oneshot::Sender<Result<Answer, WebRtcError>> },
-    Candidate { peer: PeerId, candidate: String },
-    Keyframe { peer: PeerId },
-    AudioDelay { peer: PeerId, ms: u32, video_ms: Option<u32> },
-    Close { peer: PeerId },
+    Offer {
+        sdp: String,
+        local: SocketAddr,
+        policy: PeerPolicy,
+        reply: oneshot::Sender<Result<Answer, WebRtcError>>,
+    },
+    Candidate {
+        peer: PeerId,
+        candidate: String,
+    },
+    Keyframe {
+        peer: PeerId,
+    },
+    AudioDelay {
+        peer: PeerId,
+        ms: u32,
+        video_ms: Option<u32>,
+    },
+    Close {
+        peer: PeerId,
+    },
 }
 
 enum FrameMsg {
@@ -85,6 +107,15 @@ impl WebRtc {
         Ok(Self { tx, udp_addr, public_ip, counters })
     }
 
+    /// A transport without a UDP socket or task, for a server whose viewers get video over
+    /// the WebSocket only: every offer fails with [`WebRtcError::Stopped`], the counters
+    /// stay at zero.
+    pub fn off() -> Self {
+        let (tx, _) = mpsc::channel(1);
+        let udp_addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self { tx, udp_addr, public_ip: None, counters: Arc::default() }
+    }
+
     /// The bound UDP address.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
@@ -106,10 +137,15 @@ impl WebRtc {
         SocketAddr::new(ip, self.udp_addr.port())
     }
 
-    /// Accepts a browser's offer.
-    pub async fn offer(&self, sdp: String, local: SocketAddr) -> Result<Answer, WebRtcError> {
+    /// Accepts a browser's offer for a peer allowed what `policy` allows.
+    pub async fn offer(
+        &self,
+        sdp: String,
+        local: SocketAddr,
+        policy: PeerPolicy,
+    ) -> Result<Answer, WebRtcError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Offer { sdp, local, reply }).await.map_err(|_| WebRtcError::Stopped)?;
+        self.tx.send(Command::Offer { sdp, local, policy, reply }).await.map_err(|_| WebRtcError::Stopped)?;
         rx.await.map_err(|_| WebRtcError::Stopped)?
     }
 
@@ -118,7 +154,7 @@ impl WebRtc {
         let _ = self.tx.send(Command::Candidate { peer, candidate }).await;
     }
 
-    /// Asks for a keyframe for a peer.
+    /// Asks for a keyframe for a peer (through its limiter, if it has one).
     pub async fn keyframe(&self, peer: PeerId) {
         let _ = self.tx.send(Command::Keyframe { peer }).await;
     }
@@ -192,6 +228,9 @@ async fn run(
         counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
         counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);
+        counters.keyframes_refused.store(hub.keyframes_refused, Ordering::Relaxed);
+        counters.microphones_refused.store(hub.microphones_refused, Ordering::Relaxed);
+        counters.candidates_refused.store(hub.candidates_refused, Ordering::Relaxed);
         sync_feeds(&hub, &mut feeds, &source, &frame_tx);
         crate::sound::sync_feed(&hub, &audio, &mut audio_feed, &audio_tx, &counters);
 
@@ -202,8 +241,8 @@ async fn run(
             },
             cmd = commands.recv() => match cmd {
                 None => return,
-                Some(Command::Offer { sdp, local, reply }) => {
-                    let _ = reply.send(hub.accept_offer(Instant::now(), &sdp, local));
+                Some(Command::Offer { sdp, local, policy, reply }) => {
+                    let _ = reply.send(hub.accept_offer_with(Instant::now(), &sdp, local, policy));
                 }
                 Some(Command::Candidate { peer, candidate }) => {
                     if let Err(e) = hub.add_remote_candidate(peer, &candidate) {
@@ -213,7 +252,7 @@ async fn run(
                 // The viewer's decoder failed: asked for at once, whether or not a keyframe is
                 // already on its way.
                 Some(Command::Keyframe { peer }) => {
-                    if let Some(f) = hub.keyframe_for(peer).and_then(|c| feeds.get(&c)) {
+                    if let Some(f) = hub.keyframe_for(Instant::now(), peer).and_then(|c| feeds.get(&c)) {
                         f.stream.request_keyframe();
                     }
                 }

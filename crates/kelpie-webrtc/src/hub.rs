@@ -5,6 +5,7 @@
 //! the only place that touches the network, and the tests drive a hub against a str0m
 //! client entirely in memory on simulated time.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,11 @@ use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
+use crate::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 use crate::{OfferError, WebRtcError};
+pub use route::MAX_REMOTE_CANDIDATES;
 use sync::{AvSync, ServerAges};
 
 /// Identifies one viewer's peer connection.
@@ -52,6 +55,26 @@ pub enum HubEvent {
     Microphone(PeerId, Vec<u8>),
 }
 
+/// What one viewer's peer connection may do: all of it for a viewer with full access, less
+/// for a view-only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerPolicy {
+    /// Whether its microphone is taken (when the server takes microphones at all). Without,
+    /// its audio m-line is answered send-only and str0m drops what the browser sends on it.
+    pub microphone: bool,
+    /// Least time between two keyframes its PLI, FIR and `keyframe` requests may cause; a
+    /// request sooner is held until then (one at most) and counted as refused.
+    pub keyframe_interval: Option<Duration>,
+}
+
+impl PeerPolicy {
+    /// A viewer with full access.
+    pub const FULL: Self = Self { microphone: true, keyframe_interval: None };
+    /// A view-only viewer: no microphone, a keyframe at most once a second.
+    pub const VIEW_ONLY: Self =
+        Self { microphone: false, keyframe_interval: Some(VIEW_ONLY_KEYFRAME_INTERVAL) };
+}
+
 /// The answer to a viewer's offer.
 #[derive(Debug)]
 pub struct Answer {
@@ -81,8 +104,26 @@ struct Peer {
     audio: Option<(Mid, str0m::format::PayloadParams)>,
     /// The audio m-line, when the browser sends its microphone on it.
     mic_mid: Option<Mid>,
+    /// Whether its microphone is taken at all.
+    microphone: bool,
     /// Holding video back to line up with sound (see `sync.rs`).
     sync: AvSync,
+    /// Its keyframe requests, when it is limited (see [`PeerPolicy::keyframe_interval`]).
+    keyframes: Option<KeyframeLimiter>,
+}
+
+impl Peer {
+    /// A keyframe request of this peer at `now`: whether to pass it on now. One refused
+    /// request is held and passed on by [`Hub::poll`] when the interval is over.
+    fn keyframe_request(&mut self, now: Instant, refused: &mut u64) -> bool {
+        match self.keyframes.as_mut().map(|l| l.request(now)) {
+            None | Some(KeyframeVerdict::Granted) => true,
+            Some(_) => {
+                *refused += 1;
+                false
+            }
+        }
+    }
 }
 
 /// Sound counts as playing this long after its last packet.
@@ -107,7 +148,9 @@ const IDLE_PLI_AFTER: Duration = Duration::from_millis(2500);
 
 /// All peer connections sharing one UDP port.
 pub struct Hub {
-    peers: Vec<Peer>,
+    peers: BTreeMap<PeerId, Peer>,
+    /// Which peer a datagram belongs to.
+    routes: route::Routes,
     next_id: u64,
     /// Codecs the server can send, in preference order.
     codecs: Vec<VideoCodec>,
@@ -117,6 +160,13 @@ pub struct Hub {
     pub unmatched_datagrams: u64,
     /// Keyframe requests not answered because they came from an idle, not a lossy, stream.
     pub idle_plis_ignored: u64,
+    /// Keyframe requests of limited (view-only) peers not passed on at once.
+    pub keyframes_refused: u64,
+    /// Offers whose audio m-line would have sent a microphone the peer may not send: answered
+    /// send-only.
+    pub microphones_refused: u64,
+    /// Trickled candidates refused because the peer had [`MAX_REMOTE_CANDIDATES`] already.
+    pub candidates_refused: u64,
     /// Whether sound is offered (an Opus m-line is accepted).
     audio: bool,
     /// Whether viewers' microphones are taken (else the audio m-line is send-only).
@@ -136,12 +186,16 @@ impl Hub {
     /// A hub that can send `codecs` (preference order).
     pub fn new(codecs: Vec<VideoCodec>) -> Self {
         Self {
-            peers: Vec::new(),
+            peers: BTreeMap::new(),
+            routes: route::Routes::default(),
             next_id: 1,
             codecs,
             gone: Vec::new(),
             unmatched_datagrams: 0,
             idle_plis_ignored: 0,
+            keyframes_refused: 0,
+            microphones_refused: 0,
+            candidates_refused: 0,
             audio: false,
             microphone: false,
             av_sync: true,
@@ -174,24 +228,48 @@ impl Hub {
 
     /// The codecs some peer currently uses.
     pub fn codecs_in_use(&self) -> Vec<VideoCodec> {
-        let mut v: Vec<VideoCodec> = self.peers.iter().map(|p| p.codec).collect();
+        let mut v: Vec<VideoCodec> = self.peers.values().map(|p| p.codec).collect();
         v.sort_by_key(|c| c.as_str());
         v.dedup();
         v
     }
 
-    /// Creates a peer for a browser's offer. `local` is the address the browser can reach
-    /// our UDP socket at; it becomes our only ICE candidate.
+    /// Creates a peer with full access ([`PeerPolicy::FULL`]) for a browser's offer; see
+    /// [`Hub::accept_offer_with`].
     pub fn accept_offer(
         &mut self,
         now: Instant,
         offer: &str,
         local: SocketAddr,
     ) -> Result<Answer, WebRtcError> {
+        self.accept_offer_with(now, offer, local, PeerPolicy::FULL)
+    }
+
+    /// Creates a peer for a browser's offer, allowed what `policy` allows. `local` is the
+    /// address the browser can reach our UDP socket at; it becomes our only ICE candidate.
+    pub fn accept_offer_with(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+        policy: PeerPolicy,
+    ) -> Result<Answer, WebRtcError> {
+        let microphone = self.microphone && policy.microphone;
+        // Without the microphone the offer's audio m-line is made receive-only before str0m
+        // sees it: str0m then answers send-only and drops what arrives on it (an answer only
+        // edited as text would leave str0m receiving whatever a hostile browser sends).
+        let (offer, refused) = if microphone { (offer.into(), false) } else { audio::receive_only(offer) };
+        if refused && policy != PeerPolicy::FULL {
+            self.microphones_refused += 1;
+        }
+        let offer_text = offer;
         let offer =
-            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(OfferError::Sdp(e)))?;
+            SdpOffer::from_sdp_string(&offer_text).map_err(|e| WebRtcError::BadOffer(OfferError::Sdp(e)))?;
         let codec = choose_codec(&offer.to_sdp_string(), &self.codecs).ok_or(WebRtcError::NoCommonCodec)?;
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
         let mut rtc = Rtc::builder()
+            .set_local_ice_credentials(creds)
             .clear_codecs()
             .enable_h264(codec == VideoCodec::H264)
             .enable_vp8(codec == VideoCodec::Vp8)
@@ -209,7 +287,18 @@ impl Hub {
             rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::BadOffer(OfferError::Rtc(e)))?;
         let id = PeerId(self.next_id);
         self.next_id += 1;
-        self.peers.push(Peer {
+        self.routes.add_peer(id, ufrag);
+        // Our checks to the candidates in the offer may be answered before the browser's own
+        // checks teach the routes its address.
+        for line in offer_text.lines().filter_map(|l| l.trim().strip_prefix("a=")) {
+            if line.starts_with("candidate:")
+                && let Ok(c) = Candidate::from_sdp_string(line)
+                && !self.routes.add_candidate(id, c.addr())
+            {
+                break;
+            }
+        }
+        let peer = Peer {
             id,
             rtc,
             local,
@@ -221,63 +310,85 @@ impl Hub {
             last_frame_at: None,
             audio: None,
             mic_mid: None,
+            microphone,
             sync: AvSync::default(),
-        });
-        tracing::debug!(%id, codec = codec.as_str(), "peer created");
-        Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string(), self.microphone), codec })
+            keyframes: policy.keyframe_interval.map(KeyframeLimiter::new),
+        };
+        self.peers.insert(id, peer);
+        tracing::debug!(%id, codec = codec.as_str(), ?policy, "peer created");
+        Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string()), codec })
     }
 
-    /// Adds a candidate the browser trickled.
+    /// Adds a candidate the browser trickled; a peer has at most [`MAX_REMOTE_CANDIDATES`]
+    /// (the ones beyond are refused and counted).
     pub fn add_remote_candidate(&mut self, id: PeerId, candidate: &str) -> Result<(), WebRtcError> {
-        let peer = self.peers.iter_mut().find(|p| p.id == id).ok_or(WebRtcError::UnknownPeer)?;
+        let peer = self.peers.get_mut(&id).ok_or(WebRtcError::UnknownPeer)?;
         let line = candidate.strip_prefix("a=").unwrap_or(candidate);
         let c = Candidate::from_sdp_string(line).map_err(WebRtcError::BadCandidate)?;
+        if !self.routes.add_candidate(id, c.addr()) {
+            self.candidates_refused += 1;
+            return Err(WebRtcError::TooManyCandidates(MAX_REMOTE_CANDIDATES));
+        }
         peer.rtc.add_remote_candidate(c);
         Ok(())
     }
 
     /// Closes a peer (its signalling went away).
     pub fn remove(&mut self, id: PeerId) {
-        if let Some(i) = self.peers.iter().position(|p| p.id == id) {
-            let mut p = self.peers.swap_remove(i);
+        if let Some(mut p) = self.peers.remove(&id) {
+            self.routes.remove_peer(id);
             p.rtc.disconnect();
             self.gone.push((id, "closed".into()));
         }
     }
 
-    /// Asks for a keyframe for one peer (its client saw corruption).
-    pub fn keyframe_for(&mut self, id: PeerId) -> Option<VideoCodec> {
-        let p = self.peers.iter_mut().find(|p| p.id == id)?;
+    /// Asks for a keyframe for one peer (its client saw corruption): the codec to ask the
+    /// encoder of, or `None` (no such peer, or a limited peer asking too soon: held until the
+    /// interval is over and then asked for through the poll).
+    pub fn keyframe_for(&mut self, now: Instant, id: PeerId) -> Option<VideoCodec> {
+        let p = self.peers.get_mut(&id)?;
+        if !p.keyframe_request(now, &mut self.keyframes_refused) {
+            return None;
+        }
         p.catchup.need_keyframe();
         Some(p.codec)
     }
 
     /// Feeds one received datagram to the peer it belongs to. Returns false when no peer
-    /// claims it (it is counted and dropped).
+    /// claims it (it is counted and dropped). A datagram is matched with a lookup (see
+    /// `route.rs`); only the peer found, if any, sees it.
     pub fn receive(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> bool {
-        for p in &mut self.peers {
-            let Ok(contents) = data.try_into() else {
-                break;
-            };
-            let input =
-                Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: p.local, contents });
-            if p.rtc.accepts(&input) {
-                if let Err(e) = p.rtc.handle_input(input) {
-                    tracing::debug!(id = %p.id, "dropping peer after bad input: {e}");
-                    p.rtc.disconnect();
-                }
-                return true;
-            }
+        let found = self.routes.find(source, data);
+        let Some(p) = found.and_then(|r| self.peers.get_mut(&r.peer())) else {
+            self.unmatched_datagrams += 1;
+            return false;
+        };
+        let Ok(contents) = data.try_into() else {
+            self.unmatched_datagrams += 1;
+            return false;
+        };
+        let input =
+            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: p.local, contents });
+        if !p.rtc.accepts(&input) {
+            self.unmatched_datagrams += 1;
+            return false;
         }
-        self.unmatched_datagrams += 1;
-        false
+        if let Some(route::Route::Ufrag(id)) = found {
+            // An authenticated request: what else comes from there is this peer's.
+            self.routes.learn(source, id);
+        }
+        if let Err(e) = p.rtc.handle_input(input) {
+            tracing::debug!(id = %p.id, "dropping peer after bad input: {e}");
+            p.rtc.disconnect();
+        }
+        true
     }
 
     /// Notes that every viewer of `codec` missed `missed` frames (the feed fell behind):
     /// they wait for a keyframe, which the next poll asks for.
     pub fn lagged(&mut self, codec: VideoCodec, missed: u64) {
         let mut ask = false;
-        for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
+        for p in self.peers.values_mut().filter(|p| p.codec == codec) {
             ask |= p.catchup.lagged(missed);
         }
         if ask {
@@ -311,7 +422,7 @@ impl Hub {
         let ages = self.ages();
         let mut waiting = false;
         let mut ask = false;
-        for p in self.peers.iter_mut().filter(|p| p.codec == codec) {
+        for p in self.peers.values_mut().filter(|p| p.codec == codec) {
             let delay = p.sync.playout_delay(now, sounding && p.audio.is_some(), ages);
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
@@ -359,7 +470,16 @@ impl Hub {
     /// the hub next needs [`Hub::poll`] called if nothing else happens.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Transmit>, events: &mut Vec<HubEvent>) -> Instant {
         let mut next = now + Duration::from_millis(500);
-        for p in &mut self.peers {
+        for p in self.peers.values_mut() {
+            // A limited peer's held keyframe request whose time has come.
+            if let Some(l) = p.keyframes.as_mut() {
+                if l.take_due(now) {
+                    events.push(HubEvent::KeyframeWanted(p.codec));
+                }
+                if let Some(t) = l.due_at() {
+                    next = next.min(t);
+                }
+            }
             if p.rtc.is_alive()
                 && let Err(e) = p.rtc.handle_input(Input::Timeout(now))
             {
@@ -375,7 +495,14 @@ impl Hub {
                     Ok(Output::Transmit(t)) => {
                         out.push(Transmit { destination: t.destination, contents: t.contents.to_vec() })
                     }
-                    Ok(Output::Event(e)) => handle_event(p, now, e, events, &mut self.idle_plis_ignored),
+                    Ok(Output::Event(e)) => handle_event(
+                        p,
+                        now,
+                        e,
+                        events,
+                        &mut self.idle_plis_ignored,
+                        &mut self.keyframes_refused,
+                    ),
                     Err(e) => {
                         tracing::debug!(id = %p.id, "peer failed: {e}");
                         p.rtc.disconnect();
@@ -383,15 +510,13 @@ impl Hub {
                 }
             }
         }
-        let mut i = 0;
-        while i < self.peers.len() {
-            if self.peers[i].rtc.is_alive() {
-                i += 1;
-                continue;
+        let dead: Vec<PeerId> = self.peers.values().filter(|p| !p.rtc.is_alive()).map(|p| p.id).collect();
+        for id in dead {
+            if let Some(p) = self.peers.remove(&id) {
+                self.routes.remove_peer(id);
+                tracing::info!(%id, frames = p.frames_sent, "viewer disconnected");
+                self.gone.push((id, "connection lost".into()));
             }
-            let p = self.peers.swap_remove(i);
-            tracing::info!(id = %p.id, frames = p.frames_sent, "viewer disconnected");
-            self.gone.push((p.id, "connection lost".into()));
         }
         events.extend(self.gone.drain(..).map(|(id, why)| HubEvent::Disconnected(id, why)));
         events.extend(self.keyframes_wanted.drain(..).map(HubEvent::KeyframeWanted));
@@ -399,7 +524,14 @@ impl Hub {
     }
 }
 
-fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>, idle_plis: &mut u64) {
+fn handle_event(
+    p: &mut Peer,
+    now: Instant,
+    e: Event,
+    events: &mut Vec<HubEvent>,
+    idle_plis: &mut u64,
+    keyframes_refused: &mut u64,
+) {
     match e {
         Event::Connected => {
             p.connected = true;
@@ -424,6 +556,10 @@ fn handle_event(p: &mut Peer, now: Instant, e: Event, events: &mut Vec<HubEvent>
             if r.kind == KeyframeRequestKind::Pli && idle && !p.catchup.waiting() {
                 tracing::debug!(id = %p.id, "PLI from an idle stream not answered");
                 *idle_plis += 1;
+                return;
+            }
+            if !p.keyframe_request(now, keyframes_refused) {
+                tracing::trace!(id = %p.id, kind = ?r.kind, "keyframe request of a limited peer held or dropped");
                 return;
             }
             tracing::debug!(id = %p.id, kind = ?r.kind, "keyframe requested");
@@ -482,6 +618,7 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
 }
 
 mod audio;
+mod route;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -493,7 +630,7 @@ impl Hub {
             self.last_sound_at = Some(now);
         }
         self.audio_age.add(now.saturating_duration_since(frame.captured));
-        for p in self.peers.iter_mut().filter(|p| p.connected) {
+        for p in self.peers.values_mut().filter(|p| p.connected) {
             audio::send(&mut p.rtc, p.audio.as_ref(), now, frame);
         }
     }
@@ -502,7 +639,7 @@ impl Hub {
     /// did lately (see [`AvSync::report`]).
     pub fn set_audio_delay(&mut self, now: Instant, peer: PeerId, ms: u32, video_ms: Option<u32>) {
         let ages = self.ages();
-        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+        if let Some(p) = self.peers.get_mut(&peer) {
             p.sync.report(now, ms, video_ms, ages);
         }
     }
@@ -513,6 +650,6 @@ impl Hub {
 
     /// Whether some peer receives sound.
     pub fn audio_in_use(&self) -> bool {
-        self.peers.iter().any(|p| p.audio.is_some())
+        self.peers.values().any(|p| p.audio.is_some())
     }
 }

@@ -1,14 +1,17 @@
 //! WebRTC transport for Kelpie: every viewer's peer connection on one UDP port.
 //!
-//! `hub` is the sans-IO core (str0m peers, codec choice, keyframe gating); `driver` owns the
-//! socket and feeds the hub with datagrams, frames and time.
+//! `hub` is the sans-IO core (str0m peers, codec choice, keyframe gating, which peer a
+//! datagram belongs to); `driver` owns the socket and feeds the hub with datagrams, frames
+//! and time; `limit` caps how often a view-only viewer may cause a keyframe.
 
 pub mod driver;
 pub mod hub;
+pub mod limit;
 mod sound;
 
 pub use driver::{WebRtc, WebRtcCounters};
-pub use hub::{Answer, Hub, HubEvent, PeerId, Transmit};
+pub use hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
+pub use limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 
 /// Errors of the WebRTC transport. The cause, where there is one (str0m's, the system's), is
 /// the error's [`std::error::Error::source`].
@@ -24,6 +27,9 @@ pub enum WebRtcError {
     /// A candidate could not be parsed or made.
     #[error("bad ICE candidate")]
     BadCandidate(#[source] str0m::error::IceError),
+    /// The peer has as many remote candidates as it may have.
+    #[error("too many ICE candidates for one peer connection (at most {0})")]
+    TooManyCandidates(usize),
     /// The peer does not exist (any more).
     #[error("no such peer")]
     UnknownPeer,

@@ -21,7 +21,9 @@ pub(super) fn media_added(p: &mut Peer, m: &MediaAdded) {
     {
         p.audio = Some((m.mid, *params));
     }
-    if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
+    // str0m receives on this m-line only when the offer let it (see `receive_only`); the
+    // peer's own permission is checked again here.
+    if p.microphone && matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
         p.mic_mid = Some(m.mid);
     }
     tracing::debug!(id = %p.id, direction = ?m.direction, "audio m-line added");
@@ -40,14 +42,61 @@ pub(super) fn send(rtc: &mut Rtc, track: Option<&(Mid, PayloadParams)>, now: Ins
     }
 }
 
+/// The offer with every audio m-line made receive-only for the browser (`sendrecv` →
+/// `recvonly`, `sendonly` → `inactive`; no direction means `sendrecv`), so that str0m answers
+/// `sendonly` and never takes what the browser sends there: for a viewer whose microphone is
+/// not taken. Also returns whether some audio m-line wanted to send.
+pub(super) fn receive_only(offer: &str) -> (String, bool) {
+    let mut out = String::with_capacity(offer.len() + 16);
+    let mut refused = false;
+    // Per m-section: whether it is audio, and its direction seen so far.
+    let mut audio = false;
+    let mut direction: Option<&str> = None;
+    let mut end_section = |out: &mut String, audio: bool, direction: Option<&str>, eol: &str| {
+        if audio {
+            let sends = matches!(direction, None | Some("sendrecv" | "sendonly"));
+            refused |= sends;
+            let new = match direction {
+                Some("sendonly" | "inactive") => "inactive",
+                _ => "recvonly",
+            };
+            out.push_str("a=");
+            out.push_str(new);
+            out.push_str(eol);
+        }
+    };
+    let mut eol = "\r\n";
+    for line in offer.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        if body.len() < line.len() {
+            eol = &line[body.len()..];
+        }
+        if body.starts_with("m=") {
+            end_section(&mut out, audio, direction, eol);
+            audio = body.starts_with("m=audio");
+            direction = None;
+        } else if audio
+            && let Some(d) = body.strip_prefix("a=")
+            && matches!(d, "sendrecv" | "sendonly" | "recvonly" | "inactive")
+        {
+            direction = Some(d);
+            continue;
+        }
+        out.push_str(line);
+    }
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push_str(eol);
+    }
+    end_section(&mut out, audio, direction, eol);
+    (out, refused)
+}
+
 /// Adjusts str0m's SDP answer for the browser:
 /// - the audio track joins the video track's media stream (`a=msid`), which Chromium needs
 ///   to synchronise them by their sender reports (str0m gives every m-line its own);
 /// - `usedtx=1` on Opus asks the browser's microphone encoder for DTX, so a silent
-///   microphone costs almost nothing;
-/// - without `microphone`, a `sendrecv` audio m-line becomes `sendonly`, so the browser
-///   knows not to offer its microphone.
-pub(super) fn adjust_answer(sdp: &str, microphone: bool) -> String {
+///   microphone costs almost nothing.
+pub(super) fn adjust_answer(sdp: &str) -> String {
     let mut video_stream = None;
     let mut audio_stream = None;
     let mut kind = "";
@@ -92,9 +141,6 @@ pub(super) fn adjust_answer(sdp: &str, microphone: bool) -> String {
                 body.push_str(";usedtx=1");
             }
         }
-        if in_audio && !microphone && body == "a=sendrecv" {
-            body = "a=sendonly".into();
-        }
         if body.starts_with("a=msid-semantic:") {
             body = dedup_words(&body);
         }
@@ -123,14 +169,36 @@ mod tests {
         let sdp = "v=0\r\na=msid-semantic: WMS vs as\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
                    a=msid:vs vt\r\na=ssrc:1 msid:vs vt\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
                    a=sendrecv\r\na=msid:as at\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
-        let out = adjust_answer(sdp, true);
+        let out = adjust_answer(sdp);
         assert!(out.contains("a=sendrecv"), "{out}");
-        assert!(adjust_answer(sdp, false).contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n"));
         assert!(out.contains("a=msid-semantic: WMS vs\r\n"), "{out}");
         assert!(out.contains("a=msid:vs at\r\n"), "{out}");
         assert!(!out.contains("as "), "{out}");
         assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n"), "{out}");
         // Idempotent.
-        assert_eq!(adjust_answer(&out, true), out);
+        assert_eq!(adjust_answer(&out), out);
+    }
+
+    #[test]
+    fn receive_only_offers_take_nothing_from_the_browser() {
+        let offer = "v=0\r\nm=video 9 UDP 96\r\na=mid:0\r\na=recvonly\r\nm=audio 9 UDP 111\r\na=mid:1\r\n\
+                     a=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+        let (out, refused) = receive_only(offer);
+        assert!(refused);
+        assert_eq!(
+            out,
+            "v=0\r\nm=video 9 UDP 96\r\na=mid:0\r\na=recvonly\r\nm=audio 9 UDP 111\r\na=mid:1\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=recvonly\r\n"
+        );
+        // No direction (sendrecv by default), sendonly, and audio before video.
+        let (out, refused) = receive_only("v=0\nm=audio 9 UDP 111\na=mid:0\nm=video 9 UDP 96\na=sendrecv\n");
+        assert!(refused);
+        assert_eq!(out, "v=0\nm=audio 9 UDP 111\na=mid:0\na=recvonly\nm=video 9 UDP 96\na=sendrecv\n");
+        let (out, _) = receive_only("m=audio 9 UDP 111\r\na=sendonly");
+        assert_eq!(out, "m=audio 9 UDP 111\r\na=inactive\r\n");
+        // A browser that only listens wanted nothing refused.
+        let (out, refused) = receive_only("m=audio 9 UDP 111\r\na=recvonly\r\n");
+        assert!(!refused);
+        assert_eq!(out, "m=audio 9 UDP 111\r\na=recvonly\r\n");
     }
 }

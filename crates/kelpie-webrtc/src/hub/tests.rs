@@ -212,6 +212,12 @@ fn keyframe_requests_are_answered_unless_the_stream_is_merely_idle() {
 
 /// A browser-like client with a recv-only video and a send-receive (microphone) audio m-line.
 fn audio_pair(microphone: bool) -> (Pair, Answer, Mid) {
+    audio_pair_with(microphone, PeerPolicy::FULL, false)
+}
+
+/// As [`audio_pair`], for a peer with `policy`; with `hostile`, the client ignores the
+/// answer's audio direction and sends its microphone anyway.
+fn audio_pair_with(microphone: bool, policy: PeerPolicy, hostile: bool) -> (Pair, Answer, Mid) {
     let now = Instant::now();
     let mut hub = Hub::new(vec![VideoCodec::H264]).with_sound(true, microphone);
     let mut client = Rtc::builder()
@@ -225,8 +231,9 @@ fn audio_pair(microphone: bool) -> (Pair, Answer, Mid) {
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let audio_mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
     let (offer, pending) = api.apply().unwrap();
-    let answer = hub.accept_offer(now, &offer.to_sdp_string(), SERVER.parse().unwrap()).unwrap();
-    let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+    let answer = hub.accept_offer_with(now, &offer.to_sdp_string(), SERVER.parse().unwrap(), policy).unwrap();
+    let text = if hostile { answer.sdp.replace("a=sendonly", "a=sendrecv") } else { answer.sdp.clone() };
+    let sdp = SdpAnswer::from_sdp_string(&text).unwrap();
     client.sdp_api().accept_answer(pending, sdp).unwrap();
     (Pair { now, hub, client, received: vec![], events: vec![], link_up: true }, answer, audio_mid)
 }
@@ -387,4 +394,156 @@ fn rtp_time_follows_pts_across_a_resize() {
     assert_eq!(p.received.len(), 2);
     let (t0, t1) = (p.received[0].time, p.received[1].time);
     assert_eq!(t1.rebase(t0.frequency()).numer() - t0.numer(), 50 * 90, "50 ms apart at 90 kHz");
+}
+
+/// Writes `n` microphone packets from the client, 10 ms apart; returns the microphone events
+/// of `peer` the hub gave.
+fn send_microphone(p: &mut Pair, audio_mid: Mid, peer: PeerId, n: u8) -> usize {
+    let pt = p.client.writer(audio_mid).unwrap().payload_params().next().unwrap().pt();
+    for i in 0..n {
+        let t = MediaTime::new(i as u64 * 480, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+        p.client.writer(audio_mid).unwrap().write(pt, p.now, t, vec![0x08, i]).unwrap();
+        p.run(Duration::from_millis(10));
+    }
+    p.run(Duration::from_millis(100));
+    p.events.iter().filter(|e| matches!(e, HubEvent::Microphone(id, _) if *id == peer)).count()
+}
+
+#[test]
+fn a_view_only_peer_gets_sound_but_its_microphone_never_comes_in() {
+    // Even from a client that ignores the send-only answer and sends its microphone.
+    let (mut p, answer, audio_mid) = audio_pair_with(true, PeerPolicy::VIEW_ONLY, true);
+    let audio = answer.sdp.split("m=audio").nth(1).unwrap();
+    assert!(audio.contains("a=sendonly") && !audio.contains("a=sendrecv"), "{audio}");
+    assert_eq!(p.hub.microphones_refused, 1);
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    assert!(p.hub.audio_in_use(), "it still hears the session");
+    assert_eq!(send_microphone(&mut p, audio_mid, answer.peer, 20), 0, "{:?}", p.events);
+    assert_eq!(p.hub.peer_count(), 1, "what it sent did not break its peer");
+
+    // The same hostile client with full access is heard: the test can tell the difference.
+    let (mut p, answer, audio_mid) = audio_pair_with(true, PeerPolicy::FULL, true);
+    assert_eq!(p.hub.microphones_refused, 0);
+    p.run(Duration::from_secs(2));
+    assert_eq!(send_microphone(&mut p, audio_mid, answer.peer, 20), 20);
+}
+
+/// Keyframes a view-only peer's requests cause: immediate answers plus held ones that fall
+/// due, over 2 s of requests every 40 ms.
+#[test]
+fn a_view_only_peer_causes_at_most_one_keyframe_a_second() {
+    for (policy, most) in [(PeerPolicy::VIEW_ONLY, 3), (PeerPolicy::FULL, 50)] {
+        let now = Instant::now();
+        let mut hub = Hub::new(vec![VideoCodec::H264]);
+        let (mut client, pending, offer) = client_offer(now, true);
+        let answer = hub.accept_offer_with(now, &offer, SERVER.parse().unwrap(), policy).unwrap();
+        client.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer.sdp).unwrap()).unwrap();
+        let mut p = Pair { now, hub, client, received: vec![], events: vec![], link_up: true };
+        p.run(Duration::from_secs(1));
+        assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+        p.events.clear();
+        let mut asked = 0;
+        for _ in 0..50 {
+            asked += usize::from(p.hub.keyframe_for(p.now, answer.peer).is_some());
+            p.run(Duration::from_millis(40));
+        }
+        p.run(Duration::from_secs(1));
+        asked += p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+        // View-only: at 0 s, and the requests held at 1 s and at 2 s.
+        assert_eq!(asked, most, "{policy:?}: {asked} keyframes for 50 requests");
+        if policy == PeerPolicy::VIEW_ONLY {
+            assert!(p.hub.keyframes_refused >= 47, "{}", p.hub.keyframes_refused);
+        } else {
+            assert_eq!(p.hub.keyframes_refused, 0);
+        }
+    }
+}
+
+#[test]
+fn a_view_only_peers_pli_waits_for_the_interval() {
+    let now = Instant::now();
+    let mut hub = Hub::new(vec![VideoCodec::H264]);
+    let (mut client, pending, offer) = client_offer(now, true);
+    let answer = hub.accept_offer_with(now, &offer, SERVER.parse().unwrap(), PeerPolicy::VIEW_ONLY).unwrap();
+    client.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer.sdp).unwrap()).unwrap();
+    let mut p = Pair { now, hub, client, received: vec![], events: vec![], link_up: true };
+    p.run(Duration::from_secs(1));
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(100));
+    let mid = p.received[0].mid;
+    // A request through signalling is answered; a PLI right after it is held, not dropped.
+    let asked_at = p.now;
+    assert_eq!(p.hub.keyframe_for(p.now, answer.peer), Some(VideoCodec::H264));
+    p.events.clear();
+    p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
+    let mut wanted_at = None;
+    while p.now < asked_at + Duration::from_millis(2500) && wanted_at.is_none() {
+        p.run(Duration::from_millis(10));
+        if p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)) {
+            wanted_at = Some(p.now);
+        }
+    }
+    let waited = wanted_at.expect("the held PLI is answered").duration_since(asked_at);
+    assert!(waited >= VIEW_ONLY_KEYFRAME_INTERVAL, "answered after {waited:?}");
+    assert!(waited < VIEW_ONLY_KEYFRAME_INTERVAL + Duration::from_millis(100), "answered after {waited:?}");
+    assert_eq!(p.hub.keyframes_refused, 1);
+}
+
+#[test]
+fn datagrams_from_strangers_reach_no_peer_and_teach_the_hub_nothing() {
+    let (mut p, answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    let learnt = p.hub.routes.addr_count();
+    assert!(learnt >= 1, "the client's address was learnt from its checks");
+    let before = p.hub.unmatched_datagrams;
+    // STUN binding requests with made-up ufrags from many addresses, DTLS and RTP-looking
+    // datagrams: each is one lookup and a count.
+    for i in 0..5000u32 {
+        let source = SocketAddr::from(([10, 9, (i >> 8) as u8, i as u8], 1000 + (i % 7) as u16));
+        let user = format!("u{i}:x");
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([1u8; 12]);
+        stun.extend([0x00, 0x06, 0x00, user.len() as u8]);
+        stun.extend(user.as_bytes());
+        while stun.len() % 4 != 0 {
+            stun.push(0);
+        }
+        let len = (stun.len() - 20) as u16;
+        stun[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(!p.hub.receive(p.now, source, &stun));
+        assert!(!p.hub.receive(p.now, source, &[0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1]));
+        assert!(!p.hub.receive(p.now, source, &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2]));
+    }
+    assert_eq!(p.hub.unmatched_datagrams - before, 15_000);
+    assert_eq!(p.hub.routes.addr_count(), learnt, "strangers learnt no route");
+    // The viewer is undisturbed.
+    let key = p.frame(true, 7);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(300));
+    assert_eq!(p.received.len(), 1);
+    // Once it is gone, its addresses are forgotten too.
+    p.hub.remove(answer.peer);
+    assert_eq!(p.hub.routes.addr_count(), 0);
+}
+
+#[test]
+fn a_peer_takes_a_bounded_number_of_trickled_candidates() {
+    let (mut p, answer) = Pair::new(true);
+    // The offer's own candidate counts too.
+    let mut taken = 1;
+    for i in 0..200u32 {
+        let c = format!("candidate:{i} 1 udp 2122260223 10.8.{}.{} {} typ host", i >> 8, i & 255, 5000 + i);
+        match p.hub.add_remote_candidate(answer.peer, &c) {
+            Ok(()) => taken += 1,
+            Err(e) => assert!(matches!(e, WebRtcError::TooManyCandidates(MAX_REMOTE_CANDIDATES)), "{e}"),
+        }
+    }
+    assert_eq!(taken, MAX_REMOTE_CANDIDATES);
+    assert_eq!(p.hub.candidates_refused, 200 - (MAX_REMOTE_CANDIDATES as u64 - 1));
+    // The peer still connects.
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
 }
