@@ -87,6 +87,6 @@ clean:
 	rm -rf web/dist web/node_modules tests/e2e/node_modules
 
 # Bounded fuzzing of every parser of browser input on stable Rust (see fuzz/README.md).
-# FUZZ_TIME: seconds per target (4 targets).
+# FUZZ_TIME: seconds per target (7 targets).
 fuzz:
 	FUZZ_TIME="$(or $(FUZZ_TIME),30)" fuzz/run.sh

@@ -11,14 +11,15 @@
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 4)
 //   BENCH_FPS        frame rate of the bars and noise workloads (default 59.8, see MOTION_FPS)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
-//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, selkies, selkies-webrtc, vnc (default: all)
+//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, selkies, selkies-webrtc, vnc
+//                    (default: all; smoke: kelpie unless given)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all)
 //   BENCH_INPUT_EVENTS  events of each kind in the input section (default 200)
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
 //   BENCH_VIEWER_SECONDS  measurement window per viewer count (default 10)
 //   BENCH_PSNR_WAIT_MS  wait after freezing the probe before the PSNR grab (default 1000); BENCH_NO_PSNR=1 skips it
-//   BENCH_SMOKE=1    Kelpie alone, bars, 5 s; exits 1 if nothing was measured; writes no docs
+//   BENCH_SMOKE=1    Kelpie alone (or BENCH_SYSTEMS), bars, 5 s; exits 1 if nothing was measured; writes no docs
 //   BENCH_OUT        folder for results.json (default bench/out)
 //   BENCH_DOC        Markdown file written at the end (default docs/benchmarks.md)
 import { spawn, execFileSync } from 'node:child_process';
@@ -27,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { psnr, parseXwd } from './quality.mjs';
-import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep } from '../tests/e2e/lib.mjs';
+import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep, httpsGet } from '../tests/e2e/lib.mjs';
 import { pairAvSync, recordAvSync } from '../tests/lib/avsync.mjs';
 import { startPulse } from '../tests/e2e/sound.mjs';
 import { stats } from '../tests/lib/stats.mjs';
@@ -59,7 +60,8 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 40);
 // expected display time is a refresh later), so eight sessions, not four.
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 8));
 const SETTLE_MS = 3000;
-const SYSTEMS = SMOKE ? ['kelpie'] : (process.env.BENCH_SYSTEMS ?? 'kelpie,kelpie-ws,selkies,selkies-webrtc,vnc').split(',').map((s) => s.trim()).filter(Boolean);
+const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,selkies,selkies-webrtc,vnc';
+const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).split(',').map((s) => s.trim()).filter(Boolean);
 const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'idle,static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
 const INPUT_EVENTS = Math.max(1, Number(process.env.BENCH_INPUT_EVENTS ?? 200));
@@ -266,15 +268,20 @@ async function startProbeOn(display, workload) {
 
 const systems = {
   'kelpie-ws': (workload) => systems.kelpie(workload, 'websocket'),
+  // HTTPS with a self-signed certificate, which Chromium trusts by the key Kelpie printed.
+  'kelpie-https-ws': (workload) => systems.kelpie(workload, 'websocket', { https: true }),
 
-  async kelpie(workload, transport = 'webrtc') {
+  async kelpie(workload, transport = 'webrtc', { https = false } = {}) {
     const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
-    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`], env: { KELPIE_LOG: 'warn' } });
+    const tls = https ? ['--tls', 'self-signed'] : [];
+    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls], env: { KELPIE_LOG: 'warn' } });
     const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {
-        const r = await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } });
-        const m = (await r.text()).match(new RegExp(`^${counter}\\s+(\\d+)`, 'm'));
+        const url = new URL('/metrics', k.base);
+        const headers = { authorization: `Bearer ${k.token}` };
+        const text = https ? (await httpsGet(url, { spki: k.spki, headers })).body : await (await fetch(url, { headers })).text();
+        const m = text.match(new RegExp(`^${counter}\\s+(\\d+)`, 'm'));
         return m ? Number(m[1]) : NaN;
       } catch {
         return NaN;
@@ -282,6 +289,7 @@ const systems = {
     };
     return {
       url: transport === 'websocket' ? `${k.url}&transport=websocket` : k.url,
+      browserArgs: https ? [`--ignore-certificate-errors-spki-list=${k.spki}`] : [],
       transport,
       serverRoots: [k.proc.pid],
       exclude: ['Xvfb', 'kelpie-probe'],
@@ -577,7 +585,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
   const sys = await start(workload);
   let browser;
   try {
-    browser = await launchBrowser();
+    browser = await launchBrowser(sys.browserArgs ?? []);
     const context = await browser.newContext({ viewport: { width: W, height: H }, deviceScaleFactor: 1 });
     await context.addInitScript({ content: PC_HOOK });
     const page = await context.newPage();
@@ -1081,7 +1089,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
   lines.push('');
   return lines.join('\n');
 }
@@ -1257,7 +1265,7 @@ async function main() {
     writeFileSync(join(OUT, SMOKE ? 'smoke.json' : 'results.json'), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, elapsed, results }, null, 2));
     console.log(resultsTable(results));
     if (SMOKE) {
-      const ok = smokeOk(results[0]);
+      const ok = results.length > 0 && results.every(smokeOk);
       console.log(ok ? 'bench smoke: ok' : 'bench smoke: FAILED, nothing measured');
       process.exit(ok ? 0 : 1);
     }
@@ -1293,7 +1301,7 @@ async function main() {
     anyOk ||= audio.video.some((r) => !r.error);
   }
   const elapsed = (Date.now() - t0) / 1000;
-  const all = SECTIONS.length === 4 && SYSTEMS.length === 5 && WORKLOADS.length === 4;
+  const all = SECTIONS.length === 4 && SYSTEMS.length === ALL_SYSTEMS.split(',').length && WORKLOADS.length === 4;
   const doc = markdown(fresh, machine(chromiumVersion), { estimate: all ? Math.max(1, Math.round(elapsed / 60)) : null });
   writeFileSync(DOC, doc);
   console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);

@@ -5,6 +5,7 @@
 export const SYSTEM_NAMES = {
   kelpie: 'Kelpie (WebRTC, x264)',
   'kelpie-ws': 'Kelpie (WebSocket, x264)',
+  'kelpie-https-ws': 'Kelpie (WebSocket over HTTPS, x264)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',
@@ -17,8 +18,8 @@ export const WORKLOAD_NAMES = {
   noise: 'noise (full-screen noise, 60 fps)',
 };
 
-/** Kelpie's own rows (one per transport); the others are peers. */
-export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws'];
+/** Kelpie's own rows (one per transport, and WebSocket over HTTPS); the others are peers. */
+export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws'];
 
 /** Workloads without motion: only CPU, bandwidth and memory are measured. */
 export const STILL = new Set(['idle', 'static']);
@@ -151,7 +152,7 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function svgBarChart(panels, { width = 720, barHeight = 16, gap = 4 } = {}) {
   const labelW = 260;
   const plotW = width - labelW - 90;
-  const colors = ['#2b7bb9', '#e07b39', '#6aa84f', '#8e7cc3', '#999999'];
+  const colors = ['#2b7bb9', '#e07b39', '#6aa84f', '#8e7cc3', '#999999', '#c27ba0'];
   let y = 10;
   const parts = [];
   for (const panel of panels) {

@@ -81,14 +81,16 @@ test('ratioRows: Kelpie over each peer, per workload', () => {
   assert.ok(Number.isNaN(st.p50));
 });
 
-test('ratioRows: both Kelpie transports are compared with each peer, never with each other', () => {
+test('ratioRows: every Kelpie row is compared with each peer, never with each other', () => {
   const kwsBars = { ...kBars, system: 'kelpie-ws', p50: 40 };
-  const rows = ratioRows([kBars, kwsBars, sBars]);
+  const khttpsBars = { ...kBars, system: 'kelpie-https-ws', p50: 41 };
+  const rows = ratioRows([kBars, kwsBars, khttpsBars, sBars]);
   assert.deepEqual(
     rows.map((r) => [r.kelpie, r.peer]),
     [
       ['kelpie', 'selkies'],
       ['kelpie-ws', 'selkies'],
+      ['kelpie-https-ws', 'selkies'],
     ],
   );
 });

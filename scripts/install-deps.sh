@@ -36,10 +36,11 @@ packages=(
 )
 if [ "$test" = 1 ]; then
   # Chromium (headless, driven by playwright-core), network namespaces and their rules
-  # (unshare, nsenter, ip, tc, ss, nft), an HTTP proxy (nginx), a TURN server (coturn: the
-  # tests start their own; the system service its package would start is kept off, below),
-  # X tools (xdpyinfo, xclip), process tools (pgrep), a tone player (gst-launch-1.0)
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light nftables coturn xclip gstreamer1.0-tools)
+  # (unshare, nsenter, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), a
+  # TURN server (coturn: the tests start their own; the system service its package would start
+  # is kept off, below), X tools (xdpyinfo, xclip), process tools (pgrep), a tone player
+  # (gst-launch-1.0)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables coturn xclip gstreamer1.0-tools)
 fi
 if [ "$bench" = 1 ]; then
   # xwd (screen dumps for the quality figures), the VNC peer, Selkies' virtual environment

@@ -157,3 +157,9 @@ write("clipboard_chunks", "chunk-too-big", LIMIT_64K + chunk(0b1001 | (5 << 5), 
 write("clipboard_chunks", "bad-base64-and-type", LIMIT_64K + chunk(0b11001, b"!!!") + chunk(0b1101, b"hi") + chunk(0b0100, b"hi"))
 write("clipboard_chunks", "refused-then-new", LIMIT_64K + chunk(0b1000, b"a") + chunk(0b0110, b"") + chunk(0b0001, b"b") + chunk(0b1001, b"c"))
 write("clipboard_chunks", "not-utf8", LIMIT_64K + chunk(0b1001, b"\xff\xfe"))
+
+# https_location: plain HTTP request heads that reach an HTTPS port.
+write("https_location", "get.txt", "GET /?token=abc HTTP/1.1\r\nHost: 127.0.0.1:8443\r\nAccept: */*\r\n\r\n")
+write("https_location", "subpath-v6.txt", "POST /desk/api HTTP/1.1\r\nhost: [::1]:9443\r\n\r\n")
+write("https_location", "absolute.txt", "GET http://evil.example/x HTTP/1.1\r\nHost: Desk.Example.com\r\n")
+write("https_location", "partial.txt", "GET / HTTP/1.1\r\nHost: localhost:8")

@@ -6,6 +6,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 const require_fs = () => ({ readdirSync });
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash, X509Certificate } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -15,16 +18,24 @@ export const probeBin = process.env.KELPIE_PROBE_BIN ?? join(root, 'target/relea
 
 let nextPort = 18000 + (process.pid % 1000) * 4;
 
-/**
- * Starts kelpie with `args`; resolves once it prints its URL. `host`: the address it listens
- * on; `wrap`: a command that runs it (e.g. `nsenter -t PID -n`, into another namespace).
- */
-export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host = '127.0.0.1', wrap = [] } = {}) {
+/** A fresh port number for a test server (kelpie's --listen, or a proxy in front). */
+export function freePort() {
   const port = nextPort;
   nextPort += 2;
+  return port;
+}
+
+/**
+ * Starts kelpie with `args` listening on `host` (a fresh port) or on `listen` (e.g.
+ * `unix:/PATH`); resolves once it prints its URL (and, over HTTPS, the certificate's
+ * fingerprints: `fingerprint`, `spki`). `wrap`: a command that runs it (e.g.
+ * `nsenter -t PID -n`, into another namespace).
+ */
+export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host = '127.0.0.1', listen, wrap = [] } = {}) {
+  const port = freePort();
   // Tests and benchmarks measure a fixed-size display unless they test resizing itself.
   const resize = args.includes('--resize') ? [] : ['--resize', 'off'];
-  const fullArgs = ['--listen', `${host}:${port}`, ...resize, ...args];
+  const fullArgs = ['--listen', listen ?? `${host}:${port}`, ...resize, ...args];
   const [program, ...programArgs] = [...wrap, kelpieBin, ...fullArgs];
   const proc = spawn(program, programArgs, {
     env: { ...process.env, DISPLAY: '', KELPIE_LOG: process.env.KELPIE_LOG ?? 'info', ...env },
@@ -35,13 +46,14 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host
     stderr += d;
     if (process.env.KELPIE_E2E_VERBOSE) process.stderr.write(d);
   });
+  let stdout = '';
   const url = await new Promise((resolveUrl, reject) => {
-    let out = '';
     const timer = setTimeout(() => reject(new Error(`kelpie did not start in time:\n${stderr}`)), timeoutMs);
     proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/Kelpie is serving (\S+) at (\S+)/);
-      if (m) {
+      stdout += d;
+      const m = stdout.match(/Kelpie is serving (\S+) at (\S+)/);
+      // Over HTTPS the public key's fingerprint follows on the next line.
+      if (m && (!m[2].startsWith('https:') || /\(SPKI pin\): \S+\n/.test(stdout))) {
         clearTimeout(timer);
         resolveUrl(m[2]);
       }
@@ -59,6 +71,9 @@ export async function startKelpie({ args = [], env = {}, timeoutMs = 30000, host
     url,
     base,
     port,
+    /** The certificate's SHA-256 (`AB:CD:…`) and its public key's (base64), as printed over HTTPS. */
+    fingerprint: stdout.match(/\(certificate SHA-256 ([0-9A-F:]+)\)/)?.[1],
+    spki: stdout.match(/\(SPKI pin\): (\S+)/)?.[1],
     display,
     xauthority,
     /** Environment for an X client of the embedded display. */
@@ -240,6 +255,63 @@ export function onDisplay(k, cmd, input) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** SHA-256 of a certificate's public key (SubjectPublicKeyInfo), base64: Chromium's pin. */
+export function spkiPin(cert) {
+  const der = cert.publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('base64');
+}
+
+/**
+ * The certificate a fresh TLS connection to host:port gets (no session to resume), as
+ * { fingerprint ('AB:CD:…'), spki (base64), names (subject alternative names) }.
+ */
+export function servedCertificate(host, port) {
+  return new Promise((resolveCert, reject) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+      const cert = new X509Certificate(socket.getPeerCertificate(true).raw);
+      socket.destroy();
+      resolveCert({ fingerprint: cert.fingerprint256, spki: spkiPin(cert), names: cert.subjectAltName });
+    });
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => socket.destroy(new Error(`no TLS handshake with ${host}:${port} in 5 s`)));
+  });
+}
+
+/**
+ * GET over HTTPS from a server whose certificate has the public key `spki` (checked before
+ * anything is sent: a self-signed certificate is trusted by its pin, as Chromium is told to).
+ * Resolves { status, headers, body }.
+ */
+export function httpsGet(url, { spki, headers = {} }) {
+  return new Promise((resolveGet, reject) => {
+    // A connection of its own (no agent): its certificate is checked at its handshake.
+    const req = httpsRequest(url, { rejectUnauthorized: false, headers, agent: false });
+    req.on('socket', (socket) =>
+      socket.once('secureConnect', () => {
+        const got = spkiPin(new X509Certificate(socket.getPeerCertificate(true).raw));
+        if (got !== spki) req.destroy(new Error(`${url}: the server's key is ${got}, not the pinned ${spki}`));
+      }),
+    );
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolveGet({ status: res.statusCode, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * Adds `addr` to the loopback interface of the test's own network namespace (run.sh): an
+ * address that is not loopback to Chromium, so that only TLS makes its pages secure contexts.
+ */
+export async function addTestAddress(addr) {
+  if (process.env.KELPIE_IN_NETNS !== '1') throw new Error('run this test through tests/e2e/run.sh (it adds addresses to its network namespace)');
+  await sh(`ip addr replace ${addr}/32 dev lo`);
+}
 
 /** Runs a shell command in this (loopback-only) namespace. */
 export function sh(cmd) {

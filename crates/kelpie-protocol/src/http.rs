@@ -1,6 +1,7 @@
 //! The HTTP request fields Kelpie reads from browsers and other clients, as pure parsers:
-//! access tokens (the URL query, the `Cookie` header, `Authorization: Bearer`) and origins
-//! (`Origin`, `Host`, a reverse proxy's `X-Forwarded-Host`). They know nothing of HTTP
+//! access tokens (the URL query, the `Cookie` header, `Authorization: Bearer`), origins
+//! (`Origin`, `Host`, a reverse proxy's `X-Forwarded-Host`), and where a plain HTTP request to
+//! an HTTPS port should be sent ([`https_location`]). They know nothing of HTTP
 //! libraries; the server decides what a parsed field grants. Every token returned is a slice
 //! of the input, found only where it literally occurs (the `auth_tokens` fuzz target checks
 //! that), and empty values are never returned.
@@ -230,6 +231,34 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The `https://` address a plain HTTP request meant, from its start (`head`: the request line
+/// and as many header lines as came): its `Host` (normalised, as [`Authority`]) and its
+/// request target when that is a plain path (`/desk/?token=…`), else `/`. `None` without an
+/// HTTP request line or a usable `Host` among the complete header lines. The result has only
+/// visible ASCII: it is fit for a `Location` header.
+pub fn https_location(head: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    let mut lines = text.split("\r\n");
+    let mut request = lines.next()?.split(' ');
+    let (_method, target, version) = (request.next()?, request.next()?, request.next()?);
+    if !version.starts_with("HTTP/") || request.next().is_some() {
+        return None;
+    }
+    // Complete lines only: the last piece has no line end yet, unless an empty line follows.
+    let complete = text.matches("\r\n").count();
+    let host = lines
+        .take(complete.saturating_sub(1))
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim())
+        })
+        .and_then(|h| Authority::parse(h).ok())?;
+    let path =
+        if target.starts_with('/') && target.bytes().all(|b| b.is_ascii_graphic()) { target } else { "/" };
+    let port = host.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Some(format!("https://{}{port}{path}", host.host()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +347,43 @@ mod tests {
         assert_eq!(Origin::parse("http://a/"), Err(OriginError::HasPath));
         assert_eq!(Origin::parse("http://user@a"), Err(OriginError::BadHost));
         assert_eq!(Origin::parse("http://"), Err(OriginError::BadHost));
+    }
+
+    #[test]
+    fn plain_requests_say_where_they_meant_over_https() {
+        let loc = |h: &str| https_location(h.as_bytes());
+        assert_eq!(
+            loc("GET /?token=abc HTTP/1.1\r\nHost: 127.0.0.1:8443\r\nAccept: */*\r\n\r\n").as_deref(),
+            Some("https://127.0.0.1:8443/?token=abc")
+        );
+        assert_eq!(
+            loc("POST /desk/api HTTP/1.1\r\nhOsT:  Desk.Example.COM:9443 \r\n\r\n").as_deref(),
+            Some("https://desk.example.com:9443/desk/api")
+        );
+        assert_eq!(loc("GET /x HTTP/1.0\r\nHost: [::1]\r\n\r\n").as_deref(), Some("https://[::1]/x"));
+        // Only a plain path is copied: an absolute-form target goes to the root.
+        assert_eq!(
+            loc("GET http://evil.example/x HTTP/1.1\r\nHost: localhost:8443\r\n\r\n").as_deref(),
+            Some("https://localhost:8443/")
+        );
+        // Complete header lines that came in part of a request still name the host.
+        assert_eq!(
+            loc("GET / HTTP/1.1\r\nHost: localhost:1\r\nX-Rest: ").as_deref(),
+            Some("https://localhost:1/")
+        );
+        for bad in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: bad host\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: y\r\n\r\nHost: late.example\r\n",
+            // A Host line still coming: 'localhost:8' may be the start of 'localhost:8443'.
+            "GET / HTTP/1.1\r\nHost: localhost:8",
+            "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n",
+            "\u{1}\u{2}garbage",
+            "",
+            "SSH-2.0-OpenSSH_9.2\r\n",
+        ] {
+            assert_eq!(loc(bad), None, "{bad:?}");
+        }
+        assert_eq!(https_location(b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n"), None);
     }
 }

@@ -125,7 +125,7 @@ pub async fn require_token(State(state): State<Arc<AppState>>, mut req: Request,
     let tokens = Tokens { full, view: state.view_token.as_deref() };
     let reached = req.extensions().get::<Reached>().cloned();
     let cookies_count = reached.as_ref().is_some_and(|r| r.cookies_count);
-    let name = cookie_name(state.port);
+    let name = state.cookie_name.clone();
     let decision = decide(tokens, req.headers(), req.uri(), &name, cookies_count);
     let (token, target) = match decision {
         Decision::Pass(access) => {

@@ -7,6 +7,8 @@ use clap::{Parser, ValueEnum};
 use kelpie_protocol::http::{Origin, is_token_text};
 
 pub use crate::edge::{IpNet, PublicUrl, SameSite};
+pub use crate::listener::ListenAddr;
+use crate::tls::TlsSetup;
 
 use crate::ice::{IceServers, IceUrl, TurnAuth};
 
@@ -49,13 +51,47 @@ pub struct Config {
     #[arg(long, env = "KELPIE_EXIT_WITH_APP")]
     pub exit_with_app: bool,
 
-    /// Address and port for HTTP and signalling.
-    #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address and port for HTTP and signalling, or unix:/PATH for a Unix socket (mode 0600)
+    /// that a reverse proxy on this machine forwards to.
+    #[arg(long, env = "KELPIE_LISTEN", default_value = "127.0.0.1:8080", value_parser = ListenAddr::parse)]
+    pub listen: ListenAddr,
 
-    /// UDP port for WebRTC media of every viewer. Default: the --listen port number.
+    /// With --listen unix:, give the socket to this group (a name or number) with mode 0660
+    /// instead of 0600, for a reverse proxy that runs as another user in that group.
+    #[arg(long, env = "KELPIE_LISTEN_GROUP")]
+    pub listen_group: Option<String>,
+
+    /// UDP port for WebRTC media of every viewer. Default: the --listen port number (with a
+    /// Unix socket: any free port, on every interface).
     #[arg(long, env = "KELPIE_UDP_PORT")]
     pub udp_port: Option<u16>,
+
+    /// Serve HTTPS with a certificate Kelpie makes for this machine's names (self-signed; its
+    /// SHA-256 fingerprint is printed beside the URL), or not at all (off). --tls-cert serves
+    /// HTTPS with your certificate instead.
+    #[arg(long, env = "KELPIE_TLS", value_enum)]
+    pub tls: Option<TlsMode>,
+
+    /// Serve HTTPS with this PEM certificate chain (end-entity first), read again when it
+    /// changes; needs --tls-key.
+    #[arg(long, env = "KELPIE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, RSA or EC, unencrypted), read again when it
+    /// changes.
+    #[arg(long, env = "KELPIE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Keep the self-signed certificate and its key (0600) in this directory (0700, created if
+    /// missing), so that its fingerprint stays the same across restarts.
+    #[arg(long, env = "KELPIE_TLS_DIR")]
+    pub tls_dir: Option<PathBuf>,
+
+    /// Another DNS name or IP address for the self-signed certificate (besides localhost, the
+    /// host name, the listen address, --public-url's host and --public-ip). Repeatable;
+    /// comma-separated in the variable.
+    #[arg(long, env = "KELPIE_TLS_NAME", value_delimiter = ',', value_parser = parse_tls_name)]
+    pub tls_name: Vec<String>,
 
     /// Address put in ICE candidates, for servers behind 1:1 NAT (e.g. a Kubernetes node IP).
     #[arg(long, env = "KELPIE_PUBLIC_IP")]
@@ -236,6 +272,15 @@ pub struct Config {
     pub log: String,
 }
 
+/// `--tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    Off,
+    /// HTTPS with a certificate Kelpie makes.
+    SelfSigned,
+}
+
 /// How video reaches the viewers (`--transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -350,6 +395,17 @@ fn parse_origin(s: &str) -> Result<Origin, String> {
     })
 }
 
+fn parse_tls_name(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if crate::tls::selfsigned::is_certificate_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a DNS name or IP address for the certificate, e.g. desk.example.com or 192.0.2.1"
+        ))
+    }
+}
+
 fn parse_frame_ancestors(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b';' && b != b',') {
@@ -363,7 +419,69 @@ fn parse_frame_ancestors(s: &str) -> Result<String, String> {
 impl Config {
     /// Checks what flags cannot check one by one; the error says what to change.
     pub fn check(&self) -> Result<(), String> {
-        check_tokens(self.auth, self.token.as_deref(), self.view_token.as_deref())
+        check_tokens(self.auth, self.token.as_deref(), self.view_token.as_deref())?;
+        self.tls_setup()?;
+        // A WebSocket-only server binds no UDP port: it needs no address for one.
+        if self.transport != Transport::Websocket {
+            self.udp_addr()?;
+        }
+        if self.listen_group.is_some() && self.listen.unix_path().is_none() {
+            return Err(
+                "--listen-group is for a Unix socket: add --listen unix:/PATH, or leave it out".into()
+            );
+        }
+        Ok(())
+    }
+
+    /// How HTTPS is served, if it is: `--tls self-signed` (with `--tls-dir`, `--tls-name`) or
+    /// `--tls-cert` with `--tls-key`.
+    pub fn tls_setup(&self) -> Result<Option<TlsSetup>, String> {
+        let setup = match (self.tls, &self.tls_cert, &self.tls_key) {
+            (Some(TlsMode::SelfSigned), Some(_), _) => {
+                return Err(
+                    "--tls self-signed and --tls-cert both choose the certificate: give one of them".into()
+                );
+            }
+            (Some(TlsMode::Off), Some(_), _) => {
+                return Err(
+                    "--tls off turns HTTPS off, but --tls-cert asks for it: leave out one of them".into()
+                );
+            }
+            (_, Some(cert), Some(key)) => Some(TlsSetup::Files { cert: cert.clone(), key: key.clone() }),
+            (_, Some(_), None) | (_, None, Some(_)) => {
+                return Err("--tls-cert and --tls-key go together: give both".into());
+            }
+            (Some(TlsMode::SelfSigned), None, None) => {
+                Some(TlsSetup::SelfSigned { dir: self.tls_dir.clone(), names: self.certificate_names() })
+            }
+            (Some(TlsMode::Off) | None, None, None) => None,
+        };
+        let self_signed = matches!(setup, Some(TlsSetup::SelfSigned { .. }));
+        if !self_signed && (self.tls_dir.is_some() || !self.tls_name.is_empty()) {
+            return Err(
+                "--tls-dir and --tls-name are for the certificate Kelpie makes: add --tls self-signed".into(),
+            );
+        }
+        if setup.is_some() && matches!(self.listen, ListenAddr::Unix(_)) {
+            return Err("HTTPS on a Unix socket: the reverse proxy in front serves HTTPS (and sends \
+                        X-Forwarded-Proto: https); leave out --tls and --tls-cert, or listen on a TCP address"
+                .into());
+        }
+        Ok(setup)
+    }
+
+    /// The names a self-signed certificate is made for.
+    fn certificate_names(&self) -> Vec<String> {
+        let mut extra = Vec::new();
+        if let ListenAddr::Tcp(a) = &self.listen
+            && !a.ip().is_unspecified()
+        {
+            extra.push(a.ip().to_string());
+        }
+        extra.extend(self.public_url.as_ref().map(|p| p.origin.host().to_string()));
+        extra.extend(self.public_ip.map(|ip| ip.to_string()));
+        extra.extend(self.tls_name.iter().cloned());
+        crate::tls::selfsigned::names(crate::tls::selfsigned::hostname().as_deref(), &extra)
     }
 }
 
@@ -394,9 +512,22 @@ impl Config {
         self.display.clone().or_else(|| std::env::var("DISPLAY").ok()).filter(|d| !d.trim().is_empty())
     }
 
-    /// The UDP address for WebRTC.
-    pub fn udp_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.listen.ip(), self.udp_port.unwrap_or(self.listen.port()))
+    /// The UDP address WebRTC binds: the --listen address with --udp-port (default: the same
+    /// port number). A Unix socket has no IP address: then every interface (0.0.0.0), with
+    /// --udp-port or any free port, and --public-ip is what ICE candidates carry. A
+    /// WebSocket-only server (`--transport websocket`) binds none and does not ask.
+    pub fn udp_addr(&self) -> Result<SocketAddr, String> {
+        match &self.listen {
+            ListenAddr::Tcp(a) => Ok(SocketAddr::new(a.ip(), self.udp_port.unwrap_or(a.port()))),
+            ListenAddr::Unix(_) if self.public_ip.is_none() => {
+                Err("--listen unix: has no IP address for WebRTC's ICE candidates: give the address \
+                 browsers reach this machine at with --public-ip (and open --udp-port to them)"
+                    .into())
+            }
+            ListenAddr::Unix(_) => {
+                Ok(SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), self.udp_port.unwrap_or(0)))
+            }
+        }
     }
 
     /// The STUN and TURN servers handed to viewers, checked against the credentials and the
@@ -569,6 +700,89 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_choose_one_certificate() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat());
+        let setup = |args: &[&str]| parse(args).unwrap().tls_setup();
+        assert_eq!(setup(&[]), Ok(None));
+        assert_eq!(setup(&["--tls", "off"]), Ok(None));
+        assert_eq!(
+            setup(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]),
+            Ok(Some(TlsSetup::Files { cert: "/c.pem".into(), key: "/k.pem".into() }))
+        );
+        let Ok(Some(TlsSetup::SelfSigned { dir, names })) = setup(&[
+            "--tls",
+            "self-signed",
+            "--tls-dir",
+            "/var/lib/kelpie/tls",
+            "--listen",
+            "192.0.2.1:8443",
+            "--public-url",
+            "https://Desk.Example.com/k/",
+            "--public-ip",
+            "198.51.100.7",
+            "--tls-name",
+            "alias.example.com,10.1.2.3",
+        ]) else {
+            panic!("not self-signed")
+        };
+        assert_eq!(dir.as_deref(), Some(Path::new("/var/lib/kelpie/tls")));
+        for n in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "192.0.2.1",
+            "desk.example.com",
+            "198.51.100.7",
+            "alias.example.com",
+            "10.1.2.3",
+        ] {
+            assert!(names.iter().any(|m| m == n), "{n} missing from {names:?}");
+        }
+        let Ok(Some(TlsSetup::SelfSigned { names, .. })) =
+            setup(&["--tls", "self-signed", "--listen", "0.0.0.0:1"])
+        else {
+            panic!()
+        };
+        assert!(!names.iter().any(|n| n == "0.0.0.0"), "{names:?}");
+        for (args, says) in [
+            (&["--tls", "self-signed", "--tls-cert", "/c", "--tls-key", "/k"][..], "give one of them"),
+            (&["--tls", "off", "--tls-cert", "/c", "--tls-key", "/k"], "leave out one of them"),
+            (&["--tls-dir", "/d"], "add --tls self-signed"),
+            (&["--tls-name", "a.example", "--tls-cert", "/c", "--tls-key", "/k"], "add --tls self-signed"),
+            (
+                &["--tls", "self-signed", "--listen", "unix:/run/k.sock", "--public-ip", "192.0.2.1"],
+                "Unix socket",
+            ),
+        ] {
+            let e = setup(args).unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        // clap itself: one of the pair alone, or a name no certificate can hold.
+        assert!(parse(&["--tls-cert", "/c"]).is_err());
+        assert!(parse(&["--tls-key", "/k"]).is_err());
+        assert!(parse(&["--tls", "on"]).is_err());
+        assert!(parse(&["--tls", "self-signed", "--tls-name", "bad name"]).is_err());
+    }
+
+    #[test]
+    fn a_unix_socket_listener_binds_webrtc_on_every_interface_and_needs_the_public_ip() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat()).unwrap();
+        let c = parse(&["--listen", "unix:/run/kelpie/kelpie.sock"]);
+        assert_eq!(c.listen.unix_path(), Some(Path::new("/run/kelpie/kelpie.sock")));
+        let e = c.udp_addr().unwrap_err();
+        assert!(e.contains("--public-ip"), "{e}");
+        assert!(c.check().unwrap_err().contains("--public-ip"));
+        let c = parse(&["--listen", "unix:/run/k.sock", "--public-ip", "192.0.2.1"]);
+        assert_eq!(c.udp_addr().unwrap().to_string(), "0.0.0.0:0");
+        assert_eq!(c.check(), Ok(()));
+        let c = parse(&["--listen", "unix:/run/k.sock", "--public-ip", "192.0.2.1", "--udp-port", "9000"]);
+        assert_eq!(c.udp_addr().unwrap().to_string(), "0.0.0.0:9000");
+        // Without WebRTC there is no UDP port, and no need for --public-ip.
+        assert_eq!(parse(&["--listen", "unix:/run/k.sock", "--transport", "websocket"]).check(), Ok(()));
+        assert!(Config::try_parse_from(["kelpie", "--listen", "unix:relative.sock"]).is_err());
+    }
+
+    #[test]
     fn network_paths_parse_with_clear_errors() {
         let parse = |args: &[&str]| Config::try_parse_from([&["kelpie"], args].concat());
         let c = parse(&[]).unwrap();
@@ -619,10 +833,10 @@ mod tests {
     fn flags_have_defaults_and_env_names() {
         let c = Config::try_parse_from(["kelpie"]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.udp_addr().to_string(), "127.0.0.1:8080");
+        assert_eq!(c.udp_addr().unwrap().to_string(), "127.0.0.1:8080");
         assert_eq!((c.fps, c.bitrate), (60, 8000));
         let c = Config::try_parse_from(["kelpie", "--udp-port", "9000", "--fps", "30"]).unwrap();
-        assert_eq!(c.udp_addr().port(), 9000);
+        assert_eq!(c.udp_addr().unwrap().port(), 9000);
         assert!(Config::try_parse_from(["kelpie", "--fps", "0"]).is_err());
         assert!(Config::try_parse_from(["kelpie", "--listen", "nowhere"]).is_err());
         // Every flag documents its environment variable.
@@ -634,6 +848,11 @@ mod tests {
             "LISTEN",
             "UDP_PORT",
             "PUBLIC_IP",
+            "TLS",
+            "TLS_CERT",
+            "TLS_KEY",
+            "TLS_DIR",
+            "TLS_NAME",
             "TRANSPORT",
             "ICE_SERVER",
             "TURN_SECRET",

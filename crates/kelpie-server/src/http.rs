@@ -294,6 +294,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     state.edge.write_metrics(&mut out);
     state.connections.write_metrics(&mut out);
+    if let Some(tls) = &state.tls {
+        tls.write_metrics(&mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

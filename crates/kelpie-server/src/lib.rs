@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod session;
 pub mod signal;
 pub mod sound;
+pub mod tls;
 pub mod url_file;
 pub mod viewers;
 pub mod wsmedia;
@@ -64,8 +65,9 @@ pub struct AppState {
     pub view_token: Option<String>,
     /// Connected viewers and control.
     pub viewers: viewers::Viewers,
-    /// The HTTP port (names the auth cookie).
-    pub port: u16,
+    /// The name of the token cookie (after the port or socket, so that two servers on one
+    /// host keep theirs apart).
+    pub cookie_name: String,
     /// The video source.
     pub source: Arc<VideoSource>,
     /// The WebRTC transport.
@@ -92,6 +94,8 @@ pub struct AppState {
     pub transport: config::Transport,
     /// The STUN and TURN servers handed to viewers with access (`--ice-server`).
     pub ice: ice::IceServers,
+    /// The HTTPS certificate and counters, when Kelpie serves HTTPS itself.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl AppState {
@@ -108,8 +112,10 @@ impl AppState {
 pub struct Server {
     /// Shared state.
     pub state: Arc<AppState>,
-    /// The bound HTTP listener.
-    pub listener: tokio::net::TcpListener,
+    /// The bound HTTP listener (TCP, TLS or a Unix socket).
+    pub listener: listener::Bound,
+    /// `--public-url`, for the URL printed for a Unix socket.
+    pub public_url: Option<config::PublicUrl>,
     /// The embedded desktop, if Kelpie started one; dropped last.
     pub desktop: Option<EmbeddedDesktop>,
     /// The session's sound server and source; dropped after the desktop.
@@ -151,11 +157,27 @@ impl Server {
             Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
         }
         limits::bound_allocator();
+        config.check().map_err(anyhow::Error::msg)?;
+        let tls_setup = config.tls_setup().map_err(anyhow::Error::msg)?;
+        let tls = tls_setup.as_ref().map(tls::Tls::start).transpose()?;
         // Bind the ports first: a port in use is the most common mistake, and it is cheaper
         // to find out before starting an X server.
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
-            format!("cannot listen on {}; choose another address or port with --listen", config.listen)
-        })?;
+        let listener = match &config.listen {
+            listener::ListenAddr::Tcp(addr) => {
+                let tcp =
+                    listener::TcpListener(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                        format!("cannot listen on {addr}; choose another address or port with --listen")
+                    })?);
+                match &tls {
+                    Some(tls) => listener::Bound::Tls(listener::TlsListener::new(tcp, tls.clone())),
+                    None => listener::Bound::Tcp(tcp),
+                }
+            }
+            listener::ListenAddr::Unix(path) => {
+                let group = config.listen_group.as_deref().map(listener::unix::group_id).transpose()?;
+                listener::Bound::Unix(listener::UnixListener::bind(path, group)?)
+            }
+        };
         // The token files are read once, now, before anything is started.
         let token = match config.auth {
             AuthMode::None => None,
@@ -233,7 +255,7 @@ impl Server {
             WebRtc::off()
         } else {
             WebRtc::start(
-                config.udp_addr(),
+                config.udp_addr().map_err(anyhow::Error::msg)?,
                 config.public_ip,
                 source.clone(),
                 sound.source.clone(),
@@ -247,8 +269,12 @@ impl Server {
                 config.listen
             );
         }
-        let local = listener.local_addr()?;
-        let edge = Arc::new(edge::Edge::new(config, local, auth::cookie_name(local.port())));
+        let local = listener.addr()?;
+        let cookie_name = match &local {
+            listener::ListenAddr::Tcp(a) => auth::cookie_name(a.port()),
+            listener::ListenAddr::Unix(path) => socket_cookie_name(path),
+        };
+        let edge = Arc::new(edge::Edge::new(config, &local, cookie_name.clone()));
         let state = Arc::new(AppState {
             token,
             view_token,
@@ -258,7 +284,7 @@ impl Server {
                 config.max_viewers as usize,
                 limits::queue_budget(config.clipboard_max),
             ),
-            port: local.port(),
+            cookie_name,
             source,
             webrtc,
             metrics: Metrics::default(),
@@ -280,6 +306,7 @@ impl Server {
             connections: listener::Connections::new(config.max_connections as usize),
             transport: config.transport,
             ice,
+            tls,
         });
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)
@@ -290,6 +317,7 @@ impl Server {
         Ok(Self {
             state,
             listener,
+            public_url: config.public_url.clone(),
             desktop,
             sound,
             x_watch,
@@ -302,13 +330,13 @@ impl Server {
 
     /// The URL a user opens, with the token if there is one.
     pub fn url(&self) -> String {
-        let addr = self.listener.local_addr().expect("bound listener has an address");
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-        let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
-        match &self.state.token {
-            Some(t) => format!("http://{host}:{}/?token={t}", addr.port()),
-            None => format!("http://{host}:{}/", addr.port()),
-        }
+        let addr = self.listener.addr().expect("a bound listener has an address");
+        start_url(&addr, self.listener.is_tls(), self.public_url.as_ref(), self.state.token.as_deref())
+    }
+
+    /// The served certificate, when Kelpie serves HTTPS.
+    pub fn certificate(&self) -> Option<Arc<tls::Identity>> {
+        self.state.tls.as_ref().map(|t| t.identity())
     }
 
     /// Serves until SIGINT or SIGTERM, or until the session cannot go on: the X server or
@@ -318,6 +346,7 @@ impl Server {
         let Self {
             state,
             listener,
+            public_url: _,
             mut desktop,
             mut sound,
             x_watch,
@@ -328,15 +357,9 @@ impl Server {
         } = self;
         let app = http::app(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut http = tokio::spawn(listener::serve(
-            listener::TcpListener(listener),
-            app,
-            state.connections.clone(),
-            http_options,
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let mut http = tokio::spawn(listener.serve(app, state.connections.clone(), http_options, async {
+            let _ = stop_rx.await;
+        }));
         let ending = tokio::select! {
             () = stop_signals.recv() => Ok(Ended::Stopped),
             e = watch_session(&mut desktop, &mut sound, x_watch.as_ref(), exit_with_app) => e,
@@ -357,6 +380,60 @@ impl Server {
         drop(runtime);
         ending
     }
+}
+
+/// The URL a user opens on a server listening at `addr`: `http(s)://ADDRESS:PORT/`, or for a
+/// Unix socket the `--public-url` the proxy serves it at (else `http+unix://` and the socket's
+/// path, for programs), with `?token=` if there is a token.
+fn start_url(
+    addr: &listener::ListenAddr,
+    https: bool,
+    public: Option<&config::PublicUrl>,
+    token: Option<&str>,
+) -> String {
+    let base = match (addr, public) {
+        (listener::ListenAddr::Tcp(a), _) => {
+            let host = match a.ip() {
+                ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            format!("{}://{host}:{}/", if https { "https" } else { "http" }, a.port())
+        }
+        (listener::ListenAddr::Unix(_), Some(p)) => {
+            format!("{}{}", p.origin, if p.path == "/" { "/".to_string() } else { format!("{}/", p.path) })
+        }
+        (listener::ListenAddr::Unix(path), None) => {
+            let encoded: String = path
+                .to_string_lossy()
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("http+unix://{encoded}/")
+        }
+    };
+    match token {
+        Some(t) => format!("{base}?token={t}"),
+        None => base,
+    }
+}
+
+/// The token cookie's name for a server on the Unix socket `path`: after a hash of the path,
+/// as a TCP server's is after its port.
+fn socket_cookie_name(path: &std::path::Path) -> String {
+    // FNV-1a: short, and the same for the same path on every run.
+    let hash = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+    format!("kelpie_token_u{hash:08x}")
 }
 
 /// Watches the processes the session depends on, ten times a second.
@@ -434,7 +511,39 @@ fn auto_encoder_threads(cores: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::auto_encoder_threads;
+    use super::{auto_encoder_threads, listener::ListenAddr, socket_cookie_name, start_url};
+
+    #[test]
+    fn start_urls_name_the_scheme_address_and_token() {
+        let url = |listen: &str, https, public: Option<&str>, token| {
+            let public = public.map(|p| crate::config::PublicUrl::parse(p).unwrap());
+            start_url(&ListenAddr::parse(listen).unwrap(), https, public.as_ref(), token)
+        };
+        assert_eq!(url("127.0.0.1:8080", false, None, Some("t")), "http://127.0.0.1:8080/?token=t");
+        assert_eq!(url("0.0.0.0:8443", true, None, Some("t")), "https://127.0.0.1:8443/?token=t");
+        assert_eq!(url("[::1]:8443", true, None, None), "https://[::1]:8443/");
+        assert_eq!(url("[::]:1", false, None, None), "http://127.0.0.1:1/");
+        assert_eq!(
+            url("unix:/run/kelpie/k.sock", false, Some("https://desk.example.com/k/"), Some("t")),
+            "https://desk.example.com/k/?token=t"
+        );
+        assert_eq!(
+            url("unix:/run/k.sock", false, Some("https://desk.example.com"), None),
+            "https://desk.example.com/"
+        );
+        assert_eq!(
+            url("unix:/run/kelpie/k.sock", false, None, Some("t")),
+            "http+unix://%2Frun%2Fkelpie%2Fk.sock/?token=t"
+        );
+    }
+
+    #[test]
+    fn socket_cookies_are_named_after_the_path() {
+        let a = socket_cookie_name(std::path::Path::new("/run/a.sock"));
+        assert_eq!(a, socket_cookie_name(std::path::Path::new("/run/a.sock")));
+        assert_ne!(a, socket_cookie_name(std::path::Path::new("/run/b.sock")));
+        assert!(a.starts_with("kelpie_token_u") && a.len() == "kelpie_token_u".len() + 8, "{a}");
+    }
 
     #[test]
     fn auto_encoder_threads_leave_a_core_for_the_desktop() {

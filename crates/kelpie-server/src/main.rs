@@ -37,7 +37,20 @@ fn main() -> ExitCode {
         let server = Server::start(&config, private).await?;
         let url = server.url();
         let _url_file = config.url_file.as_deref().map(|path| UrlFile::create(path, &url)).transpose()?;
-        println!("Kelpie is serving {} at {url}", server.state.source.display());
+        match server.certificate() {
+            Some(cert) => {
+                println!(
+                    "Kelpie is serving {} at {url} (certificate SHA-256 {})",
+                    server.state.source.display(),
+                    cert.fingerprint_hex()
+                );
+                println!(
+                    "The certificate's public key, SHA-256 in base64 (SPKI pin): {}",
+                    cert.spki_base64()
+                );
+            }
+            None => println!("Kelpie is serving {} at {url}", server.state.source.display()),
+        }
         server.serve().await
     });
     match result {

@@ -100,3 +100,33 @@ fn help_lists_every_environment_variable() {
         assert!(help.contains(v), "{v} missing");
     }
 }
+
+#[test]
+fn unusable_tls_and_socket_settings_are_one_line_errors() {
+    let out = kelpie(&[
+        "--display",
+        ":7391",
+        "--tls-cert",
+        "/nonexistent/c.pem",
+        "--tls-key",
+        "/nonexistent/k.pem",
+    ]);
+    assert_clean_failure(&out, "cannot read the certificate /nonexistent/c.pem");
+    let out = kelpie(&["--display", ":7391", "--tls", "self-signed", "--tls-cert", "/c", "--tls-key", "/k"]);
+    assert_clean_failure(&out, "give one of them");
+    let out = kelpie(&["--display", ":7391", "--listen", "unix:/nonexistent/kelpie.sock"]);
+    assert_clean_failure(&out, "--public-ip");
+    let out = kelpie(&[
+        "--display",
+        ":7391",
+        "--listen",
+        "unix:/nonexistent/kelpie.sock",
+        "--public-ip",
+        "192.0.2.1",
+    ]);
+    assert_clean_failure(
+        &out,
+        "cannot create a private directory for the socket beside /nonexistent/kelpie.sock",
+    );
+    assert_clean_failure(&kelpie(&["--listen", "unix:relative.sock"]), "absolute path");
+}

@@ -4,6 +4,12 @@
 //! `X-Forwarded-*` only from `--trusted-proxy` peers, works out the token cookie's
 //! attributes, and puts the security headers on every response. It owns no token: the
 //! `auth` middleware, inside it, decides who may come in.
+//!
+//! A request that came over TLS was reached with https:// (`Secure` cookies, https origins).
+//! A request on a Unix socket comes from the reverse proxy in front, the only one able to
+//! connect (the socket is 0600): its `X-Forwarded-*` headers are believed as a
+//! `--trusted-proxy`'s are, and the DNS-rebinding check, which protects loopback TCP ports
+//! that any local page can reach, does not apply (the proxy checks the names it serves).
 
 pub mod cookie;
 pub mod headers;
@@ -11,7 +17,6 @@ pub mod origin;
 pub mod proxy;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,7 +33,7 @@ pub use origin::PublicUrl;
 pub use proxy::IpNet;
 
 use crate::config::Config;
-use crate::listener::ConnInfo;
+use crate::listener::{ConnInfo, ListenAddr, Via};
 use origin::{OriginCheck, Refusal};
 use proxy::Forwarded;
 
@@ -45,7 +50,6 @@ pub struct EdgeCounters {
 #[derive(Debug)]
 pub struct Edge {
     loopback_listener: bool,
-    listener_scheme: Scheme,
     public: Option<PublicUrl>,
     allowed: Vec<Origin>,
     proxies: Vec<IpNet>,
@@ -69,10 +73,9 @@ pub struct Reached {
 
 impl Edge {
     /// The edge of a listener bound to `listen`, whose token cookie is called `cookie_name`.
-    pub fn new(config: &Config, listen: SocketAddr, cookie_name: String) -> Self {
+    pub fn new(config: &Config, listen: &ListenAddr, cookie_name: String) -> Self {
         Self {
-            loopback_listener: listen.ip().to_canonical().is_loopback(),
-            listener_scheme: Scheme::Http,
+            loopback_listener: listen.is_loopback(),
             public: config.public_url.clone(),
             allowed: config.allow_origin.clone(),
             proxies: config.trusted_proxy.clone(),
@@ -106,13 +109,19 @@ impl Edge {
 /// The middleware: refuses what the edge refuses (403 with the reason and what to do),
 /// notes [`Reached`] for the rest, and adds the security headers to every answer.
 pub async fn guard(State(edge): State<Arc<Edge>>, mut req: Request, next: Next) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<ConnInfo>>().and_then(|c| c.0.peer).map(|a| a.ip());
+    let conn = req.extensions().get::<ConnectInfo<ConnInfo>>().map(|c| c.0).unwrap_or_default();
+    let peer = conn.peer.map(|a| a.ip());
     let headers = req.headers();
-    let forwarded = Forwarded::of(headers, peer, &edge.proxies);
+    let forwarded = match conn.via {
+        // Only the proxy in front can connect to the socket.
+        Via::Unix => Forwarded::read(headers),
+        Via::Tcp | Via::Tls => Forwarded::of(headers, peer, &edge.proxies),
+    };
     // An absolute-form request line names the host itself (RFC 9112 §3.2.2).
     let uri_host = req.uri().authority().map(|a| a.as_str().to_string());
     let raw_host = uri_host.as_deref().or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()));
-    let scheme = forwarded.proto.unwrap_or(edge.listener_scheme);
+    let listener_scheme = if conn.via == Via::Tls { Scheme::Https } else { Scheme::Http };
+    let scheme = forwarded.proto.unwrap_or(listener_scheme);
     let reached_host = forwarded.host.as_deref().or(raw_host).and_then(|h| Authority::parse(h).ok());
     let csp = headers::content_security_policy(&edge.frame_ancestors, reached_host.as_ref());
 

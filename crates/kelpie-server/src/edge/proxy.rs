@@ -68,6 +68,12 @@ impl Forwarded {
         if !peer.is_some_and(|p| trusted.iter().any(|n| n.contains(p))) {
             return Self::default();
         }
+        Self::read(headers)
+    }
+
+    /// The forwarded headers of a request from a proxy known to be the one in front (on a
+    /// Unix socket only it can connect to).
+    pub fn read(headers: &HeaderMap) -> Self {
         Self {
             host: last_value(headers, "x-forwarded-host").map(str::to_string),
             proto: last_value(headers, "x-forwarded-proto").and_then(Scheme::parse),

@@ -14,7 +14,7 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
 use super::*;
-use crate::listener::ConnInfo;
+use crate::listener::{ConnInfo, ListenAddr, Via};
 
 const COOKIE: &str = "kelpie_token_8080=secret";
 
@@ -22,7 +22,7 @@ const COOKIE: &str = "kelpie_token_8080=secret";
 /// what the edge noted.
 fn app(listen: &str, flags: &[&str]) -> (Router, Arc<Edge>) {
     let config = Config::try_parse_from(["kelpie"].iter().chain(flags)).unwrap();
-    let edge = Arc::new(Edge::new(&config, listen.parse().unwrap(), "kelpie_token_8080".into()));
+    let edge = Arc::new(Edge::new(&config, &ListenAddr::parse(listen).unwrap(), "kelpie_token_8080".into()));
     let noted = |reached: Option<Extension<Reached>>| async move { format!("{:?}", reached.map(|r| r.0)) };
     let router = Router::new()
         .route("/", get(noted).post(noted))
@@ -37,10 +37,11 @@ struct Sent<'a> {
     path: &'a str,
     headers: Vec<(header::HeaderName, &'a str)>,
     peer: &'a str,
+    via: Via,
 }
 
 fn get_(path: &str) -> Sent<'_> {
-    Sent { method: Method::GET, path, headers: vec![], peer: "127.0.0.1:50000" }
+    Sent { method: Method::GET, path, headers: vec![], peer: "127.0.0.1:50000", via: Via::Tcp }
 }
 
 impl<'a> Sent<'a> {
@@ -51,6 +52,11 @@ impl<'a> Sent<'a> {
 
     fn upgrade(self) -> Self {
         self.h(header::UPGRADE, "websocket").h(header::CONNECTION, "Upgrade")
+    }
+
+    fn via(mut self, via: Via) -> Self {
+        self.via = via;
+        self
     }
 
     fn by_peer(mut self, peer: &'a str) -> Self {
@@ -65,7 +71,8 @@ impl<'a> Sent<'a> {
         }
         let mut req = req.body(Body::empty()).unwrap();
         let peer: SocketAddr = self.peer.parse().unwrap();
-        req.extensions_mut().insert(ConnectInfo(ConnInfo { local: None, peer: Some(peer) }));
+        let peer = (self.via != Via::Unix).then_some(peer);
+        req.extensions_mut().insert(ConnectInfo(ConnInfo { local: None, peer, via: self.via }));
         let resp = app.clone().oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
@@ -174,6 +181,70 @@ async fn a_trusted_proxy_sets_the_origin_the_cookie_path_and_secure() {
     let (app, _) = self::app("127.0.0.1:8080", &["--public-url", "https://desk.example.com/k/"]);
     let (_, _, body) = get_("/").h(header::HOST, "127.0.0.1:8080").to(&app).await;
     assert!(body.contains(r#"path: "/k", secure: true"#), "{body}");
+}
+
+#[tokio::test]
+async fn over_tls_the_page_is_https_its_cookie_secure_and_http_origins_foreign() {
+    let (app, _) = app("127.0.0.1:8443", &[]);
+    let tls = |origin| {
+        get_("/api/signal")
+            .via(Via::Tls)
+            .upgrade()
+            .h(header::HOST, "127.0.0.1:8443")
+            .h(header::ORIGIN, origin)
+    };
+    let (status, _, body) = tls("https://127.0.0.1:8443").to(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#"path: "/", secure: true"#), "{body}");
+    // The same page over plain HTTP is another origin (and another scheme of the same host).
+    let (status, _, body) = tls("http://127.0.0.1:8443").to(&app).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("served at https://127.0.0.1:8443"), "{body}");
+    // The DNS-rebinding check applies to a loopback HTTPS listener as to a plain one.
+    let rebound = get_("/").via(Via::Tls).h(header::HOST, "attacker.example:8443");
+    assert_eq!(rebound.to(&app).await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn on_a_unix_socket_the_proxy_in_front_is_believed_and_names_the_host() {
+    // No --trusted-proxy: on a 0600 socket only the proxy in front can connect.
+    let (app, edge) = app("unix:/run/kelpie/kelpie.sock", &[]);
+    let xfh = HeaderName::from_static("x-forwarded-host");
+    let xfp = HeaderName::from_static("x-forwarded-proto");
+    let xfx = HeaderName::from_static("x-forwarded-prefix");
+    let behind = |origin| {
+        get_("/api/signal")
+            .via(Via::Unix)
+            .upgrade()
+            // nginx's default Host for a unix: upstream.
+            .h(header::HOST, "localhost")
+            .h(xfh.clone(), "desk.example.com")
+            .h(xfp.clone(), "https")
+            .h(xfx.clone(), "/desk/")
+            .h(header::ORIGIN, origin)
+    };
+    let (status, _, body) = behind("https://desk.example.com").h(header::COOKIE, COOKIE).to(&app).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains(r#"path: "/desk", secure: true"#) && body.contains("cookies_count: true"),
+        "{body}"
+    );
+    let (status, _, body) = behind("https://evil.example").to(&app).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("served at https://desk.example.com"), "{body}");
+    // Whatever Host the proxy passes is answered: there is no loopback port to rebind to.
+    let (status, _, _) = get_("/").via(Via::Unix).h(header::HOST, "anything.example").to(&app).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(edge.counters.host_rejected.load(Ordering::Relaxed), 0);
+    // The same headers on a TCP connection from a peer nobody trusts count for nothing.
+    let (app, _) = self::app("127.0.0.1:8080", &[]);
+    let forged = get_("/api/signal")
+        .upgrade()
+        .h(header::HOST, "127.0.0.1:8080")
+        .h(xfh.clone(), "desk.example.com")
+        .h(xfp.clone(), "https")
+        .h(header::ORIGIN, "https://desk.example.com");
+    assert_eq!(forged.to(&app).await.0, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -1,10 +1,14 @@
 //! The HTTP listener: accepts connections, caps how many are open ([`connections`]), gives
 //! each the time a request's headers may take (`--header-timeout`, against slowloris) and
 //! serves the application on it with hyper, WebSocket upgrades included. It is generic over
-//! the byte stream ([`Listener`]): TCP today; a TLS or Unix-socket listener plugs in the same
-//! way. It knows nothing of what the application answers.
+//! the byte stream ([`Listener`]): TCP, TLS over TCP ([`tls`]) or a Unix socket ([`unix`]),
+//! as `--listen` ([`addr`]) and `--tls` choose ([`Bound`]). It knows nothing of what the
+//! application answers.
 
+pub mod addr;
 pub mod connections;
+pub mod tls;
+pub mod unix;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,15 +30,33 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
+pub use addr::ListenAddr;
 pub use connections::{ConnCounters, Connections, Phase, Slot};
+pub use tls::TlsListener;
+pub use unix::UnixListener;
 
 /// Both ends of an accepted connection, for handlers (as `ConnectInfo<ConnInfo>`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnInfo {
-    /// Our address on this connection: the address the browser reached us at.
+    /// Our address on this connection: the address the browser reached us at (none on a Unix
+    /// socket).
     pub local: Option<SocketAddr>,
-    /// The peer's address (a reverse proxy's, behind one).
+    /// The peer's address (a reverse proxy's, behind one; none on a Unix socket).
     pub peer: Option<SocketAddr>,
+    /// What the connection is.
+    pub via: Via,
+}
+
+/// What kind of connection a request came on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// Plain TCP: `http://`.
+    #[default]
+    Tcp,
+    /// TLS over TCP: `https://`.
+    Tls,
+    /// A Unix socket: a reverse proxy on this machine, the only one able to connect.
+    Unix,
 }
 
 /// A source of connections to serve HTTP on.
@@ -74,7 +96,7 @@ impl Listener for TcpListener {
         if let Err(e) = crate::limits::limit_unsent(&tcp) {
             tracing::debug!("cannot set TCP_NOTSENT_LOWAT on a connection: {e}");
         }
-        let info = ConnInfo { local: tcp.local_addr().ok(), peer: Some(peer) };
+        let info = ConnInfo { local: tcp.local_addr().ok(), peer: Some(peer), via: Via::Tcp };
         Ok((tcp, info))
     }
 
@@ -92,6 +114,48 @@ impl Listener for TcpListener {
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\
 Content-Type: text/plain\r\nContent-Length: 69\r\n\r\n\
 Kelpie has too many connections open (--max-connections); try again.\n";
+
+/// A bound listener of the kind `--listen` and `--tls` chose.
+#[derive(Debug)]
+pub enum Bound {
+    /// Plain HTTP over TCP.
+    Tcp(TcpListener),
+    /// HTTPS.
+    Tls(TlsListener),
+    /// Plain HTTP on a Unix socket.
+    Unix(UnixListener),
+}
+
+impl Bound {
+    /// Where it listens.
+    pub fn addr(&self) -> io::Result<ListenAddr> {
+        Ok(match self {
+            Self::Tcp(l) => ListenAddr::Tcp(l.0.local_addr()?),
+            Self::Tls(l) => ListenAddr::Tcp(l.local_addr()?),
+            Self::Unix(l) => ListenAddr::Unix(l.path().to_path_buf()),
+        })
+    }
+
+    /// Whether browsers reach it with https://.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
+    }
+
+    /// [`serve`]s on it.
+    pub async fn serve(
+        self,
+        app: Router,
+        conns: Arc<Connections>,
+        options: Options,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
+        match self {
+            Self::Tcp(l) => serve(l, app, conns, options, shutdown).await,
+            Self::Tls(l) => serve(l, app, conns, options, shutdown).await,
+            Self::Unix(l) => serve(l, app, conns, options, shutdown).await,
+        }
+    }
+}
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
