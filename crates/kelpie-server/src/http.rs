@@ -17,6 +17,7 @@ use kelpie_protocol::{MAX_SIGNAL_MESSAGE, PROTOCOL_VERSION, SessionInfo};
 use crate::AppState;
 use crate::auth::Access;
 use crate::listener::ConnInfo;
+use crate::prometheus::{self, Kind};
 
 /// The built web client (`web/dist`), embedded at compile time.
 #[derive(rust_embed::RustEmbed)]
@@ -96,180 +97,211 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let r = Ordering::Relaxed;
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, &str, &str, u64); 35] = [
+    let scalars: [(&str, Kind, &str, u64); 35] = [
         (
             "kelpie_clipboard_to_remote_total",
-            "counter",
+            Kind::Counter,
             "Clipboard contents set on the display by viewers.",
             c.to_remote.load(r),
         ),
         (
             "kelpie_clipboard_to_browser_total",
-            "counter",
+            Kind::Counter,
             "Display clipboard contents sent to viewers.",
             c.to_browser.load(r),
         ),
         (
             "kelpie_clipboard_rejected_total",
-            "counter",
+            Kind::Counter,
             "Clipboard transfers refused (malformed, oversized, no control).",
             c.rejected.load(r),
         ),
         (
             "kelpie_clipboard_withheld_total",
-            "counter",
+            Kind::Counter,
             "Remote clipboards not sent to view-only viewers (see --view-clipboard).",
             c.withheld.load(r),
         ),
-        ("kelpie_audio_packets_total", "counter", "Opus packets encoded.", audio.packets.load(r)),
-        ("kelpie_audio_bytes_total", "counter", "Opus bytes encoded.", audio.bytes.load(r)),
+        ("kelpie_audio_packets_total", Kind::Counter, "Opus packets encoded.", audio.packets.load(r)),
+        ("kelpie_audio_bytes_total", Kind::Counter, "Opus bytes encoded.", audio.bytes.load(r)),
         (
             "kelpie_audio_dtx_skipped_total",
-            "counter",
+            Kind::Counter,
             "Opus silence (DTX) packets not sent.",
             audio.dtx_skipped.load(r),
         ),
         (
             "kelpie_audio_captures_started_total",
-            "counter",
+            Kind::Counter,
             "Times sound capture started because a program began to play.",
             audio.captures_started.load(r),
         ),
         (
             "kelpie_audio_capturing",
-            "gauge",
+            Kind::Gauge,
             "Whether sound is being captured now (1) or not, as nothing plays (0).",
             audio.capturing.load(r),
         ),
         (
             "kelpie_auth_rejected_total",
-            "counter",
+            Kind::Counter,
             "Requests refused for a missing or wrong token.",
             m.auth_rejected.load(r),
         ),
         (
             "kelpie_signal_connections_total",
-            "counter",
+            Kind::Counter,
             "Signalling WebSockets opened.",
             m.signal_connections.load(r),
         ),
         (
             "kelpie_signal_rejected_total",
-            "counter",
+            Kind::Counter,
             "Malformed, oversized or out-of-range messages dropped.",
             m.signal_rejected.load(r),
         ),
-        ("kelpie_viewers", "gauge", "Connected viewers (signalling sockets).", state.viewers.count() as u64),
-        ("kelpie_input_events_total", "counter", "Keyboard and mouse messages applied.", i.events.load(r)),
-        ("kelpie_input_failed_total", "counter", "Input messages the X server refused.", i.failed.load(r)),
+        (
+            "kelpie_viewers",
+            Kind::Gauge,
+            "Connected viewers (signalling sockets).",
+            state.viewers.count() as u64,
+        ),
+        (
+            "kelpie_input_events_total",
+            Kind::Counter,
+            "Keyboard and mouse messages applied.",
+            i.events.load(r),
+        ),
+        (
+            "kelpie_input_failed_total",
+            Kind::Counter,
+            "Input messages the X server refused.",
+            i.failed.load(r),
+        ),
         (
             "kelpie_input_released_keys_total",
-            "counter",
+            Kind::Counter,
             "Keys released for viewers that left, lost control or focus, or went silent.",
             i.released.load(r),
         ),
         (
             "kelpie_input_released_buttons_total",
-            "counter",
+            Kind::Counter,
             "Mouse buttons released for viewers that left, lost control or focus, or went silent.",
             i.released_buttons.load(r),
         ),
         (
             "kelpie_input_silent_releases_total",
-            "counter",
+            Kind::Counter,
             "Viewers that went silent (no heartbeat) while holding keys or buttons, which were released.",
             i.silent.load(r),
         ),
         (
             "kelpie_input_dropped_total",
-            "counter",
+            Kind::Counter,
             "Input messages dropped because the viewer's input queue was full.",
             i.dropped.load(r),
         ),
         (
             "kelpie_input_discarded_total",
-            "counter",
+            Kind::Counter,
             "Input messages still queued when their viewer left or lost control, not applied.",
             i.discarded.load(r),
         ),
         (
             "kelpie_keyframe_requests_refused_total",
-            "counter",
+            Kind::Counter,
             "Keyframe requests (keyframe messages, PLI, FIR) of view-only viewers beyond one a second.",
             m.keyframes_refused.load(r) + w.keyframes_refused.load(r),
         ),
         (
             "kelpie_input_rejected_total",
-            "counter",
+            Kind::Counter,
             "Input from viewers without control (view-only or not the controller).",
             m.input_rejected.load(r),
         ),
         (
             "kelpie_websocket_video_bytes_total",
-            "counter",
+            Kind::Counter,
             "Video bytes sent over WebSockets.",
             m.ws_video_bytes.load(r),
         ),
         (
             "kelpie_websocket_frames_dropped_total",
-            "counter",
+            Kind::Counter,
             "Frames skipped for WebSocket viewers that fell behind.",
             m.ws_frames_dropped.load(r),
         ),
         (
             "kelpie_websocket_audio_bytes_total",
-            "counter",
+            Kind::Counter,
             "Sound bytes sent over WebSockets.",
             m.ws_audio_bytes.load(r),
         ),
         (
             "kelpie_websocket_audio_dropped_total",
-            "counter",
+            Kind::Counter,
             "Audio frames not sent over WebSockets because they were over 200 ms old.",
             m.ws_audio_dropped.load(r),
         ),
-        ("kelpie_webrtc_viewers", "gauge", "WebRTC peer connections alive.", w.peers_alive.load(r)),
+        ("kelpie_webrtc_viewers", Kind::Gauge, "WebRTC peer connections alive.", w.peers_alive.load(r)),
         (
             "kelpie_webrtc_connected_total",
-            "counter",
+            Kind::Counter,
             "WebRTC peers that connected.",
             w.peers_connected.load(r),
         ),
         (
             "kelpie_webrtc_unmatched_datagrams_total",
-            "counter",
+            Kind::Counter,
             "UDP datagrams no peer claimed.",
             w.datagrams_unmatched.load(r),
         ),
         (
             "kelpie_webrtc_microphones_refused_total",
-            "counter",
+            Kind::Counter,
             "Offers of view-only viewers whose microphone was refused (audio answered send-only).",
             w.microphones_refused.load(r),
         ),
         (
             "kelpie_webrtc_candidates_refused_total",
-            "counter",
+            Kind::Counter,
             "Trickled ICE candidates refused: the peer had 64 already.",
             w.candidates_refused.load(r),
         ),
         (
             "kelpie_webrtc_idle_keyframe_requests_ignored_total",
-            "counter",
+            Kind::Counter,
             "Keyframe requests of idle streams (no loss) not answered.",
             w.idle_plis_ignored.load(r),
         ),
-        ("kelpie_webrtc_sent_bytes_total", "counter", "UDP bytes sent.", w.bytes_sent.load(r)),
-        ("kelpie_webrtc_sent_datagrams_total", "counter", "UDP datagrams sent.", w.datagrams_sent.load(r)),
-        ("kelpie_webrtc_frames_total", "counter", "Frames handed to WebRTC peers.", w.frames_sent.load(r)),
+        ("kelpie_webrtc_sent_bytes_total", Kind::Counter, "UDP bytes sent.", w.bytes_sent.load(r)),
+        (
+            "kelpie_webrtc_sent_datagrams_total",
+            Kind::Counter,
+            "UDP datagrams sent.",
+            w.datagrams_sent.load(r),
+        ),
+        (
+            "kelpie_webrtc_frames_total",
+            Kind::Counter,
+            "Frames handed to WebRTC peers.",
+            w.frames_sent.load(r),
+        ),
     ];
     for (name, kind, help, value) in scalars {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        prometheus::scalar(&mut out, name, kind, help, value);
     }
     state.viewers.limits.write_metrics(&mut out, state.viewers.max(), state.viewers.queued_bytes());
+    prometheus::header(
+        &mut out,
+        "kelpie_frame_delay_seconds",
+        Kind::Summary,
+        "Time from capture to hand-over to the WebRTC peers.",
+    );
     let _ = writeln!(
         out,
-        "# HELP kelpie_frame_delay_seconds Time from capture to hand-over to the WebRTC peers.\n# TYPE kelpie_frame_delay_seconds summary\nkelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",
+        "kelpie_frame_delay_seconds_sum {}\nkelpie_frame_delay_seconds_count {}",
         w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6,
         w.frames_sent.load(Ordering::Relaxed)
     );
@@ -285,7 +317,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         ("kelpie_keyframes_total", "Keyframes encoded per stream.", |c| c.keyframes.load(Ordering::Relaxed)),
     ];
     for (name, help, value) in per_stream {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        prometheus::header(&mut out, name, Kind::Counter, help);
         for s in &streams {
             let (codec, encoder) = (s.codec().as_str(), s.encoder());
             let _ =

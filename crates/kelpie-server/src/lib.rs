@@ -14,6 +14,7 @@ pub mod input;
 pub mod limits;
 pub mod listener;
 pub mod outbox;
+pub mod prometheus;
 pub mod session;
 pub mod signal;
 pub mod sound;

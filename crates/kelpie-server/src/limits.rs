@@ -3,6 +3,7 @@
 //! and the counters of all of it in `/metrics`. The queue itself is [`crate::outbox`]; the ping
 //! and write-time rules are [`crate::heartbeat`].
 
+use crate::prometheus::{self, Kind};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -161,35 +162,39 @@ impl LimitCounters {
         let scalars = [
             (
                 "kelpie_viewers_max",
-                "gauge",
+                Kind::Gauge,
                 "The most viewers allowed at once (--max-viewers).",
                 max_viewers as u64,
             ),
             (
                 "kelpie_viewers_refused_total",
-                "counter",
+                Kind::Counter,
                 "Signalling connections refused because --max-viewers were connected.",
                 self.refused.load(r),
             ),
             (
                 "kelpie_viewer_queued_bytes",
-                "gauge",
+                Kind::Gauge,
                 "Bytes of messages waiting in all viewers' queues (video and sound excluded; a message queued for several viewers counts for each).",
                 queued_bytes as u64,
             ),
-            ("kelpie_viewer_pings_total", "counter", "WebSocket pings sent to viewers.", self.pings.load(r)),
+            (
+                "kelpie_viewer_pings_total",
+                Kind::Counter,
+                "WebSocket pings sent to viewers.",
+                self.pings.load(r),
+            ),
         ];
         for (name, kind, help, value) in scalars {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            prometheus::scalar(out, name, kind, help, value);
         }
-        let _ = writeln!(
-            out,
-            "# HELP kelpie_viewers_dropped_total Viewers disconnected by the server, by reason: \
-             queue_full (its queue passed its budget), silent (no answer to pings for {} s), \
-             write_timeout (a write waited {} s).\n# TYPE kelpie_viewers_dropped_total counter",
+        let help = format!(
+            "Viewers disconnected by the server, by reason: queue_full (its queue passed its \
+             budget), silent (no answer to pings for {} s), write_timeout (a write waited {} s).",
             SILENCE_LIMIT.as_secs(),
             WRITE_TIMEOUT.as_secs()
         );
+        prometheus::header(out, "kelpie_viewers_dropped_total", Kind::Counter, &help);
         for (why, c) in [
             ("queue_full", &self.dropped_queue_full),
             ("silent", &self.dropped_silent),

@@ -16,7 +16,6 @@ pub mod headers;
 pub mod origin;
 pub mod proxy;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -89,20 +88,21 @@ impl Edge {
     /// Writes the counters in Prometheus' text format.
     pub fn write_metrics(&self, out: &mut String) {
         let r = Ordering::Relaxed;
-        for (name, help, value) in [
-            (
-                "kelpie_origin_rejected_total",
-                "WebSocket upgrades and state-changing requests refused for another site's Origin, or for none with only a cookie.",
-                self.counters.origin_rejected.load(r),
-            ),
-            (
-                "kelpie_host_rejected_total",
-                "Requests to a loopback listener refused for a Host that is not loopback (DNS rebinding).",
-                self.counters.host_rejected.load(r),
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-        }
+        crate::prometheus::counters(
+            out,
+            [
+                (
+                    "kelpie_origin_rejected_total",
+                    "WebSocket upgrades and state-changing requests refused for another site's Origin, or for none with only a cookie.",
+                    self.counters.origin_rejected.load(r),
+                ),
+                (
+                    "kelpie_host_rejected_total",
+                    "Requests to a loopback listener refused for a Host that is not loopback (DNS rebinding).",
+                    self.counters.host_rejected.load(r),
+                ),
+            ],
+        );
     }
 }
 

@@ -6,7 +6,6 @@
 //! when every connection is busy or a WebSocket is the new one refused.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -127,32 +126,39 @@ impl Connections {
     pub fn write_metrics(&self, out: &mut String) {
         let r = Ordering::Relaxed;
         let c = &self.counters;
-        let _ = writeln!(
+        use crate::prometheus::{Kind, counters, scalar};
+        scalar(
             out,
-            "# HELP kelpie_http_connections Open HTTP connections, WebSockets included.\n\
-             # TYPE kelpie_http_connections gauge\nkelpie_http_connections {}",
-            self.open()
+            "kelpie_http_connections",
+            Kind::Gauge,
+            "Open HTTP connections, WebSockets included.",
+            self.open(),
         );
-        for (name, help, value) in [
-            ("kelpie_http_connections_total", "HTTP connections accepted and served.", c.accepted.load(r)),
-            (
-                "kelpie_http_connections_refused_total",
-                "HTTP connections closed at once: --max-connections reached, none waiting to close instead.",
-                c.refused.load(r),
-            ),
-            (
-                "kelpie_http_connections_evicted_total",
-                "HTTP connections waiting for a request, closed to make room for a new one.",
-                c.evicted.load(r),
-            ),
-            (
-                "kelpie_http_header_timeouts_total",
-                "HTTP connections closed for not sending a request's headers within --header-timeout.",
-                c.header_timeouts.load(r),
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-        }
+        counters(
+            out,
+            [
+                (
+                    "kelpie_http_connections_total",
+                    "HTTP connections accepted and served.",
+                    c.accepted.load(r),
+                ),
+                (
+                    "kelpie_http_connections_refused_total",
+                    "HTTP connections closed at once: --max-connections reached, none waiting to close instead.",
+                    c.refused.load(r),
+                ),
+                (
+                    "kelpie_http_connections_evicted_total",
+                    "HTTP connections waiting for a request, closed to make room for a new one.",
+                    c.evicted.load(r),
+                ),
+                (
+                    "kelpie_http_header_timeouts_total",
+                    "HTTP connections closed for not sending a request's headers within --header-timeout.",
+                    c.header_timeouts.load(r),
+                ),
+            ],
+        );
     }
 }
 

@@ -8,7 +8,6 @@ pub mod identity;
 pub mod reload;
 pub mod selfsigned;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -175,37 +174,39 @@ impl Tls {
     pub fn write_metrics(&self, out: &mut String) {
         let r = Ordering::Relaxed;
         let c = &self.counters;
-        let _ = writeln!(
+        use crate::prometheus::{Kind, counters, scalar};
+        scalar(
             out,
-            "# HELP kelpie_tls_certificate_expiry_timestamp_seconds When the served certificate ends (Unix time).\n\
-             # TYPE kelpie_tls_certificate_expiry_timestamp_seconds gauge\n\
-             kelpie_tls_certificate_expiry_timestamp_seconds {}",
-            self.identity().not_after
+            "kelpie_tls_certificate_expiry_timestamp_seconds",
+            Kind::Gauge,
+            "When the served certificate ends (Unix time).",
+            self.identity().not_after,
         );
-        for (name, help, value) in [
-            (
-                "kelpie_tls_handshake_failures_total",
-                "TLS handshakes that failed (clients that do not trust the certificate, or do not speak TLS).",
-                c.handshake_failures.load(r),
-            ),
-            (
-                "kelpie_tls_plain_http_total",
-                "Plain HTTP requests on the HTTPS port, answered with a redirect to https://.",
-                c.plain_http.load(r),
-            ),
-            (
-                "kelpie_tls_reloads_total",
-                "Certificates loaded again after --tls-cert or --tls-key changed.",
-                c.reloads.load(r),
-            ),
-            (
-                "kelpie_tls_reload_failures_total",
-                "Changed --tls-cert/--tls-key files that could not be used (the certificate before was kept).",
-                c.reload_failures.load(r),
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-        }
+        counters(
+            out,
+            [
+                (
+                    "kelpie_tls_handshake_failures_total",
+                    "TLS handshakes that failed (clients that do not trust the certificate, or do not speak TLS).",
+                    c.handshake_failures.load(r),
+                ),
+                (
+                    "kelpie_tls_plain_http_total",
+                    "Plain HTTP requests on the HTTPS port, answered with a redirect to https://.",
+                    c.plain_http.load(r),
+                ),
+                (
+                    "kelpie_tls_reloads_total",
+                    "Certificates loaded again after --tls-cert or --tls-key changed.",
+                    c.reloads.load(r),
+                ),
+                (
+                    "kelpie_tls_reload_failures_total",
+                    "Changed --tls-cert/--tls-key files that could not be used (the certificate before was kept).",
+                    c.reload_failures.load(r),
+                ),
+            ],
+        );
     }
 }
 
