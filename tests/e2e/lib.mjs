@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end tests: start a real kelpie (which starts a real Xvfb),
 // open its web client in Debian's headless Chromium, and look at what the browser shows.
 // Everything runs inside a loopback-only network namespace (see run.sh).
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 const require_fs = () => ({ readdirSync });
@@ -251,6 +252,24 @@ export function onDisplay(k, cmd, input) {
     });
     if (input !== undefined) p.stdin.end(input);
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
+  });
+}
+
+/** The four colours of `kelpie-probe quadrants` on a 1920x1080 display. */
+const QUADRANTS = [
+  { at: [480, 270], rgb: [255, 0, 0] },
+  { at: [1440, 270], rgb: [0, 255, 0] },
+  { at: [480, 810], rgb: [0, 0, 255] },
+  { at: [1440, 810], rgb: [255, 255, 0] },
+];
+
+/** Asserts that `page` shows the probe's four quadrants (each channel within 40). */
+export async function assertQuadrants(page) {
+  await sleep(800);
+  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
+  QUADRANTS.forEach((q, i) => {
+    const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
+    assert.ok(diff <= 40, `at ${q.at}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
   });
 }
 

@@ -15,14 +15,12 @@ import {
   startKelpie,
   launchBrowser,
   openViewer,
-  sampleVideo,
   sleep,
   probeBin,
   servedCertificate,
   httpsGet,
   addTestAddress,
-  spkiPin,
-} from './lib.mjs';
+  spkiPin, assertQuadrants } from './lib.mjs';
 import { X509Certificate } from 'node:crypto';
 
 const HOST = '192.0.2.1';
@@ -61,22 +59,6 @@ async function metric(k, spki, name) {
   const m = r.body.match(new RegExp(`^${name} (\\d+)$`, 'm'));
   assert.ok(m, `${name} missing from /metrics`);
   return Number(m[1]);
-}
-
-const QUADRANTS = [
-  { at: [480, 270], rgb: [255, 0, 0] },
-  { at: [1440, 270], rgb: [0, 255, 0] },
-  { at: [480, 810], rgb: [0, 0, 255] },
-  { at: [1440, 810], rgb: [255, 255, 0] },
-];
-
-async function assertQuadrants(page) {
-  await sleep(800);
-  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
-  QUADRANTS.forEach((q, i) => {
-    const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
-    assert.ok(diff <= 40, `at ${q.at}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
-  });
 }
 
 /** Sends a plain HTTP request to host:port and reads the answer until the server closes. */

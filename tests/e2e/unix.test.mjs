@@ -15,7 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startKelpie, launchBrowser, openViewer, sampleVideo, sleep, probeBin, addTestAddress, spkiPin, freePort, root } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, sleep, probeBin, addTestAddress, spkiPin, freePort, root, assertQuadrants } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const HOST = '192.0.2.1';
@@ -91,22 +91,6 @@ http {
     spki: spkiPin(new X509Certificate(readFileSync(cert))),
     stop: () => new Promise((r) => (proc.exitCode !== null ? r() : (proc.on('exit', r), proc.kill('SIGTERM')))),
   };
-}
-
-const QUADRANTS = [
-  { at: [480, 270], rgb: [255, 0, 0] },
-  { at: [1440, 270], rgb: [0, 255, 0] },
-  { at: [480, 810], rgb: [0, 0, 255] },
-  { at: [1440, 810], rgb: [255, 255, 0] },
-];
-
-async function assertQuadrants(page) {
-  await sleep(800);
-  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
-  QUADRANTS.forEach((q, i) => {
-    const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
-    assert.ok(diff <= 40, `at ${q.at}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
-  });
 }
 
 /** What another user (nobody) gets connecting to the socket: 'connected' or the error code. */
