@@ -11,7 +11,7 @@
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 4)
 //   BENCH_FPS        frame rate of the bars and noise workloads (default 59.8, see MOTION_FPS)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
-//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, selkies, selkies-webrtc, vnc
+//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, selkies, selkies-webrtc, vnc
 //                    (default: all; smoke: kelpie unless given)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all)
 //   BENCH_INPUT_EVENTS  events of each kind in the input section (default 200)
@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { psnr, parseXwd } from './quality.mjs';
+import { startCoturn, assertRelayed } from './turn.mjs';
 import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep, httpsGet } from '../tests/e2e/lib.mjs';
 import { pairAvSync, recordAvSync } from '../tests/lib/avsync.mjs';
 import { startPulse } from '../tests/e2e/sound.mjs';
@@ -60,7 +61,7 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 40);
 // expected display time is a refresh later), so eight sessions, not four.
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 8));
 const SETTLE_MS = 3000;
-const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,selkies,selkies-webrtc,vnc';
+const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc';
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).split(',').map((s) => s.trim()).filter(Boolean);
 const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'idle,static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
@@ -257,7 +258,8 @@ const nextPorts = () => {
 
 // ---------------------------------------------------------------------------------------------
 // Systems. Each start() returns { url, kind: 'webrtc-video' | 'canvas', transport, serverRoots,
-// exclude (commands whose subtrees are not the server's), stop(), ready(page), serverBytes() }.
+// exclude (commands whose subtrees are not the server's), stop(), ready(page), serverBytes(),
+// and optionally verify(page), which throws when the measured stream took the wrong path }.
 
 async function startProbeOn(display, workload) {
   const probe = startProc(probeBin, [...PROBE_ARGS[workload], '--display', display, '--quiet'], { name: 'kelpie-probe', env: { DISPLAY: display } });
@@ -271,10 +273,41 @@ const systems = {
   // HTTPS with a self-signed certificate, which Chromium trusts by the key Kelpie printed.
   'kelpie-https-ws': (workload) => systems.kelpie(workload, 'websocket', { https: true }),
 
-  async kelpie(workload, transport = 'webrtc', { https = false } = {}) {
+  // WebRTC whose media all goes through a coturn on 127.0.0.1 (--ice-transport relay), its
+  // CPU and memory counted with Kelpie's; a row whose selected candidate pair is not that
+  // relay's, when streaming starts or after the measured seconds, fails instead of reporting.
+  async 'kelpie-turn'(workload) {
+    const secret = 'kelpie-bench-turn-secret';
+    const turn = await startCoturn({ port: nextPorts(), secret });
+    let k;
+    try {
+      k = await systems.kelpie(workload, 'webrtc', { args: ['--ice-server', turn.url, '--ice-transport', 'relay'], env: { KELPIE_TURN_SECRET: secret } });
+    } catch (e) {
+      await turn.stop();
+      throw e;
+    }
+    return {
+      ...k,
+      serverRoots: [...k.serverRoots, turn.pid],
+      async ready(page) {
+        await k.ready(page);
+        log(`kelpie-turn: relayed: ${JSON.stringify(await assertRelayed(page, turn))}`);
+      },
+      verify: (page) => assertRelayed(page, turn),
+      async stop() {
+        // Its share of the row's server CPU (counted with Kelpie's in runOne): seconds since it started.
+        log(`kelpie-turn: coturn used ${(procTable().get(turn.pid)?.cpu ?? NaN).toFixed(2)} s of CPU`);
+        await k.stop();
+        await turn.stop();
+      },
+      log: () => turn.log(),
+    };
+  },
+
+  async kelpie(workload, transport = 'webrtc', { https = false, args = [], env = {} } = {}) {
     const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
     const tls = https ? ['--tls', 'self-signed'] : [];
-    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls], env: { KELPIE_LOG: 'warn' } });
+    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env } });
     const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {
@@ -608,6 +641,8 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     else m = await measureCanvasStamps(page, seconds * 1000);
     const secs = (performance.now() - t0) / 1000;
     const c1 = treeCpu(sys.serverRoots, sys.exclude);
+    // Still on the path the system must measure (kelpie-turn: through the relay), or no row.
+    if (sys.verify) await sys.verify(page);
     const b1 = await bytes();
     const sb1 = await sys.serverBytes();
     const rss = treeHwmMiB(sys.serverRoots, sys.exclude);
@@ -990,7 +1025,7 @@ function peersBlock(results, meta) {
   }
   lines.push('- **fps**: distinct timestamps shown by the browser per second (frames delivered, not frames sent).');
   lines.push('- **p50/p90/p99**: glass-to-glass latency, the time the browser shows a frame minus the epoch time kelpie-probe drew into it (same clock: one machine).');
-  lines.push('- **server CPU %**: user + system CPU of the whole process tree of the server, as a percentage of one core, **excluding Xvfb and kelpie-probe** (Kelpie starts its own Xvfb; its subtree is left out). For x11vnc + noVNC this is x11vnc plus websockify. Chromium is not included.');
+  lines.push('- **server CPU %**: user + system CPU of the whole process tree of the server, as a percentage of one core, **excluding Xvfb and kelpie-probe** (Kelpie starts its own Xvfb; its subtree is left out). For x11vnc + noVNC this is x11vnc plus websockify; for Kelpie through TURN, Kelpie plus the coturn `turnserver` relaying its media (it runs only for that row), counted the same way (and in peak RSS). Chromium is not included.');
   lines.push('- **CPU ms/frame**: server CPU time per delivered frame (CPU % × 10 / fps).');
   lines.push('- **Mbit/s**: for WebRTC systems, RTP payload bytes received by the browser (`getStats()`, `inbound-rtp bytesReceived`); for WebSocket systems, the bytes the server sent on its web port (kernel `tcp_info` `bytes_sent` from `ss -ti`: WebSocket payload and framing). Neither counts IP/UDP/TCP headers.');
   lines.push('- **peak RSS**: sum of `VmHWM` of the server processes at the end of the run.');
@@ -1013,6 +1048,8 @@ function peersBlock(results, meta) {
   lines.push('');
   lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, libx264 driven by Kelpie at constant QP per frame, 60 fps, 8 Mbit/s target, WebRTC); web client at its own URL, which draws the frames Chromium\'s WebRTC decoder outputs on a canvas (`MediaStreamTrackProcessor`); timed like the other canvas clients, see below.');
   lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on the same canvas). Bandwidth: `kelpie_websocket_video_bytes_total`.');
+  lines.push('- **Kelpie WebSocket over HTTPS**: the same with `--tls self-signed` (Chromium trusts the key Kelpie prints, `--ignore-certificate-errors-spki-list`), page opened with `?transport=websocket`: what TLS adds to the WebSocket row.');
+  lines.push('- **Kelpie through TURN**: the WebRTC row with all media relayed by a real coturn (Debian\'s `turnserver` on 127.0.0.1 with `use-auth-secret`, `allow-loopback-peers`, UDP only, no TLS/DTLS, started for this row): `kelpie --ice-server turn:127.0.0.1:PORT?transport=udp --ice-transport relay` with `KELPIE_TURN_SECRET`. When the page starts streaming and again after the measured seconds, the harness checks in the page (`getStats()`) that the selected candidate pair\'s local candidate is a `relay` candidate of that coturn over UDP; otherwise the row fails instead of reporting a direct-path figure. Its server CPU includes coturn\'s. Compare it with the plain Kelpie WebRTC row: on loopback the relay adds a hop and coturn\'s CPU, no network delay.');
   lines.push('- **Selkies 2.x** (`pip install selkies`): `selkies --mode websockets --encoder h264enc --enable-basic-auth=false --audio-enabled=false` against our own Xvfb (so its CPU figure excludes Xvfb and the probe, as Kelpie\'s does); its own web client.');
   lines.push('- **Selkies 2.x WebRTC**: the same with `--mode webrtc`. Selkies\' ICE agent leaves 127.0.0.1 out of its candidates, so `bench/run.sh` adds 127.0.0.2 to the namespace\'s loopback interface to give it one.');
   lines.push('- Selkies 2.x in this Chromium presents H.264 through a `<video>` element fed by a `MediaStreamTrackGenerator` (the canvas is only used for striped codecs), so its latency is timed per presented frame with `requestVideoFrameCallback`, at the frame\'s `expectedDisplayTime`; the same frames timed like the canvas clients are listed below the table. Its client lowers the frame rate it asks for when its decoder falls behind (it logs "the decoder keeps up with N fps; asking for that"), which is part of what is measured.');
@@ -1089,7 +1126,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
   lines.push('');
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@ export const SYSTEM_NAMES = {
   kelpie: 'Kelpie (WebRTC, x264)',
   'kelpie-ws': 'Kelpie (WebSocket, x264)',
   'kelpie-https-ws': 'Kelpie (WebSocket over HTTPS, x264)',
+  'kelpie-turn': 'Kelpie (WebRTC through TURN, x264)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',
@@ -18,8 +19,8 @@ export const WORKLOAD_NAMES = {
   noise: 'noise (full-screen noise, 60 fps)',
 };
 
-/** Kelpie's own rows (one per transport, and WebSocket over HTTPS); the others are peers. */
-export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws'];
+/** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN); the others are peers. */
+export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn'];
 
 /** Workloads without motion: only CPU, bandwidth and memory are measured. */
 export const STILL = new Set(['idle', 'static']);

@@ -84,13 +84,15 @@ test('ratioRows: Kelpie over each peer, per workload', () => {
 test('ratioRows: every Kelpie row is compared with each peer, never with each other', () => {
   const kwsBars = { ...kBars, system: 'kelpie-ws', p50: 40 };
   const khttpsBars = { ...kBars, system: 'kelpie-https-ws', p50: 41 };
-  const rows = ratioRows([kBars, kwsBars, khttpsBars, sBars]);
+  const kturnBars = { ...kBars, system: 'kelpie-turn', p50: 42 };
+  const rows = ratioRows([kBars, kwsBars, khttpsBars, kturnBars, sBars]);
   assert.deepEqual(
     rows.map((r) => [r.kelpie, r.peer]),
     [
       ['kelpie', 'selkies'],
       ['kelpie-ws', 'selkies'],
       ['kelpie-https-ws', 'selkies'],
+      ['kelpie-turn', 'selkies'],
     ],
   );
 });

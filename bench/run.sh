@@ -2,7 +2,7 @@
 # Entry point of `make bench`: installs the peers if missing, then runs bench/bench.mjs inside a
 # fresh network namespace with only loopback up, writes docs/benchmarks.md and prints the table.
 #   BENCH_SECTIONS=peers,input,viewers,audio  (peer comparison, input latency, viewer scaling, sound)
-#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,kelpie-ws,kelpie-https-ws,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=idle,static,bars,noise
+#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=idle,static,bars,noise
 #   BENCH_SMOKE=1     Kelpie alone (or BENCH_SYSTEMS), bars, 5 s, installs nothing; exit 1 if nothing was measured.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,7 +13,8 @@ if [ "${KELPIE_IN_NETNS:-}" != 1 ]; then
   sections=${BENCH_SECTIONS:-peers}
   # Peers are installed only when the peer comparison runs.
   if [ "${BENCH_SMOKE:-}" != 1 ] && [[ ,${sections// /}, == *,peers,* ]]; then
-    # xwd, x11vnc, websockify, noVNC, python3-venv: the project's list of what the benchmark needs.
+    # xwd, x11vnc, websockify, noVNC, python3-venv (and, from the --test list it includes, coturn
+    # for kelpie-turn): the project's list of what the benchmark needs.
     "$here/../scripts/install-deps.sh" --bench
     if [[ ,$systems, == *,selkies* ]] && [ ! -x "$here/.venv/bin/selkies" ]; then
       echo "bench: installing Selkies from PyPI into bench/.venv" >&2
