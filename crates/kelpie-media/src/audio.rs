@@ -191,7 +191,7 @@ impl AudioSource {
     /// Subscribes, starting the stream if nobody else listens. Fails at once when the
     /// GStreamer elements are missing.
     pub fn subscribe(&self) -> Result<AudioSubscription, MediaError> {
-        let (_, sub) = self.stream.subscribe(|| self.start().map(Arc::new))?;
+        let (_, sub) = self.stream.subscribe(|| self.start().map(Arc::new), None)?;
         Ok(sub)
     }
 

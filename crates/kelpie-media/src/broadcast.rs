@@ -10,8 +10,9 @@
 //!   joining then starts from it at once instead of waiting for a keyframe that the
 //!   keyframe rate limit would hold back.
 //! - [`Subscription`] is a consumer's handle: [`Subscription::next_decodable`] returns only
-//!   frames its decoder can use, asks for keyframes through the source, and counts what it
-//!   dropped.
+//!   frames its decoder can use, asks for keyframes through the source (a view-only
+//!   viewer's through its [`KeyframeLimiter`], which holds one asked for too soon until
+//!   it may be made), and counts what it dropped.
 //! - [`LazyBroadcast`] starts a producer on the first subscription, lets it stop when the last
 //!   subscription is dropped, and starts a new one for the next subscriber after it failed.
 
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use crate::MediaError;
+use crate::limit::{KeyframeLimiter, SharedKeyframeLimiter};
 
 /// A frame of a broadcast, as far as catching up is concerned.
 pub trait Decodable: Send + Sync + 'static {
@@ -214,12 +216,35 @@ impl<F: Decodable> Publisher<F> {
     }
 }
 
+/// What one item taken from the broadcast comes to (see [`Subscription::take`]).
+enum Taken<F> {
+    /// A frame for the decoder.
+    Frame(Arc<F>),
+    /// Nothing for the decoder: dropped, or frames were lost.
+    Skipped,
+    /// The broadcast ended.
+    Ended,
+}
+
 /// One consumer's view of a broadcast. It keeps the source running while it exists.
 pub struct Subscription<F> {
     upstream: Arc<dyn Upstream>,
     backlog: VecDeque<Arc<F>>,
     rx: broadcast::Receiver<Arc<F>>,
     catchup: Catchup,
+    /// The limiter its keyframe requests go through, if it is limited.
+    keyframes: Option<SharedKeyframeLimiter>,
+    /// Keyframe requests the limiter did not pass on at once.
+    keyframes_refused: u64,
+}
+
+/// The time on tokio's clock (the same as `Instant::now()` but in tests that pause it).
+fn clock_now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn lock(limiter: &SharedKeyframeLimiter) -> std::sync::MutexGuard<'_, KeyframeLimiter> {
+    limiter.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<F: Decodable> Subscription<F> {
@@ -228,14 +253,28 @@ impl<F: Decodable> Subscription<F> {
     /// asks for a keyframe at once, unless `fresh`: the producer has just started, and its
     /// first frame decodes alone (it reaches this subscriber through the channel or, if it
     /// was sent already, the backlog).
-    pub fn new(publisher: &Publisher<F>, upstream: Arc<dyn Upstream>, now: Instant, fresh: bool) -> Self {
+    ///
+    /// With `keyframes`, every keyframe it asks for (that one, those on falling behind, and
+    /// [`Subscription::request_keyframe`]) goes through that limiter, which may be shared
+    /// with the viewer's other requests: one asked for too soon is held and made when the
+    /// limiter's interval is over (while the subscription is read), so that a viewer that
+    /// falls behind still recovers, with at most one keyframe an interval. Those not made at
+    /// once are counted ([`Subscription::keyframes_refused`]).
+    pub fn new(
+        publisher: &Publisher<F>,
+        upstream: Arc<dyn Upstream>,
+        now: Instant,
+        fresh: bool,
+        keyframes: Option<SharedKeyframeLimiter>,
+    ) -> Self {
         let (rx, backlog) = publisher.subscribe(now);
         let mut catchup = Catchup::new();
         catchup.need_keyframe();
-        if !fresh && backlog.front().is_none_or(|f| !f.decodable_alone()) {
-            upstream.request_keyframe();
+        let mut sub = Self { upstream, backlog, rx, catchup, keyframes, keyframes_refused: 0 };
+        if !fresh && sub.backlog.front().is_none_or(|f| !f.decodable_alone()) {
+            sub.ask(now);
         }
-        Self { upstream, backlog, rx, catchup }
+        sub
     }
 
     /// The next frame the decoder can use: frames captured more than `max_lag` before they
@@ -246,21 +285,73 @@ impl<F: Decodable> Subscription<F> {
     /// Cancel-safe: may be used in `tokio::select!`; a frame is never lost to cancellation.
     pub async fn next_decodable(&mut self, max_lag: Duration) -> Option<Arc<F>> {
         loop {
-            let frame = match self.next_raw().await {
-                Ok(f) => f,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    if self.catchup.lagged(n) {
-                        self.upstream.request_keyframe();
-                    }
+            // A held keyframe request is made when it is due, frames or not (a still screen
+            // sends none).
+            let due = self.keyframes.as_ref().and_then(|l| lock(l).due_at());
+            let got = tokio::select! {
+                biased;
+                got = self.next_raw() => got,
+                () = tokio::time::sleep_until(due.map_or_else(tokio::time::Instant::now, Into::into)), if due.is_some() => {
+                    self.make_due(clock_now());
                     continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
             };
-            match self.catchup.frame(Instant::now(), frame.captured(), frame.decodable_alone(), max_lag) {
-                Verdict::Deliver => return Some(frame),
-                Verdict::Drop => {}
-                Verdict::DropAndRequestKeyframe => self.upstream.request_keyframe(),
+            match self.take(got, clock_now(), max_lag) {
+                Taken::Frame(f) => return Some(f),
+                Taken::Skipped => {}
+                Taken::Ended => return None,
             }
+        }
+    }
+
+    /// Applies the catch-up policy to one item taken from the broadcast at `now`.
+    fn take(
+        &mut self,
+        got: Result<Arc<F>, broadcast::error::RecvError>,
+        now: Instant,
+        max_lag: Duration,
+    ) -> Taken<F> {
+        self.make_due(now);
+        let frame = match got {
+            Ok(f) => f,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                if self.catchup.lagged(n) {
+                    self.ask(now);
+                }
+                return Taken::Skipped;
+            }
+            Err(broadcast::error::RecvError::Closed) => return Taken::Ended,
+        };
+        match self.catchup.frame(now, frame.captured(), frame.decodable_alone(), max_lag) {
+            Verdict::Deliver => {
+                if frame.decodable_alone()
+                    && let Some(l) = &self.keyframes
+                {
+                    // What a held request was for has come.
+                    lock(l).cancel_held();
+                }
+                return Taken::Frame(frame);
+            }
+            Verdict::Drop => {}
+            Verdict::DropAndRequestKeyframe => self.ask(now),
+        }
+        Taken::Skipped
+    }
+
+    /// Asks the source for a keyframe at `now`, through the limiter if there is one.
+    fn ask(&mut self, now: Instant) {
+        let refused = self.keyframes.as_ref().is_some_and(|l| lock(l).request(now).refused());
+        if refused {
+            self.keyframes_refused += 1;
+        } else {
+            self.upstream.request_keyframe();
+        }
+    }
+
+    /// Makes a held keyframe request whose time has come by `now`.
+    fn make_due(&mut self, now: Instant) {
+        if self.keyframes.as_ref().is_some_and(|l| lock(l).take_due(now)) {
+            self.upstream.request_keyframe();
         }
     }
 
@@ -282,12 +373,17 @@ impl<F: Decodable> Subscription<F> {
     /// it arrives.
     pub fn request_keyframe(&mut self) {
         self.catchup.need_keyframe();
-        self.upstream.request_keyframe();
+        self.ask(clock_now());
     }
 
     /// Frames this subscriber dropped or lost so far (cumulative, for metrics).
     pub fn dropped(&self) -> u64 {
         self.catchup.dropped()
+    }
+
+    /// Keyframe requests its limiter did not pass on at once (cumulative, for metrics).
+    pub fn keyframes_refused(&self) -> u64 {
+        self.keyframes_refused
     }
 }
 
@@ -320,10 +416,13 @@ impl<P: Producer> LazyBroadcast<P> {
     }
 
     /// Subscribes to the running producer, or starts one with `start` if none runs (or the
-    /// last one failed). Returns the producer too.
+    /// last one failed). Returns the producer too. `keyframes`: the limiter the
+    /// subscription's keyframe requests go through, if any (see
+    /// [`Subscription::new`]).
     pub fn subscribe(
         &self,
         start: impl FnOnce() -> Result<Arc<P>, MediaError>,
+        keyframes: Option<SharedKeyframeLimiter>,
     ) -> Result<(Arc<P>, Subscription<P::Frame>), MediaError> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let running = current.upgrade().and_then(|p| {
@@ -342,7 +441,7 @@ impl<P: Producer> LazyBroadcast<P> {
                 (p, publisher)
             }
         };
-        let sub = Subscription::new(&publisher, producer.clone(), Instant::now(), fresh);
+        let sub = Subscription::new(&publisher, producer.clone(), Instant::now(), fresh, keyframes);
         Ok((producer, sub))
     }
 
@@ -494,7 +593,7 @@ mod tests {
         let source = Arc::new(Source::default());
         let publisher = Publisher::new(4, None);
         let now = Instant::now();
-        let mut sub = Subscription::new(&publisher, source.clone(), now, false);
+        let mut sub = Subscription::new(&publisher, source.clone(), now, false, None);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 1, "a new subscriber asks for a keyframe");
         publisher.send(f(now, false, 0));
         publisher.send(f(now, true, 1));
@@ -535,7 +634,7 @@ mod tests {
         publisher.send(f(t0 + MS * 16, false, 1));
         publisher.send(f(t0 + MS * 33, false, 2));
         // 100 ms after the keyframe: the backlog is the keyframe and what followed.
-        let mut sub = Subscription::new(&publisher, source.clone(), t0 + MS * 100, false);
+        let mut sub = Subscription::new(&publisher, source.clone(), t0 + MS * 100, false, None);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 0, "no keyframe asked for");
         publisher.send(f(t0 + MS * 110, false, 3));
         let mut got = Vec::new();
@@ -544,12 +643,77 @@ mod tests {
         }
         assert_eq!(got, [0, 1, 2, 3], "every frame once, in order");
         // 300 ms after it: the keyframe is too old to replay; a new one is asked for.
-        let _late = Subscription::new(&publisher, source.clone(), t0 + MS * 300, false);
+        let _late = Subscription::new(&publisher, source.clone(), t0 + MS * 300, false, None);
         assert_eq!(source.keyframes.load(Ordering::Relaxed), 1);
         // Frames after the window are not kept.
         publisher.send(f(t0 + MS * 400, false, 4));
         let (_, backlog) = publisher.subscribe(t0 + MS * 100);
         assert!(backlog.is_empty());
+    }
+
+    #[test]
+    fn a_limited_subscription_that_keeps_lagging_asks_at_most_once_a_second() {
+        use crate::limit::{KeyframeLimiter, VIEW_ONLY_KEYFRAME_INTERVAL};
+        let source = Arc::new(Source::default());
+        let asked = || source.keyframes.load(Ordering::Relaxed);
+        let publisher = Publisher::new(4, None);
+        let t0 = Instant::now();
+        let limiter = Arc::new(Mutex::new(KeyframeLimiter::new(VIEW_ONLY_KEYFRAME_INTERVAL)));
+        let mut sub = Subscription::new(&publisher, source.clone(), t0, false, Some(limiter.clone()));
+        assert_eq!(asked(), 1, "the first keyframe is asked for at once");
+        // A reader too slow for the stream: every 100 ms it has lost frames, and what it
+        // gets next is too old, for 5 s.
+        let mut lags = 0;
+        for i in 1..50u32 {
+            let now = t0 + MS * (i * 100);
+            assert!(matches!(
+                sub.take(Err(broadcast::error::RecvError::Lagged(3)), now, LAG),
+                Taken::Skipped
+            ));
+            let late = Arc::new(f(now - LAG * 2, false, i));
+            assert!(matches!(sub.take(Ok(late), now, LAG), Taken::Skipped));
+            lags += 1;
+        }
+        // Unlimited, each lag would have asked (49 + 1); limited, one at 0 s and the one held
+        // since 100 ms made at each of 1, 2, 3 and 4 s.
+        assert_eq!(asked(), 5);
+        assert_eq!(sub.keyframes_refused(), lags);
+        // Still held: made when due even though no frame comes (see the async test below).
+        assert_eq!(lock(&limiter).due_at(), Some(t0 + MS * 5000));
+        // The viewer catches up: a keyframe in time ends the gap, and the held request with it.
+        let now = t0 + MS * 4950;
+        assert!(matches!(sub.take(Ok(Arc::new(f(now, true, 99))), now, LAG), Taken::Frame(_)));
+        assert_eq!(lock(&limiter).due_at(), None);
+        sub.make_due(t0 + MS * 6000);
+        assert_eq!(asked(), 5);
+
+        // Without a limiter every lag asks.
+        let source = Arc::new(Source::default());
+        let mut sub = Subscription::new(&publisher, source.clone(), t0, false, None);
+        for i in 1..50u32 {
+            let now = t0 + MS * (i * 100);
+            sub.take(Err(broadcast::error::RecvError::Lagged(3)), now, LAG);
+        }
+        assert_eq!(source.keyframes.load(Ordering::Relaxed), 50);
+        assert_eq!(sub.keyframes_refused(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_request_is_made_when_due_though_no_frame_comes() {
+        use crate::limit::{KeyframeLimiter, VIEW_ONLY_KEYFRAME_INTERVAL};
+        let source = Arc::new(Source::default());
+        let publisher = Publisher::new(4, None);
+        let t0 = clock_now();
+        let limiter = Arc::new(Mutex::new(KeyframeLimiter::new(VIEW_ONLY_KEYFRAME_INTERVAL)));
+        let mut sub = Subscription::new(&publisher, source.clone(), t0, false, Some(limiter));
+        // It lost frames at once: the request is held (one was made on subscribing).
+        for n in 0..6 {
+            publisher.send(f(t0, false, n));
+        }
+        let read = tokio::time::timeout(Duration::from_millis(1500), sub.next_decodable(LAG)).await;
+        assert!(read.is_err(), "no frame to deliver");
+        assert_eq!(source.keyframes.load(Ordering::Relaxed), 2, "the held request was made");
+        assert_eq!(sub.keyframes_refused(), 1);
     }
 
     struct Fake {
@@ -590,8 +754,8 @@ mod tests {
             }))
         };
         assert!(lazy.running().is_none());
-        let (p1, a) = lazy.subscribe(start).unwrap();
-        let (p2, b) = lazy.subscribe(start).unwrap();
+        let (p1, a) = lazy.subscribe(start, None).unwrap();
+        let (p2, b) = lazy.subscribe(start, None).unwrap();
         assert!(Arc::ptr_eq(&p1, &p2));
         assert_eq!(started.load(Ordering::Relaxed), 1);
         drop((p1, p2, a));
@@ -600,18 +764,18 @@ mod tests {
         assert!(lazy.running().is_none());
         assert_eq!(stopped.load(Ordering::Relaxed), 1, "stopped with the last subscriber");
 
-        let (p, _c) = lazy.subscribe(start).unwrap();
+        let (p, _c) = lazy.subscribe(start, None).unwrap();
         p.failed.store(true, Ordering::Relaxed);
-        let (q, _d) = lazy.subscribe(start).unwrap();
+        let (q, _d) = lazy.subscribe(start, None).unwrap();
         assert!(!Arc::ptr_eq(&p, &q), "a failed producer is replaced");
         assert_eq!(started.load(Ordering::Relaxed), 3);
         // A producer whose broadcast ended is replaced too.
         *q.publisher.lock().unwrap() = None;
-        let (r, _e) = lazy.subscribe(start).unwrap();
+        let (r, _e) = lazy.subscribe(start, None).unwrap();
         assert!(!Arc::ptr_eq(&q, &r));
         // A start that fails is an error, and the next subscriber tries again.
         let lazy: LazyBroadcast<Fake> = LazyBroadcast::new();
-        assert!(lazy.subscribe(|| Err(MediaError::Config("no".into()))).is_err());
-        assert!(lazy.subscribe(start).is_ok());
+        assert!(lazy.subscribe(|| Err(MediaError::Config("no".into())), None).is_err());
+        assert!(lazy.subscribe(start, None).is_ok());
     }
 }

@@ -13,6 +13,7 @@ pub mod capture;
 pub mod clock;
 pub mod convert;
 pub mod encoder;
+pub mod limit;
 mod mailbox;
 mod pipeline;
 pub mod pool;

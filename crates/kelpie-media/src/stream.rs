@@ -19,6 +19,7 @@ use crate::broadcast::{LazyBroadcast, Producer, Publisher, Subscription, Upstrea
 use crate::capture::{Capturer, CursorShot, Rect};
 use crate::clock::MediaClock;
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec, Rate};
+use crate::limit::SharedKeyframeLimiter;
 use crate::mailbox::{Drained, Inbox, Mailbox, mailbox};
 use crate::pool::FramePool;
 use crate::{MediaError, error_chain};
@@ -540,6 +541,11 @@ impl VideoSubscription {
         self.sub.dropped()
     }
 
+    /// Keyframe requests its limiter did not pass on at once (cumulative, for metrics).
+    pub fn keyframes_refused(&self) -> u64 {
+        self.sub.keyframes_refused()
+    }
+
     /// The stream subscribed to.
     pub fn stream(&self) -> &Arc<VideoStream> {
         &self.stream
@@ -629,6 +635,17 @@ impl VideoSource {
     /// would be held back by [`KEYFRAME_MIN_INTERVAL`]), else a new one made at once. A new
     /// stream's first frame is a keyframe anyway (it comes once the encoder has started).
     pub fn subscribe(&self, codec: VideoCodec) -> Result<VideoSubscription, MediaError> {
+        self.subscribe_limited(codec, None)
+    }
+
+    /// [`VideoSource::subscribe`], the subscription's keyframe requests (that for its first
+    /// frame included) going through `keyframes` if given (a view-only viewer's: see
+    /// [`Subscription::new`]).
+    pub fn subscribe_limited(
+        &self,
+        codec: VideoCodec,
+        keyframes: Option<SharedKeyframeLimiter>,
+    ) -> Result<VideoSubscription, MediaError> {
         let (Some(lazy), Some(spec)) =
             (self.streams.get(&codec), self.encoders.iter().find(|e| e.codec == codec))
         else {
@@ -642,7 +659,7 @@ impl VideoSource {
             cursor_in_video: self.cursor_in_video,
         };
         let (stream, sub) =
-            lazy.subscribe(|| VideoStream::start(&self.display, spec, settings, self.clock))?;
+            lazy.subscribe(|| VideoStream::start(&self.display, spec, settings, self.clock), keyframes)?;
         Ok(VideoSubscription { stream, sub })
     }
 

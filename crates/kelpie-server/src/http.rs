@@ -211,7 +211,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "kelpie_keyframe_requests_refused_total",
             Kind::Counter,
-            "Keyframe requests (keyframe messages, PLI, FIR) of view-only viewers beyond one a second.",
+            "Keyframe requests (keyframe messages, PLI, FIR, WebSocket video falling behind) of view-only viewers beyond one a second.",
             m.keyframes_refused.load(r) + w.keyframes_refused.load(r),
         ),
         (

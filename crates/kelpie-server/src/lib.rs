@@ -45,8 +45,9 @@ pub struct Metrics {
     pub signal_rejected: AtomicU64,
     /// Input messages from viewers without control.
     pub input_rejected: AtomicU64,
-    /// Keyframe requests of view-only viewers without a peer connection, sooner than they
-    /// may ask (those with one are counted by the WebRTC transport).
+    /// Keyframe requests of view-only viewers without a peer connection (`keyframe`
+    /// messages, and those of their video over the WebSocket on falling behind), sooner than
+    /// they may ask (those with one are counted by the WebRTC transport).
     pub keyframes_refused: AtomicU64,
     /// Video bytes sent over WebSockets.
     pub ws_video_bytes: AtomicU64,

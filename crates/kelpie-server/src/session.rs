@@ -14,8 +14,9 @@
 
 use std::time::Instant;
 
+use kelpie_media::limit::{KeyframeLimiter, SharedKeyframeLimiter, VIEW_ONLY_KEYFRAME_INTERVAL};
 use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec};
-use kelpie_webrtc::{KeyframeLimiter, PeerId, PeerPolicy, VIEW_ONLY_KEYFRAME_INTERVAL};
+use kelpie_webrtc::{PeerId, PeerPolicy};
 
 use crate::control::{Control, Denied, RequestOutcome};
 use crate::input::ViewerId;
@@ -163,9 +164,11 @@ pub struct ViewerSession {
     view_only: bool,
     offerings: Offerings,
     media: Media,
-    /// Keyframe requests of a view-only viewer without a peer connection (a peer connection
-    /// has its own limiter, shared with its PLIs and FIRs, in the hub).
-    keyframes: KeyframeLimiter,
+    /// Keyframe requests of a view-only viewer without a peer connection: its `keyframe`
+    /// messages, and those of its video over the WebSocket when it falls behind
+    /// ([`ViewerSession::keyframe_limiter`]). A peer connection has its own limiter, shared
+    /// with its PLIs and FIRs, in the hub.
+    keyframes: SharedKeyframeLimiter,
     closed: bool,
 }
 
@@ -186,7 +189,9 @@ impl ViewerSession {
             view_only,
             offerings,
             media: Media::None,
-            keyframes: KeyframeLimiter::new(VIEW_ONLY_KEYFRAME_INTERVAL),
+            keyframes: std::sync::Arc::new(std::sync::Mutex::new(KeyframeLimiter::new(
+                VIEW_ONLY_KEYFRAME_INTERVAL,
+            ))),
             closed: false,
         };
         (session, vec![Action::Greet { clipboard }, Action::Roster])
@@ -195,6 +200,12 @@ impl ViewerSession {
     /// What this viewer's peer connection may do.
     pub fn peer_policy(&self) -> PeerPolicy {
         if self.view_only { PeerPolicy::VIEW_ONLY } else { PeerPolicy::FULL }
+    }
+
+    /// The limiter the keyframe requests of this viewer's video over the WebSocket go
+    /// through (shared with its `keyframe` messages), if it is limited (view-only).
+    pub fn keyframe_limiter(&self) -> Option<SharedKeyframeLimiter> {
+        self.view_only.then(|| self.keyframes.clone())
     }
 
     /// This viewer's id.
@@ -277,7 +288,9 @@ impl ViewerSession {
             }
             ClientMessage::Keyframe => match self.peer() {
                 Some(peer) => vec![Action::Keyframe(Some(peer))],
-                None if self.view_only && !self.keyframes.allow(now) => {
+                None if self.view_only
+                    && !self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).allow(now) =>
+                {
                     vec![Action::Count(Refusal::Keyframe)]
                 }
                 None => vec![Action::Keyframe(None)],
@@ -667,7 +680,16 @@ mod tests {
             }
         }
         assert_eq!((made, refused), (3, 47), "at 0, 1 and 2 s");
+        // Its video over the WebSocket asks through the same limiter: one second after the
+        // last message made one (at 2 s), not sooner; and a message then waits for it.
+        let video = v.keyframe_limiter().expect("a view-only viewer is limited");
+        let at = |ms| w.t0 + Duration::from_millis(ms);
+        assert!(video.lock().unwrap().request(at(2500)).refused());
+        assert!(video.lock().unwrap().take_due(at(3000)));
+        let out = v.handle(at(3500), Event::Message(ClientMessage::Keyframe), &mut w.control);
+        assert_eq!(out, [Action::Count(Refusal::Keyframe)]);
         // A viewer with full access is not limited here (the encoder spaces keyframes).
+        assert!(a.keyframe_limiter().is_none());
         for _ in 0..10 {
             assert_eq!(w.send(&mut a, 0, ClientMessage::Keyframe), [Action::Keyframe(None)]);
         }

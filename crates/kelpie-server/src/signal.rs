@@ -23,6 +23,7 @@ use crate::session::{Action, Event, Offerings, Refusal, ViewerSession};
 use crate::viewers::Full;
 use crate::wsmedia::{self, WriterEnd};
 use kelpie_media::error_chain;
+use kelpie_media::limit::SharedKeyframeLimiter;
 
 /// What a connection keeps besides its session.
 struct Connection {
@@ -31,6 +32,8 @@ struct Connection {
     tx: Outbox,
     local_ip: Option<IpAddr>,
     clipboard_inbox: crate::clipboard::Inbox,
+    /// What the keyframe requests of its video over the WebSocket go through, if limited.
+    keyframes: Option<SharedKeyframeLimiter>,
 }
 
 /// The time on tokio's clock (paused in tests) as a `std` instant, for the heartbeat.
@@ -59,7 +62,8 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
         ViewerSession::join(id, access == Access::ViewOnly, offerings, Instant::now(), &mut control)
     };
     tracing::info!(viewer = id, ?access, "viewer joined");
-    let mut conn = Connection { state, id, tx, local_ip, clipboard_inbox: Default::default() };
+    let keyframes = session.keyframe_limiter();
+    let mut conn = Connection { state, id, tx, local_ip, clipboard_inbox: Default::default(), keyframes };
     conn.carry_out(&mut session, first).await;
 
     let mut heartbeat = Heartbeat::new(now());
@@ -186,14 +190,16 @@ impl Connection {
                     s.request_keyframe();
                 }
             }
-            Action::StartWsMedia { codec, audio } => match wsmedia::start(state, id, codec, audio) {
-                Ok((reply, media)) => {
-                    self.tx.send(Outbound::StopMedia);
-                    self.send(reply);
-                    self.tx.send(media);
+            Action::StartWsMedia { codec, audio } => {
+                match wsmedia::start(state, id, codec, audio, self.keyframes.clone()) {
+                    Ok((reply, media)) => {
+                        self.tx.send(Outbound::StopMedia);
+                        self.send(reply);
+                        self.tx.send(media);
+                    }
+                    Err(e) => return Some(Event::WsMediaFailed(error_chain(&e))),
                 }
-                Err(e) => return Some(Event::WsMediaFailed(error_chain(&e))),
-            },
+            }
             Action::Resize { width, height, dpi } => {
                 let display = state.source.display().to_string();
                 let resized = tokio::task::spawn_blocking(move || {

@@ -3,7 +3,10 @@
 //! WebSocket, the encoded video and sound as binary messages
 //! (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), with its own lag policy: video
 //! that would arrive more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe;
-//! sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own). Media
+//! sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own). A
+//! view-only viewer's keyframe requests go through its limiter (at most one a second; one
+//! asked for too soon is made when the second is up), so that reading slowly does not make
+//! the stream a stream of keyframes; those not made at once are counted. Media
 //! never queues: the writer takes one frame at a time from the broadcast, so a viewer that
 //! falls behind holds at most the frame being written.
 //!
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt as _};
+use kelpie_media::limit::SharedKeyframeLimiter;
 use kelpie_media::{AudioSubscription, VideoSubscription};
 use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
 
@@ -62,15 +66,17 @@ fn count_dropped(now: u64, seen: &mut u64, counter: &AtomicU64) {
     *seen = now;
 }
 
-/// Subscribes viewer `id` to the video in `codec` and, if `audio`, the session's sound.
-/// Returns what to tell the viewer and what to give its writer.
+/// Subscribes viewer `id` to the video in `codec` (its keyframe requests through
+/// `keyframes`, if given) and, if `audio`, the session's sound. Returns what to tell the
+/// viewer and what to give its writer.
 pub(crate) fn start(
     state: &AppState,
     id: ViewerId,
     codec: VideoCodec,
     audio: bool,
+    keyframes: Option<SharedKeyframeLimiter>,
 ) -> Result<(ServerMessage, Outbound), kelpie_media::MediaError> {
-    let video = state.source.subscribe(codec)?;
+    let video = state.source.subscribe_limited(codec, keyframes)?;
     let sound = if audio { subscribe_audio(state, id) } else { None };
     let audio = sound.is_some();
     tracing::info!(viewer = id, codec = codec.as_str(), audio, "video over WebSocket");
@@ -164,8 +170,9 @@ where
     let mut video: Option<VideoSubscription> = None;
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = HashSet::new();
-    // What the subscriptions had dropped when last counted into the metrics.
-    let (mut video_dropped, mut audio_dropped) = (0, 0);
+    // What the subscriptions had dropped, and the video's keyframe requests refused, when
+    // last counted into the metrics.
+    let (mut video_dropped, mut audio_dropped, mut keyframes_refused) = (0, 0, 0);
     loop {
         // Video and sound carry pts on the session's media clock: sent as they are.
         let step = tokio::select! {
@@ -175,6 +182,7 @@ where
             f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
                 let sub = video.as_ref().expect("guarded");
                 count_dropped(sub.dropped(), &mut video_dropped, &m.ws_frames_dropped);
+                count_dropped(sub.keyframes_refused(), &mut keyframes_refused, &m.keyframes_refused);
                 match f {
                     Some(frame) => Step::Binary(video_message(&frame, sub.codec()), &m.ws_video_bytes),
                     None => Step::VideoEnded,
@@ -218,7 +226,10 @@ where
                 continue;
             }
             Step::Queued(Next::Item(Outbound::Media(v, a))) => {
-                (video_dropped, audio_dropped) = (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()));
+                (video_dropped, audio_dropped, keyframes_refused) =
+                    (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()), 0);
+                // Its first request (when it subscribed) may have been refused already.
+                count_dropped(v.keyframes_refused(), &mut keyframes_refused, &m.keyframes_refused);
                 (video, audio) = (Some(v), a);
                 continue;
             }

@@ -18,8 +18,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
-use crate::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 use crate::{OfferError, WebRtcError};
+use kelpie_media::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 pub use route::MAX_REMOTE_CANDIDATES;
 use sync::{AvSync, ServerAges};
 

@@ -2,16 +2,15 @@
 //!
 //! `hub` is the sans-IO core (str0m peers, codec choice, keyframe gating, which peer a
 //! datagram belongs to); `driver` owns the socket and feeds the hub with datagrams, frames
-//! and time; `limit` caps how often a view-only viewer may cause a keyframe.
+//! and time. How often a view-only peer may cause a keyframe is capped by
+//! [`kelpie_media::limit`], the limiter the WebSocket transport uses too.
 
 pub mod driver;
 pub mod hub;
-pub mod limit;
 mod sound;
 
 pub use driver::{WebRtc, WebRtcCounters};
 pub use hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
-pub use limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 
 /// Errors of the WebRTC transport. The cause, where there is one (str0m's, the system's), is
 /// the error's [`std::error::Error::source`].

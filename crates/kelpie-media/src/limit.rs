@@ -2,11 +2,19 @@
 //! of the stream bandwidth (it is several times a delta frame) and the encoder time; the
 //! encoder already makes at most one every 250 ms however many ask, but a view-only viewer
 //! asking for one all the time would still make the whole stream a stream of keyframes. Its
-//! requests (WebSocket `keyframe` messages, RTCP PLI and FIR) go through this limiter.
+//! requests go through this limiter: on a peer connection its RTCP PLIs and FIRs and its
+//! `keyframe` messages (one limiter per peer, in the WebRTC hub); over the WebSocket its
+//! `keyframe` messages and the requests its video subscription makes when it falls behind
+//! (one [`SharedKeyframeLimiter`] per viewer, see
+//! [`Subscription::new`](crate::Subscription::new)).
 //!
 //! Pure: time is passed in.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// One viewer's limiter, shared by the places its requests come from.
+pub type SharedKeyframeLimiter = Arc<Mutex<KeyframeLimiter>>;
 
 /// Least time between two keyframes a view-only viewer may cause.
 pub const VIEW_ONLY_KEYFRAME_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,6 +88,11 @@ impl KeyframeLimiter {
         }
     }
 
+    /// Forgets a held request (what it was for has come anyway).
+    pub fn cancel_held(&mut self) {
+        self.held = false;
+    }
+
     /// When the held request becomes due, if one is held.
     pub fn due_at(&self) -> Option<Instant> {
         if self.held { self.last.map(|t| t + self.interval) } else { None }
@@ -134,6 +147,12 @@ mod tests {
         // The held one is overtaken by a new request once the interval is over.
         assert_eq!(l.request(t0 + MS * 1000), KeyframeVerdict::Granted);
         assert!(!l.take_due(t0 + MS * 3000));
+        // A held request that is cancelled is not made.
+        assert_eq!(l.request(t0 + MS * 3500), KeyframeVerdict::Granted);
+        assert_eq!(l.request(t0 + MS * 3600), KeyframeVerdict::Deferred);
+        l.cancel_held();
+        assert_eq!(l.due_at(), None);
+        assert!(!l.take_due(t0 + MS * 5000));
     }
 
     #[test]
