@@ -1,7 +1,7 @@
 // Helpers of the sound tests: test tones, a frequency estimate of recorded samples, and a
 // private X server and PulseAudio daemon standing in for a user's existing session.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser, sleep } from './lib.mjs';
@@ -137,7 +137,12 @@ export async function recordDefaultSource(server, path, ms) {
   });
   let err = '';
   parec.stderr.on('data', (d) => (err += d));
+  // Until `ms` of sound is in the file (48 kHz, 16-bit mono): parecord can take a while to
+  // connect on a loaded machine, and a fixed wall time would then record less.
+  const wanted = (ms / 1000) * 48000 * 2;
+  const deadline = Date.now() + ms + 5000;
   await sleep(ms);
+  while (Date.now() < deadline && (existsSync(path) ? statSync(path).size : 0) < wanted) await sleep(100);
   parec.kill('SIGTERM');
   await new Promise((r) => parec.on('exit', r));
   if (!existsSync(path)) throw new Error(`parecord wrote nothing: ${err}`);
