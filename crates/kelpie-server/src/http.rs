@@ -324,6 +324,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 writeln!(out, "{name}{{codec=\"{codec}\",encoder=\"{encoder}\"}} {}", value(s.counters()));
         }
     }
+    state.quality.write_metrics(&mut out);
     state.edge.write_metrics(&mut out);
     state.connections.write_metrics(&mut out);
     if let Some(tls) = &state.tls {

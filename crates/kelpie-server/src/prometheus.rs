@@ -11,6 +11,8 @@ pub enum Kind {
     Gauge,
     /// A sum and a count.
     Summary,
+    /// Cumulative buckets, a sum and a count.
+    Histogram,
 }
 
 impl Kind {
@@ -19,6 +21,7 @@ impl Kind {
             Self::Counter => "counter",
             Self::Gauge => "gauge",
             Self::Summary => "summary",
+            Self::Histogram => "histogram",
         }
     }
 }
@@ -44,6 +47,40 @@ pub fn counters<V: Display>(
     }
 }
 
+/// One labelled series of a histogram: `label="value"`, the count of observations in each
+/// bucket (not cumulative; one more than `bounds`, the last for `+Inf`) and their sum.
+pub struct Series<'a> {
+    /// The label's value.
+    pub label: &'a str,
+    /// Observations per bucket, the last beyond every bound.
+    pub counts: &'a [u64],
+    /// The sum of the observations.
+    pub sum: f64,
+}
+
+/// Writes histogram `name` (its header, then each series' cumulative `_bucket`s with `le`,
+/// `_sum` and `_count`), every series labelled `label`.
+pub fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    bounds: &[f64],
+    series: &[Series<'_>],
+) {
+    header(out, name, Kind::Histogram, help);
+    for s in series {
+        let mut cumulative = 0;
+        for (i, n) in s.counts.iter().enumerate() {
+            cumulative += n;
+            let le = bounds.get(i).map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{label}=\"{}\",le=\"{le}\"}} {cumulative}", s.label);
+        }
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{}\"}} {}", s.label, s.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{}\"}} {cumulative}", s.label);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +95,22 @@ mod tests {
             "# HELP kelpie_viewers Connected viewers.\n# TYPE kelpie_viewers gauge\nkelpie_viewers 3\n\
              # HELP kelpie_a_total A.\n# TYPE kelpie_a_total counter\nkelpie_a_total 1\n\
              # HELP kelpie_b_total B.\n# TYPE kelpie_b_total counter\nkelpie_b_total 2\n"
+        );
+    }
+
+    #[test]
+    fn writes_histograms_with_cumulative_buckets() {
+        let mut out = String::new();
+        let series = [Series { label: "webrtc", counts: &[1, 0, 2], sum: 0.5 }];
+        histogram(&mut out, "kelpie_x_seconds", "X.", "transport", &[0.01, 0.1], &series);
+        assert_eq!(
+            out,
+            "# HELP kelpie_x_seconds X.\n# TYPE kelpie_x_seconds histogram\n\
+             kelpie_x_seconds_bucket{transport=\"webrtc\",le=\"0.01\"} 1\n\
+             kelpie_x_seconds_bucket{transport=\"webrtc\",le=\"0.1\"} 1\n\
+             kelpie_x_seconds_bucket{transport=\"webrtc\",le=\"+Inf\"} 3\n\
+             kelpie_x_seconds_sum{transport=\"webrtc\"} 0.5\n\
+             kelpie_x_seconds_count{transport=\"webrtc\"} 3\n"
         );
     }
 }
