@@ -37,6 +37,13 @@ pub fn scalar(out: &mut String, name: &str, kind: Kind, help: &str, value: impl 
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// Writes one sample of metric `name` (its header written before) with `labels`, whose
+/// values are Kelpie's own words (codec, encoder, transport names), never a client's.
+pub fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl Display) {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+}
+
 /// Writes each `(name, help, value)` as a counter with one sample.
 pub fn counters<V: Display>(
     out: &mut String,
@@ -96,6 +103,13 @@ mod tests {
              # HELP kelpie_a_total A.\n# TYPE kelpie_a_total counter\nkelpie_a_total 1\n\
              # HELP kelpie_b_total B.\n# TYPE kelpie_b_total counter\nkelpie_b_total 2\n"
         );
+    }
+
+    #[test]
+    fn writes_labelled_samples() {
+        let mut out = String::new();
+        sample(&mut out, "kelpie_x_sum", &[("codec", "h264"), ("encoder", "x264")], 0.25);
+        assert_eq!(out, "kelpie_x_sum{codec=\"h264\",encoder=\"x264\"} 0.25\n");
     }
 
     #[test]

@@ -116,10 +116,8 @@ impl Quality {
             "Viewer stats reports counted, by the transport the viewer uses.",
         );
         for (label, p) in paths {
-            out.push_str(&format!(
-                "kelpie_viewer_reports_total{{transport=\"{label}\"}} {}\n",
-                p.reports.load(Ordering::Relaxed)
-            ));
+            let value = p.reports.load(Ordering::Relaxed);
+            prometheus::sample(out, "kelpie_viewer_reports_total", &[("transport", label)], value);
         }
         prometheus::scalar(
             out,
