@@ -169,6 +169,14 @@ class ChartTest(unittest.TestCase):
                 with self.assertRaises(HelmError, msg="helm refuses to render it too"):
                     chart.render(values)
 
+    def test_helm_lint_finds_no_warning(self):
+        import helm_python
+
+        report = helm_python.lint(str(chart.CHART), strict=True, kube_version="v" + KUBE_VERSION)
+        self.assertEqual(report["errors"], [])
+        # Severity 2 is a warning, 3 an error; 1 (information, e.g. "icon is recommended") is fine.
+        self.assertEqual([m for m in report["messages"] if m["severity"] >= 2], [], report)
+
     def test_the_plain_manifests_are_the_chart_rendered(self):
         self.assertEqual(
             chart.PLAIN.read_text(), chart.plain_manifests(),
