@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { root } from './lib.mjs';
-import { emptyNamespace } from './netns.mjs';
+import { emptyNamespace, run } from './netns.mjs';
 
 export const netemBin = process.env.KELPIE_NETEM_BIN ?? join(root, 'target/release/kelpie-netem');
 
@@ -36,7 +36,8 @@ export function setCommand(dir, params) {
 
 /**
  * Starts the link. `params` as for `setCommand` (both directions), plus `subnet` (the first
- * three octets of the two addresses, default 10.98.0) and `seed` (of the loss and jitter draws).
+ * three octets of the two addresses, default 10.98.0), `seed` (of the loss and jitter draws)
+ * and `browserHere` (the browser's side is this namespace instead of a new one).
  * Resolves with { nsBrowser, nsServer, browserAddr, serverAddr, set(params, dir), outage(ms, afterMs),
  * at(ms, params, dir), stats(), stop() }; the namespaces are those of netns.mjs's
  * `emptyNamespace` (`pid`, `wrap`, `exec`) with `addr` added.
@@ -45,12 +46,16 @@ export async function startLink(params = {}) {
   const subnet = params.subnet ?? '10.98.0';
   const browserAddr = `${subnet}.1`;
   const serverAddr = `${subnet}.2`;
-  const nsBrowser = { ...(await emptyNamespace()), addr: browserAddr };
+  // browserHere: the browser's side is this process's namespace (so that this process reaches
+  // the server too, e.g. the benchmark inside run.sh's namespace).
+  const nsBrowser = params.browserHere
+    ? { pid: process.pid, wrap: [], exec: (args) => run(args[0], args.slice(1)), close() {}, addr: browserAddr }
+    : { ...(await emptyNamespace()), addr: browserAddr };
   const nsServer = { ...(await emptyNamespace()), addr: serverAddr };
   const proc = spawn(
     netemBin,
     [
-      '--netns-a', `/proc/${nsBrowser.pid}/ns/net`,
+      ...(params.browserHere ? [] : ['--netns-a', `/proc/${nsBrowser.pid}/ns/net`]),
       '--netns-b', `/proc/${nsServer.pid}/ns/net`,
       '--seed', String(params.seed ?? 1),
       '--set', setCommand('both', params),
