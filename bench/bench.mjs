@@ -80,7 +80,11 @@ const VIEWER_TRANSPORTS = ['webrtc', 'websocket'];
 const PROFILES_ASKED = parseProfiles(process.env.BENCH_PROFILES);
 const NET_SECONDS = Number(process.env.BENCH_NET_SECONDS ?? 10);
 /** Names of `env` (a comma list) among `known`, or `fallback` when `env` is not set. */
-const among = (env, known, fallback) => (env === undefined ? fallback : env.split(',').map((s) => s.trim()).filter((s) => known.includes(s)));
+const among = (env, known, fallback) => {
+  if (env === undefined) return fallback;
+  const asked = env.split(',').map((s) => s.trim());
+  return known.filter((s) => asked.includes(s));
+};
 const NET_SYSTEMS = among(process.env.BENCH_SYSTEMS, NETWORK_SYSTEMS, NETWORK_SYSTEMS);
 const NET_WORKLOADS = among(process.env.BENCH_WORKLOADS, [...NETWORK_WORKLOADS, 'scroll'], NETWORK_WORKLOADS);
 const OUT = resolve(process.env.BENCH_OUT ?? join(here, 'out'));
@@ -213,9 +217,13 @@ function startProc(cmd, args, { env = {}, name = cmd, stdio } = {}) {
   return p;
 }
 
-/** Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". */
-async function startXvfb() {
-  const p = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'], {
+/**
+ * Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". `wrap`:
+ * the prefix that runs it in another network namespace (its abstract socket is per namespace).
+ */
+async function startXvfb(wrap = []) {
+  const [cmd, ...args] = [...wrap, 'Xvfb', '-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'];
+  const p = spawn(cmd, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
   });
   const display = await new Promise((res, rej) => {
@@ -280,8 +288,9 @@ const nextPorts = () => {
 // exclude (commands whose subtrees are not the server's), stop(), ready(page), serverBytes(),
 // and optionally verify(page), which throws when the measured stream took the wrong path }.
 
-async function startProbeOn(display, workload) {
-  const probe = startProc(probeBin, [...PROBE_ARGS[workload], '--display', display, '--quiet'], { name: 'kelpie-probe', env: { DISPLAY: display } });
+async function startProbeOn(display, workload, wrap = []) {
+  const [cmd, ...args] = [...wrap, probeBin, ...PROBE_ARGS[workload], '--display', display, '--quiet'];
+  const probe = startProc(cmd, args, { name: 'kelpie-probe', env: { DISPLAY: display } });
   await sleep(500);
   if (probe.exitCode !== null) throw new Error(`kelpie-probe exited: ${probe.log()}`);
   return probe;
@@ -370,18 +379,20 @@ const systems = {
     };
   },
 
-  // `net`: { host, wrap } to run Selkies in another network namespace, listening on host (its
-  // Xvfb and probe stay here: X goes through the socket file, not the network).
+  // `net`: { host, wrap } to run Selkies, its Xvfb and the probe in another network namespace
+  // (its WebRTC mode's capture reaches X only through the namespace's abstract socket).
   async selkies(workload, { mode = 'websockets', net } = {}) {
     const bin = join(VENV, 'bin/selkies');
     if (!existsSync(bin)) throw new Error(`${bin} is missing (bench/run.sh installs it)`);
     const host = net?.host ?? '127.0.0.1';
     const wrap = net?.wrap ?? [];
-    const x = await startXvfb();
-    const probe = await startProbeOn(x.display, workload);
+    const x = await startXvfb(wrap);
+    const probe = await startProbeOn(x.display, workload, wrap);
     const port = nextPorts();
     const args = [
-      '--addr', host,
+      // In its own namespace on all addresses: its WebRTC mode's signalling client connects to
+      // localhost, the browser to the link's address.
+      '--addr', net ? '0.0.0.0' : host,
       '--port', String(port),
       '--enable-basic-auth=false',
       '--audio-enabled=false',

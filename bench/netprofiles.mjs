@@ -186,6 +186,7 @@ export function networkMarkdown(rows, meta) {
   lines.push('- **longest freeze**: the longest time without a new picture during the steady stream (the window\'s edges included).');
   lines.push(`- **recovery**: after the link comes back from a ${OUTAGE_MS / 1000} s outage (both directions, everything dropped), the time until the browser presents a frame drawn after that moment; an older frame arriving late (TCP retransmitting) does not count. "none in ${RECOVERY_WINDOW_MS / 1000} s": no live picture within the window.`);
   lines.push('- **Mbit/s**: as in the peer comparison, over the steady stream. **PSNR**: of the settled picture after the outage, as in the peer comparison.');
+  lines.push('- Each server (Kelpie with its embedded Xvfb; Selkies with its Xvfb and kelpie-probe) runs in the server\'s namespace and listens on the link\'s address. Chromium sees it as another machine over plain `http://`, which is no secure context (WebCodecs, which both WebSocket clients decode with, is off there), so the benchmark starts Chromium with `--unsafely-treat-insecure-origin-as-secure` for the server\'s origin, as HTTPS would make it, without measuring TLS on top.');
   lines.push('- Jitter is uniform within ± the figure, per direction, and never reorders packets (a packet never leaves before the one ahead of it), so it also adds delay on average. Loss is per direction; poor Wi-Fi loses in Gilbert–Elliott bursts.');
   return lines.join('\n');
 }

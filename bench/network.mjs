@@ -117,6 +117,9 @@ async function runRow({ link, profile, system, workload, starters, tools, second
       transport: sys.transport,
       source: m.source,
     };
+  } catch (e) {
+    if (sys.log) tools.log(`network ${profile} × ${system} × ${workload}: the server's last words:\n${sys.log().slice(-3000)}`);
+    throw e;
   } finally {
     if (browser) await Promise.race([browser.close(), sleep(10000)]);
     await sys.stop();
