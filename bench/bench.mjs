@@ -222,7 +222,15 @@ function startProc(cmd, args, { env = {}, name = cmd, stdio } = {}) {
  * the prefix that runs it in another network namespace (its abstract socket is per namespace).
  */
 async function startXvfb(wrap = []) {
-  const [cmd, ...args] = [...wrap, 'Xvfb', '-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'];
+  // In another namespace, a display number with neither a lock file nor a socket file: servers
+  // in other namespaces (Kelpie's embedded ones among them) may hold a number without a lock
+  // file, and a client that connects through the socket file would reach theirs.
+  const free = () => {
+    for (let n = 100; n < 1000; n++) if (!existsSync(`/tmp/.X${n}-lock`) && !existsSync(`/tmp/.X11-unix/X${n}`)) return [`:${n}`];
+    throw new Error('no free X display number in 100..999');
+  };
+  const number = wrap.length ? free() : [];
+  const [cmd, ...args] = [...wrap, 'Xvfb', ...number, '-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'];
   const p = spawn(cmd, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
   });
@@ -365,7 +373,7 @@ const systems = {
         const env = Object.fromEntries(
           readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
-        return { pid, display: env.DISPLAY, xauthority: env.XAUTHORITY };
+        return { pid, display: env.DISPLAY, xauthority: env.XAUTHORITY, wrap: net?.wrap };
       },
       async ready(page) {
         await waitForState(page, 'streaming', 30000);
@@ -416,7 +424,7 @@ const systems = {
       serverRoots: [s.pid],
       exclude: [],
       serverBytes: async () => tcpSentBytes(port, wrap),
-      probe: () => ({ pid: probe.pid, display: x.display }),
+      probe: () => ({ pid: probe.pid, display: x.display, wrap }),
       ready: (page) => waitCanvasStamp(page, 45000),
       stop,
       log: () => s.log(),
@@ -633,7 +641,10 @@ async function measureQuality(systemName, sys, page) {
       for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
       return { w, h, src: src.tagName, b64: btoa(s) };
     }, systemName.startsWith('kelpie'));
-    const dump = execFileSync('xwd', ['-root', '-silent', '-display', probe.display], {
+    // In the probe's network namespace, if it has one: an X server's abstract socket is per
+    // namespace, and the socket file of the same display number may be another namespace's server.
+    const [xwd, ...xwdArgs] = [...(probe.wrap ?? []), 'xwd', '-root', '-silent', '-display', probe.display];
+    const dump = execFileSync(xwd, xwdArgs, {
       env: { ...process.env, DISPLAY: probe.display, ...(probe.xauthority ? { XAUTHORITY: probe.xauthority } : {}) },
       maxBuffer: 64 << 20,
     });

@@ -11,6 +11,8 @@ use kelpie_netem::pipeline::Pipeline;
 
 /// Largest packet read (above any MTU the namespaces use).
 const MAX_PACKET: usize = 65_536;
+/// Packets read in one go.
+const BATCH: usize = 64;
 
 /// Forwards `from` → `to` through `pipe` until the process ends.
 pub(crate) fn run(from: Arc<OwnedFd>, to: Arc<OwnedFd>, pipe: Arc<Mutex<Pipeline>>) -> io::Error {
@@ -29,9 +31,13 @@ pub(crate) fn run(from: Arc<OwnedFd>, to: Arc<OwnedFd>, pipe: Arc<Mutex<Pipeline
         if let Err(e) = wait_readable(&from, wait) {
             return e;
         }
-        loop {
+        // At most a batch before delivering again, so that a flood in cannot hold packets due out.
+        for _ in 0..BATCH {
             // SAFETY: reads into a live buffer of its length.
             let n = unsafe { libc::read(from.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n == 0 {
+                break;
+            }
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted {
