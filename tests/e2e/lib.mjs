@@ -193,10 +193,13 @@ export async function measureStamps(page, ms) {
     c.height = STAMP.height;
     const ctx = c.getContext('2d', { willReadFrequently: true });
     const latencies = [];
+    // Epoch ms each new frame was presented (latencies[i] belongs to presented[i]).
+    const presented = [];
     let frames = 0;
     let undecoded = 0;
     let last = null;
     const seen = new Set();
+    const start = performance.timeOrigin + performance.now();
     const end = performance.now() + duration;
     await new Promise((done) => {
       const next = () => (isVideo ? v.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
@@ -216,8 +219,9 @@ export async function measureStamps(page, ms) {
             seen.add(drawn);
           } else if (!seen.has(drawn)) {
             seen.add(drawn);
-            const presented = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
-            latencies.push(presented - drawn);
+            const at = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
+            latencies.push(at - drawn);
+            presented.push(at);
           }
         }
         if (performance.now() < end) next();
@@ -226,7 +230,8 @@ export async function measureStamps(page, ms) {
       next();
       setTimeout(done, duration + 2000);
     });
-    return { latencies, frames, distinct: seen.size, undecoded, source: v.tagName };
+    const stop = performance.timeOrigin + performance.now();
+    return { latencies, presented, start, end: stop, frames, distinct: seen.size, undecoded, source: v.tagName };
   }, ms);
 }
 
