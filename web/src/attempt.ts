@@ -18,6 +18,7 @@ import {
   type ClientMessage,
   type HelloMessage,
   type SessionInfo,
+  type RecordingMessage,
   type ViewersMessage,
   type WsVideoAnswerMessage,
 } from './protocol';
@@ -39,6 +40,7 @@ export interface AttemptOwner {
   session: SessionInfo | null;
   notice: string | null;
   viewers: ViewersMessage | null;
+  recording: RecordingMessage | null;
   controlRequests: number[];
   latestStats: KelpieStats;
   readonly events: Emitter<ConnectionEvents>;
@@ -173,6 +175,10 @@ export class Attempt {
       wsvideo: (msg) => this.accepted(msg),
       viewers: (msg) => {
         owner.viewers = msg;
+        owner.events.emit('change');
+      },
+      recording: (msg) => {
+        owner.recording = msg;
         owner.events.emit('change');
       },
       clipboard: (msg) => owner.events.emit('desktop', msg),

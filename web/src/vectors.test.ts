@@ -50,6 +50,7 @@ const CLIENT_TYPES = {
   clipboard: true,
   resize: true,
   rate: true,
+  record: true,
 } satisfies Record<ClientMessage['type'], true>;
 
 /** Every type of `ServerMessage` the page parses. */
@@ -62,6 +63,7 @@ const SERVER_TYPES = {
   wsvideo: true,
   clipboard: true,
   cursor: true,
+  recording: true,
 } satisfies Record<ServerMessage['type'], true>;
 
 function isClientType(t: unknown): t is ClientMessage['type'] {

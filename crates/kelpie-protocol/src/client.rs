@@ -85,6 +85,12 @@ pub enum ClientMessage {
         /// ([`AudioFrameHeader`](crate::AudioFrameHeader)).
         audio: bool,
     },
+    /// Start (`on`) or stop recording the session (the viewer with control, when the server
+    /// allows it: `--record-dir`).
+    Record {
+        /// Whether to record.
+        on: bool,
+    },
     /// One chunk of the browser's clipboard, to become the remote CLIPBOARD selection.
     Clipboard(ClipboardChunk),
     /// Keyboard or mouse input, for the input thread.
@@ -196,7 +202,8 @@ impl ClientMessage {
             | Self::Candidate { .. }
             | Self::Keyframe
             | Self::RequestControl
-            | Self::GiveControl { .. } => Ok(()),
+            | Self::GiveControl { .. }
+            | Self::Record { .. } => Ok(()),
         }
     }
 
@@ -314,6 +321,9 @@ mod wire {
             #[serde(default)]
             audio: bool,
         },
+        Record {
+            on: bool,
+        },
         Clipboard(ClipboardChunk),
     }
 
@@ -333,6 +343,7 @@ mod wire {
                 Wire::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 Wire::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 Wire::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
+                Wire::Record { on } => Self::Record { on },
                 Wire::Clipboard(c) => Self::Clipboard(c),
                 Wire::Key { keysym, down } => Self::Input(I::Key { keysym, down }),
                 Wire::Text { text } => Self::Input(I::Text { text }),
@@ -358,6 +369,7 @@ mod wire {
                 M::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 M::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 M::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
+                M::Record { on } => Self::Record { on },
                 M::Clipboard(c) => Self::Clipboard(c),
                 M::Input(I::Key { keysym, down }) => Self::Key { keysym, down },
                 M::Input(I::Text { text }) => Self::Text { text },
