@@ -16,7 +16,7 @@ pub mod rotation;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -95,9 +95,10 @@ impl Recording {
     }
 }
 
-/// Ends `writer`'s file off the async threads (the muxer rewrites its index).
-async fn finish(writer: Writer) -> Result<PathBuf, MediaError> {
-    tokio::task::spawn_blocking(move || writer.finish())
+/// Ends `writer`'s file at media pts `end`, off the async threads (the muxer rewrites its
+/// index).
+async fn finish(writer: Writer, end: Duration) -> Result<PathBuf, MediaError> {
+    tokio::task::spawn_blocking(move || writer.finish(end))
         .await
         .map_err(|e| MediaError::Config(format!("finishing a recording panicked: {e}")))?
 }
@@ -111,6 +112,10 @@ async fn run(
 ) -> Result<Vec<PathBuf>, MediaError> {
     let mut rotation = Rotation::new(settings.limits);
     let mut writer: Option<Writer> = None;
+    // The pts and capture time of the last frame: the media clock now, for ending a file.
+    let mut last: Option<(Duration, Instant)> = None;
+    let now_pts =
+        |last: Option<(Duration, Instant)>| last.map_or(Duration::ZERO, |(pts, at)| pts + at.elapsed());
     let mut files = Vec::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,7 +124,7 @@ async fn run(
         tokio::select! {
             _ = &mut stopped => break,
             _ = tick.tick() => {
-                if rotation.wants_keyframe(std::time::Instant::now()) {
+                if rotation.wants_keyframe(Instant::now()) {
                     video.ask_keyframe();
                 }
             }
@@ -128,11 +133,11 @@ async fn run(
                     tracing::warn!("the recorded video stream ended");
                     break;
                 };
-                match rotation.video(f.keyframe, (f.width, f.height), f.data.len(), std::time::Instant::now()) {
+                match rotation.video(f.keyframe, (f.width, f.height), f.data.len(), Instant::now()) {
                     Decision::Skip => continue,
                     Decision::NewFile => {
                         if let Some(old) = writer.take() {
-                            files.push(finish(old).await?);
+                            files.push(finish(old, f.pts).await?);
                         }
                         let path = new_file(&settings.dir, SystemTime::now());
                         let w = Writer::create(&path, has_audio, f.pts)?;
@@ -142,7 +147,8 @@ async fn run(
                     }
                     Decision::Write => {}
                 }
-                if let Some(w) = &writer {
+                last = Some((f.pts, f.captured));
+                if let Some(w) = &mut writer {
                     w.video(&f.data, f.pts, f.keyframe)?;
                     counters.frames.fetch_add(1, Ordering::Relaxed);
                     counters.bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
@@ -154,7 +160,7 @@ async fn run(
                     audio = None;
                     continue;
                 };
-                if let Some(w) = &writer
+                if let Some(w) = &mut writer
                     && rotation.audio(a.data.len())
                 {
                     w.audio(&a.data, a.pts)?;
@@ -164,7 +170,7 @@ async fn run(
         }
     }
     if let Some(w) = writer.take() {
-        files.push(finish(w).await?);
+        files.push(finish(w, now_pts(last)).await?);
     }
     Ok(files)
 }
