@@ -71,7 +71,7 @@ impl Durations {
     fn take(&self, pts: gst::ClockTime) -> Option<gst::ClockTime> {
         let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let i = q.iter().position(|(p, _)| *p == pts)?;
-        q.drain(..=i).last().map(|(_, d)| d)
+        q.drain(..=i).next_back().map(|(_, d)| d)
     }
 }
 
