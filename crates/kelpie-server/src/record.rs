@@ -162,7 +162,7 @@ fn prepare_dir(dir: &Path, flag: &str) -> anyhow::Result<()> {
 /// The limits from the flags' numbers (0: none).
 pub fn limits(max_size_mib: u64, max_time_s: u64) -> Limits {
     Limits {
-        max_bytes: (max_size_mib > 0).then(|| max_size_mib << 20),
+        max_bytes: (max_size_mib > 0).then_some(max_size_mib << 20),
         max_time: (max_time_s > 0).then(|| Duration::from_secs(max_time_s)),
     }
 }
