@@ -18,6 +18,7 @@ import {
   type ClientMessage,
   type HelloMessage,
   type SessionInfo,
+  type RecordingMessage,
   type ViewersMessage,
   type WsVideoAnswerMessage,
 } from './protocol';
@@ -40,6 +41,7 @@ export interface AttemptOwner {
   session: SessionInfo | null;
   notice: string | null;
   viewers: ViewersMessage | null;
+  recording: RecordingMessage | null;
   controlRequests: number[];
   latestStats: KelpieStats;
   readonly events: Emitter<ConnectionEvents>;
@@ -176,6 +178,10 @@ export class Attempt {
       wsvideo: (msg) => this.accepted(msg),
       viewers: (msg) => {
         owner.viewers = msg;
+        owner.events.emit('change');
+      },
+      recording: (msg) => {
+        owner.recording = msg;
         owner.events.emit('change');
       },
       clipboard: (msg) => owner.events.emit('desktop', msg),

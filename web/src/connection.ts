@@ -19,6 +19,7 @@ import {
   type RateMessage,
   type ResizeMessage,
   type SessionInfo,
+  type RecordingMessage,
   type ViewersMessage,
 } from './protocol';
 import { EMPTY_STATS, type KelpieStats } from './stats';
@@ -102,6 +103,8 @@ export class Connection {
   inputSent = 0;
   /** The latest `viewers` message of the current connection, or null. */
   viewers: ViewersMessage | null = null;
+  /** The latest `recording` message of the current connection, or null. */
+  recording: RecordingMessage | null = null;
   /** Viewers that asked this one for control during this connection, newest last (a log). */
   controlRequests: number[] = [];
   readonly policy: TransportPolicy;
@@ -211,6 +214,13 @@ export class Connection {
     const a = this.attempt;
     if (!a?.open) return false;
     a.send({ type: 'request_control' });
+    return true;
+  }
+
+  /** Starts or stops recording (the controller, where the server allows it). Returns whether it was sent. */
+  setRecording(on: boolean): boolean {
+    if (!this.canSendInput || this.recording?.available !== true) return false;
+    this.attempt?.send({ type: 'record', on });
     return true;
   }
 
@@ -379,6 +389,7 @@ export class Connection {
     this.codec = null;
     this.notice = null;
     this.viewers = null;
+    this.recording = null;
     this.controlRequests = [];
     a.start();
   }

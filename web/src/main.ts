@@ -6,14 +6,14 @@ import { Connection } from './connection';
 import { InputController } from './input';
 import { localShortcut } from './keysym';
 import type { Point } from './mapping';
-import type { ViewersMessage } from './protocol';
+import type { RecordingMessage, ViewersMessage } from './protocol';
 import type { KelpieStats } from './stats';
 import { insecureNotice, pageOrigin, probeSecureFeatures } from './secure';
 import { parseTransportParam, type Transport } from './transport';
 import { parseRenderParam } from './trackplayer';
 import { ClipboardSync } from './clipboard';
 import { CursorView } from './cursor';
-import { findElements, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
+import { findElements, renderRecording, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
 import { describeViewers, pendingRequests } from './viewers';
 import { buildMenu } from './menu';
 import { ResizeDebouncer, wantedSize } from './resize';
@@ -62,6 +62,10 @@ export interface KelpieApi {
   requestControl(): void;
   /** Sends `{"type":"give_control","to":id}`. */
   giveControl(id: number): void;
+  /** The last `recording` message of the current connection, or null. */
+  readonly recording: RecordingMessage | null;
+  /** Starts or stops recording, as the record button does; returns whether it was sent. */
+  setRecording(on: boolean): boolean;
   /**
    * Calls `cb(presentedMs)` for every presented frame (either transport), `presentedMs` being
    * milliseconds since the epoch (`performance.timeOrigin` based). Returns the unsubscribe.
@@ -203,6 +207,10 @@ window.kelpie = {
   giveControl: (id) => {
     conn.giveControl(id);
   },
+  get recording() {
+    return conn.recording;
+  },
+  setRecording: (on) => conn.setRecording(on),
   onFrame: (cb) => conn.onFrame(cb),
   sample,
 };
@@ -214,8 +222,13 @@ let prompts: number[] = [];
 let viewersVisible = false;
 function renderControl(): void {
   prompts = pendingRequests(prompts, conn.viewers);
-  renderViewers(el, describeViewers(conn.viewers), prompts.at(-1) ?? null, conn.state.phase === 'streaming');
+  const view = describeViewers(conn.viewers);
+  renderViewers(el, view, prompts.at(-1) ?? null, conn.state.phase === 'streaming');
+  renderRecording(el, conn.recording, view.inControl);
 }
+el.recordToggle.addEventListener('click', () => {
+  conn.setRecording(conn.recording?.on !== true);
+});
 conn.onControlRequest((by) => {
   prompts = [...prompts.filter((id) => id !== by), by];
 });

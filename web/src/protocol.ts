@@ -98,7 +98,16 @@ export type ServerMessage =
   | ControlRequestedMessage
   | WsVideoAnswerMessage
   | ClipboardMessage
-  | CursorMessage;
+  | CursorMessage
+  | RecordingMessage;
+
+/** Whether the session is being recorded, and whether the controller may start or stop it. */
+export interface RecordingMessage {
+  type: 'recording';
+  on: boolean;
+  /** The viewer with control may start and stop recordings (the server has `--record-dir`). */
+  available: boolean;
+}
 
 /** One chunk of a clipboard transfer, both ways (`ClipboardChunk`); `data` is base64. */
 export interface ClipboardMessage {
@@ -255,6 +264,12 @@ export interface ResizeMessage {
   dpi: number;
 }
 
+/** Start or stop recording the session (the viewer with control, if the server allows it). */
+export interface RecordMessage {
+  type: 'record';
+  on: boolean;
+}
+
 /** Change the stream's frame rate and bitrate (the viewer with control). */
 export interface RateMessage {
   type: 'rate';
@@ -267,6 +282,7 @@ export type ClientMessage =
   | ViewerStatsMessage
   | ResizeMessage
   | RateMessage
+  | RecordMessage
   | OfferMessage
   | CandidateMessage
   | KeyframeMessage
@@ -443,6 +459,11 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
     case 'control_requested':
       if (!isViewerId(v.by)) return fail('bad control_requested: "by" must be a viewer id');
       return { ok: true, value: { type: 'control_requested', by: v.by } };
+    case 'recording':
+      if (typeof v.on !== 'boolean' || typeof v.available !== 'boolean') {
+        return fail('bad recording: "on" and "available" must be booleans');
+      }
+      return { ok: true, value: { type: 'recording', on: v.on, available: v.available } };
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
       if (v.audio !== undefined && typeof v.audio !== 'boolean') return fail('bad wsvideo: "audio" must be a boolean');
@@ -539,6 +560,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return JSON.stringify({ type: 'resize', width: msg.width, height: msg.height, dpi: msg.dpi });
     case 'rate':
       return JSON.stringify({ type: 'rate', fps: msg.fps, bitrate: msg.bitrate });
+    case 'record':
+      return JSON.stringify({ type: 'record', on: msg.on });
   }
 }
 
@@ -656,6 +679,8 @@ function checkClientFields(msg: ClientMessage): string | null {
         : 'display size out of range';
     case 'rate':
       return isInt(msg.fps, 1, 240) && isInt(msg.bitrate, 100, 400_000) ? null : 'frame rate or bitrate out of range';
+    case 'record':
+      return typeof msg.on === 'boolean' ? null : '"on" must be a boolean';
     case 'wsvideo':
       if (!Array.isArray(msg.codecs) || msg.codecs.length === 0 || msg.codecs.length > 8) {
         return 'the codec list must have 1 to 8 codecs';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { INITIAL_STATE, type MachineState } from './machine';
-import { describeState, type ViewInput } from './ui';
+import { describeRecording, describeState, type ViewInput } from './ui';
 
 function view(state: Partial<MachineState>, extra: Partial<ViewInput> = {}) {
   return describeState({ state: { ...INITIAL_STATE, ...state }, retryInMs: null, codec: null, session: null, notice: null, ...extra });
@@ -38,5 +38,21 @@ describe('describeState', () => {
 
   it('never shows a negative countdown', () => {
     expect(view({ phase: 'reconnecting', failures: 1 }, { retryInMs: -50 }).badge).toBe('reconnecting (retry #1 in 0.0 s)');
+  });
+});
+
+describe('describeRecording', () => {
+  it('shows everyone the badge while recording', () => {
+    expect(describeRecording({ type: 'recording', on: true, available: false }, false)).toMatchObject({ badge: true, button: false });
+  });
+  it('offers the button to the controller only, where the server allows it', () => {
+    const allowed = { type: 'recording', on: false, available: true } as const;
+    expect(describeRecording(allowed, true)).toEqual({ badge: false, button: true, pressed: false, label: 'record' });
+    expect(describeRecording(allowed, false).button).toBe(false);
+    expect(describeRecording({ ...allowed, available: false }, true).button).toBe(false);
+    expect(describeRecording({ ...allowed, on: true }, true)).toEqual({ badge: true, button: true, pressed: true, label: 'stop recording' });
+  });
+  it('shows nothing before the server says', () => {
+    expect(describeRecording(null, true)).toMatchObject({ badge: false, button: false });
   });
 });

@@ -1,7 +1,7 @@
 /** Rendering of the connection state and the stats overlay. */
 
 import type { MachineState } from './machine';
-import type { SessionInfo } from './protocol';
+import type { RecordingMessage, SessionInfo } from './protocol';
 import { formatStats, type KelpieStats } from './stats';
 import type { Transport } from './transport';
 import type { ControlView } from './viewers';
@@ -95,6 +95,8 @@ export interface Elements {
   controlPromptText: HTMLElement;
   controlGive: HTMLButtonElement;
   controlIgnore: HTMLButtonElement;
+  recordToggle: HTMLButtonElement;
+  recordingBadge: HTMLElement;
 }
 
 function byId<T extends HTMLElement>(id: string, type: new () => T): T {
@@ -121,6 +123,8 @@ export function findElements(): Elements {
     controlPromptText: byId('control-prompt-text', HTMLElement),
     controlGive: byId('control-give', HTMLButtonElement),
     controlIgnore: byId('control-ignore', HTMLButtonElement),
+    recordToggle: byId('record-toggle', HTMLButtonElement),
+    recordingBadge: byId('recording-badge', HTMLElement),
   };
 }
 
@@ -196,6 +200,20 @@ export function renderViewers(el: Elements, view: ControlView, asking: number | 
     setText(el.controlPromptText, controlPromptText(asking));
     el.controlPrompt.dataset.viewer = String(asking);
   }
+}
+
+/** What the recording controls show: the badge to everyone while recording, the button to the controller where the server allows it. */
+export function describeRecording(rec: RecordingMessage | null, inControl: boolean): { badge: boolean; button: boolean; pressed: boolean; label: string } {
+  const on = rec?.on === true;
+  return { badge: on, button: rec?.available === true && inControl, pressed: on, label: on ? 'stop recording' : 'record' };
+}
+
+export function renderRecording(el: Elements, rec: RecordingMessage | null, inControl: boolean): void {
+  const v = describeRecording(rec, inControl);
+  el.recordingBadge.hidden = !v.badge;
+  el.recordToggle.hidden = !v.button;
+  el.recordToggle.setAttribute('aria-pressed', String(v.pressed));
+  setText(el.recordToggle, v.label);
 }
 
 export function setViewersVisible(el: Elements, visible: boolean): void {

@@ -51,6 +51,7 @@ const CLIENT_TYPES = {
   resize: true,
   rate: true,
   viewerstats: true,
+  record: true,
 } satisfies Record<ClientMessage['type'], true>;
 
 /** Every type of `ServerMessage` the page parses. */
@@ -63,6 +64,7 @@ const SERVER_TYPES = {
   wsvideo: true,
   clipboard: true,
   cursor: true,
+  recording: true,
 } satisfies Record<ServerMessage['type'], true>;
 
 function isClientType(t: unknown): t is ClientMessage['type'] {

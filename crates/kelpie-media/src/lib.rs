@@ -18,6 +18,7 @@ mod mailbox;
 mod pipeline;
 pub mod pool;
 pub mod ratecontrol;
+pub mod record;
 pub mod stream;
 pub mod x264;
 
@@ -88,6 +89,15 @@ pub enum MediaError {
     Io {
         /// What was being done.
         what: &'static str,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A recording file cannot be created.
+    #[error("cannot create the recording file {} (is the recording directory writable, and is the name free?)", .path.display())]
+    RecordFile {
+        /// The file.
+        path: std::path::PathBuf,
         /// The system's error.
         #[source]
         source: std::io::Error,

@@ -540,6 +540,12 @@ impl VideoSubscription {
         self.sub.request_keyframe();
     }
 
+    /// Asks the stream for a keyframe soon without dropping anything meanwhile (a recording
+    /// that wants to start a new file at one); rate-limited like every request.
+    pub fn ask_keyframe(&self) {
+        self.stream.request_keyframe();
+    }
+
     /// Frames this subscriber dropped or lost so far (cumulative, for metrics).
     pub fn dropped(&self) -> u64 {
         self.sub.dropped()

@@ -121,6 +121,12 @@ pub enum ClientMessage {
         /// ([`AudioFrameHeader`](crate::AudioFrameHeader)).
         audio: bool,
     },
+    /// Start (`on`) or stop recording the session (the viewer with control, when the server
+    /// allows it: `--record-dir`).
+    Record {
+        /// Whether to record.
+        on: bool,
+    },
     /// One chunk of the browser's clipboard, to become the remote CLIPBOARD selection.
     Clipboard(ClipboardChunk),
     /// What the viewer measured lately (`viewerstats` on the wire), for `/metrics`.
@@ -235,7 +241,8 @@ impl ClientMessage {
             | Self::Candidate { .. }
             | Self::Keyframe
             | Self::RequestControl
-            | Self::GiveControl { .. } => Ok(()),
+            | Self::GiveControl { .. }
+            | Self::Record { .. } => Ok(()),
         }
     }
 
@@ -353,6 +360,9 @@ mod wire {
             #[serde(default)]
             audio: bool,
         },
+        Record {
+            on: bool,
+        },
         Clipboard(ClipboardChunk),
         #[serde(rename = "viewerstats")]
         ViewerStats(ViewerReport),
@@ -374,6 +384,7 @@ mod wire {
                 Wire::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 Wire::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 Wire::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
+                Wire::Record { on } => Self::Record { on },
                 Wire::Clipboard(c) => Self::Clipboard(c),
                 Wire::ViewerStats(r) => Self::ViewerStats(r),
                 Wire::Key { keysym, down } => Self::Input(I::Key { keysym, down }),
@@ -400,6 +411,7 @@ mod wire {
                 M::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 M::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 M::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
+                M::Record { on } => Self::Record { on },
                 M::Clipboard(c) => Self::Clipboard(c),
                 M::ViewerStats(r) => Self::ViewerStats(r),
                 M::Input(I::Key { keysym, down }) => Self::Key { keysym, down },

@@ -36,6 +36,14 @@ pub enum ServerMessage {
         #[serde(default)]
         audio: bool,
     },
+    /// Whether the session is being recorded, sent on joining and on every change, to every
+    /// viewer (everyone sees that they are recorded).
+    Recording {
+        /// A recording is running (`--record`, or started from a page).
+        on: bool,
+        /// The viewer with control may start and stop recordings (`--record-dir`).
+        available: bool,
+    },
     /// One chunk of the remote clipboard (see [`ClipboardChunk`]).
     Clipboard(ClipboardChunk),
     /// The remote cursor changed shape.

@@ -63,6 +63,7 @@ fn every_variant_of_client_message_has_a_vector() {
         "mouserel",
         "offer",
         "rate",
+        "record",
         "release",
         "request_control",
         "resize",

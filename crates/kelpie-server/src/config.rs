@@ -267,6 +267,24 @@ pub struct Config {
     #[arg(long, env = "KELPIE_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout: u64,
 
+    /// Record the whole session from the start into MP4 files in this directory (made 0700 if
+    /// missing): the live H.264 and sound, not encoded again.
+    #[arg(long, env = "KELPIE_RECORD", value_name = "DIR")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Let the viewer with control start and stop recordings from the page, into this
+    /// directory.
+    #[arg(long, env = "KELPIE_RECORD_DIR", value_name = "DIR")]
+    pub record_dir: Option<std::path::PathBuf>,
+
+    /// Start a new recording file after this many MiB (0: no limit).
+    #[arg(long, env = "KELPIE_RECORD_MAX_SIZE", default_value_t = 0, value_name = "MIB")]
+    pub record_max_size: u64,
+
+    /// Start a new recording file after this many seconds (0: no limit).
+    #[arg(long, env = "KELPIE_RECORD_MAX_TIME", default_value_t = 3600, value_name = "SECONDS")]
+    pub record_max_time: u64,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "KELPIE_LOG", default_value = "info")]
     pub log: String,

@@ -344,6 +344,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     state.quality.write_metrics(&mut out);
     state.edge.write_metrics(&mut out);
+    state.recorder.write_metrics(&mut out, state.recorder.is_on().await);
     state.connections.write_metrics(&mut out);
     if let Some(tls) = &state.tls {
         tls.write_metrics(&mut out);

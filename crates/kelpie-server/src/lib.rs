@@ -16,6 +16,7 @@ pub mod listener;
 pub mod outbox;
 pub mod prometheus;
 pub mod quality;
+pub mod record;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -101,6 +102,8 @@ pub struct AppState {
     pub ice: ice::IceServers,
     /// The HTTPS certificate and counters, when Kelpie serves HTTPS itself.
     pub tls: Option<Arc<tls::Tls>>,
+    /// The session's recordings.
+    pub recorder: record::Recorder,
 }
 
 impl AppState {
@@ -192,6 +195,11 @@ impl Server {
         config::check_tokens(config.auth, token.as_deref(), view_token.as_deref())
             .map_err(anyhow::Error::msg)?;
         let ice = config.ice()?;
+        let recorder = record::Recorder::new(record::RecordConfig {
+            always: config.record.clone(),
+            on_demand: config.record_dir.clone(),
+            limits: record::limits(config.record_max_size, config.record_max_time),
+        })?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -313,7 +321,9 @@ impl Server {
             transport: config.transport,
             ice,
             tls,
+            recorder,
         });
+        state.recorder.start(&state).await?;
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
@@ -375,6 +385,8 @@ impl Server {
             }),
         };
         let _ = stop_tx.send(());
+        // Recordings end first: their files are finished while the encoder still runs.
+        state.recorder.stop_all().await;
         if !http.is_finished()
             && tokio::time::timeout(std::time::Duration::from_secs(3), &mut http).await.is_err()
         {

@@ -142,6 +142,8 @@ pub enum Action {
         /// Dots per inch.
         dpi: u32,
     },
+    /// Start (`true`) or stop the recording the controller may start (`--record-dir`).
+    Record(bool),
     /// Change the stream's frame rate and bitrate.
     SetRate {
         /// Frames per second.
@@ -349,6 +351,11 @@ impl ViewerSession {
                 Ok(()) => vec![Action::SetRate { fps, bitrate }],
                 Err(_) => vec![Action::Count(Refusal::Input)],
             },
+            // Whether the server allows it is the recorder's to say (it answers with an error).
+            ClientMessage::Record { on } => match control.may_input(id, now) {
+                Ok(()) => vec![Action::Record(on)],
+                Err(_) => vec![Action::Count(Refusal::Input)],
+            },
             ClientMessage::RequestControl => match control.request(id, now) {
                 // Taken from an idle controller: what it still holds is released.
                 Ok(RequestOutcome::Granted { from: Some(from) }) if from != id => {
@@ -473,6 +480,11 @@ mod tests {
         let rate = ClientMessage::Rate { fps: 30, bitrate: 2000 };
         assert_eq!(w.send(&mut a, 0, rate.clone()), [Action::SetRate { fps: 30, bitrate: 2000 }]);
         assert_eq!(w.send(&mut v, 0, rate), [Action::Count(Refusal::Input)]);
+        // Only the controller starts or stops a recording.
+        let record = ClientMessage::Record { on: true };
+        assert_eq!(w.send(&mut a, 0, record.clone()), [Action::Record(true)]);
+        assert_eq!(w.send(&mut b, 0, record.clone()), [Action::Count(Refusal::Input)]);
+        assert_eq!(w.send(&mut v, 0, record), [Action::Count(Refusal::Input)]);
     }
 
     #[test]

@@ -163,6 +163,7 @@ impl Connection {
         match action {
             Action::Greet { clipboard } => {
                 self.send(ServerMessage::Hello(crate::http::session_info(state)));
+                self.send(state.recorder.message().await);
                 state.clipboard.greet(state, id, clipboard);
             }
             Action::Send(msg) => self.send(msg),
@@ -217,6 +218,13 @@ impl Connection {
                 }
             }
             Action::SetRate { fps, bitrate } => state.source.set_rate(fps, bitrate),
+            Action::Record(on) => {
+                if let Err(message) = state.recorder.set(state, on).await {
+                    tracing::warn!(viewer = id, "recording: {message}");
+                    self.send(ServerMessage::Error { message, fatal: false });
+                }
+                state.viewers.broadcast(&state.recorder.message().await);
+            }
             Action::Clipboard(chunk, allowed) => {
                 let inbox = &mut self.clipboard_inbox;
                 if let Some(message) = crate::clipboard::from_viewer(state, inbox, id, allowed, &chunk) {

@@ -92,6 +92,13 @@ impl Viewers {
         }
     }
 
+    /// Sends `msg` to every viewer.
+    pub(crate) fn broadcast(&self, msg: &ServerMessage) {
+        for tx in self.outboxes.lock().unwrap().values() {
+            tx.send_json(msg);
+        }
+    }
+
     /// Sends `msg` to viewer `id`, if it is still connected.
     pub(crate) fn tell(&self, id: ViewerId, msg: ServerMessage) {
         if let Some(tx) = self.outboxes.lock().unwrap().get(&id) {
