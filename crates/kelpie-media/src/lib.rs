@@ -18,6 +18,7 @@ mod mailbox;
 mod pipeline;
 pub mod pool;
 pub mod ratecontrol;
+pub mod skipmap;
 pub mod stream;
 pub mod x264;
 

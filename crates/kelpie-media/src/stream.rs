@@ -496,7 +496,7 @@ fn capture_loop(
         if cursor_in_video {
             drawn_cursor = cursor;
         }
-        encoder.push_owned(pool.give(out), now, keyframe, changed_area)?;
+        encoder.push_owned(pool.give(out), now, keyframe, &rects)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
     }
 }
