@@ -1202,7 +1202,7 @@ function markdown(fresh, mach, meta) {
   lines.push(`make bench                                   # everything${meta.estimate ? `: ~${meta.estimate} min` : ''}`);
   lines.push('BENCH_SECTIONS=input,viewers bench/run.sh    # input latency and viewer scaling only');
   lines.push('BENCH_SECONDS=10 BENCH_SYSTEMS=kelpie,selkies BENCH_WORKLOADS=bars BENCH_SECTIONS=peers bench/run.sh');
-  lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
+  lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie: bars 5 s and key-to-photon (12 keys), the check `make test` runs');
   lines.push('```');
   lines.push('');
   lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');

@@ -178,7 +178,8 @@ export async function installStampDecoder(page) {
  * `expectedDisplayTime`; on the canvas, the picture is read in every `requestAnimationFrame`
  * callback and a new stamp counts as presented at that callback's time (the frame time the
  * same callbacks of a `<video>` get; see docs/benchmarks.md).
- * Returns { latencies, frames, distinct, undecoded, source }.
+ * Returns { latencies, at, frames, distinct, undecoded, source }; `at[i]` is when
+ * `latencies[i]`'s frame was presented (ms on the page's clock).
  */
 export async function measureStamps(page, ms) {
   await installStampDecoder(page);
@@ -191,6 +192,7 @@ export async function measureStamps(page, ms) {
     c.height = STAMP.height;
     const ctx = c.getContext('2d', { willReadFrequently: true });
     const latencies = [];
+    const at = [];
     let frames = 0;
     let undecoded = 0;
     let last = null;
@@ -216,6 +218,7 @@ export async function measureStamps(page, ms) {
             seen.add(drawn);
             const presented = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
             latencies.push(presented - drawn);
+            at.push(meta?.expectedDisplayTime ?? now);
           }
         }
         if (performance.now() < end) next();
@@ -224,7 +227,7 @@ export async function measureStamps(page, ms) {
       next();
       setTimeout(done, duration + 2000);
     });
-    return { latencies, frames, distinct: seen.size, undecoded, source: v.tagName };
+    return { latencies, at, frames, distinct: seen.size, undecoded, source: v.tagName };
   }, ms);
 }
 
