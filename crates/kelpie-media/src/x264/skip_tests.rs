@@ -243,3 +243,53 @@ fn cost_by_changed_area() {
         );
     }
 }
+
+/// Where the time of a 3840x2160 frame of full-screen motion goes in Kelpie's capture thread
+/// (conversion and encoding, each on 1 and 2 threads), for docs/benchmarks.md: `cargo test
+/// --release -p kelpie-media where_a_4k_frame_goes -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement printed for the documentation, not a check"]
+fn where_a_4k_frame_goes() {
+    use crate::convert::I420Frame;
+    use std::time::Instant;
+    let (w, h) = (3840u32, 2160u32);
+    let full = Rect { x: 0, y: 0, w, h };
+    // Vertical colour bars moving 4 pixels a frame, as `kelpie-probe bars`.
+    let bars = |shift: u32| -> Vec<u8> {
+        (0..h)
+            .flat_map(|_| {
+                (0..w).flat_map(move |x| {
+                    let k = ((x + shift) / 480) as u8;
+                    [k.wrapping_mul(97), k.wrapping_mul(53), k.wrapping_mul(29), 0]
+                })
+            })
+            .collect()
+    };
+    let pictures: Vec<Vec<u8>> = (0..4).map(|i| bars(i * 4)).collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for threads in [1usize, 2] {
+        let mut frame = I420Frame::new(w, h);
+        let mut enc = X264::open(w, h, 60, threads as u32, QP_LOW_RANGE).unwrap();
+        let (mut conv, mut code, mut conv_cpu, mut code_cpu) = (vec![], vec![], vec![], vec![]);
+        for i in 0..24 {
+            let (t, c) = (Instant::now(), thread_cpu_time());
+            frame.write_bgrx_on(full, &pictures[i % 4], threads);
+            conv.push(t.elapsed().as_secs_f64() * 1e3);
+            conv_cpu.push((thread_cpu_time() - c).as_secs_f64() * 1e3);
+            let (t, c) = (Instant::now(), thread_cpu_time());
+            enc.encode(frame.as_bytes(), 30, i == 0, Some(&[full])).unwrap();
+            code.push(t.elapsed().as_secs_f64() * 1e3);
+            code_cpu.push((thread_cpu_time() - c).as_secs_f64() * 1e3);
+        }
+        println!(
+            "4K, {threads} thread(s): convert {:.1} ms wall ({:.1} ms CPU in the capture thread), encode {:.1} ms wall ({:.1} ms CPU in the capture thread)",
+            median(conv),
+            median(conv_cpu),
+            median(code),
+            median(code_cpu)
+        );
+    }
+}
