@@ -673,6 +673,10 @@ async function measureKeys(page, count, [w, h]) {
   const downs = got.downs.map((d) => ({ t: d.t, keysym: d.key.length === 1 ? d.key.charCodeAt(0) : -1 }));
   const r = pairKeys(downs, got.shows);
   if (r.pressed !== count) log(`key-to-photon: ${count} keys pressed, the page saw ${r.pressed} keydowns`);
+  if (r.paired < r.pressed) {
+    const seen = got.shows.map((x) => `${Math.floor(x.value / 2 ** 32)}:${x.value % 2 ** 32}@${x.t.toFixed(0)}`).join(' ');
+    log(`key-to-photon: ${r.pressed - r.paired} of ${r.pressed} presses never shown; keydowns at ${downs.map((d) => d.t.toFixed(0)).join(' ')}; pictures (press:keysym@ms) ${seen}`);
+  }
   return { latencies: r.latencies, pressed: r.pressed, shown: r.shown, paired: r.paired, undecoded: got.undecoded, distinct: r.paired, frames: got.shows.length, source: null };
 }
 
