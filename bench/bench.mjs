@@ -14,8 +14,9 @@
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
 //   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, selkies, selkies-webrtc, vnc
 //                    (default: all; smoke: kelpie unless given)
-//   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all); network section: bars, typing,
-//                    scroll (default bars,typing; it takes the names it knows from the list)
+//   BENCH_WORKLOADS  comma list of idle, static, bars, noise, strip, scroll, bars4k, noise4k, keys (default: all);
+//                    network section: bars, typing, scroll (default bars,typing; it takes the names it knows from the list)
+//   BENCH_KEYS       key presses per row of the keys workload (key-to-photon), split between its sessions (default 80)
 //   BENCH_PROFILES   network section: comma list of lan, campus, home, wifi, mobile (default: all)
 //   BENCH_NET_SECONDS  network section: steady-stream window per row (default 10), then a 2 s outage
 //                    (network section systems: kelpie, kelpie-ws, selkies, selkies-webrtc of BENCH_SYSTEMS)
@@ -24,7 +25,7 @@
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
 //   BENCH_VIEWER_SECONDS  measurement window per viewer count (default 10)
 //   BENCH_PSNR_WAIT_MS  wait after freezing the probe before the PSNR grab (default 1000); BENCH_NO_PSNR=1 skips it
-//   BENCH_SMOKE=1    Kelpie alone (or BENCH_SYSTEMS), bars, 5 s; exits 1 if nothing was measured; writes no docs
+//   BENCH_SMOKE=1    Kelpie alone (or BENCH_SYSTEMS), bars for 5 s and 12 key presses; exits 1 if nothing was measured; writes no docs
 //   BENCH_OUT        folder for results.json (default bench/out)
 //   BENCH_DOC        Markdown file written at the end (default docs/benchmarks.md)
 import { spawn, execFileSync } from 'node:child_process';
@@ -40,7 +41,7 @@ import { runNetworkSection } from './network.mjs';
 import { parseProfiles, NETWORK_SYSTEMS, NETWORK_WORKLOADS, networkMarkdown, networkTable } from './netprofiles.mjs';
 import { startPulse } from '../tests/e2e/sound.mjs';
 import { stats } from '../tests/lib/stats.mjs';
-import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, STILL, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
+import { resultsTable, ratioTable, resultsChart, headlineTable, mbps, smokeOk, STILL, KEY_WORKLOADS, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
 import {
   parseSections,
   latencySummary,
@@ -54,6 +55,7 @@ import {
   wrapBlock,
   mergeBlocks,
   mergeSessions,
+  pairKeys,
 } from './sections.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -70,7 +72,9 @@ const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 8)
 const SETTLE_MS = 3000;
 const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc';
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).split(',').map((s) => s.trim()).filter(Boolean);
-const WORKLOADS = SMOKE ? ['bars'] : (process.env.BENCH_WORKLOADS ?? 'idle,static,bars,noise').split(',').map((s) => s.trim()).filter(Boolean);
+const ALL_WORKLOADS = 'idle,static,bars,noise,strip,scroll,bars4k,noise4k,keys';
+const WORKLOADS = SMOKE ? ['bars', 'keys'] : (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS).split(',').map((s) => s.trim()).filter(Boolean);
+const KEYS = SMOKE ? 12 : Math.max(1, Number(process.env.BENCH_KEYS ?? 80));
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
 const INPUT_EVENTS = Math.max(1, Number(process.env.BENCH_INPUT_EVENTS ?? 200));
 const INPUT_TRANSPORTS = (process.env.BENCH_INPUT_TRANSPORTS ?? 'webrtc,websocket').split(',').map((s) => s.trim()).filter(Boolean);
@@ -92,6 +96,9 @@ const DOC = resolve(process.env.BENCH_DOC ?? join(root, 'docs/benchmarks.md'));
 const VENV = join(here, '.venv');
 const W = 1920;
 const H = 1080;
+/** Display size of each workload: 1920x1080 but for the 4K ones. */
+const SIZES = { bars4k: [3840, 2160], noise4k: [3840, 2160] };
+const sizeOf = (workload) => SIZES[workload] ?? [W, H];
 const log = (...a) => console.error('[bench]', ...a);
 
 /**
@@ -108,10 +115,16 @@ const PROBE_ARGS = {
   static: ['clock', '--interval-ms', '1000'],
   bars: ['bars', '--fps', MOTION_FPS],
   noise: ['noise', '--fps', MOTION_FPS],
-  // The network section's desktop workloads: typing (10 characters/s) and, once kelpie-probe
-  // has that mode, scrolling text (bench/network.mjs checks the probe's --help first).
+  // The network section's desktop workload: typing (10 characters/s).
   typing: ['typing'],
-  scroll: ['scroll', '--fps', MOTION_FPS],
+  // The desktop's common case: a 1 % region (the timestamp and boxes beside it) at 60 fps, and
+  // a terminal scrolling 30 lines a second.
+  strip: ['strip', '--area', '1', '--fps', MOTION_FPS],
+  scroll: ['scroll', '--fps', '30'],
+  bars4k: ['bars', '--fps', MOTION_FPS],
+  noise4k: ['noise', '--fps', MOTION_FPS],
+  // Key-to-photon: the probe draws each key it receives into the stamp strip.
+  keys: ['keys'],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -218,10 +231,11 @@ function startProc(cmd, args, { env = {}, name = cmd, stdio } = {}) {
 }
 
 /**
- * Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". `wrap`:
- * the prefix that runs it in another network namespace (its abstract socket is per namespace).
+ * Starts Xvfb of `w`x`h` on a free display (it picks one itself with -displayfd); resolves
+ * ":N". `wrap`: the prefix that runs it in another network namespace (its abstract socket is
+ * per namespace).
  */
-async function startXvfb(wrap = []) {
+async function startXvfb(wrap = [], [w, h] = [W, H]) {
   // In another namespace, a display number with neither a lock file nor a socket file: servers
   // in other namespaces (Kelpie's embedded ones among them) may hold a number without a lock
   // file, and a client that connects through the socket file would reach theirs.
@@ -230,7 +244,7 @@ async function startXvfb(wrap = []) {
     throw new Error('no free X display number in 100..999');
   };
   const number = wrap.length ? free() : [];
-  const [cmd, ...args] = [...wrap, 'Xvfb', ...number, '-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'];
+  const [cmd, ...args] = [...wrap, 'Xvfb', ...number, '-displayfd', '3', '-screen', '0', `${w}x${h}x24`, '-noreset', '-nolisten', 'tcp'];
   const p = spawn(cmd, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
   });
@@ -345,7 +359,8 @@ const systems = {
     const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
     const tls = https ? ['--tls', 'self-signed'] : [];
     const where = net ? { host: net.host, wrap: net.wrap } : {};
-    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env }, ...where });
+    const [w, h] = sizeOf(workload);
+    const k = await startKelpie({ args: ['--app', app, '--size', `${w}x${h}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env }, ...where });
     const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {
@@ -394,7 +409,7 @@ const systems = {
     if (!existsSync(bin)) throw new Error(`${bin} is missing (bench/run.sh installs it)`);
     const host = net?.host ?? '127.0.0.1';
     const wrap = net?.wrap ?? [];
-    const x = await startXvfb(wrap);
+    const x = await startXvfb(wrap, sizeOf(workload));
     const probe = await startProbeOn(x.display, workload, wrap);
     const port = nextPorts();
     const args = [
@@ -436,7 +451,7 @@ const systems = {
   },
 
   async vnc(workload) {
-    const x = await startXvfb();
+    const x = await startXvfb([], sizeOf(workload));
     const probe = await startProbeOn(x.display, workload);
     const rfb = nextPorts();
     const web = rfb + 1;
@@ -662,9 +677,65 @@ async function measureQuality(systemName, sys, page) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key-to-photon: keys typed in the browser (Playwright's keyboard, trusted input events) until
+// the frame that shows kelpie-probe keys' stamp for that key. Timed from the keydown event's
+// timeStamp (seen by a capturing listener on the window, before the client's own handlers)
+// to the rendering frame that first shows the stamp: requestAnimationFrame for a canvas, the
+// frame's expectedDisplayTime for a <video> (as in the glass-to-glass figures).
+
+const KEY_LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+
+async function measureKeys(page, count, [w, h]) {
+  await installHelpers(page);
+  // Give the client the keyboard focus (noVNC listens on its canvas): a click in the middle
+  // of the page, which the probe ignores.
+  await page.mouse.click(Math.round(w / 2), Math.round(h / 2));
+  await sleep(300);
+  await page.evaluate(() => {
+    const st = { downs: [], shows: [], running: true, undecoded: 0 };
+    window.__keys = st;
+    window.addEventListener('keydown', (e) => st.downs.push({ t: e.timeStamp, key: e.key }), true);
+    const ctx = window.__benchCtx();
+    const src = window.kelpie?.surface ?? window.__benchSource();
+    const isVideo = src && src.tagName === 'VIDEO' && typeof src.requestVideoFrameCallback === 'function';
+    let last = null;
+    const next = () => (isVideo ? src.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
+    const onFrame = (rafNow, meta) => {
+      const { value } = window.__benchReadStamp(ctx);
+      if (value === null) st.undecoded++;
+      else if (value !== last) {
+        last = value;
+        st.shows.push({ t: meta?.expectedDisplayTime ?? rafNow, value });
+      }
+      if (st.running) next();
+    };
+    next();
+  });
+  for (let i = 0; i < count; i++) {
+    await page.keyboard.press(KEY_LETTERS[i % KEY_LETTERS.length]);
+    // 250-400 ms apart, not in step with the display's refresh.
+    await sleep(250 + Math.random() * 150);
+  }
+  await sleep(1000);
+  const got = await page.evaluate(() => {
+    window.__keys.running = false;
+    return window.__keys;
+  });
+  // The letters' keysyms are their ASCII codes.
+  const downs = got.downs.map((d) => ({ t: d.t, keysym: d.key.length === 1 ? d.key.charCodeAt(0) : -1 }));
+  const r = pairKeys(downs, got.shows);
+  if (r.pressed !== count) log(`key-to-photon: ${count} keys pressed, the page saw ${r.pressed} keydowns`);
+  if (r.paired < r.pressed) {
+    const seen = got.shows.map((x) => `${Math.floor(x.value / 2 ** 32)}:${x.value % 2 ** 32}@${x.t.toFixed(0)}`).join(' ');
+    log(`key-to-photon: ${r.pressed - r.paired} of ${r.pressed} presses never shown; keydowns at ${downs.map((d) => d.t.toFixed(0)).join(' ')}; pictures (press:keysym@ms) ${seen}`);
+  }
+  return { latencies: r.latencies, pressed: r.pressed, shown: r.shown, paired: r.paired, undecoded: got.undecoded, distinct: r.paired, frames: got.shows.length, source: null };
+}
+
+// ---------------------------------------------------------------------------------------------
 // One run.
 
-async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } = {}) {
+async function runOne(systemName, workload, { seconds = SECONDS, psnr = true, keys = KEYS } = {}) {
   const start = systems[systemName];
   if (!start) throw new Error(`unknown system ${systemName}`);
   log(`${systemName} × ${workload}: starting`);
@@ -672,7 +743,8 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
   let browser;
   try {
     browser = await launchBrowser(sys.browserArgs ?? []);
-    const context = await browser.newContext({ viewport: { width: W, height: H }, deviceScaleFactor: 1 });
+    const [vw, vh] = sizeOf(workload);
+    const context = await browser.newContext({ viewport: { width: vw, height: vh }, deviceScaleFactor: 1 });
     await context.addInitScript({ content: PC_HOOK });
     const page = await context.newPage();
     page.on('console', (m) => {
@@ -690,6 +762,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     const t0 = performance.now();
     let m = null;
     if (STILL.has(workload)) await sleep(seconds * 1000);
+    else if (KEY_WORKLOADS.has(workload)) m = await measureKeys(page, keys, [vw, vh]);
     else if (systemName.startsWith('kelpie')) m = await measureStamps(page, seconds * 1000);
     else m = await measureCanvasStamps(page, seconds * 1000);
     const secs = (performance.now() - t0) / 1000;
@@ -704,7 +777,7 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
       system: systemName,
       workload,
       seconds: Number(secs.toFixed(2)),
-      fps: m ? m.distinct / secs : NaN,
+      fps: m && !KEY_WORKLOADS.has(workload) ? m.distinct / secs : NaN,
       p50: st?.p50,
       p90: st?.p90,
       p99: st?.p99,
@@ -726,7 +799,8 @@ async function runOne(systemName, workload, { seconds = SECONDS, psnr = true } =
     // Bandwidth: for WebSocket systems the server's TCP bytes on its web port (a worker's
     // WebSocket is invisible to the page's DevTools session); for WebRTC, getStats() RTP bytes.
     result.mbps = sys.transport === 'websocket' ? result.serverMbps : result.browserMbps;
-    if (psnr && !STILL.has(workload) && !process.env.BENCH_NO_PSNR) {
+    if (KEY_WORKLOADS.has(workload)) result.keys = { pressed: m.pressed, shown: m.shown, paired: m.paired };
+    if (psnr && !STILL.has(workload) && !KEY_WORKLOADS.has(workload) && !process.env.BENCH_NO_PSNR) {
       try {
         result.psnr = await measureQuality(systemName, sys, page);
       } catch (e) {
@@ -1057,6 +1131,14 @@ function machine(chromiumVersion) {
 
 function peersBlock(results, meta) {
   const lines = [];
+  if (results.some((r) => KEY_WORKLOADS.has(r.workload))) {
+    lines.push('## Headline: key-to-photon and glass-to-glass');
+    lines.push('');
+    lines.push(`Key-to-photon: a key typed in the browser (Playwright's keyboard, a trusted \`keydown\`) until the browser shows the picture of that key, drawn by \`kelpie-probe keys\` into the stamp strip when it receives the key from the X server (the whole loop: client, transport, XTEST, the probe, capture, encoding, transport, decoding, presentation). From the \`keydown\` event's \`timeStamp\` to the rendering frame that first shows the key's stamp (\`requestAnimationFrame\` for a canvas, \`expectedDisplayTime\` for a \`<video>\`); keys 250-400 ms apart, ${KEYS} per system in ${SESSIONS} sessions. Glass-to-glass: the \`bars\` p50 of the table below. Measured on ${meta.date}.`);
+    lines.push('');
+    lines.push(headlineTable(results));
+    lines.push('');
+  }
   lines.push('## Results');
   lines.push('');
   lines.push(`Kelpie against other browser remote desktops on the same machine, measured on ${meta.date} (\`BENCH_SECTIONS=peers\`).`);
@@ -1097,7 +1179,7 @@ function peersBlock(results, meta) {
   }
   lines.push('## Workloads and systems');
   lines.push('');
-  for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a 1920x1080x24 Xvfb.`);
+  for (const w of WORKLOADS) lines.push(`- \`${w}\`: ${WORKLOAD_NAMES[w] ?? w} — \`kelpie-probe ${PROBE_ARGS[w].join(' ')}\` on a ${sizeOf(w).join('x')}x24 Xvfb (the browser's viewport the same size).`);
   lines.push('');
   lines.push('- **Kelpie**: `kelpie --app "kelpie-probe …"` with its defaults (embedded Xvfb, libx264 driven by Kelpie at constant QP per frame, 60 fps, 8 Mbit/s target, WebRTC); web client at its own URL, which draws the frames Chromium\'s WebRTC decoder outputs on a canvas (`MediaStreamTrackProcessor`); timed like the other canvas clients, see below.');
   lines.push('- **Kelpie WebSocket**: the same server, the page opened with `?transport=websocket` (video as binary WebSocket messages, decoded with WebCodecs and drawn on the same canvas). Bandwidth: `kelpie_websocket_video_bytes_total`.');
@@ -1176,10 +1258,10 @@ function markdown(fresh, mach, meta) {
   lines.push(`make bench                                   # everything${meta.estimate ? `: ~${meta.estimate} min` : ''}`);
   lines.push('BENCH_SECTIONS=input,viewers bench/run.sh    # input latency and viewer scaling only');
   lines.push('BENCH_SECONDS=10 BENCH_SYSTEMS=kelpie,selkies BENCH_WORKLOADS=bars BENCH_SECTIONS=peers bench/run.sh');
-  lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
+  lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie: bars 5 s and key-to-photon (12 keys), the check `make test` runs');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing` (`scroll` once kelpie-probe draws it), systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
   lines.push('');
   return lines.join('\n');
 }
@@ -1338,10 +1420,11 @@ async function main() {
         // Without motion there is no latency to sample: one session of the whole window.
         const sessions = STILL.has(w) ? 1 : SESSIONS;
         const seconds = Math.max(5, SECONDS / sessions);
+        const keys = Math.max(1, Math.round(KEYS / sessions));
         for (let i = 0; i < sessions; i++) {
           try {
             const psnr = i === sessions - 1;
-            runs.push(await withTimeout(runOne(s, w, { seconds, psnr }), (seconds + 150) * 1000, `${s} × ${w}`));
+            runs.push(await withTimeout(runOne(s, w, { seconds, psnr, keys }), (seconds + keys + 150) * 1000, `${s} × ${w}`));
           } catch (e) {
             log(`${s} × ${w} failed: ${e.stack ?? e}`);
             runs.push({ system: s, workload: w, error: String(e.message ?? e).split('\n')[0] });
@@ -1415,7 +1498,7 @@ async function main() {
     anyOk ||= audio.video.some((r) => !r.error);
   }
   const elapsed = (Date.now() - t0) / 1000;
-  const all = SECTIONS.length === parseSections('').length && SYSTEMS.length === ALL_SYSTEMS.split(',').length && WORKLOADS.length === 4;
+  const all = SECTIONS.length === parseSections('').length && SYSTEMS.length === ALL_SYSTEMS.split(',').length && WORKLOADS.length === ALL_WORKLOADS.split(',').length;
   const doc = markdown(fresh, machine(chromiumVersion), { estimate: all ? Math.max(1, Math.round(elapsed / 60)) : null });
   writeFileSync(DOC, doc);
   console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);

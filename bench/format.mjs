@@ -17,7 +17,15 @@ export const WORKLOAD_NAMES = {
   static: 'static (clock, 1 change/s)',
   bars: 'bars (full-screen scroll, 60 fps)',
   noise: 'noise (full-screen noise, 60 fps)',
+  strip: 'strip (1 % of the screen changing, 60 fps)',
+  scroll: 'scroll (terminal scrolling 30 lines/s)',
+  bars4k: 'bars at 3840x2160 (full-screen scroll, 60 fps)',
+  noise4k: 'noise at 3840x2160 (full-screen noise, 60 fps)',
+  keys: 'keys (key-to-photon: a key typed in the browser until its picture shows)',
 };
+
+/** Workloads that measure key-to-photon latency instead of a frame stream. */
+export const KEY_WORKLOADS = new Set(['keys']);
 
 /** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN); the others are peers. */
 export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn'];
@@ -201,5 +209,25 @@ export function resultsChart(results) {
 
 /** Whether a smoke run measured something: frames delivered and latencies recorded. */
 export function smokeOk(r) {
+  if (r && KEY_WORKLOADS.has(r.workload)) return !r.error && isNum(r.n) && r.n > 0 && isNum(r.p50);
   return !!r && !r.error && isNum(r.fps) && r.fps > 0 && isNum(r.n) && r.n > 0 && isNum(r.p50);
+}
+
+/**
+ * The headline: key-to-photon p50/p95 per system next to its glass-to-glass p50 on `bars`.
+ * Systems without a key-to-photon row are left out.
+ */
+export function headlineTable(results) {
+  const ok = results.filter((r) => !r.error);
+  const keys = ok.filter((r) => KEY_WORKLOADS.has(r.workload));
+  if (keys.length === 0) return '_No key-to-photon results._';
+  const lines = [
+    '| System | key-to-photon p50 ms | p95 ms | keys | glass-to-glass p50 ms (bars) |',
+    '|---|--:|--:|--:|--:|',
+  ];
+  for (const k of keys) {
+    const bars = ok.find((r) => r.system === k.system && r.workload === 'bars');
+    lines.push(`| ${SYSTEM_NAMES[k.system] ?? k.system} | ${fmt(k.p50)} | ${fmt(k.p95)} | ${k.n ?? 0} | ${fmt(bars?.p50)} |`);
+  }
+  return lines.join('\n');
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fmt, fmtMbps, cpuMsPerFrame, mbps, ratio, fmtRatio, tableRow, resultsTable, ratioRows, ratioTable, svgBarChart, resultsChart, smokeOk, TABLE_HEADER } from './format.mjs';
+import { fmt, fmtMbps, cpuMsPerFrame, mbps, ratio, fmtRatio, tableRow, resultsTable, ratioRows, ratioTable, svgBarChart, resultsChart, smokeOk, TABLE_HEADER, headlineTable } from './format.mjs';
 
 const kBars = { system: 'kelpie', workload: 'bars', fps: 50, p50: 30, p90: 40, p99: 60, cpu: 50, mbps: 2, rssMiB: 70 };
 const sBars = { system: 'selkies', workload: 'bars', fps: 50, p50: 60, p90: 80, p99: 90, cpu: 100, mbps: 4, rssMiB: 180 };
@@ -127,4 +127,16 @@ test('smokeOk: needs frames and latencies', () => {
   assert.equal(smokeOk({ ...kBars, fps: 0, n: 10 }), false);
   assert.equal(smokeOk({ system: 'kelpie', workload: 'bars', error: 'x' }), false);
   assert.equal(smokeOk(undefined), false);
+});
+
+test('headlineTable: key-to-photon beside glass-to-glass per system; smokeOk accepts a key row with latencies', () => {
+  const kKeys = { system: 'kelpie', workload: 'keys', fps: NaN, p50: 21.5, p95: 30.25, n: 40 };
+  const vKeys = { system: 'vnc', workload: 'keys', fps: NaN, p50: 35, p95: 60, n: 38 };
+  const t = headlineTable([kBars, sBars, kKeys, vKeys]);
+  assert.match(t, /\| Kelpie \(WebRTC, x264\) \| 21\.5 \| 30\.3 \| 40 \| 30\.0 \|/);
+  assert.match(t, /\| x11vnc \+ noVNC \| 35\.0 \| 60\.0 \| 38 \| – \|/);
+  assert.ok(!t.includes('Selkies'), 'no key row, no headline row');
+  assert.equal(smokeOk(kKeys), true);
+  assert.equal(smokeOk({ ...kKeys, n: 0 }), false);
+  assert.match(headlineTable([kBars]), /No key-to-photon/);
 });

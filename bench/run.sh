@@ -3,8 +3,8 @@
 # fresh network namespace with only loopback up, writes docs/benchmarks.md and prints the table.
 #   BENCH_SECTIONS=peers,input,viewers,network,audio  (peer comparison, input latency, viewer scaling,
 #                  Kelpie and Selkies over emulated links (BENCH_PROFILES=lan,campus,home,wifi,mobile), sound)
-#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=idle,static,bars,noise
-#   BENCH_SMOKE=1     Kelpie alone (or BENCH_SYSTEMS), bars, 5 s, installs nothing; exit 1 if nothing was measured.
+#   BENCH_SECONDS=20  BENCH_SYSTEMS=kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc  BENCH_WORKLOADS=idle,static,bars,noise,strip,scroll,bars4k,noise4k,keys  BENCH_KEYS=80
+#   BENCH_SMOKE=1     Kelpie alone (or BENCH_SYSTEMS), bars for 5 s and key-to-photon (12 keys), installs nothing; exit 1 if nothing was measured.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD

@@ -1,7 +1,7 @@
 // Pure pieces of the input-latency and viewer-scaling sections of the benchmark: matching
 // browser events with the X events kelpie-probe input-log saw, summaries, Markdown tables, and
 // splicing sections into docs/benchmarks.md. No dependencies, no I/O (tested in sections.test.mjs).
-import { stats } from '../tests/lib/stats.mjs';
+import { stats, percentile } from '../tests/lib/stats.mjs';
 import { fmt } from './format.mjs';
 
 /** The sections of docs/benchmarks.md, in document order. */
@@ -227,7 +227,7 @@ export function mergeSessions(runs) {
   const ok = runs.filter((r) => !r.error);
   if (ok.length === 0) return runs[runs.length - 1];
   const atFrame = (lat) => (lat.length ? stats(lat).p50 : undefined);
-  if (ok.length === 1) return { ...ok[0], sessions: 1, p50s: [ok[0].p50], p50AtFrame: atFrame(ok[0].frameLatencies ?? []) };
+  if (ok.length === 1) return { ...ok[0], p95: p95(ok[0].latencies ?? []), sessions: 1, p50s: [ok[0].p50], p50AtFrame: atFrame(ok[0].frameLatencies ?? []) };
   const secs = ok.reduce((a, r) => a + r.seconds, 0);
   const weighted = (k) => {
     const v = ok.filter((r) => Number.isFinite(r[k]));
@@ -249,6 +249,7 @@ export function mergeSessions(runs) {
     rssMiB: Math.max(...ok.map((r) => r.rssMiB).filter(Number.isFinite)),
     p50: st.p50,
     p90: st.p90,
+    p95: p95(latencies),
     p99: st.p99,
     mean: st.mean,
     n: st.n,
@@ -259,4 +260,37 @@ export function mergeSessions(runs) {
     sessions: ok.length,
     p50s: ok.map((r) => r.p50),
   };
+}
+
+/** Nearest-rank 95th percentile of latencies in ms (non-finite ignored), NaN if none. */
+export function p95(values) {
+  const v = Array.from(values).filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  return percentile(v, 95);
+}
+
+/**
+ * The value `kelpie-probe keys` draws into the stamp strip after `presses` key presses, the
+ * last one of `keysym`: presses × 2³² + keysym (48 bits, exact in a double).
+ */
+export function keyValue(presses, keysym) {
+  return presses * 2 ** 32 + keysym;
+}
+
+/**
+ * Key-to-photon latencies: the i-th key pressed in the browser (keydown times, in order,
+ * with the keysym sent) against the first frame that shows the probe's stamp for press i of
+ * that keysym. A press the probe never drew is missing, not paired with a later picture.
+ * @param {{t:number,keysym:number}[]} downs  keydown events seen by the page (its clock)
+ * @param {{t:number,value:number}[]} shows   stamp values as they appeared (same clock)
+ * @returns {{ latencies: number[], pressed: number, shown: number, paired: number }}
+ */
+export function pairKeys(downs, shows) {
+  const first = new Map();
+  for (const s of shows) if (!first.has(s.value)) first.set(s.value, s.t);
+  const latencies = [];
+  downs.forEach((d, i) => {
+    const t = first.get(keyValue(i + 1, d.keysym));
+    if (t !== undefined && t >= d.t) latencies.push(t - d.t);
+  });
+  return { latencies, pressed: downs.length, shown: first.size, paired: latencies.length };
 }

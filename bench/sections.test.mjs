@@ -13,6 +13,10 @@ import {
   wrapBlock,
   extractBlock,
   mergeBlocks,
+  mergeSessions,
+  pairKeys,
+  keyValue,
+  p95,
 } from './sections.mjs';
 
 test('parseSections: default all, document order, unknown names rejected', () => {
@@ -189,4 +193,36 @@ test('matchByPosition: clicks pair by where they landed, so a lost one shifts no
   const m = matchByPosition(b, x);
   assert.deepEqual(m.latencies, [3, 4]);
   assert.equal(m.paired, 2);
+});
+
+test('pairKeys: press i pairs with the first frame showing press i of that key; lost presses are missing', () => {
+  const downs = [
+    { t: 1000, keysym: 0x61 },
+    { t: 1300, keysym: 0x62 },
+    { t: 1600, keysym: 0x63 },
+  ];
+  const shows = [
+    { t: 900, value: 0 },
+    { t: 1020, value: keyValue(1, 0x61) },
+    { t: 1040, value: keyValue(1, 0x61) },
+    // Press 2 never arrived: the probe's third picture says press 2 was 'c'.
+    { t: 1630, value: keyValue(2, 0x63) },
+  ];
+  const r = pairKeys(downs, shows);
+  assert.deepEqual(r.latencies, [20]);
+  assert.equal(r.pressed, 3);
+  assert.equal(r.paired, 1);
+  // A picture from before the press cannot be its photon.
+  assert.deepEqual(pairKeys([{ t: 2000, keysym: 0x61 }], [{ t: 1990, value: keyValue(1, 0x61) }]).latencies, []);
+});
+
+test('keyValue matches kelpie-probe keys (presses << 32 | keysym) and p95 is nearest-rank', () => {
+  assert.equal(keyValue(3, 0x61), 3 * 4294967296 + 97);
+  assert.equal(p95(Array.from({ length: 100 }, (_, i) => i + 1)), 95);
+  assert.ok(Number.isNaN(p95([])));
+  const merged = mergeSessions([
+    { seconds: 5, latencies: Array.from({ length: 20 }, (_, i) => i + 1), p50: 10 },
+    { seconds: 5, latencies: Array.from({ length: 20 }, (_, i) => i + 21), p50: 30 },
+  ]);
+  assert.equal(merged.p95, 38);
 });

@@ -180,7 +180,8 @@ export async function installStampDecoder(page) {
  * `expectedDisplayTime`; on the canvas, the picture is read in every `requestAnimationFrame`
  * callback and a new stamp counts as presented at that callback's time (the frame time the
  * same callbacks of a `<video>` get; see docs/benchmarks.md).
- * Returns { latencies, frames, distinct, undecoded, source }.
+ * Returns { latencies, at, frames, distinct, undecoded, source }; `at[i]` is when
+ * `latencies[i]`'s frame was presented (ms on the page's clock).
  */
 export async function measureStamps(page, ms) {
   await installStampDecoder(page);
@@ -193,8 +194,10 @@ export async function measureStamps(page, ms) {
     c.height = STAMP.height;
     const ctx = c.getContext('2d', { willReadFrequently: true });
     const latencies = [];
-    // Epoch ms each new frame was presented (latencies[i] belongs to presented[i]).
+    // Epoch ms each new frame was presented (latencies[i] belongs to presented[i]), and the
+    // same on the page's clock (performance.now()).
     const presented = [];
+    const at = [];
     let frames = 0;
     let undecoded = 0;
     let last = null;
@@ -219,9 +222,11 @@ export async function measureStamps(page, ms) {
             seen.add(drawn);
           } else if (!seen.has(drawn)) {
             seen.add(drawn);
-            const at = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
-            latencies.push(at - drawn);
-            presented.push(at);
+            const shownAt = meta?.expectedDisplayTime ?? now;
+            const epoch = performance.timeOrigin + shownAt;
+            latencies.push(epoch - drawn);
+            presented.push(epoch);
+            at.push(shownAt);
           }
         }
         if (performance.now() < end) next();
@@ -231,7 +236,7 @@ export async function measureStamps(page, ms) {
       setTimeout(done, duration + 2000);
     });
     const stop = performance.timeOrigin + performance.now();
-    return { latencies, presented, start, end: stop, frames, distinct: seen.size, undecoded, source: v.tagName };
+    return { latencies, presented, at, start, end: stop, frames, distinct: seen.size, undecoded, source: v.tagName };
   }, ms);
 }
 

@@ -116,6 +116,11 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
     p.rc.f_pb_factor = 10.0f;
     p.rc.b_mb_tree = 0;
     p.rc.i_lookahead = 0;
+    /* Per-frame maps of the macroblocks that did not change (from the screen's damage):
+     * x264 codes them as skips without analysing them, so a frame costs about what changed.
+     * x264 keeps each macroblock's effective QP so that one last coded at a worse QP than
+     * the frame's is still analysed (that is how refinement frames keep working). */
+    p.analyse.b_mb_info = 1;
     if (LIB.param_apply_profile(&p, "baseline") < 0) return NULL;
     x264_t *enc = LIB.encoder_open(&p);
     if (!enc) return NULL;
@@ -128,10 +133,14 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
 }
 
 /* Encodes one I420 frame (planes one after another, no padding) at qp (x264 holds it to the
- * range the encoder was opened for, up to 69); an IDR frame when idr. On success returns
+ * range the encoder was opened for, up to 69); an IDR frame when idr. mb_info, when not
+ * NULL, holds one byte per macroblock (row by row), X264_MBINFO_CONSTANT on those that equal
+ * the frame before; it is read during this call only (encoding is synchronous: no
+ * look-ahead, no frame threads). On success returns
  * the size of the access unit at *out (Annex B, valid until the next call) and sets
  * *keyframe; returns -1 on failure. */
-int kx264_encode(kx264 *k, const uint8_t *i420, int qp, int idr, const uint8_t **out, int *keyframe) {
+int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, int idr,
+                 const uint8_t **out, int *keyframe) {
     x264_picture_t in, pic_out;
     LIB.picture_init(&in);
     size_t y = (size_t)k->width * (size_t)k->height;
@@ -146,6 +155,9 @@ int kx264_encode(kx264 *k, const uint8_t *i420, int qp, int idr, const uint8_t *
     in.i_type = idr ? X264_TYPE_IDR : X264_TYPE_AUTO;
     in.i_qpplus1 = qp + 1;
     in.i_pts = k->frames++;
+    /* An IDR frame references nothing: every macroblock is coded. */
+    in.prop.mb_info = idr ? NULL : (uint8_t *)mb_info;
+    in.prop.mb_info_free = NULL;
     x264_nal_t *nals;
     int n = 0;
     int size = LIB.encoder_encode(k->enc, &nals, &n, &in, &pic_out);

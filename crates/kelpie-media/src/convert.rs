@@ -43,6 +43,12 @@ impl I420Frame {
     /// Converts `bgrx` (rows of `rect.w * 4` bytes) into the frame at `rect`, which must be
     /// even-aligned and inside the frame.
     pub fn write_bgrx(&mut self, rect: Rect, bgrx: &[u8]) {
+        self.write_bgrx_on(rect, bgrx, 1);
+    }
+
+    /// As [`I420Frame::write_bgrx`], with a large rectangle cut into bands of rows converted
+    /// on up to `threads` threads at once (a 4K frame is 8 million pixels).
+    pub fn write_bgrx_on(&mut self, rect: Rect, bgrx: &[u8], threads: usize) {
         assert!(
             rect.x.is_multiple_of(2)
                 && rect.y.is_multiple_of(2)
@@ -54,25 +60,91 @@ impl I420Frame {
         assert!(bgrx.len() >= stride * rect.h as usize);
         let w = self.width as usize;
         let ysize = w * self.height as usize;
-        let cw = w / 2;
         let (yplane, chroma) = self.data.split_at_mut(ysize);
         let (uplane, vplane) = chroma.split_at_mut(ysize / 4);
-        let (x0, y0) = (rect.x as usize, rect.y as usize);
-        let pw = rect.w as usize;
-        for row in (0..rect.h as usize).step_by(2) {
-            let src0 = &bgrx[row * stride..row * stride + stride];
-            let src1 = &bgrx[(row + 1) * stride..(row + 1) * stride + stride];
-            let yo0 = (y0 + row) * w + x0;
+        // The planes from the rectangle's first row on, and its pixel rows.
+        let (y0, rows) = (rect.y as usize, rect.h as usize);
+        let area = Band {
+            y: &mut yplane[y0 * w..],
+            u: &mut uplane[y0 / 2 * (w / 2)..],
+            v: &mut vplane[y0 / 2 * (w / 2)..],
+            bgrx: &bgrx[..stride * rows],
+            rows,
+        };
+        // Bands of an even number of rows, at least PARALLEL_MIN pixels each: a thread costs
+        // tens of microseconds to start.
+        let bands = threads.clamp(1, (rect.w as usize * rows / PARALLEL_MIN).max(1));
+        if bands == 1 {
+            area.convert(w, rect.x as usize, rect.w as usize);
+            return;
+        }
+        let per = (rows / bands).next_multiple_of(2);
+        let mut parts = Vec::with_capacity(bands);
+        let mut rest = area;
+        while rest.rows > per {
+            let (head, tail) = rest.split(per, w, stride);
+            parts.push(head);
+            rest = tail;
+        }
+        parts.push(rest);
+        let (x0, pw) = (rect.x as usize, rect.w as usize);
+        std::thread::scope(|s| {
+            let mut parts = parts.into_iter();
+            let mine = parts.next();
+            for part in parts {
+                s.spawn(move || part.convert(w, x0, pw));
+            }
+            if let Some(part) = mine {
+                part.convert(w, x0, pw);
+            }
+        });
+    }
+}
+
+/// Pixels a band converted on a thread of its own holds at least.
+const PARALLEL_MIN: usize = 256 * 1024;
+
+/// Rows of a rectangle to convert: the planes from its first row on, and its BGRx rows.
+struct Band<'a> {
+    y: &'a mut [u8],
+    u: &'a mut [u8],
+    v: &'a mut [u8],
+    bgrx: &'a [u8],
+    rows: usize,
+}
+
+impl<'a> Band<'a> {
+    /// The first `rows` (even) rows, and the rest; `w` is the frame's width, `stride` the
+    /// BGRx row length.
+    fn split(self, rows: usize, w: usize, stride: usize) -> (Self, Self) {
+        let (y, y_rest) = self.y.split_at_mut(rows * w);
+        let (u, u_rest) = self.u.split_at_mut(rows / 2 * (w / 2));
+        let (v, v_rest) = self.v.split_at_mut(rows / 2 * (w / 2));
+        let (bgrx, bgrx_rest) = self.bgrx.split_at(rows * stride);
+        (
+            Self { y, u, v, bgrx, rows },
+            Self { y: y_rest, u: u_rest, v: v_rest, bgrx: bgrx_rest, rows: self.rows - rows },
+        )
+    }
+
+    /// Converts the band's rows, `pw` pixels from column `x0`, in a frame `w` wide.
+    fn convert(self, w: usize, x0: usize, pw: usize) {
+        let stride = pw * 4;
+        let cw = w / 2;
+        for row in (0..self.rows).step_by(2) {
+            let src0 = &self.bgrx[row * stride..row * stride + stride];
+            let src1 = &self.bgrx[(row + 1) * stride..(row + 1) * stride + stride];
+            let yo0 = row * w + x0;
             let yo1 = yo0 + w;
-            let co = ((y0 + row) / 2) * cw + x0 / 2;
-            let (y_top, y_bottom) = yplane.split_at_mut(yo1);
+            let co = (row / 2) * cw + x0 / 2;
+            let (y_top, y_bottom) = self.y.split_at_mut(yo1);
             row_pair(
                 src0,
                 src1,
                 &mut y_top[yo0..yo0 + pw],
                 &mut y_bottom[..pw],
-                &mut uplane[co..co + pw / 2],
-                &mut vplane[co..co + pw / 2],
+                &mut self.u[co..co + pw / 2],
+                &mut self.v[co..co + pw / 2],
             );
         }
     }
@@ -264,6 +336,30 @@ mod tests {
             convert_row_pair(&s0, &s1, &mut slow.0, &mut slow.1, &mut slow.2, &mut slow.3);
             assert_eq!(fast, slow, "width {width}");
         }
+    }
+
+    #[test]
+    fn bands_on_threads_convert_exactly_as_one_thread_does() {
+        // Large enough for 3 bands of at least PARALLEL_MIN pixels, off the frame's origin,
+        // with an odd number of row pairs so the last band is shorter.
+        let (fw, fh) = (1600u32, 1400u32);
+        let rect = Rect { x: 6, y: 10, w: 1500, h: 1374 };
+        let mut seed = 5u32;
+        let px: Vec<u8> = (0..rect.w * rect.h * 4)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let mut one = I420Frame::new(fw, fh);
+        one.write_bgrx(rect, &px);
+        for threads in [2, 3, 8] {
+            let mut many = I420Frame::new(fw, fh);
+            many.write_bgrx_on(rect, &px, threads);
+            assert!(one.as_bytes() == many.as_bytes(), "{threads} threads");
+        }
+        // The conversion did write (not both untouched).
+        assert_ne!(one.as_bytes(), I420Frame::new(fw, fh).as_bytes());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use kelpie_protocol::VideoCodec;
 
+use crate::capture::Rect;
 use crate::clock::MediaClock;
 use crate::pipeline::{bus_error, element, launch};
 use crate::ratecontrol::RateControl;
@@ -357,13 +358,15 @@ impl Encoder {
 
     /// Encodes one raw I420 frame captured at `captured` (returning once the encoder has
     /// handed out what it made of it); if `keyframe`, the encoder is told to make it a
-    /// keyframe with SPS/PPS. `changed` is how many pixels changed since the frame before.
+    /// keyframe with SPS/PPS. `changed` covers every pixel that changed since the frame
+    /// before (rectangles may overlap): the rate control sizes the frame by their area, and
+    /// libx264 skips the macroblocks they leave alone without analysing them.
     pub fn push(
         &mut self,
         i420: &[u8],
         captured: Instant,
         keyframe: bool,
-        changed: u64,
+        changed: &[Rect],
     ) -> Result<(), MediaError> {
         let (w, h, clock) = (self.width, self.height, self.clock);
         match &mut self.inner {
@@ -379,7 +382,7 @@ impl Encoder {
         mut i420: impl AsMut<[u8]> + Send + 'static,
         captured: Instant,
         keyframe: bool,
-        changed: u64,
+        changed: &[Rect],
     ) -> Result<(), MediaError> {
         let (w, h, clock) = (self.width, self.height, self.clock);
         match &mut self.inner {
@@ -421,10 +424,11 @@ impl X264Encoder {
         i420: &[u8],
         captured: Instant,
         keyframe: bool,
-        changed: u64,
+        changed_rects: &[Rect],
     ) -> Result<(), MediaError> {
         let Self { x264, rate, outside, fps, threads, sink } = self;
         let total = u64::from(width) * u64::from(height);
+        let changed: u64 = changed_rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         let mut plan = rate.plan(captured, keyframe, changed, total);
         let mut keyframe = keyframe;
         // One x264 encoder takes QPs from a range 40 wide: 11-51 for desktop content, 29-69
@@ -447,7 +451,7 @@ impl X264Encoder {
         }
         let range = x264.qp_range();
         plan.qp = plan.qp.clamp(*range.start(), *range.end());
-        let out = x264.encode(i420, plan.qp, keyframe)?;
+        let out = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
         rate.encoded(plan, out.data.len());
         if out.data.is_empty() {
             return Ok(());
@@ -594,6 +598,9 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// The whole of the tests' 320x240 picture.
+    const FULL: Rect = Rect { x: 0, y: 0, w: 320, h: 240 };
+
     /// The encoder tests' pictures start right after their clock's epoch.
     fn clock() -> MediaClock {
         MediaClock::new()
@@ -625,7 +632,7 @@ mod tests {
             let px: Vec<u8> = (0..320 * 240).flat_map(|_| [shade, 255 - shade, 80, 0]).collect();
             frame.write_bgrx(crate::capture::Rect { x: 0, y: 0, w: 320, h: 240 }, &px);
             let ts = t0 + Duration::from_millis(33 * i as u64);
-            enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2, 320 * 240).unwrap();
+            enc.push(frame.as_bytes(), ts, i == 0 || i == frames - 2, &[FULL]).unwrap();
             // Encoding happens within the push: the frame's output is already out.
             assert_eq!(out.lock().unwrap().len(), i + 1, "frame {i} was not encoded within its push");
         }
@@ -682,7 +689,7 @@ mod tests {
                     })
                     .collect();
                 let ts = t0 + Duration::from_millis(1000 * i as u64 / 30);
-                enc.push(&noise, ts, i == 0, 320 * 240).unwrap();
+                enc.push(&noise, ts, i == 0, &[FULL]).unwrap();
             }
             let b = bytes.lock().unwrap();
             b[from + 30..to].iter().sum::<usize>() as f64 * 8.0 / ((to - from - 30) as f64 / 30.0) / 1000.0

@@ -19,6 +19,7 @@ mod pipeline;
 pub mod pool;
 pub mod ratecontrol;
 pub mod record;
+pub mod skipmap;
 pub mod stream;
 pub mod x264;
 

@@ -282,6 +282,7 @@ impl VideoStream {
                         &mut ctl,
                         &cnt,
                         settings.cursor_in_video,
+                        settings.threads.clamp(1, 8) as usize,
                     );
                     let error = match exit {
                         Ok(Exit::Stopped) => return,
@@ -397,8 +398,8 @@ enum Exit {
     Resized,
 }
 
-/// The capture thread: waits for damage or a command, converts what changed, feeds the
-/// encoder.
+/// The capture thread: waits for damage or a command, converts what changed (a large change
+/// on up to `convert_threads` threads), feeds the encoder.
 fn capture_loop(
     cap: &mut Capturer,
     encoder: &mut Encoder,
@@ -406,6 +407,7 @@ fn capture_loop(
     ctl: &mut Controls,
     counters: &StreamCounters,
     cursor_in_video: bool,
+    convert_threads: usize,
 ) -> Result<Exit, MediaError> {
     let (w, h) = encoder.size();
     // With the pointer drawn into the picture: where it was last drawn, and a scratch
@@ -482,9 +484,9 @@ fn capture_loop(
                 scratch.clear();
                 scratch.extend_from_slice(bgrx);
                 c.blend_into(r, &mut scratch);
-                frame.write_bgrx(r, &scratch);
+                frame.write_bgrx_on(r, &scratch, convert_threads);
             }
-            _ => frame.write_bgrx(r, bgrx),
+            _ => frame.write_bgrx_on(r, bgrx, convert_threads),
         });
         if let Err(e) = grabbed {
             // A shrinking screen can make a damaged rectangle vanish before its
@@ -500,7 +502,7 @@ fn capture_loop(
         if cursor_in_video {
             drawn_cursor = cursor;
         }
-        encoder.push_owned(pool.give(out), now, keyframe, changed_area)?;
+        encoder.push_owned(pool.give(out), now, keyframe, &rects)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
     }
 }

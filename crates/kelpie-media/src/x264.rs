@@ -10,6 +10,8 @@ use std::ffi::{CStr, c_char, c_int};
 use std::ptr::NonNull;
 
 use crate::MediaError;
+use crate::capture::Rect;
+use crate::skipmap::SkipMap;
 
 /// Width of the QP range one encoder accepts (x264's CQP mode allows no wider one).
 pub const QP_SPAN: u8 = 40;
@@ -33,6 +35,7 @@ unsafe extern "C" {
     fn kx264_encode(
         k: *mut Kx264,
         i420: *const u8,
+        mb_info: *const u8,
         qp: c_int,
         idr: c_int,
         out: *mut *const u8,
@@ -74,6 +77,8 @@ pub struct X264 {
     width: u32,
     height: u32,
     qp_low: u8,
+    /// The macroblocks that did not change, rewritten for each frame.
+    skips: SkipMap,
 }
 
 // SAFETY: the handle is only used through `&mut self`; x264 encoders may move between threads.
@@ -109,7 +114,7 @@ impl X264 {
                 "refused a {width}x{height} encoder at {fps} fps (its log above says why)"
             ))
         })?;
-        Ok(Self { handle, width, height, qp_low })
+        Ok(Self { handle, width, height, qp_low, skips: SkipMap::new(width, height) })
     }
 
     /// The QPs this encoder accepts.
@@ -118,8 +123,17 @@ impl X264 {
     }
 
     /// Encodes one I420 frame (Y, U and V planes one after another) at `qp` (held to
-    /// [`X264::qp_range`]); an IDR frame if `keyframe`.
-    pub fn encode(&mut self, i420: &[u8], qp: u8, keyframe: bool) -> Result<Output<'_>, MediaError> {
+    /// [`X264::qp_range`]); an IDR frame if `keyframe`. `changed`, when known, holds every
+    /// pixel that differs from the frame encoded before: x264 codes the macroblocks none of
+    /// them touches as skips without analysing them (unless they were last coded at a worse
+    /// QP than `qp`). `None`: anything may have changed.
+    pub fn encode(
+        &mut self,
+        i420: &[u8],
+        qp: u8,
+        keyframe: bool,
+        changed: Option<&[Rect]>,
+    ) -> Result<Output<'_>, MediaError> {
         let y = self.width as usize * self.height as usize;
         if i420.len() < y + y / 2 {
             return Err(MediaError::X264(format!(
@@ -129,14 +143,24 @@ impl X264 {
                 self.height
             )));
         }
+        let mb_info = match changed {
+            Some(rects) if !keyframe => {
+                self.skips.mark(rects);
+                self.skips.as_bytes().as_ptr()
+            }
+            _ => std::ptr::null(),
+        };
         let mut out: *const u8 = std::ptr::null();
         let mut key: c_int = 0;
         // SAFETY: the handle is open; `i420` holds a whole frame (checked above) and x264
-        // copies it before returning; `out` and `key` are valid for writes.
+        // copies it before returning; `mb_info` is null or one byte per macroblock of this
+        // size (`skips` was made for it), read during the call only; `out` and `key` are
+        // valid for writes.
         let size = unsafe {
             kx264_encode(
                 self.handle.as_ptr(),
                 i420.as_ptr(),
+                mb_info,
                 c_int::from(qp.clamp(*self.qp_range().start(), *self.qp_range().end())),
                 c_int::from(keyframe),
                 &mut out,
@@ -198,7 +222,7 @@ mod tests {
         let mut enc = X264::open(320, 240, 30, 1, QP_LOW_RANGE).unwrap();
         let mut kinds = Vec::new();
         for i in 0..20 {
-            let out = enc.encode(&picture(320, 240, i * 2), 26, i == 0 || i == 12).unwrap();
+            let out = enc.encode(&picture(320, 240, i * 2), 26, i == 0 || i == 12, None).unwrap();
             assert!(!out.data.is_empty(), "every frame comes out of its own call");
             kinds.push((out.keyframe, nal_types(out.data)));
         }
@@ -219,7 +243,7 @@ mod tests {
         let mut sizes = Vec::new();
         for qp in [40, 30, 20] {
             let mut enc = X264::open(320, 240, 30, 1, QP_LOW_RANGE).unwrap();
-            sizes.push(enc.encode(&picture(320, 240, 0), qp, true).unwrap().data.len());
+            sizes.push(enc.encode(&picture(320, 240, 0), qp, true, None).unwrap().data.len());
         }
         assert!(sizes[0] < sizes[1] && sizes[1] < sizes[2], "{sizes:?}");
     }
@@ -236,7 +260,7 @@ mod tests {
             .collect();
         let size = |qp_low: u8, qp: u8| {
             let mut enc = X264::open(320, 240, 30, 1, qp_low).unwrap();
-            enc.encode(&noise, qp, true).unwrap().data.len()
+            enc.encode(&noise, qp, true, None).unwrap().data.len()
         };
         let (low, high) = (size(QP_LOW_RANGE, 51), size(QP_HIGH_RANGE, 66));
         assert!(high * 4 < low, "QP 66: {high} bytes, QP 51: {low} bytes");
@@ -249,7 +273,11 @@ mod tests {
     fn bad_sizes_are_refused_with_a_reason() {
         assert!(X264::open(321, 240, 30, 1, QP_LOW_RANGE).is_err());
         let mut enc = X264::open(64, 64, 30, 1, QP_LOW_RANGE).unwrap();
-        let err = enc.encode(&[0u8; 10], 26, true).err().unwrap().to_string();
+        let err = enc.encode(&[0u8; 10], 26, true, None).err().unwrap().to_string();
         assert!(err.contains("64x64"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "x264/skip_tests.rs"]
+mod skip_tests;

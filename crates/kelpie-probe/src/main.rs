@@ -1,6 +1,7 @@
 //! `kelpie-probe`: an X11 client that draws known content (see `--help`).
 
 mod input_log;
+mod light;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
@@ -35,6 +36,14 @@ MODES (one override-redirect window covering the whole screen):
     clock       static mid-grey background; only the timestamp changes, every --interval-ms
     typing      white background, black glyph blocks appearing one at a time (default
                 10 chars/s, or --fps), plus the timestamp on every change
+    strip       static mid-grey screen; only a strip of --area % of the screen (the timestamp
+                and striped boxes beside and below it) changes, at --fps (default 60)
+    scroll      terminal: light glyph blocks on black, one new line a frame, the text above
+                scrolled up (XCopyArea, as xterm does), --fps lines a second (default 30),
+                plus the timestamp
+    keys        static mid-grey screen with the keyboard focus; each key press redraws the
+                stamp strip with (presses << 32) | keysym instead of a time, so a viewer sees
+                which key arrived and when its picture did (key-to-photon latency)
 
 OPTIONS:
     --display :N        X display (default: $DISPLAY)
@@ -43,6 +52,8 @@ OPTIONS:
     --beep              clock: with every new timestamp, play a 50 ms 1 kHz beep into the default
                         PulseAudio sink (through `pacat`, 10 ms latency), for audio/video sync
     --speed N           bars: pixels scrolled per frame (default 4)
+    --area P            strip: percent of the screen that changes (default 1, at least the
+                        timestamp's 928x16)
     --seed N            seed for noise/typing (default fixed)
     --duration S        exit after S seconds (default: run until SIGTERM/SIGINT)
     -q, --quiet         no summary line on exit
@@ -75,6 +86,9 @@ enum ModeKind {
     Noise,
     Clock,
     Typing,
+    Strip,
+    Scroll,
+    Keys,
 }
 
 #[derive(Debug)]
@@ -88,6 +102,7 @@ struct Options {
     duration: Option<Duration>,
     quiet: bool,
     beep: bool,
+    area: f64,
 }
 
 #[derive(Debug)]
@@ -124,6 +139,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
         "noise" => ModeKind::Noise,
         "clock" => ModeKind::Clock,
         "typing" => ModeKind::Typing,
+        "strip" => ModeKind::Strip,
+        "scroll" => ModeKind::Scroll,
+        "keys" => ModeKind::Keys,
         other => bail!("unknown mode {other:?} (try --help)"),
     };
     let mut o = Options {
@@ -136,6 +154,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
         duration: None,
         quiet: false,
         beep: false,
+        area: 1.0,
     };
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -163,6 +182,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command> {
                 o.interval = Duration::from_millis(ms);
             }
             "--speed" => o.speed = parse_number(&name, value())?,
+            "--area" => {
+                let area: f64 = parse_number(&name, value())?;
+                if !(area > 0.0 && area <= 100.0) {
+                    bail!("--area must be in (0, 100]");
+                }
+                o.area = area;
+            }
             "--seed" => o.seed = parse_number(&name, value())?,
             "--duration" => {
                 let s: f64 = parse_number(&name, value())?;
@@ -529,6 +555,9 @@ enum Scene {
         line_len: i32,
         word_left: i32,
     },
+    Strip(light::Strip),
+    Scroll(light::Scroll),
+    Keys(light::Keys),
 }
 
 impl Scene {
@@ -555,6 +584,9 @@ impl Scene {
                 Self::Noise { pixmap, rng }
             }
             ModeKind::Clock => Self::Clock { grey: ctx.gc((128, 128, 128))? },
+            ModeKind::Strip => Self::Strip(light::Strip::new(ctx, o.area)?),
+            ModeKind::Scroll => Self::Scroll(light::Scroll::new(ctx, o.seed)?),
+            ModeKind::Keys => Self::Keys(light::Keys::new(ctx)?),
             ModeKind::Typing => Self::Typing {
                 white: ctx.gc((255, 255, 255))?,
                 black: ctx.gc((0, 0, 0))?,
@@ -579,18 +611,22 @@ impl Scene {
                 c.free_gc(*white)?;
                 c.free_gc(*black)?;
             }
+            Self::Strip(s) => s.free(ctx)?,
+            Self::Scroll(s) => s.free(ctx)?,
+            Self::Keys(k) => k.free(ctx)?,
         }
         Ok(())
     }
 
     /// Whether the scene carries the stamp.
     fn stamped(&self) -> bool {
-        !matches!(self, Self::Quadrants { .. })
+        // Keys draw their own values into the strip.
+        !matches!(self, Self::Quadrants { .. } | Self::Keys(_))
     }
 
     /// Draws everything (first frame, Expose, resize). Returns whether the stamp must be redrawn
     /// with a fresh time (otherwise the last one is re-copied).
-    fn draw_all(&mut self, ctx: &Ctx, frame: u64) -> XResult<()> {
+    fn draw_all(&mut self, ctx: &mut Ctx, frame: u64) -> XResult<()> {
         match self {
             Self::Quadrants { gcs } => {
                 let (w, h) = (i32::from(ctx.width), i32::from(ctx.height));
@@ -611,6 +647,9 @@ impl Scene {
                     ctx.fill(*black, chunk)?;
                 }
             }
+            Self::Strip(s) => s.draw_all(ctx, frame)?,
+            Self::Scroll(s) => s.draw_all(ctx)?,
+            Self::Keys(k) => k.draw_all(ctx)?,
             Self::Bars { .. } | Self::Noise { .. } => self.frame(ctx, frame)?,
         }
         Ok(())
@@ -620,7 +659,9 @@ impl Scene {
     fn frame(&mut self, ctx: &Ctx, frame: u64) -> XResult<()> {
         let (w, h) = (i32::from(ctx.width), i32::from(ctx.height));
         match self {
-            Self::Quadrants { .. } | Self::Clock { .. } => {}
+            Self::Quadrants { .. } | Self::Clock { .. } | Self::Keys(_) => {}
+            Self::Strip(s) => s.frame(ctx, frame)?,
+            Self::Scroll(s) => s.frame(ctx)?,
             Self::Bars { gcs, bar_w, speed } => {
                 let period = *bar_w as u64 * 8;
                 let offset = (frame * u64::from(*speed) % period) as i32;
@@ -862,6 +903,10 @@ fn finish(outcome: XResult<()>, quiet: bool) -> Result<()> {
 struct Pending {
     expose: bool,
     resize: Option<(u16, u16)>,
+    /// Key presses (keycode, modifier state) not drawn yet.
+    keys: Vec<(u8, u16)>,
+    /// The keymap changed.
+    remap: bool,
 }
 
 /// Plays beeps into the default PulseAudio sink through `pacat` with a small buffer, so a
@@ -928,6 +973,10 @@ fn handle_events(ctx: &Ctx, pending: &mut Pending) -> XResult<()> {
             {
                 pending.resize = Some((e.width, e.height));
             }
+            Event::KeyPress(e) if e.event == ctx.win => pending.keys.push((e.detail, e.state.into())),
+            Event::MappingNotify(e) if e.request != x11rb::protocol::xproto::Mapping::POINTER => {
+                pending.remap = true
+            }
             Event::Error(e) => return Err(XFail::Other(anyhow::anyhow!("X error: {e:?}"))),
             _ => {}
         }
@@ -938,8 +987,11 @@ fn handle_events(ctx: &Ctx, pending: &mut Pending) -> XResult<()> {
 fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> XResult<()> {
     let x_fd = ctx.conn.stream().as_raw_fd();
     let period = match o.mode {
-        ModeKind::Quadrants => None,
-        ModeKind::Bars | ModeKind::Noise => Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(60.0))),
+        ModeKind::Quadrants | ModeKind::Keys => None,
+        ModeKind::Bars | ModeKind::Noise | ModeKind::Strip => {
+            Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(60.0)))
+        }
+        ModeKind::Scroll => Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(30.0))),
         ModeKind::Typing => Some(Duration::from_secs_f64(1.0 / o.fps.unwrap_or(10.0))),
         ModeKind::Clock => Some(o.interval),
     };
@@ -972,6 +1024,15 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
         handle_events(ctx, &mut pending)?;
         if STOP.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if let Scene::Keys(k) = &mut scene {
+            if std::mem::take(&mut pending.remap) {
+                k.remap(ctx)?;
+            }
+            for (keycode, state) in pending.keys.drain(..) {
+                k.press(ctx, keycode, state)?;
+                stats.frames += 1;
+            }
         }
         if let Some((w, h)) = pending.resize.take() {
             scene.free(ctx)?;
