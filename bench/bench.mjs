@@ -12,7 +12,7 @@
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 4)
 //   BENCH_FPS        frame rate of the bars and noise workloads (default 59.8, see MOTION_FPS)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
-//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, selkies, selkies-webrtc, vnc
+//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, kelpie-record, selkies, selkies-webrtc, vnc
 //                    (default: all; smoke: kelpie unless given)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise, strip, scroll, bars4k, noise4k, keys (default: all);
 //                    network section: bars, typing, scroll (default bars,typing; it takes the names it knows from the list)
@@ -29,7 +29,7 @@
 //   BENCH_OUT        folder for results.json (default bench/out)
 //   BENCH_DOC        Markdown file written at the end (default docs/benchmarks.md)
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +70,7 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 40);
 // expected display time is a refresh later), so eight sessions, not four.
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 8));
 const SETTLE_MS = 3000;
-const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,selkies,selkies-webrtc,vnc';
+const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,kelpie-record,selkies,selkies-webrtc,vnc';
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).split(',').map((s) => s.trim()).filter(Boolean);
 const ALL_WORKLOADS = 'idle,static,bars,noise,strip,scroll,bars4k,noise4k,keys';
 const WORKLOADS = SMOKE ? ['bars', 'keys'] : (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS).split(',').map((s) => s.trim()).filter(Boolean);
@@ -322,6 +322,20 @@ const systems = {
   'kelpie-ws': (workload) => systems.kelpie(workload, 'websocket'),
   // HTTPS with a self-signed certificate, which Chromium trusts by the key Kelpie printed.
   'kelpie-https-ws': (workload) => systems.kelpie(workload, 'websocket', { https: true }),
+  // WebRTC while the session is recorded (--record): the live stream's cost with a recording.
+  async 'kelpie-record'(workload) {
+    const dir = mkdtempSync(join(tmpdir(), 'kelpie-bench-record-'));
+    const sys = await systems.kelpie(workload, 'webrtc', { args: ['--record', dir] });
+    return {
+      ...sys,
+      async stop() {
+        await sys.stop();
+        const files = readdirSync(dir);
+        log(`kelpie-record: ${files.length} file(s), ${files.reduce((n, f) => n + statSync(join(dir, f)).size, 0)} bytes`);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
 
   // WebRTC whose media all goes through a coturn on 127.0.0.1 (--ice-transport relay), its
   // CPU and memory counted with Kelpie's; a row whose selected candidate pair is not that
@@ -1261,7 +1275,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie: bars 5 s and key-to-photon (12 keys), the check `make test` runs');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `kelpie-record`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
   lines.push('');
   return lines.join('\n');
 }

@@ -7,6 +7,7 @@ export const SYSTEM_NAMES = {
   'kelpie-ws': 'Kelpie (WebSocket, x264)',
   'kelpie-https-ws': 'Kelpie (WebSocket over HTTPS, x264)',
   'kelpie-turn': 'Kelpie (WebRTC through TURN, x264)',
+  'kelpie-record': 'Kelpie (WebRTC, x264, recording the session)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',
@@ -27,8 +28,8 @@ export const WORKLOAD_NAMES = {
 /** Workloads that measure key-to-photon latency instead of a frame stream. */
 export const KEY_WORKLOADS = new Set(['keys']);
 
-/** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN); the others are peers. */
-export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn'];
+/** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN, recording); the others are peers. */
+export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn', 'kelpie-record'];
 
 /** Workloads without motion: only CPU, bandwidth and memory are measured. */
 export const STILL = new Set(['idle', 'static']);
