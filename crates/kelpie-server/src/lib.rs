@@ -262,6 +262,7 @@ impl Server {
                 source.clone(),
                 sound.source.clone(),
                 config.av_sync == config::Switch::On,
+                config.bitrate_limits(),
             )
             .await?
         };

@@ -338,7 +338,7 @@ mod tests {
                 }
                 n += 1;
             }
-            if t.as_millis() % 100 == 0 {
+            if t.as_millis().is_multiple_of(100) {
                 trace.push(est.target_bps() as f64);
             }
             t += step;

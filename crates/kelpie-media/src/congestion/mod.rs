@@ -14,6 +14,7 @@
 pub mod acks;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A viewer whose estimate is below this share of the fastest viewer's is hopeless: it is
@@ -27,6 +28,12 @@ pub const STALE_AFTER: Duration = Duration::from_secs(5);
 /// The stream's bitrate moves only when the target changed by more than this share (each
 /// change is a command to the capture thread and a new bucket size in the rate control).
 const HYSTERESIS: f64 = 0.03;
+
+/// A key for a viewer's estimates in a [`StreamBudget`], unique in the process.
+pub fn viewer_key() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// The range the estimators and the stream's bitrate keep to, in bit/s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
