@@ -13,6 +13,8 @@
 
 pub mod acks;
 
+pub use acks::AckEstimator;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
