@@ -735,6 +735,11 @@ impl VideoSource {
         self.streams.values().filter_map(LazyBroadcast::running).collect()
     }
 
+    /// The configured rate (the last one asked for), before the viewers' paths cap it.
+    pub fn rate(&self) -> Rate {
+        *self.rate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Changes bitrate and frame rate of every running stream and of streams started later.
     pub fn set_rate(&self, fps: u32, bitrate_kbps: u32) {
         let rate = Rate::new(fps, bitrate_kbps);

@@ -44,9 +44,34 @@ pub fn counters<V: Display>(
     }
 }
 
+/// Writes metric `name` with one sample per `(label, value, sample)`: `name{label="value"}`.
+/// Label values must be bounded (codec and transport names, never per-viewer ids).
+pub fn labelled<V: Display>(
+    out: &mut String,
+    name: &str,
+    kind: Kind,
+    help: &str,
+    samples: impl IntoIterator<Item = (&'static str, &'static str, V)>,
+) {
+    header(out, name, kind, help);
+    for (label, value, sample) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {sample}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_labelled_samples() {
+        let mut out = String::new();
+        labelled(&mut out, "kelpie_x", Kind::Gauge, "X.", [("codec", "h264", 5u64), ("codec", "vp8", 6)]);
+        assert_eq!(
+            out,
+            "# HELP kelpie_x X.\n# TYPE kelpie_x gauge\nkelpie_x{codec=\"h264\"} 5\nkelpie_x{codec=\"vp8\"} 6\n"
+        );
+    }
 
     #[test]
     fn writes_the_text_format() {
