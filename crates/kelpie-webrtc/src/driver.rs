@@ -246,6 +246,12 @@ async fn run(
             }
         }
         counters.nacks.store(hub.nacks, Ordering::Relaxed);
+        // Opus carries in-band FEC for the worst loss a listener's path shows (the
+        // browser rebuilds a lost packet from the next one, and conceals the rest).
+        if let Some(a) = &audio {
+            let worst = hub.paths().filter_map(|(_, p)| p.loss).fold(0.0f32, f32::max);
+            a.set_expected_loss((worst * 100.0).ceil() as u32);
+        }
         counters
             .estimate_min_bps
             .store(hub.paths().filter_map(|(_, p)| p.estimate_bps).min().unwrap_or(0), Ordering::Relaxed);
