@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps deps-test deps-bench deps-package web build run test test-commands test-rust test-web test-e2e test-bench-smoke lint fmt bench fuzz clean deb image test-packages
+.PHONY: all deps deps-test deps-bench deps-package web build run test test-commands test-rust test-web test-e2e test-deploy deploy-venv test-bench-smoke lint fmt bench fuzz clean deb image test-packages
 
 all: build
 
@@ -55,14 +55,26 @@ test-web: web/node_modules/.package-lock.json
 	cd web && npm test
 	node --test tests/lib/ bench/
 
-test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json
+# The Python tools of the deployment tests (Helm's Go SDK, kubernetes-validate, python-hcl2,
+# prometheus-client, Jupyter and its proxy), pinned, from PyPI, in target/deploy-venv; and
+# deploy/jupyter installed into it.
+deploy-venv: deps-test
+	deploy/tests/venv.sh >/dev/null
+
+# E2E tests include the Open OnDemand, Jupyter and Grafana ones (they need deploy-venv).
+test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json deploy-venv
 	tests/e2e/run.sh
+
+# The Helm chart (rendered with Helm, every manifest against Kubernetes 1.30, the values
+# schema) and the Coder module (docs/deployment.md). A few seconds, no cluster.
+test-deploy: deploy-venv
+	target/deploy-venv/bin/python -m unittest discover -s deploy/tests -p 'test_*.py'
 
 # A 5-second run of the benchmark harness on Kelpie alone, so it cannot rot.
 test-bench-smoke: build tests/e2e/node_modules/.package-lock.json
 	BENCH_SMOKE=1 bench/run.sh
 
-test: deps-test test-commands build lint test-rust test-web test-e2e test-bench-smoke
+test: deps-test test-commands build lint test-rust test-web test-deploy test-e2e test-bench-smoke
 
 bench: deps-bench build tests/e2e/node_modules/.package-lock.json
 	tests/check-commands.sh --bench

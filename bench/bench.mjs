@@ -4,16 +4,21 @@
 // Run it through bench/run.sh (a loopback-only network namespace). Environment:
 // Sections (BENCH_SECTIONS, comma list, default all): `peers` (that comparison), `input` (input
 // latency: browser event → X event seen by a client on the display), `viewers` (server CPU
-// for 1, 2, 4 and 8 viewers of one stream, per video transport) and `audio` (video with sound
-// off / on / playing, A/V sync with beeps).
-//   BENCH_SECTIONS   comma list of peers, input, viewers, audio (default: all; smoke: peers only)
+// for 1, 2, 4 and 8 viewers of one stream, per video transport), `network` (Kelpie and Selkies
+// over emulated links: bench/network.mjs) and `audio` (video with sound off / on / playing, A/V
+// sync with beeps).
+//   BENCH_SECTIONS   comma list of peers, input, viewers, network, audio (default: all; smoke: peers only)
 //   BENCH_SECONDS    measurement window per row of the peer comparison (default 24)
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 4)
 //   BENCH_FPS        frame rate of the bars and noise workloads (default 59.8, see MOTION_FPS)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
 //   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, selkies, selkies-webrtc, vnc
 //                    (default: all; smoke: kelpie unless given)
-//   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all)
+//   BENCH_WORKLOADS  comma list of idle, static, bars, noise (default: all); network section: bars, typing,
+//                    scroll (default bars,typing; it takes the names it knows from the list)
+//   BENCH_PROFILES   network section: comma list of lan, campus, home, wifi, mobile (default: all)
+//   BENCH_NET_SECONDS  network section: steady-stream window per row (default 10), then a 2 s outage
+//                    (network section systems: kelpie, kelpie-ws, selkies, selkies-webrtc of BENCH_SYSTEMS)
 //   BENCH_INPUT_EVENTS  events of each kind in the input section (default 200)
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
@@ -31,6 +36,8 @@ import { psnr, parseXwd } from './quality.mjs';
 import { startCoturn, assertRelayed } from './turn.mjs';
 import { startKelpie, launchBrowser, openViewer, waitForState, measureStamps, installStampDecoder, probeBin, sleep, httpsGet } from '../tests/e2e/lib.mjs';
 import { pairAvSync, recordAvSync } from '../tests/lib/avsync.mjs';
+import { runNetworkSection } from './network.mjs';
+import { parseProfiles, NETWORK_SYSTEMS, NETWORK_WORKLOADS, networkMarkdown, networkTable } from './netprofiles.mjs';
 import { startPulse } from '../tests/e2e/sound.mjs';
 import { stats } from '../tests/lib/stats.mjs';
 import { resultsTable, ratioTable, resultsChart, mbps, smokeOk, STILL, SYSTEM_NAMES, WORKLOAD_NAMES } from './format.mjs';
@@ -70,6 +77,16 @@ const INPUT_TRANSPORTS = (process.env.BENCH_INPUT_TRANSPORTS ?? 'webrtc,websocke
 const VIEWER_COUNTS = (process.env.BENCH_VIEWERS ?? '1,2,4,8').split(',').map(Number).filter((n) => n >= 1);
 const VIEWER_SECONDS = Number(process.env.BENCH_VIEWER_SECONDS ?? 10);
 const VIEWER_TRANSPORTS = ['webrtc', 'websocket'];
+const PROFILES_ASKED = parseProfiles(process.env.BENCH_PROFILES);
+const NET_SECONDS = Number(process.env.BENCH_NET_SECONDS ?? 10);
+/** Names of `env` (a comma list) among `known`, or `fallback` when `env` is not set. */
+const among = (env, known, fallback) => {
+  if (env === undefined) return fallback;
+  const asked = env.split(',').map((s) => s.trim());
+  return known.filter((s) => asked.includes(s));
+};
+const NET_SYSTEMS = among(process.env.BENCH_SYSTEMS, NETWORK_SYSTEMS, NETWORK_SYSTEMS);
+const NET_WORKLOADS = among(process.env.BENCH_WORKLOADS, [...NETWORK_WORKLOADS, 'scroll'], NETWORK_WORKLOADS);
 const OUT = resolve(process.env.BENCH_OUT ?? join(here, 'out'));
 const DOC = resolve(process.env.BENCH_DOC ?? join(root, 'docs/benchmarks.md'));
 const VENV = join(here, '.venv');
@@ -91,6 +108,10 @@ const PROBE_ARGS = {
   static: ['clock', '--interval-ms', '1000'],
   bars: ['bars', '--fps', MOTION_FPS],
   noise: ['noise', '--fps', MOTION_FPS],
+  // The network section's desktop workloads: typing (10 characters/s) and, once kelpie-probe
+  // has that mode, scrolling text (bench/network.mjs checks the probe's --help first).
+  typing: ['typing'],
+  scroll: ['scroll', '--fps', MOTION_FPS],
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -196,9 +217,21 @@ function startProc(cmd, args, { env = {}, name = cmd, stdio } = {}) {
   return p;
 }
 
-/** Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". */
-async function startXvfb() {
-  const p = spawn('Xvfb', ['-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'], {
+/**
+ * Starts Xvfb on a free display (it picks one itself with -displayfd); resolves ":N". `wrap`:
+ * the prefix that runs it in another network namespace (its abstract socket is per namespace).
+ */
+async function startXvfb(wrap = []) {
+  // In another namespace, a display number with neither a lock file nor a socket file: servers
+  // in other namespaces (Kelpie's embedded ones among them) may hold a number without a lock
+  // file, and a client that connects through the socket file would reach theirs.
+  const free = () => {
+    for (let n = 100; n < 1000; n++) if (!existsSync(`/tmp/.X${n}-lock`) && !existsSync(`/tmp/.X11-unix/X${n}`)) return [`:${n}`];
+    throw new Error('no free X display number in 100..999');
+  };
+  const number = wrap.length ? free() : [];
+  const [cmd, ...args] = [...wrap, 'Xvfb', ...number, '-displayfd', '3', '-screen', '0', `${W}x${H}x24`, '-noreset', '-nolisten', 'tcp'];
+  const p = spawn(cmd, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
   });
   const display = await new Promise((res, rej) => {
@@ -237,11 +270,13 @@ async function waitHttp(url, timeoutMs, proc) {
 /**
  * Bytes the server has sent on its established TCP connections from local port `port` (kernel
  * tcp_info bytes_sent, as `ss -ti` shows it): WebSocket payload plus framing, no IP/TCP headers.
+ * `wrap`: the prefix that runs `ss` in the server's network namespace (none: this one).
  */
-function tcpSentBytes(port) {
+function tcpSentBytes(port, wrap = []) {
   let out = '';
   try {
-    out = execFileSync('ss', ['-tinH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8', timeout: 5000 });
+    const [cmd, ...args] = [...wrap, 'ss', '-tinH', 'state', 'established', `( sport = :${port} )`];
+    out = execFileSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
   } catch {
     return NaN;
   }
@@ -261,8 +296,9 @@ const nextPorts = () => {
 // exclude (commands whose subtrees are not the server's), stop(), ready(page), serverBytes(),
 // and optionally verify(page), which throws when the measured stream took the wrong path }.
 
-async function startProbeOn(display, workload) {
-  const probe = startProc(probeBin, [...PROBE_ARGS[workload], '--display', display, '--quiet'], { name: 'kelpie-probe', env: { DISPLAY: display } });
+async function startProbeOn(display, workload, wrap = []) {
+  const [cmd, ...args] = [...wrap, probeBin, ...PROBE_ARGS[workload], '--display', display, '--quiet'];
+  const probe = startProc(cmd, args, { name: 'kelpie-probe', env: { DISPLAY: display } });
   await sleep(500);
   if (probe.exitCode !== null) throw new Error(`kelpie-probe exited: ${probe.log()}`);
   return probe;
@@ -304,10 +340,12 @@ const systems = {
     };
   },
 
-  async kelpie(workload, transport = 'webrtc', { https = false, args = [], env = {} } = {}) {
+  // `net`: { host, wrap } to run in another network namespace (the network section), listening on host.
+  async kelpie(workload, transport = 'webrtc', { https = false, args = [], env = {}, net } = {}) {
     const app = [probeBin, ...PROBE_ARGS[workload]].join(' ');
     const tls = https ? ['--tls', 'self-signed'] : [];
-    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env } });
+    const where = net ? { host: net.host, wrap: net.wrap } : {};
+    const k = await startKelpie({ args: ['--app', app, '--size', `${W}x${H}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env }, ...where });
     const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {
@@ -335,7 +373,7 @@ const systems = {
         const env = Object.fromEntries(
           readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
-        return { pid, display: env.DISPLAY, xauthority: env.XAUTHORITY };
+        return { pid, display: env.DISPLAY, xauthority: env.XAUTHORITY, wrap: net?.wrap };
       },
       async ready(page) {
         await waitForState(page, 'streaming', 30000);
@@ -349,14 +387,20 @@ const systems = {
     };
   },
 
-  async selkies(workload, { mode = 'websockets' } = {}) {
+  // `net`: { host, wrap } to run Selkies, its Xvfb and the probe in another network namespace
+  // (its WebRTC mode's capture reaches X only through the namespace's abstract socket).
+  async selkies(workload, { mode = 'websockets', net } = {}) {
     const bin = join(VENV, 'bin/selkies');
     if (!existsSync(bin)) throw new Error(`${bin} is missing (bench/run.sh installs it)`);
-    const x = await startXvfb();
-    const probe = await startProbeOn(x.display, workload);
+    const host = net?.host ?? '127.0.0.1';
+    const wrap = net?.wrap ?? [];
+    const x = await startXvfb(wrap);
+    const probe = await startProbeOn(x.display, workload, wrap);
     const port = nextPorts();
     const args = [
-      '--addr', '127.0.0.1',
+      // In its own namespace on all addresses: its WebRTC mode's signalling client connects to
+      // localhost, the browser to the link's address.
+      '--addr', net ? '0.0.0.0' : host,
       '--port', String(port),
       '--enable-basic-auth=false',
       '--audio-enabled=false',
@@ -365,21 +409,22 @@ const systems = {
       '--mode', mode,
       '--encoder', 'h264enc',
     ];
-    const s = startProc(bin, args, { name: 'selkies', env: { DISPLAY: x.display, HOME: process.env.HOME ?? '/root' } });
+    const [cmd, ...cmdArgs] = [...wrap, bin, ...args];
+    const s = startProc(cmd, cmdArgs, { name: 'selkies', env: { DISPLAY: x.display, HOME: process.env.HOME ?? '/root' } });
     const stop = async () => killTrees([s.pid, probe.pid, x.proc.pid]);
     try {
-      await waitHttp(`http://127.0.0.1:${port}/`, 30000, s);
+      await waitHttp(`http://${host}:${port}/`, 30000, s);
     } catch (e) {
       await stop();
       throw e;
     }
     return {
-      url: `http://127.0.0.1:${port}/`,
+      url: `http://${host}:${port}/`,
       transport: mode === 'webrtc' ? 'webrtc' : 'websocket',
       serverRoots: [s.pid],
       exclude: [],
-      serverBytes: async () => tcpSentBytes(port),
-      probe: () => ({ pid: probe.pid, display: x.display }),
+      serverBytes: async () => tcpSentBytes(port, wrap),
+      probe: () => ({ pid: probe.pid, display: x.display, wrap }),
       ready: (page) => waitCanvasStamp(page, 45000),
       stop,
       log: () => s.log(),
@@ -496,10 +541,13 @@ async function measureCanvasStamps(page, ms) {
     const latencies = [];
     // <video> only: the same frames timed at the rendering frame (the callback's time), as canvases are.
     const frameLatencies = [];
+    // Epoch ms each new frame was presented (latencies[i] belongs to presented[i]).
+    const presented = [];
     const seen = new Set();
     let frames = 0;
     let undecoded = 0;
     let last = null;
+    const start = performance.timeOrigin + performance.now();
     const end = performance.now() + duration;
     const src = window.__benchSource();
     const isVideo = src && src.tagName === 'VIDEO' && typeof src.requestVideoFrameCallback === 'function';
@@ -518,6 +566,7 @@ async function measureCanvasStamps(page, ms) {
           if (!seen.has(drawn)) {
             seen.add(drawn);
             latencies.push(performance.timeOrigin + now - drawn);
+            presented.push(performance.timeOrigin + now);
             if (isVideo) frameLatencies.push(performance.timeOrigin + rafNow - drawn);
           }
         }
@@ -529,7 +578,8 @@ async function measureCanvasStamps(page, ms) {
       };
       next();
     });
-    return { latencies, frameLatencies, frames, distinct: seen.size, undecoded, source: src ? src.tagName : null };
+    const stop = performance.timeOrigin + performance.now();
+    return { latencies, frameLatencies, presented, start, end: stop, frames, distinct: seen.size, undecoded, source: src ? src.tagName : null };
   }, ms);
 }
 
@@ -591,7 +641,10 @@ async function measureQuality(systemName, sys, page) {
       for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
       return { w, h, src: src.tagName, b64: btoa(s) };
     }, systemName.startsWith('kelpie'));
-    const dump = execFileSync('xwd', ['-root', '-silent', '-display', probe.display], {
+    // In the probe's network namespace, if it has one: an X server's abstract socket is per
+    // namespace, and the socket file of the same display number may be another namespace's server.
+    const [xwd, ...xwdArgs] = [...(probe.wrap ?? []), 'xwd', '-root', '-silent', '-display', probe.display];
+    const dump = execFileSync(xwd, xwdArgs, {
       env: { ...process.env, DISPLAY: probe.display, ...(probe.xauthority ? { XAUTHORITY: probe.xauthority } : {}) },
       maxBuffer: 64 << 20,
     });
@@ -1104,7 +1157,7 @@ function markdown(fresh, mach, meta) {
   const lines = [];
   lines.push('# Benchmarks');
   lines.push('');
-  lines.push('Kelpie measured by `make bench` (`bench/run.sh`) on one machine: against other browser remote desktops, its input latency, what extra viewers of one desktop cost, and what sound costs. Each section says when it was last measured; `BENCH_SECTIONS` reruns some sections and keeps the others as they are.');
+  lines.push('Kelpie measured by `make bench` (`bench/run.sh`) on one machine: against other browser remote desktops, its input latency, what extra viewers of one desktop cost, how it and Selkies fare over emulated networks, and what sound costs. Each section says when it was last measured; `BENCH_SECTIONS` reruns some sections and keeps the others as they are.');
   lines.push('');
   lines.push(mergeBlocks(fresh, old).replace(/\n+$/, ''));
   lines.push('');
@@ -1126,7 +1179,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie, bars, 5 s: the check `make test` can run');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json` and `viewers.json`. Sections: `peers`, `input`, `viewers`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10).');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`. Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing` (`scroll` once kelpie-probe draws it), systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
   lines.push('');
   return lines.join('\n');
 }
@@ -1329,6 +1382,30 @@ async function main() {
     console.log(viewerTable(viewers.results));
     anyOk ||= viewers.results.some((r) => r.available && r.points.some((p) => !p.error));
   }
+  if (SECTIONS.includes('network')) {
+    const load = loadavg();
+    const network = await runNetworkSection({
+      starters: {
+        kelpie: (w, net) => systems.kelpie(w, 'webrtc', { net }),
+        'kelpie-ws': (w, net) => systems.kelpie(w, 'websocket', { net }),
+        selkies: (w, net) => systems.selkies(w, { mode: 'websockets', net }),
+        'selkies-webrtc': (w, net) => systems.selkies(w, { mode: 'webrtc', net }),
+      },
+      tools: { measureCanvas: measureCanvasStamps, rtpBytes, measureQuality, pcHook: PC_HOOK, withTimeout, log },
+      profiles: PROFILES_ASKED,
+      systems: NET_SYSTEMS,
+      workloads: NET_WORKLOADS,
+      seconds: NET_SECONDS,
+      width: W,
+      height: H,
+      settleMs: SETTLE_MS,
+    });
+    writeFileSync(join(OUT, 'network.json'), JSON.stringify({ date: new Date().toISOString(), ...network }, null, 2));
+    fresh.network = wrapBlock('network', networkMarkdown(network.rows, { date: date(), seconds: NET_SECONDS, load, names: SYSTEM_NAMES }));
+    console.log('');
+    console.log(networkTable(network.rows, SYSTEM_NAMES));
+    anyOk ||= network.rows.some((r) => !r.error);
+  }
   if (SECTIONS.includes('audio')) {
     const audio = await runAudioSection();
     writeFileSync(join(OUT, 'audio.json'), JSON.stringify({ date: new Date().toISOString(), ...audio }, null, 2));
@@ -1338,7 +1415,7 @@ async function main() {
     anyOk ||= audio.video.some((r) => !r.error);
   }
   const elapsed = (Date.now() - t0) / 1000;
-  const all = SECTIONS.length === 4 && SYSTEMS.length === ALL_SYSTEMS.split(',').length && WORKLOADS.length === 4;
+  const all = SECTIONS.length === parseSections('').length && SYSTEMS.length === ALL_SYSTEMS.split(',').length && WORKLOADS.length === 4;
   const doc = markdown(fresh, machine(chromiumVersion), { estimate: all ? Math.max(1, Math.round(elapsed / 60)) : null });
   writeFileSync(DOC, doc);
   console.log(`\nwrote ${DOC} in ${elapsed.toFixed(0)} s`);

@@ -5,7 +5,7 @@ import { stats } from '../tests/lib/stats.mjs';
 import { fmt } from './format.mjs';
 
 /** The sections of docs/benchmarks.md, in document order. */
-export const SECTIONS = ['peers', 'input', 'viewers', 'audio'];
+export const SECTIONS = ['peers', 'input', 'viewers', 'network', 'audio'];
 
 /**
  * Marked blocks of docs/benchmarks.md that other tools write (`packages`: `make

@@ -16,8 +16,9 @@ import {
 } from './sections.mjs';
 
 test('parseSections: default all, document order, unknown names rejected', () => {
-  assert.deepEqual(parseSections(undefined), ['peers', 'input', 'viewers', 'audio']);
-  assert.deepEqual(parseSections(''), ['peers', 'input', 'viewers', 'audio']);
+  assert.deepEqual(parseSections(undefined), ['peers', 'input', 'viewers', 'network', 'audio']);
+  assert.deepEqual(parseSections(''), ['peers', 'input', 'viewers', 'network', 'audio']);
+  assert.deepEqual(parseSections('audio,network'), ['network', 'audio']);
   assert.deepEqual(parseSections('viewers, input'), ['input', 'viewers']);
   assert.deepEqual(parseSections('peers'), ['peers']);
   assert.throws(() => parseSections('input,bogus'), /bogus/);

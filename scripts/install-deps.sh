@@ -39,12 +39,15 @@ if [ "$test" = 1 ]; then
   # (unshare, nsenter, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), a
   # TURN server (coturn: the tests start their own; the system service its package would start
   # is kept off, below), X tools (xdpyinfo, xclip), process tools (pgrep), a tone player
-  # (gst-launch-1.0)
-  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables coturn xclip gstreamer1.0-tools)
+  # (gst-launch-1.0); for the deployment tests, Python's venv (Helm's SDK, kubernetes-validate,
+  # Jupyter… from PyPI, deploy/tests/venv.sh) and Ruby (Open OnDemand's ERB templates)
+  packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables coturn xclip gstreamer1.0-tools
+    python3-venv ruby)
 fi
 if [ "$bench" = 1 ]; then
-  # xwd (screen dumps for the quality figures), the VNC peer, Selkies' virtual environment
-  packages+=(x11-apps x11vnc websockify novnc python3-venv)
+  # xwd (screen dumps for the quality figures), the VNC peer (Selkies' virtual environment:
+  # python3-venv, in --test)
+  packages+=(x11-apps x11vnc websockify novnc)
 fi
 if [ "$package" = 1 ]; then
   # the .deb (dpkg-deb, dpkg-shlibdeps, the man page, lintian, gst-inspect-1.0 is in --test),

@@ -6,12 +6,11 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startKelpie, launchBrowser, openViewer, sleep } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, sleep, startNginx } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -192,10 +191,7 @@ test('the page carries its CSP and headers, and runs under them in Chromium thro
   }
 });
 
-async function startNginx(port, locations) {
-  const dir = mkdtempSync(join(tmpdir(), 'kelpie-edge-nginx-'));
-  mkdirSync(join(dir, 'tmp'));
-  const conf = join(dir, 'nginx.conf');
+function startProxy(port, locations) {
   const blocks = locations
     .map(
       ({ prefix, upstream }) => `
@@ -214,43 +210,13 @@ async function startNginx(port, locations) {
     }`,
     )
     .join('\n');
-  writeFileSync(
-    conf,
-    `user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
-  uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen 127.0.0.1:${port};
-${blocks}
-  }
-}
-`,
-  );
-  const proc = spawn('nginx', ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit' });
-  for (let i = 0; i < 50; i++) {
-    try {
-      await request(port, `GET / HTTP/1.1\r\nHost: x\r\nConnection: close`, { timeoutMs: 500 });
-      break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  return {
-    stop: () => new Promise((r) => (proc.exitCode !== null ? r() : (proc.on('exit', r), proc.kill('SIGTERM')))),
-  };
+  return startNginx({ port, server: blocks });
 }
 
 test('behind nginx on a sub-path: the cookie is for that path, forwarded headers count only from the trusted proxy', async () => {
   const trusting = await startKelpie({ args: ['--trusted-proxy', '127.0.0.1', '--token', k.token] });
   const port = trusting.port + 1;
-  const nginx = await startNginx(port, [
+  const nginx = await startProxy(port, [
     { prefix: '/desk/', upstream: `127.0.0.1:${trusting.port}` },
     { prefix: '/untrusted/', upstream: `127.0.0.1:${k.port}` },
   ]);

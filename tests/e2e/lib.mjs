@@ -3,7 +3,9 @@
 // Everything runs inside a loopback-only network namespace (see run.sh).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
 const require_fs = () => ({ readdirSync });
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,10 +193,13 @@ export async function measureStamps(page, ms) {
     c.height = STAMP.height;
     const ctx = c.getContext('2d', { willReadFrequently: true });
     const latencies = [];
+    // Epoch ms each new frame was presented (latencies[i] belongs to presented[i]).
+    const presented = [];
     let frames = 0;
     let undecoded = 0;
     let last = null;
     const seen = new Set();
+    const start = performance.timeOrigin + performance.now();
     const end = performance.now() + duration;
     await new Promise((done) => {
       const next = () => (isVideo ? v.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
@@ -214,8 +219,9 @@ export async function measureStamps(page, ms) {
             seen.add(drawn);
           } else if (!seen.has(drawn)) {
             seen.add(drawn);
-            const presented = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
-            latencies.push(presented - drawn);
+            const at = performance.timeOrigin + (meta?.expectedDisplayTime ?? now);
+            latencies.push(at - drawn);
+            presented.push(at);
           }
         }
         if (performance.now() < end) next();
@@ -224,7 +230,8 @@ export async function measureStamps(page, ms) {
       next();
       setTimeout(done, duration + 2000);
     });
-    return { latencies, frames, distinct: seen.size, undecoded, source: v.tagName };
+    const stop = performance.timeOrigin + performance.now();
+    return { latencies, presented, start, end: stop, frames, distinct: seen.size, undecoded, source: v.tagName };
   }, ms);
 }
 
@@ -367,4 +374,62 @@ export function cpuSeconds(pid) {
     stack.push(...(children.get(p) ?? []));
   }
   return total;
+}
+
+/**
+ * A real nginx in a directory of its own, listening on `host:port`. `server`: the body of its
+ * one `server {}` block (`listen` is added; `$connection_upgrade` is mapped for WebSockets);
+ * or `http`: more of the `http {}` block (e.g. an `include` of a whole site). Resolves once it
+ * accepts connections; `stop()` ends it.
+ */
+export async function startNginx({ port, host = '127.0.0.1', server, http = '' }) {
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-nginx-'));
+  mkdirSync(join(dir, 'tmp'));
+  const conf = join(dir, 'nginx.conf');
+  const serverBlock =
+    server === undefined
+      ? ''
+      : `  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  server {
+    listen ${host}:${port};
+${server}
+  }`;
+  writeFileSync(
+    conf,
+    `user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
+  uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+${serverBlock}
+${http}
+}
+`,
+  );
+  const proc = spawn('nginx', ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit' });
+  for (let i = 0; ; i++) {
+    const up = await new Promise((r) => {
+      const sock = netConnect(port, host);
+      sock.on('connect', () => (sock.destroy(), r(true))).on('error', () => r(false));
+    });
+    if (up) break;
+    if (i > 50 || proc.exitCode !== null) {
+      let log = '';
+      try {
+        log = readFileSync(join(dir, 'error.log'), 'utf8');
+      } catch {
+        // No log yet.
+      }
+      throw new Error(`nginx did not start on ${host}:${port}: ${log}`);
+    }
+    await sleep(100);
+  }
+  return {
+    dir,
+    stop: () => new Promise((r) => (proc.exitCode !== null ? r() : (proc.on('exit', r), proc.kill('SIGTERM')))),
+  };
 }

@@ -23,6 +23,23 @@ export function run(program, args) {
  * `exec(args)` runs a program in it; `wrap` is the prefix that does that.
  */
 export async function namespace({ link, addr, gateway }) {
+  const ns = await emptyNamespace();
+  const { pid, exec } = ns;
+  await run('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
+  await run('ip', ['addr', 'add', `${gateway}/24`, 'dev', link]);
+  await run('ip', ['link', 'set', link, 'up']);
+  await exec(['ip', 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+  await exec(['ip', 'link', 'set', 'eth0', 'up']);
+  await exec(['ip', 'route', 'add', 'default', 'via', gateway]);
+  return { ...ns, addr };
+}
+
+/**
+ * A new network namespace with only loopback (up), held by a sleeping `unshare -n` child.
+ * `exec(args)` runs a program in it; `wrap` is the prefix that does that; `close()` ends it
+ * (and every device in it).
+ */
+export async function emptyNamespace() {
   const holder = spawn('unshare', ['-n', 'sleep', 'infinity'], { stdio: 'ignore' });
   const pid = holder.pid;
   const ours = readlinkSync('/proc/self/ns/net');
@@ -37,19 +54,11 @@ export async function namespace({ link, addr, gateway }) {
   }
   const wrap = ['nsenter', '-t', String(pid), '-n'];
   const exec = (args) => run(wrap[0], [...wrap.slice(1), ...args]);
-  await run('ip', ['link', 'add', link, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(pid)]);
-  await run('ip', ['addr', 'add', `${gateway}/24`, 'dev', link]);
-  await run('ip', ['link', 'set', link, 'up']);
   await exec(['ip', 'link', 'set', 'lo', 'up']);
-  await exec(['ip', 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
-  await exec(['ip', 'link', 'set', 'eth0', 'up']);
-  await exec(['ip', 'route', 'add', 'default', 'via', gateway]);
   return {
     pid,
-    addr,
     wrap,
     exec,
-    /** Ends the namespace (and with it the veth pair). */
     close() {
       holder.kill('SIGKILL');
     },

@@ -15,7 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startKelpie, launchBrowser, openViewer, sleep, probeBin, addTestAddress, spkiPin, freePort, root, assertQuadrants } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, probeBin, addTestAddress, spkiPin, freePort, root, assertQuadrants, startNginx } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const HOST = '192.0.2.1';
@@ -45,9 +45,9 @@ function run(cmd, args, { env = {}, input } = {}) {
 }
 
 /** nginx running the documented example, with `port`, a certificate for HOST and the socket. */
-async function startNginx(port, socket) {
+async function startHttpsProxy(port, socket) {
   const conf = join(dir, 'nginx');
-  mkdirSync(join(conf, 'tmp'), { recursive: true });
+  mkdirSync(conf, { recursive: true });
   const cert = join(conf, 'cert.pem');
   const key = join(conf, 'key.pem');
   await run('openssl', [
@@ -65,32 +65,8 @@ async function startNginx(port, socket) {
     site = site.replace(from, to);
   }
   writeFileSync(join(conf, 'site.conf'), site);
-  writeFileSync(
-    join(conf, 'nginx.conf'),
-    `user root;
-worker_processes 1;
-pid ${conf}/nginx.pid;
-error_log ${conf}/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${conf}/tmp; proxy_temp_path ${conf}/tmp; fastcgi_temp_path ${conf}/tmp;
-  uwsgi_temp_path ${conf}/tmp; scgi_temp_path ${conf}/tmp;
-  include ${conf}/site.conf;
-}
-`,
-  );
-  const proc = spawn('nginx', ['-c', join(conf, 'nginx.conf'), '-p', conf, '-g', 'daemon off;'], { stdio: 'inherit' });
-  for (let i = 0; ; i++) {
-    const up = await new Promise((r) => net.connect(port, HOST).on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)));
-    if (up) break;
-    if (i > 50 || proc.exitCode !== null) throw new Error(`nginx did not start: ${readFileSync(join(conf, 'error.log'), 'utf8')}`);
-    await sleep(100);
-  }
-  return {
-    spki: spkiPin(new X509Certificate(readFileSync(cert))),
-    stop: () => new Promise((r) => (proc.exitCode !== null ? r() : (proc.on('exit', r), proc.kill('SIGTERM')))),
-  };
+  const nginx = await startNginx({ port, host: HOST, http: `include ${conf}/site.conf;` });
+  return { spki: spkiPin(new X509Certificate(readFileSync(cert))), stop: nginx.stop };
 }
 
 /** What another user (nobody) gets connecting to the socket: 'connected' or the error code. */
@@ -128,7 +104,7 @@ test('behind nginx serving HTTPS on a sub-path, Kelpie on a Unix socket (0600): 
   assert.deepEqual(await getOnSocket(socket, '/healthz'), { status: 200, body: 'ok\n' }, 'Kelpie’s own user can');
 
   const port = freePort();
-  const nginx = await startNginx(port, socket);
+  const nginx = await startHttpsProxy(port, socket);
   cleanups.push(() => nginx.stop());
   const browser = await launchBrowser([`--ignore-certificate-errors-spki-list=${nginx.spki}`]);
   cleanups.push(() => browser.close());

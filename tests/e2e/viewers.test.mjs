@@ -4,11 +4,10 @@
 // loopback-only network namespace.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, waitForState, sleep, sh, probeBin, assertQuadrants } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, waitForState, sleep, sh, probeBin, assertQuadrants, startNginx } from './lib.mjs';
 
 let browser;
 before(async () => {
@@ -129,25 +128,10 @@ test('with UDP dropped the client falls back to WebSocket within 5 s and streams
   }
 });
 
-async function startNginx(port, upstream, prefix) {
-  const dir = mkdtempSync(join(tmpdir(), 'kelpie-nginx-'));
-  mkdirSync(join(dir, 'tmp'));
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
-  uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  server {
-    listen 127.0.0.1:${port};
-    location ${prefix} {
+function startProxy(port, upstream, prefix) {
+  return startNginx({
+    port,
+    server: `    location ${prefix} {
       proxy_pass http://${upstream}/;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
@@ -156,30 +140,15 @@ http {
       proxy_set_header Host $http_host;
       proxy_read_timeout 3600s;
       proxy_buffering off;
-    }
-  }
-}
-`,
-  );
-  const proc = spawn('nginx', ['-c', conf, '-p', dir, '-g', 'daemon off;'], { stdio: 'inherit' });
-  for (let i = 0; i < 50; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${port}/`);
-      break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  return {
-    stop: () => new Promise((r) => (proc.exitCode !== null ? r() : (proc.on('exit', r), proc.kill('SIGTERM')))),
-  };
+    }`,
+  });
 }
 
 test('behind nginx on a sub-path, both transports stream', async () => {
   const k = await startKelpie({ args: ['--app', `${probeBin} quadrants`] });
   const port = k.port + 1;
   const prefix = '/desktop/u123/';
-  const nginx = await startNginx(port, `127.0.0.1:${k.port}`, prefix);
+  const nginx = await startProxy(port, `127.0.0.1:${k.port}`, prefix);
   try {
     for (const transport of ['webrtc', 'websocket']) {
       const url = `http://127.0.0.1:${port}${prefix}?token=${k.token}&transport=${transport}`;

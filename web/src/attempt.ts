@@ -24,7 +24,8 @@ import {
 import { webSocketVideoUnavailable } from './secure';
 import { checkSession, versionMismatch } from './session';
 import { Signalling, type ServerHandlers } from './signalling';
-import { computeStats, needsFirstPicture, needsKeyframe, type KelpieStats, type StatsSnapshot } from './stats';
+import { computeStats, needsFirstPicture, needsKeyframe, processingDelayMs, type KelpieStats, type StatsSnapshot } from './stats';
+import { Reporter } from './report';
 import { Timers } from './timers';
 import type { RenderMode } from './trackplayer';
 import type { Capabilities, Transport, TransportPolicy } from './transport';
@@ -72,6 +73,8 @@ export class Attempt {
   /** A frame has been shown. */
   streaming = false;
   prevSnapshot: StatsSnapshot | null = null;
+  /** When to send the server a `viewerstats` report. */
+  private readonly reporter = new Reporter();
   lastKeyframeRequest = -Infinity;
   closed = false;
   private readonly timers = new Timers();
@@ -321,6 +324,8 @@ export class Attempt {
     const prev = this.prevSnapshot;
     this.prevSnapshot = snap;
     this.owner.latestStats = computeStats(prev, snap);
+    const report = this.reporter.sample(this.owner.latestStats, processingDelayMs(prev, snap));
+    if (report !== null && this.streaming) this.send(report);
     const { keyframeMinIntervalMs, statsIntervalMs } = this.deps.timings;
     const sinceKeyframe = performance.now() - this.lastKeyframeRequest;
     if (this.streaming && needsKeyframe(prev, snap) && sinceKeyframe >= keyframeMinIntervalMs) {

@@ -156,6 +156,19 @@ export interface AudioDelayMessage {
   video_ms?: number;
 }
 
+/**
+ * What this viewer measured lately (`report.ts`), for the server's quality metrics: frames
+ * decoded per second, WebRTC's round-trip time (ms), packets lost (parts per million) and
+ * the mean ms from a frame's first packet to its decoding. Absent: not known.
+ */
+export interface ViewerStatsMessage {
+  type: 'viewerstats';
+  fps?: number;
+  rtt_ms?: number;
+  loss_ppm?: number;
+  delay_ms?: number;
+}
+
 /** A key went down or up; `keysym` is an X keysym (see `keysym.ts`). */
 export interface KeyMessage {
   type: 'key';
@@ -257,6 +270,7 @@ export interface RateMessage {
 
 export type ClientMessage =
   | AudioDelayMessage
+  | ViewerStatsMessage
   | ResizeMessage
   | RateMessage
   | OfferMessage
@@ -498,6 +512,14 @@ export function encodeClientMessage(msg: ClientMessage): string {
         ms: clampDelay(msg.ms),
         ...(msg.video_ms !== undefined ? { video_ms: clampDelay(msg.video_ms) } : {}),
       });
+    case 'viewerstats':
+      return JSON.stringify({
+        type: 'viewerstats',
+        ...reportField('fps', msg.fps, MAX_REPORT_FPS),
+        ...reportField('rtt_ms', msg.rtt_ms, MAX_REPORT_MS),
+        ...reportField('loss_ppm', msg.loss_ppm, MAX_REPORT_LOSS_PPM),
+        ...reportField('delay_ms', msg.delay_ms, MAX_REPORT_MS),
+      });
     case 'key':
       return JSON.stringify({ type: 'key', keysym: msg.keysym, down: msg.down });
     case 'text':
@@ -631,6 +653,10 @@ function checkClientFields(msg: ClientMessage): string | null {
       return Number.isSafeInteger(msg.pts) && msg.pts >= 0 ? null : '"pts" must be a whole number of µs';
     case 'give_control':
       return isViewerId(msg.to) ? null : '"to" must be a viewer id';
+    case 'viewerstats':
+      return [msg.fps, msg.rtt_ms, msg.loss_ppm, msg.delay_ms].every((v) => v === undefined || Number.isFinite(v))
+        ? null
+        : 'viewer stats must be numbers';
     case 'audiodelay':
       return Number.isFinite(msg.ms) && (msg.video_ms === undefined || Number.isFinite(msg.video_ms))
         ? null
@@ -702,6 +728,18 @@ export function signalUrl(base: string, path = 'api/signal'): string {
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.hash = '';
   return url.toString();
+}
+
+/** Largest frame rate a `viewerstats` report may carry (`MAX_REPORT_FPS`). */
+export const MAX_REPORT_FPS = 1000;
+/** Largest RTT or delay a `viewerstats` report may carry, ms (`MAX_REPORT_MS`). */
+export const MAX_REPORT_MS = 60_000;
+/** Loss is in parts per million (`MAX_REPORT_LOSS_PPM`). */
+export const MAX_REPORT_LOSS_PPM = 1_000_000;
+
+/** A `viewerstats` field as the server takes it: a whole number within 0..max, or left out. */
+function reportField(name: string, v: number | undefined, max: number): Record<string, number> {
+  return v === undefined ? {} : { [name]: Math.max(0, Math.min(max, Math.round(v))) };
 }
 
 /** Whole milliseconds within the server's bound for delay reports. */

@@ -51,6 +51,7 @@ const CLIENT_TYPES = {
   clipboard: true,
   resize: true,
   rate: true,
+  viewerstats: true,
 } satisfies Record<ClientMessage['type'], true>;
 
 /** Every type of `ServerMessage` the page parses. */

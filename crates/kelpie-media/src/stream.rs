@@ -181,6 +181,9 @@ pub struct StreamCounters {
     pub bytes_encoded: AtomicU64,
     /// Keyframes the encoder produced.
     pub keyframes: AtomicU64,
+    /// Microseconds from each frame's capture to its encoded output (conversion and
+    /// encoding), summed over the frames encoded.
+    pub encode_us_sum: AtomicU64,
 }
 
 /// What the capture thread is told.
@@ -271,6 +274,7 @@ impl VideoStream {
         let sink: Arc<dyn Fn(EncodedFrame) + Send + Sync> = Arc::new(move |f: EncodedFrame| {
             c.frames_encoded.fetch_add(1, Ordering::Relaxed);
             c.bytes_encoded.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+            c.encode_us_sum.fetch_add(f.captured.elapsed().as_micros() as u64, Ordering::Relaxed);
             if f.keyframe {
                 c.keyframes.fetch_add(1, Ordering::Relaxed);
             }

@@ -20,6 +20,42 @@ pub const MAX_WHEEL_CLICKS: i32 = 100;
 pub const MAX_KEYSYM: u32 = 0x1ff_ffff;
 /// Largest browser sound delay a client may report, in ms.
 pub const MAX_AUDIO_DELAY_MS: u32 = 2000;
+/// Largest round-trip time or delay a `viewerstats` report may carry, in ms.
+pub const MAX_REPORT_MS: u32 = 60_000;
+/// Largest frame rate a `viewerstats` report may carry.
+pub const MAX_REPORT_FPS: u32 = 1000;
+/// Loss in a `viewerstats` report is in parts per million: at most all of it.
+pub const MAX_REPORT_LOSS_PPM: u32 = 1_000_000;
+
+/// What a viewer measured over the last few seconds (`viewerstats` on the wire), for the
+/// server's bounded-cardinality quality metrics. Every figure is optional: a transport
+/// that cannot tell one leaves it out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerReport {
+    /// Frames decoded per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    /// Round-trip time of the media path (WebRTC's selected candidate pair), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+    /// Packets lost of those expected, parts per million.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_ppm: Option<u32>,
+    /// Mean time from a frame's first packet received to its decoding in the browser, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u32>,
+}
+
+impl ViewerReport {
+    /// Whether every figure lies within its bound.
+    pub fn is_valid(&self) -> bool {
+        self.fps.is_none_or(|v| v <= MAX_REPORT_FPS)
+            && self.rtt_ms.is_none_or(|v| v <= MAX_REPORT_MS)
+            && self.loss_ppm.is_none_or(|v| v <= MAX_REPORT_LOSS_PPM)
+            && self.delay_ms.is_none_or(|v| v <= MAX_REPORT_MS)
+    }
+}
 
 /// A message from the browser to the server on the signalling WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +130,8 @@ pub enum ClientMessage {
     },
     /// One chunk of the browser's clipboard, to become the remote CLIPBOARD selection.
     Clipboard(ClipboardChunk),
+    /// What the viewer measured lately (`viewerstats` on the wire), for `/metrics`.
+    ViewerStats(ViewerReport),
     /// Keyboard or mouse input, for the input thread.
     Input(InputEvent),
 }
@@ -195,6 +233,7 @@ impl ClientMessage {
             }
             Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
+            Self::ViewerStats(r) => check(r.is_valid(), "viewer stats"),
             Self::AudioDelay { ms, video_ms } => check(
                 *ms <= MAX_AUDIO_DELAY_MS && video_ms.is_none_or(|v| v <= MAX_AUDIO_DELAY_MS),
                 "audio delay",
@@ -251,7 +290,7 @@ impl From<InputEvent> for ClientMessage {
 mod wire {
     use serde::{Deserialize, Serialize};
 
-    use super::{ClientMessage as M, InputEvent as I};
+    use super::{ClientMessage as M, InputEvent as I, ViewerReport};
     use crate::{ClipboardChunk, VideoCodec};
 
     #[derive(Serialize, Deserialize)]
@@ -326,6 +365,8 @@ mod wire {
             audio: bool,
         },
         Clipboard(ClipboardChunk),
+        #[serde(rename = "viewerstats")]
+        ViewerStats(ViewerReport),
     }
 
     fn default_dpi() -> u32 {
@@ -346,6 +387,7 @@ mod wire {
                 Wire::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 Wire::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
                 Wire::Clipboard(c) => Self::Clipboard(c),
+                Wire::ViewerStats(r) => Self::ViewerStats(r),
                 Wire::Key { keysym, down } => Self::Input(I::Key { keysym, down }),
                 Wire::Text { text } => Self::Input(I::Text { text }),
                 Wire::Mouse { x, y } => Self::Input(I::Mouse { x, y }),
@@ -372,6 +414,7 @@ mod wire {
                 M::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
                 M::WsVideo { codecs, audio } => Self::WsVideo { codecs, audio },
                 M::Clipboard(c) => Self::Clipboard(c),
+                M::ViewerStats(r) => Self::ViewerStats(r),
                 M::Input(I::Key { keysym, down }) => Self::Key { keysym, down },
                 M::Input(I::Text { text }) => Self::Text { text },
                 M::Input(I::Mouse { x, y }) => Self::Mouse { x, y },
@@ -400,6 +443,34 @@ mod tests {
         assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":64,"video_ms":2001}"#).is_err());
         assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":2001}"#).is_err());
         assert!(ClientMessage::parse(r#"{"type":"audiodelay","ms":-1}"#).is_err());
+    }
+
+    #[test]
+    fn viewer_reports_are_bounded_and_not_input() {
+        let m = ClientMessage::parse(
+            r#"{"type":"viewerstats","fps":60,"rtt_ms":12,"loss_ppm":500,"delay_ms":9}"#,
+        )
+        .unwrap();
+        let full = ViewerReport { fps: Some(60), rtt_ms: Some(12), loss_ppm: Some(500), delay_ms: Some(9) };
+        assert_eq!(m, ClientMessage::ViewerStats(full));
+        assert!(!m.is_input());
+        let m = ClientMessage::parse(r#"{"type":"viewerstats"}"#).unwrap();
+        assert_eq!(m, ClientMessage::ViewerStats(ViewerReport::default()), "every figure is optional");
+        for bad in [
+            r#"{"type":"viewerstats","fps":1001}"#,
+            r#"{"type":"viewerstats","rtt_ms":60001}"#,
+            r#"{"type":"viewerstats","loss_ppm":1000001}"#,
+            r#"{"type":"viewerstats","delay_ms":60001}"#,
+        ] {
+            assert!(matches!(ClientMessage::parse(bad), Err(ProtocolError::OutOfRange(_))), "{bad}");
+        }
+        for bad in [
+            r#"{"type":"viewerstats","fps":-1}"#,
+            r#"{"type":"viewerstats","fps":1.5}"#,
+            r#"{"type":"viewerstats","viewer":"x"}"#,
+        ] {
+            assert!(matches!(ClientMessage::parse(bad), Err(ProtocolError::Malformed(_))), "{bad}");
+        }
     }
 
     #[test]

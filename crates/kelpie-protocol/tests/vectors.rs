@@ -68,6 +68,7 @@ fn every_variant_of_client_message_has_a_vector() {
         "request_control",
         "resize",
         "text",
+        "viewerstats",
         "wheel",
         "wsvideo",
     ];

@@ -358,6 +358,25 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 writeln!(out, "{name}{{codec=\"{codec}\",encoder=\"{encoder}\"}} {}", value(s.counters()));
         }
     }
+    prometheus::header(
+        &mut out,
+        "kelpie_encode_seconds",
+        Kind::Summary,
+        "Time from a frame's capture to its encoded output (conversion and encoding), per stream.",
+    );
+    for s in &streams {
+        let labels = [("codec", s.codec().as_str()), ("encoder", s.encoder())];
+        let c = s.counters();
+        let seconds = c.encode_us_sum.load(Ordering::Relaxed) as f64 / 1e6;
+        prometheus::sample(&mut out, "kelpie_encode_seconds_sum", &labels, seconds);
+        prometheus::sample(
+            &mut out,
+            "kelpie_encode_seconds_count",
+            &labels,
+            c.frames_encoded.load(Ordering::Relaxed),
+        );
+    }
+    state.quality.write_metrics(&mut out);
     state.edge.write_metrics(&mut out);
     state.connections.write_metrics(&mut out);
     if let Some(tls) = &state.tls {

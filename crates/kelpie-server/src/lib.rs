@@ -15,6 +15,7 @@ pub mod limits;
 pub mod listener;
 pub mod outbox;
 pub mod prometheus;
+pub mod quality;
 pub mod session;
 pub mod signal;
 pub mod sound;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub webrtc: WebRtc,
     /// Counters.
     pub metrics: Metrics,
+    /// What viewers report of their stream (`viewerstats`), by transport.
+    pub quality: quality::Quality,
     /// Size of the served display.
     pub display_size: std::sync::Mutex<(u32, u32)>,
     /// Whether viewers may resize the display.
@@ -298,6 +301,7 @@ impl Server {
             source,
             webrtc,
             metrics: Metrics::default(),
+            quality: quality::Quality::default(),
             display_size: std::sync::Mutex::new(display_size),
             cursor_in_video: config.cursor_in_video,
             resize: match config.resize {

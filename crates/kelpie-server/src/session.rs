@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use kelpie_media::limit::{KeyframeLimiter, SharedKeyframeLimiter, VIEW_ONLY_KEYFRAME_INTERVAL};
-use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec};
+use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec, ViewerReport};
 use kelpie_webrtc::{PeerId, PeerPolicy};
 
 use crate::control::{Control, Denied, RequestOutcome};
@@ -71,6 +71,22 @@ pub enum Refusal {
     Input,
     /// A keyframe request of a view-only viewer sooner than it may ask.
     Keyframe,
+    /// A `viewerstats` report sooner than [`REPORT_INTERVAL`] after the one before, or
+    /// without media to report on.
+    Report,
+}
+
+/// Least time between two `viewerstats` reports of one viewer that are counted (the page
+/// sends one every 5 s): a page sending more cannot outweigh the others in `/metrics`.
+pub const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Which transport a viewer's media takes, as the server knows it (a `/metrics` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaPath {
+    /// A WebRTC peer connection.
+    WebRtc,
+    /// Binary messages on the signalling WebSocket.
+    WebSocket,
 }
 
 /// What the session asks its driver to do, in order.
@@ -144,6 +160,8 @@ pub enum Action {
     ReleaseInput(ViewerId),
     /// Count a refused message.
     Count(Refusal),
+    /// Add a viewer's report to the quality metrics of its transport.
+    Report(MediaPath, ViewerReport),
 }
 
 /// Where this viewer's media goes.
@@ -171,6 +189,8 @@ pub struct ViewerSession {
     /// ([`ViewerSession::keyframe_limiter`]). A peer connection has its own limiter, shared
     /// with its PLIs and FIRs, in the hub.
     keyframes: SharedKeyframeLimiter,
+    /// When the last counted `viewerstats` report came.
+    last_report: Option<Instant>,
     closed: bool,
 }
 
@@ -194,6 +214,7 @@ impl ViewerSession {
             keyframes: std::sync::Arc::new(std::sync::Mutex::new(KeyframeLimiter::new(
                 VIEW_ONLY_KEYFRAME_INTERVAL,
             ))),
+            last_report: None,
             closed: false,
         };
         (session, vec![Action::Greet { clipboard }, Action::Roster])
@@ -351,6 +372,18 @@ impl ViewerSession {
             ClientMessage::Clipboard(chunk) => {
                 let allowed = control.may_input(id, now).is_ok();
                 vec![Action::Clipboard(chunk, allowed)]
+            }
+            ClientMessage::ViewerStats(report) => {
+                let path = match self.media {
+                    Media::WebRtc(_) => MediaPath::WebRtc,
+                    Media::WebSocket => MediaPath::WebSocket,
+                    Media::None | Media::Offered => return vec![Action::Count(Refusal::Report)],
+                };
+                if self.last_report.is_some_and(|t| now.saturating_duration_since(t) < REPORT_INTERVAL) {
+                    return vec![Action::Count(Refusal::Report)];
+                }
+                self.last_report = Some(now);
+                vec![Action::Report(path, report)]
             }
             // Counted, not answered: a view-only page may send many.
             ClientMessage::Input(input) => match control.may_input(id, now) {
@@ -540,6 +573,27 @@ mod tests {
         assert_eq!(failed[0], Action::Count(Refusal::Signal));
         assert!(is_error(&failed[1]));
         assert_eq!(w.send(&mut a, 1, ClientMessage::Keyframe), [Action::Keyframe(None)]);
+    }
+
+    #[test]
+    fn viewer_reports_count_once_per_interval_under_the_transport_the_server_knows() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let report = ViewerReport { fps: Some(60), rtt_ms: Some(3), loss_ppm: Some(0), delay_ms: Some(5) };
+        let msg = ClientMessage::ViewerStats(report);
+        // No media yet: nothing to report on.
+        assert_eq!(w.send(&mut a, 0, msg.clone()), [Action::Count(Refusal::Report)]);
+        w.send(&mut a, 0, ClientMessage::Offer { sdp: "v=0".into() });
+        assert_eq!(w.send(&mut a, 0, msg.clone()), [Action::Count(Refusal::Report)], "offered is not media");
+        let answered = Event::Answered { peer: PeerId(2), sdp: "v=0 answer".into(), codec: VideoCodec::H264 };
+        w.event(&mut a, 0, answered);
+        assert_eq!(w.send(&mut a, 10, msg.clone()), [Action::Report(MediaPath::WebRtc, report)]);
+        // A flood within the interval is counted, not reported.
+        assert_eq!(w.send(&mut a, 11, msg.clone()), [Action::Count(Refusal::Report)]);
+        assert_eq!(w.send(&mut a, 12, msg.clone()), [Action::Report(MediaPath::WebRtc, report)]);
+        let ws = ClientMessage::WsVideo { codecs: vec![VideoCodec::H264], audio: false };
+        w.send(&mut a, 13, ws);
+        assert_eq!(w.send(&mut a, 14, msg), [Action::Report(MediaPath::WebSocket, report)]);
     }
 
     #[test]

@@ -239,6 +239,18 @@ impl Connection {
             Action::Count(Refusal::Keyframe) => {
                 state.metrics.keyframes_refused.fetch_add(1, Ordering::Relaxed);
             }
+            Action::Count(Refusal::Report) => {
+                state.quality.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::Report(path, report) => {
+                let w = state.webrtc.counters();
+                let frames = w.frames_sent.load(Ordering::Relaxed);
+                // The server's part: capture to hand-over, averaged over the frames sent so
+                // far (WebRTC; the WebSocket writer hands frames over as soon as they come).
+                let server = (frames > 0)
+                    .then(|| w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6 / frames as f64);
+                state.quality.observe(path, &report, server);
+            }
         }
         None
     }
