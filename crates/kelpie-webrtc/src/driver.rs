@@ -178,6 +178,10 @@ impl WebRtc {
     }
 }
 
+/// How often each peer's estimate is reported to its stream again (well within
+/// `kelpie_media::congestion::STALE_AFTER`).
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Feed {
     stream: Arc<VideoStream>,
     task: JoinHandle<()>,
@@ -205,6 +209,7 @@ async fn run(
     let mut events = Vec::new();
     let (frame_tx, mut frames) = mpsc::channel::<(VideoCodec, FrameMsg)>(8);
     let mut feeds: HashMap<VideoCodec, Feed> = HashMap::new();
+    let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
         let deadline = hub.poll(now, &mut out, &mut events);
@@ -245,16 +250,26 @@ async fn run(
                 }
             }
         }
+        // str0m reports an estimate when it changes; a steady one is reported again so that
+        // the stream's budget does not take it for a viewer gone quiet.
+        if now.saturating_duration_since(last_report) >= REPORT_EVERY {
+            last_report = now;
+            for (id, codec, path) in hub.paths() {
+                if let (Some(bps), Some(f)) = (path.estimate_bps, feeds.get(&codec)) {
+                    f.stream.report_estimate(id.budget_key(), bps, now);
+                }
+            }
+        }
         counters.nacks.store(hub.nacks, Ordering::Relaxed);
         // Opus carries in-band FEC for the worst loss a listener's path shows (the
         // browser rebuilds a lost packet from the next one, and conceals the rest).
         if let Some(a) = &audio {
-            let worst = hub.paths().filter_map(|(_, p)| p.loss).fold(0.0f32, f32::max);
+            let worst = hub.paths().filter_map(|(_, _, p)| p.loss).fold(0.0f32, f32::max);
             a.set_expected_loss((worst * 100.0).ceil() as u32);
         }
         counters
             .estimate_min_bps
-            .store(hub.paths().filter_map(|(_, p)| p.estimate_bps).min().unwrap_or(0), Ordering::Relaxed);
+            .store(hub.paths().filter_map(|(_, _, p)| p.estimate_bps).min().unwrap_or(0), Ordering::Relaxed);
         counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
         counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);

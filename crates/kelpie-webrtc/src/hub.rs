@@ -286,9 +286,9 @@ impl Hub {
         }
     }
 
-    /// What is known of each peer's path.
-    pub fn paths(&self) -> impl Iterator<Item = (PeerId, PathStats)> + '_ {
-        self.peers.values().map(|p| (p.id, p.path))
+    /// What is known of each peer's path, with the peer's codec.
+    pub fn paths(&self) -> impl Iterator<Item = (PeerId, VideoCodec, PathStats)> + '_ {
+        self.peers.values().map(|p| (p.id, p.codec, p.path))
     }
 
     /// Number of live peers.

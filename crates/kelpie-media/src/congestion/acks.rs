@@ -140,9 +140,16 @@ impl AckEstimator {
 
     /// Notes that a frame came while the window was full (it waits, or is skipped): when
     /// acknowledgements come back slower than the estimate, the path carries less than it.
+    ///
+    /// Not when the window holds a single frame (a keyframe larger than the window goes
+    /// alone: that is the frame's size, not the path), nor when the sender itself sends less
+    /// than the acknowledgements come back at (the content, not the path, sets the rate).
     pub fn window_full(&mut self, now: Instant) {
+        if self.in_flight.len() < 2 {
+            return;
+        }
         if let Some(delivered) = self.delivery_rate(now)
-            && delivered < self.estimate * 0.97
+            && delivered < self.sending_rate(now) * 0.9
         {
             self.decrease(now, delivered);
         }
@@ -153,6 +160,15 @@ impl AckEstimator {
     fn decrease(&mut self, now: Instant, delivered: f64) {
         let rtt = self.srtt.unwrap_or_default().max(Duration::from_millis(100));
         if self.decreased_at.is_none_or(|t| now.saturating_duration_since(t) >= rtt) {
+            tracing::debug!(
+                estimate = self.estimate as u64,
+                delivered = delivered as u64,
+                min_rtt = ?self.min_rtt(),
+                srtt = ?self.srtt,
+                standing = ?self.queueing.iter().map(|q| q.0).min(),
+                in_flight = self.in_flight.len(),
+                "WebSocket path estimate lowered"
+            );
             self.ceiling = Some(delivered);
             self.estimate = self.limits.clamp(self.estimate.min(delivered) * BACKOFF);
             self.decreased_at = Some(now);
@@ -405,6 +421,38 @@ mod tests {
         // Within 2 s of the link's return the estimate is at least half the path again.
         let e = at(&trace, 14.0);
         assert!(e >= 5.0 * MBIT, "{e} two seconds after the outage");
+    }
+
+    #[test]
+    fn keyframes_larger_than_the_window_of_cheap_content_do_not_lower_the_estimate() {
+        // A still screen's small frames, then a keyframe of 150 kB every second on a fast
+        // path: each fills the window alone for a moment, which is not congestion.
+        let limits = BitrateLimits::from_kbps(150, 3000, 25_000);
+        let mut est = AckEstimator::new(limits);
+        let mut p = path(vec![(0, 50.0 * MBIT)]);
+        let t0 = Instant::now();
+        let mut acks: Vec<(Duration, u64)> = Vec::new();
+        let mut t = Duration::ZERO;
+        let mut n = 0;
+        while t < Duration::from_secs(10) {
+            acks.sort();
+            while acks.first().is_some_and(|a| a.0 <= t) {
+                let (_, id) = acks.remove(0);
+                est.acked(t0 + t, id);
+            }
+            if t.as_millis().is_multiple_of(33) {
+                let bytes = if t.as_millis().is_multiple_of(990) { 150_000 } else { 2_000 };
+                if est.may_send() {
+                    est.sent(t0 + t, n, bytes);
+                    acks.push((p.ack_at(n, t, bytes), n));
+                } else {
+                    est.window_full(t0 + t);
+                }
+                n += 1;
+            }
+            t += Duration::from_millis(1);
+        }
+        assert!(est.estimate_bps() >= 2_500_000, "{} after 10 s", est.estimate_bps());
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn twcc_feedback_gives_estimates_within_the_limits() {
         .collect();
     assert!(!estimates.is_empty(), "no estimate in {:?}", p.events);
     assert!(estimates.iter().all(|&b| (300_000..=8_000_000).contains(&b)), "{estimates:?}");
-    assert_eq!(p.hub.paths().next().unwrap().1.estimate_bps, estimates.last().copied());
+    assert_eq!(p.hub.paths().next().unwrap().2.estimate_bps, estimates.last().copied());
 }
 
 #[test]
