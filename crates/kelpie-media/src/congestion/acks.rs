@@ -35,6 +35,8 @@ const GROWTH_ABOVE_CEILING: f64 = 0.08;
 const STALL: Duration = Duration::from_millis(500);
 /// On congestion the estimate drops to this share of the delivery rate.
 const BACKOFF: f64 = 0.85;
+/// One decrease takes the estimate down to at least this share of what it was.
+const MAX_DROP: f64 = 0.5;
 /// The delivery rate is measured over the acknowledgements of this window.
 const RATE_WINDOW: Duration = Duration::from_millis(300);
 /// The least round trip is the least seen over this window (a route may change).
@@ -170,7 +172,11 @@ impl AckEstimator {
                 "WebSocket path estimate lowered"
             );
             self.ceiling = Some(delivered);
-            self.estimate = self.limits.clamp(self.estimate.min(delivered) * BACKOFF);
+            // At most halved at once: acknowledgements of a sender that is itself slow (a
+            // busy encoder, bursts of large frames) come back slower than the path could
+            // carry them, and one such measurement must not drop the rate to the floor.
+            let lowered = (self.estimate.min(delivered) * BACKOFF).max(self.estimate * MAX_DROP);
+            self.estimate = self.limits.clamp(lowered);
             self.decreased_at = Some(now);
         }
         self.grown_at = Some(now);
