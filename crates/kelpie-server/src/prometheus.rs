@@ -64,8 +64,8 @@ pub fn labelled<V: Display>(
     samples: impl IntoIterator<Item = (&'static str, &'static str, V)>,
 ) {
     header(out, name, kind, help);
-    for (label, value, sample) in samples {
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {sample}");
+    for (label, value, v) in samples {
+        sample(out, name, &[(label, value)], v);
     }
 }
 
@@ -108,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_labelled_samples() {
+    fn writes_a_gauge_with_one_sample_per_label_value() {
         let mut out = String::new();
         labelled(&mut out, "kelpie_x", Kind::Gauge, "X.", [("codec", "h264", 5u64), ("codec", "vp8", 6)]);
         assert_eq!(
