@@ -105,6 +105,7 @@ write("protocol_parse", "offer.json", json.dumps({"type": "offer", "sdp": OFFER}
 write("protocol_parse", "candidate.json", json.dumps({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0"}))
 write("protocol_parse", "candidate-nomid.json", json.dumps({"type": "candidate", "candidate": CANDIDATE}))
 write("protocol_parse", "keyframe.json", '{"type":"keyframe"}')
+write("protocol_parse", "ack.json", '{"type":"ack","pts":1234567}')
 write("protocol_parse", "audiodelay.json", '{"type":"audiodelay","ms":64,"video_ms":31}')
 write("protocol_parse", "viewerstats.json", '{"type":"viewerstats","fps":60,"rtt_ms":12,"loss_ppm":500,"delay_ms":9}')
 write("protocol_parse", "unknown.json", '{"type":"offer","sdp":"v=0","extra":[1,2.5e3,null,true,"\\u00e9"]}')

@@ -123,8 +123,11 @@ test('a static display sends no video once it has settled', async () => {
   assert.ok(a.bytesReceived > 0, 'the picture itself arrived');
   await sleep(2000);
   const b = await inboundVideo(page);
-  assert.equal(b.bytesReceived - a.bytesReceived, 0, 'video bytes flowed while nothing changed');
-  assert.equal(b.framesDecoded, a.framesDecoded);
+  assert.equal(b.framesDecoded, a.framesDecoded, 'no frame was sent while nothing changed');
+  // What still flows is the bandwidth estimator's keep-alive padding (str0m's 50 kbit/s, which
+  // keeps the NAT binding and the estimate alive): at most 64 kbit/s over the 2 s.
+  const bytes = b.bytesReceived - a.bytesReceived;
+  assert.ok(bytes <= (64_000 / 8) * 2, `${bytes} bytes in 2 s while nothing changed (padding only: ≤ 16000)`);
   await stop(k, context);
 });
 

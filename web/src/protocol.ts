@@ -149,6 +149,12 @@ export interface KeyframeMessage {
   type: 'keyframe';
 }
 
+/** A WebSocket video frame arrived: every frame up to this pts (µs, the header's) did. */
+export interface AckMessage {
+  type: 'ack';
+  pts: number;
+}
+
 /**
  * How long received sound spends in this browser (ms), so video can wait as long, and how
  * long shown video frames spent in it meanwhile (median ms from last packet to display).
@@ -286,6 +292,7 @@ export type ClientMessage =
   | OfferMessage
   | CandidateMessage
   | KeyframeMessage
+  | AckMessage
   | InputMessage
   | RequestControlMessage
   | GiveControlMessage
@@ -518,6 +525,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       );
     case 'keyframe':
       return JSON.stringify({ type: 'keyframe' });
+    case 'ack':
+      return JSON.stringify({ type: 'ack', pts: msg.pts });
     case 'audiodelay':
       return JSON.stringify({
         type: 'audiodelay',
@@ -663,6 +672,8 @@ function checkClientFields(msg: ClientMessage): string | null {
     case 'keyframe':
     case 'request_control':
       return null;
+    case 'ack':
+      return Number.isSafeInteger(msg.pts) && msg.pts >= 0 ? null : '"pts" must be a whole number of µs';
     case 'give_control':
       return isViewerId(msg.to) ? null : '"to" must be a viewer id';
     case 'viewerstats':

@@ -35,6 +35,7 @@ const CLIENT_TYPES = {
   offer: true,
   candidate: true,
   keyframe: true,
+  ack: true,
   audiodelay: true,
   key: true,
   text: true,

@@ -138,6 +138,9 @@ export class WebRtcTransport implements VideoTransport {
     pc.ontrack = (ev) => {
       if (this.closed) return;
       if (ev.track.kind === 'audio') {
+        // The sound's jitter buffer too: NetEq then holds only what the path's jitter needs
+        // (it conceals a lost packet, or rebuilds it from the next one's in-band FEC).
+        tuneReceiver(ev.receiver);
         sound.attach(ev.track);
         return;
       }
@@ -314,7 +317,7 @@ function applyCodecPreferences(t: RTCRtpTransceiver, serverCodecs: readonly stri
   }
 }
 
-/** Asks for the smallest playout delay the browser allows. */
+/** Asks for the smallest playout delay (jitter buffer) the browser allows. */
 function tuneReceiver(receiver: RTCRtpReceiver): void {
   const r = receiver as TunableReceiver;
   try {

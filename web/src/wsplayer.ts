@@ -15,6 +15,8 @@ export interface PlayerHooks {
   drawn(presentedMs: number): void;
   /** Send `{"type":"keyframe"}`. */
   requestKeyframe(): void;
+  /** Send `{"type":"ack","pts":ptsUs}`: the frame with this pts arrived. */
+  ack(ptsUs: number): void;
 }
 
 /** Cumulative counters, sampled for the stats. */
@@ -131,7 +133,12 @@ export class WsPlayer {
     this.counters.framesReceived++;
     const payload = new Uint8Array(data, FRAME_HEADER_LEN);
     const now = performance.now();
-    const d = this.gate.frame(h, this.decoder?.decodeQueueSize ?? 0, now);
+    // The server counts this frame (and those before it) as delivered: it measures the
+    // path from these and keeps about one round trip in flight.
+    this.hooks.ack(h.ptsUs);
+    let oldest = now;
+    for (const t of this.pending.values()) oldest = Math.min(oldest, t);
+    const d = this.gate.frame(h, this.decoder?.decodeQueueSize ?? 0, now, now - oldest);
     if (d.action === 'skip') {
       this.counters.framesDropped++;
       if (d.requestKeyframe) this.hooks.requestKeyframe();
@@ -250,6 +257,9 @@ export class WsPlayer {
     this.outputSinceConfigure = true;
     const now = performance.now();
     const started = this.pending.get(frame.timestamp);
+    // Frames come out in the order they went in (no B-frames): any older one still listed
+    // was dropped by the decoder and must not count as waiting.
+    for (const pts of this.pending.keys()) if (pts < frame.timestamp) this.pending.delete(pts);
     if (started !== undefined) {
       this.pending.delete(frame.timestamp);
       const ms = Math.max(0, now - started);

@@ -61,6 +61,9 @@ export class WsTransport implements VideoTransport {
         requestKeyframe: () => {
           if (!this.closed) host.requestKeyframe();
         },
+        ack: (pts) => {
+          if (!this.closed) host.send({ type: 'ack', pts });
+        },
       },
       this.avClock,
     );

@@ -4,6 +4,7 @@ import {
   FRAME_HEADER_LEN,
   KEYFRAME_RETRY_MS,
   MAX_DECODE_QUEUE,
+  MAX_DECODE_WAIT_MS,
   codecStrings,
   decodableCodecs,
   h264CodecFromAnnexB,
@@ -129,6 +130,70 @@ describe('DecoderGate', () => {
     // A keyframe is decoded whatever the queue length.
     expect(g.frame(key(), 5, 4)).toEqual({ action: 'decode', configure: false });
     expect(g.frame(delta(), 0, 5)).toEqual({ action: 'decode', configure: false });
+  });
+
+  it('drops to a keyframe when the oldest frame in the decoder waited too long', () => {
+    const g = new DecoderGate(0);
+    g.frame(key(), 0, 0);
+    expect(g.frame(delta(), 3, 1, MAX_DECODE_WAIT_MS)).toEqual({ action: 'decode', configure: false });
+    expect(g.frame(delta(), 3, 2, MAX_DECODE_WAIT_MS + 1)).toEqual({ action: 'skip', requestKeyframe: true, reason: 'queue-overflow' });
+  });
+
+  it('a loaded machine whose decoder keeps a few frames queued asks for no keyframe', () => {
+    // Simulated time: 60 fps in; the decoder takes 12 ms a frame, but every tenth frame the
+    // machine is busy and it takes 50 ms: frames queue up behind it, then drain.
+    const g = new DecoderGate(0);
+    g.frame(key(), 0, 0);
+    /** Each queued frame's [submitted, done] times, in decode order. */
+    const queued: [number, number][] = [];
+    let busyUntil = 0;
+    let requests = 0;
+    let skipped = 0;
+    let deepest = 0;
+    for (let i = 1; i < 600; i++) {
+      const now = (i * 1000) / 60;
+      // Frames the decoder finished by now leave the queue.
+      while (queued.length > 0 && (queued[0]?.[1] ?? 0) <= now) queued.shift();
+      deepest = Math.max(deepest, queued.length);
+      const oldest = queued.length > 0 ? now - (queued[0]?.[0] ?? now) : 0;
+      const d = g.frame(delta(), queued.length, now, oldest);
+      if (d.action === 'skip') {
+        skipped++;
+        if (d.requestKeyframe) requests++;
+        continue;
+      }
+      busyUntil = Math.max(busyUntil, now) + (i % 10 === 0 ? 50 : 12);
+      queued.push([now, busyUntil]);
+    }
+    // The old rule (more than 2 queued) would have dropped to a keyframe every time.
+    expect(deepest).toBeGreaterThan(2);
+    expect(requests).toBe(0);
+    expect(skipped).toBe(0);
+  });
+
+  it('a decoder that cannot keep up at all drops to a keyframe once it is 150 ms behind', () => {
+    const g = new DecoderGate(0);
+    g.frame(key(), 0, 0);
+    /** Each queued frame's [submitted, done] times, in decode order. */
+    const queued: [number, number][] = [];
+    let busyUntil = 0;
+    let firstSkip: number | null = null;
+    for (let i = 1; i < 60 && firstSkip === null; i++) {
+      const now = (i * 1000) / 60;
+      while (queued.length > 0 && (queued[0]?.[1] ?? 0) <= now) queued.shift();
+      const oldest = queued.length > 0 ? now - (queued[0]?.[0] ?? now) : 0;
+      const d = g.frame(delta(), queued.length, now, oldest);
+      if (d.action === 'skip') {
+        expect(d.requestKeyframe).toBe(true);
+        firstSkip = now;
+        break;
+      }
+      busyUntil = Math.max(busyUntil, now) + 40;
+      queued.push([now, busyUntil]);
+    }
+    expect(firstSkip).not.toBeNull();
+    // 40 ms a frame at 60 fps: the wait grows by 23 ms a frame, past 150 ms in well under a second.
+    expect(firstSkip ?? 0).toBeLessThan(600);
   });
 
   it('after a decoder error: requests a keyframe, waits for it and reconfigures', () => {

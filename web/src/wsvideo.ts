@@ -105,8 +105,15 @@ export async function decodableCodecs(supported: (codec: string) => Promise<bool
   return out;
 }
 
-/** Decoder queue length above which delta frames are dropped until the next keyframe. */
-export const MAX_DECODE_QUEUE = 2;
+/**
+ * The decoder has fallen behind when the oldest frame in it has waited longer than this (ms):
+ * delta frames are then dropped until the next keyframe. Time, not queue length: on a loaded
+ * machine a queue of a few frames comes and goes, and dropping to a keyframe on each would
+ * make a keyframe storm (keyframes cost 3 to 5 deltas to encode and to decode).
+ */
+export const MAX_DECODE_WAIT_MS = 150;
+/** ... or when this many frames are queued, however young (a decoder that takes frames in but gives none out). */
+export const MAX_DECODE_QUEUE = 30;
 /** While waiting for a keyframe, ask again after this long. */
 export const KEYFRAME_RETRY_MS = 1000;
 
@@ -119,8 +126,9 @@ export type GateDecision =
 /**
  * Decides the fate of each received frame: nothing reaches the decoder before a keyframe
  * (at start, after an error, after an overflow), a change of codec or size reconfigures on
- * the keyframe that carries it, and when the decoder falls behind (queue above
- * {@link MAX_DECODE_QUEUE}) deltas are dropped until the next keyframe, which is requested.
+ * the keyframe that carries it, and when the decoder falls behind (its oldest frame waited
+ * over {@link MAX_DECODE_WAIT_MS}, or its queue is beyond {@link MAX_DECODE_QUEUE}) deltas
+ * are dropped until the next keyframe, which is requested.
  */
 export class DecoderGate {
   private waiting = true;
@@ -140,7 +148,11 @@ export class DecoderGate {
     return this.waiting;
   }
 
-  frame(h: FrameHeader, queueSize: number, now: number): GateDecision {
+  /**
+   * `queueSize`: frames in the decoder; `oldestWaitMs`: how long the oldest of them has
+   * waited for its output (0 when none).
+   */
+  frame(h: FrameHeader, queueSize: number, now: number, oldestWaitMs = 0): GateDecision {
     const key = `${h.codec} ${h.width}x${h.height}`;
     if (h.keyframe) {
       this.waiting = false;
@@ -157,7 +169,9 @@ export class DecoderGate {
       if (again) this.lastRequest = now;
       return { action: 'skip', requestKeyframe: again, reason: 'awaiting-keyframe' };
     }
-    if (queueSize > MAX_DECODE_QUEUE) return this.startWaiting(now, 'queue-overflow');
+    if (oldestWaitMs > MAX_DECODE_WAIT_MS || queueSize > MAX_DECODE_QUEUE) {
+      return this.startWaiting(now, 'queue-overflow');
+    }
     return { action: 'decode', configure: false };
   }
 

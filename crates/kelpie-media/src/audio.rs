@@ -1,7 +1,7 @@
 //! Sound: the session's PulseAudio output as Opus for every viewer, and viewers'
 //! microphones played into the session.
 //!
-//! Out: `pulsesrc (default sink's monitor) ! opusenc (48 kHz stereo, 10 ms, VBR, DTX) !
+//! Out: `pulsesrc (default sink's monitor) ! opusenc (48 kHz stereo, 10 ms, VBR, DTX, in-band FEC for the loss the paths show) !
 //! appsink`, broadcast like video. Frames of two bytes or less are DTX "nothing to say"
 //! frames: the first after sound is sent (as WebRTC's own Opus sender does), the others
 //! are not, so silence costs almost nothing on the wire. While someone
@@ -15,7 +15,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -156,6 +156,11 @@ struct Inner {
     counters: Arc<AudioCounters>,
     /// Origin of every frame's `pts`, shared with the session's video.
     clock: MediaClock,
+    /// The packet loss (percent) the listeners' paths show: Opus spends that much on in-band
+    /// FEC (a lost packet is rebuilt from the next one; 0: none).
+    expected_loss: AtomicU32,
+    /// The running encoder, to tell it a new loss.
+    encoder: Mutex<Option<gst::Element>>,
 }
 
 impl AudioSource {
@@ -163,7 +168,13 @@ impl AudioSource {
     /// the session's media clock.
     pub fn new(settings: AudioSettings, clock: MediaClock) -> Self {
         Self {
-            inner: Arc::new(Inner { settings, counters: Arc::default(), clock }),
+            inner: Arc::new(Inner {
+                settings,
+                counters: Arc::default(),
+                clock,
+                expected_loss: AtomicU32::new(0),
+                encoder: Mutex::new(None),
+            }),
             stream: LazyBroadcast::new(),
         }
     }
@@ -190,6 +201,20 @@ impl AudioSource {
 
     /// Subscribes, starting the stream if nobody else listens. Fails at once when the
     /// GStreamer elements are missing.
+    /// Tells the encoder the packet loss (percent, held to 0..=30) the listeners' paths
+    /// show: Opus then adds that much in-band FEC, which the browser uses to rebuild a lost
+    /// packet (and conceals what it cannot rebuild).
+    pub fn set_expected_loss(&self, percent: u32) {
+        let percent = percent.min(30);
+        if self.inner.expected_loss.swap(percent, Ordering::Relaxed) == percent {
+            return;
+        }
+        tracing::debug!(percent, "Opus in-band FEC for this much loss");
+        if let Some(enc) = self.inner.encoder.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            enc.set_property("packet-loss-percentage", percent as i32);
+        }
+    }
+
     pub fn subscribe(&self) -> Result<AudioSubscription, MediaError> {
         let (_, sub) = self.stream.subscribe(|| self.start().map(Arc::new), None)?;
         Ok(sub)
@@ -299,10 +324,12 @@ impl Inner {
             "pulsesrc name=src device=\"{dev}\" {server} buffer-time=20000 latency-time=10000 \
              provide-clock=false client-name=kelpie ! audioconvert ! audioresample \
              ! audio/x-raw,format=S16LE,rate=48000,channels=2 \
-             ! opusenc bitrate={bps} frame-size=10 dtx=true bitrate-type=vbr complexity=5 \
+             ! opusenc name=enc bitrate={bps} frame-size=10 dtx=true bitrate-type=vbr complexity=5 \
+             inband-fec=true packet-loss-percentage={loss} \
              ! appsink name=sink sync=false max-buffers=100 drop=true",
             dev = s.device,
             bps = s.bitrate_kbps.clamp(6, 510) * 1000,
+            loss = self.expected_loss.load(Ordering::Relaxed),
         );
         let pipeline = launch(&desc, "audio")?;
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
@@ -359,6 +386,9 @@ impl Inner {
             .set_state(gst::State::Playing)
             .map_err(|e| MediaError::pipeline("audio", bus_error(&pipeline).unwrap_or(e.into())))?;
         tracing::debug!("audio capture started");
+        if let Some(enc) = pipeline.by_name("enc") {
+            *self.encoder.lock().unwrap_or_else(|e| e.into_inner()) = Some(enc);
+        }
         Ok(Capture { pipeline })
     }
 }

@@ -405,6 +405,15 @@ impl Encoder {
         }
     }
 
+    /// How long the next frame should wait for the rate control (see
+    /// [`RateControl::hold`]); GStreamer encoders keep their own rate and never hold.
+    pub fn hold(&self, now: Instant) -> Duration {
+        match &self.inner {
+            Inner::X264(x) => x.rate.hold(now),
+            Inner::Gst(_) => Duration::ZERO,
+        }
+    }
+
     /// Returns the first error the pipeline posted, if any.
     pub fn poll_error(&self) -> Option<MediaError> {
         match &self.inner {

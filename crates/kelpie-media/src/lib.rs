@@ -11,6 +11,7 @@ pub mod audio;
 pub mod broadcast;
 pub mod capture;
 pub mod clock;
+pub mod congestion;
 pub mod convert;
 pub mod encoder;
 pub mod limit;

@@ -215,6 +215,22 @@ impl RateControl {
         });
     }
 
+    /// How long the next frame should wait at `now` for the bucket to drain to its size:
+    /// zero, unless frames overspent it that no QP could fit (noise at the highest QP, or a
+    /// keyframe far beyond a low bitrate). Waiting lowers the frame rate instead of sending
+    /// more than the bitrate: when even the lowest quality does not fit, fewer frames do.
+    pub fn hold(&self, now: Instant) -> Duration {
+        let drained = self.drained_at.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        let level = self.level - self.bitrate * drained;
+        let over = level - self.capacity();
+        if over <= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(over / self.bitrate) }
+    }
+
+    /// The target bitrate, in bit/s.
+    pub fn bitrate(&self) -> f64 {
+        self.bitrate
+    }
+
     /// Bits in the bucket now (for tests and metrics).
     pub fn level_bits(&self) -> f64 {
         self.level
@@ -359,6 +375,48 @@ mod tests {
         // it again and again.
         let over = bits[120..].iter().filter(|&&b| b > 2.0 * rc.frame_bits()).count();
         assert!(over <= 6, "{over} frames over twice their budget");
+    }
+
+    #[test]
+    fn content_no_qp_fits_lowers_the_frame_rate_to_hold_the_bitrate() {
+        // Noise: even at the highest QP a frame costs three times its share at 1 Mbit/s.
+        let noise = Model { key: 70.0, fresh: 70.0, moving: 70.0, still: 70.0 };
+        let mut rc = RateControl::new(1000, 60);
+        let share = 1000.0 * 1000.0 / 60.0;
+        let per_frame = |qp: u8| 70.0 * TOTAL as f64 * 2f64.powf(-f64::from(qp) / 6.0);
+        assert!(per_frame(QP_MAX) > 2.5 * share);
+        // A capture loop that captures at 60 fps unless the rate control holds it back.
+        let t0 = Instant::now();
+        let (mut t, mut bits, mut frames) = (t0, 0.0, 0);
+        while t < t0 + Duration::from_secs(10) {
+            let hold = rc.hold(t);
+            if hold > Duration::ZERO {
+                t += hold;
+                continue;
+            }
+            let plan = rc.plan(t, frames == 0, TOTAL, TOTAL);
+            let bytes = noise.bytes(&plan, TOTAL, TOTAL);
+            rc.encoded(plan, bytes);
+            bits += bytes as f64 * 8.0;
+            frames += 1;
+            t += Duration::from_secs_f64(1.0 / 60.0);
+        }
+        let rate = bits / 10.0 / 1000.0;
+        assert!(rate <= 1000.0 * 1.1, "{rate} kbit/s for a target of 1000");
+        // The frame rate fell to what fits, but did not stop.
+        assert!((100..=300).contains(&frames), "{frames} frames in 10 s");
+    }
+
+    #[test]
+    fn frames_that_fit_are_never_held() {
+        let mut rc = RateControl::new(8000, 60);
+        let t0 = Instant::now();
+        for i in 1..600 {
+            let now = t0 + Duration::from_secs_f64(f64::from(i) / 60.0);
+            assert_eq!(rc.hold(now), Duration::ZERO, "frame {i}");
+            let plan = rc.plan(now, false, TOTAL, TOTAL);
+            rc.encoded(plan, DESKTOP.bytes(&plan, TOTAL, TOTAL));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::broadcast::{LazyBroadcast, Producer, Publisher, Subscription, Upstream};
 use crate::capture::{Capturer, CursorShot, Rect};
 use crate::clock::MediaClock;
+use crate::congestion::{Service, StreamBudget};
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec, Rate};
 use crate::limit::SharedKeyframeLimiter;
 use crate::mailbox::{Drained, Inbox, Mailbox, mailbox};
@@ -192,6 +193,9 @@ enum Command {
     Keyframe,
     /// Capture and encode at this rate from now on.
     Rate(Rate),
+    /// Encode at no more than this many kbit/s (what the viewers' paths carry), or `None`:
+    /// no cap.
+    Cap(Option<u32>),
     /// Stop.
     Stop,
 }
@@ -222,7 +226,19 @@ impl Keyframes {
 /// rate lives.
 struct Controls {
     rate: Rate,
+    /// The viewers' paths' cap on the bitrate, in kbit/s.
+    cap: Option<u32>,
     keyframes: Keyframes,
+}
+
+impl Controls {
+    /// The rate the encoder runs at: the configured one, capped by the paths.
+    fn effective(&self) -> Rate {
+        match self.cap {
+            Some(cap) => Rate { bitrate_kbps: self.rate.bitrate_kbps.min(cap.max(1)), ..self.rate },
+            None => self.rate,
+        }
+    }
 }
 
 /// A running capture + encode of one display in one codec.
@@ -236,6 +252,10 @@ pub struct VideoStream {
     counters: Arc<StreamCounters>,
     failed: Arc<Mutex<Option<String>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The viewers' estimates of their paths and the cap they add up to.
+    budget: Mutex<StreamBudget>,
+    /// The cap last sent to the capture thread, in bit/s (0: none), for metrics.
+    cap_bps: AtomicU64,
 }
 
 impl VideoStream {
@@ -273,7 +293,7 @@ impl VideoStream {
             .name(format!("kelpie-capture-{}", spec.element))
             .spawn(move || {
                 let (mut capturer, mut encoder, mut inbox) = (capturer, encoder, inbox);
-                let mut ctl = Controls { rate: settings.rate(), keyframes: Keyframes::default() };
+                let mut ctl = Controls { rate: settings.rate(), cap: None, keyframes: Keyframes::default() };
                 loop {
                     let exit = capture_loop(
                         &mut capturer,
@@ -293,7 +313,7 @@ impl VideoStream {
                         Ok(Exit::Resized) => {
                             let settings = EncoderSettings {
                                 fps: ctl.rate.fps,
-                                bitrate_kbps: ctl.rate.bitrate_kbps,
+                                bitrate_kbps: ctl.effective().bitrate_kbps,
                                 ..settings
                             };
                             drop(encoder);
@@ -328,12 +348,47 @@ impl VideoStream {
             counters,
             failed,
             thread: Mutex::new(Some(thread)),
+            budget: Mutex::new(StreamBudget::default()),
+            cap_bps: AtomicU64::new(0),
         }))
     }
 
     /// Asks for a keyframe soon (rate-limited across all viewers).
     pub fn request_keyframe(&self) {
         self.mailbox.send(Command::Keyframe);
+    }
+
+    /// Notes viewer `key`'s estimate of what its path carries (bit/s) at `now`; the stream's
+    /// bitrate follows the slowest viewer that is not hopeless (see [`StreamBudget`]).
+    pub fn report_estimate(&self, key: u64, bps: u64, now: Instant) {
+        let mut b = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        b.report(key, bps, now);
+        self.apply(&mut b, now);
+    }
+
+    /// Forgets viewer `key`'s estimate (it left).
+    pub fn forget_viewer(&self, key: u64, now: Instant) {
+        let mut b = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        b.remove(key);
+        self.apply(&mut b, now);
+    }
+
+    /// How viewer `key` is served: every frame, or keyframes only when its path is far
+    /// slower than the other viewers'.
+    pub fn service(&self, key: u64, now: Instant) -> Service {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner()).service(key, now)
+    }
+
+    /// The bitrate the viewers' paths cap the stream at, in bit/s, if any.
+    pub fn cap_bps(&self) -> Option<u64> {
+        Some(self.cap_bps.load(Ordering::Relaxed)).filter(|&b| b > 0)
+    }
+
+    fn apply(&self, b: &mut StreamBudget, now: Instant) {
+        if let Some(cap) = b.change(now) {
+            self.cap_bps.store(cap.unwrap_or(0), Ordering::Relaxed);
+            self.mailbox.send(Command::Cap(cap.map(|bps| u32::try_from(bps / 1000).unwrap_or(u32::MAX))));
+        }
     }
 
     /// Changes the frame rate and bitrate while running.
@@ -426,9 +481,14 @@ fn capture_loop(
                         Command::Keyframe => ctl.keyframes.wanted = true,
                         Command::Rate(rate) if rate != ctl.rate => {
                             ctl.rate = rate;
-                            encoder.set_rate(rate);
+                            encoder.set_rate(ctl.effective());
                         }
                         Command::Rate(_) => {}
+                        Command::Cap(cap) if cap != ctl.cap => {
+                            ctl.cap = cap;
+                            encoder.set_rate(ctl.effective());
+                        }
+                        Command::Cap(_) => {}
                     }
                 }
             }
@@ -468,6 +528,13 @@ fn capture_loop(
                 inbox.sleep(d)?;
                 continue;
             }
+        }
+        // Frames that no QP fits into the bitrate wait for the bucket (a lower frame rate
+        // rather than more than the path carries); a keyframe asked for does not.
+        let hold = encoder.hold(now);
+        if !keyframe_due && hold > Duration::ZERO {
+            inbox.sleep(hold)?;
+            continue;
         }
         let first = schedule.first;
         let mut rects = cap.take_damage(first)?;
@@ -678,6 +745,11 @@ impl VideoSource {
     /// Streams currently running.
     pub fn streams(&self) -> Vec<Arc<VideoStream>> {
         self.streams.values().filter_map(LazyBroadcast::running).collect()
+    }
+
+    /// The configured rate (the last one asked for), before the viewers' paths cap it.
+    pub fn rate(&self) -> Rate {
+        *self.rate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Changes bitrate and frame rate of every running stream and of streams started later.

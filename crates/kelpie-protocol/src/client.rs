@@ -104,6 +104,13 @@ pub enum ClientMessage {
         /// the user wants a sharp HiDPI picture, else 96 (the default when absent).
         dpi: u32,
     },
+    /// A WebSocket video frame arrived: every frame up to the one with this pts (µs, the
+    /// header's `pts_us`) did. The server measures the path from these (bandwidth
+    /// estimation) and keeps about one round trip of video in flight.
+    Ack {
+        /// The pts of the newest frame received, in microseconds.
+        pts: u64,
+    },
     /// Change the stream's frame rate and bitrate (the viewer with control).
     Rate {
         /// Frames per second, 1..=240.
@@ -240,6 +247,7 @@ impl ClientMessage {
             Self::Offer { .. }
             | Self::Candidate { .. }
             | Self::Keyframe
+            | Self::Ack { .. }
             | Self::RequestControl
             | Self::GiveControl { .. }
             | Self::Record { .. } => Ok(()),
@@ -304,6 +312,9 @@ mod wire {
             sdp_mid: Option<String>,
         },
         Keyframe {},
+        Ack {
+            pts: u64,
+        },
         #[serde(rename = "audiodelay")]
         AudioDelay {
             ms: u32,
@@ -378,6 +389,7 @@ mod wire {
                 Wire::Offer { sdp } => Self::Offer { sdp },
                 Wire::Candidate { candidate, sdp_mid } => Self::Candidate { candidate, sdp_mid },
                 Wire::Keyframe {} => Self::Keyframe,
+                Wire::Ack { pts } => Self::Ack { pts },
                 Wire::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
                 Wire::RequestControl {} => Self::RequestControl,
                 Wire::GiveControl { to } => Self::GiveControl { to },
@@ -405,6 +417,7 @@ mod wire {
                 M::Offer { sdp } => Self::Offer { sdp },
                 M::Candidate { candidate, sdp_mid } => Self::Candidate { candidate, sdp_mid },
                 M::Keyframe => Self::Keyframe {},
+                M::Ack { pts } => Self::Ack { pts },
                 M::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
                 M::RequestControl => Self::RequestControl {},
                 M::GiveControl { to } => Self::GiveControl { to },

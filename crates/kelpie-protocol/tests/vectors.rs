@@ -51,6 +51,7 @@ fn every_variant_of_client_message_has_a_vector() {
     types.sort();
     types.dedup();
     let all = [
+        "ack",
         "audiodelay",
         "button",
         "candidate",

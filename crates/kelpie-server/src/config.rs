@@ -196,9 +196,20 @@ pub struct Config {
     #[arg(long, env = "KELPIE_FPS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
 
-    /// Video bitrate in kbit/s.
+    /// Video bitrate in kbit/s: the most a stream is sent at; less when a viewer's path
+    /// carries less (bandwidth estimation).
     #[arg(long, env = "KELPIE_BITRATE", default_value_t = 8000, value_parser = clap::value_parser!(u32).range(100..=400_000))]
     pub bitrate: u32,
+
+    /// The least video bitrate in kbit/s bandwidth estimation goes down to: below it the
+    /// frame rate falls instead.
+    #[arg(long, env = "KELPIE_MIN_BITRATE", default_value_t = 300, value_parser = clap::value_parser!(u32).range(50..=400_000))]
+    pub min_bitrate: u32,
+
+    /// The video bitrate in kbit/s a new viewer's path is assumed to carry until its first
+    /// feedback (held between --min-bitrate and --bitrate).
+    #[arg(long, env = "KELPIE_START_BITRATE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(50..=400_000))]
+    pub start_bitrate: u32,
 
     /// Encoder threads: 0 picks all cores but one, 1 to 4 (x264 cuts each frame into that many
     /// slices encoded in parallel: lower latency when cores are free, a little more CPU).
@@ -528,6 +539,11 @@ impl Config {
     /// The display to serve: --display, else $DISPLAY, else none (start an embedded one).
     pub fn existing_display(&self) -> Option<String> {
         self.display.clone().or_else(|| std::env::var("DISPLAY").ok()).filter(|d| !d.trim().is_empty())
+    }
+
+    /// The range bandwidth estimation keeps to.
+    pub fn bitrate_limits(&self) -> kelpie_media::congestion::BitrateLimits {
+        kelpie_media::congestion::BitrateLimits::from_kbps(self.min_bitrate, self.start_bitrate, self.bitrate)
     }
 
     /// The UDP address WebRTC binds: the --listen address with --udp-port (default: the same

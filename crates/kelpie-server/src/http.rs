@@ -97,7 +97,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let r = Ordering::Relaxed;
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 35] = [
+    let scalars: [(&str, Kind, &str, u64); 37] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -288,6 +288,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "Frames handed to WebRTC peers.",
             w.frames_sent.load(r),
         ),
+        (
+            "kelpie_webrtc_nacks_total",
+            Kind::Counter,
+            "NACKs received from WebRTC viewers (each asks for lost packets again; str0m resends them over RTX).",
+            w.nacks.load(r),
+        ),
+        (
+            "kelpie_websocket_window_waits_total",
+            Kind::Counter,
+            "WebSocket video frames that waited for the viewer's window (about one round trip in flight) to open.",
+            m.ws_window_waits.load(r),
+        ),
     ];
     for (name, kind, help, value) in scalars {
         prometheus::scalar(&mut out, name, kind, help, value);
@@ -305,7 +317,29 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         w.frame_delay_us_sum.load(Ordering::Relaxed) as f64 / 1e6,
         w.frames_sent.load(Ordering::Relaxed)
     );
+    // The least estimate per transport: what the slowest viewer's path carries.
+    let ws_least = m.ws_estimates.lock().unwrap_or_else(|e| e.into_inner()).values().min().copied();
+    let webrtc_least = Some(w.estimate_min_bps.load(Ordering::Relaxed)).filter(|&b| b > 0);
+    prometheus::labelled(
+        &mut out,
+        "kelpie_bandwidth_estimate_bits_per_second",
+        Kind::Gauge,
+        "The least bandwidth estimate of a viewer's path, per transport (absent: no viewer estimated).",
+        [("transport", "webrtc", webrtc_least), ("transport", "websocket", ws_least)]
+            .into_iter()
+            .filter_map(|(k, v, b)| b.map(|b| (k, v, b))),
+    );
     let streams = state.source.streams();
+    let configured = u64::from(state.source.rate().bitrate_kbps) * 1000;
+    prometheus::labelled(
+        &mut out,
+        "kelpie_target_bitrate_bits_per_second",
+        Kind::Gauge,
+        "The bitrate each running stream is encoded at: the configured one, capped by its viewers' paths.",
+        streams
+            .iter()
+            .map(|s| ("codec", s.codec().as_str(), s.cap_bps().map_or(configured, |c| c.min(configured)))),
+    );
     type Read = fn(&kelpie_media::StreamCounters) -> u64;
     let per_stream: [(&str, &str, Read); 3] = [
         ("kelpie_frames_encoded_total", "Frames encoded per stream.", |c| {

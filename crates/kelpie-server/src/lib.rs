@@ -23,6 +23,7 @@ pub mod sound;
 pub mod tls;
 pub mod url_file;
 pub mod viewers;
+pub mod wsflow;
 pub mod wsmedia;
 
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub use config::{AuthMode, Config};
 /// Counters of the HTTP side.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Each WebSocket video viewer's bandwidth estimate (bit/s), by its budget key.
+    pub ws_estimates: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
+    /// Frames that waited for a WebSocket viewer's window (one round trip in flight) to open.
+    pub ws_window_waits: AtomicU64,
     /// Requests refused for a bad or missing token.
     pub auth_rejected: AtomicU64,
     /// Signalling WebSockets opened.
@@ -104,6 +109,8 @@ pub struct AppState {
     pub tls: Option<Arc<tls::Tls>>,
     /// The session's recordings.
     pub recorder: record::Recorder,
+    /// The range bandwidth estimation keeps to.
+    pub bitrates: kelpie_media::congestion::BitrateLimits,
 }
 
 impl AppState {
@@ -273,6 +280,7 @@ impl Server {
                 source.clone(),
                 sound.source.clone(),
                 config.av_sync == config::Switch::On,
+                config.bitrate_limits(),
             )
             .await?
         };
@@ -319,6 +327,7 @@ impl Server {
             edge,
             connections: listener::Connections::new(config.max_connections as usize),
             transport: config.transport,
+            bitrates: config.bitrate_limits(),
             ice,
             tls,
             recorder,

@@ -54,6 +54,21 @@ pub fn counters<V: Display>(
     }
 }
 
+/// Writes metric `name` with one sample per `(label, value, sample)`: `name{label="value"}`.
+/// Label values must be bounded (codec and transport names, never per-viewer ids).
+pub fn labelled<V: Display>(
+    out: &mut String,
+    name: &str,
+    kind: Kind,
+    help: &str,
+    samples: impl IntoIterator<Item = (&'static str, &'static str, V)>,
+) {
+    header(out, name, kind, help);
+    for (label, value, v) in samples {
+        sample(out, name, &[(label, value)], v);
+    }
+}
+
 /// One labelled series of a histogram: `label="value"`, the count of observations in each
 /// bucket (not cumulative; one more than `bounds`, the last for `+Inf`) and their sum.
 pub struct Series<'a> {
@@ -91,6 +106,16 @@ pub fn histogram(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_a_gauge_with_one_sample_per_label_value() {
+        let mut out = String::new();
+        labelled(&mut out, "kelpie_x", Kind::Gauge, "X.", [("codec", "h264", 5u64), ("codec", "vp8", 6)]);
+        assert_eq!(
+            out,
+            "# HELP kelpie_x X.\n# TYPE kelpie_x gauge\nkelpie_x{codec=\"h264\"} 5\nkelpie_x{codec=\"vp8\"} 6\n"
+        );
+    }
 
     #[test]
     fn writes_the_text_format() {

@@ -144,6 +144,8 @@ pub enum Action {
     },
     /// Start (`true`) or stop the recording the controller may start (`--record-dir`).
     Record(bool),
+    /// A WebSocket video frame (and those before it) arrived at the viewer: pts in µs.
+    Ack(u64),
     /// Change the stream's frame rate and bitrate.
     SetRate {
         /// Frames per second.
@@ -309,6 +311,8 @@ impl ViewerSession {
             ClientMessage::AudioDelay { ms, video_ms } => {
                 self.peer().map(|peer| Action::AudioDelay { peer, ms, video_ms }).into_iter().collect()
             }
+            // Any viewer acknowledges the frames it gets, view-only ones too.
+            ClientMessage::Ack { pts } => vec![Action::Ack(pts)],
             ClientMessage::Keyframe => match self.peer() {
                 Some(peer) => vec![Action::Keyframe(Some(peer))],
                 None if self.view_only
@@ -562,6 +566,7 @@ mod tests {
         assert_eq!(a.peer(), Some(PeerId(7)));
         assert_eq!(w.send(&mut a, 0, cand.clone()), [Action::AddCandidate(PeerId(7), "candidate:1".into())]);
         assert_eq!(w.send(&mut a, 0, ClientMessage::Keyframe), [Action::Keyframe(Some(PeerId(7)))]);
+        assert_eq!(w.send(&mut a, 0, ClientMessage::Ack { pts: 16_000 }), [Action::Ack(16_000)]);
         assert_eq!(
             w.send(&mut a, 0, ClientMessage::AudioDelay { ms: 40, video_ms: Some(12) }),
             [Action::AudioDelay { peer: PeerId(7), ms: 40, video_ms: Some(12) }]

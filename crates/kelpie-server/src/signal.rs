@@ -34,6 +34,8 @@ struct Connection {
     clipboard_inbox: crate::clipboard::Inbox,
     /// What the keyframe requests of its video over the WebSocket go through, if limited.
     keyframes: Option<SharedKeyframeLimiter>,
+    /// Its WebSocket video's window and estimate (fed the client's acknowledgements).
+    flow: Arc<crate::wsflow::WsFlow>,
 }
 
 /// The time on tokio's clock (paused in tests) as a `std` instant, for the heartbeat.
@@ -50,7 +52,8 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
         Err(full) => return refuse(socket, full).await,
     };
     let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, outbox));
+    let flow = Arc::new(crate::wsflow::WsFlow::new(state.bitrates));
+    let mut writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, outbox, flow.clone()));
     let offerings = Offerings {
         resize: state.resize,
         codecs: state.source.codecs(),
@@ -63,7 +66,8 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
     };
     tracing::info!(viewer = id, ?access, "viewer joined");
     let keyframes = session.keyframe_limiter();
-    let mut conn = Connection { state, id, tx, local_ip, clipboard_inbox: Default::default(), keyframes };
+    let mut conn =
+        Connection { state, id, tx, local_ip, clipboard_inbox: Default::default(), keyframes, flow };
     conn.carry_out(&mut session, first).await;
 
     let mut heartbeat = Heartbeat::new(now());
@@ -217,6 +221,7 @@ impl Connection {
                     Err(e) => tracing::warn!("resize task failed: {e}"),
                 }
             }
+            Action::Ack(pts) => self.flow.acked(Instant::now(), pts),
             Action::SetRate { fps, bitrate } => state.source.set_rate(fps, bitrate),
             Action::Record(on) => {
                 if let Err(message) = state.recorder.set(state, on).await {

@@ -17,18 +17,19 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt as _};
 use kelpie_media::limit::SharedKeyframeLimiter;
-use kelpie_media::{AudioSubscription, VideoSubscription};
+use kelpie_media::{AudioSubscription, VideoStream, VideoSubscription};
 use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
 
 use crate::heartbeat::{CLOSE_GRACE, WRITE_TIMEOUT};
 use crate::input::ViewerId;
 use crate::limits::Dropped;
 use crate::outbox::{Next, Outbound, OutboxReader};
+use crate::wsflow::WsFlow;
 use crate::{AppState, Metrics};
 
 /// A WebSocket viewer never has more than this much video waiting: older frames are
@@ -54,6 +55,8 @@ enum Step<'a> {
     Queued(Next<Outbound>),
     /// Send a binary message of the media, adding its size to the counter.
     Binary(Vec<u8>, &'a AtomicU64),
+    /// Send a video frame (its pts and size go to the flow control).
+    Video(Arc<kelpie_media::EncodedFrame>, VideoCodec),
     /// The video's stream stopped.
     VideoEnded,
     /// The sound's stream stopped.
@@ -155,19 +158,59 @@ where
 
 /// Writes what the viewer's queue holds, pings and, when asked, the video and the sound to
 /// the socket, until the socket fails, a write times out or the queue closes.
-pub(crate) async fn write_loop<S>(state: Arc<AppState>, sink: S, outbox: OutboxReader) -> WriterEnd
+pub(crate) async fn write_loop<S>(
+    state: Arc<AppState>,
+    sink: S,
+    outbox: OutboxReader,
+    flow: Arc<WsFlow>,
+) -> WriterEnd
 where
     S: Sink<Message> + Unpin,
 {
-    pump(sink, outbox, &state.metrics, &state.viewers.limits.pings).await
+    pump(sink, outbox, &state.metrics, &state.viewers.limits.pings, &flow).await
 }
 
-/// [`write_loop`], counting into `m` and `pings`.
-async fn pump<S>(mut sink: S, outbox: OutboxReader, m: &Metrics, pings: &AtomicU64) -> WriterEnd
+/// Reports a WebSocket viewer's estimates to its stream's budget, and forgets them when
+/// dropped (the video stopped, or the writer ended).
+struct Reporting<'a> {
+    stream: Arc<VideoStream>,
+    flow: &'a WsFlow,
+    metrics: &'a Metrics,
+}
+
+impl Reporting<'_> {
+    fn report(&self) {
+        if let Some(bps) = self.flow.target_bps() {
+            self.stream.report_estimate(self.flow.key, bps, Instant::now());
+            self.metrics.ws_estimates.lock().unwrap_or_else(|e| e.into_inner()).insert(self.flow.key, bps);
+        }
+    }
+}
+
+impl Drop for Reporting<'_> {
+    fn drop(&mut self) {
+        self.flow.stop();
+        self.stream.forget_viewer(self.flow.key, Instant::now());
+        self.metrics.ws_estimates.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.flow.key);
+    }
+}
+
+/// [`write_loop`], counting into `m` and `pings`; video waits for `flow`'s window.
+async fn pump<S>(
+    mut sink: S,
+    outbox: OutboxReader,
+    m: &Metrics,
+    pings: &AtomicU64,
+    flow: &WsFlow,
+) -> WriterEnd
 where
     S: Sink<Message> + Unpin,
 {
     let mut video: Option<VideoSubscription> = None;
+    let mut reporting: Option<Reporting> = None;
+    // A frame taken from the broadcast while the window was full: it goes once the window
+    // opens (the next ones wait in the broadcast, where the lag policy can drop them).
+    let mut held: Option<Arc<kelpie_media::EncodedFrame>> = None;
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = HashSet::new();
     // What the subscriptions had dropped, and the video's keyframe requests refused, when
@@ -179,12 +222,26 @@ where
             // The queue first: a close or a ping must not wait behind the video.
             biased;
             next = outbox.next() => Step::Queued(next),
-            f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() => {
+            () = flow.open(), if held.is_some() && video.is_some() => {
+                let frame = held.take().expect("guarded");
+                let sub = video.as_ref().expect("guarded");
+                Step::Video(frame, sub.codec())
+            },
+            f = async { video.as_mut().expect("guarded").next_decodable(MAX_VIDEO_LAG).await }, if video.is_some() && held.is_none() => {
                 let sub = video.as_ref().expect("guarded");
                 count_dropped(sub.dropped(), &mut video_dropped, &m.ws_frames_dropped);
                 count_dropped(sub.keyframes_refused(), &mut keyframes_refused, &m.keyframes_refused);
                 match f {
-                    Some(frame) => Step::Binary(video_message(&frame, sub.codec()), &m.ws_video_bytes),
+                    Some(frame) if flow.may_send() => Step::Video(frame, sub.codec()),
+                    Some(frame) => {
+                        // About one round trip is in flight already: the frame waits here
+                        // rather than in the socket's buffers, and the estimate learns that
+                        // the path carries less than is sent.
+                        flow.window_full(Instant::now());
+                        m.ws_window_waits.fetch_add(1, Ordering::Relaxed);
+                        held = Some(frame);
+                        continue;
+                    }
                     None => Step::VideoEnded,
                 }
             },
@@ -217,8 +274,18 @@ where
                 counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 Message::Binary(bytes.into())
             }
+            Step::Video(frame, codec) => {
+                let bytes = video_message(&frame, codec);
+                m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                let pts = u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX);
+                flow.sent(Instant::now(), pts, bytes.len() as u64);
+                if let Some(r) = &reporting {
+                    r.report();
+                }
+                Message::Binary(bytes.into())
+            }
             Step::VideoEnded => {
-                video = None;
+                (video, reporting, held) = (None, None, None);
                 continue;
             }
             Step::AudioEnded => {
@@ -230,11 +297,16 @@ where
                     (v.dropped(), a.as_ref().map_or(0, |a| a.dropped()), 0);
                 // Its first request (when it subscribed) may have been refused already.
                 count_dropped(v.keyframes_refused(), &mut keyframes_refused, &m.keyframes_refused);
+                // The old subscription's estimate is forgotten before the new one starts.
+                drop(reporting.take());
+                held = None;
+                flow.start();
+                reporting = Some(Reporting { stream: v.stream().clone(), flow, metrics: m });
                 (video, audio) = (Some(v), a);
                 continue;
             }
             Step::Queued(Next::Item(Outbound::StopMedia)) => {
-                (video, audio) = (None, None);
+                (video, audio, reporting, held) = (None, None, None, None);
                 continue;
             }
             Step::Queued(Next::Item(Outbound::Cursor(c))) => {
@@ -256,13 +328,11 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::outbox::{Outbox, Pushed};
     use std::pin::Pin;
     use std::sync::Mutex;
     use std::task::{Context, Poll};
-    use std::time::Instant;
-
-    use super::*;
-    use crate::outbox::{Outbox, Pushed};
 
     /// A socket that takes `capacity` messages, each after `delay`, then none: a viewer that
     /// reads slowly, then stops reading (its TCP buffers full).
@@ -318,7 +388,8 @@ mod tests {
         let p = pings.clone();
         let task = tokio::spawn(async move {
             let t0 = tokio::time::Instant::now();
-            let end = pump(socket, reader, &Metrics::default(), &p).await;
+            let flow = WsFlow::new(kelpie_media::congestion::BitrateLimits::from_kbps(300, 3000, 8000));
+            let end = pump(socket, reader, &Metrics::default(), &p, &flow).await;
             (end, t0.elapsed())
         });
         (task, pings)

@@ -13,6 +13,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use kelpie_media::congestion::{BitrateLimits, Service};
+
 use crate::WebRtcError;
 use crate::hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
 
@@ -44,6 +46,10 @@ pub struct WebRtcCounters {
     /// Audio frames not sent because they were captured too long ago, or lost while the
     /// transport fell behind.
     pub audio_frames_dropped: AtomicU64,
+    /// NACKs received from viewers (each asks for packets to be sent again).
+    pub nacks: AtomicU64,
+    /// The least bandwidth estimate of a connected viewer's path, in bit/s (0: none).
+    pub estimate_min_bps: AtomicU64,
 }
 
 enum Command {
@@ -95,6 +101,7 @@ impl WebRtc {
         source: Arc<VideoSource>,
         audio: Option<Arc<AudioSource>>,
         av_sync: bool,
+        bitrates: BitrateLimits,
     ) -> Result<Self, WebRtcError> {
         let socket = UdpSocket::bind(udp_addr).await.map_err(|e| WebRtcError::Bind(udp_addr, e))?;
         let udp_addr = socket.local_addr().map_err(|e| WebRtcError::Bind(udp_addr, e))?;
@@ -102,7 +109,8 @@ impl WebRtc {
         let counters = Arc::new(WebRtcCounters::default());
         let hub = Hub::new(source.codecs())
             .with_sound(audio.is_some(), audio.as_ref().is_some_and(|a| a.settings().mic_sink.is_some()))
-            .with_av_sync(av_sync);
+            .with_av_sync(av_sync)
+            .with_bandwidth_estimation(bitrates);
         tokio::spawn(run(socket, hub, rx, source, audio, counters.clone()));
         Ok(Self { tx, udp_addr, public_ip, counters })
     }
@@ -170,6 +178,10 @@ impl WebRtc {
     }
 }
 
+/// How often each peer's estimate is reported to its stream again (well within
+/// `kelpie_media::congestion::STALE_AFTER`).
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 struct Feed {
     stream: Arc<VideoStream>,
     task: JoinHandle<()>,
@@ -197,6 +209,7 @@ async fn run(
     let mut events = Vec::new();
     let (frame_tx, mut frames) = mpsc::channel::<(VideoCodec, FrameMsg)>(8);
     let mut feeds: HashMap<VideoCodec, Feed> = HashMap::new();
+    let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
         let deadline = hub.poll(now, &mut out, &mut events);
@@ -220,11 +233,43 @@ async fn run(
                 }
                 HubEvent::Disconnected(id, why) => {
                     mics.remove(&id);
+                    for f in feeds.values() {
+                        f.stream.forget_viewer(id.budget_key(), now);
+                    }
                     tracing::info!(%id, "viewer left: {why}")
                 }
                 HubEvent::Microphone(id, opus) => crate::sound::microphone(&audio, &mut mics, id, &opus),
+                // The stream follows the slowest viewer that is not hopeless; a hopeless one
+                // gets keyframes only.
+                HubEvent::Estimate(id, codec, bps) => {
+                    if let Some(f) = feeds.get(&codec) {
+                        f.stream.report_estimate(id.budget_key(), bps, now);
+                        let only = f.stream.service(id.budget_key(), now) == Service::KeyframesOnly;
+                        hub.set_keyframes_only(id, only);
+                    }
+                }
             }
         }
+        // str0m reports an estimate when it changes; a steady one is reported again so that
+        // the stream's budget does not take it for a viewer gone quiet.
+        if now.saturating_duration_since(last_report) >= REPORT_EVERY {
+            last_report = now;
+            for (id, codec, path) in hub.paths() {
+                if let (Some(bps), Some(f)) = (path.estimate_bps, feeds.get(&codec)) {
+                    f.stream.report_estimate(id.budget_key(), bps, now);
+                }
+            }
+        }
+        counters.nacks.store(hub.nacks, Ordering::Relaxed);
+        // Opus carries in-band FEC for the worst loss a listener's path shows (the
+        // browser rebuilds a lost packet from the next one, and conceals the rest).
+        if let Some(a) = &audio {
+            let worst = hub.paths().filter_map(|(_, _, p)| p.loss).fold(0.0f32, f32::max);
+            a.set_expected_loss((worst * 100.0).ceil() as u32);
+        }
+        counters
+            .estimate_min_bps
+            .store(hub.paths().filter_map(|(_, _, p)| p.estimate_bps).min().unwrap_or(0), Ordering::Relaxed);
         counters.peers_alive.store(hub.peer_count() as u64, Ordering::Relaxed);
         counters.datagrams_unmatched.store(hub.unmatched_datagrams, Ordering::Relaxed);
         counters.idle_plis_ignored.store(hub.idle_plis_ignored, Ordering::Relaxed);

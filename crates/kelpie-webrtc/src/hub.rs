@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kelpie_media::{AudioFrame, Catchup, EncodedFrame, Verdict};
 use kelpie_protocol::VideoCodec;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
@@ -19,6 +20,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::{OfferError, WebRtcError};
+use kelpie_media::congestion::BitrateLimits;
 use kelpie_media::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 pub use route::MAX_REMOTE_CANDIDATES;
 use sync::{AvSync, ServerAges};
@@ -26,6 +28,14 @@ use sync::{AvSync, ServerAges};
 /// Identifies one viewer's peer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub u64);
+
+impl PeerId {
+    /// The peer's key in its stream's [`kelpie_media::congestion::StreamBudget`] (apart from
+    /// the keys of WebSocket viewers, which count up from 1).
+    pub fn budget_key(self) -> u64 {
+        (1 << 63) | self.0
+    }
+}
 
 impl std::fmt::Display for PeerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,6 +63,9 @@ pub enum HubEvent {
     Disconnected(PeerId, String),
     /// An Opus packet of the viewer's microphone.
     Microphone(PeerId, Vec<u8>),
+    /// A new estimate of what the peer's path carries (TWCC, delay- and loss-based), in
+    /// bit/s; its key in the stream's budget is [`PeerId::budget_key`].
+    Estimate(PeerId, VideoCodec, u64),
 }
 
 /// What one viewer's peer connection may do: all of it for a viewer with full access, less
@@ -110,6 +123,25 @@ struct Peer {
     sync: AvSync,
     /// Its keyframe requests, when it is limited (see [`PeerPolicy::keyframe_interval`]).
     keyframes: Option<KeyframeLimiter>,
+    /// Its path carries far less than the other viewers': it gets keyframes only.
+    keyframes_only: bool,
+    /// When it last got a keyframe.
+    last_keyframe_at: Option<Instant>,
+    /// What its path carries, as last estimated (bit/s), its loss and round trip.
+    pub(crate) path: PathStats,
+}
+
+/// What is known of one peer's path.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PathStats {
+    /// The bandwidth estimate, in bit/s.
+    pub estimate_bps: Option<u64>,
+    /// The share of packets lost (receiver reports).
+    pub loss: Option<f32>,
+    /// The round trip.
+    pub rtt: Option<Duration>,
+    /// NACKs received so far.
+    pub nacks: u64,
 }
 
 impl Peer {
@@ -146,6 +178,10 @@ impl Smoothed {
 /// loss comes within a round trip or two of the frame it concerns.
 const IDLE_PLI_AFTER: Duration = Duration::from_millis(2500);
 
+/// A peer served keyframes only gets a new one at most this often (each costs every other
+/// viewer of the stream a keyframe too).
+pub const KEYFRAMES_ONLY_INTERVAL: Duration = Duration::from_secs(3);
+
 /// All peer connections sharing one UDP port.
 pub struct Hub {
     peers: BTreeMap<PeerId, Peer>,
@@ -180,6 +216,10 @@ pub struct Hub {
     video_age: Smoothed,
     /// Codecs some peer needs a keyframe of, reported by the next poll.
     keyframes_wanted: Vec<VideoCodec>,
+    /// The range bandwidth estimates keep to; `None`: no estimation.
+    bitrates: Option<BitrateLimits>,
+    /// NACKs received from every peer, gone ones included.
+    pub nacks: u64,
 }
 
 impl Hub {
@@ -203,6 +243,8 @@ impl Hub {
             audio_age: Smoothed::default(),
             video_age: Smoothed::default(),
             keyframes_wanted: Vec::new(),
+            bitrates: None,
+            nacks: 0,
         }
     }
 
@@ -219,6 +261,34 @@ impl Hub {
     pub fn with_av_sync(mut self, on: bool) -> Self {
         self.av_sync = on;
         self
+    }
+
+    /// Estimates each peer's path with TWCC feedback (delay-based, with a loss-based cap),
+    /// starting at `limits.start_bps` and probing up to `limits.max_bps`; the estimates come
+    /// out of the poll as [`HubEvent::Estimate`].
+    pub fn with_bandwidth_estimation(mut self, limits: BitrateLimits) -> Self {
+        self.bitrates = Some(limits);
+        self
+    }
+
+    /// Serves a peer keyframes only, or every frame again.
+    pub fn set_keyframes_only(&mut self, id: PeerId, on: bool) {
+        if let Some(p) = self.peers.get_mut(&id)
+            && p.keyframes_only != on
+        {
+            tracing::info!(%id, on, "keyframes only: the path is far slower than other viewers'");
+            p.keyframes_only = on;
+            if !on {
+                // Its last keyframe was long ago: deltas wait for the next.
+                p.catchup.need_keyframe();
+                self.keyframes_wanted.push(p.codec);
+            }
+        }
+    }
+
+    /// What is known of each peer's path, with the peer's codec.
+    pub fn paths(&self) -> impl Iterator<Item = (PeerId, VideoCodec, PathStats)> + '_ {
+        self.peers.values().map(|p| (p.id, p.codec, p.path))
     }
 
     /// Number of live peers.
@@ -280,7 +350,16 @@ impl Hub {
             // playout-delay min=max=0 puts Chromium's receiver in its low-latency mode:
             // frames are rendered as soon as they are decoded, without smoothing.
             .set_extension(12, Extension::PlayoutDelay)
+            // TWCC (transport-wide sequence numbers, extension 3 of str0m's standard map) is
+            // what Chromium's offer carries; its feedback drives the estimate.
+            .enable_bwe(self.bitrates.map(|b| Bitrate::bps(b.start_bps)))
             .build(now);
+        if let Some(b) = self.bitrates {
+            // str0m pads up to its minimum whenever the peer could send video, a still screen
+            // included: a minimum of zero leaves only its own 50 kbit/s keep-alive padding.
+            // Kelpie's floor (--min-bitrate) is kept by the stream's budget instead.
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(b.max_bps));
+        }
         let cand = Candidate::host(local, "udp").map_err(WebRtcError::BadCandidate)?;
         rtc.add_local_candidate(cand);
         let answer =
@@ -313,6 +392,9 @@ impl Hub {
             microphone,
             sync: AvSync::default(),
             keyframes: policy.keyframe_interval.map(KeyframeLimiter::new),
+            keyframes_only: false,
+            last_keyframe_at: None,
+            path: PathStats::default(),
         };
         self.peers.insert(id, peer);
         tracing::debug!(%id, codec = codec.as_str(), ?policy, "peer created");
@@ -427,6 +509,15 @@ impl Hub {
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
             };
+            if p.keyframes_only && !frame.keyframe {
+                if p.last_keyframe_at
+                    .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAMES_ONLY_INTERVAL)
+                {
+                    ask = true;
+                    p.last_keyframe_at = Some(now);
+                }
+                continue;
+            }
             // WebRTC frames are not dropped for their age: the browser's jitter buffer and
             // its keyframe requests deal with a slow path.
             match p.catchup.frame(now, frame.captured, frame.keyframe, Duration::MAX) {
@@ -452,6 +543,9 @@ impl Hub {
                 Ok(()) => {
                     p.frames_sent += 1;
                     p.last_frame_at = Some(now);
+                    if frame.keyframe {
+                        p.last_keyframe_at = Some(now);
+                    }
                 }
                 Err(e) => {
                     // What follows would depend on the frame that did not go out.
@@ -494,6 +588,17 @@ impl Hub {
                     }
                     Ok(Output::Transmit(t)) => {
                         out.push(Transmit { destination: t.destination, contents: t.contents.to_vec() })
+                    }
+                    Ok(Output::Event(Event::MediaEgressStats(s)))
+                        if Some(s.mid) == p.track.as_ref().map(|t| t.0) =>
+                    {
+                        self.nacks += s.nacks.saturating_sub(p.path.nacks);
+                        p.path = PathStats { loss: s.loss, rtt: s.rtt, nacks: s.nacks, ..p.path };
+                    }
+                    Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }))) => {
+                        let bps = estimate.as_u64();
+                        p.path.estimate_bps = Some(bps);
+                        events.push(HubEvent::Estimate(p.id, p.codec, bps));
                     }
                     Ok(Output::Event(e)) => handle_event(
                         p,

@@ -1,6 +1,7 @@
 //! A hub and a str0m client peer wired together in memory, on simulated time.
 
 use super::*;
+use kelpie_media::congestion::BitrateLimits;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::MediaData;
 
@@ -28,8 +29,11 @@ fn client_offer(now: Instant, h264: bool) -> (Rtc, SdpPendingOffer, String) {
 
 impl Pair {
     fn new(h264: bool) -> (Self, Answer) {
+        Self::with_hub(Hub::new(vec![VideoCodec::H264, VideoCodec::Vp8]), h264)
+    }
+
+    fn with_hub(mut hub: Hub, h264: bool) -> (Self, Answer) {
         let now = Instant::now();
-        let mut hub = Hub::new(vec![VideoCodec::H264, VideoCodec::Vp8]);
         let (mut client, pending, offer) = client_offer(now, h264);
         let answer = hub.accept_offer(now, &offer, SERVER.parse().unwrap()).unwrap();
         let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
@@ -119,6 +123,60 @@ fn offer_answer_connects_and_delivers_frames_after_a_keyframe() {
     assert_eq!(p.received.len(), 2, "keyframe and the delta after it arrive");
     assert!(p.received[0].data.ends_with(&[2; 3000]));
     assert!(p.received[1].data.ends_with(&[3; 3000]));
+}
+
+#[test]
+fn twcc_feedback_gives_estimates_within_the_limits() {
+    let limits = BitrateLimits::from_kbps(300, 2000, 8000);
+    let hub = Hub::new(vec![VideoCodec::H264]).with_bandwidth_estimation(limits);
+    let (mut p, answer) = Pair::with_hub(hub, true);
+    p.run(Duration::from_secs(1));
+    for i in 0..120u8 {
+        let f = p.frame(i == 0, i);
+        p.hub.send_frame(p.now, VideoCodec::H264, &f);
+        p.run(Duration::from_millis(16));
+    }
+    let estimates: Vec<u64> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            HubEvent::Estimate(id, VideoCodec::H264, bps) if *id == answer.peer => Some(*bps),
+            _ => None,
+        })
+        .collect();
+    assert!(!estimates.is_empty(), "no estimate in {:?}", p.events);
+    assert!(estimates.iter().all(|&b| (300_000..=8_000_000).contains(&b)), "{estimates:?}");
+    assert_eq!(p.hub.paths().next().unwrap().2.estimate_bps, estimates.last().copied());
+}
+
+#[test]
+fn a_peer_served_keyframes_only_gets_no_deltas_and_a_keyframe_now_and_then() {
+    let (mut p, answer) = Pair::new(true);
+    p.run(Duration::from_secs(1));
+    let key = p.frame(true, 1);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(100));
+    p.hub.set_keyframes_only(answer.peer, true);
+    p.events.clear();
+    // Deltas for a little less than the interval: none goes out, no keyframe is asked for.
+    for i in 2..40u8 {
+        let f = p.frame(false, i);
+        p.hub.send_frame(p.now, VideoCodec::H264, &f);
+        p.run(Duration::from_millis(70));
+    }
+    assert_eq!(p.received.len(), 1, "only the keyframe arrived");
+    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)), "{:?}", p.events);
+    // Past the interval, one keyframe is asked for.
+    p.run(KEYFRAMES_ONLY_INTERVAL);
+    let f = p.frame(false, 50);
+    p.hub.send_frame(p.now, VideoCodec::H264, &f);
+    p.run(Duration::from_millis(10));
+    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+    assert_eq!(asked, 1, "{:?}", p.events);
+    let key = p.frame(true, 51);
+    p.hub.send_frame(p.now, VideoCodec::H264, &key);
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.received.len(), 2);
 }
 
 #[test]

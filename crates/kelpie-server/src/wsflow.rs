@@ -1,0 +1,106 @@
+//! The WebSocket video's flow control, shared by the viewer's socket reader (which hands it
+//! the client's `ack` messages) and its writer (`wsmedia`, which asks it whether a frame may
+//! go and tells it what went): an [`AckEstimator`] per video subscription, and a wake-up for
+//! a writer waiting on a full window.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kelpie_media::congestion::{AckEstimator, BitrateLimits};
+use tokio::sync::Notify;
+
+/// One viewer's WebSocket video flow.
+#[derive(Debug)]
+pub struct WsFlow {
+    limits: BitrateLimits,
+    estimator: Mutex<Option<AckEstimator>>,
+    opened: Notify,
+    /// The viewer's key in its stream's budget.
+    pub key: u64,
+}
+
+impl WsFlow {
+    /// A flow whose estimates keep to `limits`.
+    pub fn new(limits: BitrateLimits) -> Self {
+        Self {
+            limits,
+            estimator: Mutex::new(None),
+            opened: Notify::new(),
+            key: kelpie_media::congestion::viewer_key(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut AckEstimator) -> R) -> Option<R> {
+        self.estimator.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(f)
+    }
+
+    /// Video starts (again): a new estimate from the start bitrate, nothing in flight.
+    pub fn start(&self) {
+        *self.estimator.lock().unwrap_or_else(|e| e.into_inner()) = Some(AckEstimator::new(self.limits));
+        self.opened.notify_one();
+    }
+
+    /// Video stopped: acknowledgements change nothing until it starts again.
+    pub fn stop(&self) {
+        *self.estimator.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The client's acknowledgement of every frame up to `pts` (µs).
+    pub fn acked(&self, now: Instant, pts: u64) {
+        self.with(|e| e.acked(now, pts));
+        self.opened.notify_one();
+    }
+
+    /// Whether a frame may go now (true while no video flows).
+    pub fn may_send(&self) -> bool {
+        self.with(|e| e.may_send()).unwrap_or(true)
+    }
+
+    /// A frame came while the window was full.
+    pub fn window_full(&self, now: Instant) {
+        self.with(|e| e.window_full(now));
+    }
+
+    /// A frame of `bytes` with `pts` (µs) went out at `now`.
+    pub fn sent(&self, now: Instant, pts: u64, bytes: u64) {
+        self.with(|e| e.sent(now, pts, bytes));
+    }
+
+    /// The bitrate this viewer's path carries, as estimated, in bit/s.
+    pub fn target_bps(&self) -> Option<u64> {
+        self.with(|e| e.target_bps())
+    }
+
+    /// Waits until the window has room.
+    pub async fn open(&self) {
+        while !self.may_send() {
+            self.opened.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_acknowledgement_opens_a_full_window() {
+        let flow = std::sync::Arc::new(WsFlow::new(BitrateLimits::from_kbps(300, 1000, 8000)));
+        assert!(flow.may_send(), "no video: nothing holds");
+        flow.start();
+        let t = Instant::now();
+        flow.sent(t, 1_000, 500_000);
+        assert!(!flow.may_send());
+        let f = flow.clone();
+        let waiter = tokio::spawn(async move { f.open().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        flow.acked(t + Duration::from_millis(30), 1_000);
+        tokio::time::timeout(Duration::from_secs(1), waiter).await.unwrap().unwrap();
+        assert!(flow.target_bps().is_some());
+        flow.stop();
+        assert_eq!(flow.target_bps(), None);
+    }
+}
