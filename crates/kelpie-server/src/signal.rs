@@ -232,7 +232,18 @@ impl Connection {
                 }
             }
             Action::Input(input) => state.input.send(id, input),
-            Action::ReleaseInput(viewer) => state.input.release(viewer),
+            Action::ReleaseInput(viewer) => {
+                state.input.release(viewer);
+                if let Some(g) = &state.gamepads {
+                    g.release(viewer);
+                }
+            }
+            Action::Gamepad(pad) => match &state.gamepads {
+                Some(g) => g.set(id, usize::from(pad.index), &pad.buttons, &pad.axes),
+                None => {
+                    state.metrics.input_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            },
             Action::Count(Refusal::Signal) => {
                 state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
             }
