@@ -107,6 +107,8 @@ write("protocol_parse", "candidate-nomid.json", json.dumps({"type": "candidate",
 write("protocol_parse", "keyframe.json", '{"type":"keyframe"}')
 write("protocol_parse", "audiodelay.json", '{"type":"audiodelay","ms":64,"video_ms":31}')
 write("protocol_parse", "viewerstats.json", '{"type":"viewerstats","fps":60,"rtt_ms":12,"loss_ppm":500,"delay_ms":9}')
+write("protocol_parse", "gamepad.json", '{"type":"gamepad","index":1,"buttons":[32767,0,0,0,0,0,12000,0,0,0,0,0,0,0,0,32767,0],"axes":[-32767,0,5,32767]}')
+write("protocol_parse", "gamepad-bad.json", '{"type":"gamepad","index":3,"buttons":[],"axes":[-32768]}')
 write("protocol_parse", "unknown.json", '{"type":"offer","sdp":"v=0","extra":[1,2.5e3,null,true,"\\u00e9"]}')
 write("protocol_parse", "oversized.txt", '!{"type":"offer","sdp":"' + "a" * 200 + '"}')
 write("protocol_parse", "junk.bin", b'{"type":')
