@@ -1,8 +1,9 @@
 // Gamepads: the page's Gamepad API (a pad the test drives through navigator.getGamepads) →
 // the `gamepad` messages → kelpie → /dev/input/js0 of a program on the desktop, through the
 // LD_PRELOAD interposer. There is no /dev/input nor /dev/uinput here: the reader (python3
-// reading 8-byte js_event records) gets exactly the presses and moves the test makes, and
-// the pad is put at rest when its viewer leaves.
+// reading 8-byte js_event records) gets exactly the presses and moves the test makes; a
+// view-only viewer writing gamepad messages itself moves nothing and is counted; the pad is
+// put at rest when its viewer leaves.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,7 @@ const FAKE_PAD = () => {
   navigator.getGamepads = () => [window.__pad, null, null, null];
 };
 
+const VIEW = 'gamepad-view-only-token';
 const browser = await launchBrowser();
 const running = new Set();
 after(async () => {
@@ -60,7 +62,9 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   const reader = join(dir, 'reader.py');
   const out = join(dir, 'events.txt');
   writeFileSync(reader, READER);
-  const k = await startKelpie({ args: ['--size', '640x480', '--app', `python3 ${reader} ${out}`] });
+  const k = await startKelpie({
+    args: ['--size', '640x480', '--view-token', VIEW, '--app', `python3 ${reader} ${out}`],
+  });
   running.add(k);
 
   // The program opened the pad as the desktop started: it read the state at rest first.
@@ -74,6 +78,8 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   await page.goto(k.url);
   await waitForState(page, 'streaming', 30000);
 
+  const metrics = async () =>
+    (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
   const set = (fn, arg) => page.evaluate(fn, arg);
   const steps = [
     // [what the page's pad does, the records the program must read]
@@ -96,13 +102,33 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   await sleep(500);
   assert.equal(readFileSync(out, 'utf8').split('\n').filter(Boolean).length, want, 'no extra records');
 
+  // A view-only viewer that writes gamepad messages itself (as an attacker would, not through
+  // the page, which sends none without control) moves nothing, and is counted.
+  const rejected = async () => Number((await metrics()).match(/^kelpie_input_rejected_total (\d+)$/m)[1]);
+  const before = await rejected();
+  const spy = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  const spyPage = await spy.newPage();
+  await spyPage.goto(`${k.base}?token=${VIEW}`);
+  await waitForState(spyPage, 'streaming', 30000);
+  await spyPage.evaluate(async () => {
+    const ws = new WebSocket(new URL('api/signal', document.baseURI).href.replace(/^http/, 'ws'));
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    for (let i = 0; i < 10; i++) ws.send(JSON.stringify({ type: 'gamepad', index: 0, buttons: [32767, 32767], axes: [32767] }));
+    await new Promise((r) => setTimeout(r, 300));
+    ws.close();
+  });
+  await sleep(300);
+  assert.equal(readFileSync(out, 'utf8').split('\n').filter(Boolean).length, want, 'the view-only viewer moved nothing');
+  assert.ok((await rejected()) >= before + 10, 'its gamepad messages are counted as refused input');
+  await spy.close();
+
   // The viewer leaves holding Start, a stick, a trigger and the d-pad: all put at rest.
   await context.close();
   const got = await lines(out, want + 5, 'release on leaving');
   assert.deepEqual(got.slice(want).sort(), ['1 7 0', '2 0 0', '2 4 0', '2 5 -32767', '2 6 0'].sort());
 
-  const metrics = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
-  assert.match(metrics, /^kelpie_gamepad_updates_total 8$/m, metrics.match(/kelpie_gamepad.*/g)?.join('\n'));
-  assert.match(metrics, /^kelpie_gamepad_readers_total 1$/m);
-  assert.match(metrics, /^kelpie_gamepad_released_total 1$/m);
+  const m = await metrics();
+  assert.match(m, /^kelpie_gamepad_updates_total 8$/m, m.match(/kelpie_gamepad.*/g)?.join('\n'));
+  assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
+  assert.match(m, /^kelpie_gamepad_released_total 1$/m);
 });
