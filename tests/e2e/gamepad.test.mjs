@@ -132,3 +132,25 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
   assert.match(m, /^kelpie_gamepad_released_total 1$/m);
 });
+
+test('--gamepads off: the programs get no interposer and the pads go nowhere', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-gamepad-off-'));
+  const envFile = join(dir, 'env.txt');
+  const k = await startKelpie({ args: ['--size', '640x480', '--gamepads', 'off', '--app', `env > ${envFile}; sleep 600`] });
+  running.add(k);
+  const env = await lines(envFile, 1, 'the app starts');
+  assert.ok(!env.some((l) => l.startsWith('GAMEPAD_SOCKET_DIR=') || /kelpie_gamepad/.test(l)), env.join('\n'));
+  const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  await context.addInitScript(FAKE_PAD);
+  const page = await context.newPage();
+  await page.goto(k.url);
+  await waitForState(page, 'streaming', 30000);
+  await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }));
+  await sleep(300);
+  const m = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  assert.match(m, /^kelpie_gamepad_updates_total 0$/m);
+  assert.match(m, /^kelpie_input_rejected_total 0$/m, 'the controller is not blamed for a feature that is off');
+  await context.close();
+  await k.stop();
+  running.delete(k);
+});

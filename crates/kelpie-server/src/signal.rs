@@ -238,12 +238,13 @@ impl Connection {
                     g.release(viewer);
                 }
             }
-            Action::Gamepad(pad) => match &state.gamepads {
-                Some(g) => g.set(id, usize::from(pad.index), &pad.buttons, &pad.axes),
-                None => {
-                    state.metrics.input_rejected.fetch_add(1, Ordering::Relaxed);
+            // With --gamepads off (or --display) the controller's pads go nowhere: not an
+            // error of the viewer's, so not counted.
+            Action::Gamepad(pad) => {
+                if let Some(g) = &state.gamepads {
+                    g.set(id, usize::from(pad.index), &pad.buttons, &pad.axes);
                 }
-            },
+            }
             Action::Count(Refusal::Signal) => {
                 state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
             }
