@@ -26,7 +26,7 @@ pub struct GamepadCounters {
     pub events: AtomicU64,
     /// Programs that opened a pad.
     pub readers: AtomicU64,
-    /// Programs dropped because they stopped reading.
+    /// Programs dropped because they stopped reading (not those that closed the device).
     pub dropped: AtomicU64,
     /// Pads put back at rest because their viewer left or lost control.
     pub released: AtomicU64,
@@ -149,13 +149,21 @@ impl Gamepads {
         }
         self.counters.updates.fetch_add(1, Ordering::Relaxed);
         let bytes: Vec<u8> = events.iter().flat_map(|e: &JsEvent| e.to_bytes()).collect();
-        let before = slot.readers.len();
-        // A short or refused write means the reader stopped reading (or left): drop it
-        // rather than split a record or wait.
-        slot.readers.retain_mut(|r| matches!(r.write(&bytes), Ok(n) if n == bytes.len()));
-        let kept = slot.readers.len();
-        self.counters.events.fetch_add((events.len() * kept) as u64, Ordering::Relaxed);
-        self.counters.dropped.fetch_add((before - kept) as u64, Ordering::Relaxed);
+        // A program that closed the device is forgotten; one whose buffer is full stopped
+        // reading: it is dropped (and counted) rather than sent a split record or waited for.
+        let mut stalled = 0;
+        slot.readers.retain_mut(|r| match r.write(&bytes) {
+            Ok(n) if n == bytes.len() => true,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe || e.kind() == io::ErrorKind::ConnectionReset => {
+                false
+            }
+            _ => {
+                stalled += 1;
+                false
+            }
+        });
+        self.counters.events.fetch_add((events.len() * slot.readers.len()) as u64, Ordering::Relaxed);
+        self.counters.dropped.fetch_add(stalled, Ordering::Relaxed);
     }
 }
 
@@ -248,6 +256,11 @@ mod tests {
             }
         }
         assert_eq!(g.counters().dropped.load(Ordering::Relaxed), 1, "the stalled reader is dropped");
+        // One that closes is forgotten without being counted as stalled.
+        drop(live);
+        g.set(1, 0, &[32767], &[]);
+        g.set(1, 0, &[], &[]);
+        assert_eq!(g.counters().dropped.load(Ordering::Relaxed), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
