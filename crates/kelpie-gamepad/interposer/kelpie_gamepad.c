@@ -14,7 +14,7 @@
 #include <fcntl.h>
 #include <linux/input.h>
 #include <linux/joystick.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +32,6 @@ static const unsigned char AXES[] = {ABS_X, ABS_Y, ABS_Z, ABS_RX, ABS_RY, ABS_RZ
 static const unsigned short BUTTONS[] = {BTN_SOUTH, BTN_EAST,  BTN_NORTH, BTN_WEST,   BTN_TL,    BTN_TR,
                                          BTN_SELECT, BTN_START, BTN_MODE, BTN_THUMBL, BTN_THUMBR};
 
-/* Descriptors this library opened (a socket standing for a joystick), by number. */
-static int fds[MAX_FDS];
-static int nfds;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
 static void *real(const char *name) {
     void *f = dlsym(RTLD_NEXT, name);
     if (!f) {
@@ -46,23 +41,31 @@ static void *real(const char *name) {
     return f;
 }
 
+/* Descriptors this library opened (a socket standing for a joystick), stored as fd + 1 (0:
+ * a free slot). Lock-free, so that close() stays async-signal-safe (a child between fork and
+ * exec closes descriptors while another thread of the parent may have been in here). */
+static _Atomic int fds[MAX_FDS];
+
 static int is_ours(int fd) {
-    int found = 0;
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < nfds; i++) found |= fds[i] == fd;
-    pthread_mutex_unlock(&lock);
-    return found;
+    for (int i = 0; i < MAX_FDS; i++)
+        if (atomic_load(&fds[i]) == fd + 1) return 1;
+    return 0;
 }
 
 static void forget(int fd) {
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < nfds; i++) {
-        if (fds[i] == fd) {
-            fds[i] = fds[--nfds];
-            break;
-        }
+    for (int i = 0; i < MAX_FDS; i++) {
+        int want = fd + 1;
+        if (atomic_compare_exchange_strong(&fds[i], &want, 0)) return;
     }
-    pthread_mutex_unlock(&lock);
+}
+
+/* Takes a free slot for `fd`; 0 when every slot is taken. */
+static int remember(int fd) {
+    for (int i = 0; i < MAX_FDS; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&fds[i], &free_slot, fd + 1)) return 1;
+    }
+    return 0;
 }
 
 /* The pad a path names (0..MAX_PADS-1), or -1 when it is not one of ours. */
@@ -92,11 +95,7 @@ static int open_pad(int pad, int flags) {
         return -1;
     }
     shutdown(fd, SHUT_WR);
-    pthread_mutex_lock(&lock);
-    int full = nfds == MAX_FDS;
-    if (!full) fds[nfds++] = fd;
-    pthread_mutex_unlock(&lock);
-    if (full) {
+    if (!remember(fd)) {
         close(fd);
         errno = EMFILE;
         return -1;
