@@ -13,8 +13,10 @@ import { INITIAL_STATE, transition, type Effect, type MachineEvent, type Machine
 import { browserPlatform, type Platform } from './platform';
 import {
   validateInputMessage,
+  validateClientMessage,
   type ClipboardMessage,
   type CursorMessage,
+  type GamepadMessage,
   type InputMessage,
   type RateMessage,
   type ResizeMessage,
@@ -205,6 +207,13 @@ export class Connection {
   /** Sends a resize or rate request while streaming. Returns whether it was sent. */
   sendSetting(msg: ResizeMessage | RateMessage): boolean {
     if (!this.canSendInput) return false;
+    this.attempt?.send(msg);
+    return true;
+  }
+
+  /** Sends a gamepad's state while streaming (see `gamepad.ts`). Returns whether it was sent. */
+  sendGamepad(msg: GamepadMessage): boolean {
+    if (!this.canSendInput || validateClientMessage(msg) !== null) return false;
     this.attempt?.send(msg);
     return true;
   }

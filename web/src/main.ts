@@ -3,6 +3,7 @@
 import './style.css';
 import { pageSound } from './audio';
 import { Connection } from './connection';
+import { startGamepads } from './gamepad';
 import { InputController } from './input';
 import { localShortcut } from './keysym';
 import type { Point } from './mapping';
@@ -121,6 +122,11 @@ const input = new InputController(conn, {
   pointerLockButton: button('pointer-lock-toggle'),
   keyboardButton: button('keyboard-toggle'),
   canvas,
+});
+
+startGamepads({
+  canDrive: () => conn.canSendInput && describeViewers(conn.viewers).inControl,
+  sendGamepad: (msg) => conn.sendGamepad(msg),
 });
 
 /** Pixels of the current picture (see `KelpieApi.sample`). */

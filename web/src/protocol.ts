@@ -276,6 +276,26 @@ export interface RecordMessage {
   on: boolean;
 }
 
+/**
+ * One gamepad's whole state in the standard mapping (the viewer with control): buttons
+ * 0..GAMEPAD_FULL, axes -GAMEPAD_FULL..GAMEPAD_FULL, whole numbers.
+ */
+export interface GamepadMessage {
+  type: 'gamepad';
+  index: number;
+  buttons: number[];
+  axes: number[];
+}
+
+/** Gamepads the server presents (`MAX_GAMEPADS`). */
+export const MAX_GAMEPADS = 4;
+/** Buttons per `gamepad` message at most (`MAX_GAMEPAD_BUTTONS`). */
+export const MAX_GAMEPAD_BUTTONS = 17;
+/** Axes per `gamepad` message at most (`MAX_GAMEPAD_AXES`). */
+export const MAX_GAMEPAD_AXES = 4;
+/** Full scale of a button or axis value (`GAMEPAD_FULL`). */
+export const GAMEPAD_FULL = 32767;
+
 /** Change the stream's frame rate and bitrate (the viewer with control). */
 export interface RateMessage {
   type: 'rate';
@@ -289,6 +309,7 @@ export type ClientMessage =
   | ResizeMessage
   | RateMessage
   | RecordMessage
+  | GamepadMessage
   | OfferMessage
   | CandidateMessage
   | KeyframeMessage
@@ -571,6 +592,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return JSON.stringify({ type: 'rate', fps: msg.fps, bitrate: msg.bitrate });
     case 'record':
       return JSON.stringify({ type: 'record', on: msg.on });
+    case 'gamepad':
+      return JSON.stringify({ type: 'gamepad', index: msg.index, buttons: msg.buttons, axes: msg.axes });
   }
 }
 
@@ -692,6 +715,16 @@ function checkClientFields(msg: ClientMessage): string | null {
       return isInt(msg.fps, 1, 240) && isInt(msg.bitrate, 100, 400_000) ? null : 'frame rate or bitrate out of range';
     case 'record':
       return typeof msg.on === 'boolean' ? null : '"on" must be a boolean';
+    case 'gamepad':
+      return isInt(msg.index, 0, MAX_GAMEPADS - 1) &&
+        Array.isArray(msg.buttons) &&
+        msg.buttons.length <= MAX_GAMEPAD_BUTTONS &&
+        msg.buttons.every((v) => isInt(v, 0, GAMEPAD_FULL)) &&
+        Array.isArray(msg.axes) &&
+        msg.axes.length <= MAX_GAMEPAD_AXES &&
+        msg.axes.every((v) => isInt(v, -GAMEPAD_FULL, GAMEPAD_FULL))
+        ? null
+        : 'gamepad state out of range';
     case 'wsvideo':
       if (!Array.isArray(msg.codecs) || msg.codecs.length === 0 || msg.codecs.length > 8) {
         return 'the codec list must have 1 to 8 codecs';

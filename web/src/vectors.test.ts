@@ -53,6 +53,7 @@ const CLIENT_TYPES = {
   rate: true,
   viewerstats: true,
   record: true,
+  gamepad: true,
 } satisfies Record<ClientMessage['type'], true>;
 
 /** Every type of `ServerMessage` the page parses. */

@@ -24,6 +24,14 @@ pub const MAX_AUDIO_DELAY_MS: u32 = 2000;
 pub const MAX_REPORT_MS: u32 = 60_000;
 /// Largest frame rate a `viewerstats` report may carry.
 pub const MAX_REPORT_FPS: u32 = 1000;
+/// Gamepads a viewer may drive (`index` 0..=3).
+pub const MAX_GAMEPADS: u8 = 4;
+/// Most buttons a `gamepad` message may carry (the standard mapping's 17).
+pub const MAX_GAMEPAD_BUTTONS: usize = 17;
+/// Most axes a `gamepad` message may carry (the standard mapping's 4).
+pub const MAX_GAMEPAD_AXES: usize = 4;
+/// Full scale of a gamepad button or axis value.
+pub const GAMEPAD_FULL: i32 = 32767;
 /// Loss in a `viewerstats` report is in parts per million: at most all of it.
 pub const MAX_REPORT_LOSS_PPM: u32 = 1_000_000;
 
@@ -138,8 +146,36 @@ pub enum ClientMessage {
     Clipboard(ClipboardChunk),
     /// What the viewer measured lately (`viewerstats` on the wire), for `/metrics`.
     ViewerStats(ViewerReport),
+    /// The state of one of the browser's gamepads (the viewer with control).
+    Gamepad(GamepadState),
     /// Keyboard or mouse input, for the input thread.
     Input(InputEvent),
+}
+
+/// One gamepad's whole state, in the browser's standard mapping (`gamepad` on the wire).
+/// A pad that was disconnected is sent once at rest (every value 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GamepadState {
+    /// The pad's slot, below [`MAX_GAMEPADS`].
+    pub index: u8,
+    /// Button values, 0 (released) ..= [`GAMEPAD_FULL`] (fully pressed), at most
+    /// [`MAX_GAMEPAD_BUTTONS`].
+    pub buttons: Vec<i32>,
+    /// Axis values, −[`GAMEPAD_FULL`] (left, up) ..= [`GAMEPAD_FULL`], at most
+    /// [`MAX_GAMEPAD_AXES`].
+    pub axes: Vec<i32>,
+}
+
+impl GamepadState {
+    /// Whether every field lies within its bound.
+    pub fn is_valid(&self) -> bool {
+        self.index < MAX_GAMEPADS
+            && self.buttons.len() <= MAX_GAMEPAD_BUTTONS
+            && self.axes.len() <= MAX_GAMEPAD_AXES
+            && self.buttons.iter().all(|v| (0..=GAMEPAD_FULL).contains(v))
+            && self.axes.iter().all(|v| (-GAMEPAD_FULL..=GAMEPAD_FULL).contains(v))
+    }
 }
 
 /// Keyboard and mouse input from the browser: what the input thread applies to the display.
@@ -240,6 +276,7 @@ impl ClientMessage {
             Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
             Self::ViewerStats(r) => check(r.is_valid(), "viewer stats"),
+            Self::Gamepad(g) => check(g.is_valid(), "gamepad state"),
             Self::AudioDelay { ms, video_ms } => check(
                 *ms <= MAX_AUDIO_DELAY_MS && video_ms.is_none_or(|v| v <= MAX_AUDIO_DELAY_MS),
                 "audio delay",
@@ -297,7 +334,7 @@ impl From<InputEvent> for ClientMessage {
 mod wire {
     use serde::{Deserialize, Serialize};
 
-    use super::{ClientMessage as M, InputEvent as I, ViewerReport};
+    use super::{ClientMessage as M, GamepadState, InputEvent as I, ViewerReport};
     use crate::{ClipboardChunk, VideoCodec};
 
     #[derive(Serialize, Deserialize)]
@@ -377,6 +414,7 @@ mod wire {
         Clipboard(ClipboardChunk),
         #[serde(rename = "viewerstats")]
         ViewerStats(ViewerReport),
+        Gamepad(GamepadState),
     }
 
     fn default_dpi() -> u32 {
@@ -399,6 +437,7 @@ mod wire {
                 Wire::Record { on } => Self::Record { on },
                 Wire::Clipboard(c) => Self::Clipboard(c),
                 Wire::ViewerStats(r) => Self::ViewerStats(r),
+                Wire::Gamepad(g) => Self::Gamepad(g),
                 Wire::Key { keysym, down } => Self::Input(I::Key { keysym, down }),
                 Wire::Text { text } => Self::Input(I::Text { text }),
                 Wire::Mouse { x, y } => Self::Input(I::Mouse { x, y }),
@@ -427,6 +466,7 @@ mod wire {
                 M::Record { on } => Self::Record { on },
                 M::Clipboard(c) => Self::Clipboard(c),
                 M::ViewerStats(r) => Self::ViewerStats(r),
+                M::Gamepad(g) => Self::Gamepad(g),
                 M::Input(I::Key { keysym, down }) => Self::Key { keysym, down },
                 M::Input(I::Text { text }) => Self::Text { text },
                 M::Input(I::Mouse { x, y }) => Self::Mouse { x, y },
@@ -480,6 +520,42 @@ mod tests {
             r#"{"type":"viewerstats","fps":-1}"#,
             r#"{"type":"viewerstats","fps":1.5}"#,
             r#"{"type":"viewerstats","viewer":"x"}"#,
+        ] {
+            assert!(matches!(ClientMessage::parse(bad), Err(ProtocolError::Malformed(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gamepad_states_are_bounded_and_not_keyboard_input() {
+        let m = ClientMessage::parse(r#"{"type":"gamepad","index":3,"buttons":[0,32767],"axes":[-32767,5]}"#)
+            .unwrap();
+        let want = GamepadState { index: 3, buttons: vec![0, 32767], axes: vec![-32767, 5] };
+        assert_eq!(m, ClientMessage::Gamepad(want));
+        assert!(!m.is_input(), "pads do not go to the XTEST thread");
+        let full = format!(
+            r#"{{"type":"gamepad","index":0,"buttons":[{}],"axes":[1,2,3,4]}}"#,
+            vec!["1"; MAX_GAMEPAD_BUTTONS].join(",")
+        );
+        assert!(ClientMessage::parse(&full).is_ok());
+        for bad in [
+            r#"{"type":"gamepad","index":4,"buttons":[],"axes":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[32768],"axes":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[-1],"axes":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[],"axes":[-32768]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[],"axes":[0,0,0,0,0]}"#,
+        ] {
+            assert!(matches!(ClientMessage::parse(bad), Err(ProtocolError::OutOfRange(_))), "{bad}");
+        }
+        let many = format!(
+            r#"{{"type":"gamepad","index":0,"buttons":[{}],"axes":[]}}"#,
+            vec!["0"; MAX_GAMEPAD_BUTTONS + 1].join(",")
+        );
+        assert_eq!(ClientMessage::parse(&many), Err(ProtocolError::OutOfRange("gamepad state")));
+        for bad in [
+            r#"{"type":"gamepad","index":256,"buttons":[],"axes":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[0.5],"axes":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[]}"#,
+            r#"{"type":"gamepad","index":0,"buttons":[],"axes":[],"id":"x"}"#,
         ] {
             assert!(matches!(ClientMessage::parse(bad), Err(ProtocolError::Malformed(_))), "{bad}");
         }

@@ -130,7 +130,8 @@ mod server;
 
 pub use binary::{AudioFrameHeader, BinaryKind, VideoFrameHeader};
 pub use client::{
-    ClientMessage, InputEvent, MAX_AUDIO_DELAY_MS, MAX_HELD_KEYS, MAX_KEYSYM, MAX_REL_MOVE, MAX_REPORT_FPS,
+    ClientMessage, GAMEPAD_FULL, GamepadState, InputEvent, MAX_AUDIO_DELAY_MS, MAX_GAMEPAD_AXES,
+    MAX_GAMEPAD_BUTTONS, MAX_GAMEPADS, MAX_HELD_KEYS, MAX_KEYSYM, MAX_REL_MOVE, MAX_REPORT_FPS,
     MAX_REPORT_LOSS_PPM, MAX_REPORT_MS, MAX_TEXT_CHARS, MAX_WHEEL_CLICKS, ProtocolError, ViewerReport,
 };
 pub use clipboard::{CLIPBOARD_CHUNK_BASE64, CLIPBOARD_CHUNK_BYTES, CLIPBOARD_MIMES, ClipboardChunk};

@@ -56,6 +56,7 @@ fn every_variant_of_client_message_has_a_vector() {
         "button",
         "candidate",
         "clipboard",
+        "gamepad",
         "give_control",
         "key",
         "keyframe",

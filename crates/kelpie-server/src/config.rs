@@ -233,6 +233,11 @@ pub struct Config {
     #[arg(long, env = "KELPIE_MICROPHONE", value_enum, default_value_t = Switch::On)]
     pub microphone: Switch,
 
+    /// The controller's gamepads (up to four) become joysticks /dev/input/js0..3 for the
+    /// programs Kelpie starts (an LD_PRELOAD interposer; embedded display only).
+    #[arg(long, env = "KELPIE_GAMEPADS", value_enum, default_value_t = Switch::On)]
+    pub gamepads: Switch,
+
     /// Clipboard sharing: both ways, only remote → browser, only browser → remote, or off.
     #[arg(long, env = "KELPIE_CLIPBOARD", value_enum, default_value_t = ClipboardMode::Both)]
     pub clipboard: ClipboardMode,

@@ -95,9 +95,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     let i = state.input.counters();
     let r = Ordering::Relaxed;
+    let pad = |c: fn(&kelpie_gamepad::GamepadCounters) -> &std::sync::atomic::AtomicU64| {
+        state.gamepads.as_ref().map_or(0, |g| c(g.counters()).load(r))
+    };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 37] = [
+    let scalars: [(&str, Kind, &str, u64); 41] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -207,6 +210,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             Kind::Counter,
             "Input messages still queued when their viewer left or lost control, not applied.",
             i.discarded.load(r),
+        ),
+        (
+            "kelpie_gamepad_updates_total",
+            Kind::Counter,
+            "Gamepad states from the viewer with control that changed a pad.",
+            pad(|g| &g.updates),
+        ),
+        (
+            "kelpie_gamepad_readers_total",
+            Kind::Counter,
+            "Programs that opened one of the session's joysticks.",
+            pad(|g| &g.readers),
+        ),
+        (
+            "kelpie_gamepad_readers_dropped_total",
+            Kind::Counter,
+            "Programs reading a joystick dropped because they stopped reading.",
+            pad(|g| &g.dropped),
+        ),
+        (
+            "kelpie_gamepad_released_total",
+            Kind::Counter,
+            "Pads put back at rest because their viewer left or lost control.",
+            pad(|g| &g.released),
         ),
         (
             "kelpie_keyframe_requests_refused_total",

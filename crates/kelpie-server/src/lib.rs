@@ -7,6 +7,7 @@ pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod edge;
+pub mod gamepad;
 pub mod heartbeat;
 pub mod http;
 pub mod ice;
@@ -111,6 +112,8 @@ pub struct AppState {
     pub recorder: record::Recorder,
     /// The range bandwidth estimation keeps to.
     pub bitrates: kelpie_media::congestion::BitrateLimits,
+    /// The session's gamepads (`--gamepads`), when on and the display is Kelpie's own.
+    pub gamepads: Option<kelpie_gamepad::Gamepads>,
 }
 
 impl AppState {
@@ -224,6 +227,9 @@ impl Server {
         // One timeline for the session's video and sound: their pts are directly comparable.
         let clock = MediaClock::new();
         let sound = sound::Sound::start(config, runtime.as_ref().map(RuntimeDir::path), clock);
+        let gamepads = gamepad::start(config, runtime.as_ref().map(RuntimeDir::path))?;
+        let mut app_env = sound.env();
+        app_env.extend(gamepads.as_ref().map(gamepad::app_env).unwrap_or_default());
         let desktop = match &runtime {
             None => None,
             Some(runtime) => Some(
@@ -235,7 +241,7 @@ impl Server {
                         _ => (config.max_size.width, config.max_size.height),
                     },
                     config.app.as_deref(),
-                    sound.env(),
+                    app_env,
                     runtime.x_authority(),
                 )
                 .context("cannot start the embedded display")?,
@@ -331,6 +337,7 @@ impl Server {
             ice,
             tls,
             recorder,
+            gamepads,
         });
         state.recorder.start(&state).await?;
         clipboard::start(&state, &display);

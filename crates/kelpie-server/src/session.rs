@@ -15,7 +15,9 @@
 use std::time::Instant;
 
 use kelpie_media::limit::{KeyframeLimiter, SharedKeyframeLimiter, VIEW_ONLY_KEYFRAME_INTERVAL};
-use kelpie_protocol::{ClientMessage, ClipboardChunk, InputEvent, ServerMessage, VideoCodec, ViewerReport};
+use kelpie_protocol::{
+    ClientMessage, ClipboardChunk, GamepadState, InputEvent, ServerMessage, VideoCodec, ViewerReport,
+};
 use kelpie_webrtc::{PeerId, PeerPolicy};
 
 use crate::control::{Control, Denied, RequestOutcome};
@@ -157,8 +159,10 @@ pub enum Action {
     Clipboard(ClipboardChunk, bool),
     /// Keyboard or mouse input for the display.
     Input(InputEvent),
-    /// Drop the input of this viewer still queued and release every key and button it holds
-    /// (it left, or lost control).
+    /// A gamepad's state, for the session's pads (`--gamepads`).
+    Gamepad(GamepadState),
+    /// Drop the input of this viewer still queued and release every key and button it holds,
+    /// and put the gamepads it drove at rest (it left, or lost control).
     ReleaseInput(ViewerId),
     /// Count a refused message.
     Count(Refusal),
@@ -392,6 +396,10 @@ impl ViewerSession {
                 self.last_report = Some(now);
                 vec![Action::Report(path, report)]
             }
+            ClientMessage::Gamepad(pad) => match control.may_input(id, now) {
+                Ok(()) => vec![Action::Gamepad(pad)],
+                Err(_) => vec![Action::Count(Refusal::Input)],
+            },
             // Counted, not answered: a view-only page may send many.
             ClientMessage::Input(input) => match control.may_input(id, now) {
                 Ok(()) => vec![Action::Input(input)],
@@ -764,6 +772,26 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(w.send(&mut a, 0, ClientMessage::Keyframe), [Action::Keyframe(None)]);
         }
+    }
+
+    #[test]
+    fn only_the_controller_drives_gamepads_and_losing_control_releases_them() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut b = w.join(2, false);
+        let mut v = w.join(3, true);
+        let pad = GamepadState { index: 0, buttons: vec![32767], axes: vec![0, -32767] };
+        let msg = ClientMessage::Gamepad(pad.clone());
+        assert_eq!(w.send(&mut a, 0, msg.clone()), [Action::Gamepad(pad.clone())]);
+        assert_eq!(w.send(&mut b, 0, msg.clone()), [Action::Count(Refusal::Input)]);
+        assert_eq!(w.send(&mut v, 0, msg.clone()), [Action::Count(Refusal::Input)]);
+        // Giving control away releases what a held, gamepads included (signal.rs).
+        assert_eq!(
+            w.send(&mut a, 1, ClientMessage::GiveControl { to: 2 }),
+            [Action::ReleaseInput(1), Action::Roster]
+        );
+        assert_eq!(w.send(&mut a, 1, msg.clone()), [Action::Count(Refusal::Input)]);
+        assert_eq!(w.send(&mut b, 1, msg), [Action::Gamepad(pad)]);
     }
 
     #[test]

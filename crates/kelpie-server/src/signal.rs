@@ -237,7 +237,19 @@ impl Connection {
                 }
             }
             Action::Input(input) => state.input.send(id, input),
-            Action::ReleaseInput(viewer) => state.input.release(viewer),
+            Action::ReleaseInput(viewer) => {
+                state.input.release(viewer);
+                if let Some(g) = &state.gamepads {
+                    g.release(viewer);
+                }
+            }
+            // With --gamepads off (or --display) the controller's pads go nowhere: not an
+            // error of the viewer's, so not counted.
+            Action::Gamepad(pad) => {
+                if let Some(g) = &state.gamepads {
+                    g.set(id, usize::from(pad.index), &pad.buttons, &pad.axes);
+                }
+            }
             Action::Count(Refusal::Signal) => {
                 state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
             }

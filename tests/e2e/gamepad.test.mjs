@@ -1,0 +1,156 @@
+// Gamepads: the page's Gamepad API (a pad the test drives through navigator.getGamepads) →
+// the `gamepad` messages → kelpie → /dev/input/js0 of a program on the desktop, through the
+// LD_PRELOAD interposer. There is no /dev/input nor /dev/uinput here: the reader (python3
+// reading 8-byte js_event records) gets exactly the presses and moves the test makes; a
+// view-only viewer writing gamepad messages itself moves nothing and is counted; the pad is
+// put at rest when its viewer leaves.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launchBrowser, sleep, startKelpie, waitForState } from './lib.mjs';
+
+const READER = `
+import os, struct, sys
+fd = os.open('/dev/input/js0', os.O_RDONLY)
+out = open(sys.argv[1], 'w', buffering=1)
+while True:
+    data = os.read(fd, 8)
+    if len(data) < 8:
+        break
+    t, value, kind, number = struct.unpack('IhBB', data)
+    out.write(f'{kind} {number} {value}\\n')
+`;
+
+// A standard-mapping pad whose buttons and axes the test sets (window.__pad).
+const FAKE_PAD = () => {
+  const button = () => ({ value: 0, pressed: false, touched: false });
+  window.__pad = {
+    index: 0,
+    id: 'Kelpie test pad',
+    mapping: 'standard',
+    connected: true,
+    timestamp: 0,
+    buttons: Array.from({ length: 17 }, button),
+    axes: [0, 0, 0, 0],
+  };
+  navigator.getGamepads = () => [window.__pad, null, null, null];
+};
+
+const VIEW = 'gamepad-view-only-token';
+const browser = await launchBrowser();
+const running = new Set();
+after(async () => {
+  await browser.close();
+  for (const k of running) await k.stop();
+});
+
+async function lines(file, n, what, timeoutMs = 10000) {
+  const t0 = Date.now();
+  for (;;) {
+    const got = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+    if (got.length >= n) return got;
+    if (Date.now() - t0 > timeoutMs) assert.fail(`${what}: the reader got ${got.length} of ${n} records:\n${got.join('\n')}`);
+    await sleep(50);
+  }
+}
+
+test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, without uinput', async () => {
+  assert.ok(!existsSync('/dev/uinput') && !existsSync('/dev/input/js0'), 'the test needs a machine without joystick devices');
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-gamepad-'));
+  const reader = join(dir, 'reader.py');
+  const out = join(dir, 'events.txt');
+  writeFileSync(reader, READER);
+  const k = await startKelpie({
+    args: ['--size', '640x480', '--view-token', VIEW, '--app', `python3 ${reader} ${out}`],
+  });
+  running.add(k);
+
+  // The program opened the pad as the desktop started: it read the state at rest first.
+  const init = await lines(out, 19, 'initial state');
+  assert.deepEqual(init.slice(0, 11), Array.from({ length: 11 }, (_, i) => `129 ${i} 0`), 'buttons up');
+  assert.deepEqual(init.slice(11, 19), ['130 0 0', '130 1 0', '130 2 -32767', '130 3 0', '130 4 0', '130 5 -32767', '130 6 0', '130 7 0']);
+
+  const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  await context.addInitScript(FAKE_PAD);
+  const page = await context.newPage();
+  await page.goto(k.url);
+  await waitForState(page, 'streaming', 30000);
+
+  const metrics = async () =>
+    (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const set = (fn, arg) => page.evaluate(fn, arg);
+  const steps = [
+    // [what the page's pad does, the records the program must read]
+    [() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }), ['1 0 1']], // A
+    [() => { window.__pad.axes[0] = -1; }, ['2 0 -32767']], // left stick hard left
+    [() => { window.__pad.axes[3] = 0.5; }, ['2 4 16384']], // right stick half down
+    [() => Object.assign(window.__pad.buttons[7], { value: 1, pressed: true }), ['2 5 32767']], // right trigger
+    [() => Object.assign(window.__pad.buttons[15], { value: 1, pressed: true }), ['2 6 32767']], // d-pad right
+    [() => Object.assign(window.__pad.buttons[9], { value: 1, pressed: true }), ['1 7 1']], // Start
+    [() => Object.assign(window.__pad.buttons[0], { value: 0, pressed: false }), ['1 0 0']], // A up
+  ];
+  let want = 19;
+  for (const [change, records] of steps) {
+    await set(change);
+    want += records.length;
+    const got = await lines(out, want, `after ${change}`);
+    assert.deepEqual(got.slice(want - records.length), records, `${change}`);
+  }
+  // Nothing more than asked for: the page sends only changes.
+  await sleep(500);
+  assert.equal(readFileSync(out, 'utf8').split('\n').filter(Boolean).length, want, 'no extra records');
+
+  // A view-only viewer that writes gamepad messages itself (as an attacker would, not through
+  // the page, which sends none without control) moves nothing, and is counted.
+  const rejected = async () => Number((await metrics()).match(/^kelpie_input_rejected_total (\d+)$/m)[1]);
+  const before = await rejected();
+  const spy = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  const spyPage = await spy.newPage();
+  await spyPage.goto(`${k.base}?token=${VIEW}`);
+  await waitForState(spyPage, 'streaming', 30000);
+  await spyPage.evaluate(async () => {
+    const ws = new WebSocket(new URL('api/signal', document.baseURI).href.replace(/^http/, 'ws'));
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    for (let i = 0; i < 10; i++) ws.send(JSON.stringify({ type: 'gamepad', index: 0, buttons: [32767, 32767], axes: [32767] }));
+    await new Promise((r) => setTimeout(r, 300));
+    ws.close();
+  });
+  await sleep(300);
+  assert.equal(readFileSync(out, 'utf8').split('\n').filter(Boolean).length, want, 'the view-only viewer moved nothing');
+  assert.ok((await rejected()) >= before + 10, 'its gamepad messages are counted as refused input');
+  await spy.close();
+
+  // The viewer leaves holding Start, a stick, a trigger and the d-pad: all put at rest.
+  await context.close();
+  const got = await lines(out, want + 5, 'release on leaving');
+  assert.deepEqual(got.slice(want).sort(), ['1 7 0', '2 0 0', '2 4 0', '2 5 -32767', '2 6 0'].sort());
+
+  const m = await metrics();
+  assert.match(m, /^kelpie_gamepad_updates_total 8$/m, m.match(/kelpie_gamepad.*/g)?.join('\n'));
+  assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
+  assert.match(m, /^kelpie_gamepad_released_total 1$/m);
+});
+
+test('--gamepads off: the programs get no interposer and the pads go nowhere', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-gamepad-off-'));
+  const envFile = join(dir, 'env.txt');
+  const k = await startKelpie({ args: ['--size', '640x480', '--gamepads', 'off', '--app', `env > ${envFile}; sleep 600`] });
+  running.add(k);
+  const env = await lines(envFile, 1, 'the app starts');
+  assert.ok(!env.some((l) => l.startsWith('GAMEPAD_SOCKET_DIR=') || /kelpie_gamepad/.test(l)), env.join('\n'));
+  const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  await context.addInitScript(FAKE_PAD);
+  const page = await context.newPage();
+  await page.goto(k.url);
+  await waitForState(page, 'streaming', 30000);
+  await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }));
+  await sleep(300);
+  const m = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  assert.match(m, /^kelpie_gamepad_updates_total 0$/m);
+  assert.match(m, /^kelpie_input_rejected_total 0$/m, 'the controller is not blamed for a feature that is off');
+  await context.close();
+  await k.stop();
+  running.delete(k);
+});
