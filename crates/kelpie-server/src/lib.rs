@@ -13,6 +13,7 @@ pub mod ice;
 pub mod input;
 pub mod limits;
 pub mod listener;
+pub mod monitor;
 pub mod outbox;
 pub mod prometheus;
 pub mod quality;
@@ -217,13 +218,22 @@ impl Server {
         // One timeline for the session's video and sound: their pts are directly comparable.
         let clock = MediaClock::new();
         let sound = sound::Sound::start(config, runtime.as_ref().map(RuntimeDir::path), clock);
+        if config.monitors > 1 && config.resize == config::ResizeMode::On {
+            anyhow::bail!(
+                "--resize on needs one monitor: with --monitors 2 each browser window shows half \
+                 of a screen of fixed size; leave out --resize or --monitors"
+            );
+        }
+        // With several monitors the screen holds them side by side, each --size.
+        let screen_width = config.size.width * config.monitors;
         let desktop = match &runtime {
             None => None,
             Some(runtime) => Some(
                 EmbeddedDesktop::start_with_env(
-                    config.size.width,
+                    screen_width,
                     config.size.height,
                     match config.resize {
+                        _ if config.monitors > 1 => (screen_width, config.size.height),
                         config::ResizeMode::Off => (config.size.width, config.size.height),
                         _ => (config.max_size.width, config.max_size.height),
                     },
@@ -251,7 +261,9 @@ impl Server {
             },
             cursor_in_video: config.cursor_in_video,
         };
-        let source = Arc::new(VideoSource::new(&display, &config.encoder, settings, clock)?);
+        let source = Arc::new(
+            VideoSource::new(&display, &config.encoder, settings, clock)?.with_monitors(config.monitors)?,
+        );
         let display_size = {
             use x11rb::connection::Connection as _;
             let (conn, screen) = x11rb::connect(Some(&display)).context("cannot query the display size")?;
@@ -305,6 +317,7 @@ impl Server {
             display_size: std::sync::Mutex::new(display_size),
             cursor_in_video: config.cursor_in_video,
             resize: match config.resize {
+                _ if config.monitors > 1 => false,
                 config::ResizeMode::On => true,
                 config::ResizeMode::Off => false,
                 config::ResizeMode::Auto => desktop.is_some(),
