@@ -20,7 +20,11 @@ let k;
 
 before(async () => {
   browser = await launchBrowser();
-  k = await startKelpie({ args: ['--monitors', '2', '--size', `${W}x${H}`, '--app', `${probeBin} quadrants`] });
+  // Both windows type: the second screen's window is another viewer, and with one controller
+  // at a time it would have to take control from the first (see docs/configuration.md).
+  k = await startKelpie({
+    args: ['--monitors', '2', '--size', `${W}x${H}`, '--shared-control', '--app', `${probeBin} quadrants`],
+  });
 });
 after(async () => {
   await browser?.close();
