@@ -23,7 +23,7 @@ impl Monitor {
 
     /// Monitor `index` (from 0) of `count`; `None` when there is no such monitor.
     pub fn new(index: u32, count: u32) -> Option<Self> {
-        (count >= 1 && count <= MAX_MONITORS && index < count).then_some(Self { index, count })
+        ((1..=MAX_MONITORS).contains(&count) && index < count).then_some(Self { index, count })
     }
 
     /// Whether this is the whole screen.
