@@ -26,6 +26,7 @@ import { webSocketVideoUnavailable } from './secure';
 import { checkSession, versionMismatch } from './session';
 import { Signalling, type ServerHandlers } from './signalling';
 import { computeStats, needsFirstPicture, needsKeyframe, processingDelayMs, type KelpieStats, type StatsSnapshot } from './stats';
+import { withMonitor } from './monitor';
 import { Reporter } from './report';
 import { Timers } from './timers';
 import type { RenderMode } from './trackplayer';
@@ -51,6 +52,8 @@ export interface AttemptOwner {
 /** What an attempt is given by its connection. */
 export interface AttemptDeps {
   baseUrl: string;
+  /** Which of the server's monitors this page shows (1 the first). */
+  monitor: number;
   video: HTMLVideoElement;
   canvas: HTMLCanvasElement;
   render: RenderMode;
@@ -162,7 +165,7 @@ export class Attempt {
     this.video = this.newTransport(transport);
     owner.events.emit('change');
 
-    this.signalling = new Signalling(deps.platform.openSocket(signalUrl(deps.baseUrl)), {
+    this.signalling = new Signalling(deps.platform.openSocket(withMonitor(signalUrl(deps.baseUrl), deps.monitor)), {
       messages: this.handlers(),
       binary: (data) => this.video?.binary(data),
       closed: (reason) => this.fail(reason),
@@ -215,8 +218,8 @@ export class Attempt {
       return;
     }
     this.hello = msg;
-    const { version, display, width, height, codecs, transport, ice_servers, ice_transport } = msg;
-    this.owner.session = { version, display, width, height, codecs, transport, ice_servers, ice_transport };
+    const { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors } = msg;
+    this.owner.session = { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors };
     this.owner.events.emit('change');
     this.timers.every(this.deps.timings.statsIntervalMs, () => void this.sampleStats());
     this.video?.start(msg);

@@ -21,6 +21,7 @@ const SESSION = {
   transport: 'auto',
   ice_servers: [],
   ice_transport: 'all',
+  monitors: 1,
 };
 const HELLO = { type: 'hello', ...SESSION };
 const SECURE = { secure: true, hostname: 'kelpie.test', port: '' };

@@ -64,6 +64,8 @@ export interface ConnectionOptions {
    * back to video over the WebSocket, unless the server says otherwise).
    */
   transport?: TransportMode | null;
+  /** The page's `?monitor=` (1 when absent): which of the server's monitors it shows. */
+  monitor?: number;
   /** Where WebSocket video, and WebRTC video unless shown by the `<video>`, is drawn. */
   canvas: HTMLCanvasElement;
   /** Where WebRTC video is shown: `auto` (default) is the canvas where the browser can. */
@@ -133,6 +135,7 @@ export class Connection {
     this.platform = { ...browserPlatform(), ...options.platform };
     this.attemptDeps = {
       baseUrl: options.baseUrl,
+      monitor: options.monitor ?? 1,
       video,
       canvas: options.canvas,
       render: options.render ?? 'auto',

@@ -17,6 +17,7 @@ import { CursorView } from './cursor';
 import { findElements, renderRecording, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
 import { describeViewers, pendingRequests } from './viewers';
 import { buildMenu } from './menu';
+import { monitorPageUrl, parseMonitorParam } from './monitor';
 import { ResizeDebouncer, wantedSize } from './resize';
 import { DEFAULT_SETTINGS, loadSettings, parseSettings, saveSettings, type Settings, type Store } from './settings';
 
@@ -100,10 +101,13 @@ function element<T extends HTMLElement>(id: string, type: new () => T): T {
 const video = element('kelpie-video', HTMLVideoElement);
 const canvas = element('kelpie-canvas', HTMLCanvasElement);
 const el = findElements();
+/** Which of the server's monitors this window shows; those after the first come over the WebSocket. */
+const monitor = parseMonitorParam(location.search);
 const conn = new Connection(video, {
   baseUrl: document.baseURI,
+  monitor,
   canvas,
-  transport: parseTransportParam(location.search),
+  transport: monitor > 1 ? 'websocket' : parseTransportParam(location.search),
   render: parseRenderParam(location.search),
   sound: pageSound(),
 });
@@ -403,6 +407,19 @@ conn.onChange(() => {
   wasStreaming = streaming;
 });
 applySettings(settings, null);
+
+// With several monitors, the menu of the first window opens the others.
+const secondScreen = document.createElement('button');
+secondScreen.type = 'button';
+secondScreen.id = 'open-second-screen';
+secondScreen.textContent = 'Open second screen';
+secondScreen.hidden = true;
+secondScreen.addEventListener('click', () => window.open(monitorPageUrl(location.href, 2), '_blank'));
+if (menu instanceof HTMLElement) menu.append(secondScreen);
+conn.onChange(() => {
+  secondScreen.hidden = monitor !== 1 || (conn.session?.monitors ?? 1) < 2;
+});
+if (monitor > 1) document.title = `${document.title} (screen ${monitor})`;
 
 window.kelpie.settings = () => ({ ...settings });
 window.kelpie.setSettings = (patch) => applySettings(parseSettings({ ...settings, ...patch }), settings);

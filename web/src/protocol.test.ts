@@ -52,6 +52,7 @@ describe('validateSessionInfo', () => {
       transport: 'auto',
       ice_servers: [{ urls: ['turn:a'], username: 'u', credential: 'p' }],
       ice_transport: 'relay',
+      monitors: 2,
     };
     const r = validateSessionInfo(raw);
     expect(r).toEqual({ ok: true, value: raw });

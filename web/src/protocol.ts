@@ -40,6 +40,8 @@ export interface SessionInfo {
   ice_servers: IceServer[];
   /** `relay`: the browser must send all media through a TURN server. */
   ice_transport: RTCIceTransportPolicy;
+  /** Monitors side by side on the display (`?monitor=N` picks one); 1 from older servers. */
+  monitors: number;
 }
 
 export interface HelloMessage extends SessionInfo {
@@ -417,6 +419,7 @@ export function validateSessionInfo(v: unknown): Parsed<SessionInfo> {
   // Older servers send none of the network fields: their defaults.
   const transport = v.transport ?? 'auto';
   const iceTransport = v.ice_transport ?? 'all';
+  const monitors = v.monitors ?? 1;
   const ice = validateIceServers(v.ice_servers ?? []);
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 0) {
     return fail('"version" must be a non-negative integer');
@@ -432,6 +435,9 @@ export function validateSessionInfo(v: unknown): Parsed<SessionInfo> {
     return fail('"transport" must be auto, webrtc or websocket');
   }
   if (iceTransport !== 'all' && iceTransport !== 'relay') return fail('"ice_transport" must be all or relay');
+  if (typeof monitors !== 'number' || !Number.isInteger(monitors) || monitors < 1) {
+    return fail('"monitors" must be a positive integer');
+  }
   if (!ice.ok) return ice;
   return {
     ok: true,
@@ -444,6 +450,7 @@ export function validateSessionInfo(v: unknown): Parsed<SessionInfo> {
       transport,
       ice_servers: ice.value,
       ice_transport: iceTransport,
+      monitors,
     },
   };
 }

@@ -30,7 +30,7 @@ describe('describeState', () => {
   });
 
   it('says connecting, with the display once known', () => {
-    const v = view({ phase: 'connecting' }, { session: { version: 1, display: ':99', width: 1920, height: 1080, codecs: [], transport: 'auto', ice_servers: [], ice_transport: 'all' } });
+    const v = view({ phase: 'connecting' }, { session: { version: 1, display: ':99', width: 1920, height: 1080, codecs: [], transport: 'auto', ice_servers: [], ice_transport: 'all', monitors: 1 } });
     expect(v.badge).toBe('connecting');
     expect(v.detail).toBe('display :99, 1920x1080');
     expect(view({ phase: 'connecting', failures: 2 }).badge).toBe('connecting (retry #2)');

@@ -1,8 +1,9 @@
 //! Damage-aware X11 screen capture through MIT-SHM.
 //!
-//! Owns one X connection, one shared-memory segment the size of the root window and one
-//! DAMAGE object on the root. It reports which rectangles changed since the last call and
-//! copies exactly those into shared memory; it never encodes and never spawns threads.
+//! Owns one X connection, one shared-memory segment the size of the root window (or of the
+//! one monitor it captures, see [`Capturer::open_monitor`]) and one DAMAGE object on the
+//! root. It reports which rectangles changed since the last call and copies exactly those
+//! into shared memory; it never encodes and never spawns threads.
 
 use std::os::fd::{AsFd as _, BorrowedFd};
 use std::time::Duration;
@@ -13,12 +14,11 @@ use x11rb::protocol::Event;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xfixes::ConnectionExt as _;
-use x11rb::protocol::xproto::{
-    ChangeWindowAttributesAux, ConnectionExt as _, EventMask, ImageFormat, Rectangle,
-};
+use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, EventMask, ImageFormat};
 use x11rb::rust_connection::RustConnection;
 
 use crate::MediaError;
+use crate::monitor::Monitor;
 
 /// A rectangle of the screen, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,12 +200,22 @@ impl CursorShot {
     }
 }
 
-/// Captures the root window of an X display.
+/// Captures the root window of an X display, or the part of it one monitor shows.
 pub struct Capturer {
     conn: RustConnection,
     root: u32,
+    /// Size of what is captured (the monitor's).
     width: u32,
     height: u32,
+    /// Where the captured part lies on the screen.
+    origin: (u32, u32),
+    /// Size of the whole screen, to notice a resize.
+    screen: (u32, u32),
+    /// Capturing part of the screen: damage outside it is read and dropped as it comes, so
+    /// that it never wakes the capture loop.
+    partial: bool,
+    /// Damage inside the captured part read while waiting, in its coordinates.
+    pending: Vec<Rect>,
     shm: ShmSegment,
     shmseg: u32,
     damage: u32,
@@ -217,11 +227,19 @@ pub struct Capturer {
 impl Capturer {
     /// Connects to `display` and sets up shared memory and damage tracking.
     pub fn open(display: &str) -> Result<Self, MediaError> {
+        Self::open_monitor(display, Monitor::WHOLE)
+    }
+
+    /// [`Capturer::open`], capturing only what `monitor` shows: sizes, damage, grabs and the
+    /// pointer are all in the monitor's coordinates (0,0 its top left corner).
+    pub fn open_monitor(display: &str, monitor: Monitor) -> Result<Self, MediaError> {
         let (conn, screen_num) = x11rb::connect(Some(display))
             .map_err(|source| MediaError::Connect { display: display.to_string(), source })?;
         let screen = &conn.setup().roots[screen_num];
         let root = screen.root;
-        let (width, height) = (u32::from(screen.width_in_pixels), u32::from(screen.height_in_pixels));
+        let whole = (u32::from(screen.width_in_pixels), u32::from(screen.height_in_pixels));
+        let part = monitor.rect(whole.0, whole.1);
+        let (width, height) = (part.w, part.h);
         if screen.root_depth != 24 && screen.root_depth != 32 {
             return Err(MediaError::Depth { display: display.to_string(), depth: screen.root_depth });
         }
@@ -260,7 +278,22 @@ impl Capturer {
         )
         .map_err(lost)?;
         conn.flush().map_err(lost)?;
-        Ok(Self { conn, root, width, height, shm, shmseg, damage, region, damaged: true, resized: false })
+        Ok(Self {
+            conn,
+            root,
+            width,
+            height,
+            origin: (part.x, part.y),
+            screen: whole,
+            partial: !monitor.is_whole(),
+            pending: Vec::new(),
+            shm,
+            shmseg,
+            damage,
+            region,
+            damaged: true,
+            resized: false,
+        })
     }
 
     /// Whether the screen changed size since this capturer was opened: it must be
@@ -273,8 +306,8 @@ impl Capturer {
     pub fn cursor(&mut self) -> Result<CursorShot, MediaError> {
         let r = self.conn.xfixes_get_cursor_image().map_err(lost)?.reply().map_err(lost)?;
         Ok(CursorShot {
-            x: i32::from(r.x) - i32::from(r.xhot),
-            y: i32::from(r.y) - i32::from(r.yhot),
+            x: i32::from(r.x) - i32::from(r.xhot) - self.origin.0 as i32,
+            y: i32::from(r.y) - i32::from(r.yhot) - self.origin.1 as i32,
             w: u32::from(r.width),
             h: u32::from(r.height),
             serial: r.cursor_serial,
@@ -316,31 +349,65 @@ impl Capturer {
     }
 
     fn drain_events(&mut self) -> Result<(), MediaError> {
+        let mut notified = false;
         while let Some(ev) = self.conn.poll_for_event().map_err(lost)? {
             match ev {
-                Event::DamageNotify(_) => self.damaged = true,
+                Event::DamageNotify(_) => notified = true,
                 Event::ConfigureNotify(c)
-                    if c.window == self.root
-                        && (u32::from(c.width), u32::from(c.height)) != (self.width, self.height) =>
+                    if c.window == self.root && (u32::from(c.width), u32::from(c.height)) != self.screen =>
                 {
                     self.resized = true;
                 }
                 _ => {}
             }
         }
+        if notified && self.partial {
+            // Only damage on this monitor counts: the rest is dropped now (the next change
+            // anywhere notifies again once the damage is emptied).
+            let rects = self.fetch_damage()?;
+            self.damaged |= !rects.is_empty();
+            self.pending.extend(rects);
+        } else if notified {
+            self.damaged = true;
+        }
         Ok(())
+    }
+
+    /// Empties the damage object; returns what it held, in captured coordinates, clipped to
+    /// the captured part.
+    fn fetch_damage(&mut self) -> Result<Vec<Rect>, MediaError> {
+        self.conn.damage_subtract(self.damage, x11rb::NONE, self.region).map_err(lost)?;
+        let reply = self.conn.xfixes_fetch_region(self.region).map_err(lost)?.reply().map_err(lost)?;
+        let (ox, oy) = (i64::from(self.origin.0), i64::from(self.origin.1));
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        Ok(reply
+            .rectangles
+            .iter()
+            .filter_map(|r| {
+                let x0 = (i64::from(r.x) - ox).clamp(0, w);
+                let y0 = (i64::from(r.y) - oy).clamp(0, h);
+                let x1 = (i64::from(r.x) + i64::from(r.width) - ox).clamp(0, w);
+                let y1 = (i64::from(r.y) + i64::from(r.height) - oy).clamp(0, h);
+                (x1 > x0 && y1 > y0).then(|| Rect {
+                    x: x0 as u32,
+                    y: y0 as u32,
+                    w: (x1 - x0) as u32,
+                    h: (y1 - y0) as u32,
+                })
+            })
+            .collect())
     }
 
     /// Takes the damaged rectangles accumulated so far (all of the screen if `full`) and
     /// clears the damage.
     pub fn take_damage(&mut self, full: bool) -> Result<Vec<Rect>, MediaError> {
         self.damaged = false;
-        self.conn.damage_subtract(self.damage, x11rb::NONE, self.region).map_err(lost)?;
-        let reply = self.conn.xfixes_fetch_region(self.region).map_err(lost)?.reply().map_err(lost)?;
+        let mut rects = std::mem::take(&mut self.pending);
+        rects.extend(self.fetch_damage()?);
         if full {
             return Ok(vec![Rect { x: 0, y: 0, w: self.width, h: self.height }]);
         }
-        Ok(reply.rectangles.iter().map(to_rect).collect())
+        Ok(rects)
     }
 
     /// Copies `rects` of the screen into shared memory and hands each part's pixels (32-bit
@@ -370,8 +437,8 @@ impl Capturer {
                     self.conn
                         .shm_get_image(
                             self.root,
-                            band.x as i16,
-                            band.y as i16,
+                            (band.x + self.origin.0) as i16,
+                            (band.y + self.origin.1) as i16,
                             band.w as u16,
                             band.h as u16,
                             !0,
@@ -417,10 +484,6 @@ impl Drop for Capturer {
         let _ = self.conn.xfixes_destroy_region(self.region);
         let _ = self.conn.flush();
     }
-}
-
-fn to_rect(r: &Rectangle) -> Rect {
-    Rect { x: r.x.max(0) as u32, y: r.y.max(0) as u32, w: u32::from(r.width), h: u32::from(r.height) }
 }
 
 fn lost(e: impl Into<ReplyOrIdError>) -> MediaError {

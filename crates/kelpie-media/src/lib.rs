@@ -16,6 +16,7 @@ pub mod convert;
 pub mod encoder;
 pub mod limit;
 mod mailbox;
+pub mod monitor;
 mod pipeline;
 pub mod pool;
 pub mod ratecontrol;

@@ -1,6 +1,6 @@
 //! A video stream: one capture thread that owns the capturer and the encoder and whose
 //! output is broadcast to every subscriber, and the [`VideoSource`] that starts a stream per
-//! codec on first subscription and stops it when the last subscriber leaves.
+//! codec and monitor on first subscription and stops it when the last subscriber leaves.
 //!
 //! The capture thread sleeps in `poll()` on the X connection and on its command mailbox
 //! together: damage wakes it, and so do commands (a keyframe request, a rate change, stop),
@@ -22,6 +22,7 @@ use crate::congestion::{Service, StreamBudget};
 use crate::encoder::{EncodedFrame, Encoder, EncoderSettings, EncoderSpec, Rate};
 use crate::limit::SharedKeyframeLimiter;
 use crate::mailbox::{Drained, Inbox, Mailbox, mailbox};
+use crate::monitor::Monitor;
 use crate::pool::FramePool;
 use crate::{MediaError, error_chain};
 
@@ -241,9 +242,10 @@ impl Controls {
     }
 }
 
-/// A running capture + encode of one display in one codec.
+/// A running capture + encode of one display (or one monitor of it) in one codec.
 pub struct VideoStream {
     codec: VideoCodec,
+    monitor: Monitor,
     encoder: &'static str,
     mailbox: Mailbox<Command>,
     /// Held strongly by the capture thread only: subscribers see the broadcast end when the
@@ -261,11 +263,12 @@ pub struct VideoStream {
 impl VideoStream {
     fn start(
         display: &str,
+        monitor: Monitor,
         spec: &'static EncoderSpec,
         settings: EncoderSettings,
         clock: MediaClock,
     ) -> Result<Arc<Self>, MediaError> {
-        let capturer = Capturer::open(display)?;
+        let capturer = Capturer::open_monitor(display, monitor)?;
         let (w, h) = capturer.size();
         let (w, h) = (w & !1, h & !1);
         let publisher = Arc::new(Publisher::new(BROADCAST_DEPTH, Some(KEYFRAME_MIN_INTERVAL)));
@@ -317,7 +320,7 @@ impl VideoStream {
                                 ..settings
                             };
                             drop(encoder);
-                            let rebuilt = Capturer::open(&display).and_then(|cap| {
+                            let rebuilt = Capturer::open_monitor(&display, monitor).and_then(|cap| {
                                 let (w, h) = cap.size();
                                 Ok((cap, start_encoder(w & !1, h & !1, settings)?))
                             });
@@ -339,9 +342,16 @@ impl VideoStream {
                 }
             })
             .map_err(|e| MediaError::io("starting the capture thread", e))?;
-        tracing::info!(encoder = spec.element, width = w, height = h, "video stream started");
+        tracing::info!(
+            encoder = spec.element,
+            width = w,
+            height = h,
+            monitor = monitor.index + 1,
+            "video stream started"
+        );
         Ok(Arc::new(Self {
             codec: spec.codec,
+            monitor,
             encoder: spec.element,
             mailbox,
             publisher: Arc::downgrade(&publisher),
@@ -399,6 +409,11 @@ impl VideoStream {
     /// The codec this stream produces.
     pub fn codec(&self) -> VideoCodec {
         self.codec
+    }
+
+    /// The monitor captured.
+    pub fn monitor(&self) -> Monitor {
+        self.monitor
     }
 
     /// The encoder element in use.
@@ -631,7 +646,10 @@ impl VideoSubscription {
     }
 }
 
-/// Chooses encoders and shares one stream per codec among all viewers.
+/// Which stream a subscriber joins: one per codec and monitor.
+pub type StreamKey = (VideoCodec, Monitor);
+
+/// Chooses encoders and shares one stream per codec and monitor among all viewers.
 pub struct VideoSource {
     display: String,
     clock: MediaClock,
@@ -641,7 +659,9 @@ pub struct VideoSource {
     threads: u32,
     cursor_in_video: bool,
     encoders: Vec<&'static EncoderSpec>,
-    streams: HashMap<VideoCodec, LazyBroadcast<VideoStream>>,
+    /// How many monitors the screen is split into.
+    monitors: u32,
+    streams: HashMap<StreamKey, LazyBroadcast<VideoStream>>,
 }
 
 impl VideoSource {
@@ -667,7 +687,7 @@ impl VideoSource {
                 }
             }
             if chosen.is_empty() {
-                return Err(EncoderSpec::by_element("x264enc")?.missing());
+                return Err(EncoderSpec::by_element("x264")?.missing());
             }
             chosen
         } else {
@@ -683,9 +703,34 @@ impl VideoSource {
             rate: Mutex::new(settings.rate()),
             threads: settings.threads,
             cursor_in_video: settings.cursor_in_video,
-            streams: encoders.iter().map(|e| (e.codec, LazyBroadcast::new())).collect(),
+            streams: stream_keys(&encoders, 1).map(|k| (k, LazyBroadcast::new())).collect(),
+            monitors: 1,
             encoders,
         })
+    }
+
+    /// Splits the screen into `count` monitors side by side (1 to
+    /// [`crate::monitor::MAX_MONITORS`]), each its own stream.
+    pub fn with_monitors(mut self, count: u32) -> Result<Self, MediaError> {
+        if Monitor::new(0, count).is_none() {
+            return Err(MediaError::Config(format!(
+                "{count} monitors: a display is 1 or {} monitors",
+                crate::monitor::MAX_MONITORS
+            )));
+        }
+        self.monitors = count;
+        self.streams = stream_keys(&self.encoders, count).map(|k| (k, LazyBroadcast::new())).collect();
+        Ok(self)
+    }
+
+    /// How many monitors the screen is split into.
+    pub fn monitors(&self) -> u32 {
+        self.monitors
+    }
+
+    /// Monitor `index` (from 0) of this display; `None` when it has no such monitor.
+    pub fn monitor(&self, index: u32) -> Option<Monitor> {
+        Monitor::new(index, self.monitors)
     }
 
     /// Codecs that can be streamed, in order of preference.
@@ -725,8 +770,26 @@ impl VideoSource {
         codec: VideoCodec,
         keyframes: Option<SharedKeyframeLimiter>,
     ) -> Result<VideoSubscription, MediaError> {
+        self.subscribe_monitor(codec, 0, keyframes)
+    }
+
+    /// [`VideoSource::subscribe_limited`] to the stream of monitor `monitor` (from 0): each
+    /// monitor's stream runs only while someone watches it.
+    pub fn subscribe_monitor(
+        &self,
+        codec: VideoCodec,
+        monitor: u32,
+        keyframes: Option<SharedKeyframeLimiter>,
+    ) -> Result<VideoSubscription, MediaError> {
+        let Some(monitor) = self.monitor(monitor) else {
+            return Err(MediaError::Config(format!(
+                "no monitor {}: the display has {} (--monitors)",
+                monitor + 1,
+                self.monitors
+            )));
+        };
         let (Some(lazy), Some(spec)) =
-            (self.streams.get(&codec), self.encoders.iter().find(|e| e.codec == codec))
+            (self.streams.get(&(codec, monitor)), self.encoders.iter().find(|e| e.codec == codec))
         else {
             return Err(MediaError::Config(format!("no encoder for {}", codec.as_str())));
         };
@@ -737,14 +800,18 @@ impl VideoSource {
             threads: self.threads,
             cursor_in_video: self.cursor_in_video,
         };
-        let (stream, sub) =
-            lazy.subscribe(|| VideoStream::start(&self.display, spec, settings, self.clock), keyframes)?;
+        let (stream, sub) = lazy.subscribe(
+            || VideoStream::start(&self.display, monitor, spec, settings, self.clock),
+            keyframes,
+        )?;
         Ok(VideoSubscription { stream, sub })
     }
 
-    /// Streams currently running.
+    /// Streams currently running, by codec and monitor.
     pub fn streams(&self) -> Vec<Arc<VideoStream>> {
-        self.streams.values().filter_map(LazyBroadcast::running).collect()
+        let mut keys: Vec<&StreamKey> = self.streams.keys().collect();
+        keys.sort_by_key(|(codec, monitor)| (*monitor, codec.as_str()));
+        keys.into_iter().filter_map(|k| self.streams[k].running()).collect()
     }
 
     /// The configured rate (the last one asked for), before the viewers' paths cap it.
@@ -762,9 +829,28 @@ impl VideoSource {
     }
 }
 
+/// The streams a source with `encoders` and `monitors` monitors can run.
+fn stream_keys(encoders: &[&'static EncoderSpec], monitors: u32) -> impl Iterator<Item = StreamKey> {
+    let codecs: Vec<VideoCodec> = encoders.iter().map(|e| e.codec).collect();
+    (0..monitors).flat_map(move |i| {
+        let m = Monitor::new(i, monitors).expect("checked by the caller");
+        codecs.clone().into_iter().map(move |c| (c, m))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_codec_has_a_stream_per_monitor() {
+        let h264 = EncoderSpec::by_element("x264").unwrap();
+        let keys: Vec<StreamKey> = stream_keys(&[h264], 2).collect();
+        let (left, right) = (Monitor::new(0, 2).unwrap(), Monitor::new(1, 2).unwrap());
+        assert_eq!(keys, [(VideoCodec::H264, left), (VideoCodec::H264, right)]);
+        let one: Vec<StreamKey> = stream_keys(&[h264], 1).collect();
+        assert_eq!(one, [(VideoCodec::H264, Monitor::WHOLE)]);
+    }
 
     /// How long the schedule tests let the loop wait while idle (a stand-in for "until
     /// something happens", which simulated time cannot run to).

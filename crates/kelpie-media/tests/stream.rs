@@ -160,3 +160,47 @@ async fn pts_run_on_across_a_resize_on_the_session_clock() {
         assert!(w[1].pts > w[0].pts, "pts went back: {:?} then {:?}", w[0].pts, w[1].pts);
     }
 }
+
+/// Paints a rectangle of the root window of `display` in `pixel` and waits until the X
+/// server has done it.
+fn paint(display: &str, x: i16, y: i16, w: u16, h: u16, pixel: u32) {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, Rectangle, SubwindowMode};
+    let (conn, screen) = x11rb::connect(Some(display)).expect("connect to the test display");
+    let root = conn.setup().roots[screen].root;
+    let gc = conn.generate_id().unwrap();
+    let aux = CreateGCAux::new().foreground(pixel).subwindow_mode(SubwindowMode::INCLUDE_INFERIORS);
+    conn.create_gc(gc, root, &aux).unwrap();
+    conn.poly_fill_rectangle(root, gc, &[Rectangle { x, y, width: w, height: h }]).unwrap();
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
+#[tokio::test]
+async fn a_monitors_stream_shows_its_half_and_sleeps_through_changes_on_the_other() {
+    let _serial = SERIAL.lock().await;
+    // Two 320x240 monitors side by side; only the right one is watched.
+    let x = desktop(640, 240, (640, 240));
+    let source = source(x.display(), MediaClock::new()).with_monitors(2).unwrap();
+    let mut right = source.subscribe_monitor(VideoCodec::H264, 1, None).unwrap();
+    let f = next(&mut right, Duration::from_secs(5)).await.expect("a first frame");
+    assert_eq!((f.width, f.height), (320, 240), "the stream is one monitor big");
+    let running: Vec<u32> = source.streams().iter().map(|s| s.monitor().index).collect();
+    assert_eq!(running, [1], "only the watched monitor is encoded");
+    until_idle(&mut right, Duration::from_millis(400)).await;
+
+    // Changes on the left monitor wake nothing on the right one.
+    let captured = right.stream().counters().frames_captured.load(Ordering::Relaxed);
+    for i in 0..5u32 {
+        paint(x.display(), 20, 20 + 30 * i as i16, 200, 20, 0x00ff_0000 >> (i % 3 * 8));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(next(&mut right, Duration::from_millis(300)).await.is_none(), "a frame for the other monitor");
+    assert_eq!(right.stream().counters().frames_captured.load(Ordering::Relaxed), captured);
+
+    // A change on its own monitor (x 320 and on) is captured.
+    paint(x.display(), 400, 100, 50, 50, 0x0000_ff00);
+    let f = next(&mut right, Duration::from_secs(1)).await.expect("the right monitor's change");
+    assert_eq!((f.width, f.height), (320, 240));
+    // A monitor the display lacks is refused.
+    assert!(source.subscribe_monitor(VideoCodec::H264, 2, None).is_err());
+}

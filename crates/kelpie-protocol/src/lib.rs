@@ -61,6 +61,15 @@ pub struct SessionInfo {
     /// through a TURN server.
     #[serde(default)]
     pub ice_transport: IcePolicy,
+    /// Monitors side by side on the display (`--monitors`): a window with `?monitor=N` on
+    /// its signalling URL shows the N-th, `width / monitors` wide. Absent from older
+    /// servers: 1.
+    #[serde(default = "one_monitor")]
+    pub monitors: u32,
+}
+
+fn one_monitor() -> u32 {
+    1
 }
 
 /// How video reaches the browser.

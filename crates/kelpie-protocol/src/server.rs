@@ -118,11 +118,12 @@ mod tests {
                 credential: Some("pw".into()),
             }],
             ice_transport: IcePolicy::Relay,
+            monitors: 2,
         })
         .to_json();
         assert_eq!(
             hello,
-            r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"],"transport":"auto","ice_servers":[{"urls":["turn:turn.example.com:3478?transport=udp"],"username":"1700000000:kelpie","credential":"pw"}],"ice_transport":"relay"}"#
+            r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"],"transport":"auto","ice_servers":[{"urls":["turn:turn.example.com:3478?transport=udp"],"username":"1700000000:kelpie","credential":"pw"}],"ice_transport":"relay","monitors":2}"#
         );
         // An older server's hello: the new fields take their defaults.
         let old: ServerMessage = serde_json::from_str(

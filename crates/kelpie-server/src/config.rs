@@ -33,6 +33,12 @@ pub struct Config {
     #[arg(long, env = "KELPIE_RESIZE", value_enum, default_value_t = ResizeMode::Auto)]
     pub resize: ResizeMode,
 
+    /// Monitors side by side on the display, 1 or 2: with 2 the embedded display is twice
+    /// --size wide, each half its own stream, and a second browser window (?monitor=2) shows
+    /// the right half. Browser resizing is off with 2.
+    #[arg(long, env = "KELPIE_MONITORS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub monitors: u32,
+
     /// Largest size the display may be resized to, WIDTHxHEIGHT.
     #[arg(long, env = "KELPIE_MAX_SIZE", default_value = "3840x2160", value_parser = parse_size)]
     pub max_size: Size,

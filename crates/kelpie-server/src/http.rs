@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::State;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -59,6 +59,7 @@ pub(crate) fn session_info(state: &AppState) -> SessionInfo {
         transport: state.transport.wire(),
         ice_servers: state.ice.for_viewer(std::time::SystemTime::now()),
         ice_transport: state.ice.policy(),
+        monitors: state.source.monitors(),
     }
 }
 
@@ -380,9 +381,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     for (name, help, value) in per_stream {
         prometheus::header(&mut out, name, Kind::Counter, help);
         for s in &streams {
-            let (codec, encoder) = (s.codec().as_str(), s.encoder());
-            let _ =
-                writeln!(out, "{name}{{codec=\"{codec}\",encoder=\"{encoder}\"}} {}", value(s.counters()));
+            let (codec, encoder, monitor) = (s.codec().as_str(), s.encoder(), s.monitor().index + 1);
+            let _ = writeln!(
+                out,
+                "{name}{{codec=\"{codec}\",encoder=\"{encoder}\",monitor=\"{monitor}\"}} {}",
+                value(s.counters())
+            );
         }
     }
     prometheus::header(
@@ -417,6 +421,7 @@ async fn signal(
     State(state): State<Arc<AppState>>,
     conn: Option<Extension<ConnectInfo<ConnInfo>>>,
     access: Option<Extension<Access>>,
+    RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
     let local_ip: Option<IpAddr> = conn.and_then(|c| c.0.0.local).map(|a| a.ip());
@@ -425,7 +430,14 @@ async fn signal(
         tracing::error!("a signalling request without an access level was refused");
         return (StatusCode::FORBIDDEN, "no access level: refused\n").into_response();
     };
+    let monitor = match crate::monitor::from_query(query.as_deref(), state.source.monitors()) {
+        Ok(m) => m,
+        Err(why) => {
+            state.metrics.signal_rejected.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+        }
+    };
     ws.max_message_size(MAX_SIGNAL_MESSAGE)
         .max_frame_size(MAX_SIGNAL_MESSAGE)
-        .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip))
+        .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip, monitor))
 }

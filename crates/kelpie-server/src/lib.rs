@@ -14,6 +14,7 @@ pub mod ice;
 pub mod input;
 pub mod limits;
 pub mod listener;
+pub mod monitor;
 pub mod outbox;
 pub mod prometheus;
 pub mod quality;
@@ -227,6 +228,14 @@ impl Server {
         // One timeline for the session's video and sound: their pts are directly comparable.
         let clock = MediaClock::new();
         let sound = sound::Sound::start(config, runtime.as_ref().map(RuntimeDir::path), clock);
+        if config.monitors > 1 && config.resize == config::ResizeMode::On {
+            anyhow::bail!(
+                "--resize on needs one monitor: with --monitors 2 each browser window shows half \
+                 of a screen of fixed size; leave out --resize or --monitors"
+            );
+        }
+        // With several monitors the screen holds them side by side, each --size.
+        let screen_width = config.size.width * config.monitors;
         let gamepads = gamepad::start(config, runtime.as_ref().map(RuntimeDir::path))?;
         let mut app_env = sound.env();
         app_env.extend(gamepads.as_ref().map(gamepad::app_env).unwrap_or_default());
@@ -234,9 +243,10 @@ impl Server {
             None => None,
             Some(runtime) => Some(
                 EmbeddedDesktop::start_with_env(
-                    config.size.width,
+                    screen_width,
                     config.size.height,
                     match config.resize {
+                        _ if config.monitors > 1 => (screen_width, config.size.height),
                         config::ResizeMode::Off => (config.size.width, config.size.height),
                         _ => (config.max_size.width, config.max_size.height),
                     },
@@ -264,7 +274,9 @@ impl Server {
             },
             cursor_in_video: config.cursor_in_video,
         };
-        let source = Arc::new(VideoSource::new(&display, &config.encoder, settings, clock)?);
+        let source = Arc::new(
+            VideoSource::new(&display, &config.encoder, settings, clock)?.with_monitors(config.monitors)?,
+        );
         let display_size = {
             use x11rb::connection::Connection as _;
             let (conn, screen) = x11rb::connect(Some(&display)).context("cannot query the display size")?;
@@ -319,6 +331,7 @@ impl Server {
             display_size: std::sync::Mutex::new(display_size),
             cursor_in_video: config.cursor_in_video,
             resize: match config.resize {
+                _ if config.monitors > 1 => false,
                 config::ResizeMode::On => true,
                 config::ResizeMode::Off => false,
                 config::ResizeMode::Auto => desktop.is_some(),

@@ -24,6 +24,7 @@ use crate::viewers::Full;
 use crate::wsmedia::{self, WriterEnd};
 use kelpie_media::error_chain;
 use kelpie_media::limit::SharedKeyframeLimiter;
+use kelpie_media::monitor::Monitor;
 
 /// What a connection keeps besides its session.
 struct Connection {
@@ -36,6 +37,8 @@ struct Connection {
     keyframes: Option<SharedKeyframeLimiter>,
     /// Its WebSocket video's window and estimate (fed the client's acknowledgements).
     flow: Arc<crate::wsflow::WsFlow>,
+    /// The monitor its window shows (`?monitor=N`).
+    monitor: Monitor,
 }
 
 /// The time on tokio's clock (paused in tests) as a `std` instant, for the heartbeat.
@@ -43,8 +46,14 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs one viewer's connection until it closes.
-pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_ip: Option<IpAddr>) {
+/// Runs one viewer's connection, whose window shows `monitor`, until it closes.
+pub async fn run(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    access: Access,
+    local_ip: Option<IpAddr>,
+    monitor: Monitor,
+) {
     state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
     let (tx, outbox) = state.viewers.new_outbox();
     let id = match state.viewers.add(tx.clone()) {
@@ -64,10 +73,10 @@ pub async fn run(state: Arc<AppState>, socket: WebSocket, access: Access, local_
         let mut control = state.viewers.control();
         ViewerSession::join(id, access == Access::ViewOnly, offerings, Instant::now(), &mut control)
     };
-    tracing::info!(viewer = id, ?access, "viewer joined");
+    tracing::info!(viewer = id, ?access, monitor = monitor.index + 1, "viewer joined");
     let keyframes = session.keyframe_limiter();
     let mut conn =
-        Connection { state, id, tx, local_ip, clipboard_inbox: Default::default(), keyframes, flow };
+        Connection { state, id, tx, local_ip, clipboard_inbox: Default::default(), keyframes, flow, monitor };
     conn.carry_out(&mut session, first).await;
 
     let mut heartbeat = Heartbeat::new(now());
@@ -177,6 +186,14 @@ impl Connection {
                 self.tx.send(Outbound::StopMedia);
             }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
+            Action::Answer(..) if self.monitor.index > 0 => {
+                return Some(Event::OfferFailed(format!(
+                    "monitor {} is sent over the WebSocket only: open this window with \
+                     ?monitor={}&transport=websocket",
+                    self.monitor.index + 1,
+                    self.monitor.index + 1
+                )));
+            }
             Action::Answer(sdp, policy) => {
                 let local = state.webrtc.candidate_for(self.local_ip);
                 return Some(match state.webrtc.offer(sdp, local, policy).await {
@@ -196,7 +213,7 @@ impl Connection {
                 }
             }
             Action::StartWsMedia { codec, audio } => {
-                match wsmedia::start(state, id, codec, audio, self.keyframes.clone()) {
+                match wsmedia::start(state, id, codec, self.monitor, audio, self.keyframes.clone()) {
                     Ok((reply, media)) => {
                         self.tx.send(Outbound::StopMedia);
                         self.send(reply);
@@ -236,7 +253,10 @@ impl Connection {
                     self.send(ServerMessage::Error { message, fatal: false });
                 }
             }
-            Action::Input(input) => state.input.send(id, input),
+            Action::Input(input) => {
+                let screen = *state.display_size.lock().unwrap();
+                state.input.send(id, crate::monitor::to_screen(input, self.monitor, screen));
+            }
             Action::ReleaseInput(viewer) => {
                 state.input.release(viewer);
                 if let Some(g) = &state.gamepads {

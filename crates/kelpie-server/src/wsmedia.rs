@@ -69,20 +69,27 @@ fn count_dropped(now: u64, seen: &mut u64, counter: &AtomicU64) {
     *seen = now;
 }
 
-/// Subscribes viewer `id` to the video in `codec` (its keyframe requests through
-/// `keyframes`, if given) and, if `audio`, the session's sound. Returns what to tell the
+/// Subscribes viewer `id` to the video of `monitor` in `codec` (its keyframe requests
+/// through `keyframes`, if given) and, if `audio`, the session's sound. Returns what to tell the
 /// viewer and what to give its writer.
 pub(crate) fn start(
     state: &AppState,
     id: ViewerId,
     codec: VideoCodec,
+    monitor: kelpie_media::monitor::Monitor,
     audio: bool,
     keyframes: Option<SharedKeyframeLimiter>,
 ) -> Result<(ServerMessage, Outbound), kelpie_media::MediaError> {
-    let video = state.source.subscribe_limited(codec, keyframes)?;
+    let video = state.source.subscribe_monitor(codec, monitor.index, keyframes)?;
     let sound = if audio { subscribe_audio(state, id) } else { None };
     let audio = sound.is_some();
-    tracing::info!(viewer = id, codec = codec.as_str(), audio, "video over WebSocket");
+    tracing::info!(
+        viewer = id,
+        codec = codec.as_str(),
+        monitor = monitor.index + 1,
+        audio,
+        "video over WebSocket"
+    );
     Ok((ServerMessage::WsVideo { codec, audio }, Outbound::Media(video, sound)))
 }
 
