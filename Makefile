@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps deps-test deps-bench deps-package web build run test test-commands test-rust test-web test-e2e test-deploy deploy-venv test-bench-smoke lint fmt bench fuzz clean deb image test-packages
+.PHONY: all deps deps-test deps-bench deps-package web build run test test-commands test-rust test-web test-e2e test-network test-deploy deploy-venv test-bench-smoke lint fmt bench fuzz clean deb image test-packages
 
 all: build
 
@@ -64,6 +64,12 @@ deploy-venv: deps-test
 # E2E tests include the Open OnDemand, Jupyter and Grafana ones (they need deploy-venv).
 test-e2e: build deps-test tests/e2e/node_modules/.package-lock.json deploy-venv
 	tests/e2e/run.sh
+
+# Congestion control and loss recovery end to end over the link emulator (issue 21's
+# acceptance tests, about 2 minutes). Not yet in `make test`: four of its seven tests do not
+# pass yet (the 1 Mbit/s profile, the WebRTC outage recovery and both rate drops).
+test-network: build deps-test tests/e2e/node_modules/.package-lock.json
+	tests/e2e/run.sh network.wan.mjs
 
 # The Helm chart (rendered with Helm, every manifest against Kubernetes 1.30, the values
 # schema) and the Coder module (docs/deployment.md). A few seconds, no cluster.
