@@ -125,6 +125,7 @@ pub struct ViewersInfo {
 mod binary;
 mod client;
 mod clipboard;
+pub mod files;
 pub mod http;
 mod server;
 

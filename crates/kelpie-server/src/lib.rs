@@ -7,6 +7,7 @@ pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod edge;
+pub mod files;
 pub mod heartbeat;
 pub mod http;
 pub mod ice;
@@ -104,6 +105,8 @@ pub struct AppState {
     pub tls: Option<Arc<tls::Tls>>,
     /// The session's recordings.
     pub recorder: record::Recorder,
+    /// File transfer.
+    pub files: files::Files,
 }
 
 impl AppState {
@@ -200,6 +203,7 @@ impl Server {
             on_demand: config.record_dir.clone(),
             limits: record::limits(config.record_max_size, config.record_max_time),
         })?;
+        let files = files::Files::new(&config.files, std::env::var_os("HOME").map(std::path::PathBuf::from))?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -322,6 +326,7 @@ impl Server {
             ice,
             tls,
             recorder,
+            files,
         });
         state.recorder.start(&state).await?;
         clipboard::start(&state, &display);
