@@ -23,7 +23,9 @@ pub enum NameError {
     #[error("the file name is longer than 255 bytes; rename the file")]
     TooLong,
     /// It starts with a dot: `.`, `..` or a hidden file.
-    #[error("the file name starts with a dot (hidden files, '.' and '..' are not transferred); rename the file")]
+    #[error(
+        "the file name starts with a dot (hidden files, '.' and '..' are not transferred); rename the file"
+    )]
     Dot,
     /// It has `/` or `\`: a path, not a name.
     #[error("the file name has a '/' or '\\': give a name, not a path")]
@@ -87,7 +89,8 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        for name in ["a", "report.pdf", "Ünïcødé 名前.txt", "a..b", "x.", "-rf", "a b", &"x".repeat(255)] {
+        for name in ["a", "report.pdf", "Ünïcødé 名前.txt", "a..b", "x.", "-rf", "a b", &"x".repeat(255)]
+        {
             assert_eq!(check_name(name), Ok(name), "{name:?}");
         }
     }

@@ -80,7 +80,8 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use KiB, MiB or GiB")),
     };
-    let bytes = n.checked_shl(shift).filter(|b| b >> shift == n).ok_or_else(|| format!("{s:?}: too large"))?;
+    let bytes =
+        n.checked_shl(shift).filter(|b| b >> shift == n).ok_or_else(|| format!("{s:?}: too large"))?;
     if bytes == 0 {
         return Err("the upload limit must be above 0 (turn uploads off with --upload off)".into());
     }
@@ -109,8 +110,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Self; 8] =
-        [Self::Off, Self::Access, Self::Name, Self::Exists, Self::Special, Self::TooLarge, Self::Missing, Self::Io];
+    const ALL: [Self; 8] = [
+        Self::Off,
+        Self::Access,
+        Self::Name,
+        Self::Exists,
+        Self::Special,
+        Self::TooLarge,
+        Self::Missing,
+        Self::Io,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -181,7 +190,12 @@ impl Files {
         disk::prepare_dir(&upload_dir, "--upload-dir")?;
         disk::prepare_dir(&download_dir, "--download-dir")?;
         Ok(Self {
-            settings: Some(Settings { upload_dir, download_dir, upload_max: args.upload_max, upload: args.upload }),
+            settings: Some(Settings {
+                upload_dir,
+                download_dir,
+                upload_max: args.upload_max,
+                upload: args.upload,
+            }),
             counters: FileCounters::default(),
         })
     }

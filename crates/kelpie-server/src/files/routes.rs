@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use kelpie_protocol::files::{FileList, check_name};
 
 use super::disk::{self, DiskError, Part};
-use super::{Refusal, Settings};
+use super::Refusal;
 use crate::AppState;
 use crate::auth::Access;
 
@@ -40,10 +40,9 @@ fn refuse(state: &AppState, why: Refusal, status: StatusCode, text: impl Into<St
         .into_response()
 }
 
-fn settings_or_off(state: &AppState) -> Result<&Settings, Response> {
-    state.files.settings().ok_or_else(|| {
-        refuse(state, Refusal::Off, StatusCode::NOT_FOUND, "file transfer is off on this server (--files off)")
-    })
+/// The answer with `--files off`.
+fn off(state: &AppState) -> Response {
+    refuse(state, Refusal::Off, StatusCode::NOT_FOUND, "file transfer is off on this server (--files off)")
 }
 
 fn disk_refusal(state: &AppState, e: &DiskError) -> Response {
@@ -73,12 +72,16 @@ fn disk_refusal(state: &AppState, e: &DiskError) -> Response {
     }
 }
 
-/// The checked name of the request, or the refusal.
-fn name_of(state: &AppState, name: Result<Path<String>, PathRejection>) -> Result<String, Response> {
-    let bad = |why: String| refuse(state, Refusal::Name, StatusCode::BAD_REQUEST, why);
-    let Path(name) = name.map_err(|e| bad(format!("the file name is not readable: {e}")))?;
-    check_name(&name).map_err(|e| bad(e.to_string()))?;
+/// The checked name of the request, or why it is refused.
+fn name_of(name: Result<Path<String>, PathRejection>) -> Result<String, String> {
+    let Path(name) = name.map_err(|e| format!("the file name is not readable: {e}"))?;
+    check_name(&name).map_err(|e| e.to_string())?;
     Ok(name)
+}
+
+/// The answer to a refused name.
+fn bad_name(state: &AppState, why: String) -> Response {
+    refuse(state, Refusal::Name, StatusCode::BAD_REQUEST, why)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -86,20 +89,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 async fn list(State(state): State<Arc<AppState>>, access: Option<Extension<Access>>) -> Response {
-    let settings = match settings_or_off(&state) {
-        Ok(s) => s.clone(),
-        Err(r) => return r,
-    };
+    let Some(settings) = state.files.settings().cloned() else { return off(&state) };
     let access = access.map_or(Access::ViewOnly, |a| a.0);
     let dir = settings.download_dir.clone();
     match blocking(move || disk::list(&dir)).await {
         Ok(files) => (
             [(header::CACHE_CONTROL, "no-store")],
-            Json(FileList {
-                files,
-                upload: settings.upload.allows(access),
-                upload_max: settings.upload_max,
-            }),
+            Json(FileList { files, upload: settings.upload.allows(access), upload_max: settings.upload_max }),
         )
             .into_response(),
         Err(e) => disk_refusal(&state, &DiskError::from(e)),
@@ -124,17 +120,11 @@ fn disposition(name: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-async fn download(
-    State(state): State<Arc<AppState>>,
-    name: Result<Path<String>, PathRejection>,
-) -> Response {
-    let dir = match settings_or_off(&state) {
-        Ok(s) => s.download_dir.clone(),
-        Err(r) => return r,
-    };
-    let name = match name_of(&state, name) {
+async fn download(State(state): State<Arc<AppState>>, name: Result<Path<String>, PathRejection>) -> Response {
+    let Some(dir) = state.files.settings().map(|s| s.download_dir.clone()) else { return off(&state) };
+    let name = match name_of(name) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(why) => return bad_name(&state, why),
     };
     let opened = {
         let name = name.clone();
@@ -146,23 +136,31 @@ async fn download(
     };
     state.files.counters.downloaded.fetch_add(1, Ordering::Relaxed);
     let counters = state.clone();
-    let stream = futures_util::stream::unfold(Some(file), move |file| {
+    // At most the size announced in Content-Length: a file that grows meanwhile is cut there.
+    let stream = futures_util::stream::unfold(Some((file, size)), move |open| {
         let state = counters.clone();
         async move {
-            let mut file = file?;
+            let (mut file, left) = open?;
+            if left == 0 {
+                return None;
+            }
             let read = blocking(move || {
                 use std::io::Read as _;
-                let mut buf = vec![0; READ_CHUNK];
+                let mut buf = vec![0; READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK))];
                 let n = file.read(&mut buf)?;
                 buf.truncate(n);
                 Ok::<_, std::io::Error>((file, buf))
             })
             .await;
             match read {
-                Ok((_, buf)) if buf.is_empty() => None,
+                Ok((_, buf)) if buf.is_empty() => {
+                    // Shorter than announced (cut meanwhile): end with an error, not a short file.
+                    Some((Err(std::io::Error::other("the file became shorter while it was sent")), None))
+                }
                 Ok((file, buf)) => {
-                    state.files.counters.downloaded_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                    Some((Ok(Bytes::from(buf)), Some(file)))
+                    let n = buf.len() as u64;
+                    state.files.counters.downloaded_bytes.fetch_add(n, Ordering::Relaxed);
+                    Some((Ok(Bytes::from(buf)), Some((file, left - n))))
                 }
                 Err(e) => Some((Err(e), None)),
             }
@@ -188,17 +186,17 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let settings = match settings_or_off(&state) {
-        Ok(s) => s.clone(),
-        Err(r) => return r,
-    };
+    let Some(settings) = state.files.settings().cloned() else { return off(&state) };
     // Fail closed: a request the token check did not see uploads nothing.
     let access = access.map(|a| a.0);
     if !access.is_some_and(|a| settings.upload.allows(a)) {
         return match settings.upload {
-            super::UploadAccess::Off => {
-                refuse(&state, Refusal::Off, StatusCode::FORBIDDEN, "uploads are off on this server (--upload off)")
-            }
+            super::UploadAccess::Off => refuse(
+                &state,
+                Refusal::Off,
+                StatusCode::FORBIDDEN,
+                "uploads are off on this server (--upload off)",
+            ),
             _ => refuse(
                 &state,
                 Refusal::Access,
@@ -207,9 +205,9 @@ async fn upload(
             ),
         };
     }
-    let name = match name_of(&state, name) {
+    let name = match name_of(name) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(why) => return bad_name(&state, why),
     };
     let overwrite = uri.query().is_some_and(|q| q.split('&').any(|p| p == "overwrite=1"));
     let max = settings.upload_max;
