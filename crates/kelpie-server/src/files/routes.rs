@@ -16,8 +16,8 @@ use axum::{Extension, Json, Router};
 use futures_util::StreamExt as _;
 use kelpie_protocol::files::{FileList, check_name};
 
-use super::disk::{self, DiskError, Part};
 use super::Refusal;
+use super::disk::{self, DiskError, Part};
 use crate::AppState;
 use crate::auth::Access;
 
