@@ -39,10 +39,10 @@ if [ "$test" = 1 ]; then
   # (unshare, nsenter, ip, tc, ss, nft), an HTTP proxy (nginx), test certificates (openssl), a
   # TURN server (coturn: the tests start their own; the system service its package would start
   # is kept off, below), X tools (xdpyinfo, xclip), process tools (pgrep), a tone player
-  # (gst-launch-1.0), a recording checker (gst-discoverer-1.0); for the deployment tests, Python's venv (Helm's SDK, kubernetes-validate,
+  # (gst-launch-1.0), a recording checker (gst-discoverer-1.0), a FIFO maker (mkfifo); for the deployment tests, Python's venv (Helm's SDK, kubernetes-validate,
   # Jupyter… from PyPI, deploy/tests/venv.sh) and Ruby (Open OnDemand's ERB templates)
   packages+=(chromium iproute2 util-linux x11-utils procps nginx-light openssl nftables coturn xclip gstreamer1.0-tools
-    python3-venv ruby gstreamer1.0-plugins-base-apps)
+    python3-venv ruby gstreamer1.0-plugins-base-apps coreutils)
 fi
 if [ "$bench" = 1 ]; then
   # xwd (screen dumps for the quality figures), the VNC peer (Selkies' virtual environment:

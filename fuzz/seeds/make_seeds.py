@@ -167,3 +167,9 @@ write("https_location", "get.txt", "GET /?token=abc HTTP/1.1\r\nHost: 127.0.0.1:
 write("https_location", "subpath-v6.txt", "POST /desk/api HTTP/1.1\r\nhost: [::1]:9443\r\n\r\n")
 write("https_location", "absolute.txt", "GET http://evil.example/x HTTP/1.1\r\nHost: Desk.Example.com\r\n")
 write("https_location", "partial.txt", "GET / HTTP/1.1\r\nHost: localhost:8")
+# file_names: names a browser gives files (plain, Unicode, paths, hidden, controls).
+write("file_names", "plain.txt", "report 2026.pdf")
+write("file_names", "unicode.txt", "Ünïcødé 名前.txt")
+write("file_names", "dotdot.txt", "../../etc/passwd")
+write("file_names", "bidi.txt", "invoice\u202efdp.exe")
+write("file_names", "long.txt", "é" * 200)

@@ -13,6 +13,7 @@ import { insecureNotice, pageOrigin, probeSecureFeatures } from './secure';
 import { parseTransportParam, type Transport } from './transport';
 import { parseRenderParam } from './trackplayer';
 import { ClipboardSync } from './clipboard';
+import { startFiles, type FilesApi } from './files';
 import { CursorView } from './cursor';
 import { findElements, renderRecording, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
 import { describeViewers, pendingRequests } from './viewers';
@@ -81,6 +82,8 @@ export interface KelpieApi {
   setSettings?: (patch: Partial<Settings>) => void;
   /** Clipboard sharing (see `clipboard.ts`). */
   clipboard?: ClipboardSync;
+  /** File transfer (see `files.ts`). */
+  files?: FilesApi;
   /** The CSS cursor shown for the remote cursor. */
   cursor?: () => string;
   /** The page's note on what is off outside a secure context, or null in one. */
@@ -442,4 +445,5 @@ conn.onDesktopMessage((msg) => {
   else cursorView.apply(msg);
 });
 window.kelpie.clipboard = clipboard;
+window.kelpie.files = startFiles(document, document.getElementById('toolbar')!);
 window.kelpie.cursor = () => cursorView.current;

@@ -134,6 +134,7 @@ pub struct ViewersInfo {
 mod binary;
 mod client;
 mod clipboard;
+pub mod files;
 pub mod http;
 mod server;
 

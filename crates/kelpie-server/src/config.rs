@@ -307,6 +307,10 @@ pub struct Config {
     #[arg(long, env = "KELPIE_RECORD_MAX_TIME", default_value_t = 3600, value_name = "SECONDS")]
     pub record_max_time: u64,
 
+    /// File transfer (`--files`, `--upload-dir`, `--download-dir`, `--upload-max`, `--upload`).
+    #[command(flatten)]
+    pub files: crate::files::FilesArgs,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive list).
     #[arg(long, env = "KELPIE_LOG", default_value = "info")]
     pub log: String,

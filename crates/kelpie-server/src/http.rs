@@ -31,6 +31,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/session", get(session))
         .route("/api/signal", get(signal))
         .route("/metrics", get(metrics))
+        .merge(crate::files::routes())
         .fallback(get(asset))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require_token));
     Router::new()
@@ -411,6 +412,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.edge.write_metrics(&mut out);
     state.recorder.write_metrics(&mut out, state.recorder.is_on().await);
     state.connections.write_metrics(&mut out);
+    state.files.write_metrics(&mut out);
     if let Some(tls) = &state.tls {
         tls.write_metrics(&mut out);
     }

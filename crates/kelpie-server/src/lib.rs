@@ -7,6 +7,7 @@ pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod edge;
+pub mod files;
 pub mod gamepad;
 pub mod heartbeat;
 pub mod http;
@@ -115,6 +116,8 @@ pub struct AppState {
     pub bitrates: kelpie_media::congestion::BitrateLimits,
     /// The session's gamepads (`--gamepads`), when on and the display is Kelpie's own.
     pub gamepads: Option<kelpie_gamepad::Gamepads>,
+    /// File transfer.
+    pub files: files::Files,
 }
 
 impl AppState {
@@ -211,6 +214,7 @@ impl Server {
             on_demand: config.record_dir.clone(),
             limits: record::limits(config.record_max_size, config.record_max_time),
         })?;
+        let files = files::Files::new(&config.files, std::env::var_os("HOME").map(std::path::PathBuf::from))?;
         let runtime = match (config.existing_display(), runtime) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -351,6 +355,7 @@ impl Server {
             tls,
             recorder,
             gamepads,
+            files,
         });
         state.recorder.start(&state).await?;
         clipboard::start(&state, &display);
