@@ -91,10 +91,14 @@ test('a 50 MiB upload from the page arrives byte-exact with progress, while vide
     const fps = (v1.framesDecoded - v0.framesDecoded) / seconds;
     const uploads = await page.evaluate(() => window.kelpie.files.uploads.map((u) => ({ ...u })));
     console.log(`# ${n} uploads of 50 MiB in ${seconds.toFixed(1)} s (${((n * 50) / seconds).toFixed(0)} MiB/s); video decoded ${fps.toFixed(1)} fps meanwhile (${baseline.toFixed(1)} fps before)`);
+    // Every upload reports progress; on an idle loopback one 50 MiB upload can take a single
+    // event (it is sent in well under the browser's 50 ms between events), so at least one of
+    // them must have shown intermediate progress.
     for (const u of uploads) {
       assert.equal(u.status, 'done', `${u.name}: ${u.error}`);
-      assert.ok(u.progressEvents >= 2, `${u.name}: ${u.progressEvents} progress events`);
+      assert.ok(u.progressEvents >= 1, `${u.name}: ${u.progressEvents} progress events`);
     }
+    assert.ok(uploads.some((u) => u.progressEvents >= 2), `progress during an upload: ${uploads.map((u) => u.progressEvents)}`);
     for (let i = 0; i < n; i++) assert.equal(sha256(readFileSync(join(dir, `big-${i}.bin`))), sha256(data), `big-${i}.bin is byte-exact`);
     assert.ok(fps >= 50, `decoded ${fps.toFixed(1)} fps while uploading`);
     assert.equal(await page.isVisible('#files-uploads li[data-status="done"] progress'), true, 'the progress bar shows');
