@@ -93,7 +93,9 @@ test('a client that stops answering is dropped after 25 s of silence', async () 
     const silent = metric(m, 'kelpie_viewers_dropped_total{reason="silent"}');
     assert.ok(silent >= 1, 'the one that asked for nothing was dropped for its silence');
     assert.equal(silent + metric(m, 'kelpie_viewers_dropped_total{reason="write_timeout"}'), 2);
-    assert.ok(metric(m, 'kelpie_viewer_pings_total') >= 4, 'each was pinged twice');
+    // The one that asked for nothing was pinged twice before its silence ran out; the one that
+    // asked for video acknowledges none, so it may go at the write timeout (10 s) first.
+    assert.ok(metric(m, 'kelpie_viewer_pings_total') >= 2, 'the silent one was pinged twice');
     console.log(`silent clients dropped after ${took.toFixed(1)} s`);
     assert.ok(took >= 24 && took <= 30, `dropped after ${took.toFixed(1)} s`);
   } finally {

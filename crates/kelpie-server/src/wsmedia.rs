@@ -218,6 +218,9 @@ where
     // A frame taken from the broadcast while the window was full: it goes once the window
     // opens (the next ones wait in the broadcast, where the lag policy can drop them).
     let mut held: Option<Arc<kelpie_media::EncodedFrame>> = None;
+    // Since when a frame has been held: a viewer that acknowledges nothing for the write
+    // timeout is as gone as one whose socket takes nothing (pongs alone do not keep it).
+    let mut held_since = tokio::time::Instant::now();
     let mut audio: Option<AudioSubscription> = None;
     let mut cursors_sent = HashSet::new();
     // What the subscriptions had dropped, and the video's keyframe requests refused, when
@@ -229,6 +232,10 @@ where
             // The queue first: a close or a ping must not wait behind the video.
             biased;
             next = outbox.next() => Step::Queued(next),
+            () = tokio::time::sleep_until(held_since + WRITE_TIMEOUT), if held.is_some() && video.is_some() => {
+                close(&mut sink, Dropped::WriteTimeout).await;
+                return WriterEnd::Dropped(Dropped::WriteTimeout);
+            },
             () = flow.open(), if held.is_some() && video.is_some() => {
                 let frame = held.take().expect("guarded");
                 let sub = video.as_ref().expect("guarded");
@@ -247,6 +254,7 @@ where
                         flow.window_full(Instant::now());
                         m.ws_window_waits.fetch_add(1, Ordering::Relaxed);
                         held = Some(frame);
+                        held_since = tokio::time::Instant::now();
                         continue;
                     }
                     None => Step::VideoEnded,
