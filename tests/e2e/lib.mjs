@@ -267,21 +267,29 @@ export function onDisplay(k, cmd, input) {
   });
 }
 
-/** The four colours of `kelpie-probe quadrants` on a 1920x1080 display. */
-const QUADRANTS = [
-  { at: [480, 270], rgb: [255, 0, 0] },
-  { at: [1440, 270], rgb: [0, 255, 0] },
-  { at: [480, 810], rgb: [0, 0, 255] },
-  { at: [1440, 810], rgb: [255, 255, 0] },
-];
+/** The four colours of `kelpie-probe quadrants` on a `width`x`height` picture, at each quadrant's centre. */
+export function quadrants(width = 1920, height = 1080) {
+  const [x1, x2, y1, y2] = [width / 4, (3 * width) / 4, height / 4, (3 * height) / 4];
+  return [
+    { at: [x1, y1], rgb: [255, 0, 0], name: 'top-left red' },
+    { at: [x2, y1], rgb: [0, 255, 0], name: 'top-right green' },
+    { at: [x1, y2], rgb: [0, 0, 255], name: 'bottom-left blue' },
+    { at: [x2, y2], rgb: [255, 255, 0], name: 'bottom-right yellow' },
+  ];
+}
 
-/** Asserts that `page` shows the probe's four quadrants (each channel within 40). */
-export async function assertQuadrants(page) {
-  await sleep(800);
-  const got = await sampleVideo(page, QUADRANTS.map((q) => q.at));
-  QUADRANTS.forEach((q, i) => {
+/**
+ * Asserts that `page` shows the probe's four quadrants of a `width`x`height` picture (each
+ * channel within 40), after `settleMs` for the refinement frames that sharpen the first
+ * keyframe; `label` prefixes the failure message.
+ */
+export async function assertQuadrants(page, { width = 1920, height = 1080, settleMs = 800, label = '' } = {}) {
+  await sleep(settleMs);
+  const want = quadrants(width, height);
+  const got = await sampleVideo(page, want.map((q) => q.at));
+  want.forEach((q, i) => {
     const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
-    assert.ok(diff <= 40, `at ${q.at}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
+    assert.ok(diff <= 40, `${label}${q.name} at ${q.at}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
   });
 }
 

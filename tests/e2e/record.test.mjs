@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, openViewer, probeBin, sleep, startKelpie } from './lib.mjs';
+import { launchBrowser, openViewer, probeBin, quadrants, sleep, startKelpie } from './lib.mjs';
 import { run } from './sound.mjs';
 
 const W = 640;
@@ -82,16 +82,10 @@ function peakHz(samples, rate) {
 
 function assertQuadrantColours(rgb) {
   const at = (x, y) => [...rgb.subarray((y * 64 + x) * 3, (y * 64 + x) * 3 + 3)];
-  const want = [
-    [[16, 12], [255, 0, 0]],
-    [[48, 12], [0, 255, 0]],
-    [[16, 36], [0, 0, 255]],
-    [[48, 36], [255, 255, 0]],
-  ];
-  for (const [[x, y], colour] of want) {
+  for (const { at: [x, y], rgb: colour, name } of quadrants(64, 48)) {
     const got = at(x, y);
     const diff = Math.max(...colour.map((c, i) => Math.abs(c - got[i])));
-    assert.ok(diff <= 40, `recorded picture at ${x},${y}: rgb(${got}) expected rgb(${colour})`);
+    assert.ok(diff <= 40, `recorded picture, ${name} at ${x},${y}: rgb(${got}) expected rgb(${colour})`);
   }
 }
 

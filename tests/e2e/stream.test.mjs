@@ -8,7 +8,7 @@ import {
   launchBrowser,
   openViewer,
   waitForState,
-  sampleVideo,
+  assertQuadrants,
   measureStamps,
   inboundVideo,
   sleep,
@@ -37,25 +37,7 @@ async function stop(k, context) {
   assert.equal(code, 0, `kelpie exits cleanly on SIGTERM:\n${k.stderr()}`);
 }
 
-const QUADRANTS = [
-  { at: [480, 270], rgb: [255, 0, 0], name: 'top-left red' },
-  { at: [1440, 270], rgb: [0, 255, 0], name: 'top-right green' },
-  { at: [480, 810], rgb: [0, 0, 255], name: 'bottom-left blue' },
-  { at: [1440, 810], rgb: [255, 255, 0], name: 'bottom-right yellow' },
-];
 
-async function assertQuadrants(page) {
-  // The first keyframe is coarse; the refinement frames that follow sharpen it.
-  await sleep(800);
-  const got = await sampleVideo(
-    page,
-    QUADRANTS.map((q) => q.at),
-  );
-  QUADRANTS.forEach((q, i) => {
-    const diff = Math.max(...q.rgb.map((c, j) => Math.abs(c - got[i][j])));
-    assert.ok(diff <= 40, `${q.name}: got rgb(${got[i]}) expected rgb(${q.rgb})`);
-  });
-}
 
 test('a known picture arrives: four coloured quadrants decode to their colours (H.264)', async () => {
   const k = await kelpieWith('quadrants');
