@@ -18,6 +18,7 @@ import {
   type ClientMessage,
   type HelloMessage,
   type SessionInfo,
+  type PathMessage,
   type RecordingMessage,
   type ViewersMessage,
   type WsVideoAnswerMessage,
@@ -25,7 +26,8 @@ import {
 import { webSocketVideoUnavailable } from './secure';
 import { checkSession, versionMismatch } from './session';
 import { Signalling, type ServerHandlers } from './signalling';
-import { computeStats, needsFirstPicture, needsKeyframe, processingDelayMs, type KelpieStats, type StatsSnapshot } from './stats';
+import type { StatsHistory } from './history';
+import { computeStats, needsFirstPicture, needsKeyframe, processingDelayMs, withPath, type KelpieStats, type StatsSnapshot } from './stats';
 import { withMonitor } from './monitor';
 import { Reporter } from './report';
 import { Timers } from './timers';
@@ -43,8 +45,10 @@ export interface AttemptOwner {
   notice: string | null;
   viewers: ViewersMessage | null;
   recording: RecordingMessage | null;
+  path: PathMessage | null;
   controlRequests: number[];
   latestStats: KelpieStats;
+  readonly history: StatsHistory;
   readonly events: Emitter<ConnectionEvents>;
   onFrame(fn: FrameListener): () => void;
 }
@@ -186,6 +190,9 @@ export class Attempt {
       recording: (msg) => {
         owner.recording = msg;
         owner.events.emit('change');
+      },
+      path: (msg) => {
+        owner.path = msg;
       },
       clipboard: (msg) => owner.events.emit('desktop', msg),
       cursor: (msg) => owner.events.emit('desktop', msg),
@@ -332,8 +339,10 @@ export class Attempt {
     if (!snap || this.closed) return;
     const prev = this.prevSnapshot;
     this.prevSnapshot = snap;
-    this.owner.latestStats = computeStats(prev, snap);
-    const report = this.reporter.sample(this.owner.latestStats, processingDelayMs(prev, snap));
+    const processing = processingDelayMs(prev, snap);
+    this.owner.latestStats = withPath(computeStats(prev, snap), this.owner.path, processing);
+    this.owner.history.push(this.owner.latestStats);
+    const report = this.reporter.sample(this.owner.latestStats, processing);
     if (report !== null && this.streaming) this.send(report);
     const { keyframeMinIntervalMs, statsIntervalMs } = this.deps.timings;
     const sinceKeyframe = performance.now() - this.lastKeyframeRequest;

@@ -21,9 +21,11 @@ import {
   type RateMessage,
   type ResizeMessage,
   type SessionInfo,
+  type PathMessage,
   type RecordingMessage,
   type ViewersMessage,
 } from './protocol';
+import { StatsHistory } from './history';
 import { EMPTY_STATS, type KelpieStats } from './stats';
 import type { RenderMode } from './trackplayer';
 import { TransportPolicy, type Transport, type TransportMode } from './transport';
@@ -103,6 +105,10 @@ export class Connection {
   /** `performance.now()` at which the scheduled retry fires, while reconnecting. */
   retryAt: number | null = null;
   latestStats: KelpieStats = { ...EMPTY_STATS };
+  /** The last 30 s of stats samples, for the overlay's plot. */
+  readonly history = new StatsHistory();
+  /** The latest `path` message of the current connection, or null. */
+  path: PathMessage | null = null;
   /** Input messages actually written to the signalling WebSocket. */
   inputSent = 0;
   /** The latest `viewers` message of the current connection, or null. */
@@ -402,6 +408,8 @@ export class Connection {
     this.notice = null;
     this.viewers = null;
     this.recording = null;
+    this.path = null;
+    this.history.clear();
     this.controlRequests = [];
     a.start();
   }

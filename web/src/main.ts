@@ -305,10 +305,10 @@ let statsVisible = false;
 function toggleStats(): void {
   statsVisible = !statsVisible;
   setStatsVisible(el, statsVisible);
-  if (statsVisible) renderStats(el, conn.latestStats);
+  if (statsVisible) renderStats(el, conn.latestStats, conn.history.all);
 }
 conn.onStats(() => {
-  if (statsVisible) renderStats(el, conn.latestStats);
+  if (statsVisible) renderStats(el, conn.latestStats, conn.history.all);
 });
 el.statsToggle.addEventListener('click', toggleStats);
 // Local shortcuts: handled here, never sent to the remote desktop (see input.ts).

@@ -101,7 +101,26 @@ export type ServerMessage =
   | WsVideoAnswerMessage
   | ClipboardMessage
   | CursorMessage
-  | RecordingMessage;
+  | RecordingMessage
+  | PathMessage;
+
+/**
+ * What the server knows of this viewer's path, about once a second while video flows (the
+ * stats overlay shows it). An absent field is not known, or not measured on this transport.
+ */
+export interface PathMessage {
+  type: 'path';
+  /** What the path carries, as the server estimates it from the browser's feedback, kbit/s. */
+  estimate_kbps?: number;
+  /** What the stream's rate control aims at now, kbit/s. */
+  target_kbps?: number;
+  /** Packets lost, parts per million (WebRTC receiver reports). */
+  loss_ppm?: number;
+  /** The round trip as the server measures it, ms. */
+  rtt_ms?: number;
+}
+
+const PATH_FIELDS = ['estimate_kbps', 'target_kbps', 'loss_ppm', 'rtt_ms'] as const;
 
 /** Whether the session is being recorded, and whether the controller may start or stop it. */
 export interface RecordingMessage {
@@ -499,6 +518,19 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
         return fail('bad recording: "on" and "available" must be booleans');
       }
       return { ok: true, value: { type: 'recording', on: v.on, available: v.available } };
+    case 'path': {
+      const msg: PathMessage = { type: 'path' };
+      for (const key of Object.keys(v)) {
+        if (key !== 'type' && !(PATH_FIELDS as readonly string[]).includes(key)) return fail(`bad path: unknown field "${key}"`);
+      }
+      for (const key of PATH_FIELDS) {
+        const n = v[key];
+        if (n === undefined) continue;
+        if (!isInt(n, 0, 0xffff_ffff)) return fail(`bad path: "${key}" must be a whole number`);
+        msg[key] = n;
+      }
+      return { ok: true, value: msg };
+    }
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
       if (v.audio !== undefined && typeof v.audio !== 'boolean') return fail('bad wsvideo: "audio" must be a boolean');

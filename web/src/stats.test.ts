@@ -11,6 +11,7 @@ import {
   processingDelayMs,
   needsFirstPicture,
   needsKeyframe,
+  withPath,
   type StatsSnapshot,
 } from './stats';
 
@@ -258,6 +259,34 @@ describe('formatStats', () => {
     expect(rows).toMatchObject({ fps: '30.0', bitrate: '1.00 Mbit/s', rtt: '12.3 ms', decode: '0.00 ms/frame', codec: 'h264', resolution: '1920x1080' });
     const empty = Object.fromEntries(formatStats(computeStats(null, snap({ frameWidth: null, codecMimeType: null }))));
     expect(empty).toMatchObject({ fps: '–', bitrate: '–', resolution: '–', codec: '–' });
+  });
+});
+
+describe('withPath', () => {
+  const base = computeStats(snap({ timestamp: 0 }), snap({ timestamp: 1000, framesDecoded: 30, bytesReceived: 125_000 }));
+
+  it("adds the server's estimate, target and loss, and the latency the page can tell", () => {
+    const s = withPath(base, { type: 'path', estimate_kbps: 4200, target_kbps: 3900, loss_ppm: 10_000, rtt_ms: 40 }, 6);
+    expect(s).toMatchObject({ estimateMbps: 4.2, targetMbps: 3.9, serverLossPercent: 1 });
+    // The browser's own round trip (12.3 ms) is preferred to the server's: 6.15 + 6.
+    expect(s.latencyMs).toBeCloseTo(12.15, 5);
+    const rows = Object.fromEntries(formatStats(s));
+    expect(rows).toMatchObject({ estimate: '4.20 Mbit/s', target: '3.90 Mbit/s', latency: '12.2 ms' });
+  });
+
+  it("falls back to the server's round trip and loss (the WebSocket transport has neither)", () => {
+    const ws = { ...base, rttMs: null, lossPercent: null };
+    const s = withPath(ws, { type: 'path', estimate_kbps: 900, target_kbps: 837, rtt_ms: 120 }, null);
+    expect(s.latencyMs).toBe(60);
+    expect(Object.fromEntries(formatStats(s))).toMatchObject({ loss: '–', latency: '60.0 ms', target: '0.84 Mbit/s' });
+    const lossy = withPath(ws, { type: 'path', loss_ppm: 25_000 }, null);
+    expect(Object.fromEntries(formatStats(lossy))).toMatchObject({ loss: '2.50 %', estimate: '–', latency: '–' });
+  });
+
+  it('leaves the path unknown before the first path message', () => {
+    const s = withPath(base, null, 5);
+    expect(s).toMatchObject({ estimateMbps: null, targetMbps: null, serverLossPercent: null });
+    expect(s.latencyMs).toBeCloseTo(11.15, 5);
   });
 });
 

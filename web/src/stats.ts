@@ -3,6 +3,8 @@
  * second, and the figures shown to the user are pure functions of two successive snapshots.
  */
 
+import type { PathMessage } from './protocol';
+
 /** The counters Kelpie needs from one `getStats()` call, as plain numbers. */
 export interface StatsSnapshot {
   /** Milliseconds (the `timestamp` of the inbound-rtp stats, else the report's clock). */
@@ -43,6 +45,14 @@ export interface KelpieStats {
   bytesReceived: number;
   framesDropped: number;
   transport: string | null;
+  /** What the path carries, as the server estimates it (its `path` message), Mbit/s. */
+  estimateMbps: number | null;
+  /** What the server's rate control aims at, Mbit/s. */
+  targetMbps: number | null;
+  /** Packets lost as the server hears of them (WebRTC receiver reports), %. */
+  serverLossPercent: number | null;
+  /** Half the round trip plus the browser's time from a frame's arrival to its decoding, ms. */
+  latencyMs: number | null;
   /** Milliseconds since the epoch (or the stats clock) of the newer snapshot. */
   timestamp: number;
 }
@@ -60,6 +70,10 @@ export const EMPTY_STATS: Readonly<KelpieStats> = Object.freeze({
   bytesReceived: 0,
   framesDropped: 0,
   transport: null,
+  estimateMbps: null,
+  targetMbps: null,
+  serverLossPercent: null,
+  latencyMs: null,
   timestamp: 0,
 });
 
@@ -283,7 +297,28 @@ export function computeStats(prev: StatsSnapshot | null, cur: StatsSnapshot): Ke
     bytesReceived: cur.bytesReceived ?? 0,
     framesDropped: cur.framesDropped ?? 0,
     transport: cur.transport,
+    estimateMbps: null,
+    targetMbps: null,
+    serverLossPercent: null,
+    latencyMs: null,
     timestamp: cur.timestamp,
+  };
+}
+
+/**
+ * `s` with what the server said of the path (`null`: nothing yet) and the latency the page
+ * can tell: half the round trip (the browser's own figure, else the server's) plus
+ * `processingMs`, the browser's time from a frame's arrival to its decoding (0 if unknown).
+ */
+export function withPath(s: KelpieStats, path: PathMessage | null, processingMs: number | null): KelpieStats {
+  const mbps = (kbps: number | undefined): number | null => (kbps === undefined ? null : kbps / 1000);
+  const rtt = s.rttMs ?? (path?.rtt_ms ?? null);
+  return {
+    ...s,
+    estimateMbps: mbps(path?.estimate_kbps),
+    targetMbps: mbps(path?.target_kbps),
+    serverLossPercent: path?.loss_ppm === undefined ? null : path.loss_ppm / 10_000,
+    latencyMs: rtt === null ? null : rtt / 2 + (processingMs ?? 0),
   };
 }
 
@@ -323,7 +358,10 @@ export function formatStats(s: KelpieStats): [string, string][] {
     ['fps', fixed(s.fps, 1, '')],
     ['bitrate', fixed(s.bitrateMbps, 2, ' Mbit/s')],
     ['rtt', fixed(s.rttMs, 1, ' ms')],
-    ['loss', fixed(s.lossPercent, 2, ' %')],
+    ['estimate', fixed(s.estimateMbps, 2, ' Mbit/s')],
+    ['target', fixed(s.targetMbps, 2, ' Mbit/s')],
+    ['loss', fixed(s.lossPercent ?? s.serverLossPercent, 2, ' %')],
+    ['latency', fixed(s.latencyMs, 1, ' ms')],
     ['decode', fixed(s.decodeMs, 2, ' ms/frame')],
     ['codec', s.codec ?? '–'],
     ['resolution', s.width !== null && s.height !== null ? `${s.width}x${s.height}` : '–'],

@@ -2,6 +2,8 @@
 
 import type { MachineState } from './machine';
 import type { RecordingMessage, SessionInfo } from './protocol';
+import type { HistoryPoint } from './history';
+import { drawPlot } from './plot';
 import { formatStats, type KelpieStats } from './stats';
 import type { Transport } from './transport';
 import type { ControlView } from './viewers';
@@ -86,6 +88,7 @@ export interface Elements {
   badgeText: HTMLElement;
   statsToggle: HTMLButtonElement;
   statsTable: HTMLTableElement;
+  statsPlot: HTMLCanvasElement;
   viewersToggle: HTMLButtonElement;
   viewersPanel: HTMLElement;
   viewersList: HTMLUListElement;
@@ -114,6 +117,7 @@ export function findElements(): Elements {
     badgeText: byId('badge-text', HTMLElement),
     statsToggle: byId('stats-toggle', HTMLButtonElement),
     statsTable: byId('stats', HTMLTableElement),
+    statsPlot: byId('stats-plot', HTMLCanvasElement),
     viewersToggle: byId('viewers-toggle', HTMLButtonElement),
     viewersPanel: byId('viewers', HTMLElement),
     viewersList: byId('viewers-list', HTMLUListElement),
@@ -142,7 +146,9 @@ export function renderState(el: Elements, v: ViewInput): void {
   el.retry.hidden = !view.canRetry;
 }
 
-export function renderStats(el: Elements, stats: KelpieStats): void {
+/** Shows `stats` in the overlay's table and `history` in its plot. */
+export function renderStats(el: Elements, stats: KelpieStats, history: readonly HistoryPoint[]): void {
+  drawPlot(el.statsPlot, history);
   const body = el.statsTable.tBodies[0] ?? el.statsTable.createTBody();
   const rows = formatStats(stats);
   if (body.rows.length !== rows.length) {

@@ -185,6 +185,9 @@ pub struct StreamCounters {
     /// Microseconds from each frame's capture to its encoded output (conversion and
     /// encoding), summed over the frames encoded.
     pub encode_us_sum: AtomicU64,
+    /// The bitrate the rate control aims at now, kbit/s: the configured one, capped by the
+    /// viewers' paths (0 before the capture thread starts).
+    pub target_kbps: AtomicU64,
 }
 
 /// What the capture thread is told.
@@ -389,6 +392,12 @@ impl VideoStream {
         self.budget.lock().unwrap_or_else(|e| e.into_inner()).service(key, now)
     }
 
+    /// The bitrate the rate control aims at now, kbit/s (`None` before the capture thread
+    /// starts).
+    pub fn target_kbps(&self) -> Option<u64> {
+        Some(self.counters.target_kbps.load(Ordering::Relaxed)).filter(|&k| k > 0)
+    }
+
     /// The bitrate the viewers' paths cap the stream at, in bit/s, if any.
     pub fn cap_bps(&self) -> Option<u64> {
         Some(self.cap_bps.load(Ordering::Relaxed)).filter(|&b| b > 0)
@@ -486,6 +495,7 @@ fn capture_loop(
     let mut scratch: Vec<u8> = Vec::new();
     let mut pool = FramePool::new(w, h);
     let mut schedule = Schedule::new(Instant::now());
+    counters.target_kbps.store(u64::from(ctl.effective().bitrate_kbps), Ordering::Relaxed);
     loop {
         match inbox.drain() {
             Drained::Closed => return Ok(Exit::Stopped),
@@ -506,6 +516,7 @@ fn capture_loop(
                         Command::Cap(_) => {}
                     }
                 }
+                counters.target_kbps.store(u64::from(ctl.effective().bitrate_kbps), Ordering::Relaxed);
             }
         }
         if let Some(e) = encoder.poll_error() {

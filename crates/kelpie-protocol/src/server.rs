@@ -44,6 +44,9 @@ pub enum ServerMessage {
         /// The viewer with control may start and stop recordings (`--record-dir`).
         available: bool,
     },
+    /// What the server knows of this viewer's path, about once a second while its video
+    /// flows: for the stats overlay.
+    Path(PathInfo),
     /// One chunk of the remote clipboard (see [`ClipboardChunk`]).
     Clipboard(ClipboardChunk),
     /// The remote cursor changed shape.
@@ -55,6 +58,46 @@ pub enum ServerMessage {
         /// Whether the server closes the connection after this message.
         fatal: bool,
     },
+}
+
+/// The server's view of one viewer's path (the `path` message). Absent fields are not
+/// known (yet), or not measured by the viewer's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathInfo {
+    /// What the path carries, as estimated from the browser's feedback (WebRTC: TWCC;
+    /// WebSocket: the frames' acknowledgements), kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate_kbps: Option<u32>,
+    /// What the stream's rate control aims at now (the configured bitrate, capped by the
+    /// viewers' paths), kbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_kbps: Option<u32>,
+    /// Packets lost, parts per million, from the browser's receiver reports (WebRTC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_ppm: Option<u32>,
+    /// The round trip as the server measures it, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u32>,
+}
+
+impl PathInfo {
+    /// The message of an estimate in bit/s, a target in kbit/s, a loss share (0 to 1) and a
+    /// round trip, each held to its field's range.
+    pub fn new(
+        estimate_bps: Option<u64>,
+        target_kbps: Option<u64>,
+        loss: Option<f32>,
+        rtt: Option<std::time::Duration>,
+    ) -> Self {
+        let held = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Self {
+            estimate_kbps: estimate_bps.map(|b| held(b / 1000)),
+            target_kbps: target_kbps.map(held),
+            loss_ppm: loss.filter(|l| l.is_finite()).map(|l| (l.clamp(0.0, 1.0) * 1e6).round() as u32),
+            rtt_ms: rtt.map(|r| held(r.as_millis().min(u128::from(u32::MAX)) as u64)),
+        }
+    }
 }
 
 /// The remote cursor's shape. The image comes with the first message of a `serial`; later
@@ -100,6 +143,31 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_figures_are_held_to_their_fields() {
+        let p = PathInfo::new(
+            Some(4_200_999),
+            Some(3900),
+            Some(0.01),
+            Some(std::time::Duration::from_micros(41_700)),
+        );
+        assert_eq!(
+            ServerMessage::Path(p).to_json(),
+            r#"{"type":"path","estimate_kbps":4200,"target_kbps":3900,"loss_ppm":10000,"rtt_ms":41}"#
+        );
+        let wild =
+            PathInfo::new(Some(u64::MAX), Some(u64::MAX), Some(f32::NAN), Some(std::time::Duration::MAX));
+        assert_eq!(
+            (wild.estimate_kbps, wild.target_kbps, wild.loss_ppm, wild.rtt_ms),
+            (Some(u32::MAX), Some(u32::MAX), None, Some(u32::MAX))
+        );
+        assert_eq!(PathInfo::new(None, None, Some(7.0), None).loss_ppm, Some(1_000_000));
+        assert_eq!(
+            ServerMessage::Path(PathInfo::new(None, Some(8000), None, None)).to_json(),
+            r#"{"type":"path","target_kbps":8000}"#
+        );
+    }
 
     #[test]
     fn server_messages_are_tagged() {

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::StreamExt as _;
@@ -42,6 +42,9 @@ struct Connection {
 }
 
 /// The time on tokio's clock (paused in tests) as a `std` instant, for the heartbeat.
+/// How often a viewer whose video flows is told of its path (the stats overlay's figures).
+const PATH_EVERY: Duration = Duration::from_secs(1);
+
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -80,9 +83,15 @@ pub async fn run(
     conn.carry_out(&mut session, first).await;
 
     let mut heartbeat = Heartbeat::new(now());
+    let mut path_tick = tokio::time::interval(PATH_EVERY);
+    path_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let ended = loop {
         let msg = tokio::select! {
             msg = stream.next() => msg,
+            _ = path_tick.tick() => {
+                conn.send_path(&session);
+                continue;
+            }
             () = tokio::time::sleep_until(heartbeat.next_at().into()) => {
                 match heartbeat.poll(now()) {
                     Some(Due::Ping) => conn.tx.ping(),
@@ -293,6 +302,18 @@ impl Connection {
             }
         }
         None
+    }
+
+    /// Tells the viewer what is known of its path, while its video flows (over WebRTC: the
+    /// transport's estimate, loss and round trip; over the WebSocket: the acknowledgements').
+    fn send_path(&self, session: &ViewerSession) {
+        let info = match session.peer() {
+            Some(peer) => self.state.webrtc.path(peer).map(|p| p.info()),
+            None => self.flow.path(),
+        };
+        if let Some(info) = info {
+            self.send(ServerMessage::Path(info));
+        }
     }
 
     /// Queues `msg` for this viewer (an overflow closes the connection: see [`Outbox`]).

@@ -3,17 +3,20 @@
 //! go and tells it what went): an [`AckEstimator`] per video subscription, and a wake-up for
 //! a writer waiting on a full window.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use kelpie_media::VideoStream;
 use kelpie_media::congestion::{AckEstimator, BitrateLimits};
+use kelpie_protocol::PathInfo;
 use tokio::sync::Notify;
 
 /// One viewer's WebSocket video flow.
-#[derive(Debug)]
 pub struct WsFlow {
     limits: BitrateLimits,
     estimator: Mutex<Option<AckEstimator>>,
+    /// The stream the video comes from, while it flows (for its target bitrate).
+    stream: Mutex<Option<Arc<VideoStream>>>,
     opened: Notify,
     /// The viewer's key in its stream's budget.
     pub key: u64,
@@ -25,6 +28,7 @@ impl WsFlow {
         Self {
             limits,
             estimator: Mutex::new(None),
+            stream: Mutex::new(None),
             opened: Notify::new(),
             key: kelpie_media::congestion::viewer_key(),
         }
@@ -40,9 +44,26 @@ impl WsFlow {
         self.opened.notify_one();
     }
 
+    /// Video starts (again) from `stream`: as [`Self::start`], and the `path` message
+    /// reports the stream's target.
+    pub fn start_from(&self, stream: Arc<VideoStream>) {
+        *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream);
+        self.start();
+    }
+
     /// Video stopped: acknowledgements change nothing until it starts again.
     pub fn stop(&self) {
         *self.estimator.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// What the viewer's page is told of its path while video flows: the estimate from the
+    /// acknowledgements, their round trip and the stream's target (TCP hides loss).
+    pub fn path(&self) -> Option<PathInfo> {
+        let (estimate, rtt) = self.with(|e| (e.estimate_bps(), e.rtt()))?;
+        let target =
+            self.stream.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|s| s.target_kbps());
+        Some(PathInfo::new(Some(estimate), target, None, rtt))
     }
 
     /// The client's acknowledgement of every frame up to `pts` (µs).
@@ -102,5 +123,22 @@ mod tests {
         assert!(flow.target_bps().is_some());
         flow.stop();
         assert_eq!(flow.target_bps(), None);
+    }
+
+    #[test]
+    fn the_path_message_tells_the_estimate_and_round_trip_while_video_flows() {
+        let flow = WsFlow::new(BitrateLimits::from_kbps(300, 1000, 8000));
+        assert_eq!(flow.path(), None, "no video, nothing to tell");
+        flow.start();
+        let t = Instant::now();
+        flow.sent(t, 1_000, 10_000);
+        flow.acked(t + Duration::from_millis(42), 1_000);
+        let p = flow.path().unwrap();
+        assert_eq!(p.estimate_kbps, Some(1000), "starts at --start-bitrate");
+        assert_eq!(p.rtt_ms, Some(42));
+        // No stream named (the writer names it), and TCP hides loss.
+        assert_eq!((p.target_kbps, p.loss_ppm), (None, None));
+        flow.stop();
+        assert_eq!(flow.path(), None);
     }
 }

@@ -315,7 +315,7 @@ where
                 // The old subscription's estimate is forgotten before the new one starts.
                 drop(reporting.take());
                 held = None;
-                flow.start();
+                flow.start_from(v.stream().clone());
                 reporting = Some(Reporting { stream: v.stream().clone(), flow, metrics: m });
                 (video, audio) = (Some(v), a);
                 continue;

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kelpie_media::{AudioFrame, AudioSource, EncodedFrame, MicPlayer, VideoSource, VideoStream};
 use kelpie_protocol::VideoCodec;
@@ -50,6 +50,21 @@ pub struct WebRtcCounters {
     pub nacks: AtomicU64,
     /// The least bandwidth estimate of a connected viewer's path, in bit/s (0: none).
     pub estimate_min_bps: AtomicU64,
+    /// Each live peer's path and its stream's target, as of the last report (once a second).
+    paths: Mutex<HashMap<PeerId, PeerPath>>,
+}
+
+/// What a viewer's page is told of its path (the `path` message): the transport's view.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PeerPath {
+    /// What the path carries, as estimated from the browser's feedback (TWCC), bit/s.
+    pub estimate_bps: Option<u64>,
+    /// What its stream's rate control aims at now, kbit/s.
+    pub target_kbps: Option<u64>,
+    /// The share of packets lost, from the browser's receiver reports.
+    pub loss: Option<f32>,
+    /// The round trip, from the receiver reports.
+    pub rtt: Option<Duration>,
 }
 
 enum Command {
@@ -81,6 +96,13 @@ enum FrameMsg {
     /// The feed missed this many frames.
     Lagged(u64),
     Closed,
+}
+
+impl PeerPath {
+    /// As the viewer's page is told it.
+    pub fn info(&self) -> kelpie_protocol::PathInfo {
+        kelpie_protocol::PathInfo::new(self.estimate_bps, self.target_kbps, self.loss, self.rtt)
+    }
 }
 
 /// Handle to the WebRTC transport; cheap to clone.
@@ -132,6 +154,12 @@ impl WebRtc {
     /// Counters for metrics.
     pub fn counters(&self) -> &Arc<WebRtcCounters> {
         &self.counters
+    }
+
+    /// What is known of `peer`'s path, as of the last report (about a second old at most);
+    /// `None` once it is gone or before its first report.
+    pub fn path(&self, peer: PeerId) -> Option<PeerPath> {
+        self.counters.paths.lock().unwrap_or_else(|e| e.into_inner()).get(&peer).copied()
     }
 
     /// The address to advertise to a browser whose signalling connection arrived at
@@ -259,6 +287,21 @@ async fn run(
                     f.stream.report_estimate(id.budget_key(), bps, now);
                 }
             }
+            let published = hub
+                .paths()
+                .map(|(id, codec, p)| {
+                    let target =
+                        feeds.get(&codec).map(|f| f.stream.counters().target_kbps.load(Ordering::Relaxed));
+                    let path = PeerPath {
+                        estimate_bps: p.estimate_bps,
+                        target_kbps: target.filter(|&k| k > 0),
+                        loss: p.loss,
+                        rtt: p.rtt,
+                    };
+                    (id, path)
+                })
+                .collect();
+            *counters.paths.lock().unwrap_or_else(|e| e.into_inner()) = published;
         }
         counters.nacks.store(hub.nacks, Ordering::Relaxed);
         // Opus carries in-band FEC for the worst loss a listener's path shows (the

@@ -9,7 +9,7 @@ pub mod driver;
 pub mod hub;
 mod sound;
 
-pub use driver::{WebRtc, WebRtcCounters};
+pub use driver::{PeerPath, WebRtc, WebRtcCounters};
 pub use hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
 
 /// Errors of the WebRTC transport. The cause, where there is one (str0m's, the system's), is
