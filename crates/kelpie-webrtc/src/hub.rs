@@ -343,7 +343,7 @@ impl Hub {
             .clear_codecs()
             .enable_h264(codec == VideoCodec::H264)
             .enable_vp8(codec == VideoCodec::Vp8)
-            .enable_opus(self.audio, false)
+            .enable_opus(self.audio, true)
             // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
             .set_send_buffer_video(2000)
             .set_stats_interval(Some(Duration::from_secs(1)))
