@@ -12,7 +12,7 @@
 //   BENCH_SESSIONS   sessions each peer row is split into, latencies pooled (default 4)
 //   BENCH_FPS        frame rate of the bars and noise workloads (default 59.8, see MOTION_FPS)
 //   BENCH_AUDIO_SECONDS  measurement window per row of the audio section (default 16)
-//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, kelpie-record, selkies, selkies-webrtc, vnc
+//   BENCH_SYSTEMS    comma list of kelpie, kelpie-ws, kelpie-https-ws, kelpie-turn, kelpie-record, kelpie-upload, selkies, selkies-webrtc, vnc
 //                    (default: all; smoke: kelpie unless given)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise, strip, scroll, bars4k, noise4k, keys (default: all);
 //                    network section: bars, typing, scroll (default bars,typing; it takes the names it knows from the list)
@@ -70,7 +70,7 @@ const SECONDS = SMOKE ? 5 : Number(process.env.BENCH_SECONDS ?? 40);
 // expected display time is a refresh later), so eight sessions, not four.
 const SESSIONS = SMOKE ? 1 : Math.max(1, Number(process.env.BENCH_SESSIONS ?? 8));
 const SETTLE_MS = 3000;
-const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,kelpie-record,selkies,selkies-webrtc,vnc';
+const ALL_SYSTEMS = 'kelpie,kelpie-ws,kelpie-https-ws,kelpie-turn,kelpie-record,kelpie-upload,selkies,selkies-webrtc,vnc';
 const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).split(',').map((s) => s.trim()).filter(Boolean);
 const ALL_WORKLOADS = 'idle,static,bars,noise,strip,scroll,bars4k,noise4k,keys';
 const WORKLOADS = SMOKE ? ['bars', 'keys'] : (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS).split(',').map((s) => s.trim()).filter(Boolean);
@@ -337,6 +337,31 @@ const systems = {
     };
   },
 
+  // WebRTC while a large upload runs: a separate process (bench/uploader.mjs, not counted as
+  // the server's) PUTs 512 MiB files one after another into the upload folder, unthrottled,
+  // from when the page streams until the row ends; the server's CPU includes receiving them.
+  async 'kelpie-upload'(workload) {
+    const dir = mkdtempSync(join(tmpdir(), 'kelpie-bench-upload-'));
+    const sys = await systems.kelpie(workload, 'webrtc', { args: ['--upload', 'full', '--upload-dir', dir, '--upload-max', '600MiB'] });
+    let uploader = null;
+    return {
+      ...sys,
+      async ready(page) {
+        await sys.ready(page);
+        uploader = startProc(process.execPath, [join(here, 'uploader.mjs'), sys.base, sys.token, dir, '512'], { name: 'uploader' });
+      },
+      async stop() {
+        if (uploader !== null && uploader.exitCode === null) {
+          uploader.kill('SIGTERM');
+          await new Promise((r) => (uploader.exitCode !== null ? r() : uploader.once('exit', r)));
+        }
+        log(`kelpie-upload: ${uploader?.log().trim() || 'no uploader ran'}`);
+        await sys.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+
   // WebRTC whose media all goes through a coturn on 127.0.0.1 (--ice-transport relay), its
   // CPU and memory counted with Kelpie's; a row whose selected candidate pair is not that
   // relay's, when streaming starts or after the measured seconds, fails instead of reporting.
@@ -389,6 +414,8 @@ const systems = {
     };
     return {
       url: transport === 'websocket' ? `${k.url}&transport=websocket` : k.url,
+      base: k.base,
+      token: k.token,
       browserArgs: https ? [`--ignore-certificate-errors-spki-list=${k.spki}`] : [],
       transport,
       serverRoots: [k.proc.pid],
@@ -1275,7 +1302,7 @@ function markdown(fresh, mach, meta) {
   lines.push('BENCH_SMOKE=1 bench/run.sh                   # Kelpie: bars 5 s and key-to-photon (12 keys), the check `make test` runs');
   lines.push('```');
   lines.push('');
-  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `kelpie-record`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
+  lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `kelpie-record`, `kelpie-upload`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
   lines.push('');
   return lines.join('\n');
 }

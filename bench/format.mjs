@@ -8,6 +8,7 @@ export const SYSTEM_NAMES = {
   'kelpie-https-ws': 'Kelpie (WebSocket over HTTPS, x264)',
   'kelpie-turn': 'Kelpie (WebRTC through TURN, x264)',
   'kelpie-record': 'Kelpie (WebRTC, x264, recording the session)',
+  'kelpie-upload': 'Kelpie (WebRTC, x264, while 512 MiB uploads run)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',
@@ -28,8 +29,8 @@ export const WORKLOAD_NAMES = {
 /** Workloads that measure key-to-photon latency instead of a frame stream. */
 export const KEY_WORKLOADS = new Set(['keys']);
 
-/** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN, recording); the others are peers. */
-export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn', 'kelpie-record'];
+/** Kelpie's own rows (one per transport, WebSocket over HTTPS, WebRTC through TURN, recording, uploading); the others are peers. */
+export const KELPIE_SYSTEMS = ['kelpie', 'kelpie-ws', 'kelpie-https-ws', 'kelpie-turn', 'kelpie-record', 'kelpie-upload'];
 
 /** Workloads without motion: only CPU, bandwidth and memory are measured. */
 export const STILL = new Set(['idle', 'static']);

@@ -2,13 +2,13 @@
 # Builds the fuzz targets (build.sh) and runs each for a bounded time. Exits non-zero when a
 # target crashes; the crashing input is left in fuzz/artifacts/<target>/.
 #   FUZZ_TIME=30     seconds per target (default 30)
-#   FUZZ_TARGETS="…" which targets (default: all nine)
+#   FUZZ_TARGETS="…" which targets (default: all ten)
 #   FUZZ_JOBS=1      parallel libFuzzer jobs per target
 #   extra arguments are passed to every libFuzzer run (e.g. -max_len=8192)
 set -uo pipefail
 cd "$(dirname "$0")"
 TIME="${FUZZ_TIME:-30}"
-TARGETS="${FUZZ_TARGETS:-protocol_parse auth_tokens http_origin https_location hub_offer hub_candidate hub_receive clipboard_chunks file_names}"
+TARGETS="${FUZZ_TARGETS:-protocol_parse auth_tokens http_origin https_location hub_offer hub_candidate hub_receive clipboard_chunks file_names upload_tickets}"
 JOBS="${FUZZ_JOBS:-1}"
 TRIPLE="${FUZZ_TARGET_TRIPLE:-$(rustc -vV | sed -n 's/^host: //p')}"
 ./build.sh || exit 1

@@ -5,11 +5,17 @@
 // byte-exact; names that are paths, hidden files, FIFOs and links are refused; a view-only
 // viewer cannot upload; another site's page cannot PUT; an upload over the limit or cut off
 // leaves nothing behind; an existing name is replaced only after the page's Replace? is
-// accepted.
+// accepted. That server runs with --upload full (token decides, as scripts upload); a second
+// one with the default --upload control checks that only the viewer holding control uploads
+// (by the ticket its page got over its signalling socket): another full-access viewer, a
+// view-only one, a forged ticket, a missing one and the ticket of a page that left are
+// refused with a clear sentence and counted; the right moves with control; and the folder's
+// changes are pushed (`files` message) so a new file shows within 1.5 s with no polling.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, symlinkSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,27 +25,31 @@ const VIEW_TOKEN = 'viewonly-token-for-the-files-test';
 const browser = await launchBrowser();
 const dir = mkdtempSync(join(tmpdir(), 'kelpie-files-'));
 const k = await startKelpie({
-  args: ['--app', `${probeBin} bars --fps 60`, '--upload-dir', dir, '--upload-max', '64MiB', '--view-token', VIEW_TOKEN],
+  args: ['--app', `${probeBin} bars --fps 60`, '--upload-dir', dir, '--upload-max', '64MiB', '--view-token', VIEW_TOKEN, '--upload', 'full'],
 });
+/** The server with the default `--upload control`, started by the tests that need it. */
+let kc = null;
+const dirC = mkdtempSync(join(tmpdir(), 'kelpie-files-control-'));
 after(async () => {
   await browser.close();
   await k.stop();
+  await kc?.stop();
 });
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 const listDir = () => readdirSync(dir).sort();
 
-async function metric(name) {
-  const text = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+async function metric(name, server = k) {
+  const text = await (await fetch(new URL('/metrics', server.base), { headers: { authorization: `Bearer ${server.token}` } })).text();
   const m = text.match(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm'));
   assert.ok(m, `${name} in /metrics`);
   return Number(m[1]);
 }
 
 /** A raw HTTP request (no URL normalisation): `{ status, body }`. `body` may be a Buffer; `cut` sends that many bytes then drops the connection. */
-function raw(method, path, { headers = {}, body, cut } = {}) {
+function raw(method, path, { headers = {}, body, cut, server = k } = {}) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: k.port, method, path, headers: { host: `127.0.0.1:${k.port}`, ...headers } }, (res) => {
+    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: { host: `127.0.0.1:${server.port}`, ...headers } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
@@ -208,4 +218,140 @@ test('a view-only viewer lists and downloads but cannot upload; another site can
   const mine = await raw('PUT', '/api/files/own.txt', { headers: { ...cookie, origin: `http://127.0.0.1:${k.port}` }, body: 'x' });
   assert.equal(mine.status, 201, `the same request from Kelpie's own page passes: ${mine.body}`);
   assert.ok(!listDir().includes('csrf.txt') && !listDir().includes('sneaky.txt'));
+});
+
+test('with --upload full a full-access viewer without control uploads too', async () => {
+  const a = await openViewer(browser, k.url);
+  const b = await openViewer(browser, k.url);
+  try {
+    await b.page.waitForFunction(() => window.kelpie.viewers?.viewers.length === 2 && window.kelpie.viewers.controller !== window.kelpie.viewers.you);
+    await b.page.click('#files-toggle');
+    await b.page.waitForSelector('#files-upload', { state: 'visible', timeout: 5000 });
+    await b.page.setInputFiles('#files-input', { name: 'second-viewer.txt', mimeType: 'text/plain', buffer: Buffer.from('second') });
+    await b.page.waitForFunction(() => window.kelpie.files.uploads.some((u) => u.name === 'second-viewer.txt' && u.status !== 'sending'));
+    const u = await b.page.evaluate(() => window.kelpie.files.uploads.find((x) => x.name === 'second-viewer.txt'));
+    assert.equal(u.status, 'done', u.error);
+    assert.equal(readFileSync(join(dir, 'second-viewer.txt'), 'utf8'), 'second');
+  } finally {
+    await b.context.close();
+    await a.context.close();
+  }
+});
+
+/** Uploads `name` from `page`'s panel; returns the upload as the page saw it. */
+async function uploadFrom(page, name, text) {
+  await page.setInputFiles('#files-input', { name, mimeType: 'text/plain', buffer: Buffer.from(text) });
+  await page.waitForFunction((nm) => window.kelpie.files.uploads.some((u) => u.name === nm && u.status !== 'sending'), name);
+  return page.evaluate((nm) => {
+    const u = window.kelpie.files.uploads.find((x) => x.name === nm);
+    return { status: u.status, error: u.error };
+  }, name);
+}
+
+/** A PUT from `page` with `ticket` (undefined: none): `{ status, body }`. */
+function putFrom(page, name, ticket) {
+  return page.evaluate(
+    async ([nm, t]) => {
+      const headers = t === undefined ? {} : { 'X-Kelpie-Upload-Ticket': t };
+      const r = await fetch(`api/files/${nm}`, { method: 'PUT', body: 'x', headers });
+      return { status: r.status, body: await r.text() };
+    },
+    [name, ticket],
+  );
+}
+
+test('with --upload control only the viewer holding control uploads, told by its ticket', async () => {
+  kc = await startKelpie({ args: ['--app', `${probeBin} bars --fps 10`, '--upload-dir', dirC, '--view-token', VIEW_TOKEN] });
+  const m = (name) => metric(name, kc);
+  const a = await openViewer(browser, kc.url);
+  const b = await openViewer(browser, kc.url);
+  const v = await openViewer(browser, `${kc.base}?token=${VIEW_TOKEN}`);
+  try {
+    for (const x of [a, b, v]) {
+      await x.page.waitForFunction(() => window.kelpie.files.ticket !== null && window.kelpie.viewers?.viewers.length === 3);
+      await x.page.click('#files-toggle');
+      await x.page.waitForFunction(() => window.kelpie.files.listing !== null);
+    }
+    const [aId, bId] = [await a.page.evaluate(() => window.kelpie.viewers.you), await b.page.evaluate(() => window.kelpie.viewers.you)];
+    assert.equal(await a.page.evaluate(() => window.kelpie.viewers.controller), aId, 'the first viewer holds control');
+    assert.match(await a.page.evaluate(() => window.kelpie.files.ticket), /^\d+\.[0-9a-f]{64}$/);
+
+    // The controller uploads; the other full-access viewer and the view-only one are refused,
+    // with the server's sentence in their panel.
+    assert.equal(await a.page.isVisible('#files-upload'), true);
+    assert.deepEqual(await uploadFrom(a.page, 'from-controller.txt', 'a'), { status: 'done', error: null });
+    assert.equal(readFileSync(join(dirC, 'from-controller.txt'), 'utf8'), 'a');
+    const control0 = await m('kelpie_files_refused_total{reason="control"}');
+    for (const x of [b, v]) {
+      assert.equal(await x.page.evaluate(() => window.kelpie.files.listing.upload), false);
+      assert.equal(await x.page.isVisible('#files-upload'), false, 'no upload button without control');
+      const u = await uploadFrom(x.page, 'not-controller.txt', 'b');
+      assert.equal(u.status, 'failed');
+      assert.match(u.error, /only the viewer with control may upload.*take control first/);
+      assert.match(await x.page.textContent('#files-note'), /not-controller\.txt: only the viewer with control may upload/);
+    }
+    assert.equal(await m('kelpie_files_refused_total{reason="control"}'), control0 + 2);
+    assert.ok(!existsSync(join(dirC, 'not-controller.txt')));
+
+    // The right moves with control: A gives it to B.
+    await a.page.evaluate((id) => window.kelpie.giveControl(id), bId);
+    await b.page.waitForFunction(() => window.kelpie.viewers.controller === window.kelpie.viewers.you);
+    await b.page.waitForSelector('#files-upload', { state: 'visible', timeout: 5000 });
+    await a.page.waitForSelector('#files-upload', { state: 'hidden', timeout: 5000 });
+    assert.deepEqual(await uploadFrom(b.page, 'now-b.txt', 'b'), { status: 'done', error: null });
+    const fromA = await putFrom(a.page, 'old-controller.txt', await a.page.evaluate(() => window.kelpie.files.ticket));
+    assert.equal(fromA.status, 403, fromA.body);
+
+    // Forged, missing and another viewer's id with a made-up secret: refused as tickets.
+    const ticket0 = await m('kelpie_files_refused_total{reason="ticket"}');
+    const forged = [`${bId}.${'0'.repeat(64)}`, `${bId}.${(await a.page.evaluate(() => window.kelpie.files.ticket)).split('.')[1]}`, 'garbage', undefined];
+    for (const t of forged) {
+      const r = await putFrom(a.page, 'forged.txt', t);
+      assert.equal(r.status, 403, `${t}: ${r.body}`);
+      assert.match(r.body, t === undefined ? /upload ticket/ : /ticket is not valid.*reload the page/);
+    }
+    assert.equal(await m('kelpie_files_refused_total{reason="ticket"}'), ticket0 + forged.length);
+    // From another uid with the full token and no page: no ticket, no upload.
+    const script = `fetch('http://127.0.0.1:${kc.port}/api/files/other-uid.txt', { method: 'PUT', body: 'x', headers: { authorization: 'Bearer ${kc.token}' } }).then((r) => console.log(r.status))`;
+    const otherUid = execFileSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
+    assert.equal(otherUid.trim(), '403');
+
+    // A ticket is worth nothing once its page has left.
+    const bTicket = await b.page.evaluate(() => window.kelpie.files.ticket);
+    await b.context.close();
+    await a.page.waitForFunction(() => window.kelpie.viewers.viewers.length === 2);
+    const stale = await raw('PUT', '/api/files/stale.txt', { server: kc, headers: { authorization: `Bearer ${kc.token}`, 'x-kelpie-upload-ticket': bTicket }, body: 'x' });
+    assert.equal(stale.status, 403, stale.body);
+    assert.match(stale.body, /not valid/);
+    // Control went back to A, and with it the right to upload.
+    assert.deepEqual(await uploadFrom(a.page, 'back-to-a.txt', 'a'), { status: 'done', error: null });
+    assert.deepEqual(readdirSync(dirC).filter((f) => /forged|stale|other-uid|old-controller|not-controller/.test(f)), []);
+  } finally {
+    for (const x of [a, b, v]) await x.context.close().catch(() => {});
+  }
+});
+
+test('a file written into the folder shows in the open panel within 1.5 s, pushed, not polled', async () => {
+  const { context, page } = await openViewer(browser, kc.url);
+  try {
+    await page.click('#files-toggle');
+    await page.waitForFunction(() => window.kelpie.files.listing !== null);
+    // Nothing polls: an open panel over an unchanged folder fetches nothing for 3 s.
+    const idle0 = await page.evaluate(() => window.kelpie.files.fetches);
+    await sleep(3000);
+    assert.equal(await page.evaluate(() => window.kelpie.files.fetches), idle0, 'the panel polled');
+    for (let i = 0; i < 3; i++) {
+      const name = `pushed-${i}.txt`;
+      writeFileSync(join(dirC, `.${name}`), `pushed ${i}`);
+      const t0 = performance.now();
+      renameSync(join(dirC, `.${name}`), join(dirC, name));
+      await page.waitForSelector(`#files-list a:text-is("${name}")`, { timeout: 5000 });
+      const ms = performance.now() - t0;
+      console.log(`# ${name} shown ${ms.toFixed(0)} ms after it was written`);
+      assert.ok(ms <= 1500, `${name} took ${ms.toFixed(0)} ms`);
+      await sleep(200);
+    }
+  } finally {
+    await context.close();
+  }
 });

@@ -24,6 +24,7 @@ import {
   type PathMessage,
   type RecordingMessage,
   type ViewersMessage,
+  type FilesMessage,
 } from './protocol';
 import { StatsHistory } from './history';
 import { EMPTY_STATS, type KelpieStats } from './stats';
@@ -90,6 +91,8 @@ export interface ConnectionEvents {
   controlRequest: [by: number];
   /** A `clipboard` or `cursor` message of the server. */
   desktop: [msg: ClipboardMessage | CursorMessage];
+  /** A `files` message of the server (an upload ticket, or the download folder changed). */
+  files: [msg: FilesMessage];
   /** A frame was presented (epoch ms), with the `<video>`'s metadata when it showed it. */
   frame: [presentedMs: number, meta?: VideoFrameCallbackMetadata];
 }
@@ -190,6 +193,11 @@ export class Connection {
   /** Called with every `clipboard` and `cursor` message of the server. */
   onDesktopMessage(fn: (msg: ClipboardMessage | CursorMessage) => void): void {
     this.events.on('desktop', fn);
+  }
+
+  /** Calls `fn` with each `files` message of the server. */
+  onFilesMessage(fn: (msg: FilesMessage) => void): void {
+    this.events.on('files', fn);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fileUrl, formatSize, nameProblem, outcomeOf, sendFile, type Upload } from './files';
+import { TICKET_HEADER, fileUrl, formatSize, nameProblem, outcomeOf, sendFile, type Upload } from './files';
 
 describe('file names', () => {
   it('passes plain names and refuses what the server refuses', () => {
@@ -39,7 +39,10 @@ class FakeXhr extends EventTarget {
   open(method: string, url: string) {
     this.opened = [method, url];
   }
-  setRequestHeader() {}
+  headers: Record<string, string> = {};
+  setRequestHeader(name: string, value: string) {
+    this.headers[name] = value;
+  }
   send(body: unknown) {
     this.body = body;
   }
@@ -90,5 +93,22 @@ describe('uploads', () => {
     xhr.finish(409, 'a file of this name exists');
     expect(await done).toEqual({ kind: 'exists' });
     expect(upload.status).toBe('failed');
+  });
+
+  it('carry the upload ticket of the viewer, when it has one', () => {
+    const without = new FakeXhr();
+    sendFile('http://k.test/', new Blob(['x']), 'f', false, () => {}, () => without as unknown as XMLHttpRequest);
+    expect(without.headers[TICKET_HEADER]).toBeUndefined();
+    const withTicket = new FakeXhr();
+    sendFile('http://k.test/', new Blob(['x']), 'f', false, () => {}, () => withTicket as unknown as XMLHttpRequest, '7.ab');
+    expect(withTicket.headers[TICKET_HEADER]).toBe('7.ab');
+  });
+
+  it('a refused upload fails with the sentence of the server', async () => {
+    const xhr = new FakeXhr();
+    const { upload, done } = sendFile('http://k.test/', new Blob(['x']), 'f', false, () => {}, () => xhr as unknown as XMLHttpRequest, '7.ab');
+    xhr.finish(403, 'only the viewer with control may upload (--upload control): take control first\n');
+    expect(await done).toEqual({ kind: 'failed', error: 'only the viewer with control may upload (--upload control): take control first' });
+    expect(upload.error).toContain('take control first');
   });
 });

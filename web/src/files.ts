@@ -1,12 +1,20 @@
 /**
  * File transfer (the *files* panel): lists the desktop's download folder (`GET api/files`,
- * refreshed every 2 s while the panel is open, so files the desktop writes appear by
- * themselves), downloads with plain links, and uploads files chosen with the button or
- * dropped on the page (`PUT api/files/NAME`, one XMLHttpRequest each, for its progress
- * events and `abort()`). Transfers use their own HTTP requests, never the signalling socket.
- * A name the desktop already has is replaced only after the user says so (the server answers
- * 409 until `?overwrite=1`).
+ * fetched when the panel opens and again whenever the server's `files` message says the
+ * folder changed, so files the desktop writes appear by themselves; nothing is polled),
+ * downloads with plain links, and uploads files chosen with the button or dropped on the
+ * page (`PUT api/files/NAME`, one XMLHttpRequest each, for its progress events and
+ * `abort()`). Requests carry this viewer's upload ticket (from the first `files` message) so
+ * the server knows which viewer sends them: by default only the one holding control may
+ * upload. Transfers use their own HTTP requests, never the signalling socket. A name the
+ * desktop already has is replaced only after the user says so (the server answers 409 until
+ * `?overwrite=1`).
  */
+
+import type { FilesMessage } from './protocol';
+
+/** The header the upload ticket goes in (`UPLOAD_TICKET_HEADER`). */
+export const TICKET_HEADER = 'X-Kelpie-Upload-Ticket';
 
 /** One file of the download folder. */
 export interface FileEntry {
@@ -96,6 +104,7 @@ export function sendFile(
   overwrite: boolean,
   onChange: (u: Upload) => void,
   makeXhr: MakeXhr = () => new XMLHttpRequest(),
+  ticket: string | null = null,
 ): { upload: Upload; done: Promise<Outcome> } {
   const xhr = makeXhr();
   const upload: Upload = {
@@ -136,6 +145,7 @@ export function sendFile(
     });
     xhr.open('PUT', fileUrl(base, name, overwrite));
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    if (ticket !== null) xhr.setRequestHeader(TICKET_HEADER, ticket);
     xhr.send(file);
   });
   return { upload, done };
@@ -153,6 +163,14 @@ export interface FilesApi {
   upload(files: Iterable<File>): Promise<void>;
   /** Shows or hides the panel. */
   setOpen(open: boolean): void;
+  /** This viewer's upload ticket, or null before the server sent one. */
+  readonly ticket: string | null;
+  /** Listings fetched so far (to check that nothing polls). */
+  readonly fetches: number;
+  /** A `files` message of the server: keeps its ticket, refreshes the open panel. */
+  onMessage(msg: FilesMessage): void;
+  /** Control moved: refreshes the open panel (whether this viewer may upload follows it). */
+  permissionMayHaveChanged(): void;
 }
 
 /** Builds the *files* toolbar button and panel, the upload input and the drop zone. */
@@ -182,7 +200,8 @@ export function startFiles(doc: Document, toolbar: HTMLElement): FilesApi {
   let listing: FileList | null = null;
   const uploads: Upload[] = [];
   const rows = new Map<Upload, HTMLLIElement>();
-  let timer: number | undefined;
+  let ticket: string | null = null;
+  let fetches = 0;
 
   function renderList(): void {
     uploadButton.hidden = !(listing?.upload ?? false);
@@ -223,7 +242,9 @@ export function startFiles(doc: Document, toolbar: HTMLElement): FilesApi {
 
   async function refresh(): Promise<FileList | null> {
     try {
-      const r = await fetch(new URL('api/files', base), { cache: 'no-store' });
+      fetches += 1;
+      const headers: Record<string, string> = ticket === null ? {} : { [TICKET_HEADER]: ticket };
+      const r = await fetch(new URL('api/files', base), { cache: 'no-store', headers });
       if (!r.ok) {
         note.textContent = (await r.text()).trim();
         return listing;
@@ -248,10 +269,11 @@ export function startFiles(doc: Document, toolbar: HTMLElement): FilesApi {
     }
     let overwrite = false;
     for (;;) {
-      const { upload, done } = sendFile(base, file, file.name, overwrite, renderUpload);
+      const { upload, done } = sendFile(base, file, file.name, overwrite, renderUpload, undefined, ticket);
       uploads.push(upload);
       renderUpload(upload);
       const outcome = await done;
+      if (outcome.kind === 'failed' && upload.status === 'failed') note.textContent = `${file.name}: ${outcome.error}`;
       if (outcome.kind !== 'exists' || overwrite) break;
       if (!window.confirm(`${file.name} exists on the desktop. Replace it?`)) break;
       overwrite = true;
@@ -267,12 +289,11 @@ export function startFiles(doc: Document, toolbar: HTMLElement): FilesApi {
   function setOpen(open: boolean): void {
     panel.hidden = !open;
     button.setAttribute('aria-pressed', String(open));
-    window.clearInterval(timer);
-    timer = undefined;
-    if (open) {
-      void refresh();
-      timer = window.setInterval(() => void refresh(), 2000);
-    }
+    if (open) void refresh();
+  }
+
+  function refreshIfOpen(): void {
+    if (!panel.hidden) void refresh();
   }
 
   button.addEventListener('click', () => setOpen(panel.hidden !== false));
@@ -304,5 +325,16 @@ export function startFiles(doc: Document, toolbar: HTMLElement): FilesApi {
     refresh,
     upload,
     setOpen,
+    get ticket() {
+      return ticket;
+    },
+    get fetches() {
+      return fetches;
+    },
+    onMessage(msg) {
+      if (msg.ticket !== undefined) ticket = msg.ticket;
+      refreshIfOpen();
+    },
+    permissionMayHaveChanged: refreshIfOpen,
   };
 }

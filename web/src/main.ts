@@ -445,5 +445,15 @@ conn.onDesktopMessage((msg) => {
   else cursorView.apply(msg);
 });
 window.kelpie.clipboard = clipboard;
-window.kelpie.files = startFiles(document, document.getElementById('toolbar')!);
+const files = startFiles(document, document.getElementById('toolbar')!);
+window.kelpie.files = files;
+conn.onFilesMessage((msg) => files.onMessage(msg));
+// Whether this viewer may upload follows control (`--upload control`): ask again when it moves.
+let controlKey = '';
+conn.onChange(() => {
+  const key = `${conn.viewers?.you ?? ''}:${conn.viewers?.controller ?? ''}`;
+  if (key === controlKey) return;
+  controlKey = key;
+  files.permissionMayHaveChanged();
+});
 window.kelpie.cursor = () => cursorView.current;

@@ -102,7 +102,8 @@ export type ServerMessage =
   | ClipboardMessage
   | CursorMessage
   | RecordingMessage
-  | PathMessage;
+  | PathMessage
+  | FilesMessage;
 
 /**
  * What the server knows of this viewer's path, about once a second while video flows (the
@@ -121,6 +122,18 @@ export interface PathMessage {
 }
 
 const PATH_FIELDS = ['estimate_kbps', 'target_kbps', 'loss_ppm', 'rtt_ms'] as const;
+
+/**
+ * File transfer (servers with `--files on`): the first after joining carries this viewer's
+ * upload ticket (sent back with its uploads); later ones say the download folder changed.
+ */
+export interface FilesMessage {
+  type: 'files';
+  ticket?: string;
+}
+
+/** Longest upload ticket accepted (`ID.SECRET`: 20 digits, a dot, 64 hex digits). */
+const MAX_TICKET = 85;
 
 /** Whether the session is being recorded, and whether the controller may start or stop it. */
 export interface RecordingMessage {
@@ -531,6 +544,12 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
       }
       return { ok: true, value: msg };
     }
+    case 'files':
+      if (v.ticket === undefined) return { ok: true, value: { type: 'files' } };
+      if (typeof v.ticket !== 'string' || v.ticket.length === 0 || v.ticket.length > MAX_TICKET) {
+        return fail('bad files: "ticket" must be a short string');
+      }
+      return { ok: true, value: { type: 'files', ticket: v.ticket } };
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
       if (v.audio !== undefined && typeof v.audio !== 'boolean') return fail('bad wsvideo: "audio" must be a boolean');

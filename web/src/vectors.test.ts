@@ -68,6 +68,7 @@ const SERVER_TYPES = {
   cursor: true,
   recording: true,
   path: true,
+  files: true,
 } satisfies Record<ServerMessage['type'], true>;
 
 function isClientType(t: unknown): t is ClientMessage['type'] {

@@ -7,6 +7,9 @@
 //! `.NAME.kelpie-part` files of uploads under way), control characters, the Unicode controls
 //! that reorder text on screen (a `gpj.exe` shown as `exe.jpg`), and names longer than a
 //! Linux file name may be.
+//!
+//! An upload also carries its viewer's [`UploadTicket`], so the server can tell which viewer
+//! (and whether it holds control) sent it.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +64,71 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The HTTP header an upload request carries its viewer's [`UploadTicket`] in.
+pub const UPLOAD_TICKET_HEADER: &str = "x-kelpie-upload-ticket";
+
+/// Bytes of a ticket's secret.
+pub const TICKET_SECRET_BYTES: usize = 32;
+
+/// The ticket the server gives each viewer over its signalling socket (the first `files`
+/// message) and the page sends back with its uploads ([`UPLOAD_TICKET_HEADER`]), so an HTTP
+/// request can say which viewer it comes from: `ID.SECRET`, the viewer's id in decimal and
+/// 32 random bytes in lowercase hex.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadTicket {
+    /// The viewer it was given to.
+    pub viewer: u64,
+    /// Its random part.
+    pub secret: [u8; TICKET_SECRET_BYTES],
+}
+
+/// Why a ticket could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the upload ticket is malformed: reload the page to get a new one")]
+pub struct TicketError;
+
+impl UploadTicket {
+    /// Reads `ID.SECRET` (exactly: no spaces, no sign, no leading zeros, lowercase hex).
+    pub fn parse(text: &str) -> Result<Self, TicketError> {
+        let (id, hex) = text.split_once('.').ok_or(TicketError)?;
+        let plain_number = !id.is_empty()
+            && id.len() <= 20
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && (id == "0" || !id.starts_with('0'));
+        if !plain_number || hex.len() != TICKET_SECRET_BYTES * 2 {
+            return Err(TicketError);
+        }
+        let viewer = id.parse().map_err(|_| TicketError)?;
+        let mut secret = [0; TICKET_SECRET_BYTES];
+        for (byte, pair) in secret.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Ok(Self { viewer, secret })
+    }
+}
+
+fn nibble(c: u8) -> Result<u8, TicketError> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(TicketError),
+    }
+}
+
+impl std::fmt::Display for UploadTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.", self.viewer)?;
+        self.secret.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Only the viewer: the secret stays out of logs.
+impl std::fmt::Debug for UploadTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadTicket").field("viewer", &self.viewer).finish_non_exhaustive()
+    }
+}
+
 /// One file of the download directory, as `GET api/files` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -93,6 +161,35 @@ mod tests {
         {
             assert_eq!(check_name(name), Ok(name), "{name:?}");
         }
+    }
+
+    #[test]
+    fn tickets_read_back_what_they_write_and_nothing_else() {
+        let t = UploadTicket { viewer: 42, secret: [0xa5; TICKET_SECRET_BYTES] };
+        let text = t.to_string();
+        assert_eq!(text, format!("42.{}", "a5".repeat(32)));
+        assert_eq!(UploadTicket::parse(&text), Ok(t.clone()));
+        assert!(!format!("{t:?}").contains("a5"), "the secret stays out of Debug");
+        let hex = "0f".repeat(32);
+        for bad in [
+            String::new(),
+            hex.clone(),
+            format!(".{hex}"),
+            format!("42{hex}"),
+            format!("+4.{hex}"),
+            format!("042.{hex}"),
+            format!(" 42.{hex}"),
+            format!("42.{}", "0F".repeat(32)),
+            format!("42.{}", &hex[1..]),
+            format!("42.{hex}0"),
+            format!("42.{}g", &hex[1..]),
+            format!("99999999999999999999.{hex}"),
+            format!("4.2.{hex}"),
+        ] {
+            assert_eq!(UploadTicket::parse(&bad), Err(TicketError), "{bad:?}");
+        }
+        assert_eq!(UploadTicket::parse(&format!("0.{hex}")).unwrap().viewer, 0);
+        assert_eq!(UploadTicket::parse(&format!("18446744073709551615.{hex}")).unwrap().viewer, u64::MAX);
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub enum ServerMessage {
     Clipboard(ClipboardChunk),
     /// The remote cursor changed shape.
     Cursor(CursorInfo),
+    /// File transfer (with `--files on`): the first one after joining carries this viewer's
+    /// upload ticket (to send back with its uploads, see
+    /// [`UploadTicket`](crate::files::UploadTicket)); the next ones, without one, say the
+    /// download folder changed (fetch `api/files` again).
+    Files {
+        /// This viewer's upload ticket: only in the first, and only where uploads are on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+    },
     /// Something the client asked for failed; the connection stays open unless `fatal`.
     Error {
         /// What went wrong and what to do about it.
@@ -193,6 +202,10 @@ mod tests {
             hello,
             r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["h264","vp8"],"transport":"auto","ice_servers":[{"urls":["turn:turn.example.com:3478?transport=udp"],"username":"1700000000:kelpie","credential":"pw"}],"ice_transport":"relay","monitors":2}"#
         );
+        let files = ServerMessage::Files { ticket: None }.to_json();
+        assert_eq!(files, r#"{"type":"files"}"#);
+        let back: ServerMessage = serde_json::from_str(r#"{"type":"files","ticket":"1.ab"}"#).unwrap();
+        assert_eq!(back, ServerMessage::Files { ticket: Some("1.ab".into()) });
         // An older server's hello: the new fields take their defaults.
         let old: ServerMessage = serde_json::from_str(
             r#"{"type":"hello","version":1,"display":":1","width":640,"height":480,"codecs":["vp8"]}"#,

@@ -157,6 +157,12 @@ impl Control {
         }
     }
 
+    /// Whether `id` may drive the keyboard and mouse now: it holds control, or control is
+    /// shared and it has full access.
+    pub fn holds_control(&self, id: ViewerId) -> bool {
+        self.viewers.get(&id).is_some_and(|v| !v.view_only && (self.shared || self.controller == Some(id)))
+    }
+
     /// Whether `id` joined with the view-only token.
     pub fn is_view_only(&self, id: ViewerId) -> bool {
         self.viewers.get(&id).is_some_and(|v| v.view_only)

@@ -407,6 +407,7 @@ impl Server {
         } = self;
         let app = http::app(state.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let files_watch = tokio::spawn(files::watch(state.clone()));
         let mut http = tokio::spawn(listener.serve(app, state.connections.clone(), http_options, async {
             let _ = stop_rx.await;
         }));
@@ -419,6 +420,7 @@ impl Server {
             }),
         };
         let _ = stop_tx.send(());
+        files_watch.abort();
         // Recordings end first: their files are finished while the encoder still runs.
         state.recorder.stop_all().await;
         if !http.is_finished()

@@ -129,6 +129,7 @@ pub async fn run(
     writer.abort();
     conn.step(&mut session, Event::Closed).await;
     conn.state.viewers.remove(id);
+    conn.state.files.tickets.revoke(id);
     match ended {
         Some(WriterEnd::Dropped(why)) => {
             conn.state.viewers.limits.dropped(why);
@@ -186,6 +187,11 @@ impl Connection {
             Action::Greet { clipboard } => {
                 self.send(ServerMessage::Hello(crate::http::session_info(state)));
                 self.send(state.recorder.message().await);
+                if let Some(settings) = state.files.settings() {
+                    let ticket = (settings.upload != crate::files::UploadAccess::Off)
+                        .then(|| state.files.tickets.issue(id).to_string());
+                    self.send(ServerMessage::Files { ticket });
+                }
                 state.clipboard.greet(state, id, clipboard);
             }
             Action::Send(msg) => self.send(msg),

@@ -6,7 +6,10 @@
 //! no overwriting, no special files) is in [`disk`].
 
 pub mod disk;
+pub mod permit;
 mod routes;
+pub mod tickets;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use clap::ValueEnum;
 
 pub use routes::routes;
+pub use watch::watch;
 
-use crate::auth::Access;
 use crate::config::Switch;
 use crate::prometheus::{self, Kind};
 
@@ -38,32 +41,24 @@ pub struct FilesArgs {
     #[arg(long, env = "KELPIE_UPLOAD_MAX", default_value = "1GiB", value_parser = parse_bytes)]
     pub upload_max: u64,
 
-    /// Who may upload: full-access viewers (those that may take control), everyone (view-only
+    /// Who may upload: the viewer holding control, any full-access viewer, everyone (view-only
     /// viewers too), or nobody.
-    #[arg(long, env = "KELPIE_UPLOAD", value_enum, default_value_t = UploadAccess::Full)]
+    #[arg(long, env = "KELPIE_UPLOAD", value_enum, default_value_t = UploadAccess::Control)]
     pub upload: UploadAccess,
 }
 
 /// `--upload`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UploadAccess {
+    /// The viewer holding control (every full-access viewer with `--shared-control`), told
+    /// by its upload ticket.
+    Control,
     /// Viewers with the full token: those that may take control.
     Full,
     /// View-only viewers too.
     Everyone,
     /// Nobody: downloads only.
     Off,
-}
-
-impl UploadAccess {
-    /// Whether a viewer with `access` may upload.
-    pub fn allows(self, access: Access) -> bool {
-        match self {
-            Self::Full => access == Access::Full,
-            Self::Everyone => true,
-            Self::Off => false,
-        }
-    }
 }
 
 /// `1073741824`, `512KiB`, `100MiB`, `1GiB` (also `K`, `M`, `G`, `KB`…, all powers of 1024).
@@ -95,6 +90,10 @@ pub enum Refusal {
     Off,
     /// The viewer's token does not allow uploads.
     Access,
+    /// `--upload control`: no ticket, or a forged or stale one.
+    Ticket,
+    /// `--upload control`: the viewer does not hold control.
+    Control,
     /// A name [`kelpie_protocol::files::check_name`] refuses.
     Name,
     /// The file exists and overwriting was not asked for.
@@ -110,9 +109,11 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::Off,
         Self::Access,
+        Self::Ticket,
+        Self::Control,
         Self::Name,
         Self::Exists,
         Self::Special,
@@ -125,6 +126,8 @@ impl Refusal {
         match self {
             Self::Off => "off",
             Self::Access => "access",
+            Self::Ticket => "ticket",
+            Self::Control => "control",
             Self::Name => "name",
             Self::Exists => "exists",
             Self::Special => "special",
@@ -165,11 +168,13 @@ pub struct Settings {
     pub upload: UploadAccess,
 }
 
-/// File transfer's settings and counters.
+/// File transfer's settings, counters and the viewers' upload tickets.
 #[derive(Debug, Default)]
 pub struct Files {
     settings: Option<Settings>,
     counters: FileCounters,
+    /// The connected viewers' upload tickets.
+    pub tickets: tickets::Tickets,
 }
 
 impl Files {
@@ -197,6 +202,7 @@ impl Files {
                 upload: args.upload,
             }),
             counters: FileCounters::default(),
+            tickets: tickets::Tickets::default(),
         })
     }
 
@@ -231,7 +237,7 @@ impl Files {
             out,
             "kelpie_files_refused_total",
             Kind::Counter,
-            "File transfers refused, by reason (off, access, name, exists, special, too_large, missing, io).",
+            "File transfers refused, by reason (off, access, ticket, control, name, exists, special, too_large, missing, io).",
         );
         for why in Refusal::ALL {
             prometheus::sample(
@@ -258,14 +264,6 @@ mod tests {
         assert!(parse_bytes("1PiB").unwrap_err().contains("unit"));
         assert!(parse_bytes("MiB").is_err());
         assert!(parse_bytes("99999999999999GiB").unwrap_err().contains("too large"));
-    }
-
-    #[test]
-    fn upload_access_follows_the_token() {
-        assert!(UploadAccess::Full.allows(Access::Full));
-        assert!(!UploadAccess::Full.allows(Access::ViewOnly));
-        assert!(UploadAccess::Everyone.allows(Access::ViewOnly));
-        assert!(!UploadAccess::Off.allows(Access::Full));
     }
 
     #[test]

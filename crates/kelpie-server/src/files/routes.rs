@@ -1,7 +1,8 @@
 //! `api/files`: the listing (`GET api/files`), downloads (`GET api/files/NAME`) and uploads
 //! (`PUT api/files/NAME[?overwrite=1]`). They sit behind the edge and the token check like
 //! every other request: a PUT from another site's page is refused by the edge's `Origin`
-//! check, and a view-only token uploads only with `--upload everyone`.
+//! check. Who may upload is [`super::permit`]'s rule: by default the viewer holding control,
+//! told by the upload ticket its page sends ([`UPLOAD_TICKET_HEADER`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use futures_util::StreamExt as _;
-use kelpie_protocol::files::{FileList, check_name};
+use kelpie_protocol::files::{FileList, UPLOAD_TICKET_HEADER, check_name};
 
-use super::Refusal;
 use super::disk::{self, DiskError, Part};
+use super::permit::{self, Denied};
+use super::{Refusal, Settings};
 use crate::AppState;
 use crate::auth::Access;
 
@@ -84,18 +86,44 @@ fn bad_name(state: &AppState, why: String) -> Response {
     refuse(state, Refusal::Name, StatusCode::BAD_REQUEST, why)
 }
 
+/// Whether the request (its token, its ticket) may upload now.
+fn permission(
+    state: &AppState,
+    settings: &Settings,
+    access: Option<Access>,
+    headers: &HeaderMap,
+) -> Result<(), Denied> {
+    let ticket = state.files.tickets.check(headers.get(UPLOAD_TICKET_HEADER).map(HeaderValue::as_bytes));
+    permit::may_upload(settings.upload, access, ticket, |id| state.viewers.control().holds_control(id))
+}
+
+/// The answer to an upload that is not allowed.
+fn denied(state: &AppState, why: Denied) -> Response {
+    let refusal = match why {
+        Denied::Off => Refusal::Off,
+        Denied::ViewOnly => Refusal::Access,
+        Denied::NoTicket | Denied::BadTicket => Refusal::Ticket,
+        Denied::NotController => Refusal::Control,
+    };
+    refuse(state, refusal, StatusCode::FORBIDDEN, why.message())
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("file transfer tasks do not panic")
 }
 
-async fn list(State(state): State<Arc<AppState>>, access: Option<Extension<Access>>) -> Response {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    access: Option<Extension<Access>>,
+    headers: HeaderMap,
+) -> Response {
     let Some(settings) = state.files.settings().cloned() else { return off(&state) };
-    let access = access.map_or(Access::ViewOnly, |a| a.0);
+    let upload = permission(&state, &settings, access.map(|a| a.0), &headers).is_ok();
     let dir = settings.download_dir.clone();
     match blocking(move || disk::list(&dir)).await {
         Ok(files) => (
             [(header::CACHE_CONTROL, "no-store")],
-            Json(FileList { files, upload: settings.upload.allows(access), upload_max: settings.upload_max }),
+            Json(FileList { files, upload, upload_max: settings.upload_max }),
         )
             .into_response(),
         Err(e) => disk_refusal(&state, &DiskError::from(e)),
@@ -187,23 +215,9 @@ async fn upload(
     body: Body,
 ) -> Response {
     let Some(settings) = state.files.settings().cloned() else { return off(&state) };
-    // Fail closed: a request the token check did not see uploads nothing.
-    let access = access.map(|a| a.0);
-    if !access.is_some_and(|a| settings.upload.allows(a)) {
-        return match settings.upload {
-            super::UploadAccess::Off => refuse(
-                &state,
-                Refusal::Off,
-                StatusCode::FORBIDDEN,
-                "uploads are off on this server (--upload off)",
-            ),
-            _ => refuse(
-                &state,
-                Refusal::Access,
-                StatusCode::FORBIDDEN,
-                "this link is view-only: uploading needs the full-access link (or --upload everyone)",
-            ),
-        };
+    // Decided once, at the start: control taken away later does not cut the upload off.
+    if let Err(why) = permission(&state, &settings, access.map(|a| a.0), &headers) {
+        return denied(&state, why);
     }
     let name = match name_of(name) {
         Ok(n) => n,
