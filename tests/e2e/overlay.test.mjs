@@ -62,11 +62,19 @@ for (const transport of ['webrtc', 'websocket']) {
       await page.click('#stats-toggle');
       // The estimate settles under the link within a few seconds; 12 s on a loaded machine.
       let s;
+      let ready;
       const t0 = Date.now();
       do {
         await sleep(1000);
         s = await page.evaluate(() => window.kelpie.stats());
-      } while (Date.now() - t0 < 12000 && !(s.estimateMbps !== null && s.targetMbps !== null && s.targetMbps < LINK_MBIT && s.latencyMs !== null));
+        ready =
+          s.fps !== null &&
+          s.estimateMbps !== null &&
+          s.targetMbps !== null &&
+          s.targetMbps < LINK_MBIT &&
+          s.latencyMs !== null &&
+          (transport === 'websocket' || s.lossPercent !== null || s.serverLossPercent !== null);
+      } while (Date.now() - t0 < 12000 && !ready);
       const r = await rows(page);
       console.log(`${transport}: ${JSON.stringify(r)}`);
       assert.ok(s.estimateMbps !== null && s.estimateMbps > 0, `no estimate: ${JSON.stringify(s)}`);

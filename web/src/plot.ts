@@ -17,7 +17,8 @@ export function drawPlot(canvas: HTMLCanvasElement, points: readonly HistoryPoin
   const ctx = canvas.getContext('2d');
   if (!ctx) return;
   const { width: w, height: h } = canvas;
-  const top = 12;
+  // Room for the scale labels above, and below for lines at zero to show whole.
+  const [top, bottom] = [12, 3];
   ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = 'rgba(0, 0, 0, 0.35)';
   ctx.fillRect(0, 0, w, h);
@@ -27,7 +28,7 @@ export function drawPlot(canvas: HTMLCanvasElement, points: readonly HistoryPoin
   const x = (t: number): number => w - ((newest - t) / HISTORY_MS) * w;
   for (const line of PLOT_LINES) {
     const max = line.scale === 'ms' ? msTop : mbpsTop;
-    const y = (v: number): number => h - (Math.min(v, max) / max) * (h - top);
+    const y = (v: number): number => h - bottom - (Math.min(v, max) / max) * (h - top - bottom);
     ctx.strokeStyle = line.colour;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
