@@ -67,6 +67,7 @@ const SERVER_TYPES = {
   clipboard: true,
   cursor: true,
   recording: true,
+  rumble: true,
 } satisfies Record<ServerMessage['type'], true>;
 
 function isClientType(t: unknown): t is ClientMessage['type'] {

@@ -169,7 +169,9 @@ impl Gamepads {
             let mut inner = self.inner.lock().unwrap();
             let slot = &mut inner.slots[index];
             let first: Vec<u8> = match kind {
-                Kind::Js => pad::init_events(&slot.state, self.now_ms()).iter().flat_map(|e| e.to_bytes()).collect(),
+                Kind::Js => {
+                    pad::init_events(&slot.state, self.now_ms()).iter().flat_map(|e| e.to_bytes()).collect()
+                }
                 Kind::Ev => evdev::snapshot(&slot.state).to_vec(),
             };
             if (&stream).write_all(&first).is_err() {
@@ -307,7 +309,9 @@ fn feed(readers: &mut Vec<UnixStream>, bytes: &[u8]) -> u64 {
     let mut stalled = 0;
     readers.retain_mut(|r| match send_nowait(r, bytes) {
         Ok(n) if n == bytes.len() => true,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe || e.kind() == io::ErrorKind::ConnectionReset => false,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe || e.kind() == io::ErrorKind::ConnectionReset => {
+            false
+        }
         _ => {
             let _ = r.shutdown(std::net::Shutdown::Both);
             stalled += 1;

@@ -21,8 +21,8 @@ pub mod rumble;
 pub mod uinput;
 
 pub use hub::{Backend, GamepadCounters, Gamepads, RumbleSink};
-pub use rumble::Rumble;
 pub use map::{MAX_AXES, MAX_BUTTONS, MAX_PADS};
+pub use rumble::Rumble;
 
 /// The interposer, a shared library for `LD_PRELOAD`.
 pub const INTERPOSER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libkelpie_gamepad.so"));

@@ -263,7 +263,8 @@ impl FfServer {
 /// computes it: magnitudes scaled by the gain, an effect of no length plays for the cap.
 pub fn play(strong: u16, weak: u16, length: u16, gain: u16, times: i32) -> Rumble {
     let scale = |m: u16| (u32::from(m) * u32::from(gain) / 0xffff) as u16;
-    let duration = if length == 0 { MAX_DURATION_MS } else { u32::from(length).saturating_mul(times.max(0) as u32) };
+    let duration =
+        if length == 0 { MAX_DURATION_MS } else { u32::from(length).saturating_mul(times.max(0) as u32) };
     let duration_ms = duration.min(MAX_DURATION_MS);
     if times <= 0 || duration_ms == 0 {
         return Rumble { strong: 0, weak: 0, duration_ms: 0 };
@@ -300,7 +301,8 @@ mod tests {
         let field = |i: usize| i32::from_ne_bytes(a[4 + 4 * i..8 + 4 * i].try_into().unwrap());
         assert_eq!((field(1), field(2)), (0, 255));
         let u = user_dev();
-        let table = |t: usize, code: usize| i32::from_ne_bytes(u[92 + t * 256 + code * 4..][..4].try_into().unwrap());
+        let table =
+            |t: usize, code: usize| i32::from_ne_bytes(u[92 + t * 256 + code * 4..][..4].try_into().unwrap());
         assert_eq!((table(0, 0), table(1, 0), table(2, 0), table(3, 0)), (32767, -32768, 16, 128), "ABS_X");
         assert_eq!((table(0, 0x10), table(1, 0x10)), (1, -1), "ABS_HAT0X");
     }

@@ -19,10 +19,12 @@ fn ioctl_numbers_and_layouts_match_the_kernel_headers() {
     let out = Command::new(&exe).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let c = |name: &str| -> u64 {
-        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("{name}"));
+        let line =
+            text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("{name}"));
         let v = line.split(' ').nth(1).unwrap();
         // Constants (upper case) are printed in hex, sizes and offsets in decimal.
-        u64::from_str_radix(v, if name.starts_with(|c: char| c.is_ascii_uppercase()) { 16 } else { 10 }).unwrap()
+        u64::from_str_radix(v, if name.starts_with(|c: char| c.is_ascii_uppercase()) { 16 } else { 10 })
+            .unwrap()
     };
     for (name, ours) in [
         ("UI_DEV_CREATE", UI_DEV_CREATE),
