@@ -177,18 +177,24 @@ impl Gamepads {
             if (&stream).write_all(&first).is_err() {
                 continue;
             }
-            self.counters.readers.fetch_add(1, Ordering::Relaxed);
             match kind {
                 Kind::Js => slot.js.push(stream),
                 Kind::Ev => {
                     let Ok(reader) = stream.try_clone() else { continue };
                     slot.ev.push(stream);
                     let g = self.clone();
-                    let _ = std::thread::Builder::new()
+                    let spawned = std::thread::Builder::new()
                         .name(format!("kelpie-ev{index}-ff"))
                         .spawn(move || g.read_rumble(index, reader));
+                    if spawned.is_err() {
+                        tracing::warn!(
+                            pad = index,
+                            "cannot start a thread for a program's rumble; it plays nothing"
+                        );
+                    }
                 }
             }
+            self.counters.readers.fetch_add(1, Ordering::Relaxed);
         }
     }
 
