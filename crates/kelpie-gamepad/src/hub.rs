@@ -471,4 +471,22 @@ mod tests {
         assert_eq!(g.counters().rumble_refused.load(Ordering::Relaxed), 12);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_uinput_device_that_cannot_be_made_is_counted_once_and_the_sockets_still_serve() {
+        let dir = tempdir("uinput");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A regular file: it opens, but it is no uinput device (its ioctls fail).
+        let fake = dir.join("not-uinput");
+        std::fs::write(&fake, b"").unwrap();
+        let g = Gamepads::start(&dir.join("pads"), Backend::Uinput(fake.clone())).unwrap();
+        assert_eq!(g.backend(), &Backend::Uinput(fake));
+        let mut r = connect(&dir.join("pads"), 0);
+        read_events(&mut r, 19);
+        g.set(1, 0, &[32767], &[]);
+        g.set(1, 0, &[0], &[]);
+        assert_eq!(g.counters().uinput_failed.load(Ordering::Relaxed), 1, "tried once per pad");
+        assert_eq!(read_events(&mut r, 2), [(1, JS_EVENT_BUTTON, 0), (0, JS_EVENT_BUTTON, 0)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
