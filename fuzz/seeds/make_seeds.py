@@ -110,6 +110,8 @@ write("protocol_parse", "audiodelay.json", '{"type":"audiodelay","ms":64,"video_
 write("protocol_parse", "viewerstats.json", '{"type":"viewerstats","fps":60,"rtt_ms":12,"loss_ppm":500,"delay_ms":9}')
 write("protocol_parse", "gamepad.json", '{"type":"gamepad","index":1,"buttons":[32767,0,0,0,0,0,12000,0,0,0,0,0,0,0,0,32767,0],"axes":[-32767,0,5,32767]}')
 write("protocol_parse", "gamepad-bad.json", '{"type":"gamepad","index":3,"buttons":[],"axes":[-32768]}')
+# A server message (rumble) sent back as if it were the browser's: refused as an unknown type.
+write("protocol_parse", "rumble-from-client.json", '{"type":"rumble","index":0,"strong":65535,"weak":0,"duration_ms":300}')
 write("protocol_parse", "unknown.json", '{"type":"offer","sdp":"v=0","extra":[1,2.5e3,null,true,"\\u00e9"]}')
 write("protocol_parse", "oversized.txt", '!{"type":"offer","sdp":"' + "a" * 200 + '"}')
 write("protocol_parse", "junk.bin", b'{"type":')

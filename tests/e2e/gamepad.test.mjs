@@ -1,9 +1,12 @@
 // Gamepads: the page's Gamepad API (a pad the test drives through navigator.getGamepads) →
-// the `gamepad` messages → kelpie → /dev/input/js0 of a program on the desktop, through the
-// LD_PRELOAD interposer. There is no /dev/input nor /dev/uinput here: the reader (python3
-// reading 8-byte js_event records) gets exactly the presses and moves the test makes; a
-// view-only viewer writing gamepad messages itself moves nothing and is counted; the pad is
-// put at rest when its viewer leaves.
+// the `gamepad` messages → kelpie → /dev/input/js0 and /dev/input/event1000 of a program on
+// the desktop, through the LD_PRELOAD interposer. There is no /dev/input nor /dev/uinput
+// here: the readers (python3 reading 8-byte js_event or 24-byte input_event records) get
+// exactly the presses and moves the test makes; a view-only viewer writing gamepad messages
+// itself moves nothing and is counted; the pad is put at rest when its viewer leaves. A
+// program playing a force-feedback effect on the event device makes the page's pad rumble
+// (vibrationActuator.playEffect) with the effect's magnitudes; a program flooding rumble is
+// cut to the rate and counted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,7 +26,42 @@ while True:
     out.write(f'{kind} {number} {value}\\n')
 `;
 
-// A standard-mapping pad whose buttons and axes the test sets (window.__pad).
+// Reads /dev/input/event1000 as an evdev program does and writes `type code value` lines.
+// On Start it uploads a rumble effect (EVIOCSFF) and plays it; on A up it stops it; on Back
+// it plays it 100 times at once (a flood).
+const EV_READER = `
+import fcntl, os, struct, sys
+EVIOCGNAME = 0x81004506  # EVIOCGNAME(256)
+EVIOCSFF = 0x40304580    # _IOW('E', 0x80, struct ff_effect)
+fd = os.open('/dev/input/event1000', os.O_RDWR)
+out = open(sys.argv[1], 'w', buffering=1)
+name = bytearray(256)
+fcntl.ioctl(fd, EVIOCGNAME, name)
+out.write('open ' + name.split(b'\\0')[0].decode() + '\\n')
+# struct ff_effect: type, id, direction, trigger (button, interval), replay (length, delay),
+# then the union: rumble (strong, weak).
+effect = bytearray(struct.pack('HhHHHHH2xHH28x', 0x50, -1, 0, 0, 0, 250, 0, 0xC000, 0x2000))
+fcntl.ioctl(fd, EVIOCSFF, effect, True)
+eid = struct.unpack_from('h', effect, 2)[0]
+def play(value):
+    os.write(fd, struct.pack('llHHi', 0, 0, 0x15, eid, value))
+while True:
+    data = os.read(fd, 24)
+    if len(data) < 24:
+        break
+    sec, usec, kind, code, value = struct.unpack('llHHi', data)
+    out.write(f'{kind} {code} {value}\\n')
+    if (kind, code, value) == (1, 0x13b, 1):
+        play(1)
+    elif (kind, code, value) == (1, 0x130, 0):
+        play(0)
+    elif (kind, code, value) == (1, 0x13a, 1):
+        for _ in range(100):
+            play(1)
+`;
+
+// A standard-mapping pad whose buttons and axes the test sets (window.__pad), with a rumble
+// actuator that records what it is asked to play (window.__rumble).
 const FAKE_PAD = () => {
   const button = () => ({ value: 0, pressed: false, touched: false });
   window.__pad = {
@@ -34,7 +72,18 @@ const FAKE_PAD = () => {
     timestamp: 0,
     buttons: Array.from({ length: 17 }, button),
     axes: [0, 0, 0, 0],
+    vibrationActuator: {
+      playEffect: async (type, params) => {
+        window.__rumble.push({ type, ...params });
+        return 'complete';
+      },
+      reset: async () => {
+        window.__rumble.push({ type: 'reset' });
+        return 'complete';
+      },
+    },
   };
+  window.__rumble = [];
   navigator.getGamepads = () => [window.__pad, null, null, null];
 };
 
@@ -131,6 +180,93 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   assert.match(m, /^kelpie_gamepad_updates_total 8$/m, m.match(/kelpie_gamepad.*/g)?.join('\n'));
   assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
   assert.match(m, /^kelpie_gamepad_released_total 1$/m);
+});
+
+test('a gamepad is /dev/input/event1000 of an evdev program, whose rumble plays on the page pad', async () => {
+  assert.ok(!existsSync('/dev/uinput') && !existsSync('/dev/input/event1000'), 'the test needs a machine without input devices');
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-gamepad-ev-'));
+  const reader = join(dir, 'reader.py');
+  const out = join(dir, 'events.txt');
+  writeFileSync(reader, EV_READER);
+  const k = await startKelpie({ args: ['--size', '640x480', '--app', `python3 ${reader} ${out}`] });
+  running.add(k);
+  assert.match(k.stderr(), /\/dev\/input\/event1000\.\.1003/, 'auto chose the interposer: no /dev/uinput here');
+  assert.deepEqual(await lines(out, 1, 'open'), ['open Kelpie virtual gamepad (Xbox 360 layout)']);
+
+  const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  await context.addInitScript(FAKE_PAD);
+  const page = await context.newPage();
+  await page.goto(k.url);
+  await waitForState(page, 'streaming', 30000);
+  const metrics = async () =>
+    (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const rumble = () => page.evaluate(() => window.__rumble);
+
+  const SYN = '0 0 0';
+  const steps = [
+    // [what the page's pad does, the input_event records the program must read]
+    [() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }), ['1 304 1', SYN]], // A: BTN_SOUTH
+    [() => { window.__pad.axes[0] = -1; }, ['3 0 -32767', SYN]], // left stick hard left: ABS_X
+    [() => { window.__pad.axes[3] = 0.5; }, ['3 4 16384', SYN]], // right stick half down: ABS_RY
+    [() => Object.assign(window.__pad.buttons[7], { value: 1, pressed: true }), ['3 5 255', SYN]], // right trigger: ABS_RZ 0..255
+    [() => Object.assign(window.__pad.buttons[15], { value: 1, pressed: true }), ['3 16 1', SYN]], // d-pad right: ABS_HAT0X
+    [() => Object.assign(window.__pad.buttons[9], { value: 1, pressed: true }), ['1 315 1', SYN]], // Start: BTN_START
+  ];
+  let want = 1;
+  for (const [change, records] of steps) {
+    await page.evaluate(change);
+    want += records.length;
+    const got = await lines(out, want, `after ${change}`);
+    assert.deepEqual(got.slice(want - records.length), records, `${change}`);
+  }
+
+  // Start made the program play its effect: the page's pad plays it, magnitudes scaled.
+  const t0 = Date.now();
+  while ((await rumble()).length < 1 && Date.now() - t0 < 10000) await sleep(50);
+  assert.deepEqual(await rumble(), [
+    { type: 'dual-rumble', duration: 250, startDelay: 0, strongMagnitude: 0xc000 / 65535, weakMagnitude: 0x2000 / 65535 },
+  ]);
+  // A up: the program stops it.
+  await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 0, pressed: false }));
+  want += 2;
+  assert.deepEqual((await lines(out, want, 'A up')).slice(-2), ['1 304 0', SYN]);
+  while ((await rumble()).length < 2 && Date.now() - t0 < 10000) await sleep(50);
+  assert.deepEqual((await rumble())[1], { type: 'reset' });
+  await sleep(300);
+  assert.equal(readFileSync(out, 'utf8').split('\n').filter(Boolean).length, want, 'no extra records');
+  assert.match(await metrics(), /^kelpie_gamepad_rumble_total 2$/m);
+
+  // Back: the program floods 100 plays at once. The server passes a burst, counts the rest,
+  // and the page plays no more than it was sent.
+  await page.evaluate(() => Object.assign(window.__pad.buttons[8], { value: 1, pressed: true }));
+  want += 2;
+  assert.deepEqual((await lines(out, want, 'Back')).slice(-2), ['1 314 1', SYN]);
+  let m = '';
+  for (const t1 = Date.now(); Date.now() - t1 < 10000; await sleep(100)) {
+    m = await metrics();
+    const sent = Number(m.match(/^kelpie_gamepad_rumble_total (\d+)$/m)[1]);
+    const refused = Number(m.match(/^kelpie_gamepad_rumble_refused_total (\d+)$/m)[1]);
+    if (sent + refused >= 102) break;
+  }
+  const sent = Number(m.match(/^kelpie_gamepad_rumble_total (\d+)$/m)[1]);
+  const refused = Number(m.match(/^kelpie_gamepad_rumble_refused_total (\d+)$/m)[1]);
+  assert.equal(sent + refused, 102, m.match(/kelpie_gamepad.*/g)?.join('\n'));
+  assert.ok(sent <= 2 + 30 && refused >= 70, `a flood is cut to the burst: ${sent} sent, ${refused} refused`);
+  await sleep(500);
+  const played = (await rumble()).filter((r) => r.type === 'dual-rumble');
+  assert.ok(played.length >= 2 && played.length <= sent, `${played.length} played of ${sent} sent`);
+  assert.ok(played.every((r) => r.strongMagnitude === 0xc000 / 65535 && r.weakMagnitude === 0x2000 / 65535));
+
+  // The viewer leaves: the pad is put at rest in one report (Back, Start, the stick, the
+  // trigger, the d-pad), closed by SYN_REPORT.
+  await context.close();
+  const got = await lines(out, want + 7, 'release on leaving');
+  assert.deepEqual(got.slice(want), ['1 314 0', '1 315 0', '3 0 0', '3 4 0', '3 5 0', '3 16 0', SYN]);
+  m = await metrics();
+  assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
+  assert.match(m, /^kelpie_gamepad_uinput_failed_total 0$/m);
+  await k.stop();
+  running.delete(k);
 });
 
 test('--gamepads off: the programs get no interposer and the pads go nowhere', async () => {

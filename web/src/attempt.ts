@@ -197,6 +197,7 @@ export class Attempt {
       clipboard: (msg) => owner.events.emit('desktop', msg),
       cursor: (msg) => owner.events.emit('desktop', msg),
       files: (msg) => owner.events.emit('files', msg),
+      rumble: (msg) => owner.events.emit('rumble', msg),
       control_requested: (msg) => {
         owner.controlRequests = addRequest(owner.controlRequests, msg.by);
         owner.events.emit('controlRequest', msg.by);

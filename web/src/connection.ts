@@ -16,6 +16,7 @@ import {
   validateClientMessage,
   type ClipboardMessage,
   type CursorMessage,
+  type RumbleMessage,
   type GamepadMessage,
   type InputMessage,
   type RateMessage,
@@ -93,6 +94,8 @@ export interface ConnectionEvents {
   desktop: [msg: ClipboardMessage | CursorMessage];
   /** A `files` message of the server (an upload ticket, or the download folder changed). */
   files: [msg: FilesMessage];
+  /** A `rumble` message of the server (for one of the pads this viewer drives). */
+  rumble: [msg: RumbleMessage];
   /** A frame was presented (epoch ms), with the `<video>`'s metadata when it showed it. */
   frame: [presentedMs: number, meta?: VideoFrameCallbackMetadata];
 }
@@ -188,6 +191,11 @@ export class Connection {
   get surface(): 'canvas' | 'video' | null {
     const a = this.attempt;
     return a && !a.closed ? (a.video?.surface ?? null) : null;
+  }
+
+  /** Called with every `rumble` message of the server. */
+  onRumble(fn: (msg: RumbleMessage) => void): void {
+    this.events.on('rumble', fn);
   }
 
   /** Called with every `clipboard` and `cursor` message of the server. */

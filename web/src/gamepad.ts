@@ -3,7 +3,8 @@
  * page polls `navigator.getGamepads()` each animation frame and sends a pad's whole state
  * (standard mapping, values scaled to ±32767 whole numbers) when it changed, at most
  * `MAX_SENDS_PER_SECOND` times a second per pad; a pad that disconnects is sent once at rest.
- * The server turns them into the joysticks `/dev/input/js0..3` of the remote programs.
+ * The server turns them into the joysticks `/dev/input/js0..3` and event devices of the remote
+ * programs (their rumble comes back: `rumble.ts`).
  */
 
 import {

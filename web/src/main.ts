@@ -4,6 +4,7 @@ import './style.css';
 import { pageSound } from './audio';
 import { Connection } from './connection';
 import { startGamepads } from './gamepad';
+import { RumblePlayer, type RumblePad } from './rumble';
 import { InputController } from './input';
 import { localShortcut } from './keysym';
 import type { Point } from './mapping';
@@ -135,6 +136,11 @@ startGamepads({
   canDrive: () => conn.canSendInput && describeViewers(conn.viewers).inControl,
   sendGamepad: (msg) => conn.sendGamepad(msg),
 });
+
+const rumble = new RumblePlayer((): readonly (RumblePad | null)[] =>
+  typeof navigator.getGamepads === 'function' ? navigator.getGamepads() : [],
+);
+conn.onRumble((msg) => rumble.play(msg, performance.now()));
 
 /** Pixels of the current picture (see `KelpieApi.sample`). */
 function sample(x: number, y: number, w: number, h: number): Sample | null {

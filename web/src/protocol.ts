@@ -103,7 +103,8 @@ export type ServerMessage =
   | CursorMessage
   | RecordingMessage
   | PathMessage
-  | FilesMessage;
+  | FilesMessage
+  | RumbleMessage;
 
 /**
  * What the server knows of this viewer's path, about once a second while video flows (the
@@ -134,6 +135,23 @@ export interface FilesMessage {
 
 /** Longest upload ticket accepted (`ID.SECRET`: 20 digits, a dot, 64 hex digits). */
 const MAX_TICKET = 85;
+
+/**
+ * A program on the desktop plays rumble on one of the pads this viewer drives (`rumble`):
+ * both motors at these magnitudes (0..RUMBLE_FULL) for `duration_ms`; 0 stops.
+ */
+export interface RumbleMessage {
+  type: 'rumble';
+  index: number;
+  strong: number;
+  weak: number;
+  duration_ms: number;
+}
+
+/** Full scale of a rumble magnitude. */
+export const RUMBLE_FULL = 65535;
+/** Longest rumble the server asks for (`MAX_RUMBLE_MS`). */
+export const MAX_RUMBLE_MS = 5000;
 
 /** Whether the session is being recorded, and whether the controller may start or stop it. */
 export interface RecordingMessage {
@@ -550,6 +568,16 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
         return fail('bad files: "ticket" must be a short string');
       }
       return { ok: true, value: { type: 'files', ticket: v.ticket } };
+    case 'rumble':
+      if (
+        !isInt(v.index, 0, MAX_GAMEPADS - 1) ||
+        !isInt(v.strong, 0, RUMBLE_FULL) ||
+        !isInt(v.weak, 0, RUMBLE_FULL) ||
+        !isInt(v.duration_ms, 0, MAX_RUMBLE_MS)
+      ) {
+        return fail('bad rumble: "index" 0..3, "strong" and "weak" 0..65535, "duration_ms" 0..5000');
+      }
+      return { ok: true, value: { type: 'rumble', index: v.index, strong: v.strong, weak: v.weak, duration_ms: v.duration_ms } };
     case 'wsvideo':
       if (!isCodec(v.codec)) return fail('bad wsvideo: "codec" must be a codec name');
       if (v.audio !== undefined && typeof v.audio !== 'boolean') return fail('bad wsvideo: "audio" must be a boolean');

@@ -69,6 +69,7 @@ const SERVER_TYPES = {
   recording: true,
   path: true,
   files: true,
+  rumble: true,
 } satisfies Record<ServerMessage['type'], true>;
 
 function isClientType(t: unknown): t is ClientMessage['type'] {

@@ -1,20 +1,28 @@
-//! The browser's gamepads as Linux joysticks, without `/dev/uinput`.
+//! The browser's gamepads as Linux joysticks and event devices, with or without
+//! `/dev/uinput`, and their programs' rumble back to the browser.
 //!
 //! The browser sends each pad's state in the W3C standard mapping ([`map`]); the server keeps
-//! one [`pad::Pad`] per slot (four), turns every change into `struct js_event` records, and
-//! writes them to the programs that opened `/dev/input/jsN` ([`hub`]). Those programs were
-//! started with `LD_PRELOAD` naming the interposer this crate embeds ([`INTERPOSER`], built
-//! from `interposer/kelpie_gamepad.c`): it makes `/dev/input/js0..3` open the Unix socket
-//! `$GAMEPAD_SOCKET_DIR/jsN.sock` and answers the joystick ioctls itself.
+//! one state per slot (four), turns every change into `struct js_event` records ([`pad`]) and
+//! `struct input_event` records ([`evdev`]), and writes them to the programs that opened
+//! `/dev/input/jsN` or `/dev/input/event1000+N` ([`hub`]). Those programs were started with
+//! `LD_PRELOAD` naming the interposer this crate embeds ([`INTERPOSER`], built from
+//! `interposer/kelpie_gamepad.c`): it makes those paths open the Unix sockets
+//! `$GAMEPAD_SOCKET_DIR/jsN.sock` and `evN.sock` and answers the ioctls itself. Rumble a
+//! program plays on an event device comes back up its socket ([`rumble`]). Where
+//! `/dev/uinput` is writable, the pads can also be kernel devices ([`uinput`]).
 
 #![deny(missing_docs)]
 
+pub mod evdev;
 pub mod hub;
 pub mod map;
 pub mod pad;
+pub mod rumble;
+pub mod uinput;
 
-pub use hub::{GamepadCounters, Gamepads};
+pub use hub::{Backend, GamepadCounters, Gamepads, RumbleSink};
 pub use map::{MAX_AXES, MAX_BUTTONS, MAX_PADS};
+pub use rumble::Rumble;
 
 /// The interposer, a shared library for `LD_PRELOAD`.
 pub const INTERPOSER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libkelpie_gamepad.so"));

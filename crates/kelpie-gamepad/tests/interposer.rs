@@ -1,10 +1,15 @@
-//! The interposer in a real program: python3 started with `LD_PRELOAD` opens
+//! The interposer in real programs: python3 started with `LD_PRELOAD` opens
 //! `/dev/input/js0` (which does not exist here), asks its ioctls and reads the records the
-//! hub writes.
+//! hub writes; a C program (`c/evdev_reader.c`, built here with `cc`) does the same with
+//! `/dev/input/event1000` as SDL2 or libevdev would, and plays a rumble effect that arrives at
+//! the hub's sink.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use kelpie_gamepad::Gamepads;
+use kelpie_gamepad::{Backend, Gamepads, Rumble};
 
 const READER: &str = r#"
 import fcntl, os, struct, array
@@ -30,7 +35,7 @@ except OSError as e:
 fn a_program_reads_the_pad_through_the_interposer() {
     let dir = std::env::temp_dir().join(format!("kelpie-gamepad-it-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let g = Gamepads::start(&dir).unwrap();
+    let g = Gamepads::start(&dir, Backend::Interposer).unwrap();
     g.set(1, 0, &[0, 32767], &[]);
     let child = Command::new("python3")
         .args(["-c", READER])
@@ -59,5 +64,104 @@ fn a_program_reads_the_pad_through_the_interposer() {
     assert_eq!(&lines[20..22], ["1 0 1", "1 1 0"], "then A down and B up");
     assert_eq!(lines[22], "2 0 -32767", "and the left stick hard left");
     assert_eq!(lines[23], "js7 2", "a pad beyond the four is not there (ENOENT)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_readers(g: &Gamepads, n: u64, what: &str) {
+    for _ in 0..500 {
+        if g.counters().readers.load(Ordering::Relaxed) == n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what} never opened the pad through the interposer");
+}
+
+#[test]
+fn an_evdev_reader_gets_input_events_and_its_rumble_reaches_the_hub() {
+    let dir = std::env::temp_dir().join(format!("kelpie-gamepad-ev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("evdev_reader");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/c/evdev_reader.c");
+    let built = Command::new("cc")
+        .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .status()
+        .expect("cc is installed (scripts/install-deps.sh)");
+    assert!(built.success(), "compiling {src} failed");
+
+    let g = Gamepads::start(&dir.join("pads"), Backend::Interposer).unwrap();
+    let got: Arc<Mutex<Vec<(u64, usize, Rumble)>>> = Arc::default();
+    let sink = got.clone();
+    g.on_rumble(Box::new(move |viewer, pad, r| sink.lock().unwrap().push((viewer, pad, r))));
+    // B held and the left stick a little right before the program opens the device.
+    g.set(9, 0, &[0, 32767], &[1000]);
+    let child = Command::new(&exe).arg("7").envs(g.env()).stdout(Stdio::piped()).spawn().unwrap();
+    wait_readers(&g, 1, "the evdev reader");
+    std::thread::sleep(Duration::from_millis(200)); // let it ask its ioctls first
+    // A down, B up, stick hard left: 3 events and SYN_REPORT.
+    g.set(9, 0, &[32767, 0], &[-32767]);
+    // Then the right trigger fully and the d-pad right: 2 events and SYN_REPORT.
+    let mut b = [0; 17];
+    b[0] = 32767;
+    b[7] = 32767;
+    b[15] = 32767;
+    g.set(9, 0, &b, &[-32767]);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let want = [
+        "version 10001 id 3 045e 028e 0114",
+        "name 41 Kelpie virtual gamepad (Xbox 360 layout)",
+        "phys kelpie/gamepad0/input0 uniq kelpie-pad0",
+        "props 8 0",
+        "types len 8: 0 1 3 15",
+        "keys len 96: 130 131 133 134 136 137 13a 13b 13c 13d 13e",
+        "axes len 8: 0 1 2 3 4 5 10 11",
+        "ff len 16: 50 60",
+        "ABS_X -32768..32767 fuzz 16 flat 128",
+        "ABS_RZ 0..255",
+        "ABS_HAT0Y -1..1",
+        "effects 16",
+        "grab 0 -1 1 0",
+        // The state at open, from the snapshot: B held, the stick at 1000, triggers released.
+        "keys: 131",
+        "abs: 1000 0 0 0 0 0 0 0",
+        "short read -1 1",
+        "ready",
+        "event 1 130 1 1",
+        "event 1 131 0 1",
+        "event 3 0 -32767 1",
+        "event 0 0 0 1",
+        "event 3 5 255 1",
+        "event 3 10 1 1",
+        "event 0 0 0 1",
+        // The state it read: what EVIOCGKEY/EVIOCGABS now say.
+        "keys: 130",
+        "abs: -32767 0 0 0 0 255 1 0",
+        "upload 0 id 0 periodic -1 1",
+        "play 24",
+        "erase 0 -1",
+        "event1004 -1 2",
+    ];
+    assert_eq!(lines, want, "{text}");
+    // Played, then stopped by the erase; both for the viewer driving pad 0.
+    for _ in 0..200 {
+        if got.lock().unwrap().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        *got.lock().unwrap(),
+        [
+            (9, 0, Rumble { strong: 0x8000, weak: 0x4000, duration_ms: 300 }),
+            (9, 0, Rumble { strong: 0, weak: 0, duration_ms: 0 }),
+        ]
+    );
+    assert_eq!(g.counters().rumble.load(Ordering::Relaxed), 2);
+    assert_eq!(g.counters().rumble_refused.load(Ordering::Relaxed), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

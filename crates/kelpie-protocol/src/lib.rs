@@ -145,4 +145,4 @@ pub use client::{
     MAX_REPORT_LOSS_PPM, MAX_REPORT_MS, MAX_TEXT_CHARS, MAX_WHEEL_CLICKS, ProtocolError, ViewerReport,
 };
 pub use clipboard::{CLIPBOARD_CHUNK_BASE64, CLIPBOARD_CHUNK_BYTES, CLIPBOARD_MIMES, ClipboardChunk};
-pub use server::{CursorInfo, PathInfo, ServerMessage};
+pub use server::{CursorInfo, GamepadRumble, MAX_RUMBLE_MS, PathInfo, ServerMessage};

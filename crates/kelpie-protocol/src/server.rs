@@ -60,6 +60,8 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ticket: Option<String>,
     },
+    /// A program on the desktop plays (or stops) rumble on one of the pads this viewer drives.
+    Rumble(GamepadRumble),
     /// Something the client asked for failed; the connection stays open unless `fatal`.
     Error {
         /// What went wrong and what to do about it.
@@ -142,6 +144,50 @@ impl CursorInfo {
     }
 }
 
+/// Longest rumble a `rumble` message asks for, in ms (about the browsers' own cap).
+pub const MAX_RUMBLE_MS: u32 = 5000;
+
+/// Rumble for one of the viewer's gamepads (`rumble` on the wire): play both motors at these
+/// magnitudes for `duration_ms`, replacing what plays; `duration_ms` 0 stops. Reading one out
+/// of its bounds fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRumble")]
+pub struct GamepadRumble {
+    /// The pad's slot, below [`crate::MAX_GAMEPADS`].
+    pub index: u8,
+    /// The strong (low-frequency) motor, 0..=65535 (full).
+    pub strong: u16,
+    /// The weak (high-frequency) motor, 0..=65535 (full).
+    pub weak: u16,
+    /// How long, 0 (stop) ..= [`MAX_RUMBLE_MS`].
+    pub duration_ms: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRumble {
+    index: u8,
+    strong: u16,
+    weak: u16,
+    duration_ms: u32,
+}
+
+impl TryFrom<RawRumble> for GamepadRumble {
+    type Error = &'static str;
+
+    fn try_from(r: RawRumble) -> Result<Self, Self::Error> {
+        let g = Self { index: r.index, strong: r.strong, weak: r.weak, duration_ms: r.duration_ms };
+        if g.is_valid() { Ok(g) } else { Err("rumble out of bounds (index 0..=3, duration_ms 0..=5000)") }
+    }
+}
+
+impl GamepadRumble {
+    /// Whether the message is within its bounds (the server sends no other).
+    pub fn is_valid(&self) -> bool {
+        self.index < crate::MAX_GAMEPADS && self.duration_ms <= MAX_RUMBLE_MS
+    }
+}
+
 impl ServerMessage {
     /// Serializes the message as the JSON text sent on the WebSocket.
     pub fn to_json(&self) -> String {
@@ -212,6 +258,14 @@ mod tests {
         )
         .unwrap();
         let ServerMessage::Hello(info) = old else { panic!("not a hello") };
+        let r = GamepadRumble { index: 1, strong: 65535, weak: 0, duration_ms: 200 };
+        assert_eq!(
+            ServerMessage::Rumble(r).to_json(),
+            r#"{"type":"rumble","index":1,"strong":65535,"weak":0,"duration_ms":200}"#
+        );
+        assert!(r.is_valid());
+        assert!(!GamepadRumble { index: 4, ..r }.is_valid());
+        assert!(!GamepadRumble { duration_ms: MAX_RUMBLE_MS + 1, ..r }.is_valid());
         assert_eq!(
             (info.transport, info.ice_servers.len(), info.ice_transport),
             (Transport::Auto, 0, IcePolicy::All)

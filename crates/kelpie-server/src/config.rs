@@ -239,10 +239,15 @@ pub struct Config {
     #[arg(long, env = "KELPIE_MICROPHONE", value_enum, default_value_t = Switch::On)]
     pub microphone: Switch,
 
-    /// The controller's gamepads (up to four) become joysticks /dev/input/js0..3 for the
-    /// programs Kelpie starts (an LD_PRELOAD interposer; embedded display only).
+    /// The controller's gamepads (up to four) become joysticks /dev/input/js0..3 and event
+    /// devices for the programs Kelpie starts (embedded display only), with rumble back.
     #[arg(long, env = "KELPIE_GAMEPADS", value_enum, default_value_t = Switch::On)]
     pub gamepads: Switch,
+
+    /// How programs see the gamepads: uinput (real devices through /dev/uinput), interposer
+    /// (LD_PRELOAD, no device needed), auto (uinput where /dev/uinput is writable).
+    #[arg(long, env = "KELPIE_GAMEPAD_BACKEND", value_enum, default_value_t = GamepadBackend::Auto)]
+    pub gamepad_backend: GamepadBackend,
 
     /// Clipboard sharing: both ways, only remote → browser, only browser → remote, or off.
     #[arg(long, env = "KELPIE_CLIPBOARD", value_enum, default_value_t = ClipboardMode::Both)]
@@ -374,6 +379,17 @@ pub enum Switch {
     On,
     /// Disabled.
     Off,
+}
+
+/// How programs see the gamepads (`--gamepad-backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GamepadBackend {
+    /// uinput where `/dev/uinput` is writable, else the interposer.
+    Auto,
+    /// The `LD_PRELOAD` interposer only.
+    Interposer,
+    /// Kernel devices through `/dev/uinput` (an error where it is not writable).
+    Uinput,
 }
 
 /// Which way the clipboard is shared.

@@ -102,7 +102,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 41] = [
+    let scalars: [(&str, Kind, &str, u64); 44] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -222,13 +222,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "kelpie_gamepad_readers_total",
             Kind::Counter,
-            "Programs that opened one of the session's joysticks.",
+            "Programs that opened one of the session's joysticks or event devices.",
             pad(|g| &g.readers),
         ),
         (
             "kelpie_gamepad_readers_dropped_total",
             Kind::Counter,
-            "Programs reading a joystick dropped because they stopped reading.",
+            "Programs reading a joystick or event device dropped because they stopped reading.",
             pad(|g| &g.dropped),
         ),
         (
@@ -236,6 +236,24 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             Kind::Counter,
             "Pads put back at rest because their viewer left or lost control.",
             pad(|g| &g.released),
+        ),
+        (
+            "kelpie_gamepad_rumble_total",
+            Kind::Counter,
+            "Rumble changes from programs passed to the viewer driving the pad.",
+            pad(|g| &g.rumble),
+        ),
+        (
+            "kelpie_gamepad_rumble_refused_total",
+            Kind::Counter,
+            "Rumble records from programs refused: malformed (the program is cut off) or over 30 a second per pad.",
+            pad(|g| &g.rumble_refused),
+        ),
+        (
+            "kelpie_gamepad_uinput_failed_total",
+            Kind::Counter,
+            "Gamepads that could not be made uinput devices (they stay the interposer's).",
+            pad(|g| &g.uinput_failed),
         ),
         (
             "kelpie_keyframe_requests_refused_total",

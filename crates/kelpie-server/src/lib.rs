@@ -358,6 +358,7 @@ impl Server {
             files,
         });
         state.recorder.start(&state).await?;
+        gamepad::wire(&state);
         clipboard::start(&state, &display);
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
