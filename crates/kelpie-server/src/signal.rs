@@ -186,17 +186,9 @@ impl Connection {
                 self.tx.send(Outbound::StopMedia);
             }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
-            Action::Answer(..) if self.monitor.index > 0 => {
-                return Some(Event::OfferFailed(format!(
-                    "monitor {} is sent over the WebSocket only: open this window with \
-                     ?monitor={}&transport=websocket",
-                    self.monitor.index + 1,
-                    self.monitor.index + 1
-                )));
-            }
             Action::Answer(sdp, policy) => {
                 let local = state.webrtc.candidate_for(self.local_ip);
-                return Some(match state.webrtc.offer(sdp, local, policy).await {
+                return Some(match state.webrtc.offer(sdp, local, policy, self.monitor.index).await {
                     Ok(answer) => {
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
                         Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
