@@ -271,6 +271,19 @@ impl Connection {
             Action::Count(Refusal::Keyframe) => {
                 state.metrics.keyframes_refused.fetch_add(1, Ordering::Relaxed);
             }
+            Action::Count(Refusal::Pair(why)) => {
+                tracing::info!(viewer = id, "pairing ticket refused: {}", why.label());
+                state.metrics.pair_refused(why).fetch_add(1, Ordering::Relaxed);
+            }
+            Action::IssueTicket => {
+                let secret = crate::pairing::random_secret();
+                let ticket = state.viewers.control().issue_ticket(id, secret, Instant::now());
+                if let Some(ticket) = ticket {
+                    state.metrics.pair_tickets.fetch_add(1, Ordering::Relaxed);
+                    let expires_ms = crate::pairing::TICKET_TTL.as_millis() as u64;
+                    self.send(ServerMessage::PairTicket { ticket, expires_ms });
+                }
+            }
             Action::Count(Refusal::Report) => {
                 state.quality.ignored.fetch_add(1, Ordering::Relaxed);
             }

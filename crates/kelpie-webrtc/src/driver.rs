@@ -155,7 +155,10 @@ impl WebRtc {
         monitor: u32,
     ) -> Result<Answer, WebRtcError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Offer { sdp, local, policy, monitor, reply }).await.map_err(|_| WebRtcError::Stopped)?;
+        self.tx
+            .send(Command::Offer { sdp, local, policy, monitor, reply })
+            .await
+            .map_err(|_| WebRtcError::Stopped)?;
         rx.await.map_err(|_| WebRtcError::Stopped)?
     }
 

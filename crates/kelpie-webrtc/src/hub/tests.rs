@@ -169,7 +169,9 @@ fn twcc_feedback_gives_estimates_within_the_limits() {
         .events
         .iter()
         .filter_map(|e| match e {
-            HubEvent::Estimate(id, feed, bps) if feed.codec == VideoCodec::H264 && *id == answer.peer => Some(*bps),
+            HubEvent::Estimate(id, feed, bps) if feed.codec == VideoCodec::H264 && *id == answer.peer => {
+                Some(*bps)
+            }
             _ => None,
         })
         .collect();
