@@ -372,6 +372,9 @@ impl Server {
         });
         state.recorder.start(&state).await?;
         clipboard::start(&state, &display);
+        if desktop.is_some() {
+            monitor::keep_randr(&state, &display, config.monitors);
+        }
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
             .ok();
