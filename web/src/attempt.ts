@@ -44,6 +44,8 @@ export interface AttemptOwner {
   viewers: ViewersMessage | null;
   recording: RecordingMessage | null;
   controlRequests: number[];
+  pairTicket: string | null;
+  paired: number | null;
   latestStats: KelpieStats;
   readonly events: Emitter<ConnectionEvents>;
   onFrame(fn: FrameListener): () => void;
@@ -189,6 +191,11 @@ export class Attempt {
       },
       clipboard: (msg) => owner.events.emit('desktop', msg),
       cursor: (msg) => owner.events.emit('desktop', msg),
+      pair_ticket: (msg) => owner.events.emit('pairTicket', msg.ticket),
+      paired: (msg) => {
+        owner.paired = msg.with;
+        owner.events.emit('change');
+      },
       control_requested: (msg) => {
         owner.controlRequests = addRequest(owner.controlRequests, msg.by);
         owner.events.emit('controlRequest', msg.by);
@@ -220,6 +227,12 @@ export class Attempt {
     this.hello = msg;
     const { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors } = msg;
     this.owner.session = { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors };
+    // A second screen presents its ticket once: it is single-use.
+    const ticket = this.owner.pairTicket;
+    if (ticket !== null) {
+      this.owner.pairTicket = null;
+      this.send({ type: 'pair', ticket });
+    }
     this.owner.events.emit('change');
     this.timers.every(this.deps.timings.statsIntervalMs, () => void this.sampleStats());
     this.video?.start(msg);
