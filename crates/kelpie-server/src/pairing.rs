@@ -116,6 +116,11 @@ impl Tickets {
     pub fn len(&self) -> usize {
         self.by_viewer.len()
     }
+
+    /// Whether no ticket is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.by_viewer.is_empty()
+    }
 }
 
 /// `<viewer>.<32 hex digits>`.
@@ -167,7 +172,7 @@ mod tests {
         let ticket = t.issue(3, S, t0);
         assert_eq!(t.redeem(&ticket, 4, t0 + Duration::from_secs(1)), Ok(3));
         assert_eq!(t.redeem(&ticket, 4, t0 + Duration::from_secs(2)), Err(PairError::Unknown), "single use");
-        assert_eq!(t.len(), 0);
+        assert!(t.is_empty());
     }
 
     #[test]

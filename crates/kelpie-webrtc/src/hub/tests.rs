@@ -263,7 +263,7 @@ fn bad_offers_are_errors() {
 #[test]
 fn codec_choice_follows_preference() {
     let sdp = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 UDP 96 98\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:98 H264/90000\r\n";
-    assert_eq!(choose_codec(sdp, &[VideoCodec::H264, VideoCodec::Vp8]), Some(VideoCodec::H264.into()));
+    assert_eq!(choose_codec(sdp, &[VideoCodec::H264, VideoCodec::Vp8]), Some(VideoCodec::H264));
     assert_eq!(choose_codec(sdp, &[VideoCodec::Vp8, VideoCodec::H264]), Some(VideoCodec::Vp8));
     let audio_only = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 H264/48000/2\r\n";
     assert_eq!(choose_codec(audio_only, &[VideoCodec::H264]), None);
