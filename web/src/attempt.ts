@@ -183,6 +183,8 @@ export class Attempt {
       wsvideo: (msg) => this.accepted(msg),
       viewers: (msg) => {
         owner.viewers = msg;
+        // The link ends when the first window leaves: the roster no longer names it.
+        if (owner.paired !== null) owner.paired = msg.viewers.find((e) => e.id === msg.you)?.paired ?? null;
         owner.events.emit('change');
       },
       recording: (msg) => {
