@@ -138,7 +138,7 @@ test('WebRTC at 1 Mbit/s, 40 ms RTT, 1 % loss: ≥ 20 fps at p50 ≤ one-way del
     await sleep(4000);
     const s = await steady(page, 6000);
     const est = await metric(servers.bars, 'kelpie_bandwidth_estimate_bits_per_second{transport="webrtc"}');
-    const target = await metric(servers.bars, 'kelpie_target_bitrate_bits_per_second{codec="h264"}');
+    const target = await metric(servers.bars, 'kelpie_target_bitrate_bits_per_second{codec="h264",monitor="1"}');
     console.log(`1 Mbit/s, 1 % loss: ${s.fps.toFixed(1)} fps, p50 ${s.p50?.toFixed(0)} ms; estimate ${est}, target ${target}`);
     assert.ok(s.fps >= 20, `${s.fps.toFixed(1)} fps`);
     assert.ok(s.p50 <= ONE_WAY_MS + 150, `p50 ${s.p50} ms`);
@@ -186,7 +186,7 @@ for (const transport of ['webrtc', 'websocket']) {
     const { context, k } = await view(transport, 'noise');
     try {
       await sleep(6000);
-      const target = async () => metric(k, 'kelpie_target_bitrate_bits_per_second{codec="h264"}');
+      const target = async () => metric(k, 'kelpie_target_bitrate_bits_per_second{codec="h264",monitor="1"}');
       const before = await target();
       const sentBefore = await sentMbit(k, transport, 2000);
       await link.set({ rateMbit: 4 });

@@ -1,15 +1,19 @@
 // A second screen end to end: with --monitors 2 the embedded Xvfb is two 640x360 monitors
-// side by side. kelpie-probe quadrants spans both: the left monitor shows red over blue,
-// the right one green over yellow. A window with ?monitor=2 decodes only the right one,
-// each monitor is its own stream, encoded only while someone views it, and a click in the
-// second window lands on the right monitor's pixel (kelpie-probe input-log, root coordinates).
+// side by side, listed as such by RandR (xrandr --listmonitors). kelpie-probe quadrants spans
+// both: the left monitor shows red over blue, the right one green over yellow. The first
+// window's menu opens the second, paired with it by a one-time ticket: it shows only the right
+// monitor, over WebRTC like the first (and, in a second pair, both over the WebSocket); each
+// monitor is its own stream, encoded only while someone views it. The second window types for
+// the first without asking for control: its click lands on the right monitor's pixel
+// (kelpie-probe input-log, root coordinates), while a stranger's and a forged ticket's do not.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, sampleVideo, pictureSize, onDisplay, sleep, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, openViewer, waitForState, sampleVideo, pictureSize, onDisplay, sleep, probeBin } from './lib.mjs';
 
 const W = 640;
 const H = 360;
@@ -20,17 +24,16 @@ let k;
 
 before(async () => {
   browser = await launchBrowser();
-  // Both windows type: the second screen's window is another viewer, and with one controller
-  // at a time it would have to take control from the first (see docs/configuration.md).
+  // One controller at a time (no --shared-control): the second window types because it is
+  // paired with the first, not because everyone may.
   k = await startKelpie({
-    args: ['--monitors', '2', '--size', `${W}x${H}`, '--shared-control', '--app', `${probeBin} quadrants`],
+    args: ['--monitors', '2', '--size', `${W}x${H}`, '--app', `${probeBin} quadrants`],
   });
 });
 after(async () => {
   await browser?.close();
   await k?.stop();
 });
-
 async function metrics() {
   const r = await fetch(`${k.base}metrics`, { headers: { authorization: `Bearer ${k.token}` } });
   assert.equal(r.status, 200);
@@ -81,15 +84,53 @@ function clicks() {
     .filter((e) => e.type === 'button' && e.down);
 }
 
+/** `xrandr --listmonitors` on the test's display: [name, geometry] per monitor. */
+function listMonitors() {
+  const out = execFileSync('xrandr', ['--listmonitors'], { env: { ...process.env, ...k.xenv }, encoding: 'utf8' });
+  return out
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.trim())
+    .map((l) => {
+      const [, name, geometry] = l.trim().match(/^\d+: [+*]*(\S+) (\S+)/) ?? [];
+      return [name, geometry.replace(/\/\d+/g, '')];
+    });
+}
+
+async function counter(name, label = '') {
+  const re = new RegExp(`^${name}${label.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm');
+  return Number((await metrics()).match(re)?.[1] ?? 0);
+}
+
+/** Opens the second screen from `first`'s menu and waits for it to stream. */
+async function openSecondScreen(first) {
+  const popup = first.context.waitForEvent('page');
+  await first.page.evaluate(() => document.getElementById('open-second-screen').click());
+  const page = await popup;
+  await waitForState(page, 'streaming', 30000);
+  return { context: first.context, page };
+}
+
+test('xrandr lists the two monitors where Kelpie splits the screen', () => {
+  assert.deepEqual(listMonitors(), [
+    ['KELPIE-1', `${W}x${H}+0+0`],
+    ['KELPIE-2', `${W}x${H}+${W}+0`],
+  ]);
+});
+
 let first;
 let second;
+let wsFirst;
+let wsSecond;
+let forged;
 
-test('each window shows its own monitor, in its own stream, encoded only while viewed', async () => {
+test('each window shows its own monitor over WebRTC, in its own stream, encoded only while viewed', async () => {
   const info = await (await fetch(`${k.base}api/session`, { headers: { authorization: `Bearer ${k.token}` } })).json();
   assert.equal(info.monitors, 2);
   assert.deepEqual([info.width, info.height], [2 * W, H], 'the screen holds both monitors');
 
   first = await openViewer(browser, k.url);
+  assert.equal(await first.page.evaluate(() => window.kelpie.transport), 'webrtc');
   assert.deepEqual(await pictureSize(first.page), [W, H], 'the first window is one monitor wide');
   await sleep(800);
   const [tl, bl] = await sampleVideo(first.page, [[W / 2, H / 4], [W / 2, (3 * H) / 4]]);
@@ -99,8 +140,14 @@ test('each window shows its own monitor, in its own stream, encoded only while v
   // The second screen is offered in the first window's menu.
   assert.equal(await first.page.evaluate(() => document.getElementById('open-second-screen')?.hidden), false);
 
-  second = await openViewer(browser, `${k.url}&monitor=2`);
-  assert.equal(await second.page.evaluate(() => window.kelpie.transport), 'websocket');
+  const tickets = await counter('kelpie_pair_tickets_total');
+  second = await openSecondScreen(first);
+  assert.equal(await second.page.evaluate(() => window.kelpie.transport), 'webrtc');
+  assert.match(second.page.url(), /monitor=2/);
+  assert.doesNotMatch(second.page.url(), /pair=/, 'the ticket is taken out of the address');
+  const firstId = await first.page.evaluate(() => window.kelpie.viewers.you);
+  await second.page.waitForFunction((id) => window.kelpie.paired === id, firstId);
+  assert.equal(await counter('kelpie_pair_tickets_total'), tickets + 1);
   assert.deepEqual(await pictureSize(second.page), [W, H]);
   await sleep(800);
   const [tr, br] = await sampleVideo(second.page, [[W / 2, H / 4], [W / 2, (3 * H) / 4]]);
@@ -110,27 +157,100 @@ test('each window shows its own monitor, in its own stream, encoded only while v
   // The first window still shows its own monitor.
   near((await sampleVideo(first.page, [[W / 2, H / 4]]))[0], [255, 0, 0], 'monitor 1 beside monitor 2');
   assert.equal(await second.page.evaluate(() => document.getElementById('open-second-screen')?.hidden), true);
+  assert.equal(await second.page.evaluate(() => document.getElementById('request-control')?.hidden ?? true), true, 'no need to ask for control');
 });
 
-test('a click in the second window lands on the second monitor', async () => {
+test('a forged pairing ticket is refused with a clear error and counted', async () => {
+  const before = await counter('kelpie_pair_refused_total', '{reason="unknown"}');
+  forged = await openViewer(browser, `${k.url}&monitor=2#pair=1.${'00'.repeat(16)}`);
+  await forged.page.waitForFunction(() => window.kelpie.notice !== null);
+  assert.match(await forged.page.evaluate(() => window.kelpie.notice), /unknown pairing ticket.*first window's menu/);
+  assert.equal(await forged.page.evaluate(() => window.kelpie.paired), null);
+  assert.equal(await counter('kelpie_pair_refused_total', '{reason="unknown"}'), before + 1);
+  // The refused window still shows its monitor; the first window's pairing is untouched.
+  assert.equal(await second.page.evaluate(() => window.kelpie.state), 'streaming');
+});
+
+test('the same over the WebSocket', async () => {
+  wsFirst = await openViewer(browser, `${k.url}&transport=websocket`);
+  wsSecond = await openSecondScreen(wsFirst);
+  assert.match(wsSecond.page.url(), /transport=websocket/);
+  for (const [w, what] of [[wsFirst, 'first'], [wsSecond, 'second']]) {
+    assert.equal(await w.page.evaluate(() => window.kelpie.transport), 'websocket', what);
+    assert.deepEqual(await pictureSize(w.page), [W, H], what);
+  }
+  const wsFirstId = await wsFirst.page.evaluate(() => window.kelpie.viewers.you);
+  await wsSecond.page.waitForFunction((id) => window.kelpie.paired === id, wsFirstId);
+  await sleep(800);
+  near((await sampleVideo(wsFirst.page, [[W / 2, H / 4]]))[0], [255, 0, 0], 'monitor 1 over the WebSocket');
+  const [tr, br] = await sampleVideo(wsSecond.page, [[W / 2, H / 4], [W / 2, (3 * H) / 4]]);
+  near(tr, [0, 255, 0], 'monitor 2 over the WebSocket, top');
+  near(br, [255, 255, 0], 'monitor 2 over the WebSocket, bottom');
+  // Both transports share each monitor's stream.
+  assert.deepEqual(await streamingMonitors(), [1, 2]);
+});
+
+test('a click in the paired second window lands on the second monitor; strangers are refused', async () => {
   // A full-screen window that logs pointer events in root coordinates, over the quadrants.
   onDisplay(k, `exec ${probeBin} input-log --out ${logFile}`).catch(() => {});
   await until(() => existsSync(logFile), 'input-log to start');
   await sleep(500);
-  const [x2, y2] = await clientPoint(second.page, 100, 50);
-  await second.page.mouse.click(x2, y2);
+  const click = async (w, x, y) => {
+    const [cx, cy] = await clientPoint(w.page, x, y);
+    await w.page.mouse.click(cx, cy);
+  };
+  // The second window has never asked for control: it types for the first, which holds it.
+  await click(second, 100, 50);
   const c2 = await until(() => clicks()[0], 'the click from window 2');
   assert.deepEqual([c2.x, c2.y], [W + 100, 50], 'offset by monitor 2 origin');
-  const [x1, y1] = await clientPoint(first.page, 100, 50);
-  await first.page.mouse.click(x1, y1);
+  await click(first, 100, 50);
   const c1 = await until(() => clicks()[1], 'the click from window 1');
   assert.deepEqual([c1.x, c1.y], [100, 50]);
+  // Neither a window with a forged ticket nor another user's second screen may click.
+  const rejected = await counter('kelpie_input_rejected_total');
+  await click(forged, 200, 60);
+  await click(wsSecond, 210, 70);
+  await until(async () => (await counter('kelpie_input_rejected_total')) >= rejected + 2, 'the refusals to be counted');
+  await sleep(500);
+  assert.equal(clicks().length, 2, 'no click from windows without control');
+  // The first window hands control to the WebSocket pair's first window: now its second
+  // screen clicks, and the first pair's does not.
+  const wsFirstId = await wsFirst.page.evaluate(() => window.kelpie.viewers.you);
+  await first.page.evaluate((id) => window.kelpie.giveControl(id), wsFirstId);
+  await wsSecond.page.waitForFunction((id) => window.kelpie.viewers?.controller === id, wsFirstId);
+  await click(wsSecond, 110, 60);
+  const c3 = await until(() => clicks()[2], 'the click from the WebSocket second window');
+  assert.deepEqual([c3.x, c3.y], [W + 110, 60]);
+  const refused = await counter('kelpie_input_rejected_total');
+  await click(second, 120, 70);
+  await until(async () => (await counter('kelpie_input_rejected_total')) > refused, 'the refusal to be counted');
+  await sleep(500);
+  assert.equal(clicks().length, 3);
 });
 
-test('closing the second window stops its stream', async () => {
-  await second.context.close();
+test('closing the second windows stops their stream', async () => {
+  await forged.context.close();
+  await second.page.close();
+  await wsSecond.page.close();
   await until(async () => (await streamingMonitors()).join() === '1', 'monitor 2 stream to stop');
   await first.context.close();
+  await wsFirst.context.close();
+});
+
+test('the RandR monitors follow a resize of the screen', async () => {
+  const xrandr = (...args) => execFileSync('xrandr', args, { env: { ...process.env, ...k.xenv } });
+  xrandr('--newmode', '1000x360', '0', '1000', '1000', '1000', '1000', '360', '360', '360', '360');
+  const output = execFileSync('xrandr', ['-q'], { env: { ...process.env, ...k.xenv }, encoding: 'utf8' })
+    .split('\n')
+    .find((l) => / connected/.test(l))
+    .split(' ')[0];
+  xrandr('--addmode', output, '1000x360');
+  xrandr('--output', output, '--mode', '1000x360');
+  await until(() => listMonitors()[1]?.[1] === '500x360+500+0', 'the monitors to follow');
+  assert.deepEqual(listMonitors(), [
+    ['KELPIE-1', '500x360+0+0'],
+    ['KELPIE-2', '500x360+500+0'],
+  ]);
 });
 
 test('a monitor the display lacks is refused with a clear error and counted', async () => {

@@ -47,6 +47,8 @@ export interface AttemptOwner {
   recording: RecordingMessage | null;
   path: PathMessage | null;
   controlRequests: number[];
+  pairTicket: string | null;
+  paired: number | null;
   latestStats: KelpieStats;
   readonly history: StatsHistory;
   readonly events: Emitter<ConnectionEvents>;
@@ -185,6 +187,8 @@ export class Attempt {
       wsvideo: (msg) => this.accepted(msg),
       viewers: (msg) => {
         owner.viewers = msg;
+        // The link ends when the first window leaves: the roster no longer names it.
+        if (owner.paired !== null) owner.paired = msg.viewers.find((e) => e.id === msg.you)?.paired ?? null;
         owner.events.emit('change');
       },
       recording: (msg) => {
@@ -198,6 +202,11 @@ export class Attempt {
       cursor: (msg) => owner.events.emit('desktop', msg),
       files: (msg) => owner.events.emit('files', msg),
       rumble: (msg) => owner.events.emit('rumble', msg),
+      pair_ticket: (msg) => owner.events.emit('pairTicket', msg.ticket),
+      paired: (msg) => {
+        owner.paired = msg.with;
+        owner.events.emit('change');
+      },
       control_requested: (msg) => {
         owner.controlRequests = addRequest(owner.controlRequests, msg.by);
         owner.events.emit('controlRequest', msg.by);
@@ -229,6 +238,12 @@ export class Attempt {
     this.hello = msg;
     const { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors } = msg;
     this.owner.session = { version, display, width, height, codecs, transport, ice_servers, ice_transport, monitors };
+    // A second screen presents its ticket once: it is single-use.
+    const ticket = this.owner.pairTicket;
+    if (ticket !== null) {
+      this.owner.pairTicket = null;
+      this.send({ type: 'pair', ticket });
+    }
     this.owner.events.emit('change');
     this.timers.every(this.deps.timings.statsIntervalMs, () => void this.sampleStats());
     this.video?.start(msg);

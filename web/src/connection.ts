@@ -70,6 +70,8 @@ export interface ConnectionOptions {
   transport?: TransportMode | null;
   /** The page's `?monitor=` (1 when absent): which of the server's monitors it shows. */
   monitor?: number;
+  /** A pairing ticket from the window that opened this one (`#pair=`), presented once. */
+  pairTicket?: string | null;
   /** Where WebSocket video, and WebRTC video unless shown by the `<video>`, is drawn. */
   canvas: HTMLCanvasElement;
   /** Where WebRTC video is shown: `auto` (default) is the canvas where the browser can. */
@@ -90,6 +92,8 @@ export interface ConnectionEvents {
   teardown: [];
   /** A viewer asks this one for control. */
   controlRequest: [by: number];
+  /** The server issued a pairing ticket this window asked for. */
+  pairTicket: [ticket: string];
   /** A `clipboard` or `cursor` message of the server. */
   desktop: [msg: ClipboardMessage | CursorMessage];
   /** A `files` message of the server (an upload ticket, or the download folder changed). */
@@ -123,6 +127,10 @@ export class Connection {
   recording: RecordingMessage | null = null;
   /** Viewers that asked this one for control during this connection, newest last (a log). */
   controlRequests: number[] = [];
+  /** The pairing ticket this window presents once connected (opened as a second screen). */
+  pairTicket: string | null;
+  /** The viewer whose window opened this one, once paired (it shares its control). */
+  paired: number | null = null;
   readonly policy: TransportPolicy;
   readonly canvas: HTMLCanvasElement;
 
@@ -143,6 +151,7 @@ export class Connection {
     options: ConnectionOptions,
   ) {
     this.policy = new TransportPolicy(options.transport ?? null);
+    this.pairTicket = options.pairTicket ?? null;
     this.canvas = options.canvas;
     this.platform = { ...browserPlatform(), ...options.platform };
     this.attemptDeps = {
@@ -249,6 +258,27 @@ export class Connection {
     if (!a?.open) return false;
     a.send({ type: 'request_control' });
     return true;
+  }
+
+  /**
+   * Asks the server for a pairing ticket for a second window (see `monitor.ts`); rejects
+   * when not connected or when no ticket comes within `timeoutMs`.
+   */
+  requestPairTicket(timeoutMs = 5000): Promise<string> {
+    const a = this.attempt;
+    if (!a?.open) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error('no pairing ticket came'));
+      }, timeoutMs);
+      const off = this.events.on('pairTicket', (ticket) => {
+        clearTimeout(timer);
+        off();
+        resolve(ticket);
+      });
+      a.send({ type: 'pair_ticket' });
+    });
   }
 
   /** Starts or stops recording (the controller, where the server allows it). Returns whether it was sent. */
@@ -427,6 +457,8 @@ export class Connection {
     this.path = null;
     this.history.clear();
     this.controlRequests = [];
+    // The link lives as long as the server's viewer: a new connection is not paired.
+    this.paired = null;
     a.start();
   }
 }

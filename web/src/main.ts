@@ -19,7 +19,7 @@ import { CursorView } from './cursor';
 import { findElements, renderRecording, renderState, renderStats, renderViewers, setStatsVisible, setViewersVisible } from './ui';
 import { describeViewers, pendingRequests } from './viewers';
 import { buildMenu } from './menu';
-import { monitorPageUrl, parseMonitorParam } from './monitor';
+import { monitorPageUrl, parseMonitorParam, parsePairFragment } from './monitor';
 import { ResizeDebouncer, wantedSize } from './resize';
 import { DEFAULT_SETTINGS, loadSettings, parseSettings, saveSettings, type Settings, type Store } from './settings';
 
@@ -58,6 +58,10 @@ export interface KelpieApi {
   readonly canvas: HTMLCanvasElement;
   /** The element showing the remote picture now: `canvas` or `video`. */
   readonly surface: HTMLVideoElement | HTMLCanvasElement;
+  /** The viewer whose window opened this one (a paired second screen), or null. */
+  readonly paired: number | null;
+  /** The server's latest non-fatal error message, or null. */
+  readonly notice: string | null;
   /** The last `viewers` message of the current connection, or null. */
   readonly viewers: ViewersMessage | null;
   /** Ids of the viewers that asked this one for control, newest last. */
@@ -105,13 +109,17 @@ function element<T extends HTMLElement>(id: string, type: new () => T): T {
 const video = element('kelpie-video', HTMLVideoElement);
 const canvas = element('kelpie-canvas', HTMLCanvasElement);
 const el = findElements();
-/** Which of the server's monitors this window shows; those after the first come over the WebSocket. */
+/** Which of the server's monitors this window shows, each its own stream. */
 const monitor = parseMonitorParam(location.search);
+/** A second screen's pairing ticket, taken out of the address at once (single-use). */
+const pairTicket = parsePairFragment(location.hash);
+if (pairTicket !== null) history.replaceState(history.state, '', location.pathname + location.search);
 const conn = new Connection(video, {
   baseUrl: document.baseURI,
   monitor,
+  pairTicket,
   canvas,
-  transport: monitor > 1 ? 'websocket' : parseTransportParam(location.search),
+  transport: parseTransportParam(location.search),
   render: parseRenderParam(location.search),
   sound: pageSound(),
 });
@@ -213,6 +221,12 @@ window.kelpie = {
   canvas,
   get surface() {
     return input.surface();
+  },
+  get paired() {
+    return conn.paired;
+  },
+  get notice() {
+    return conn.notice;
   },
   get viewers() {
     return conn.viewers;
@@ -417,13 +431,29 @@ conn.onChange(() => {
 });
 applySettings(settings, null);
 
-// With several monitors, the menu of the first window opens the others.
+// With several monitors, the menu of the first window opens the others, paired with it: the
+// window is opened at once (within the click, so that it is not blocked as a pop-up) and sent
+// to its address once the server has issued the ticket.
 const secondScreen = document.createElement('button');
 secondScreen.type = 'button';
 secondScreen.id = 'open-second-screen';
 secondScreen.textContent = 'Open second screen';
 secondScreen.hidden = true;
-secondScreen.addEventListener('click', () => window.open(monitorPageUrl(location.href, 2), '_blank'));
+secondScreen.addEventListener('click', () => {
+  const win = window.open('about:blank', '_blank');
+  conn.requestPairTicket().then(
+    (ticket) => {
+      const url = monitorPageUrl(location.href, 2, ticket);
+      if (win) win.location.href = url;
+      else window.open(url, '_blank');
+    },
+    (e: unknown) => {
+      console.warn(`kelpie: second screen opened unpaired: ${String(e)}`);
+      const url = monitorPageUrl(location.href, 2);
+      if (win) win.location.href = url;
+    },
+  );
+});
 if (menu instanceof HTMLElement) menu.append(secondScreen);
 conn.onChange(() => {
   secondScreen.hidden = monitor !== 1 || (conn.session?.monitors ?? 1) < 2;

@@ -1,8 +1,10 @@
 /**
  * Which monitor this window shows (`?monitor=N`, 1 by default) and the URL of a window
  * showing another: with `--monitors 2` the server splits its screen into two monitors side
- * by side, each its own stream. The monitor rides on the signalling URL; monitors after the
- * first are sent over the WebSocket only.
+ * by side, each its own stream over the usual transport. The monitor rides on the signalling
+ * URL. The first window opens the second with a pairing ticket in the address's fragment
+ * (`#pair=`: never sent to a server, removed from the address once read), so that the second
+ * acts for the same user (it shares the first's control).
  */
 
 /** Largest monitor number a page asks for (the server's `MAX_MONITORS`). */
@@ -23,15 +25,20 @@ export function withMonitor(url: string, monitor: number): string {
   return u.toString();
 }
 
-/** This page's address showing `monitor` instead (over the WebSocket after the first). */
-export function monitorPageUrl(href: string, monitor: number): string {
+/** This page's address showing `monitor` instead, paired with this window by `ticket`. */
+export function monitorPageUrl(href: string, monitor: number, ticket?: string): string {
   const u = new URL(href);
-  u.hash = '';
+  u.hash = ticket ? `pair=${encodeURIComponent(ticket)}` : '';
   if (monitor <= 1) {
     u.searchParams.delete('monitor');
   } else {
     u.searchParams.set('monitor', String(monitor));
-    u.searchParams.set('transport', 'websocket');
   }
   return u.toString();
+}
+
+/** The pairing ticket in a fragment (`#pair=...`), or null. */
+export function parsePairFragment(hash: string): string | null {
+  const v = new URLSearchParams(hash.replace(/^#/, '')).get('pair');
+  return v !== null && v.length > 0 && v.length <= 80 && /^[0-9a-f.]+$/.test(v) ? v : null;
 }

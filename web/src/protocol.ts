@@ -64,6 +64,8 @@ export interface ErrorMessage {
 export interface ViewerEntry {
   id: number;
   view_only: boolean;
+  /** The window this one was opened from (a second screen paired with a ticket). */
+  paired?: number;
 }
 
 /** Who is connected and who has control (`ViewersInfo`); sent on every change. */
@@ -84,6 +86,20 @@ export interface ControlRequestedMessage {
   by: number;
 }
 
+/** A pairing ticket for a second window this one opens (it presents it with `pair`). */
+export interface PairTicketMessage {
+  type: 'pair_ticket';
+  ticket: string;
+  /** How long it may be presented, in ms. */
+  expires_ms: number;
+}
+
+/** This window acts for viewer `with` (the window that opened it). */
+export interface PairedMessage {
+  type: 'paired';
+  with: number;
+}
+
 /** Video now comes as binary frames on the signalling WebSocket, in `codec`. */
 export interface WsVideoAnswerMessage {
   type: 'wsvideo';
@@ -98,6 +114,8 @@ export type ServerMessage =
   | ErrorMessage
   | ViewersMessage
   | ControlRequestedMessage
+  | PairTicketMessage
+  | PairedMessage
   | WsVideoAnswerMessage
   | ClipboardMessage
   | CursorMessage
@@ -299,6 +317,20 @@ export interface RequestControlMessage {
   type: 'request_control';
 }
 
+/** Ask for a pairing ticket for a second window. */
+export interface PairTicketRequestMessage {
+  type: 'pair_ticket';
+}
+
+/** Act for the viewer that issued `ticket` (the window that opened this one). */
+export interface PairMessage {
+  type: 'pair';
+  ticket: string;
+}
+
+/** Longest pairing ticket, in characters (`MAX_TICKET_LEN`). */
+export const MAX_TICKET_LEN = 80;
+
 /** The controller hands control to viewer `to`. */
 export interface GiveControlMessage {
   type: 'give_control';
@@ -368,6 +400,8 @@ export type ClientMessage =
   | AckMessage
   | InputMessage
   | RequestControlMessage
+  | PairTicketRequestMessage
+  | PairMessage
   | GiveControlMessage
   | WsVideoRequestMessage
   | ClipboardMessage;
@@ -425,7 +459,8 @@ export function validateViewers(v: unknown): Parsed<ViewersMessage> {
     if (!isRecord(e) || !isViewerId(e.id) || typeof e.view_only !== 'boolean') {
       return fail('"viewers" entries must be {"id": number, "view_only": boolean}');
     }
-    list.push({ id: e.id, view_only: e.view_only });
+    if (e.paired !== undefined && !isViewerId(e.paired)) return fail('"paired" must be a viewer id');
+    list.push(e.paired === undefined ? { id: e.id, view_only: e.view_only } : { id: e.id, view_only: e.view_only, paired: e.paired });
   }
   return { ok: true, value: { type: 'viewers', you, controller: controller ?? null, shared, viewers: list } };
 }
@@ -544,6 +579,15 @@ export function parseServerMessage(text: string): Parsed<ServerMessage> {
     case 'control_requested':
       if (!isViewerId(v.by)) return fail('bad control_requested: "by" must be a viewer id');
       return { ok: true, value: { type: 'control_requested', by: v.by } };
+    case 'pair_ticket':
+      if (typeof v.ticket !== 'string' || v.ticket.length === 0 || v.ticket.length > MAX_TICKET_LEN) {
+        return fail('bad pair_ticket: "ticket" must be a short string');
+      }
+      if (!isInt(v.expires_ms, 0, 3_600_000)) return fail('bad pair_ticket: "expires_ms"');
+      return { ok: true, value: { type: 'pair_ticket', ticket: v.ticket, expires_ms: v.expires_ms } };
+    case 'paired':
+      if (!isViewerId(v.with)) return fail('bad paired: "with" must be a viewer id');
+      return { ok: true, value: { type: 'paired', with: v.with } };
     case 'recording':
       if (typeof v.on !== 'boolean' || typeof v.available !== 'boolean') {
         return fail('bad recording: "on" and "available" must be booleans');
@@ -666,6 +710,10 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return JSON.stringify({ type: 'release' });
     case 'request_control':
       return JSON.stringify({ type: 'request_control' });
+    case 'pair_ticket':
+      return JSON.stringify({ type: 'pair_ticket' });
+    case 'pair':
+      return JSON.stringify({ type: 'pair', ticket: msg.ticket });
     case 'give_control':
       return JSON.stringify({ type: 'give_control', to: msg.to });
     case 'wsvideo':
@@ -780,7 +828,10 @@ function checkClientFields(msg: ClientMessage): string | null {
         : '"candidate" and "sdpMid" must be strings';
     case 'keyframe':
     case 'request_control':
+    case 'pair_ticket':
       return null;
+    case 'pair':
+      return typeof msg.ticket === 'string' && msg.ticket.length <= MAX_TICKET_LEN ? null : '"ticket" must be a short string';
     case 'ack':
       return Number.isSafeInteger(msg.pts) && msg.pts >= 0 ? null : '"pts" must be a whole number of µs';
     case 'give_control':

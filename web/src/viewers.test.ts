@@ -27,6 +27,21 @@ describe('describeViewers', () => {
     expect(d.buttonLabel).toBe('viewers (3)');
   });
 
+  it('counts a paired second screen as in control while its first window is', () => {
+    const viewers = [
+      { id: 1, view_only: false },
+      { id: 2, view_only: false },
+      { id: 4, view_only: false, paired: 1 },
+    ];
+    const d = describeViewers(msg({ you: 4, controller: 1, viewers }));
+    expect(d.inControl).toBe(true);
+    expect(d.canRequest).toBe(false);
+    expect(d.rows[2].label).toBe('Viewer 4 (you, screen 2 of viewer 1)');
+    const other = describeViewers(msg({ you: 4, controller: 2, viewers }));
+    expect(other.inControl).toBe(false);
+    expect(other.note).toBe('viewer 2 has control');
+  });
+
   it('offers to request control when someone else has it', () => {
     const d = describeViewers(msg({ you: 2 }));
     expect(d.note).toBe('viewer 1 has control');

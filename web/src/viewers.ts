@@ -31,6 +31,7 @@ export function describeViewers(v: ViewersMessage | null): ControlView {
     const marks: string[] = [];
     if (e.id === v.you) marks.push('you');
     if (e.view_only) marks.push('view only');
+    if (e.paired !== undefined) marks.push(`screen 2 of viewer ${e.paired}`);
     const controller = v.controller === e.id;
     return {
       id: e.id,
@@ -47,7 +48,8 @@ export function describeViewers(v: ViewersMessage | null): ControlView {
   } else if (v.shared) {
     note = null;
     inControl = true;
-  } else if (v.controller === v.you) {
+  } else if (v.controller === v.you || (me?.paired !== undefined && v.controller === me.paired)) {
+    // A second screen acts for the window that opened it.
     note = null;
     inControl = true;
   } else if (v.controller === null) {

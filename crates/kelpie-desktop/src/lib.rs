@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 pub mod init;
 pub mod keeper;
+pub mod monitors;
 pub mod pulse;
 pub mod runtime;
 pub mod xauth;

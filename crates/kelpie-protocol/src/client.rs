@@ -24,6 +24,8 @@ pub const MAX_AUDIO_DELAY_MS: u32 = 2000;
 pub const MAX_REPORT_MS: u32 = 60_000;
 /// Largest frame rate a `viewerstats` report may carry.
 pub const MAX_REPORT_FPS: u32 = 1000;
+/// Longest pairing ticket a `pair` message may carry, in bytes.
+pub const MAX_TICKET_LEN: usize = 80;
 /// Gamepads a viewer may drive (`index` 0..=3).
 pub const MAX_GAMEPADS: u8 = 4;
 /// Most buttons a `gamepad` message may carry (the standard mapping's 17).
@@ -96,6 +98,13 @@ pub enum ClientMessage {
     },
     /// Ask for keyboard and mouse control (`request_control`).
     RequestControl,
+    /// Ask for a pairing ticket for a second window this viewer opens (`pair_ticket`).
+    PairTicket,
+    /// Act for the viewer that issued this ticket (a second window it opened): `pair`.
+    Pair {
+        /// The ticket, as the first window's `pair_ticket` answer gave it.
+        ticket: String,
+    },
     /// The controller hands control to another viewer (`give_control`).
     GiveControl {
         /// The viewer to give control to.
@@ -274,6 +283,7 @@ impl ClientMessage {
                 check((1..=240).contains(fps) && (100..=400_000).contains(bitrate), "frame rate or bitrate")
             }
             Self::WsVideo { codecs, .. } => check(!codecs.is_empty() && codecs.len() <= 8, "codec list"),
+            Self::Pair { ticket } => check(ticket.len() <= MAX_TICKET_LEN, "pairing ticket"),
             Self::Clipboard(c) => check(c.is_valid(), "clipboard chunk"),
             Self::ViewerStats(r) => check(r.is_valid(), "viewer stats"),
             Self::Gamepad(g) => check(g.is_valid(), "gamepad state"),
@@ -286,6 +296,7 @@ impl ClientMessage {
             | Self::Keyframe
             | Self::Ack { .. }
             | Self::RequestControl
+            | Self::PairTicket
             | Self::GiveControl { .. }
             | Self::Record { .. } => Ok(()),
         }
@@ -388,6 +399,11 @@ mod wire {
         Release {},
         #[serde(rename = "request_control")]
         RequestControl {},
+        #[serde(rename = "pair_ticket")]
+        PairTicket {},
+        Pair {
+            ticket: String,
+        },
         #[serde(rename = "give_control")]
         GiveControl {
             to: u64,
@@ -430,6 +446,8 @@ mod wire {
                 Wire::Ack { pts } => Self::Ack { pts },
                 Wire::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
                 Wire::RequestControl {} => Self::RequestControl,
+                Wire::PairTicket {} => Self::PairTicket,
+                Wire::Pair { ticket } => Self::Pair { ticket },
                 Wire::GiveControl { to } => Self::GiveControl { to },
                 Wire::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 Wire::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
@@ -459,6 +477,8 @@ mod wire {
                 M::Ack { pts } => Self::Ack { pts },
                 M::AudioDelay { ms, video_ms } => Self::AudioDelay { ms, video_ms },
                 M::RequestControl => Self::RequestControl {},
+                M::PairTicket => Self::PairTicket {},
+                M::Pair { ticket } => Self::Pair { ticket },
                 M::GiveControl { to } => Self::GiveControl { to },
                 M::Resize { width, height, dpi } => Self::Resize { width, height, dpi },
                 M::Rate { fps, bitrate } => Self::Rate { fps, bitrate },
@@ -674,16 +694,32 @@ mod tests {
         );
         assert!(ClientMessage::parse(r#"{"type":"wsvideo","codecs":[]}"#).is_err());
         assert!(!ClientMessage::RequestControl.is_input());
+        assert_eq!(ClientMessage::parse(r#"{"type":"pair_ticket"}"#).unwrap(), ClientMessage::PairTicket);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"pair","ticket":"1.ab"}"#).unwrap(),
+            ClientMessage::Pair { ticket: "1.ab".into() }
+        );
+        assert!(
+            ClientMessage::parse(&format!(r#"{{"type":"pair","ticket":"{}"}}"#, "a".repeat(81))).is_err()
+        );
+        assert_eq!(
+            ServerMessage::PairTicket { ticket: "1.ab".into(), expires_ms: 30_000 }.to_json(),
+            r#"{"type":"pair_ticket","ticket":"1.ab","expires_ms":30000}"#
+        );
+        assert_eq!(ServerMessage::Paired { with: 1 }.to_json(), r#"{"type":"paired","with":1}"#);
         let v = ServerMessage::Viewers(ViewersInfo {
             you: 2,
             controller: Some(1),
             shared: false,
-            viewers: vec![ViewerEntry { id: 1, view_only: false }, ViewerEntry { id: 2, view_only: true }],
+            viewers: vec![
+                ViewerEntry { id: 1, view_only: false, paired: None },
+                ViewerEntry { id: 2, view_only: true, paired: Some(1) },
+            ],
         })
         .to_json();
         assert_eq!(
             v,
-            r#"{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true}]}"#
+            r#"{"type":"viewers","you":2,"controller":1,"shared":false,"viewers":[{"id":1,"view_only":false},{"id":2,"view_only":true,"paired":1}]}"#
         );
     }
 

@@ -116,6 +116,10 @@ pub struct ViewerEntry {
     pub id: u64,
     /// Joined with the view-only token.
     pub view_only: bool,
+    /// The window this one was opened from (a second screen paired with a ticket): the two
+    /// act for the same user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<u64>,
 }
 
 /// Who is connected and who has control.
@@ -142,7 +146,8 @@ pub use binary::{AudioFrameHeader, BinaryKind, VideoFrameHeader};
 pub use client::{
     ClientMessage, GAMEPAD_FULL, GamepadState, InputEvent, MAX_AUDIO_DELAY_MS, MAX_GAMEPAD_AXES,
     MAX_GAMEPAD_BUTTONS, MAX_GAMEPADS, MAX_HELD_KEYS, MAX_KEYSYM, MAX_REL_MOVE, MAX_REPORT_FPS,
-    MAX_REPORT_LOSS_PPM, MAX_REPORT_MS, MAX_TEXT_CHARS, MAX_WHEEL_CLICKS, ProtocolError, ViewerReport,
+    MAX_REPORT_LOSS_PPM, MAX_REPORT_MS, MAX_TEXT_CHARS, MAX_TICKET_LEN, MAX_WHEEL_CLICKS, ProtocolError,
+    ViewerReport,
 };
 pub use clipboard::{CLIPBOARD_CHUNK_BASE64, CLIPBOARD_CHUNK_BYTES, CLIPBOARD_MIMES, ClipboardChunk};
 pub use server::{CursorInfo, GamepadRumble, MAX_RUMBLE_MS, PathInfo, ServerMessage};

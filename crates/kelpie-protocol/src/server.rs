@@ -27,6 +27,20 @@ pub enum ServerMessage {
         /// The asking viewer.
         by: u64,
     },
+    /// A pairing ticket for a second window this viewer opens (it presents it with `pair`).
+    #[serde(rename = "pair_ticket")]
+    PairTicket {
+        /// The ticket: single-use, for one other viewer.
+        ticket: String,
+        /// How long it may be presented, in ms.
+        expires_ms: u64,
+    },
+    /// This window now acts for viewer `with` (the window that opened it): while that one
+    /// holds control, this one's input is accepted too.
+    Paired {
+        /// The first window's viewer.
+        with: u64,
+    },
     /// Video now comes as binary frames on this WebSocket, in this codec.
     #[serde(rename = "wsvideo")]
     WsVideo {

@@ -64,6 +64,8 @@ fn every_variant_of_client_message_has_a_vector() {
         "mouse",
         "mouserel",
         "offer",
+        "pair",
+        "pair_ticket",
         "rate",
         "record",
         "release",

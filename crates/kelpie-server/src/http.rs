@@ -102,7 +102,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 44] = [
+    let scalars: [(&str, Kind, &str, u64); 45] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -342,6 +342,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             w.nacks.load(r),
         ),
         (
+            "kelpie_pair_tickets_total",
+            Kind::Counter,
+            "Pairing tickets issued to viewers opening a second screen.",
+            m.pair_tickets.load(r),
+        ),
+        (
             "kelpie_websocket_window_waits_total",
             Kind::Counter,
             "WebSocket video frames that waited for the viewer's window (about one round trip in flight) to open.",
@@ -352,6 +358,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         prometheus::scalar(&mut out, name, kind, help, value);
     }
     state.viewers.limits.write_metrics(&mut out, state.viewers.max(), state.viewers.queued_bytes());
+    prometheus::labelled(
+        &mut out,
+        "kelpie_pair_refused_total",
+        Kind::Counter,
+        "Pairing tickets refused (malformed, unknown: forged or used, expired, own, paired already).",
+        crate::pairing::PairError::ALL.iter().map(|e| ("reason", e.label(), m.pair_refused(*e).load(r))),
+    );
     prometheus::header(
         &mut out,
         "kelpie_frame_delay_seconds",
@@ -378,15 +391,18 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     let streams = state.source.streams();
     let configured = u64::from(state.source.rate().bitrate_kbps) * 1000;
-    prometheus::labelled(
+    prometheus::header(
         &mut out,
         "kelpie_target_bitrate_bits_per_second",
         Kind::Gauge,
         "The bitrate each running stream is encoded at: the configured one, capped by its viewers' paths.",
-        streams
-            .iter()
-            .map(|s| ("codec", s.codec().as_str(), s.cap_bps().map_or(configured, |c| c.min(configured)))),
     );
+    for s in &streams {
+        let monitor = (s.monitor().index + 1).to_string();
+        let labels = [("codec", s.codec().as_str()), ("monitor", monitor.as_str())];
+        let bps = s.cap_bps().map_or(configured, |c| c.min(configured));
+        prometheus::sample(&mut out, "kelpie_target_bitrate_bits_per_second", &labels, bps);
+    }
     type Read = fn(&kelpie_media::StreamCounters) -> u64;
     let per_stream: [(&str, &str, Read); 3] = [
         ("kelpie_frames_encoded_total", "Frames encoded per stream.", |c| {
@@ -415,7 +431,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Time from a frame's capture to its encoded output (conversion and encoding), per stream.",
     );
     for s in &streams {
-        let labels = [("codec", s.codec().as_str()), ("encoder", s.encoder())];
+        let monitor = (s.monitor().index + 1).to_string();
+        let labels = [("codec", s.codec().as_str()), ("encoder", s.encoder()), ("monitor", monitor.as_str())];
         let c = s.counters();
         let seconds = c.encode_us_sum.load(Ordering::Relaxed) as f64 / 1e6;
         prometheus::sample(&mut out, "kelpie_encode_seconds_sum", &labels, seconds);

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod listener;
 pub mod monitor;
 pub mod outbox;
+pub mod pairing;
 pub mod prometheus;
 pub mod quality;
 pub mod record;
@@ -67,6 +68,18 @@ pub struct Metrics {
     pub ws_audio_bytes: AtomicU64,
     /// Audio frames not sent to WebSocket viewers because they were too old.
     pub ws_audio_dropped: AtomicU64,
+    /// Pairing tickets issued (`pair_ticket`).
+    pub pair_tickets: AtomicU64,
+    /// Pairing tickets refused, by [`pairing::PairError::ALL`]'s order.
+    pub pair_refused: [AtomicU64; pairing::PairError::ALL.len()],
+}
+
+impl Metrics {
+    /// The counter of tickets refused for `why`.
+    pub fn pair_refused(&self, why: pairing::PairError) -> &AtomicU64 {
+        let i = pairing::PairError::ALL.iter().position(|e| *e == why).expect("every reason is listed");
+        &self.pair_refused[i]
+    }
 }
 
 /// What every request handler shares.
@@ -360,6 +373,9 @@ impl Server {
         state.recorder.start(&state).await?;
         gamepad::wire(&state);
         clipboard::start(&state, &display);
+        if desktop.is_some() {
+            monitor::keep_randr(&state, &display, config.monitors);
+        }
         let x_watch = XWatch::start(&display)
             .inspect_err(|e| tracing::warn!("cannot watch the X server: {}", kelpie_media::error_chain(e)))
             .ok();

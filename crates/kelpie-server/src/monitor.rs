@@ -1,8 +1,44 @@
 //! Which monitor a viewer's window shows (`?monitor=N` on the signalling URL, 1 by default)
-//! and how its pointer positions land on the screen: offset by the monitor's origin.
+//! and how its pointer positions land on the screen: offset by the monitor's origin; and the
+//! display's RandR monitors, set to match.
+
+use std::sync::{Arc, Weak};
 
 use kelpie_media::monitor::Monitor;
 use kelpie_protocol::InputEvent;
+
+use crate::AppState;
+
+/// Gives the embedded display RandR monitors where Kelpie splits it (`--monitors 2`), kept
+/// for the session and after every resize ([`kelpie_desktop::monitors`]); a resize by anyone
+/// also updates the size pointer positions are mapped on. Failing is not fatal: programs
+/// then see one wide screen, as before.
+pub fn keep_randr(state: &Arc<AppState>, display: &str, count: u32) {
+    if count <= 1 {
+        return;
+    }
+    let split = Box::new(move |w, h| {
+        (0..count)
+            .filter_map(|i| Monitor::new(i, count))
+            .map(|m| {
+                let r = m.rect(w, h);
+                kelpie_desktop::monitors::Place { x: r.x, y: r.y, w: r.w, h: r.h }
+            })
+            .collect()
+    });
+    let weak: Weak<AppState> = Arc::downgrade(state);
+    let on_resize = Box::new(move |w, h| {
+        if let Some(state) = weak.upgrade() {
+            *state.display_size.lock().unwrap() = (w, h);
+        }
+    });
+    if let Err(e) = kelpie_desktop::monitors::keep(display, split, on_resize) {
+        tracing::warn!(
+            "programs on the display see one wide screen, not {count} monitors: {}",
+            kelpie_media::error_chain(&e)
+        );
+    }
+}
 
 /// The monitor a signalling request asks for in its query (`monitor=N`, N from 1), on a
 /// display of `count` monitors. Absent: the first. Anything else is refused with a message

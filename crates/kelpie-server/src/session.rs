@@ -22,6 +22,7 @@ use kelpie_webrtc::{PeerId, PeerPolicy};
 
 use crate::control::{Control, Denied, RequestOutcome};
 use crate::input::ViewerId;
+use crate::pairing::PairError;
 
 /// What the server offers every viewer, fixed for the session.
 #[derive(Debug, Clone)]
@@ -76,6 +77,8 @@ pub enum Refusal {
     /// A `viewerstats` report sooner than [`REPORT_INTERVAL`] after the one before, or
     /// without media to report on.
     Report,
+    /// A pairing ticket refused, and why.
+    Pair(PairError),
 }
 
 /// Least time between two `viewerstats` reports of one viewer that are counted (the page
@@ -164,6 +167,9 @@ pub enum Action {
     /// Drop the input of this viewer still queued and release every key and button it holds,
     /// and put the gamepads it drove at rest (it left, or lost control).
     ReleaseInput(ViewerId),
+    /// Issue this viewer a pairing ticket (fresh randomness, [`Control::issue_ticket`]) and
+    /// send it ([`ServerMessage::PairTicket`]).
+    IssueTicket,
     /// Count a refused message.
     Count(Refusal),
     /// Add a viewer's report to the quality metrics of its transport.
@@ -365,9 +371,13 @@ impl ViewerSession {
                 Err(_) => vec![Action::Count(Refusal::Input)],
             },
             ClientMessage::RequestControl => match control.request(id, now) {
-                // Taken from an idle controller: what it still holds is released.
+                // Taken from an idle controller: what it (and its second window) still holds
+                // is released.
                 Ok(RequestOutcome::Granted { from: Some(from) }) if from != id => {
-                    vec![Action::ReleaseInput(from), Action::Roster]
+                    let mut out: Vec<Action> =
+                        control.with_companions(from).into_iter().map(Action::ReleaseInput).collect();
+                    out.push(Action::Roster);
+                    out
                 }
                 Ok(RequestOutcome::Granted { .. }) => vec![Action::Roster],
                 Ok(RequestOutcome::Asked(holder)) => {
@@ -375,10 +385,23 @@ impl ViewerSession {
                 }
                 Err(d) => vec![refusal(d)],
             },
-            ClientMessage::GiveControl { to } => match control.give(id, to, now) {
-                Ok(()) if to == id => vec![Action::Roster],
-                Ok(()) => vec![Action::ReleaseInput(id), Action::Roster],
-                Err(d) => vec![refusal(d)],
+            ClientMessage::GiveControl { to } => {
+                let giving = control.with_companions(control.partner(id).unwrap_or(id));
+                match control.give(id, to, now) {
+                    Ok(()) if giving.contains(&to) => vec![Action::Roster],
+                    Ok(()) => {
+                        let mut out: Vec<Action> = giving.into_iter().map(Action::ReleaseInput).collect();
+                        out.push(Action::Roster);
+                        out
+                    }
+                    Err(d) => vec![refusal(d)],
+                }
+            }
+            ClientMessage::PairTicket => vec![Action::IssueTicket],
+            // The ticket is neither logged nor repeated in the error.
+            ClientMessage::Pair { ticket } => match control.pair(id, &ticket, now) {
+                Ok(with) => vec![Action::Send(ServerMessage::Paired { with }), Action::Roster],
+                Err(e) => vec![Action::Count(Refusal::Pair(e)), error(e.to_string())],
             },
             ClientMessage::Clipboard(chunk) => {
                 let allowed = control.may_input(id, now).is_ok();
@@ -497,6 +520,52 @@ mod tests {
         assert_eq!(w.send(&mut a, 0, record.clone()), [Action::Record(true)]);
         assert_eq!(w.send(&mut b, 0, record.clone()), [Action::Count(Refusal::Input)]);
         assert_eq!(w.send(&mut v, 0, record), [Action::Count(Refusal::Input)]);
+    }
+
+    #[test]
+    fn a_second_window_paired_by_ticket_types_for_the_first_and_a_forged_ticket_is_counted() {
+        let mut w = World::new();
+        let mut a = w.join(1, false);
+        let mut other = w.join(2, false);
+        let mut second = w.join(3, false);
+        assert_eq!(w.send(&mut second, 0, key(65)), [Action::Count(Refusal::Input)]);
+        assert_eq!(w.send(&mut a, 0, ClientMessage::PairTicket), [Action::IssueTicket]);
+        // The driver issues it with fresh randomness.
+        let ticket = w.control.issue_ticket(1, [9; crate::pairing::SECRET_LEN], w.at(0)).unwrap();
+        let forged = ClientMessage::Pair { ticket: format!("1.{}", "00".repeat(16)) };
+        let out = w.send(&mut other, 1, forged);
+        assert_eq!(out[0], Action::Count(Refusal::Pair(PairError::Unknown)));
+        assert!(
+            matches!(&out[1], Action::Send(ServerMessage::Error { message, fatal: false }) if message.contains("menu"))
+        );
+        assert_eq!(
+            w.send(&mut second, 1, ClientMessage::Pair { ticket: ticket.clone() }),
+            [Action::Send(ServerMessage::Paired { with: 1 }), Action::Roster]
+        );
+        assert_eq!(
+            w.send(&mut second, 2, key(66)),
+            [Action::Input(InputEvent::Key { keysym: 66, down: true })]
+        );
+        assert_eq!(w.send(&mut other, 2, key(66)), [Action::Count(Refusal::Input)]);
+        // Presented again (by anyone): refused, counted.
+        assert_eq!(
+            w.send(&mut other, 3, ClientMessage::Pair { ticket })[0],
+            Action::Count(Refusal::Pair(PairError::Unknown))
+        );
+        // The first window gives control away: both windows' held input is released.
+        assert_eq!(
+            w.send(&mut a, 4, ClientMessage::GiveControl { to: 2 }),
+            [Action::ReleaseInput(1), Action::ReleaseInput(3), Action::Roster]
+        );
+        assert_eq!(w.send(&mut second, 5, key(67)), [Action::Count(Refusal::Input)]);
+        // An expired ticket.
+        let late = w.control.issue_ticket(2, [8; crate::pairing::SECRET_LEN], w.at(5)).unwrap();
+        let mut third = w.join(4, false);
+        let t = 5 + crate::pairing::TICKET_TTL.as_secs();
+        assert_eq!(
+            w.send(&mut third, t, ClientMessage::Pair { ticket: late })[0],
+            Action::Count(Refusal::Pair(PairError::Expired))
+        );
     }
 
     #[test]

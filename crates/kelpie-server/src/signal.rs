@@ -201,17 +201,9 @@ impl Connection {
                 self.tx.send(Outbound::StopMedia);
             }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
-            Action::Answer(..) if self.monitor.index > 0 => {
-                return Some(Event::OfferFailed(format!(
-                    "monitor {} is sent over the WebSocket only: open this window with \
-                     ?monitor={}&transport=websocket",
-                    self.monitor.index + 1,
-                    self.monitor.index + 1
-                )));
-            }
             Action::Answer(sdp, policy) => {
                 let local = state.webrtc.candidate_for(self.local_ip);
-                return Some(match state.webrtc.offer(sdp, local, policy).await {
+                return Some(match state.webrtc.offer(sdp, local, policy, self.monitor.index).await {
                     Ok(answer) => {
                         tracing::info!(viewer = id, peer = %answer.peer, codec = answer.codec.as_str(), "WebRTC offer answered");
                         Event::Answered { peer: answer.peer, sdp: answer.sdp, codec: answer.codec }
@@ -293,6 +285,19 @@ impl Connection {
             }
             Action::Count(Refusal::Keyframe) => {
                 state.metrics.keyframes_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::Count(Refusal::Pair(why)) => {
+                tracing::info!(viewer = id, "pairing ticket refused: {}", why.label());
+                state.metrics.pair_refused(why).fetch_add(1, Ordering::Relaxed);
+            }
+            Action::IssueTicket => {
+                let secret = crate::pairing::random_secret();
+                let ticket = state.viewers.control().issue_ticket(id, secret, Instant::now());
+                if let Some(ticket) = ticket {
+                    state.metrics.pair_tickets.fetch_add(1, Ordering::Relaxed);
+                    let expires_ms = crate::pairing::TICKET_TTL.as_millis() as u64;
+                    self.send(ServerMessage::PairTicket { ticket, expires_ms });
+                }
             }
             Action::Count(Refusal::Report) => {
                 state.quality.ignored.fetch_add(1, Ordering::Relaxed);

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kelpie_media::{AudioFrame, AudioSource, EncodedFrame, MicPlayer, VideoSource, VideoStream};
-use kelpie_protocol::VideoCodec;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -16,7 +15,7 @@ use tokio::task::JoinHandle;
 use kelpie_media::congestion::{BitrateLimits, Service};
 
 use crate::WebRtcError;
-use crate::hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
+use crate::hub::{Answer, FeedKey, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
 
 /// Counters of the WebRTC transport.
 #[derive(Debug, Default)]
@@ -72,6 +71,7 @@ enum Command {
         sdp: String,
         local: SocketAddr,
         policy: PeerPolicy,
+        monitor: u32,
         reply: oneshot::Sender<Result<Answer, WebRtcError>>,
     },
     Candidate {
@@ -173,15 +173,20 @@ impl WebRtc {
         SocketAddr::new(ip, self.udp_addr.port())
     }
 
-    /// Accepts a browser's offer for a peer allowed what `policy` allows.
+    /// Accepts a browser's offer for a peer allowed what `policy` allows, that receives the
+    /// stream of `monitor` (from 0; each monitor's stream runs while some peer receives it).
     pub async fn offer(
         &self,
         sdp: String,
         local: SocketAddr,
         policy: PeerPolicy,
+        monitor: u32,
     ) -> Result<Answer, WebRtcError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Offer { sdp, local, policy, reply }).await.map_err(|_| WebRtcError::Stopped)?;
+        self.tx
+            .send(Command::Offer { sdp, local, policy, monitor, reply })
+            .await
+            .map_err(|_| WebRtcError::Stopped)?;
         rx.await.map_err(|_| WebRtcError::Stopped)?
     }
 
@@ -235,8 +240,8 @@ async fn run(
     let mut buf = vec![0u8; 2048];
     let mut out: Vec<Transmit> = Vec::new();
     let mut events = Vec::new();
-    let (frame_tx, mut frames) = mpsc::channel::<(VideoCodec, FrameMsg)>(8);
-    let mut feeds: HashMap<VideoCodec, Feed> = HashMap::new();
+    let (frame_tx, mut frames) = mpsc::channel::<(FeedKey, FrameMsg)>(8);
+    let mut feeds: HashMap<FeedKey, Feed> = HashMap::new();
     let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
@@ -250,8 +255,8 @@ async fn run(
         }
         for ev in events.drain(..) {
             match ev {
-                HubEvent::KeyframeWanted(codec) => {
-                    if let Some(f) = feeds.get(&codec) {
+                HubEvent::KeyframeWanted(feed) => {
+                    if let Some(f) = feeds.get(&feed) {
                         f.stream.request_keyframe();
                     }
                 }
@@ -269,8 +274,8 @@ async fn run(
                 HubEvent::Microphone(id, opus) => crate::sound::microphone(&audio, &mut mics, id, &opus),
                 // The stream follows the slowest viewer that is not hopeless; a hopeless one
                 // gets keyframes only.
-                HubEvent::Estimate(id, codec, bps) => {
-                    if let Some(f) = feeds.get(&codec) {
+                HubEvent::Estimate(id, feed, bps) => {
+                    if let Some(f) = feeds.get(&feed) {
                         f.stream.report_estimate(id.budget_key(), bps, now);
                         let only = f.stream.service(id.budget_key(), now) == Service::KeyframesOnly;
                         hub.set_keyframes_only(id, only);
@@ -282,16 +287,16 @@ async fn run(
         // the stream's budget does not take it for a viewer gone quiet.
         if now.saturating_duration_since(last_report) >= REPORT_EVERY {
             last_report = now;
-            for (id, codec, path) in hub.paths() {
-                if let (Some(bps), Some(f)) = (path.estimate_bps, feeds.get(&codec)) {
+            for (id, feed, path) in hub.paths() {
+                if let (Some(bps), Some(f)) = (path.estimate_bps, feeds.get(&feed)) {
                     f.stream.report_estimate(id.budget_key(), bps, now);
                 }
             }
             let published = hub
                 .paths()
-                .map(|(id, codec, p)| {
+                .map(|(id, feed, p)| {
                     let target =
-                        feeds.get(&codec).map(|f| f.stream.counters().target_kbps.load(Ordering::Relaxed));
+                        feeds.get(&feed).map(|f| f.stream.counters().target_kbps.load(Ordering::Relaxed));
                     let path = PeerPath {
                         estimate_bps: p.estimate_bps,
                         target_kbps: target.filter(|&k| k > 0),
@@ -329,8 +334,8 @@ async fn run(
             },
             cmd = commands.recv() => match cmd {
                 None => return,
-                Some(Command::Offer { sdp, local, policy, reply }) => {
-                    let _ = reply.send(hub.accept_offer_with(Instant::now(), &sdp, local, policy));
+                Some(Command::Offer { sdp, local, policy, monitor, reply }) => {
+                    let _ = reply.send(hub.accept_offer_on(Instant::now(), &sdp, local, policy, monitor));
                 }
                 Some(Command::Candidate { peer, candidate }) => {
                     if let Err(e) = hub.add_remote_candidate(peer, &candidate) {
@@ -349,17 +354,17 @@ async fn run(
                 }
                 Some(Command::Close { peer }) => hub.remove(peer),
             },
-            Some((codec, msg)) = frames.recv() => match msg {
+            Some((feed, msg)) = frames.recv() => match msg {
                 // The hub decides per peer what to drop and when to ask for a keyframe (once
                 // per gap); its requests come out of the next poll as KeyframeWanted.
                 FrameMsg::Frame(f) => {
                     let now = Instant::now();
                     counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                     counters.frame_delay_us_sum.fetch_add(now.saturating_duration_since(f.captured).as_micros() as u64, Ordering::Relaxed);
-                    hub.send_frame(now, codec, &f);
+                    hub.send_frame(now, feed, &f);
                 }
-                FrameMsg::Lagged(n) => hub.lagged(codec, n),
-                FrameMsg::Closed => { feeds.remove(&codec); }
+                FrameMsg::Lagged(n) => hub.lagged(feed, n),
+                FrameMsg::Closed => { feeds.remove(&feed); }
             },
             Some(f) = audio_frames.recv() => hub.send_audio(Instant::now(), &f),
             _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -367,25 +372,27 @@ async fn run(
     }
 }
 
-/// Starts a stream for each codec some peer uses and stops those nobody uses.
+/// Starts a stream for each codec and monitor some peer receives and stops those nobody
+/// receives: a monitor nobody views over WebRTC is not encoded for WebRTC.
 fn sync_feeds(
     hub: &Hub,
-    feeds: &mut HashMap<VideoCodec, Feed>,
+    feeds: &mut HashMap<FeedKey, Feed>,
     source: &Arc<VideoSource>,
-    frame_tx: &mpsc::Sender<(VideoCodec, FrameMsg)>,
+    frame_tx: &mpsc::Sender<(FeedKey, FrameMsg)>,
 ) {
-    let wanted = hub.codecs_in_use();
+    let wanted = hub.feeds_in_use();
     feeds.retain(|c, f| wanted.contains(c) && f.stream.failure().is_none());
-    for codec in wanted {
-        if feeds.contains_key(&codec) {
+    for feed in wanted {
+        if feeds.contains_key(&feed) {
             continue;
         }
-        let mut sub = match source.subscribe(codec) {
+        let mut sub = match source.subscribe_monitor(feed.codec, feed.monitor, None) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(
-                    "cannot start the {} stream: {}",
-                    codec.as_str(),
+                    "cannot start the {} stream of monitor {}: {}",
+                    feed.codec.as_str(),
+                    feed.monitor + 1,
                     kelpie_media::error_chain(&e)
                 );
                 continue;
@@ -406,11 +413,11 @@ fn sync_feeds(
                     Err(RecvError::Closed) => FrameMsg::Closed,
                 };
                 let closed = matches!(msg, FrameMsg::Closed);
-                if tx.send((codec, msg)).await.is_err() || closed {
+                if tx.send((feed, msg)).await.is_err() || closed {
                     return;
                 }
             }
         });
-        feeds.insert(codec, Feed { stream, task });
+        feeds.insert(feed, Feed { stream, task });
     }
 }

@@ -43,6 +43,23 @@ impl std::fmt::Display for PeerId {
     }
 }
 
+/// One stream a peer receives: a codec of one monitor (see `kelpie_media::monitor`; 0 is
+/// the first monitor, or the whole screen of a display that is one monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeedKey {
+    /// The codec.
+    pub codec: VideoCodec,
+    /// The monitor, from 0.
+    pub monitor: u32,
+}
+
+impl From<VideoCodec> for FeedKey {
+    /// The codec's stream of the first monitor.
+    fn from(codec: VideoCodec) -> Self {
+        Self { codec, monitor: 0 }
+    }
+}
+
 /// A datagram to send.
 #[derive(Debug)]
 pub struct Transmit {
@@ -55,8 +72,8 @@ pub struct Transmit {
 /// Something the driver must act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum HubEvent {
-    /// A viewer of this codec needs a keyframe (new viewer, PLI/FIR, or loss).
-    KeyframeWanted(VideoCodec),
+    /// A viewer of this stream needs a keyframe (new viewer, PLI/FIR, or loss).
+    KeyframeWanted(FeedKey),
     /// The peer's ICE and DTLS are up: media flows.
     Connected(PeerId),
     /// The peer is gone (ICE timed out, DTLS failed, or it was closed); it has been removed.
@@ -65,7 +82,7 @@ pub enum HubEvent {
     Microphone(PeerId, Vec<u8>),
     /// A new estimate of what the peer's path carries (TWCC, delay- and loss-based), in
     /// bit/s; its key in the stream's budget is [`PeerId::budget_key`].
-    Estimate(PeerId, VideoCodec, u64),
+    Estimate(PeerId, FeedKey, u64),
 }
 
 /// What one viewer's peer connection may do: all of it for a viewer with full access, less
@@ -104,6 +121,8 @@ struct Peer {
     rtc: Rtc,
     local: SocketAddr,
     codec: VideoCodec,
+    /// The monitor it shows (0 the first).
+    monitor: u32,
     /// Set once the video m-line is known and a payload type is chosen.
     track: Option<(Mid, str0m::format::PayloadParams)>,
     connected: bool,
@@ -145,6 +164,11 @@ pub struct PathStats {
 }
 
 impl Peer {
+    /// The stream it receives.
+    fn feed(&self) -> FeedKey {
+        FeedKey { codec: self.codec, monitor: self.monitor }
+    }
+
     /// A keyframe request of this peer at `now`: whether to pass it on now. One refused
     /// request is held and passed on by [`Hub::poll`] when the interval is over.
     fn keyframe_request(&mut self, now: Instant, refused: &mut u64) -> bool {
@@ -214,8 +238,8 @@ pub struct Hub {
     /// Capture to hand-over of sound and of video in this server.
     audio_age: Smoothed,
     video_age: Smoothed,
-    /// Codecs some peer needs a keyframe of, reported by the next poll.
-    keyframes_wanted: Vec<VideoCodec>,
+    /// Streams some peer needs a keyframe of, reported by the next poll.
+    keyframes_wanted: Vec<FeedKey>,
     /// The range bandwidth estimates keep to; `None`: no estimation.
     bitrates: Option<BitrateLimits>,
     /// NACKs received from every peer, gone ones included.
@@ -281,14 +305,14 @@ impl Hub {
             if !on {
                 // Its last keyframe was long ago: deltas wait for the next.
                 p.catchup.need_keyframe();
-                self.keyframes_wanted.push(p.codec);
+                self.keyframes_wanted.push(p.feed());
             }
         }
     }
 
-    /// What is known of each peer's path, with the peer's codec.
-    pub fn paths(&self) -> impl Iterator<Item = (PeerId, VideoCodec, PathStats)> + '_ {
-        self.peers.values().map(|p| (p.id, p.codec, p.path))
+    /// What is known of each peer's path, with the peer's stream.
+    pub fn paths(&self) -> impl Iterator<Item = (PeerId, FeedKey, PathStats)> + '_ {
+        self.peers.values().map(|p| (p.id, p.feed(), p.path))
     }
 
     /// Number of live peers.
@@ -296,10 +320,10 @@ impl Hub {
         self.peers.len()
     }
 
-    /// The codecs some peer currently uses.
-    pub fn codecs_in_use(&self) -> Vec<VideoCodec> {
-        let mut v: Vec<VideoCodec> = self.peers.values().map(|p| p.codec).collect();
-        v.sort_by_key(|c| c.as_str());
+    /// The streams (codec and monitor) some peer currently receives.
+    pub fn feeds_in_use(&self) -> Vec<FeedKey> {
+        let mut v: Vec<FeedKey> = self.peers.values().map(Peer::feed).collect();
+        v.sort_by_key(|f| (f.monitor, f.codec.as_str()));
         v.dedup();
         v
     }
@@ -315,14 +339,27 @@ impl Hub {
         self.accept_offer_with(now, offer, local, PeerPolicy::FULL)
     }
 
-    /// Creates a peer for a browser's offer, allowed what `policy` allows. `local` is the
-    /// address the browser can reach our UDP socket at; it becomes our only ICE candidate.
+    /// Creates a peer showing the first monitor; see [`Hub::accept_offer_on`].
     pub fn accept_offer_with(
         &mut self,
         now: Instant,
         offer: &str,
         local: SocketAddr,
         policy: PeerPolicy,
+    ) -> Result<Answer, WebRtcError> {
+        self.accept_offer_on(now, offer, local, policy, 0)
+    }
+
+    /// Creates a peer for a browser's offer, allowed what `policy` allows, that receives the
+    /// stream of `monitor` (from 0). `local` is the address the browser can reach our UDP
+    /// socket at; it becomes our only ICE candidate.
+    pub fn accept_offer_on(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        local: SocketAddr,
+        policy: PeerPolicy,
+        monitor: u32,
     ) -> Result<Answer, WebRtcError> {
         let microphone = self.microphone && policy.microphone;
         // Without the microphone the offer's audio m-line is made receive-only before str0m
@@ -382,6 +419,7 @@ impl Hub {
             rtc,
             local,
             codec,
+            monitor,
             track: None,
             connected: false,
             catchup: Catchup::new(),
@@ -397,7 +435,7 @@ impl Hub {
             path: PathStats::default(),
         };
         self.peers.insert(id, peer);
-        tracing::debug!(%id, codec = codec.as_str(), ?policy, "peer created");
+        tracing::debug!(%id, codec = codec.as_str(), monitor = monitor + 1, ?policy, "peer created");
         Ok(Answer { peer: id, sdp: audio::adjust_answer(&answer.to_sdp_string()), codec })
     }
 
@@ -424,16 +462,16 @@ impl Hub {
         }
     }
 
-    /// Asks for a keyframe for one peer (its client saw corruption): the codec to ask the
+    /// Asks for a keyframe for one peer (its client saw corruption): the stream to ask the
     /// encoder of, or `None` (no such peer, or a limited peer asking too soon: held until the
     /// interval is over and then asked for through the poll).
-    pub fn keyframe_for(&mut self, now: Instant, id: PeerId) -> Option<VideoCodec> {
+    pub fn keyframe_for(&mut self, now: Instant, id: PeerId) -> Option<FeedKey> {
         let p = self.peers.get_mut(&id)?;
         if !p.keyframe_request(now, &mut self.keyframes_refused) {
             return None;
         }
         p.catchup.need_keyframe();
-        Some(p.codec)
+        Some(p.feed())
     }
 
     /// Feeds one received datagram to the peer it belongs to. Returns false when no peer
@@ -466,25 +504,26 @@ impl Hub {
         true
     }
 
-    /// Notes that every viewer of `codec` missed `missed` frames (the feed fell behind):
+    /// Notes that every viewer of `feed` missed `missed` frames (the feed fell behind):
     /// they wait for a keyframe, which the next poll asks for.
-    pub fn lagged(&mut self, codec: VideoCodec, missed: u64) {
+    pub fn lagged(&mut self, feed: impl Into<FeedKey>, missed: u64) {
+        let feed = feed.into();
         let mut ask = false;
-        for p in self.peers.values_mut().filter(|p| p.codec == codec) {
+        for p in self.peers.values_mut().filter(|p| p.feed() == feed) {
             ask |= p.catchup.lagged(missed);
         }
         if ask {
-            self.want_keyframe(codec);
+            self.want_keyframe(feed);
         }
     }
 
-    fn want_keyframe(&mut self, codec: VideoCodec) {
-        if !self.keyframes_wanted.contains(&codec) {
-            self.keyframes_wanted.push(codec);
+    fn want_keyframe(&mut self, feed: FeedKey) {
+        if !self.keyframes_wanted.contains(&feed) {
+            self.keyframes_wanted.push(feed);
         }
     }
 
-    /// Sends an encoded frame to every connected viewer of its codec. A viewer waiting for
+    /// Sends an encoded frame to every connected viewer of its stream (codec and monitor). A viewer waiting for
     /// a keyframe skips delta frames (the first skip of a gap asks for a keyframe, through
     /// [`HubEvent::KeyframeWanted`] from the next poll). Returns whether some viewer still
     /// waits for a keyframe.
@@ -492,7 +531,8 @@ impl Hub {
     /// Video is shown as soon as it is decoded (playout delay 0), except for a viewer that
     /// hears sound right now: its video is held back (see `sync.rs`) so that picture and
     /// sound stay together; a second after the sound stops, video is immediate again.
-    pub fn send_frame(&mut self, now: Instant, codec: VideoCodec, frame: &EncodedFrame) -> bool {
+    pub fn send_frame(&mut self, now: Instant, feed: impl Into<FeedKey>, frame: &EncodedFrame) -> bool {
+        let feed = feed.into();
         let rtp_time = MediaTime::from_90khz((frame.pts.as_micros() * 9 / 100) as u64);
         // Keyframes (the first of a stream waits for the encoder to start) take longer than
         // the frames that follow and would hold the average up for seconds.
@@ -504,7 +544,7 @@ impl Hub {
         let ages = self.ages();
         let mut waiting = false;
         let mut ask = false;
-        for p in self.peers.values_mut().filter(|p| p.codec == codec) {
+        for p in self.peers.values_mut().filter(|p| p.feed() == feed) {
             let delay = p.sync.playout_delay(now, sounding && p.audio.is_some(), ages);
             let (Some((mid, params)), true) = (&p.track, p.connected) else {
                 continue;
@@ -555,7 +595,7 @@ impl Hub {
             }
         }
         if ask {
-            self.want_keyframe(codec);
+            self.want_keyframe(feed);
         }
         waiting
     }
@@ -566,9 +606,10 @@ impl Hub {
         let mut next = now + Duration::from_millis(500);
         for p in self.peers.values_mut() {
             // A limited peer's held keyframe request whose time has come.
+            let feed = p.feed();
             if let Some(l) = p.keyframes.as_mut() {
                 if l.take_due(now) {
-                    events.push(HubEvent::KeyframeWanted(p.codec));
+                    events.push(HubEvent::KeyframeWanted(feed));
                 }
                 if let Some(t) = l.due_at() {
                     next = next.min(t);
@@ -598,7 +639,7 @@ impl Hub {
                     Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }))) => {
                         let bps = estimate.as_u64();
                         p.path.estimate_bps = Some(bps);
-                        events.push(HubEvent::Estimate(p.id, p.codec, bps));
+                        events.push(HubEvent::Estimate(p.id, p.feed(), bps));
                     }
                     Ok(Output::Event(e)) => handle_event(
                         p,
@@ -642,7 +683,7 @@ fn handle_event(
             p.connected = true;
             p.catchup.need_keyframe();
             events.push(HubEvent::Connected(p.id));
-            events.push(HubEvent::KeyframeWanted(p.codec));
+            events.push(HubEvent::KeyframeWanted(p.feed()));
         }
         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => p.rtc.disconnect(),
         Event::MediaAdded(m) if m.kind == MediaKind::Audio => audio::media_added(p, &m),
@@ -674,7 +715,7 @@ fn handle_event(
             if r.kind == KeyframeRequestKind::Fir {
                 p.catchup.need_keyframe();
             }
-            events.push(HubEvent::KeyframeWanted(p.codec));
+            events.push(HubEvent::KeyframeWanted(p.feed()));
         }
         _ => {}
     }

@@ -10,7 +10,7 @@ pub mod hub;
 mod sound;
 
 pub use driver::{PeerPath, WebRtc, WebRtcCounters};
-pub use hub::{Answer, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
+pub use hub::{Answer, FeedKey, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
 
 /// Errors of the WebRTC transport. The cause, where there is one (str0m's, the system's), is
 /// the error's [`std::error::Error::source`].

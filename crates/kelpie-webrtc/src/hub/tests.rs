@@ -32,10 +32,16 @@ impl Pair {
         Self::with_hub(Hub::new(vec![VideoCodec::H264, VideoCodec::Vp8]), h264)
     }
 
-    fn with_hub(mut hub: Hub, h264: bool) -> (Self, Answer) {
+    fn with_hub(hub: Hub, h264: bool) -> (Self, Answer) {
+        Self::on_monitor(hub, h264, 0)
+    }
+
+    /// A client whose window shows `monitor` (from 0).
+    fn on_monitor(mut hub: Hub, h264: bool, monitor: u32) -> (Self, Answer) {
         let now = Instant::now();
         let (mut client, pending, offer) = client_offer(now, h264);
-        let answer = hub.accept_offer(now, &offer, SERVER.parse().unwrap()).unwrap();
+        let answer =
+            hub.accept_offer_on(now, &offer, SERVER.parse().unwrap(), PeerPolicy::FULL, monitor).unwrap();
         let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
         client.sdp_api().accept_answer(pending, sdp).unwrap();
         (Self { now, hub, client, received: vec![], events: vec![], link_up: true }, answer)
@@ -106,7 +112,7 @@ fn offer_answer_connects_and_delivers_frames_after_a_keyframe() {
     assert_eq!(answer.codec, VideoCodec::H264);
     p.run(Duration::from_secs(2));
     assert!(p.events.contains(&HubEvent::Connected(answer.peer)), "{:?}", p.events);
-    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())));
 
     // A delta frame before any keyframe is held back: the decoder could not use it.
     let delta = p.frame(false, 1);
@@ -126,6 +132,29 @@ fn offer_answer_connects_and_delivers_frames_after_a_keyframe() {
 }
 
 #[test]
+fn a_peer_of_the_second_monitor_gets_that_monitors_stream_only() {
+    let hub = Hub::new(vec![VideoCodec::H264, VideoCodec::Vp8]);
+    let (mut p, answer) = Pair::on_monitor(hub, true, 1);
+    let second = FeedKey { codec: VideoCodec::H264, monitor: 1 };
+    assert_eq!(p.hub.feeds_in_use(), vec![second], "only monitor 2's stream is wanted");
+    p.run(Duration::from_secs(2));
+    assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(second)), "{:?}", p.events);
+    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())));
+    // The first monitor's frames are not this peer's, keyframe or not.
+    let first = p.frame(true, 4);
+    assert!(!p.hub.send_frame(p.now, VideoCodec::H264, &first));
+    p.run(Duration::from_millis(200));
+    assert!(p.received.is_empty());
+    let key = p.frame(true, 5);
+    p.hub.send_frame(p.now, second, &key);
+    p.run(Duration::from_millis(200));
+    assert_eq!(p.received.len(), 1);
+    assert!(p.received[0].data.ends_with(&[5; 3000]));
+    assert_eq!(p.hub.keyframe_for(p.now, answer.peer), Some(second));
+}
+
+#[test]
 fn twcc_feedback_gives_estimates_within_the_limits() {
     let limits = BitrateLimits::from_kbps(300, 2000, 8000);
     let hub = Hub::new(vec![VideoCodec::H264]).with_bandwidth_estimation(limits);
@@ -140,7 +169,9 @@ fn twcc_feedback_gives_estimates_within_the_limits() {
         .events
         .iter()
         .filter_map(|e| match e {
-            HubEvent::Estimate(id, VideoCodec::H264, bps) if *id == answer.peer => Some(*bps),
+            HubEvent::Estimate(id, feed, bps) if feed.codec == VideoCodec::H264 && *id == answer.peer => {
+                Some(*bps)
+            }
             _ => None,
         })
         .collect();
@@ -165,13 +196,13 @@ fn a_peer_served_keyframes_only_gets_no_deltas_and_a_keyframe_now_and_then() {
         p.run(Duration::from_millis(70));
     }
     assert_eq!(p.received.len(), 1, "only the keyframe arrived");
-    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)), "{:?}", p.events);
+    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())), "{:?}", p.events);
     // Past the interval, one keyframe is asked for.
     p.run(KEYFRAMES_ONLY_INTERVAL);
     let f = p.frame(false, 50);
     p.hub.send_frame(p.now, VideoCodec::H264, &f);
     p.run(Duration::from_millis(10));
-    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264.into())).count();
     assert_eq!(asked, 1, "{:?}", p.events);
     let key = p.frame(true, 51);
     p.hub.send_frame(p.now, VideoCodec::H264, &key);
@@ -185,7 +216,7 @@ fn browser_without_h264_gets_vp8() {
     assert_eq!(answer.codec, VideoCodec::Vp8);
     p.run(Duration::from_secs(2));
     assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
-    assert_eq!(p.hub.codecs_in_use(), vec![VideoCodec::Vp8]);
+    assert_eq!(p.hub.feeds_in_use(), vec![VideoCodec::Vp8.into()]);
 }
 
 #[test]
@@ -252,20 +283,20 @@ fn keyframe_requests_are_answered_unless_the_stream_is_merely_idle() {
     p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
     // Feedback goes out with the next RTCP report.
     p.run(Duration::from_millis(1200));
-    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)), "{:?}", p.events);
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())), "{:?}", p.events);
     p.events.clear();
 
     // Three seconds of a static screen later, Chromium's frame timeout PLI is not.
     p.run(Duration::from_secs(3));
     p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
     p.run(Duration::from_millis(1200));
-    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+    assert!(!p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())));
     assert_eq!(p.hub.idle_plis_ignored, 1);
 
     // A FIR is always answered.
     p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Fir).unwrap();
     p.run(Duration::from_millis(1200));
-    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)));
+    assert!(p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())));
 }
 
 /// A browser-like client with a recv-only video and a send-receive (microphone) audio m-line.
@@ -421,7 +452,7 @@ fn a_viewer_in_a_gap_asks_for_one_keyframe_however_many_frames_it_skips() {
         assert!(p.hub.send_frame(p.now, VideoCodec::H264, &delta), "still waits for a keyframe");
         p.run(Duration::from_millis(16));
     }
-    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+    let asked = p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264.into())).count();
     assert_eq!(asked, 1, "{:?}", p.events);
     assert_eq!(p.received.len(), 1, "no delta after the gap went out");
 
@@ -507,7 +538,7 @@ fn a_view_only_peer_causes_at_most_one_keyframe_a_second() {
             p.run(Duration::from_millis(40));
         }
         p.run(Duration::from_secs(1));
-        asked += p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264)).count();
+        asked += p.events.iter().filter(|e| **e == HubEvent::KeyframeWanted(VideoCodec::H264.into())).count();
         // View-only: at 0 s, and the requests held at 1 s and at 2 s.
         assert_eq!(asked, most, "{policy:?}: {asked} keyframes for 50 requests");
         if policy == PeerPolicy::VIEW_ONLY {
@@ -533,13 +564,13 @@ fn a_view_only_peers_pli_waits_for_the_interval() {
     let mid = p.received[0].mid;
     // A request through signalling is answered; a PLI right after it is held, not dropped.
     let asked_at = p.now;
-    assert_eq!(p.hub.keyframe_for(p.now, answer.peer), Some(VideoCodec::H264));
+    assert_eq!(p.hub.keyframe_for(p.now, answer.peer), Some(VideoCodec::H264.into()));
     p.events.clear();
     p.client.writer(mid).unwrap().request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
     let mut wanted_at = None;
     while p.now < asked_at + Duration::from_millis(2500) && wanted_at.is_none() {
         p.run(Duration::from_millis(10));
-        if p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264)) {
+        if p.events.contains(&HubEvent::KeyframeWanted(VideoCodec::H264.into())) {
             wanted_at = Some(p.now);
         }
     }
