@@ -16,6 +16,7 @@
 //                    (default: all; smoke: kelpie unless given)
 //   BENCH_WORKLOADS  comma list of idle, static, bars, noise, strip, scroll, bars4k, noise4k, keys (default: all);
 //                    network section: bars, typing, scroll (default bars,typing; it takes the names it knows from the list)
+//   BENCH_UPLOAD_MBIT  rate of the kelpie-upload system's upload, Mbit/s (default 100; 0: unthrottled)
 //   BENCH_KEYS       key presses per row of the keys workload (key-to-photon), split between its sessions (default 80)
 //   BENCH_PROFILES   network section: comma list of lan, campus, home, wifi, mobile (default: all)
 //   BENCH_NET_SECONDS  network section: steady-stream window per row (default 10), then a 2 s outage
@@ -338,8 +339,9 @@ const systems = {
   },
 
   // WebRTC while a large upload runs: a separate process (bench/uploader.mjs, not counted as
-  // the server's) PUTs 512 MiB files one after another into the upload folder, unthrottled,
-  // from when the page streams until the row ends; the server's CPU includes receiving them.
+  // the server's) PUTs 512 MiB files one after another into the upload folder at
+  // BENCH_UPLOAD_MBIT (100 Mbit/s: a fast user link; 0: as fast as loopback takes it), from
+  // when the page streams until the row ends; the server's CPU includes receiving them.
   async 'kelpie-upload'(workload) {
     const dir = mkdtempSync(join(tmpdir(), 'kelpie-bench-upload-'));
     const sys = await systems.kelpie(workload, 'webrtc', { args: ['--upload', 'full', '--upload-dir', dir, '--upload-max', '600MiB'] });
@@ -348,7 +350,8 @@ const systems = {
       ...sys,
       async ready(page) {
         await sys.ready(page);
-        uploader = startProc(process.execPath, [join(here, 'uploader.mjs'), sys.base, sys.token, dir, '512'], { name: 'uploader' });
+        const mbit = process.env.BENCH_UPLOAD_MBIT ?? '100';
+        uploader = startProc(process.execPath, [join(here, 'uploader.mjs'), sys.base, sys.token, dir, '512', mbit], { name: 'uploader' });
       },
       async stop() {
         if (uploader !== null && uploader.exitCode === null) {
@@ -1186,7 +1189,7 @@ function peersBlock(results, meta) {
   lines.push('');
   lines.push(resultsTable(results));
   lines.push('');
-  lines.push(`${meta.seconds} s measured per row, in ${SESSIONS} sessions of ${Math.max(5, meta.seconds / SESSIONS).toFixed(1)} s (each a fresh server, probe and browser, after ${SETTLE_MS / 1000} s of settling), latencies pooled. The motion workloads draw at ${MOTION_FPS} fps, not 60: their frames slide through every phase of the browser's 60 Hz display clock (and of a peer's own capture clock) every few seconds, where at exactly 60 fps the phase the clocks happened to start at moved one system's session median by up to 27 ms here. What remains between sessions (CPU contention on two cores) shows in the median of each session, listed below the table. Differences of a few percent are noise. Load average (1 min) before / after: ${meta.loadBefore} / ${meta.loadAfter} (per run: \`load1\` in \`bench/out/results.json\`).`);
+  lines.push(`${meta.seconds} s measured per row, in ${SESSIONS} sessions of ${Math.max(5, meta.seconds / SESSIONS).toFixed(1)} s (each a fresh server, probe and browser, after ${SETTLE_MS / 1000} s of settling; the rows take turns, session by session), latencies pooled. The motion workloads draw at ${MOTION_FPS} fps, not 60: their frames slide through every phase of the browser's 60 Hz display clock (and of a peer's own capture clock) every few seconds, where at exactly 60 fps the phase the clocks happened to start at moved one system's session median by up to 27 ms here. What remains between sessions (CPU contention on two cores) shows in the median of each session, listed below the table. Differences of a few percent are noise. Load average (1 min) before / after: ${meta.loadBefore} / ${meta.loadAfter} (per run: \`load1\` in \`bench/out/results.json\`).`);
   lines.push('');
   for (const r of results.filter((x) => !x.error && x.p50s && !STILL.has(x.workload))) {
     lines.push(`- ${SYSTEM_NAMES[r.system] ?? r.system} × ${r.workload}: session p50s ${r.p50s.map((v) => (Number.isFinite(v) ? v.toFixed(1) : '–')).join(' / ')} ms`);
@@ -1454,26 +1457,33 @@ async function main() {
   const fresh = {};
   let anyOk = false;
   if (SECTIONS.includes('peers')) {
-    for (const s of SYSTEMS) {
-      for (const w of WORKLOADS) {
-        if (!PROBE_ARGS[w]) throw new Error(`unknown workload ${w}`);
-        const runs = [];
+    for (const w of WORKLOADS) if (!PROBE_ARGS[w]) throw new Error(`unknown workload ${w}`);
+    // Sessions take turns: session 1 of every row, then session 2 of every row, and so on,
+    // so that whatever drifts on the machine (load, temperature, caches) weighs on all rows
+    // alike instead of on whichever system ran last.
+    const rows = SYSTEMS.flatMap((s) => WORKLOADS.map((w) => ({ s, w, runs: [] })));
+    const sessionsOf = (w) => (STILL.has(w) ? 1 : SESSIONS);
+    const most = Math.max(...WORKLOADS.map(sessionsOf));
+    for (let i = 0; i < most; i++) {
+      for (const row of rows) {
+        const { s, w } = row;
         // Without motion there is no latency to sample: one session of the whole window.
-        const sessions = STILL.has(w) ? 1 : SESSIONS;
+        const sessions = sessionsOf(w);
+        if (i >= sessions) continue;
         const seconds = Math.max(5, SECONDS / sessions);
         const keys = Math.max(1, Math.round(KEYS / sessions));
-        for (let i = 0; i < sessions; i++) {
-          try {
-            const psnr = i === sessions - 1;
-            runs.push(await withTimeout(runOne(s, w, { seconds, psnr, keys }), (seconds + keys + 150) * 1000, `${s} × ${w}`));
-          } catch (e) {
-            log(`${s} × ${w} failed: ${e.stack ?? e}`);
-            runs.push({ system: s, workload: w, error: String(e.message ?? e).split('\n')[0] });
-          }
+        try {
+          const psnr = i === sessions - 1;
+          row.runs.push(await withTimeout(runOne(s, w, { seconds, psnr, keys }), (seconds + keys + 150) * 1000, `${s} × ${w}`));
+        } catch (e) {
+          log(`${s} × ${w} failed: ${e.stack ?? e}`);
+          row.runs.push({ system: s, workload: w, error: String(e.message ?? e).split('\n')[0] });
         }
-        const { latencies: _pooled, frameLatencies: _frames, ...merged } = mergeSessions(runs);
-        results.push(merged);
       }
+    }
+    for (const row of rows) {
+      const { latencies: _pooled, frameLatencies: _frames, ...merged } = mergeSessions(row.runs);
+      results.push(merged);
     }
     const elapsed = (Date.now() - t0) / 1000;
     writeFileSync(join(OUT, SMOKE ? 'smoke.json' : 'results.json'), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, elapsed, results }, null, 2));

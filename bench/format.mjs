@@ -8,7 +8,7 @@ export const SYSTEM_NAMES = {
   'kelpie-https-ws': 'Kelpie (WebSocket over HTTPS, x264)',
   'kelpie-turn': 'Kelpie (WebRTC through TURN, x264)',
   'kelpie-record': 'Kelpie (WebRTC, x264, recording the session)',
-  'kelpie-upload': 'Kelpie (WebRTC, x264, while 512 MiB uploads run)',
+  'kelpie-upload': 'Kelpie (WebRTC, x264, while 512 MiB files upload at 100 Mbit/s)',
   selkies: 'Selkies 2.x (WebSocket, x264)',
   'selkies-webrtc': 'Selkies 2.x (WebRTC, x264)',
   vnc: 'x11vnc + noVNC',

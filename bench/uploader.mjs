@@ -1,20 +1,22 @@
 // The benchmark's large-upload load (system `kelpie-upload`): a separate process that PUTs
-// one SIZE-byte file after another into a Kelpie server's upload folder, unthrottled (as fast
-// as loopback and the disk take it), each under a new name, removing the previous file once
-// the next one is complete so the disk does not fill. Runs until SIGTERM, then prints
-// `uploaded N files, B bytes in S s` on stdout.
-//   node bench/uploader.mjs BASE_URL TOKEN DIR [SIZE_MIB=512]
+// one SIZE-byte file after another into a Kelpie server's upload folder at MBIT Mbit/s (what
+// a user's link carries; 0: unthrottled, as fast as loopback and the disk take it), each
+// under a new name, removing the previous file once the next one is complete so the disk
+// does not fill. Runs until SIGTERM, then prints `uploaded N files, B bytes in S s`.
+//   node bench/uploader.mjs BASE_URL TOKEN DIR [SIZE_MIB=512] [MBIT=100]
 import { request } from 'node:http';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [base, token, dir, sizeArg] = process.argv.slice(2);
+const [base, token, dir, sizeArg, mbitArg] = process.argv.slice(2);
 if (!base || !token || !dir) {
   console.error('usage: node bench/uploader.mjs BASE_URL TOKEN DIR [SIZE_MIB]');
   process.exit(2);
 }
 const SIZE = Number(sizeArg ?? 512) * 1024 * 1024;
-const CHUNK = Buffer.alloc(1 << 20, 0x5a);
+/** Bytes a millisecond the upload may send (0: no limit). */
+const RATE = (Number(mbitArg ?? 100) * 1e6) / 8 / 1000;
+const CHUNK = Buffer.alloc(RATE > 0 ? 64 * 1024 : 1 << 20, 0x5a);
 const t0 = performance.now();
 let files = 0;
 let bytes = 0;
@@ -32,6 +34,12 @@ function put(name) {
     let left = SIZE;
     const write = () => {
       while (left > 0 && !stopping) {
+        // Paced: no further ahead of the rate than one chunk.
+        const ahead = RATE > 0 ? bytes - RATE * (performance.now() - t0) : 0;
+        if (ahead > 0) {
+          setTimeout(write, Math.max(1, ahead / RATE));
+          return;
+        }
         const n = Math.min(left, CHUNK.length);
         left -= n;
         bytes += n;
@@ -49,7 +57,7 @@ function put(name) {
 process.on('SIGTERM', () => {
   stopping = true;
   const s = (performance.now() - t0) / 1000;
-  console.log(`uploaded ${files} files, ${bytes} bytes in ${s.toFixed(1)} s (${(bytes / s / 1e6).toFixed(0)} MB/s)`);
+  console.log(`uploaded ${files} files, ${bytes} bytes in ${s.toFixed(1)} s (${((bytes * 8) / s / 1e6).toFixed(0)} Mbit/s)`);
   process.exit(0);
 });
 
