@@ -18,10 +18,11 @@
  *   of a descriptor opened for a pad reports the same as stat() of its path, as SDL compares
  *   st_rdev to tell devices apart.
  *
- * getxattr(), lgetxattr(), listxattr(), llistxattr() of a pad: no attributes.
+ * - scandir()/scandir64() of /dev/input: the same listing, filtered and sorted.
+ * - getxattr(), lgetxattr(), listxattr(), llistxattr() of a pad: no attributes.
  *
- * Not interposed: getdents64() on a directory descriptor, scandir() and glob() (the C library
- * lists through its internal functions there), and udev.
+ * Not interposed: getdents64() on a directory descriptor, scandirat(), glob() and ftw() (the
+ * C library lists through its internal functions there), inotify and udev.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -509,4 +510,54 @@ int readdir64_r(DIR *dir, struct dirent64 *entry, struct dirent64 **result) {
     if (e) memcpy(entry, e, sizeof *entry);
     *result = e ? entry : NULL;
     return 0;
+}
+
+/* scandir() of /dev/input (SDL2 lists it this way since 2.26): the C library's own lists
+ * through its internal functions, so this one reads through ours. */
+#define SCANDIR_LIKE(NAME, ENT, READ)                                                            \
+    static int (*next)();                                                                        \
+    if (!is_input_dir(path) || !socket_dir()) {                                                  \
+        if (!next) next = (int (*)())real(NAME);                                                 \
+        return next(path, list, filter, compar);                                                 \
+    }                                                                                            \
+    DIR *dir = opendir(path);                                                                    \
+    if (!dir) return -1;                                                                         \
+    ENT **all = NULL, *e;                                                                        \
+    size_t n = 0, cap = 0;                                                                       \
+    int failed = 0;                                                                              \
+    while (!failed && (e = READ(dir))) {                                                         \
+        if (filter && !filter(e)) continue;                                                      \
+        ENT *copy = malloc(sizeof *copy);                                                        \
+        if (n == cap) {                                                                          \
+            ENT **more = realloc(all, (cap = cap ? 2 * cap : 16) * sizeof *all);                 \
+            if (more) all = more;                                                                \
+            else failed = 1;                                                                     \
+        }                                                                                        \
+        if (!copy || failed) {                                                                   \
+            free(copy);                                                                          \
+            failed = 1;                                                                          \
+            break;                                                                               \
+        }                                                                                        \
+        memcpy(copy, e, sizeof *copy);                                                           \
+        all[n++] = copy;                                                                         \
+    }                                                                                            \
+    closedir(dir);                                                                               \
+    if (failed) {                                                                                \
+        while (n) free(all[--n]);                                                                \
+        free(all);                                                                               \
+        errno = ENOMEM;                                                                          \
+        return -1;                                                                               \
+    }                                                                                            \
+    if (compar && n > 1) qsort(all, n, sizeof *all, (int (*)(const void *, const void *))compar); \
+    *list = all;                                                                                 \
+    return (int)n;
+
+int scandir(const char *path, struct dirent ***list, int (*filter)(const struct dirent *),
+            int (*compar)(const struct dirent **, const struct dirent **)) {
+    SCANDIR_LIKE("scandir", struct dirent, readdir)
+}
+
+int scandir64(const char *path, struct dirent64 ***list, int (*filter)(const struct dirent64 *),
+              int (*compar)(const struct dirent64 **, const struct dirent64 **)) {
+    SCANDIR_LIKE("scandir64", struct dirent64, readdir64)
 }

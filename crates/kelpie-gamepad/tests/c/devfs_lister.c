@@ -58,6 +58,23 @@ static void listing(const char *what, DIR *dir, int use64) {
     printf(" (errno %d)\n", end_errno);
 }
 
+/* As SDL2 (2.26 on) scans: scandir() keeping the event devices, sorted. */
+static int events_only(const struct dirent *e) {
+    return strncmp(e->d_name, "event", 5) == 0;
+}
+
+static void scan(const char *path, int events) {
+    struct dirent **list;
+    int n = scandir(path, &list, events ? events_only : NULL, alphasort);
+    printf("scandir:");
+    for (int i = 0; i < n; i++) {
+        printf(" %s %u", list[i]->d_name, list[i]->d_type);
+        free(list[i]);
+    }
+    if (n >= 0) free(list);
+    printf(" (%d)\n", n < 0 ? -errno : n);
+}
+
 static void stat_line(const char *what, int r, const struct stat *st) {
     if (r < 0) printf("%s: error %d\n", what, errno);
     else
@@ -98,6 +115,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "list") == 0) {
         listing("readdir", opendir(argv[2]), 0);
         listing("readdir64", opendir(argv[2]), 1);
+        scan(argv[2], 0);
         return 0;
     }
     struct stat st;
@@ -105,6 +123,7 @@ int main(int argc, char **argv) {
     printf("dir %d\n", S_ISDIR(st.st_mode));
     listing("readdir", opendir("/dev/input"), 0);
     listing("readdir64", opendir("/dev/input/"), 1);
+    scan("/dev/input", 1);
     int dfd = open("/dev/input", O_RDONLY | O_DIRECTORY);
     stat_line("fstatat dirfd js0", fstatat(dfd, "js0", &st, 0), &st);
     listing("fdopendir", fdopendir(dfd), 0);
