@@ -6,7 +6,8 @@
 // itself moves nothing and is counted; the pad is put at rest when its viewer leaves. A
 // program playing a force-feedback effect on the event device makes the page's pad rumble
 // (vibrationActuator.playEffect) with the effect's magnitudes; a program flooding rumble is
-// cut to the rate and counted.
+// cut to the rate and counted. A program that finds its pad as SDL2 does, by listing
+// /dev/input and stat()ing the nodes, finds the four pads as character devices and reads one.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,29 @@ while True:
     elif (kind, code, value) == (1, 0x13a, 1):
         for _ in range(100):
             play(1)
+`;
+
+// Finds the pads by listing /dev/input (none is named here) and keeping the character
+// devices, writes what it found and SDL_JOYSTICK_DEVICE, then reads the first event device.
+const FINDER = `
+import os, stat, struct, sys
+out = open(sys.argv[1], 'w', buffering=1)
+pads = []
+for name in sorted(os.listdir('/dev/input')):
+    st = os.stat(os.path.join('/dev/input', name))
+    if stat.S_ISCHR(st.st_mode):
+        pads.append((name, os.major(st.st_rdev), os.minor(st.st_rdev)))
+out.write('found ' + ' '.join(f'{n}={a}:{b}' for n, a, b in pads) + '\\n')
+out.write('sdl ' + os.environ.get('SDL_JOYSTICK_DEVICE', '-') + '\\n')
+path = os.path.join('/dev/input', next(n for n, _, _ in pads if n.startswith('event')))
+fd = os.open(path, os.O_RDONLY)
+out.write(f'open {path} same rdev {os.fstat(fd).st_rdev == os.stat(path).st_rdev}\\n')
+while True:
+    data = os.read(fd, 24)
+    if len(data) < 24:
+        break
+    sec, usec, kind, code, value = struct.unpack('llHHi', data)
+    out.write(f'{kind} {code} {value}\\n')
 `;
 
 // A standard-mapping pad whose buttons and axes the test sets (window.__pad), with a rumble
@@ -265,6 +289,36 @@ test('a gamepad is /dev/input/event1000 of an evdev program, whose rumble plays 
   m = await metrics();
   assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
   assert.match(m, /^kelpie_gamepad_uinput_failed_total 0$/m);
+  await k.stop();
+  running.delete(k);
+});
+
+test('a program that lists /dev/input finds the pads as character devices and reads one', async () => {
+  assert.ok(!existsSync('/dev/input'), 'the test needs a machine without /dev/input');
+  const dir = mkdtempSync(join(tmpdir(), 'kelpie-gamepad-find-'));
+  const finder = join(dir, 'finder.py');
+  const out = join(dir, 'events.txt');
+  writeFileSync(finder, FINDER);
+  const k = await startKelpie({ args: ['--size', '640x480', '--app', `python3 ${finder} ${out}`] });
+  running.add(k);
+  const found = await lines(out, 3, 'the listing');
+  const events = [0, 1, 2, 3].map((n) => `/dev/input/event${1000 + n}`);
+  assert.deepEqual(found, [
+    'found event1000=13:1000 event1001=13:1001 event1002=13:1002 event1003=13:1003 js0=13:0 js1=13:1 js2=13:2 js3=13:3',
+    `sdl ${events.join(':')}`,
+    'open /dev/input/event1000 same rdev True',
+  ]);
+
+  const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
+  await context.addInitScript(FAKE_PAD);
+  const page = await context.newPage();
+  await page.goto(k.url);
+  await waitForState(page, 'streaming', 30000);
+  await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }));
+  assert.deepEqual((await lines(out, 5, 'A down')).slice(3), ['1 304 1', '0 0 0']);
+  const m = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
+  await context.close();
   await k.stop();
   running.delete(k);
 });

@@ -14,10 +14,10 @@
  *   with EVIOCSFF (FF_RUMBLE) makes this library send a 16-byte rumble record up the socket.
  *
  * Both layouts are an Xbox 360 pad as the xpad driver shows it (8 axes, 11 buttons). poll(),
- * select(), fcntl(O_NONBLOCK) work on the socket as on the device. Not interposed: stat(),
- * access(), opendir()/readdir() of /dev/input and udev, so programs that discover devices by
- * listing /dev/input or asking udev do not find these; they must open the paths by name. Any
- * other path, descriptor or request goes to the C library untouched.
+ * select(), fcntl(O_NONBLOCK) work on the socket as on the device. devfs.c makes the pads
+ * whose sockets exist appear in listings of /dev/input and in stat()/access() as character
+ * devices, so that programs that discover devices that way (SDL2, Steam) find them; udev is
+ * not interposed. Any other path, descriptor or request goes to the C library untouched.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -37,11 +37,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_PADS 4
+#include "kelpie_gamepad.h"
+
 #define MAX_FDS 64
 #define MAX_EFFECTS 16
-/* /dev/input/event(EVENT_BASE + pad): far above the numbers a real machine's devices get. */
-#define EVENT_BASE 1000
 #define PAD_NAME "Kelpie virtual gamepad (Xbox 360 layout)"
 /* What the server sends first on an evdev socket: "KPEV", the buttons (bit i: BUTTONS[i]),
  * then the 8 axes' values in the evdev ranges, native byte order. */
@@ -61,7 +60,7 @@ static const unsigned short BUTTONS[] = {BTN_SOUTH, BTN_EAST,  BTN_NORTH, BTN_WE
 #define N_AXES (sizeof AXES)
 #define N_BUTTONS (sizeof BUTTONS / sizeof BUTTONS[0])
 
-static void *real(const char *name) {
+void *real(const char *name) {
     void *f = dlsym(RTLD_NEXT, name);
     if (!f) {
         fprintf(stderr, "kelpie_gamepad: no %s in the C library\n", name);
@@ -69,8 +68,6 @@ static void *real(const char *name) {
     }
     return f;
 }
-
-enum kind { KIND_JS, KIND_EV };
 
 struct effect {
     int used, playing;
@@ -103,6 +100,13 @@ static struct device *device_of(int fd) {
     return NULL;
 }
 
+int pad_of_fd(int fd, enum kind *kind) {
+    struct device *dev = device_of(fd);
+    if (!dev) return -1;
+    *kind = dev->kind;
+    return dev->pad;
+}
+
 /* Frees the slot of `fd`; the device it held, or NULL. */
 static struct device *forget(int fd) {
     for (int i = 0; i < MAX_FDS; i++) {
@@ -126,8 +130,7 @@ static int remember(int fd, const struct device *dev) {
     return 0;
 }
 
-/* The pad a path names (0..MAX_PADS-1) and its kind, or -1 when it is not one of ours. */
-static int pad_of(const char *path, enum kind *kind) {
+int pad_of(const char *path, enum kind *kind) {
     static const char js[] = "/dev/input/js", ev[] = "/dev/input/event";
     if (!path) return -1;
     if (strncmp(path, js, sizeof js - 1) == 0) {
@@ -211,6 +214,8 @@ static mode_t mode_arg(int flags, va_list ap) {
     enum kind kind;                                                                               \
     int pad = pad_of(path, &kind);                                                                \
     if (pad >= 0) return open_pad(pad, kind, flags);                                              \
+    int dir = devfs_open(path, flags);                                                            \
+    if (dir != -2) return dir;                                                                    \
     if (!next) next = real(NAME);                                                                 \
     va_list ap;                                                                                   \
     va_start(ap, flags);                                                                          \
@@ -244,6 +249,8 @@ int __open_2(const char *path, int flags) {
     enum kind kind;
     int pad = pad_of(path, &kind);
     if (pad >= 0) return open_pad(pad, kind, flags);
+    int dir = devfs_open(path, flags);
+    if (dir != -2) return dir;
     if (!next) next = real("__open_2");
     return next(path, flags);
 }
@@ -253,6 +260,8 @@ int __open64_2(const char *path, int flags) {
     enum kind kind;
     int pad = pad_of(path, &kind);
     if (pad >= 0) return open_pad(pad, kind, flags);
+    int dir = devfs_open(path, flags);
+    if (dir != -2) return dir;
     if (!next) next = real("__open64_2");
     return next(path, flags);
 }

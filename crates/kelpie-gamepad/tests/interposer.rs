@@ -2,7 +2,8 @@
 //! `/dev/input/js0` (which does not exist here), asks its ioctls and reads the records the
 //! hub writes; a C program (`c/evdev_reader.c`, built here with `cc`) does the same with
 //! `/dev/input/event1000` as SDL2 or libevdev would, and plays a rumble effect that arrives at
-//! the hub's sink.
+//! the hub's sink; another (`c/devfs_lister.c`) finds the pads by listing `/dev/input` and
+//! stat()ing the nodes, as SDL2 and Steam do, and lists real directories as they are.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -163,5 +164,93 @@ fn an_evdev_reader_gets_input_events_and_its_rumble_reaches_the_hub() {
     );
     assert_eq!(g.counters().rumble.load(Ordering::Relaxed), 2);
     assert_eq!(g.counters().rumble_refused.load(Ordering::Relaxed), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn build_c(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let exe = dir.join(name);
+    let src = format!("{}/tests/c/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new("cc")
+        .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-ldl")
+        .status()
+        .expect("cc is installed (scripts/install-deps.sh)");
+    assert!(built.success(), "compiling {src} failed");
+    exe
+}
+
+#[test]
+fn a_program_that_lists_dev_input_finds_the_served_pads_as_character_devices() {
+    let dir = std::env::temp_dir().join(format!("kelpie-gamepad-devfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = build_c(&dir, "devfs_lister");
+    let g = Gamepads::start(&dir.join("pads"), Backend::Interposer).unwrap();
+    // Only pad 0 is served: the other pads' sockets go.
+    for n in 1..4 {
+        std::fs::remove_file(g.dir().join(format!("js{n}.sock"))).unwrap();
+        std::fs::remove_file(g.dir().join(format!("ev{n}.sock"))).unwrap();
+    }
+    assert!(!std::path::Path::new("/dev/input").exists(), "this test is for a machine without /dev/input");
+    let out = Command::new(&exe).arg("pads").envs(g.env()).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let node = |path: &str, rdev: &str| {
+        let mut v = vec![path.to_string()];
+        for call in ["stat", "lstat", "fstatat", "stat64", "__xstat", "statx"] {
+            v.push(match call {
+                "stat64" | "statx" => format!("  {call}: chr {rdev}"),
+                _ => format!("  {call}: chr 660 {rdev} uid 1"),
+            });
+        }
+        v.push("  access rw 0 0 x -1 13".into());
+        // The descriptor the interposer opened says the same (SDL compares st_rdev).
+        v.push(format!("  fstat: chr 660 {rdev} uid 1"));
+        v.push(format!("  fstatat empty: chr 660 {rdev} uid 1"));
+        v
+    };
+    let mut want: Vec<String> = [
+        // No /dev/input here: the socket directory stands in, as a plain directory.
+        "/dev/input: other 755 0:0 uid 1",
+        "dir 1",
+        // Each served pad once, a character device (DT_CHR is 2); pads 1..3 not at all.
+        "readdir: event1000 2 js0 2 (errno 0)",
+        "readdir64: event1000 2 js0 2 (errno 0)",
+        "scandir: event1000 2 (1)",
+        "fstatat dirfd js0: chr 660 13:0 uid 1",
+        "fdopendir: event1000 2 js0 2 (errno 0)",
+        "readdir_r and rewinddir: event1000 as DT_CHR 2 times in two passes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    want.extend(node("/dev/input/event1000", "13:1000"));
+    want.extend(node("/dev/input/js0", "13:0"));
+    want.push("/dev/input/event1003".into());
+    for call in ["stat", "lstat", "fstatat", "stat64", "__xstat", "statx"] {
+        want.push(format!("  {call}: error 2"));
+    }
+    want.push("  access rw -1 2 x -1 2".into());
+    want.push("  open: error 19".into());
+    assert_eq!(lines, want, "{text}");
+    // The pads were opened through their sockets (the "fstat" lines above need a descriptor
+    // the interposer opened). js0, closed at once, may be gone before the hub counts it.
+    let t0 = std::time::Instant::now();
+    while g.counters().readers.load(Ordering::Relaxed) < 1 && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(g.counters().readers.load(Ordering::Relaxed) >= 1, "the hub served the lister");
+
+    // Real directories list the same with the interposer as without.
+    for real in ["/dev", env!("CARGO_MANIFEST_DIR"), "/"] {
+        let plain = Command::new(&exe).args(["list", real]).output().unwrap().stdout;
+        let ours = Command::new(&exe).args(["list", real]).envs(g.env()).output().unwrap().stdout;
+        let plain = String::from_utf8(plain).unwrap();
+        assert!(plain.lines().count() == 3 && plain.contains(" (errno 0)"), "{plain}");
+        assert!(plain.len() > 40, "{real} lists some entries: {plain}");
+        assert_eq!(String::from_utf8(ours).unwrap(), plain, "{real} is listed as it is");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -89,13 +89,25 @@ pub fn wire(state: &Arc<AppState>) {
 }
 
 /// The environment of a program Kelpie starts: the interposer ahead of any `LD_PRELOAD`
-/// Kelpie itself was given, and where the sockets are. None with kernel devices (uinput):
+/// Kelpie itself was given, where the sockets are, and the event devices for SDL2
+/// (`SDL_JOYSTICK_DEVICE`, unless Kelpie was given one). None with kernel devices (uinput):
 /// programs find those themselves, and the interposer's paths would hide them.
 pub fn app_env(g: &kelpie_gamepad::Gamepads) -> Vec<(String, String)> {
     match g.backend() {
-        Backend::Interposer => preload_env(g.env(), std::env::var("LD_PRELOAD").ok()),
+        Backend::Interposer => {
+            let env = preload_env(g.env(), std::env::var("LD_PRELOAD").ok());
+            sdl_env(env, std::env::var_os(kelpie_gamepad::SDL_DEVICES_VAR).is_some())
+        }
         Backend::Uinput(_) => Vec::new(),
     }
+}
+
+/// Tells SDL2 where the event devices are, unless the user already did (`user_set`).
+fn sdl_env(mut env: Vec<(String, String)>, user_set: bool) -> Vec<(String, String)> {
+    if !user_set {
+        env.push((kelpie_gamepad::SDL_DEVICES_VAR.into(), kelpie_gamepad::event_device_paths()));
+    }
+    env
 }
 
 fn preload_env(mut env: Vec<(String, String)>, inherited: Option<String>) -> Vec<(String, String)> {
@@ -127,6 +139,16 @@ mod tests {
         let e = choose(GamepadBackend::Uinput, &missing).unwrap_err().to_string();
         assert!(e.contains("--gamepad-backend auto or interposer"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sdl_is_told_the_event_devices_unless_the_user_set_them() {
+        let env = vec![("LD_PRELOAD".to_string(), "/r/g.so".to_string())];
+        let got = sdl_env(env.clone(), false);
+        assert_eq!(got[0], env[0]);
+        assert_eq!(got[1].0, "SDL_JOYSTICK_DEVICE");
+        assert_eq!(got[1].1, kelpie_gamepad::event_device_paths());
+        assert_eq!(sdl_env(env.clone(), true), env, "the user's own value is left alone");
     }
 
     #[test]
