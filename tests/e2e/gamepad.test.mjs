@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, sleep, startKelpie, waitForState } from './lib.mjs';
+import { launchBrowser, metricsText, sleep, startKelpie, waitForState } from './lib.mjs';
 
 const READER = `
 import os, struct, sys
@@ -151,8 +151,7 @@ test('a gamepad in the browser is /dev/input/js0 of a program on the desktop, wi
   await page.goto(k.url);
   await waitForState(page, 'streaming', 30000);
 
-  const metrics = async () =>
-    (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const metrics = () => metricsText(k);
   const set = (fn, arg) => page.evaluate(fn, arg);
   const steps = [
     // [what the page's pad does, the records the program must read]
@@ -222,8 +221,7 @@ test('a gamepad is /dev/input/event1000 of an evdev program, whose rumble plays 
   const page = await context.newPage();
   await page.goto(k.url);
   await waitForState(page, 'streaming', 30000);
-  const metrics = async () =>
-    (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const metrics = () => metricsText(k);
   const rumble = () => page.evaluate(() => window.__rumble);
 
   const SYN = '0 0 0';
@@ -316,7 +314,7 @@ test('a program that lists /dev/input finds the pads as character devices and re
   await waitForState(page, 'streaming', 30000);
   await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }));
   assert.deepEqual((await lines(out, 5, 'A down')).slice(3), ['1 304 1', '0 0 0']);
-  const m = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const m = await metricsText(k);
   assert.match(m, /^kelpie_gamepad_readers_total 1$/m);
   await context.close();
   await k.stop();
@@ -337,7 +335,7 @@ test('--gamepads off: the programs get no interposer and the pads go nowhere', a
   await waitForState(page, 'streaming', 30000);
   await page.evaluate(() => Object.assign(window.__pad.buttons[0], { value: 1, pressed: true }));
   await sleep(300);
-  const m = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const m = await metricsText(k);
   assert.match(m, /^kelpie_gamepad_updates_total 0$/m);
   assert.match(m, /^kelpie_input_rejected_total 0$/m, 'the controller is not blamed for a feature that is off');
   await context.close();

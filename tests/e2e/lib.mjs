@@ -122,6 +122,21 @@ export async function launchBrowser(extraArgs = [], { pulseServer, executablePat
   });
 }
 
+/**
+ * {@link launchBrowser} for a server reached over plain http:// at another address (through
+ * the link emulator): its origin is treated as secure, as WebCodecs and AudioWorklet need.
+ */
+export function launchBrowserFor(url, extraArgs = []) {
+  return launchBrowser([`--unsafely-treat-insecure-origin-as-secure=${new URL(url).origin}`, ...extraArgs]);
+}
+
+/** The text of Kelpie `k`'s `/metrics`, asked for with its full-access token. */
+export async function metricsText(k) {
+  const r = await fetch(new URL('metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } });
+  if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
+  return r.text();
+}
+
 /** Opens the viewer page and waits until a video frame is presented. */
 export async function openViewer(
   browser,

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLink } from './link.mjs';
-import { launchBrowser, measureStamps, probeBin, sleep, startKelpie, waitForState } from './lib.mjs';
+import { launchBrowserFor, measureStamps, metricsText, probeBin, sleep, startKelpie, waitForState } from './lib.mjs';
 
 const W = 1920;
 const H = 1080;
@@ -26,13 +26,8 @@ const servers = {};
 before(async () => {
   link = await startLink({ browserHere: true, subnet: '10.96.0', rttMs: 2 * ONE_WAY_MS });
   servers.bars = await serve('bars');
-  browser = await browserFor(servers.bars);
+  browser = await launchBrowserFor(servers.bars.url);
 });
-
-/** Another machine over plain http:// is no secure context, which WebCodecs needs. */
-function browserFor(k) {
-  return launchBrowser([`--unsafely-treat-insecure-origin-as-secure=${new URL(k.url).origin}`]);
-}
 
 /** A server of 1080p `workload`, in the server's namespace. */
 function serve(workload) {
@@ -60,7 +55,7 @@ async function view(transport, workload = 'bars') {
     delete servers.bars;
     servers.noise = await serve('noise');
     await browser.close();
-    browser = await browserFor(servers.noise);
+    browser = await launchBrowserFor(servers.noise.url);
   }
   const k = servers[workload];
   const context = await browser.newContext({ viewport: { width: W, height: H }, deviceScaleFactor: 1 });
@@ -72,7 +67,7 @@ async function view(transport, workload = 'bars') {
 
 /** A metric of `k`'s /metrics (the first sample whose line starts with `series`), fetched over the link. */
 async function metric(k, series) {
-  const text = await (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
+  const text = await metricsText(k);
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.split(' ').pop()) : NaN;
 }

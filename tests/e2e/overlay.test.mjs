@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLink } from './link.mjs';
-import { launchBrowser, probeBin, sleep, startKelpie, waitForState } from './lib.mjs';
+import { launchBrowserFor, probeBin, sleep, startKelpie, waitForState } from './lib.mjs';
 
 const LINK_MBIT = 3;
 
@@ -22,8 +22,7 @@ before(async () => {
     host: link.serverAddr,
     wrap: link.nsServer.wrap,
   });
-  // Another machine over plain http:// is no secure context, which WebCodecs needs.
-  browser = await launchBrowser([`--unsafely-treat-insecure-origin-as-secure=${new URL(kelpie.url).origin}`]);
+  browser = await launchBrowserFor(kelpie.url);
 });
 
 after(async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { launchBrowser, openViewer, probeBin, quadrants, sleep, startKelpie } from './lib.mjs';
+import { launchBrowser, metricsText, openViewer, probeBin, quadrants, sleep, startKelpie } from './lib.mjs';
 import { run } from './sound.mjs';
 
 const W = 640;
@@ -24,10 +24,6 @@ after(async () => {
 });
 
 const mp4s = (dir) => readdirSync(dir).filter((f) => f.endsWith('.mp4')).map((f) => join(dir, f));
-
-async function metrics(k) {
-  return (await fetch(new URL('/metrics', k.base), { headers: { authorization: `Bearer ${k.token}` } })).text();
-}
 
 /** What gst-discoverer-1.0 says of `file`: its length in s and its streams' kinds. */
 async function discover(file) {
@@ -118,7 +114,7 @@ test('a 20 s recording of the quadrants and a tone plays back as H.264 and Opus,
   const { context, page } = await openViewer(browser, k.url, { width: W, height: H });
   await page.waitForFunction(() => window.kelpie.recording?.on === true, null, { timeout: 5000 });
   assert.equal(await page.isVisible('#recording-badge'), true, 'the REC badge shows');
-  const text = await metrics(k);
+  const text = await metricsText(k);
   assert.match(text, /^kelpie_recording 1$/m);
   // One encoder for the viewer and the recording: one stream, one capture/encode thread.
   const streams = text.split('\n').filter((l) => l.startsWith('kelpie_frames_encoded_total{'));
@@ -168,11 +164,11 @@ test('the viewer with control starts and stops a recording from the page; a view
     assert.equal(await v.page.isVisible('#recording-badge'), false);
 
     // A view-only viewer's request is refused and counted.
-    const before = Number((await metrics(k)).match(/^kelpie_input_rejected_total (\d+)/m)?.[1] ?? NaN);
+    const before = Number((await metricsText(k)).match(/^kelpie_input_rejected_total (\d+)/m)?.[1] ?? NaN);
     assert.equal(await v.page.evaluate(() => window.kelpie.setRecording(true)), true, 'the page sent it');
     await sleep(500);
     assert.equal(mp4s(dir).length, 0, 'no recording from a view-only viewer');
-    const after = Number((await metrics(k)).match(/^kelpie_input_rejected_total (\d+)/m)?.[1] ?? NaN);
+    const after = Number((await metricsText(k)).match(/^kelpie_input_rejected_total (\d+)/m)?.[1] ?? NaN);
     assert.ok(after > before, `the refusal is counted (${before} → ${after})`);
 
     await a.page.click('#record-toggle');

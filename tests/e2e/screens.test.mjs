@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKelpie, launchBrowser, openViewer, waitForState, sampleVideo, pictureSize, onDisplay, sleep, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, metricsText, openViewer, waitForState, sampleVideo, pictureSize, onDisplay, sleep, probeBin } from './lib.mjs';
 
 const W = 640;
 const H = 360;
@@ -34,10 +34,8 @@ after(async () => {
   await browser?.close();
   await k?.stop();
 });
-async function metrics() {
-  const r = await fetch(`${k.base}metrics`, { headers: { authorization: `Bearer ${k.token}` } });
-  assert.equal(r.status, 200);
-  return r.text();
+function metrics() {
+  return metricsText(k);
 }
 
 /** The monitors whose streams are running (from kelpie_frames_encoded_total's labels). */

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLink } from './link.mjs';
-import { launchBrowser, sleep, startKelpie, waitForState } from './lib.mjs';
+import { launchBrowserFor, sleep, startKelpie, waitForState } from './lib.mjs';
 
 const LOSS_PCT = 5;
 const SECONDS = 10;
@@ -23,8 +23,7 @@ before(async () => {
     host: link.serverAddr,
     wrap: link.nsServer.wrap,
   });
-  // Another machine over plain http:// is no secure context, which AudioWorklet needs.
-  browser = await launchBrowser([`--unsafely-treat-insecure-origin-as-secure=${new URL(kelpie.url).origin}`]);
+  browser = await launchBrowserFor(kelpie.url);
 });
 
 after(async () => {
