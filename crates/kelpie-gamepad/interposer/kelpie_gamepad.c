@@ -243,27 +243,26 @@ int openat64(int dirfd, const char *path, int flags, ...) {
     OPEN_LIKE("openat64", dirfd, path, flags)
 }
 
-/* What _FORTIFY_SOURCE builds call instead of open(). */
-int __open_2(const char *path, int flags) {
-    static int (*next)(const char *, int);
+/* What _FORTIFY_SOURCE builds call instead of open(): a pad, /dev/input, or the real
+ * `name` (looked up once into *next). */
+static int open_2(const char *name, int (**next)(const char *, int), const char *path, int flags) {
     enum kind kind;
     int pad = pad_of(path, &kind);
     if (pad >= 0) return open_pad(pad, kind, flags);
     int dir = devfs_open(path, flags);
     if (dir != -2) return dir;
-    if (!next) next = real("__open_2");
-    return next(path, flags);
+    if (!*next) *next = real(name);
+    return (*next)(path, flags);
+}
+
+int __open_2(const char *path, int flags) {
+    static int (*next)(const char *, int);
+    return open_2("__open_2", &next, path, flags);
 }
 
 int __open64_2(const char *path, int flags) {
     static int (*next)(const char *, int);
-    enum kind kind;
-    int pad = pad_of(path, &kind);
-    if (pad >= 0) return open_pad(pad, kind, flags);
-    int dir = devfs_open(path, flags);
-    if (dir != -2) return dir;
-    if (!next) next = real("__open64_2");
-    return next(path, flags);
+    return open_2("__open64_2", &next, path, flags);
 }
 
 /* Sends a rumble record up the socket; best effort, never blocks (async-signal-safe). */
