@@ -121,6 +121,10 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
      * x264 keeps each macroblock's effective QP so that one last coded at a worse QP than
      * the frame's is still analysed (that is how refinement frames keep working). */
     p.analyse.b_mb_info = 1;
+    /* The reconstructed picture is what Kelpie's delta frames are coded against (they are
+     * not references, so x264's next frame still predicts from this one): complete it even
+     * where x264 would not need it (with deblocking off, nothing is left out anyway). */
+    p.b_full_recon = 1;
     if (LIB.param_apply_profile(&p, "baseline") < 0) return NULL;
     x264_t *enc = LIB.encoder_open(&p);
     if (!enc) return NULL;
@@ -139,8 +143,16 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
  * look-ahead, no frame threads). On success returns
  * the size of the access unit at *out (Annex B, valid until the next call) and sets
  * *keyframe; returns -1 on failure. */
+/* The reconstructed picture of the frame last encoded: luma, and chroma either interleaved
+ * (NV12, x264's own layout: nv12 = 1, plane[2] unused) or planar. Valid until the next call. */
+typedef struct {
+    const uint8_t *plane[3];
+    int stride[3];
+    int nv12;
+} kx264_recon;
+
 int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, int idr,
-                 const uint8_t **out, int *keyframe) {
+                 const uint8_t **out, int *keyframe, kx264_recon *recon) {
     x264_picture_t in, pic_out;
     LIB.picture_init(&in);
     size_t y = (size_t)k->width * (size_t)k->height;
@@ -165,6 +177,16 @@ int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, 
     /* x264 lays the payloads of one call out one after another. */
     *out = n > 0 ? nals[0].p_payload : NULL;
     *keyframe = pic_out.b_keyframe;
+    memset(recon, 0, sizeof *recon);
+    int csp = pic_out.img.i_csp & X264_CSP_MASK;
+    if (size > 0 && !(pic_out.img.i_csp & X264_CSP_HIGH_DEPTH) &&
+        (csp == X264_CSP_NV12 || csp == X264_CSP_I420)) {
+        recon->nv12 = csp == X264_CSP_NV12;
+        for (int i = 0; i < pic_out.img.i_plane && i < 3; i++) {
+            recon->plane[i] = pic_out.img.plane[i];
+            recon->stride[i] = pic_out.img.i_stride[i];
+        }
+    }
     return size;
 }
 

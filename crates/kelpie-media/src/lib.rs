@@ -13,6 +13,7 @@ pub mod capture;
 pub mod clock;
 pub mod congestion;
 pub mod convert;
+pub mod delta;
 pub mod encoder;
 pub mod limit;
 mod mailbox;

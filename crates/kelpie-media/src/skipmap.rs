@@ -29,7 +29,18 @@ impl SkipMap {
     /// Marks every macroblock constant except those any of `changed` touches (rectangles in
     /// pixels; parts outside the frame are ignored). Returns how many macroblocks changed.
     pub fn mark(&mut self, changed: &[Rect]) -> usize {
+        self.reset();
+        self.add(changed)
+    }
+
+    /// Marks every macroblock constant.
+    pub fn reset(&mut self) {
         self.flags.fill(CONSTANT);
+    }
+
+    /// Also marks the macroblocks `changed` touches as changed, keeping those marked before
+    /// (the changes since some earlier frame). Returns how many macroblocks are changed now.
+    pub fn add(&mut self, changed: &[Rect]) -> usize {
         for r in changed.iter().filter(|r| r.w > 0 && r.h > 0) {
             let (c0, r0) = ((r.x / MB) as usize, (r.y / MB) as usize);
             let c1 = ((r.x.saturating_add(r.w) - 1) / MB) as usize;
@@ -42,7 +53,22 @@ impl SkipMap {
                 }
             }
         }
+        self.changed()
+    }
+
+    /// How many macroblocks are marked changed.
+    pub fn changed(&self) -> usize {
         self.flags.iter().filter(|&&f| f == 0).count()
+    }
+
+    /// How many macroblocks the map covers.
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    /// Whether the map covers no macroblock (a frame of no size).
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
     }
 
     /// The flags, one byte per macroblock, row by row.
@@ -93,5 +119,19 @@ mod tests {
         assert!(map.as_bytes().iter().all(|&f| f == CONSTANT));
         assert_eq!(map.mark(&[rect(60, 30, 100, 100), rect(500, 500, 4, 4), rect(0, 0, 0, 9)]), 1);
         assert!(!map.is_constant(3, 1));
+    }
+
+    #[test]
+    fn changes_add_up_until_reset() {
+        let mut map = SkipMap::new(64, 32);
+        assert_eq!(map.changed(), 8, "a new map knows of no frame before: everything changed");
+        map.reset();
+        assert_eq!(map.add(&[rect(0, 0, 1, 1)]), 1);
+        assert_eq!(map.add(&[rect(20, 20, 1, 1)]), 2, "the earlier change is kept");
+        assert_eq!(map.add(&[rect(0, 0, 1, 1)]), 2, "counted once");
+        assert!(!map.is_constant(0, 0) && !map.is_constant(1, 1));
+        map.reset();
+        assert_eq!(map.changed(), 0);
+        assert_eq!(map.len(), 8);
     }
 }
