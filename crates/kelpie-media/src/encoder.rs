@@ -219,6 +219,8 @@ pub struct EncoderSettings {
     pub threads: u32,
     /// Draw the pointer into the picture (instead of the browser drawing it).
     pub cursor_in_video: bool,
+    /// libx264: code small changes as Kelpie's own delta frames (see [`crate::delta`]).
+    pub delta_frames: bool,
 }
 
 impl EncoderSettings {
@@ -290,6 +292,8 @@ struct GstEncoder {
 /// libx264 and the rate control that picks each frame's QP.
 struct X264Encoder {
     x264: X264,
+    /// Whether small changes are coded as delta frames (kept across reopenings of x264).
+    deltas: bool,
     rate: RateControl,
     /// Frames in a row that wanted a QP outside the encoder's range.
     outside: u32,
@@ -328,13 +332,18 @@ impl Encoder {
         }
         let inner = match spec.backend {
             Backend::Libx264 => Inner::X264(Box::new(X264Encoder {
-                x264: X264::open(
-                    width,
-                    height,
-                    settings.fps,
-                    settings.slice_threads(),
-                    crate::x264::QP_LOW_RANGE,
-                )?,
+                x264: {
+                    let mut x264 = X264::open(
+                        width,
+                        height,
+                        settings.fps,
+                        settings.slice_threads(),
+                        crate::x264::QP_LOW_RANGE,
+                    )?;
+                    x264.set_deltas(settings.delta_frames);
+                    x264
+                },
+                deltas: settings.delta_frames,
                 rate: RateControl::new(settings.bitrate_kbps, settings.fps),
                 outside: 0,
                 fps: settings.fps,
@@ -435,7 +444,7 @@ impl X264Encoder {
         keyframe: bool,
         changed_rects: &[Rect],
     ) -> Result<(), MediaError> {
-        let Self { x264, rate, outside, fps, threads, sink } = self;
+        let Self { x264, deltas, rate, outside, fps, threads, sink } = self;
         let total = u64::from(width) * u64::from(height);
         let changed: u64 = changed_rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         let mut plan = rate.plan(captured, keyframe, changed, total);
@@ -453,6 +462,7 @@ impl X264Encoder {
         if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
             *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
+            x264.set_deltas(*deltas);
             *outside = 0;
             keyframe = true;
             plan = rate.plan(captured, true, changed, total);
@@ -629,7 +639,13 @@ mod tests {
         assert!(spec.is_available(), "{element} must be installed for this test ({})", spec.package);
         let out = Arc::new(Mutex::new(Vec::new()));
         let o = out.clone();
-        let settings = EncoderSettings { fps: 30, bitrate_kbps: 2000, threads: 2, cursor_in_video: false };
+        let settings = EncoderSettings {
+            fps: 30,
+            bitrate_kbps: 2000,
+            threads: 2,
+            cursor_in_video: false,
+            delta_frames: true,
+        };
         let mut enc = Encoder::start(spec, 320, 240, settings, clock(), move |f| {
             o.lock().unwrap().push((f.keyframe, f.data.len(), f.pts))
         })
@@ -683,7 +699,13 @@ mod tests {
         let spec = EncoderSpec::by_element("x264").unwrap();
         let bytes = Arc::new(Mutex::new(Vec::new()));
         let b = bytes.clone();
-        let settings = EncoderSettings { fps: 30, bitrate_kbps: 800, threads: 1, cursor_in_video: false };
+        let settings = EncoderSettings {
+            fps: 30,
+            bitrate_kbps: 800,
+            threads: 1,
+            cursor_in_video: false,
+            delta_frames: true,
+        };
         let mut enc =
             Encoder::start(spec, 320, 240, settings, clock(), move |f| b.lock().unwrap().push(f.data.len()))
                 .unwrap();

@@ -669,6 +669,7 @@ pub struct VideoSource {
     rate: Mutex<Rate>,
     threads: u32,
     cursor_in_video: bool,
+    delta_frames: bool,
     encoders: Vec<&'static EncoderSpec>,
     /// How many monitors the screen is split into.
     monitors: u32,
@@ -714,6 +715,7 @@ impl VideoSource {
             rate: Mutex::new(settings.rate()),
             threads: settings.threads,
             cursor_in_video: settings.cursor_in_video,
+            delta_frames: settings.delta_frames,
             streams: stream_keys(&encoders, 1).map(|k| (k, LazyBroadcast::new())).collect(),
             monitors: 1,
             encoders,
@@ -810,6 +812,7 @@ impl VideoSource {
             bitrate_kbps: rate.bitrate_kbps,
             threads: self.threads,
             cursor_in_video: self.cursor_in_video,
+            delta_frames: self.delta_frames,
         };
         let (stream, sub) = lazy.subscribe(
             || VideoStream::start(&self.display, monitor, spec, settings, self.clock),

@@ -32,7 +32,13 @@ fn frame_time() -> Duration {
 }
 
 fn source(display: &str, clock: MediaClock) -> VideoSource {
-    let settings = EncoderSettings { fps: FPS, bitrate_kbps: 2000, threads: 1, cursor_in_video: false };
+    let settings = EncoderSettings {
+        fps: FPS,
+        bitrate_kbps: 2000,
+        threads: 1,
+        cursor_in_video: false,
+        delta_frames: true,
+    };
     VideoSource::new(display, "x264", settings, clock).expect("libx264 (Debian package libx264-164)")
 }
 

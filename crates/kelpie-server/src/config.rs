@@ -222,6 +222,12 @@ pub struct Config {
     #[arg(long, env = "KELPIE_ENCODER_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4))]
     pub encoder_threads: u32,
 
+    /// Small changes (under a sixteenth of the screen since x264's last frame) as Kelpie's own
+    /// delta frames instead of x264 frames: a small change then costs what it covers, not a
+    /// full pass of x264 over the screen (x264 only).
+    #[arg(long, env = "KELPIE_DELTA_FRAMES", value_enum, default_value_t = Switch::On)]
+    pub delta_frames: Switch,
+
     /// Sound from the session's PulseAudio (the embedded display gets a private server).
     #[arg(long, env = "KELPIE_AUDIO", value_enum, default_value_t = Switch::On)]
     pub audio: Switch,

@@ -290,6 +290,7 @@ impl Server {
                 n => n,
             },
             cursor_in_video: config.cursor_in_video,
+            delta_frames: config.delta_frames == config::Switch::On,
         };
         let source = Arc::new(
             VideoSource::new(&display, &config.encoder, settings, clock)?.with_monitors(config.monitors)?,

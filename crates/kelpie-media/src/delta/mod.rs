@@ -15,6 +15,8 @@
 //! zero too (H.264 8.4.1.1): skips copy the reference exactly.
 
 mod bits;
+mod macroblock;
+mod motion;
 mod params;
 mod residual;
 mod tables;
@@ -22,23 +24,9 @@ mod tables;
 pub use params::{Params, Unsupported, frame_num, from_keyframe};
 
 use bits::{BitWriter, push_nal};
-use residual::{Context, chroma_dc, chroma_qp, forward4x4, quantise4x4, write_block};
-
-/// The code number of each coded_block_pattern of an inter macroblock (H.264 table 9-4,
-/// 4:2:0): index = cbp (luma bits 0–3, chroma × 16).
-const INTER_CBP_CODE: [u8; 48] = {
-    const CODE_TO_CBP: [u8; 48] = [
-        0, 16, 1, 2, 4, 8, 32, 3, 5, 10, 12, 15, 47, 7, 11, 13, 14, 6, 9, 31, 35, 37, 42, 44, 33, 34, 36, 40,
-        39, 43, 45, 46, 17, 18, 20, 24, 19, 21, 26, 28, 23, 27, 29, 30, 22, 25, 38, 41,
-    ];
-    let mut out = [0u8; 48];
-    let mut code = 0;
-    while code < 48 {
-        out[CODE_TO_CBP[code] as usize] = code as u8;
-        code += 1;
-    }
-    out
-};
+use macroblock::{Counts, Residual, residual};
+use motion::Field;
+use residual::chroma_qp;
 
 /// The picture a delta frame is coded against: libx264's reconstruction of its last frame
 /// (its padded size, a multiple of 16 in both directions).
@@ -51,6 +39,9 @@ pub struct Reference<'a> {
     pub uv_stride: usize,
     pub nv12: bool,
     pub v_offset: usize,
+    /// The padded size in pixels (whole macroblocks): motion stays inside it.
+    pub width: usize,
+    pub height: usize,
 }
 
 impl Reference<'_> {
@@ -74,27 +65,15 @@ pub struct Picture<'a> {
 /// Writes delta frames for one stream.
 pub struct DeltaWriter {
     params: Params,
-    /// TotalCoeff of each 4x4 block of the frame being written (16 luma, 4 Cb, 4 Cr per
-    /// macroblock), for the coefficient-count context of the blocks after it.
-    counts: Vec<[u8; 24]>,
+    counts: Counts,
+    field: Field,
     out: Vec<u8>,
-}
-
-/// Position (in 4x4 blocks) of luma block `blk` in coding order.
-const fn block_xy(blk: usize) -> (usize, usize) {
-    let (q, s) = (blk / 4, blk % 4);
-    ((q % 2) * 2 + s % 2, (q / 2) * 2 + s / 2)
-}
-
-/// Luma block at (x, y) in 4x4 blocks → its index in coding order.
-const fn block_at(x: usize, y: usize) -> usize {
-    ((y / 2) * 2 + x / 2) * 4 + (y % 2) * 2 + x % 2
 }
 
 impl DeltaWriter {
     pub fn new(params: Params) -> Self {
-        let mbs = (params.width_mbs * params.height_mbs) as usize;
-        Self { params, counts: vec![[0; 24]; mbs], out: Vec::new() }
+        let (cols, rows) = (params.width_mbs as usize, params.height_mbs as usize);
+        Self { params, counts: Counts::new(cols, rows), field: Field::new(cols, rows), out: Vec::new() }
     }
 
     /// The access unit [`DeltaWriter::write`] wrote last.
@@ -140,20 +119,38 @@ impl DeltaWriter {
         }
 
         let (cols, rows) = (p.width_mbs as usize, p.height_mbs as usize);
-        self.counts.iter_mut().for_each(|c| *c = [0; 24]);
+        self.counts.clear();
+        self.field.clear();
         let qpc = chroma_qp(qp, p.chroma_qp_offset);
         let mut skip_run = 0u32;
         let mut coded = 0;
         for row in 0..rows {
             for col in 0..cols {
-                if !changed(col, row)
-                    || !self.macroblock(&mut w, picture, reference, col, row, qp, qpc, skip_run)
-                {
-                    skip_run += 1;
-                } else {
-                    skip_run = 0;
-                    coded += 1;
+                let pskip = self.field.skip(col, row);
+                let mvp = self.field.predict(col, row);
+                if !changed(col, row) {
+                    if pskip == (0, 0) {
+                        skip_run += 1;
+                    } else {
+                        // A skip here would move with its neighbours: it is coded standing
+                        // still, without residual.
+                        self.counts.write(&mut w, (col, row), skip_run, (0, 0), mvp, &Residual::NONE);
+                        skip_run = 0;
+                    }
+                    continue;
                 }
+                let mv = motion::search(picture, reference, col, row, [mvp, pskip]);
+                let res = residual(picture, reference, (col, row), mv, qp, qpc);
+                if res.cbp() == 0 && mv == pskip {
+                    // A skip shows the same.
+                    self.field.set(col, row, pskip);
+                    skip_run += 1;
+                    continue;
+                }
+                self.counts.write(&mut w, (col, row), skip_run, mv, mvp, &res);
+                self.field.set(col, row, mv);
+                skip_run = 0;
+                coded += 1;
             }
         }
         if skip_run > 0 {
@@ -164,166 +161,5 @@ impl DeltaWriter {
         // nal_ref_idc 0, nal_unit_type 1 (a slice of a non-IDR picture).
         push_nal(&mut self.out, 0x01, w.bytes());
         (&self.out, coded)
-    }
-
-    /// Codes the macroblock at (col, row) when its residual is not all zero (after writing
-    /// `skip_run`); returns false, writing nothing, when it is: a skip shows the same.
-    #[allow(clippy::too_many_arguments)]
-    fn macroblock(
-        &mut self,
-        w: &mut BitWriter,
-        picture: &Picture<'_>,
-        reference: &Reference<'_>,
-        col: usize,
-        row: usize,
-        qp: i32,
-        qpc: i32,
-        skip_run: u32,
-    ) -> bool {
-        let (width, height) = (picture.width, picture.height);
-        let y_plane = &picture.i420[..width * height];
-        let (cw, ch) = (width / 2, height / 2);
-        let chroma_plane = |plane: usize| {
-            let start = width * height + plane * cw * ch;
-            &picture.i420[start..start + cw * ch]
-        };
-
-        let mut luma = [[0i32; 16]; 16];
-        let mut cbp_luma = 0u32;
-        // Whether the macroblock lies wholly inside the picture (all but the padded edges).
-        let inside = (col + 1) * 16 <= width && (row + 1) * 16 <= height;
-        for (blk, levels) in luma.iter_mut().enumerate() {
-            let (bx, by) = block_xy(blk);
-            let (x0, y0) = (col * 16 + bx * 4, row * 16 + by * 4);
-            let mut res = [0i32; 16];
-            let mut any = false;
-            for j in 0..4 {
-                let y = y0 + j;
-                let r = &reference.y[y * reference.y_stride + x0..][..4];
-                if inside {
-                    let c = &y_plane[y * width + x0..][..4];
-                    for i in 0..4 {
-                        let d = i32::from(c[i]) - i32::from(r[i]);
-                        res[j * 4 + i] = d;
-                        any |= d != 0;
-                    }
-                } else {
-                    for i in 0..4 {
-                        let x = x0 + i;
-                        // Outside the picture (the padding up to whole macroblocks, cropped
-                        // away by the decoder): no residual.
-                        if x < width && y < height {
-                            let d = i32::from(y_plane[y * width + x]) - i32::from(r[i]);
-                            res[j * 4 + i] = d;
-                            any |= d != 0;
-                        }
-                    }
-                }
-            }
-            if any && quantise4x4(&forward4x4(&res), qp, 0, levels) > 0 {
-                cbp_luma |= 1 << (blk / 4);
-            }
-        }
-
-        let mut dc_levels = [[0i32; 4]; 2];
-        let mut ac = [[[0i32; 16]; 4]; 2];
-        let (mut any_dc, mut any_ac) = (false, false);
-        for plane in 0..2 {
-            let cur = chroma_plane(plane);
-            let mut dc = [0i32; 4];
-            for (b, ac_levels) in ac[plane].iter_mut().enumerate() {
-                let (x0, y0) = (col * 8 + (b % 2) * 4, row * 8 + (b / 2) * 4);
-                let mut res = [0i32; 16];
-                for j in 0..4 {
-                    let y = y0 + j;
-                    for i in 0..4 {
-                        let x = x0 + i;
-                        let r = i32::from(reference.chroma(plane, x, y));
-                        let c = if x < cw && y < ch { i32::from(cur[y * cw + x]) } else { r };
-                        res[j * 4 + i] = c - r;
-                    }
-                }
-                if res.iter().all(|&v| v == 0) {
-                    continue;
-                }
-                let t = forward4x4(&res);
-                dc[b] = t[0];
-                any_ac |= quantise4x4(&t, qpc, 1, ac_levels) > 0;
-            }
-            dc_levels[plane] = chroma_dc(dc, qpc);
-            any_dc |= dc_levels[plane].iter().any(|&l| l != 0);
-        }
-        let cbp_chroma = if any_ac {
-            2
-        } else if any_dc {
-            1
-        } else {
-            0
-        };
-        if cbp_luma == 0 && cbp_chroma == 0 {
-            return false;
-        }
-
-        let cols = self.params.width_mbs as usize;
-        let mb = row * cols + col;
-        w.ue(skip_run);
-        w.ue(0); // mb_type P_L0_16x16 (one reference: no ref_idx)
-        w.se(0); // mvd_l0: the prediction is zero, as every vector of the picture
-        w.se(0);
-        w.ue(u32::from(INTER_CBP_CODE[(cbp_luma | cbp_chroma << 4) as usize]));
-        w.se(0); // mb_qp_delta
-        for (blk, levels) in luma.iter().enumerate() {
-            if cbp_luma & (1 << (blk / 4)) == 0 {
-                continue;
-            }
-            let (bx, by) = block_xy(blk);
-            let left = if bx > 0 {
-                Some(self.counts[mb][block_at(bx - 1, by)])
-            } else {
-                (col > 0).then(|| self.counts[mb - 1][block_at(3, by)])
-            };
-            let top = if by > 0 {
-                Some(self.counts[mb][block_at(bx, by - 1)])
-            } else {
-                (row > 0).then(|| self.counts[mb - cols][block_at(bx, 3)])
-            };
-            self.counts[mb][blk] = write_block(w, levels, Context::Nc(nc(left, top))) as u8;
-        }
-        if cbp_chroma > 0 {
-            for levels in &dc_levels {
-                write_block(w, levels, Context::ChromaDc);
-            }
-        }
-        if cbp_chroma == 2 {
-            for (plane, blocks) in ac.iter().enumerate() {
-                let base = 16 + plane * 4;
-                for (b, levels) in blocks.iter().enumerate() {
-                    let (bx, by) = (b % 2, b / 2);
-                    let left = if bx > 0 {
-                        Some(self.counts[mb][base + by * 2])
-                    } else {
-                        (col > 0).then(|| self.counts[mb - 1][base + by * 2 + 1])
-                    };
-                    let top = if by > 0 {
-                        Some(self.counts[mb][base + bx])
-                    } else {
-                        (row > 0).then(|| self.counts[mb - cols][base + 2 + bx])
-                    };
-                    self.counts[mb][base + b] =
-                        write_block(w, &levels[..15], Context::Nc(nc(left, top))) as u8;
-                }
-            }
-        }
-        true
-    }
-}
-
-/// nC of a block from its left and upper neighbours' coefficient counts (None: unavailable).
-fn nc(left: Option<u8>, top: Option<u8>) -> u32 {
-    match (left, top) {
-        (Some(a), Some(b)) => (u32::from(a) + u32::from(b)).div_ceil(2),
-        (Some(a), None) => u32::from(a),
-        (None, Some(b)) => u32::from(b),
-        (None, None) => 0,
     }
 }

@@ -227,8 +227,9 @@ fn a_small_change_costs_a_small_part_of_a_full_frame_and_leaves_the_rest_exact()
         "1080p median encode: 1 % changed {s:?} (x264 with the map {x:?}, without {u:?}), all changed {f:?}; {} delta frames",
         small.deltas
     );
-    // Every frame after the keyframe but one: after 30 delta frames in a row x264 codes one.
-    assert_eq!(small.deltas, 39, "delta frames");
+    // Most frames after the keyframe (x264 codes one after 30 delta frames in a row, or when
+    // delta frames grow).
+    assert!(small.deltas >= 25, "{} delta frames of 40", small.deltas);
     assert_eq!(full.deltas + x264_only.deltas + unmapped.deltas, 0, "only small changes are delta frames");
     // The measure: 1 % of the screen costs at most a quarter of the whole screen.
     assert!(s * 4 <= f, "1 % of the screen took {s:?} a frame, the whole screen {f:?}: more than 25 %");
@@ -264,6 +265,48 @@ fn a_small_change_costs_a_small_part_of_a_full_frame_and_leaves_the_rest_exact()
         );
     }
     eprintln!("changed region, worst frame: {worst:.1} dB as delta frames, {worst_x264:.1} dB by x264");
+}
+
+/// A region that keeps changing a little (a counter: one cell of eight redrawn each frame) in
+/// delta frames costs at most about twice the bits x264 spends on it (x264 finds this synthetic
+/// content's shifted glyphs by motion search; delta frames code them as residual), and still
+/// far less CPU.
+#[test]
+fn a_region_changing_a_little_each_frame_costs_about_twice_the_bits_of_x264_and_far_less_cpu() {
+    assert!(available(), "libx264 ({}) must be installed for this test", library_name());
+    let r = region(1);
+    let phases: Vec<Vec<u8>> = (0..3).map(|p| desktop(p * 2 + 1)).collect();
+    let cell = |i: usize| {
+        let w = (r.w / 8) & !1;
+        Rect { x: r.x + (i % 8) as u32 * w, y: r.y, w, h: r.h }
+    };
+    let mut frames = vec![desktop(0)];
+    for i in 1..121 {
+        let prev = frames[i - 1].clone();
+        frames.push(with_region(&prev, &phases[(i / 8) % 3], cell(i)));
+    }
+    let run = |deltas: bool| {
+        let mut enc = X264::open(W as u32, H as u32, 60, 1, QP_LOW_RANGE).unwrap();
+        enc.set_deltas(deltas);
+        let (mut bytes, mut cpu, mut count) = (0, Duration::ZERO, 0);
+        for (i, f) in frames.iter().enumerate() {
+            let t = thread_cpu_time();
+            let out = enc.encode(f, 26, i == 0, Some(&[cell(i)])).unwrap();
+            if i > 0 {
+                cpu += thread_cpu_time() - t;
+                bytes += out.data.len();
+                count += usize::from(out.delta);
+            }
+        }
+        (bytes, cpu, count)
+    };
+    let (with, without) = (run(true), run(false));
+    eprintln!(
+        "120 frames of a changing counter: delta frames {} bytes, {:?} CPU ({} delta frames); x264 {} bytes, {:?}",
+        with.0, with.1, with.2, without.0, without.1
+    );
+    assert!(with.0 <= without.0 * 9 / 4, "delta frames {} bytes, x264 {} bytes", with.0, without.0);
+    assert!(with.1 * 2 < without.1, "delta frames {:?}, x264 {:?}", with.1, without.1);
 }
 
 /// Delta frames follow x264's frames in one stream: x264 codes a large change (and every
