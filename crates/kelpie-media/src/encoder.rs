@@ -247,6 +247,9 @@ pub struct EncodedFrame {
     pub captured: Instant,
     /// Whether the frame can be decoded on its own.
     pub keyframe: bool,
+    /// Whether it is one of Kelpie's delta frames (see [`crate::delta`]): no frame after it
+    /// refers to it.
+    pub delta: bool,
     /// Size of the picture.
     pub width: u32,
     /// Size of the picture.
@@ -480,6 +483,7 @@ impl X264Encoder {
             pts: clock.pts(captured),
             captured,
             keyframe: out.keyframe,
+            delta: out.delta,
             width,
             height,
         });
@@ -537,6 +541,7 @@ impl GstEncoder {
                         pts,
                         captured: clock.instant(pts),
                         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        delta: false,
                         width,
                         height,
                     });

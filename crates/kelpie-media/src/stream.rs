@@ -182,6 +182,8 @@ pub struct StreamCounters {
     pub bytes_encoded: AtomicU64,
     /// Keyframes the encoder produced.
     pub keyframes: AtomicU64,
+    /// Of the frames encoded, how many were Kelpie's delta frames (see [`crate::delta`]).
+    pub delta_frames: AtomicU64,
     /// Microseconds from each frame's capture to its encoded output (conversion and
     /// encoding), summed over the frames encoded.
     pub encode_us_sum: AtomicU64,
@@ -283,6 +285,9 @@ impl VideoStream {
             c.encode_us_sum.fetch_add(f.captured.elapsed().as_micros() as u64, Ordering::Relaxed);
             if f.keyframe {
                 c.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+            if f.delta {
+                c.delta_frames.fetch_add(1, Ordering::Relaxed);
             }
             p.send(f);
         });

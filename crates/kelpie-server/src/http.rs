@@ -404,7 +404,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         prometheus::sample(&mut out, "kelpie_target_bitrate_bits_per_second", &labels, bps);
     }
     type Read = fn(&kelpie_media::StreamCounters) -> u64;
-    let per_stream: [(&str, &str, Read); 3] = [
+    let per_stream: [(&str, &str, Read); 4] = [
         ("kelpie_frames_encoded_total", "Frames encoded per stream.", |c| {
             c.frames_encoded.load(Ordering::Relaxed)
         }),
@@ -412,6 +412,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             c.bytes_encoded.load(Ordering::Relaxed)
         }),
         ("kelpie_keyframes_total", "Keyframes encoded per stream.", |c| c.keyframes.load(Ordering::Relaxed)),
+        (
+            "kelpie_delta_frames_total",
+            "Frames of small changes Kelpie coded itself (delta frames) per stream.",
+            |c| c.delta_frames.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, value) in per_stream {
         prometheus::header(&mut out, name, Kind::Counter, help);

@@ -315,10 +315,17 @@ fn a_region_changing_a_little_each_frame_costs_about_twice_the_bits_of_x264_and_
 #[test]
 fn delta_frames_and_x264_frames_interleave_in_one_stream() {
     assert!(available(), "libx264 ({}) must be installed for this test", library_name());
+    // From the finest QP (the largest levels, CAVLC's escape codes) to the coarsest.
+    for qp in [11, 24, 51] {
+        interleave_at(qp);
+    }
+}
+
+fn interleave_at(qp: u8) {
     let pictures: Vec<Vec<u8>> = (0..3).map(|p| desktop(p * 3)).collect();
-    let mut enc = X264::open(W as u32, H as u32, 60, 1, QP_LOW_RANGE).unwrap();
     let mut current = pictures[0].clone();
-    let (mut aus, mut shown, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    let mut shown = Vec::new();
+    let mut changes = Vec::new();
     for i in 0..80usize {
         // Mostly a small box moving along (so the union of changes grows), now and then
         // half the screen.
@@ -330,27 +337,38 @@ fn delta_frames_and_x264_frames_interleave_in_one_stream() {
         if i > 0 {
             current = with_region(&current, &pictures[i % 3], r);
         }
-        let out = enc.encode(&current, 24, i == 0, Some(&[r])).unwrap();
-        kinds.push(if out.keyframe {
-            'K'
-        } else if out.delta {
-            'd'
-        } else {
-            'x'
-        });
-        aus.push(out.data.to_vec());
         shown.push(current.clone());
+        changes.push(r);
     }
-    let kinds: String = kinds.into_iter().collect();
+    // The same frames with delta frames and with x264 alone.
+    let run = |deltas: bool| {
+        let mut enc = X264::open(W as u32, H as u32, 60, 1, QP_LOW_RANGE).unwrap();
+        enc.set_deltas(deltas);
+        let (mut aus, mut kinds) = (Vec::new(), String::new());
+        for (i, (f, r)) in shown.iter().zip(&changes).enumerate() {
+            let out = enc.encode(f, qp, i == 0, Some(&[*r])).unwrap();
+            kinds.push(if out.keyframe {
+                'K'
+            } else if out.delta {
+                'd'
+            } else {
+                'x'
+            });
+            aus.push(out.data.to_vec());
+        }
+        (aus, kinds)
+    };
+    let ((aus, kinds), (plain, _)) = (run(true), run(false));
     assert!(kinds.matches('d').count() > 40, "{kinds}");
     assert!(kinds.matches('x').count() >= 3, "{kinds}");
-    let decoded = decode(&aus);
+    let (decoded, by_x264) = (decode(&aus), decode(&plain));
     assert_eq!(decoded.len(), aus.len(), "every frame decodes ({kinds})");
-    for (i, (got, want)) in decoded.iter().zip(&shown).enumerate() {
-        let q = psnr(got, want, Rect { x: 0, y: 0, w: W as u32, h: H as u32 });
+    let whole = Rect { x: 0, y: 0, w: W as u32, h: H as u32 };
+    for (i, want) in shown.iter().enumerate() {
+        let (q, qx) = (psnr(&decoded[i], want, whole), psnr(&by_x264[i], want, whole));
         assert!(
-            q > 35.0,
-            "frame {i} ({}): {q:.1} dB against what the screen showed ({kinds})",
+            q > qx - 3.0,
+            "QP {qp}, frame {i} ({}): {q:.1} dB against what the screen showed, x264 alone {qx:.1} dB ({kinds})",
             &kinds[i..=i]
         );
     }

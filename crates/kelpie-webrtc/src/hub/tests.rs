@@ -100,6 +100,7 @@ impl Pair {
             pts: Duration::from_millis(tag as u64 * 16),
             captured: self.now,
             keyframe,
+            delta: false,
             width: 64,
             height: 64,
         }
