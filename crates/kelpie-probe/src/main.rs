@@ -860,6 +860,9 @@ struct Stats {
     frames: u64,
     late: u64,
     skipped: u64,
+    /// Full redraws the X server asked for (Expose, resize): each one briefly shows the
+    /// window's background.
+    redraws: u64,
     /// When the first frame was drawn (after setup).
     since: Option<Instant>,
 }
@@ -873,12 +876,13 @@ fn run(o: &Options) -> Result<()> {
     if !o.quiet {
         let secs = stats.since.unwrap_or(started).elapsed().as_secs_f64();
         eprintln!(
-            "kelpie-probe: {:?}: {} frames in {secs:.1} s ({:.1}/s), {} late, {} skipped",
+            "kelpie-probe: {:?}: {} frames in {secs:.1} s ({:.1}/s), {} late, {} skipped, {} redrawn in full",
             o.mode,
             stats.frames,
             stats.frames as f64 / secs.max(1e-9),
             stats.late,
-            stats.skipped
+            stats.skipped,
+            stats.redraws
         );
     }
     finish(outcome, o.quiet)
@@ -1050,6 +1054,7 @@ fn main_loop(ctx: &mut Ctx, o: &Options, wake_fd: RawFd, stats: &mut Stats) -> X
         }
         if pending.expose {
             pending.expose = false;
+            stats.redraws += 1;
             scene.draw_all(ctx, frame)?;
             if stamped {
                 let Ctx { conn, win, copy_gc, stamp, .. } = &*ctx;
