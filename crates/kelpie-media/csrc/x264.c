@@ -79,7 +79,20 @@ typedef struct {
 /* Opens an encoder for width x height I420 frames (even sizes) at about fps frames a
  * second with threads slice threads, for QPs from qp_low to qp_low + 40. Returns NULL when
  * libx264 is missing or refuses. */
+static kx264 *kx264_open_with(int width, int height, int fps, int threads, int qp_low, int refresh);
+
 kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
+    return kx264_open_with(width, height, fps, threads, qp_low, 0);
+}
+
+/* As kx264_open, but recovering with a periodic intra refresh over refresh frames (a column
+ * of intra macroblocks sweeping the picture) instead of IDR frames: for measuring which of
+ * the two shows a whole picture sooner after a loss (docs/benchmarks.md). */
+kx264 *kx264_open_refresh(int width, int height, int fps, int threads, int qp_low, int refresh) {
+    return kx264_open_with(width, height, fps, threads, qp_low, refresh > 1 ? refresh : 2);
+}
+
+static kx264 *kx264_open_with(int width, int height, int fps, int threads, int qp_low, int refresh) {
     if (kx264_load() != 0) return NULL;
     x264_param_t p;
     if (LIB.param_default_preset(&p, "ultrafast", "zerolatency") < 0) return NULL;
@@ -94,6 +107,10 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
     p.b_sliced_threads = 1;  /* slices, not frames, per thread: one frame of latency */
     p.i_bframe = 0;
     p.i_keyint_max = X264_KEYINT_MAX_INFINITE; /* keyframes on request only */
+    if (refresh > 0) {
+        p.b_intra_refresh = 1;
+        p.i_keyint_max = refresh;
+    }
     p.i_keyint_min = 1;
     p.i_scenecut_threshold = 0;
     p.b_annexb = 1;

@@ -62,6 +62,14 @@ unsafe extern "C" {
     fn kx264_library_name() -> *const c_char;
     fn kx264_load() -> c_int;
     fn kx264_open(width: c_int, height: c_int, fps: c_int, threads: c_int, qp_low: c_int) -> *mut Kx264;
+    fn kx264_open_refresh(
+        width: c_int,
+        height: c_int,
+        fps: c_int,
+        threads: c_int,
+        qp_low: c_int,
+        refresh: c_int,
+    ) -> *mut Kx264;
     fn kx264_encode(
         k: *mut Kx264,
         i420: *const u8,
@@ -140,6 +148,30 @@ impl X264 {
     /// Opens an encoder: ultrafast, zero latency, constrained baseline, slices on `threads`
     /// threads, no periodic keyframes, for QPs from `qp_low` to `qp_low` + [`QP_SPAN`].
     pub fn open(width: u32, height: u32, fps: u32, threads: u32, qp_low: u8) -> Result<Self, MediaError> {
+        Self::open_with(width, height, fps, threads, qp_low, 0)
+    }
+
+    /// As [`X264::open`], but recovering by a periodic intra refresh over `refresh` frames
+    /// instead of IDR frames (for measuring the two against each other).
+    #[cfg(test)]
+    pub(crate) fn open_refresh(
+        width: u32,
+        height: u32,
+        fps: u32,
+        qp_low: u8,
+        refresh: u32,
+    ) -> Result<Self, MediaError> {
+        Self::open_with(width, height, fps, 1, qp_low, refresh)
+    }
+
+    fn open_with(
+        width: u32,
+        height: u32,
+        fps: u32,
+        threads: u32,
+        qp_low: u8,
+        refresh: u32,
+    ) -> Result<Self, MediaError> {
         if !available() {
             return Err(MediaError::MissingElement {
                 element: "x264".into(),
@@ -151,8 +183,14 @@ impl X264 {
         }
         let dims = |v: u32| c_int::try_from(v).unwrap_or(c_int::MAX);
         // SAFETY: plain integers; returns NULL or an encoder owned by us until kx264_close.
-        let handle =
-            unsafe { kx264_open(dims(width), dims(height), dims(fps), dims(threads), c_int::from(qp_low)) };
+        let (w, h, f, t, q) = (dims(width), dims(height), dims(fps), dims(threads), c_int::from(qp_low));
+        let handle = unsafe {
+            if refresh == 0 {
+                kx264_open(w, h, f, t, q)
+            } else {
+                kx264_open_refresh(w, h, f, t, q, dims(refresh))
+            }
+        };
         let handle = NonNull::new(handle).ok_or_else(|| {
             MediaError::X264(format!(
                 "refused a {width}x{height} encoder at {fps} fps (its log above says why)"
@@ -431,3 +469,7 @@ mod tests {
 #[cfg(test)]
 #[path = "x264/skip_tests.rs"]
 mod skip_tests;
+
+#[cfg(test)]
+#[path = "x264/recovery_tests.rs"]
+mod recovery_tests;

@@ -14,7 +14,7 @@ const H: usize = 1080;
 
 /// A desktop-like 1080p picture: small glyph-like blocks on a light background, chroma too,
 /// with `phase` moving every edge (so two phases differ in every macroblock).
-fn desktop(phase: usize) -> Vec<u8> {
+pub(super) fn desktop(phase: usize) -> Vec<u8> {
     let mut f = vec![128u8; W * H * 3 / 2];
     for y in 0..H {
         for x in 0..W {
@@ -33,7 +33,7 @@ fn desktop(phase: usize) -> Vec<u8> {
 }
 
 /// `base` with the rectangle `r` taken from `from`.
-fn with_region(base: &[u8], from: &[u8], r: Rect) -> Vec<u8> {
+pub(super) fn with_region(base: &[u8], from: &[u8], r: Rect) -> Vec<u8> {
     let mut f = base.to_vec();
     let (x0, y0, w, h) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
     for y in y0..y0 + h {
