@@ -1,11 +1,13 @@
 /**
  * Draws decoded `VideoFrame`s on the page's canvas, at most one per display refresh
- * (`RefreshPresenter`, see present.ts). Both ways video reaches a canvas use it: the
- * WebSocket player (frames from its WebCodecs decoder) and the WebRTC track player (frames
- * from the browser's WebRTC decoder).
+ * (`RefreshPresenter`, see present.ts), each only where it differs from the frame on the
+ * canvas when the server said where that is (`regions.ts`). Both ways video reaches a canvas
+ * use it: the WebSocket player (frames from its WebCodecs decoder) and the WebRTC track player
+ * (frames from the browser's WebRTC decoder).
  */
 
 import { RefreshPresenter } from './present';
+import type { RegionChain, RegionRect } from './regions';
 
 /** What is left of a frame once drawn (the `VideoFrame` itself is closed by then). */
 export interface FrameInfo {
@@ -24,6 +26,17 @@ export interface CanvasViewHooks {
 
 function info(f: VideoFrame): FrameInfo {
   return { timestamp: f.timestamp, width: f.displayWidth, height: f.displayHeight };
+}
+
+/** How frames came to the canvas since the page loaded (a test hook: `window.kelpie.draws`). */
+export const drawCounts = { whole: 0, partial: 0 };
+
+/** Where a view learns which part of a frame to draw. */
+export interface FrameRegions {
+  /** The regions of the stream's frames. */
+  chain: RegionChain;
+  /** The key the chain knows `frame` by, or null when it has none. */
+  keyOf(frame: VideoFrame): number | null;
 }
 
 /** Weight of each frame in the smoothed drawing time. */
@@ -49,10 +62,14 @@ export class CanvasView {
   private closed = false;
   /** Smoothed time to draw one frame, in ms (colour conversion and upload). */
   private smoothedDrawMs = 0;
+  /** The region key of the frame on the canvas, when the whole canvas shows it. */
+  private drawnKey: number | null = null;
 
   constructor(
     private readonly canvas: HTMLCanvasElement,
     private readonly hooks: CanvasViewHooks,
+    /** Where frames changed, if the server says. */
+    private readonly regions: FrameRegions | null = null,
   ) {
     this.ctx = canvas.getContext('2d', { alpha: false });
     this.presenter = new RefreshPresenter<VideoFrame>(
@@ -106,22 +123,66 @@ export class CanvasView {
     this.afterPaint.port2.close();
   }
 
-  /** Draws `frame` on the canvas and gives it back. */
+  /** Draws `frame` on the canvas (only where it changed, when that is known) and gives it back. */
   private draw(frame: VideoFrame): void {
     const i = info(frame);
     const w = i.width;
     const h = i.height;
     try {
       if (this.closed) return;
+      const ctx = this.ctx;
+      const key = this.regions?.keyOf(frame) ?? null;
+      const resized = this.canvas.width !== w || this.canvas.height !== h;
       if (this.canvas.width !== w) this.canvas.width = w;
       if (this.canvas.height !== h) this.canvas.height = h;
       const start = performance.now();
-      this.ctx?.drawImage(frame, 0, 0, w, h);
-      const ms = Math.min(performance.now() - start, MAX_DRAW_MS);
-      this.smoothedDrawMs += (ms - this.smoothedDrawMs) * DRAW_SMOOTHING;
+      const rects = resized || key === null ? null : (this.regions?.chain.between(this.drawnKey, key) ?? null);
+      if (rects !== null && ctx !== null && drawRegion(ctx, frame, rects)) {
+        drawCounts.partial++;
+      } else {
+        ctx?.drawImage(frame, 0, 0, w, h);
+        drawCounts.whole++;
+        // A whole picture's drawing time is what the presenter plans with.
+        const ms = Math.min(performance.now() - start, MAX_DRAW_MS);
+        this.smoothedDrawMs += (ms - this.smoothedDrawMs) * DRAW_SMOOTHING;
+      }
+      this.drawnKey = key;
     } finally {
       frame.close();
     }
     this.hooks.drawn(i, performance.timeOrigin + performance.now());
   }
+}
+
+/**
+ * Draws the rectangles `rects` of `frame` onto the canvas, each converted on its own (a
+ * `VideoFrame` of that part). False, having drawn nothing, when the frame is scaled for
+ * display (its rectangles would not map to the canvas pixel for pixel) or a part cannot be
+ * made; the caller then draws it whole.
+ */
+function drawRegion(ctx: CanvasRenderingContext2D, frame: VideoFrame, rects: RegionRect[]): boolean {
+  const v = frame.visibleRect;
+  if (v === null || v.width !== frame.displayWidth || v.height !== frame.displayHeight) return false;
+  const parts: [VideoFrame, number, number, number, number][] = [];
+  try {
+    for (const r of rects) {
+      const x = Math.max(0, r.x);
+      const y = Math.max(0, r.y);
+      const width = Math.min(r.x + r.width, v.width) - x;
+      const height = Math.min(r.y + r.height, v.height) - y;
+      if (width <= 0 || height <= 0) continue;
+      parts.push([new VideoFrame(frame, { visibleRect: { x: v.x + x, y: v.y + y, width, height } }), x, y, width, height]);
+    }
+  } catch {
+    for (const [p] of parts) p.close();
+    return false;
+  }
+  for (const [p, x, y, width, height] of parts) {
+    try {
+      ctx.drawImage(p, x, y, width, height);
+    } finally {
+      p.close();
+    }
+  }
+  return true;
 }

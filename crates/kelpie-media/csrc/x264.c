@@ -121,6 +121,13 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
      * x264 keeps each macroblock's effective QP so that one last coded at a worse QP than
      * the frame's is still analysed (that is how refinement frames keep working). */
     p.analyse.b_mb_info = 1;
+    /* x264 clears the flag of every macroblock marked constant whose decoded pixels it
+     * changed after all (one last coded at a worse QP than the frame's is re-analysed): what
+     * is left marked is bit-exact with the frame before, so a viewer redraws only the rest.
+     * Exact because deblocking is off (as the ultrafast preset has it; x264 leaves the
+     * effects of deblocking out of this map). */
+    p.analyse.b_mb_info_update = 1;
+    p.b_deblocking_filter = 0;
     if (LIB.param_apply_profile(&p, "baseline") < 0) return NULL;
     x264_t *enc = LIB.encoder_open(&p);
     if (!enc) return NULL;
@@ -135,11 +142,12 @@ kx264 *kx264_open(int width, int height, int fps, int threads, int qp_low) {
 /* Encodes one I420 frame (planes one after another, no padding) at qp (x264 holds it to the
  * range the encoder was opened for, up to 69); an IDR frame when idr. mb_info, when not
  * NULL, holds one byte per macroblock (row by row), X264_MBINFO_CONSTANT on those that equal
- * the frame before; it is read during this call only (encoding is synchronous: no
- * look-ahead, no frame threads). On success returns
+ * the frame before; x264 reads it, and clears the flag of each macroblock it changed after
+ * all, during this call only (encoding is synchronous: no look-ahead, no frame threads).
+ * On success returns
  * the size of the access unit at *out (Annex B, valid until the next call) and sets
  * *keyframe; returns -1 on failure. */
-int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, int idr,
+int kx264_encode(kx264 *k, const uint8_t *i420, uint8_t *mb_info, int qp, int idr,
                  const uint8_t **out, int *keyframe) {
     x264_picture_t in, pic_out;
     LIB.picture_init(&in);
@@ -156,7 +164,7 @@ int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, 
     in.i_qpplus1 = qp + 1;
     in.i_pts = k->frames++;
     /* An IDR frame references nothing: every macroblock is coded. */
-    in.prop.mb_info = idr ? NULL : (uint8_t *)mb_info;
+    in.prop.mb_info = idr ? NULL : mb_info;
     in.prop.mb_info_free = NULL;
     x264_nal_t *nals;
     int n = 0;

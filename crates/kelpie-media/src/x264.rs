@@ -35,7 +35,7 @@ unsafe extern "C" {
     fn kx264_encode(
         k: *mut Kx264,
         i420: *const u8,
-        mb_info: *const u8,
+        mb_info: *mut u8,
         qp: c_int,
         idr: c_int,
         out: *mut *const u8,
@@ -90,6 +90,10 @@ pub struct Output<'a> {
     pub data: &'a [u8],
     /// Whether it is an IDR frame (with SPS and PPS).
     pub keyframe: bool,
+    /// Where its decoded picture differs from the frame encoded before it: rectangles on the
+    /// macroblock grid (see [`SkipMap::changed_rects`]), outside which it is that frame's
+    /// picture bit for bit. `None` when it is not known or most of the picture changed.
+    pub changed: Option<Vec<Rect>>,
 }
 
 impl X264 {
@@ -146,16 +150,16 @@ impl X264 {
         let mb_info = match changed {
             Some(rects) if !keyframe => {
                 self.skips.mark(rects);
-                self.skips.as_bytes().as_ptr()
+                self.skips.as_mut_bytes().as_mut_ptr()
             }
-            _ => std::ptr::null(),
+            _ => std::ptr::null_mut(),
         };
         let mut out: *const u8 = std::ptr::null();
         let mut key: c_int = 0;
         // SAFETY: the handle is open; `i420` holds a whole frame (checked above) and x264
         // copies it before returning; `mb_info` is null or one byte per macroblock of this
-        // size (`skips` was made for it), read during the call only; `out` and `key` are
-        // valid for writes.
+        // size (`skips` was made for it), read and written during the call only; `out` and
+        // `key` are valid for writes.
         let size = unsafe {
             kx264_encode(
                 self.handle.as_ptr(),
@@ -177,7 +181,11 @@ impl X264 {
             // call on this encoder, which the borrow of `self` prevents.
             unsafe { std::slice::from_raw_parts(out, size as usize) }
         };
-        Ok(Output { data, keyframe: key != 0 })
+        // What x264 left marked constant is unchanged; the rest is what a viewer redraws.
+        let changed = (!mb_info.is_null() && key == 0 && !data.is_empty())
+            .then(|| self.skips.changed_rects(self.width, self.height))
+            .flatten();
+        Ok(Output { data, keyframe: key != 0, changed })
     }
 }
 

@@ -102,6 +102,7 @@ impl Pair {
             keyframe,
             width: 64,
             height: 64,
+            changed: None,
         }
     }
 }
