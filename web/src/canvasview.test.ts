@@ -39,7 +39,9 @@ function page() {
   };
   /** Lets the tasks posted during the refresh run (the browser runs them after painting). */
   const afterPaint = () => new Promise((r) => setTimeout(r, 10));
-  return { canvas: canvas as unknown as HTMLCanvasElement, drawnOnCanvas, paint, afterPaint };
+  /** Animation frames asked for and not run yet. */
+  const asked = () => callbacks.length;
+  return { canvas: canvas as unknown as HTMLCanvasElement, drawnOnCanvas, paint, afterPaint, asked };
 }
 
 describe('CanvasView', () => {
@@ -153,6 +155,29 @@ describe('CanvasView', () => {
     expect(p.drawnOnCanvas).toEqual([1, 6, 7]);
     expect(parts).toHaveLength(3);
     expect([drawCounts.whole - before.whole, drawCounts.partial - before.partial]).toEqual([3, 3]);
+    view.close();
+  });
+
+  it('asks for display refreshes only while a frame was drawn since the last one or waits', async () => {
+    const p = page();
+    const view = new CanvasView(p.canvas, { drawn: () => undefined, dropped: () => undefined });
+    // Nothing shown yet: no refresh is asked for.
+    expect(p.asked()).toBe(0);
+    view.show(new FakeFrame(1) as unknown as VideoFrame);
+    view.show(new FakeFrame(2) as unknown as VideoFrame);
+    expect(p.asked()).toBe(1);
+    // The refresh that paints 1 lets 2 be drawn, which needs the next refresh too.
+    expect(p.paint()).toBe(1);
+    await p.afterPaint();
+    expect(p.asked()).toBe(1);
+    expect(p.paint()).toBe(2);
+    await p.afterPaint();
+    // 2 is painted and nothing waits: the page stops asking (it renders nothing more).
+    expect(p.asked()).toBe(0);
+    // The next frame is drawn at once and asks again.
+    view.show(new FakeFrame(3) as unknown as VideoFrame);
+    expect(p.drawnOnCanvas).toEqual([1, 2, 3]);
+    expect(p.asked()).toBe(1);
     view.close();
   });
 });
