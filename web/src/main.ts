@@ -2,6 +2,7 @@
 
 import './style.css';
 import { pageSound } from './audio';
+import { drawCounts } from './canvasview';
 import { Connection } from './connection';
 import { startGamepads } from './gamepad';
 import { RumblePlayer, type RumblePad } from './rumble';
@@ -56,6 +57,8 @@ export interface KelpieApi {
   readonly transport: Transport | null;
   /** Where WebSocket video, and WebRTC video unless `<video>` shows it, is drawn. */
   readonly canvas: HTMLCanvasElement;
+  /** Frames drawn on the canvas since the page loaded: whole, or only where they changed. */
+  readonly draws: { whole: number; partial: number };
   /** The element showing the remote picture now: `canvas` or `video`. */
   readonly surface: HTMLVideoElement | HTMLCanvasElement;
   /** The viewer whose window opened this one (a paired second screen), or null. */
@@ -219,6 +222,9 @@ window.kelpie = {
     return conn.transport;
   },
   canvas,
+  get draws() {
+    return { ...drawCounts };
+  },
   get surface() {
     return input.surface();
   },

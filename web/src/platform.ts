@@ -9,6 +9,7 @@ import { pageOrigin, type PageOrigin } from './secure';
 import type { FetchFn } from './session';
 import type { SignalSocket } from './signalling';
 import { TrackPlayer, rendersOnCanvas, type RenderMode, type TrackPlayerHooks } from './trackplayer';
+import type { RegionChain } from './regions';
 import { probeOpus } from './wsaudioplayer';
 import { WsPlayer, hasWebCodecs, probeWsCodecs, type PlayerCounters, type PlayerHooks } from './wsplayer';
 
@@ -37,11 +38,11 @@ export interface Platform {
   probeVideoCodecs(): Promise<string[]>;
   /** Whether WebCodecs decodes the server's Opus. */
   probeOpus(): Promise<boolean>;
-  createWsPlayer(canvas: HTMLCanvasElement, hooks: PlayerHooks, clock: AvClock): WsVideoPlayer;
+  createWsPlayer(canvas: HTMLCanvasElement, hooks: PlayerHooks, clock: AvClock, regions: RegionChain): WsVideoPlayer;
   /** Whether WebRTC video goes to the canvas: `render` allows it and the browser can. */
   rendersOnCanvas(render: RenderMode): boolean;
   /** Draws a WebRTC video track on the canvas; throws where the browser cannot. */
-  createTrackPlayer(track: MediaStreamTrack, canvas: HTMLCanvasElement, hooks: TrackPlayerHooks): CanvasTrackPlayer;
+  createTrackPlayer(track: MediaStreamTrack, canvas: HTMLCanvasElement, hooks: TrackPlayerHooks, regions: RegionChain): CanvasTrackPlayer;
   /** Whether the page is hidden (a hidden tab shows no frames). */
   pageHidden(): boolean;
   /** Where the page is and whether it is a secure context. */
@@ -56,9 +57,9 @@ export function browserPlatform(): Platform {
     hasWebCodecs,
     probeVideoCodecs: probeWsCodecs,
     probeOpus,
-    createWsPlayer: (canvas, hooks, clock) => new WsPlayer(canvas, hooks, clock),
+    createWsPlayer: (canvas, hooks, clock, regions) => new WsPlayer(canvas, hooks, clock, regions),
     rendersOnCanvas: (render) => rendersOnCanvas(render),
-    createTrackPlayer: (track, canvas, hooks) => new TrackPlayer(track, canvas, hooks),
+    createTrackPlayer: (track, canvas, hooks, regions) => new TrackPlayer(track, canvas, hooks, regions),
     pageHidden: () => document.hidden,
     origin: pageOrigin,
   };

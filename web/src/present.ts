@@ -49,7 +49,15 @@ export class RefreshPresenter<T> {
     }
   }
 
-  /** Call at every display refresh (`requestAnimationFrame`). */
+  /**
+   * Whether the next display refresh matters: a frame was drawn since the last one, or one
+   * waits. Otherwise refreshes may go by uncounted (nothing waits for them).
+   */
+  get pending(): boolean {
+    return this.drawnSinceRefresh || this.waiting !== null;
+  }
+
+  /** Call at every display refresh (`requestAnimationFrame`) while `pending`. */
   refresh(): void {
     this.drawnSinceRefresh = false;
     const f = this.waiting;

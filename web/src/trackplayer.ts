@@ -13,6 +13,7 @@
  */
 
 import { CanvasView } from './canvasview';
+import type { RegionChain } from './regions';
 import { urlChoice } from './settings';
 
 /** Where WebRTC video is shown: `auto` is the canvas where the browser can, else `<video>`. */
@@ -39,6 +40,15 @@ export function rendersOnCanvas(mode: RenderMode, canProcess: boolean = processo
   return mode !== 'video' && canProcess;
 }
 
+/**
+ * The RTP timestamp of a frame decoded from a WebRTC track (`VideoFrame.metadata()`, where
+ * the browser has it), which is how the server's changed regions name it (`regions.ts`).
+ */
+function rtpTimestamp(frame: VideoFrame): number | null {
+  const meta = (frame as VideoFrame & { metadata?: () => { rtpTimestamp?: unknown } }).metadata?.();
+  return typeof meta?.rtpTimestamp === 'number' ? meta.rtpTimestamp : null;
+}
+
 export interface TrackPlayerHooks {
   /** A frame was drawn; `presentedMs` is `performance.timeOrigin + performance.now()`. */
   drawn(presentedMs: number): void;
@@ -63,6 +73,8 @@ export class TrackPlayer {
     track: MediaStreamTrack,
     canvas: HTMLCanvasElement,
     private readonly hooks: TrackPlayerHooks,
+    /** Where each frame changed, as the server says (null: draw every frame whole). */
+    regions: RegionChain | null = null,
   ) {
     const Processor = processorClass();
     if (Processor === null) throw new Error('this browser has no MediaStreamTrackProcessor');
@@ -77,7 +89,7 @@ export class TrackPlayer {
       dropped: (frame) => {
         this.readAt.delete(frame.timestamp);
       },
-    });
+    }, regions && { chain: regions, keyOf: rtpTimestamp });
     void this.pump();
   }
 

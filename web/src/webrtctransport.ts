@@ -19,7 +19,9 @@ import {
   type AudioDelaySnapshot,
   type StatsSnapshot,
 } from './stats';
+import { RegionChain, parseFrameRegion, rtpTimeOf } from './regions';
 import { Timers } from './timers';
+import { BINARY_KIND_REGION, binaryKind } from './wsaudio';
 import type { RenderMode } from './trackplayer';
 import { fallbackDelay } from './transport';
 import type { TransportHost, VideoTransport } from './videotransport';
@@ -59,6 +61,8 @@ export class WebRtcTransport implements VideoTransport {
   private videoDelays: number[] = [];
   private readonly timers = new Timers();
   private closed = false;
+  /** Where each frame changed, by RTP timestamp (the server sends it on the signalling socket). */
+  private readonly regions = new RegionChain(rtpTimeOf);
 
   constructor(private readonly o: WebRtcTransportOptions) {}
 
@@ -91,8 +95,11 @@ export class WebRtcTransport implements VideoTransport {
     return true;
   }
 
-  binary(): void {
-    // Media comes over the peer connection.
+  binary(data: ArrayBuffer): void {
+    // Media comes over the peer connection; where its frames changed comes here.
+    if (binaryKind(data) !== BINARY_KIND_REGION) return;
+    const r = parseFrameRegion(data);
+    if (r) this.regions.note(r);
   }
 
   async sample(): Promise<StatsSnapshot | null> {
@@ -230,7 +237,7 @@ export class WebRtcTransport implements VideoTransport {
           ended: (reason) => {
             if (!this.closed) console.warn(`kelpie: ${reason}`);
           },
-        });
+        }, this.regions);
         this.onVideoElement = false;
         video.srcObject = null;
         return;

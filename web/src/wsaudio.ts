@@ -7,6 +7,8 @@
 /** First byte of a binary WebSocket message: what follows. */
 export const BINARY_KIND_VIDEO = 1;
 export const BINARY_KIND_AUDIO = 2;
+/** The changed region of a video frame (`regions.ts`). */
+export const BINARY_KIND_REGION = 3;
 
 /** Size of the binary audio frame header in bytes. */
 export const AUDIO_HEADER_LEN = 16;

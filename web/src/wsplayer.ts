@@ -1,6 +1,8 @@
 /**
  * Plays the WebSocket video: binary frames (see `wsvideo.ts`) go through a WebCodecs
- * `VideoDecoder` and decoded frames are drawn on the canvas (`canvasview.ts`). While sound plays,
+ * `VideoDecoder` and decoded frames are drawn on the canvas (`canvasview.ts`), each only where
+ * it changed when the server said (`regions.ts`: a frame's key is its pts, which the decoder
+ * passes through as the `VideoFrame`'s timestamp). While sound plays,
  * each frame waits until the sound captured with it is heard (`avsync.ts`): encoded, then
  * decoded for its last few ms.
  */
@@ -8,6 +10,7 @@
 import { closeDecoder } from './codecs';
 import { CanvasView } from './canvasview';
 import { HoldQueue, type AvClock } from './avsync';
+import type { RegionChain } from './regions';
 import { DecoderGate, FRAME_HEADER_LEN, codecStrings, decodableCodecs, parseFrameHeader, type FrameHeader, type WsCodec } from './wsvideo';
 
 export interface PlayerHooks {
@@ -110,6 +113,8 @@ export class WsPlayer {
     private readonly hooks: PlayerHooks,
     /** When frames should be shown to stay in sync with the sound (null: always at once). */
     private readonly clock: AvClock | null = null,
+    /** Where each frame changed, as the server says (null: draw every frame whole). */
+    regions: RegionChain | null = null,
   ) {
     this.view = new CanvasView(canvas, {
       drawn: (frame, presentedMs) => {
@@ -121,7 +126,7 @@ export class WsPlayer {
       dropped: () => {
         this.counters.framesDropped++;
       },
-    });
+    }, regions && { chain: regions, keyOf: (f) => f.timestamp });
   }
 
   /** One binary WebSocket message. */

@@ -11,7 +11,8 @@ import type { AnswerMessage, WsVideoAnswerMessage } from './protocol';
 import { webSocketVideoUnavailable } from './secure';
 import type { StatsSnapshot } from './stats';
 import type { TransportHost, VideoTransport } from './videotransport';
-import { BINARY_KIND_AUDIO, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
+import { RegionChain, parseFrameRegion } from './regions';
+import { BINARY_KIND_AUDIO, BINARY_KIND_REGION, BINARY_KIND_VIDEO, binaryKind } from './wsaudio';
 
 export interface WsTransportOptions {
   host: TransportHost;
@@ -37,6 +38,8 @@ export class WsTransport implements VideoTransport {
   private audio: WsAudioSink | null = null;
   /** Keeps the video in sync with the sound. */
   private readonly avClock = new AvClock();
+  /** Where each frame changed, by pts. */
+  private readonly regions = new RegionChain();
   /** Codec of the video, once the server confirmed `wsvideo`. */
   private codec: string | null = null;
   private closed = false;
@@ -66,6 +69,7 @@ export class WsTransport implements VideoTransport {
         },
       },
       this.avClock,
+      this.regions,
     );
     void Promise.all([platform.probeVideoCodecs(), platform.probeOpus()]).then(([codecs, opus]) => {
       if (this.closed) return;
@@ -93,6 +97,10 @@ export class WsTransport implements VideoTransport {
     const kind = binaryKind(data);
     if (kind === BINARY_KIND_VIDEO) this.player?.push(data);
     else if (kind === BINARY_KIND_AUDIO) this.audio?.push(data);
+    else if (kind === BINARY_KIND_REGION) {
+      const r = parseFrameRegion(data);
+      if (r) this.regions.note(r);
+    }
   }
 
   sample(): Promise<StatsSnapshot | null> {

@@ -142,6 +142,13 @@ static kx264 *kx264_open_with(int width, int height, int fps, int threads, int q
      * not references, so x264's next frame still predicts from this one): complete it even
      * where x264 would not need it (with deblocking off, nothing is left out anyway). */
     p.b_full_recon = 1;
+    /* x264 clears the flag of every macroblock marked constant whose decoded pixels it
+     * changed after all (one last coded at a worse QP than the frame's is re-analysed): what
+     * is left marked is bit-exact with the frame before, so a viewer redraws only the rest.
+     * Exact because deblocking is off (as the ultrafast preset has it; x264 leaves the
+     * effects of deblocking out of this map). */
+    p.analyse.b_mb_info_update = 1;
+    p.b_deblocking_filter = 0;
     if (LIB.param_apply_profile(&p, "baseline") < 0) return NULL;
     x264_t *enc = LIB.encoder_open(&p);
     if (!enc) return NULL;
@@ -156,8 +163,9 @@ static kx264 *kx264_open_with(int width, int height, int fps, int threads, int q
 /* Encodes one I420 frame (planes one after another, no padding) at qp (x264 holds it to the
  * range the encoder was opened for, up to 69); an IDR frame when idr. mb_info, when not
  * NULL, holds one byte per macroblock (row by row), X264_MBINFO_CONSTANT on those that equal
- * the frame before; it is read during this call only (encoding is synchronous: no
- * look-ahead, no frame threads). On success returns
+ * the frame before; x264 reads it, and clears the flag of each macroblock it changed after
+ * all, during this call only (encoding is synchronous: no look-ahead, no frame threads).
+ * On success returns
  * the size of the access unit at *out (Annex B, valid until the next call) and sets
  * *keyframe; returns -1 on failure. */
 /* The reconstructed picture of the frame last encoded: luma, and chroma either interleaved
@@ -168,7 +176,7 @@ typedef struct {
     int nv12;
 } kx264_recon;
 
-int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, int idr,
+int kx264_encode(kx264 *k, const uint8_t *i420, uint8_t *mb_info, int qp, int idr,
                  const uint8_t **out, int *keyframe, kx264_recon *recon) {
     x264_picture_t in, pic_out;
     LIB.picture_init(&in);
@@ -185,7 +193,7 @@ int kx264_encode(kx264 *k, const uint8_t *i420, const uint8_t *mb_info, int qp, 
     in.i_qpplus1 = qp + 1;
     in.i_pts = k->frames++;
     /* An IDR frame references nothing: every macroblock is coded. */
-    in.prop.mb_info = idr ? NULL : (uint8_t *)mb_info;
+    in.prop.mb_info = idr ? NULL : mb_info;
     in.prop.mb_info_free = NULL;
     x264_nal_t *nals;
     int n = 0;

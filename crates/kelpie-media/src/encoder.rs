@@ -254,6 +254,21 @@ pub struct EncodedFrame {
     pub width: u32,
     /// Size of the picture.
     pub height: u32,
+    /// What of the picture differs from the frame before it, where the encoder knows (Kelpie's
+    /// x264 driver, delta frames); `None`: anything may have changed.
+    pub changed: Option<ChangedRegion>,
+}
+
+/// Where a delta frame's decoded picture differs from the frame before it in the stream: a
+/// viewer that shows that frame redraws only these rectangles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedRegion {
+    /// The pts of the frame before it: outside `rects` this frame's picture is that one's, bit
+    /// for bit.
+    pub after: Duration,
+    /// Rectangles on the macroblock grid, in pixels of the picture, at most
+    /// [`crate::skipmap::MAX_CHANGED_RECTS`]; none when nothing changed.
+    pub rects: Vec<Rect>,
 }
 
 impl crate::broadcast::Decodable for EncodedFrame {
@@ -303,6 +318,8 @@ struct X264Encoder {
     /// Frame rate and slice threads to open x264 with (the bitrate is the rate control's).
     fps: u32,
     threads: u32,
+    /// The pts of the frame encoded last, which the next one's changed region refers to.
+    last_pts: Option<Duration>,
     sink: Box<dyn FnMut(EncodedFrame) + Send>,
 }
 
@@ -351,6 +368,7 @@ impl Encoder {
                 outside: 0,
                 fps: settings.fps,
                 threads: settings.slice_threads(),
+                last_pts: None,
                 sink: Box::new(sink),
             })),
             Backend::GStreamer => Inner::Gst(GstEncoder::start(spec, width, height, settings, clock, sink)?),
@@ -447,7 +465,7 @@ impl X264Encoder {
         keyframe: bool,
         changed_rects: &[Rect],
     ) -> Result<(), MediaError> {
-        let Self { x264, deltas, rate, outside, fps, threads, sink } = self;
+        let Self { x264, deltas, rate, outside, fps, threads, last_pts, sink } = self;
         let total = u64::from(width) * u64::from(height);
         let changed: u64 = changed_rects.iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum();
         let mut plan = rate.plan(captured, keyframe, changed, total);
@@ -476,16 +494,24 @@ impl X264Encoder {
         let out = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
         rate.encoded(plan, out.data.len());
         if out.data.is_empty() {
+            *last_pts = None;
             return Ok(());
         }
+        let pts = clock.pts(captured);
+        let changed = match (out.changed, *last_pts) {
+            (Some(rects), Some(after)) if !out.keyframe => Some(ChangedRegion { after, rects }),
+            _ => None,
+        };
+        *last_pts = Some(pts);
         sink(EncodedFrame {
             data: Arc::from(out.data),
-            pts: clock.pts(captured),
+            pts,
             captured,
             keyframe: out.keyframe,
             delta: out.delta,
             width,
             height,
+            changed,
         });
         Ok(())
     }
@@ -544,6 +570,7 @@ impl GstEncoder {
                         delta: false,
                         width,
                         height,
+                        changed: None,
                     });
                     Ok(gst::FlowSuccess::Ok)
                 })

@@ -22,6 +22,7 @@ mod pipeline;
 pub mod pool;
 pub mod ratecontrol;
 pub mod record;
+pub mod regions;
 pub mod skipmap;
 pub mod stream;
 pub mod x264;
@@ -29,7 +30,8 @@ pub mod x264;
 pub use audio::{AudioFrame, AudioSettings, AudioSource, AudioSubscription, MicPlayer};
 pub use broadcast::{Catchup, Decodable, LazyBroadcast, Subscription, Verdict};
 pub use clock::MediaClock;
-pub use encoder::{ENCODERS, EncodedFrame, EncoderSettings, EncoderSpec, Rate};
+pub use encoder::{ChangedRegion, ENCODERS, EncodedFrame, EncoderSettings, EncoderSpec, Rate};
+pub use regions::{RegionNote, RegionReceiver};
 pub use stream::{StreamCounters, VideoSource, VideoStream, VideoSubscription};
 
 use gstreamer::glib;

@@ -24,6 +24,7 @@ use crate::limit::SharedKeyframeLimiter;
 use crate::mailbox::{Drained, Inbox, Mailbox, mailbox};
 use crate::monitor::Monitor;
 use crate::pool::FramePool;
+use crate::regions::{RegionReceiver, RegionSender};
 use crate::{MediaError, error_chain};
 
 /// Frames a subscriber may fall behind before it is told it lagged (then it skips to the
@@ -272,6 +273,7 @@ impl VideoStream {
         spec: &'static EncoderSpec,
         settings: EncoderSettings,
         clock: MediaClock,
+        regions: RegionSender,
     ) -> Result<Arc<Self>, MediaError> {
         let capturer = Capturer::open_monitor(display, monitor)?;
         let (w, h) = capturer.size();
@@ -289,6 +291,7 @@ impl VideoStream {
             if f.delta {
                 c.delta_frames.fetch_add(1, Ordering::Relaxed);
             }
+            regions.note(&f);
             p.send(f);
         });
         let start_encoder = move |w: u32, h: u32, settings: EncoderSettings| {
@@ -679,6 +682,8 @@ pub struct VideoSource {
     /// How many monitors the screen is split into.
     monitors: u32,
     streams: HashMap<StreamKey, LazyBroadcast<VideoStream>>,
+    /// Each stream's changed regions, for WebRTC viewers (see [`crate::regions`]).
+    regions: HashMap<StreamKey, RegionSender>,
 }
 
 impl VideoSource {
@@ -722,6 +727,7 @@ impl VideoSource {
             cursor_in_video: settings.cursor_in_video,
             delta_frames: settings.delta_frames,
             streams: stream_keys(&encoders, 1).map(|k| (k, LazyBroadcast::new())).collect(),
+            regions: stream_keys(&encoders, 1).map(|k| (k, RegionSender::default())).collect(),
             monitors: 1,
             encoders,
         })
@@ -738,6 +744,7 @@ impl VideoSource {
         }
         self.monitors = count;
         self.streams = stream_keys(&self.encoders, count).map(|k| (k, LazyBroadcast::new())).collect();
+        self.regions = stream_keys(&self.encoders, count).map(|k| (k, RegionSender::default())).collect();
         Ok(self)
     }
 
@@ -820,10 +827,21 @@ impl VideoSource {
             delta_frames: self.delta_frames,
         };
         let (stream, sub) = lazy.subscribe(
-            || VideoStream::start(&self.display, monitor, spec, settings, self.clock),
+            || {
+                let regions = self.regions.get(&(codec, monitor)).cloned().unwrap_or_default();
+                VideoStream::start(&self.display, monitor, spec, settings, self.clock, regions)
+            },
             keyframes,
         )?;
         Ok(VideoSubscription { stream, sub })
+    }
+
+    /// The changed regions of the frames of the stream of `codec` and monitor `monitor` (from
+    /// 0) from now on, running or not yet (see [`crate::regions`]); `None` when there is no such
+    /// stream.
+    pub fn regions(&self, codec: VideoCodec, monitor: u32) -> Option<RegionReceiver> {
+        let monitor = self.monitor(monitor)?;
+        self.regions.get(&(codec, monitor)).map(RegionSender::subscribe)
     }
 
     /// Streams currently running, by codec and monitor.

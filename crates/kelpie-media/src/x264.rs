@@ -73,7 +73,7 @@ unsafe extern "C" {
     fn kx264_encode(
         k: *mut Kx264,
         i420: *const u8,
-        mb_info: *const u8,
+        mb_info: *mut u8,
         qp: c_int,
         idr: c_int,
         out: *mut *const u8,
@@ -142,6 +142,10 @@ pub struct Output<'a> {
     pub keyframe: bool,
     /// Whether Kelpie coded it as a delta frame rather than x264.
     pub delta: bool,
+    /// Where its decoded picture differs from the frame encoded before it: rectangles on the
+    /// macroblock grid (see [`SkipMap::changed_rects`]), outside which it is that frame's
+    /// picture bit for bit. `None` when it is not known or most of the picture changed.
+    pub changed: Option<Vec<Rect>>,
 }
 
 impl X264 {
@@ -245,23 +249,26 @@ impl X264 {
         if let Some(rects) = changed.filter(|r| !keyframe && !r.is_empty())
             && let Some(size) = self.try_delta(i420, qp, rects)
         {
+            // Outside the macroblocks changed since x264's last frame, a delta frame shows
+            // that frame's picture, as the frame before it did.
+            let changed = self.dirty.changed_rects(self.width, self.height);
             let data = self.delta.as_ref().map_or(&[][..], |d| &d.output()[..size]);
-            return Ok(Output { data, keyframe: false, delta: true });
+            return Ok(Output { data, keyframe: false, delta: true, changed });
         }
         let mb_info = match changed {
             Some(rects) if !keyframe => {
                 self.dirty.add(rects);
-                self.dirty.as_bytes().as_ptr()
+                self.dirty.as_mut_bytes().as_mut_ptr()
             }
-            _ => std::ptr::null(),
+            _ => std::ptr::null_mut(),
         };
         let mut out: *const u8 = std::ptr::null();
         let mut key: c_int = 0;
         let mut recon = Recon::NONE;
         // SAFETY: the handle is open; `i420` holds a whole frame (checked above) and x264
         // copies it before returning; `mb_info` is null or one byte per macroblock of this
-        // size (`dirty` was made for it), read during the call only; `out`, `key` and
-        // `recon` are valid for writes.
+        // size (`dirty` was made for it), read and written during the call only; `out`, `key`
+        // and `recon` are valid for writes.
         let size = unsafe {
             kx264_encode(
                 self.handle.as_ptr(),
@@ -274,6 +281,11 @@ impl X264 {
                 &mut recon,
             )
         };
+        // What x264 left marked constant is unchanged (x264 clears the mark of a macroblock it
+        // changed after all); the rest is what a viewer redraws.
+        let changed = (!mb_info.is_null() && key == 0 && size > 0)
+            .then(|| self.dirty.changed_rects(self.width, self.height))
+            .flatten();
         self.dirty.reset();
         self.delta_run = 0;
         self.run_first_bytes = 0;
@@ -305,7 +317,7 @@ impl X264 {
         {
             self.recon = Some((recon, frame_num));
         }
-        Ok(Output { data, keyframe: key != 0, delta: false })
+        Ok(Output { data, keyframe: key != 0, delta: false, changed })
     }
 
     /// Codes the frame as a delta frame when what changed since x264's last frame is small;

@@ -1,5 +1,6 @@
-//! Binary messages of the WebSocket transport: a 16-byte header, then an encoded video frame
-//! or an Opus packet.
+//! Binary messages of the signalling WebSocket: a 16-byte header, then an encoded video frame
+//! or an Opus packet (the WebSocket transport), and the changed region of a video frame (either
+//! transport).
 
 use crate::VideoCodec;
 
@@ -11,6 +12,8 @@ pub enum BinaryKind {
     Video = 1,
     /// An audio frame ([`AudioFrameHeader`]).
     Audio = 2,
+    /// Where a video frame's picture differs from the frame before it ([`FrameRegion`]).
+    Region = 3,
 }
 
 impl BinaryKind {
@@ -19,6 +22,7 @@ impl BinaryKind {
         match message.first() {
             Some(1) => Some(Self::Video),
             Some(2) => Some(Self::Audio),
+            Some(3) => Some(Self::Region),
             _ => None,
         }
     }
@@ -138,6 +142,90 @@ impl AudioFrameHeader {
     }
 }
 
+/// A rectangle of a picture, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionRect {
+    /// Left edge.
+    pub x: u16,
+    /// Top edge.
+    pub y: u16,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+}
+
+/// Where the decoded picture of a video frame differs from the frame before it in the stream
+/// (big-endian): outside the rectangles it is that frame's picture, bit for bit, so a viewer
+/// that shows it redraws only them. Sent before the frame on the WebSocket transport, and
+/// beside the video on the signalling socket with WebRTC (the frame's RTP timestamp is
+/// `pts_us` × 0.09, rounded down, modulo 2^32).
+///
+/// | bytes | field |
+/// |---|---|
+/// | 0 | kind: 3 = changed region |
+/// | 1 | flags: reserved, 0 |
+/// | 2 | number of rectangles, N (0: nothing changed) |
+/// | 3 | reserved, 0 |
+/// | 4..12 | the frame's presentation time, microseconds |
+/// | 12..20 | the presentation time of the frame before it |
+/// | 20.. | N rectangles: x, y, width, height (u16 each) |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRegion {
+    /// The frame's presentation time, microseconds.
+    pub pts_us: u64,
+    /// The presentation time of the frame whose picture it differs from only in `rects`.
+    pub after_us: u64,
+    /// Where it differs (at most [`FrameRegion::MAX_RECTS`]).
+    pub rects: Vec<RegionRect>,
+}
+
+impl FrameRegion {
+    /// Size of the fixed part in bytes.
+    pub const LEN: usize = 20;
+    /// Most rectangles one message carries.
+    pub const MAX_RECTS: usize = 255;
+
+    /// The message's bytes; rectangles past [`FrameRegion::MAX_RECTS`] are not sent, so a
+    /// caller with more sends none of this (the viewer then redraws the whole picture).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let n = self.rects.len().min(Self::MAX_RECTS);
+        let mut b = Vec::with_capacity(Self::LEN + 8 * n);
+        b.extend_from_slice(&[BinaryKind::Region as u8, 0, n as u8, 0]);
+        b.extend_from_slice(&self.pts_us.to_be_bytes());
+        b.extend_from_slice(&self.after_us.to_be_bytes());
+        for r in &self.rects[..n] {
+            for v in [r.x, r.y, r.width, r.height] {
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        b
+    }
+
+    /// Parses a message (for tests and tools; browsers parse it in TypeScript).
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::LEN || BinaryKind::of(b) != Some(BinaryKind::Region) {
+            return None;
+        }
+        let n = usize::from(b[2]);
+        let body = b.get(Self::LEN..Self::LEN + 8 * n)?;
+        let u16_at = |c: &[u8], i: usize| u16::from_be_bytes([c[i], c[i + 1]]);
+        Some(Self {
+            pts_us: u64::from_be_bytes(b[4..12].try_into().ok()?),
+            after_us: u64::from_be_bytes(b[12..20].try_into().ok()?),
+            rects: body
+                .chunks_exact(8)
+                .map(|c| RegionRect {
+                    x: u16_at(c, 0),
+                    y: u16_at(c, 2),
+                    width: u16_at(c, 4),
+                    height: u16_at(c, 6),
+                })
+                .collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +273,36 @@ mod tests {
         assert_eq!(AudioFrameHeader::parse(&bad), None);
         assert_eq!(BinaryKind::of(&[]), None);
         assert_eq!(BinaryKind::of(&[0]), None);
-        assert_eq!(BinaryKind::of(&[3]), None);
+        assert_eq!(BinaryKind::of(&[4]), None);
+    }
+
+    #[test]
+    fn frame_region_round_trips() {
+        let r = FrameRegion {
+            pts_us: 5_889_067,
+            after_us: 5_855_600,
+            rects: vec![
+                RegionRect { x: 0, y: 0, width: 928, height: 16 },
+                RegionRect { x: 1904, y: 1072, width: 16, height: 8 },
+            ],
+        };
+        let b = r.to_bytes();
+        assert_eq!(b.len(), FrameRegion::LEN + 16);
+        assert_eq!(b[..4], [3, 0, 2, 0]);
+        assert_eq!(b[4..12], 5_889_067u64.to_be_bytes());
+        assert_eq!(b[20..28], [0, 0, 0, 0, 0x03, 0xa0, 0, 16]);
+        assert_eq!(BinaryKind::of(&b), Some(BinaryKind::Region));
+        assert_eq!(FrameRegion::parse(&b), Some(r.clone()));
+        // Nothing changed: no rectangles.
+        let still = FrameRegion { rects: vec![], ..r.clone() };
+        assert_eq!(FrameRegion::parse(&still.to_bytes()), Some(still));
+        // Short, or fewer rectangles than it says, or another kind.
+        assert_eq!(FrameRegion::parse(&b[..b.len() - 1]), None);
+        assert_eq!(FrameRegion::parse(&b[..19]), None);
+        assert_eq!(VideoFrameHeader::parse(&b), None);
+        assert_eq!(AudioFrameHeader::parse(&b), None);
+        let video =
+            VideoFrameHeader { keyframe: false, codec: VideoCodec::H264, pts_us: 1, width: 2, height: 2 };
+        assert_eq!(FrameRegion::parse(&video.to_bytes()), None);
     }
 }

@@ -142,7 +142,7 @@ pub mod files;
 pub mod http;
 mod server;
 
-pub use binary::{AudioFrameHeader, BinaryKind, VideoFrameHeader};
+pub use binary::{AudioFrameHeader, BinaryKind, FrameRegion, RegionRect, VideoFrameHeader};
 pub use client::{
     ClientMessage, GAMEPAD_FULL, GamepadState, InputEvent, MAX_AUDIO_DELAY_MS, MAX_GAMEPAD_AXES,
     MAX_GAMEPAD_BUTTONS, MAX_GAMEPADS, MAX_HELD_KEYS, MAX_KEYSYM, MAX_REL_MOVE, MAX_REPORT_FPS,

@@ -102,7 +102,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 45] = [
+    let scalars: [(&str, Kind, &str, u64); 46] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -272,6 +272,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             Kind::Counter,
             "Video bytes sent over WebSockets.",
             m.ws_video_bytes.load(r),
+        ),
+        (
+            "kelpie_frame_regions_sent_total",
+            Kind::Counter,
+            "Changed regions of video frames sent to viewers, which redraw only those.",
+            m.regions_sent.load(r),
         ),
         (
             "kelpie_websocket_frames_dropped_total",

@@ -60,8 +60,11 @@ pub struct Metrics {
     /// messages, and those of their video over the WebSocket on falling behind), sooner than
     /// they may ask (those with one are counted by the WebRTC transport).
     pub keyframes_refused: AtomicU64,
-    /// Video bytes sent over WebSockets.
+    /// Video bytes sent over WebSockets (the frames' changed regions included).
     pub ws_video_bytes: AtomicU64,
+    /// Changed regions of video frames sent to viewers (binary messages on the signalling
+    /// socket, before each frame over the WebSocket, beside the frames over WebRTC).
+    pub regions_sent: AtomicU64,
     /// Frames skipped for WebSocket viewers that fell behind.
     pub ws_frames_dropped: AtomicU64,
     /// Sound bytes sent over WebSockets.

@@ -187,7 +187,11 @@ pub(crate) enum Outbound {
     Text(Utf8Bytes, Supersede),
     /// Start sending this video (and sound), replacing any before.
     Media(VideoSubscription, Option<AudioSubscription>),
-    /// Stop the video and the sound (the viewer moves to WebRTC).
+    /// Send these changed regions of the frames of the viewer's WebRTC stream, replacing any
+    /// before.
+    Regions(kelpie_media::RegionReceiver),
+    /// Stop the video, the sound and the changed regions (the viewer moves to WebRTC, or
+    /// from it).
     StopMedia,
     /// The cursor's shape (its image only the first time this viewer sees it).
     Cursor(Arc<CursorImage>),
@@ -207,7 +211,7 @@ impl Item for Outbound {
             // The PNG in base64 and the fields around it; only the first time it is sent,
             // but counted every time (the writer decides).
             Self::Cursor(c) => c.png.len().div_ceil(3) * 4 + 128,
-            Self::Media(..) | Self::StopMedia => 0,
+            Self::Media(..) | Self::Regions(_) | Self::StopMedia => 0,
         }
     }
 
@@ -215,7 +219,7 @@ impl Item for Outbound {
         match self {
             Self::Text(_, s) => *s,
             Self::Cursor(_) => Supersede::Cursor,
-            Self::Media(..) | Self::StopMedia => Supersede::Never,
+            Self::Media(..) | Self::Regions(_) | Self::StopMedia => Supersede::Never,
         }
     }
 }

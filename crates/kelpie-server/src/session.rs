@@ -109,8 +109,12 @@ pub enum Action {
     Notify(ViewerId, ServerMessage),
     /// Tell every viewer who is connected and who has control.
     Roster,
-    /// Stop the video and sound on the WebSocket.
+    /// Stop the video and sound on the WebSocket (and the changed regions of
+    /// [`Action::FollowRegions`]).
     StopWsMedia,
+    /// Send the viewer, on the WebSocket, where each frame of its peer connection's stream (in
+    /// this codec) changed, so that it redraws only that (`kelpie_media::regions`).
+    FollowRegions(VideoCodec),
     /// Close this viewer's peer connection.
     ClosePeer(PeerId),
     /// Answer a WebRTC offer for a peer allowed what the policy allows; the outcome comes back
@@ -268,7 +272,7 @@ impl ViewerSession {
             Event::Answered { peer, sdp, codec } => {
                 if self.media == Media::Offered {
                     self.media = Media::WebRtc(peer);
-                    vec![Action::Send(ServerMessage::Answer { sdp, codec })]
+                    vec![Action::Send(ServerMessage::Answer { sdp, codec }), Action::FollowRegions(codec)]
                 } else {
                     // Overtaken by a WebSocket request or another offer: the peer is unwanted.
                     vec![Action::ClosePeer(peer)]
@@ -638,7 +642,10 @@ mod tests {
         let answered = Event::Answered { peer: PeerId(7), sdp: "v=0 answer".into(), codec: VideoCodec::H264 };
         assert_eq!(
             w.event(&mut a, 0, answered),
-            [Action::Send(ServerMessage::Answer { sdp: "v=0 answer".into(), codec: VideoCodec::H264 })]
+            [
+                Action::Send(ServerMessage::Answer { sdp: "v=0 answer".into(), codec: VideoCodec::H264 }),
+                Action::FollowRegions(VideoCodec::H264)
+            ]
         );
         assert_eq!(a.peer(), Some(PeerId(7)));
         assert_eq!(w.send(&mut a, 0, cand.clone()), [Action::AddCandidate(PeerId(7), "candidate:1".into())]);

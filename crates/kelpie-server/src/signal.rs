@@ -200,6 +200,11 @@ impl Connection {
             Action::StopWsMedia => {
                 self.tx.send(Outbound::StopMedia);
             }
+            Action::FollowRegions(codec) => {
+                if let Some(regions) = state.source.regions(codec, self.monitor.index) {
+                    self.tx.send(Outbound::Regions(regions));
+                }
+            }
             Action::ClosePeer(peer) => state.webrtc.close(peer).await,
             Action::Answer(sdp, policy) => {
                 let local = state.webrtc.candidate_for(self.local_ip);

@@ -1,7 +1,9 @@
 //! The WebSocket transport: the only writer of a viewer's socket. It sends what the viewer's
 //! queue ([`crate::outbox`]) holds, pings, and, when the viewer's video goes over the
 //! WebSocket, the encoded video and sound as binary messages
-//! (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), with its own lag policy: video
+//! (`kelpie_protocol::{VideoFrameHeader, AudioFrameHeader}`), each delta frame after its
+//! changed region (`kelpie_protocol::FrameRegion`; for a viewer on WebRTC, only the regions
+//! of its stream's frames), with its own lag policy: video
 //! that would arrive more than [`MAX_VIDEO_LAG`] late is dropped until the next keyframe;
 //! sound older than [`MAX_AUDIO_LAG`] is dropped (each audio frame decodes on its own). A
 //! view-only viewer's keyframe requests go through its limiter (at most one a second; one
@@ -22,8 +24,11 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt as _};
 use kelpie_media::limit::SharedKeyframeLimiter;
-use kelpie_media::{AudioSubscription, VideoStream, VideoSubscription};
-use kelpie_protocol::{AudioFrameHeader, ServerMessage, VideoCodec, VideoFrameHeader};
+use kelpie_media::{AudioSubscription, ChangedRegion, RegionReceiver, VideoStream, VideoSubscription};
+use kelpie_protocol::{
+    AudioFrameHeader, FrameRegion, RegionRect, ServerMessage, VideoCodec, VideoFrameHeader,
+};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::heartbeat::{CLOSE_GRACE, WRITE_TIMEOUT};
 use crate::input::ViewerId;
@@ -55,6 +60,8 @@ enum Step<'a> {
     Queued(Next<Outbound>),
     /// Send a binary message of the media, adding its size to the counter.
     Binary(Vec<u8>, &'a AtomicU64),
+    /// Send the changed region of a frame of the viewer's WebRTC stream.
+    Region(Vec<u8>),
     /// Send a video frame (its pts and size go to the flow control).
     Video(Arc<kelpie_media::EncodedFrame>, VideoCodec),
     /// The video's stream stopped.
@@ -129,6 +136,22 @@ fn video_message(frame: &kelpie_media::EncodedFrame, codec: VideoCodec) -> Vec<u
     with_header(&header.to_bytes(), &frame.data)
 }
 
+/// The binary message of the changed region of the frame at `pts`.
+fn region_message(pts: Duration, region: &ChangedRegion) -> Vec<u8> {
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let px = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+    FrameRegion {
+        pts_us: us(pts),
+        after_us: us(region.after),
+        rects: region
+            .rects
+            .iter()
+            .map(|r| RegionRect { x: px(r.x), y: px(r.y), width: px(r.w), height: px(r.h) })
+            .collect(),
+    }
+    .to_bytes()
+}
+
 fn with_header(header: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(header.len() + payload.len());
     bytes.extend_from_slice(header);
@@ -136,16 +159,27 @@ fn with_header(header: &[u8], payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// Writes one message, unless it takes longer than [`WRITE_TIMEOUT`] or the queue closes
-/// meanwhile.
-async fn write<S>(sink: &mut S, message: Message, outbox: &OutboxReader) -> Result<(), WriterEnd>
+/// Writes `first`, if any, and `message` (flushed together), unless it takes longer than
+/// [`WRITE_TIMEOUT`] or the queue closes meanwhile.
+async fn write<S>(
+    sink: &mut S,
+    first: Option<Message>,
+    message: Message,
+    outbox: &OutboxReader,
+) -> Result<(), WriterEnd>
 where
     S: Sink<Message> + Unpin,
 {
+    let both = async {
+        if let Some(m) = first {
+            sink.feed(m).await?;
+        }
+        sink.send(message).await
+    };
     tokio::select! {
         biased;
         why = outbox.closing() => Err(WriterEnd::Dropped(why)),
-        sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)) => match sent {
+        sent = tokio::time::timeout(WRITE_TIMEOUT, both) => match sent {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriterEnd::Failed),
             Err(_) => Err(WriterEnd::Dropped(Dropped::WriteTimeout)),
@@ -222,6 +256,8 @@ where
     // timeout is as gone as one whose socket takes nothing (pongs alone do not keep it).
     let mut held_since = tokio::time::Instant::now();
     let mut audio: Option<AudioSubscription> = None;
+    // The changed regions of a WebRTC viewer's stream.
+    let mut regions: Option<RegionReceiver> = None;
     let mut cursors_sent = HashSet::new();
     // What the subscriptions had dropped, and the video's keyframe requests refused, when
     // last counted into the metrics.
@@ -260,6 +296,15 @@ where
                     None => Step::VideoEnded,
                 }
             },
+            r = async { regions.as_mut().expect("guarded").recv().await }, if regions.is_some() => match r {
+                Ok(note) => Step::Region(region_message(note.pts, &note.region)),
+                // The viewer redraws whole pictures until it has consecutive regions again.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => {
+                    regions = None;
+                    continue;
+                }
+            },
             // Audio frames stop while nothing plays (DTX) and may resume any time later.
             f = async { audio.as_mut().expect("guarded").next_decodable(MAX_AUDIO_LAG).await }, if audio.is_some() => {
                 count_dropped(audio.as_ref().expect("guarded").dropped(), &mut audio_dropped, &m.ws_audio_dropped);
@@ -275,6 +320,8 @@ where
                 }
             },
         };
+        // A video frame's changed region goes just before it.
+        let mut first = None;
         let message = match step {
             Step::Queued(Next::Item(Outbound::Text(text, _))) => Message::Text(text),
             Step::Queued(Next::Ping) => {
@@ -289,7 +336,17 @@ where
                 counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 Message::Binary(bytes.into())
             }
+            Step::Region(bytes) => {
+                m.regions_sent.fetch_add(1, Ordering::Relaxed);
+                Message::Binary(bytes.into())
+            }
             Step::Video(frame, codec) => {
+                if let Some(region) = &frame.changed {
+                    let bytes = region_message(frame.pts, region);
+                    m.regions_sent.fetch_add(1, Ordering::Relaxed);
+                    m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    first = Some(Message::Binary(bytes.into()));
+                }
                 let bytes = video_message(&frame, codec);
                 m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 let pts = u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX);
@@ -320,15 +377,19 @@ where
                 (video, audio) = (Some(v), a);
                 continue;
             }
+            Step::Queued(Next::Item(Outbound::Regions(r))) => {
+                regions = Some(r);
+                continue;
+            }
             Step::Queued(Next::Item(Outbound::StopMedia)) => {
-                (video, audio, reporting, held) = (None, None, None, None);
+                (video, audio, reporting, held, regions) = (None, None, None, None, None);
                 continue;
             }
             Step::Queued(Next::Item(Outbound::Cursor(c))) => {
                 Message::Text(crate::clipboard::cursor_message(&mut cursors_sent, &c).to_json().into())
             }
         };
-        if let Err(end) = write(&mut sink, message, &outbox).await {
+        if let Err(end) = write(&mut sink, first, message, &outbox).await {
             match end {
                 // The socket is not taking anything.
                 WriterEnd::Failed | WriterEnd::Dropped(Dropped::WriteTimeout) => {}
@@ -501,6 +562,59 @@ mod tests {
         // Not the 10 s write timeout: at once, plus the grace for the close frame.
         assert_eq!(took, Duration::from_secs(2) + CLOSE_GRACE);
         assert!(sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_webrtc_viewer_gets_the_changed_regions_of_its_stream_until_its_media_stops() {
+        use kelpie_media::capture::Rect;
+        use kelpie_media::regions::RegionSender;
+        let (outbox, reader) = Outbox::new(1 << 20);
+        let (socket, sent) = TestSocket::new(100, Duration::ZERO);
+        let (writer, _) = spawn_writer(socket, reader);
+        let regions = RegionSender::default();
+        outbox.send(Outbound::Regions(regions.subscribe()));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let frame = |ms: u64, changed: Option<ChangedRegion>| kelpie_media::EncodedFrame {
+            data: Arc::from(&[0u8][..]),
+            pts: Duration::from_millis(ms),
+            captured: Instant::now(),
+            keyframe: changed.is_none(),
+            delta: false,
+            width: 1920,
+            height: 1080,
+            changed,
+        };
+        let region = ChangedRegion {
+            after: Duration::from_millis(100),
+            rects: vec![Rect { x: 0, y: 0, w: 928, h: 16 }],
+        };
+        regions.note(&frame(100, None));
+        regions.note(&frame(116, Some(region.clone())));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Media stops (the viewer moves to the WebSocket, or to a new peer connection).
+        outbox.send(Outbound::StopMedia);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        regions.note(&frame(132, Some(ChangedRegion { after: Duration::from_millis(116), ..region })));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        outbox.close(Dropped::Silent);
+        writer.await.unwrap();
+        let binary: Vec<FrameRegion> = sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                Message::Binary(b) => FrameRegion::parse(b),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            binary,
+            [FrameRegion {
+                pts_us: 116_000,
+                after_us: 100_000,
+                rects: vec![RegionRect { x: 0, y: 0, width: 928, height: 16 }]
+            }]
+        );
     }
 
     #[test]

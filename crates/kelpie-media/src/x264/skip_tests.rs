@@ -454,3 +454,83 @@ fn where_a_4k_frame_goes() {
         );
     }
 }
+
+#[test]
+fn the_changed_region_x264_reports_holds_every_macroblock_whose_decoded_pixels_changed() {
+    assert!(available(), "libx264 ({}) must be installed for this test", library_name());
+    // With delta frames too: a delta frame reports what changed since x264's last frame, and
+    // the x264 frame after a run re-codes that (the "still" frames then report it).
+    for deltas in [false, true] {
+        changed_regions_hold_every_change(deltas);
+    }
+}
+
+fn changed_regions_hold_every_change(deltas: bool) {
+    let base = desktop(0);
+    let other = desktop(6);
+    let a = Rect { x: 300, y: 200, w: 250, h: 90 };
+    let b = Rect { x: 1500, y: 900, w: 120, h: 40 };
+    // (picture, QP, damage): changes coded at one QP, refinement frames at a lower QP with no
+    // damage at all (x264 re-codes what was coded worse), and still frames.
+    let with_a = with_region(&base, &other, a);
+    let with_ab = with_region(&with_a, &desktop(3), b);
+    let steps: Vec<(&[u8], u8, Vec<Rect>)> = vec![
+        (&base, 34, vec![]),
+        (&with_a, 34, vec![a]),
+        (&with_a, 34, vec![]),
+        (&with_a, 22, vec![]),
+        (&with_a, 22, vec![]),
+        (&with_ab, 30, vec![b]),
+        (&with_ab, 26, vec![]),
+        (&with_ab, 26, vec![]),
+        (&base, 28, vec![a, b]),
+        (&base, 20, vec![]),
+    ];
+    let mut enc = X264::open(W as u32, H as u32, 60, 1, QP_LOW_RANGE).unwrap();
+    enc.set_deltas(deltas);
+    let mut aus = Vec::new();
+    let mut reported = Vec::new();
+    for (i, (picture, qp, damage)) in steps.iter().enumerate() {
+        let out = enc.encode(picture, *qp, i == 0, Some(damage)).unwrap();
+        if i == 0 {
+            assert_eq!(out.changed, None, "a keyframe has no changed region");
+        }
+        reported.push(out.changed.clone());
+        aus.push(out.data.to_vec());
+    }
+    let decoded = decode(&aus);
+    assert_eq!(decoded.len(), aus.len());
+    // `None`: the whole picture.
+    let inside = |rects: &Option<Vec<Rect>>, col: usize, row: usize| {
+        let (x, y) = (col as u32 * 16, row as u32 * 16);
+        rects
+            .as_ref()
+            .is_none_or(|rs| rs.iter().any(|r| x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h))
+    };
+    for i in 1..steps.len() {
+        let differ = differing_macroblocks(&decoded[i - 1], &decoded[i]);
+        let missed: Vec<_> = differ.iter().filter(|&&(c, r)| !inside(&reported[i], c, r)).collect();
+        assert!(
+            missed.is_empty(),
+            "delta frames {deltas}, frame {i}: macroblocks changed outside the reported region: {missed:?}"
+        );
+        eprintln!("frame {i}: {} macroblocks changed, reported {:?}", differ.len(), reported[i]);
+    }
+    if deltas {
+        return;
+    }
+    // The region stays close to what changed: still frames report nothing, and a change
+    // reports about its own macroblocks. (A frame at a lower QP than the one before has
+    // x264 analyse every macroblock again, since it takes the QP a skipped macroblock was
+    // last coded at to be that frame's: frames 3, 6 and 9 report most of the screen.)
+    for still in [2, 4, 7] {
+        assert_eq!(reported[still], Some(vec![]), "frame {still} is still");
+    }
+    let area = |i: usize| {
+        reported[i].as_ref().expect("a region").iter().map(|r| u64::from(r.w) * u64::from(r.h)).sum::<u64>()
+    };
+    let near = |r: Rect| 2 * u64::from(r.w + 32) * u64::from(r.h + 32);
+    assert!(area(1) < near(a), "frame 1 reported {:?}", reported[1]);
+    assert!(area(5) < near(b), "frame 5 reported {:?}", reported[5]);
+    assert!(area(8) < near(a) + near(b), "frame 8 reported {:?}", reported[8]);
+}

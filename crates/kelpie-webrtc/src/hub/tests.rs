@@ -103,6 +103,7 @@ impl Pair {
             delta: false,
             width: 64,
             height: 64,
+            changed: None,
         }
     }
 }
