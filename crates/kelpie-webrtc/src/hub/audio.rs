@@ -4,8 +4,10 @@
 //! Audio shares the video's `Rtc` (one more m-line in the BUNDLE): str0m keeps one queue
 //! per m-line and sends each as soon as it is written, so a 100-packet keyframe does not
 //! hold back the audio packet written after it, nor the other way round.
+//!
+//! A viewer gets sound once its browser plays it ([`Gate`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kelpie_media::AudioFrame;
 use str0m::Rtc;
@@ -27,6 +29,38 @@ pub(super) fn media_added(p: &mut Peer, m: &MediaAdded) {
         p.mic_mid = Some(m.mid);
     }
     tracing::debug!(id = %p.id, direction = ?m.direction, "audio m-line added");
+}
+
+/// How long after connecting a viewer whose browser never says that it plays sound gets it
+/// anyway (a browser without the `media-playout` statistics, or an older page).
+pub(super) const GATE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a viewer gets sound yet: once its browser reports that its audio device plays
+/// (the first `audiodelay` report), or [`GATE_TIMEOUT`] after connecting. A browser's jitter
+/// buffer keeps every packet that arrives before its audio device starts taking sound, and
+/// starting the device takes a second or more on a busy machine: that second of sound then
+/// stayed in the buffer, draining over several seconds, and the picture waited as long.
+#[derive(Debug, Default)]
+pub(super) struct Gate {
+    connected_at: Option<Instant>,
+    open: bool,
+}
+
+impl Gate {
+    /// The peer connected at `now`.
+    pub(super) fn connected(&mut self, now: Instant) {
+        self.connected_at.get_or_insert(now);
+    }
+
+    /// The browser plays sound.
+    pub(super) fn open(&mut self) {
+        self.open = true;
+    }
+
+    /// Whether sound goes to the peer at `now`.
+    pub(super) fn admits(&self, now: Instant) -> bool {
+        self.open || self.connected_at.is_some_and(|t| now.saturating_duration_since(t) >= GATE_TIMEOUT)
+    }
 }
 
 /// Writes one Opus packet. RTP time counts 48 kHz samples from the stream's start; the
@@ -131,6 +165,25 @@ pub(super) fn adjust_answer(sdp: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sound_goes_out_once_the_browser_plays_it_or_after_the_timeout() {
+        let t0 = Instant::now();
+        let mut g = Gate::default();
+        assert!(!g.admits(t0 + GATE_TIMEOUT * 2), "not before connecting");
+        g.connected(t0);
+        assert!(!g.admits(t0 + Duration::from_millis(500)));
+        g.open();
+        assert!(g.admits(t0 + Duration::from_millis(500)));
+        let mut silent = Gate::default();
+        silent.connected(t0);
+        silent.connected(t0 + Duration::from_secs(1));
+        assert!(!silent.admits(t0 + GATE_TIMEOUT - Duration::from_millis(1)));
+        assert!(
+            silent.admits(t0 + GATE_TIMEOUT),
+            "a browser that never reports gets sound after the timeout"
+        );
+    }
 
     #[test]
     fn answer_keeps_audio_in_its_own_stream_and_asks_for_dtx() {

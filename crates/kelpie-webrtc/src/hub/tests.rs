@@ -346,6 +346,14 @@ fn opus_goes_out_and_the_microphone_comes_in_on_the_same_peer() {
     assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
     assert!(p.hub.audio_in_use());
 
+    // Nothing goes out before the browser says it plays sound: its jitter buffer would keep
+    // it until its audio device starts.
+    let early = AudioFrame { data: vec![0x78, 9, 9].into(), pts: Duration::ZERO, captured: p.now };
+    p.hub.send_audio(p.now, &early);
+    p.run(Duration::from_millis(50));
+    assert!(!p.received.iter().any(|d| d.params.spec().codec == Codec::Opus));
+    p.hub.set_audio_delay(p.now, answer.peer, 40, None);
+
     // Out: ten 10 ms packets arrive as Opus, alongside video.
     for i in 0..10u8 {
         let f = AudioFrame {
