@@ -168,9 +168,9 @@ export class WebRtcTransport implements VideoTransport {
       switch (pc.connectionState) {
         case 'connected':
           this.timers.cancel('disconnected');
+          this.timers.cancel('fallback');
           if (!host.streaming()) {
             host.clearSetup();
-            this.timers.cancel('fallback');
             this.armFirstFrame();
           }
           return;
@@ -217,10 +217,15 @@ export class WebRtcTransport implements VideoTransport {
     });
   }
 
-  /** The first frame was shown: the attempt is streaming. */
+  /**
+   * The first frame was shown: the attempt is streaming, and WebRTC works. On a busy machine
+   * the browser may show it before it reports the connection up; the fallback must not then
+   * tear the working connection down (which looked like a reconnect 4 s in).
+   */
   private firstFrame(): void {
     if (this.o.host.streaming()) return;
     this.timers.cancel('first-frame');
+    this.timers.cancel('fallback');
     this.o.host.firstFrame();
   }
 
