@@ -119,8 +119,13 @@ export class DecodedPts {
   }
 }
 
-/** Audio kept ahead of the playhead on a machine that keeps up, in seconds: the least target. */
-export const TARGET_LEAD_S = 0.05;
+/**
+ * Audio kept ahead of the playhead on a machine that keeps up, in seconds: the least target.
+ * Two frames: on loopback frames arrive within a few ms of each other's pace, and a path or
+ * a machine that holds them up longer grows the target (below) after the first time the
+ * buffer runs dry. (It was 50 ms: sound came out ~30 ms later for nothing.)
+ */
+export const TARGET_LEAD_S = 0.02;
 /**
  * The most the target grows to after the buffer ran dry (a busy machine stalls the decoder
  * for a few hundred ms at a time): stalls up to this long are then heard as nothing at all.
