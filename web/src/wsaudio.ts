@@ -289,8 +289,9 @@ export class AudioScheduler {
   }
 
   private resync(ptsUs: number, duration: number, now: number, backlog: number): AudioDecision {
-    if (this.target - backlog < STALL_MARGIN_S) {
-      // More audio behind this frame than the target holds: it is stale, so is the timeline.
+    if (this.target - backlog < MIN_LEAD_S) {
+      // More audio behind this frame than the target holds (it would play late): it is
+      // stale, so is the timeline.
       this.anchorAt = null;
       return this.drop();
     }
