@@ -182,6 +182,31 @@ describe('AudioScheduler', () => {
     expect(s.resyncs).toBe(3);
   });
 
+  it('trims a lead left above the target by a burst after a stall, one frame a second, keeping the target', () => {
+    const f = new Feed();
+    const s = f.s;
+    for (let i = 0; i < 100; i++, f.now += FRAME_S) f.frame();
+    // A 100 ms stall, then the five frames it held arrive together, one after the other: the
+    // first starts the timeline again at the grown target, the other four queue behind it.
+    f.now += 0.1;
+    const burst = Array.from({ length: 5 }, f.frame);
+    expect(burst.every((d) => d.action === 'play')).toBe(true);
+    const target = s.targetLead();
+    expect(s.buffered(f.now)).toBeCloseTo(target + 5 * FRAME_S, 9);
+    const ds: AudioDecision[] = [];
+    for (let i = 0; i < 400; i++) {
+      f.now += FRAME_S;
+      ds.push(f.frame());
+    }
+    // Three frames above the target (and one frame's own length): three dropped, a second
+    // apart, and the target kept.
+    const drops = ds.flatMap((d, i) => (d.action === 'drop' ? [i] : []));
+    expect(drops).toHaveLength(3);
+    for (let i = 1; i < drops.length; i++) expect((drops[i] ?? 0) - (drops[i - 1] ?? 0)).toBeGreaterThanOrEqual(SHRINK_EVERY_S / FRAME_S - 1);
+    expect(s.targetLead()).toBe(target);
+    expect(s.buffered(f.now)).toBeCloseTo(target + 2 * FRAME_S, 9);
+  });
+
   it('brings a grown target back down one frame a second once nothing stalls', () => {
     const f = new Feed();
     const s = f.s;
