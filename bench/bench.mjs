@@ -1339,8 +1339,11 @@ async function runAudioVideo(args, app, seconds) {
   }
 }
 
-/** One Kelpie session of `kelpie-probe clock --beep`: audio − video per beep. */
-async function runAvSync(args, seconds) {
+/**
+ * One Kelpie session of `kelpie-probe clock --beep` over `transport` (`webrtc` or
+ * `websocket`): audio − video per beep.
+ */
+async function runAvSync(args, seconds, transport = 'webrtc') {
   const interval = 500;
   const k = await startKelpie({
     args: [...args, '--size', '1280x720', '--app', `${probeBin} clock --beep --interval-ms ${interval}`],
@@ -1350,11 +1353,15 @@ async function runAvSync(args, seconds) {
   const pulse = await startPulse();
   const browser = await launchBrowser([], { pulseServer: pulse.server });
   try {
-    const { page } = await openViewer(browser, k.url);
-    await page.waitForFunction(() => window.kelpie.pc?.getReceivers().some((r) => r.track.kind === 'audio' && r.track.readyState === 'live'), null, { timeout: 10000 });
+    const { page } = await openViewer(browser, transport === 'websocket' ? `${k.url}&transport=websocket` : k.url);
+    if (transport === 'websocket') {
+      await page.waitForFunction(() => (window.kelpieSound?.wsPlayer?.counters.framesPlayed ?? 0) > 0, null, { timeout: 10000 });
+    } else {
+      await page.waitForFunction(() => window.kelpie.pc?.getReceivers().some((r) => r.track.kind === 'audio' && r.track.readyState === 'live'), null, { timeout: 10000 });
+    }
     await sleep(2000);
     await installStampDecoder(page);
-    const rec = await recordAvSync(page, pulse.server, { ms: seconds * 1000, source: 'webrtc' });
+    const rec = await recordAvSync(page, pulse.server, { ms: seconds * 1000, source: transport });
     if (rec.error) throw new Error(rec.error);
     return pairAvSync(rec.frames, rec.onsets, interval);
   } finally {
@@ -1389,9 +1396,13 @@ async function runAudioSection() {
     log(`audio × ${c.key}: ${JSON.stringify(row)}`);
   }
   const sync = [];
-  for (const [label, args] of [['A/V sync on (default)', []], ['`--av-sync off`', ['--av-sync', 'off']]]) {
+  for (const [label, args, transport] of [
+    ['WebRTC, A/V sync on (default)', [], 'webrtc'],
+    ['WebRTC, `--av-sync off`', ['--av-sync', 'off'], 'webrtc'],
+    ['WebSocket (`?transport=websocket`)', [], 'websocket'],
+  ]) {
     try {
-      const pairs = await withTimeout(runAvSync(args, AUDIO_SECONDS), (AUDIO_SECONDS + 120) * 1000, label);
+      const pairs = await withTimeout(runAvSync(args, AUDIO_SECONDS, transport), (AUDIO_SECONDS + 120) * 1000, label);
       const off = stats(pairs.map((p) => p.offset));
       sync.push({ label, beeps: pairs.length, p50: off.p50, p90: off.p90, within50: pairs.filter((p) => Math.abs(p.offset) < 50).length, audio: stats(pairs.map((p) => p.audio)).p50, video: stats(pairs.map((p) => p.video)).p50 });
     } catch (e) {
@@ -1413,7 +1424,7 @@ function audioTables(a) {
     else lines.push(`| ${r.label} | ${f(r.fps)} | ${f(r.p50)} | ${f(r.p90)} | ${f(r.cpu, 0)} | ${f((r.cpu * 10) / r.fps)} |`);
   }
   lines.push('');
-  lines.push('| beeps (`kelpie-probe clock --beep`, WebRTC) | beeps | audio − video p50 ms | p90 ms | within ±50 ms | sound latency p50 ms | picture latency p50 ms |');
+  lines.push('| beeps (`kelpie-probe clock --beep`) | beeps | audio − video p50 ms | p90 ms | within ±50 ms | sound latency p50 ms | picture latency p50 ms |');
   lines.push('|---|--:|--:|--:|--:|--:|--:|');
   for (const r of a.sync) {
     if (r.error) lines.push(`| ${r.label} | failed: ${r.error} | | | | | |`);
@@ -1431,7 +1442,7 @@ function audioBlock(a, meta) {
   lines.push(audioTables(a));
   lines.push('');
   lines.push(`- Video rows: one \`kelpie --app …\` per row, ${AUDIO_SECONDS} s in ${AUDIO_SESSIONS} sessions (latencies pooled), measured as in the peer comparison. "Sound playing": pink noise from \`${NOISE_PLAYER}\` in the session, so Opus runs at full rate the whole time. Server CPU is Kelpie's tree including its PulseAudio, excluding Xvfb, the probe and the player.`);
-  lines.push('- Beeps: every 500 ms \`kelpie-probe clock --beep\` draws a new timestamp and starts a 50 ms 1 kHz beep (\`pacat\`, 10 ms buffer) at the same moment; the page notes when each timestamp is presented, and the browser (unmuted, playing into a PulseAudio server of its own) is recorded to note when each beep comes out, see \`tests/lib/avsync.mjs\`. Positive: sound after picture.');
+  lines.push('- Beeps: every 500 ms \`kelpie-probe clock --beep\` draws a new timestamp and starts a 50 ms 1 kHz beep (\`pacat\`, 10 ms buffer) at the same moment; the page notes when each timestamp is presented, and the browser (unmuted, playing into a PulseAudio server of its own) is recorded to note when each beep comes out, see \`tests/lib/avsync.mjs\`. Positive: sound after picture. Sound latency: from the timestamp drawn on the X display to the beep coming out of the browser\'s audio device (desktop to speaker); picture latency: to the frame that shows it drawn.');
   lines.push('- With A/V sync on, the picture waits for the sound only while sound plays (the "sound playing" row); on a silent desktop ("nothing playing") video is shown as soon as it is decoded.');
   return wrapBlock('audio', lines.join('\n'));
 }

@@ -43,10 +43,10 @@ async function wsPeak(page, ms = 2000) {
 }
 
 /**
- * The jitter buffer holds its target (50 ms, up to 200 ms after the decoder stalled on a busy
+ * The jitter buffer holds its target (20 ms, up to 200 ms after the decoder stalled on a busy
  * machine) and never more than 100 ms above it (web/src/wsaudio.ts).
  */
-const smallBuffer = (c) => c.bufferedMs > 0 && c.targetMs >= 50 && c.targetMs <= 200 && c.bufferedMs <= c.targetMs + 100 + 10;
+const smallBuffer = (c) => c.bufferedMs > 0 && c.targetMs >= 20 && c.targetMs <= 200 && c.bufferedMs <= c.targetMs + 100 + 10;
 
 const counters = (page) => page.evaluate(() => ({ ...window.kelpieSound.wsPlayer?.counters }));
 

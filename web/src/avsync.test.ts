@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AvClock, CATCH_UP_RATE, HoldQueue, MAX_VIDEO_DELAY_MS, OFFSET_JUMP_MS, SILENCE_LEVEL, SOUND_LINGER_MS, audible, heardAt } from './avsync';
-import { AudioScheduler } from './wsaudio';
+import { AudioScheduler, TARGET_LEAD_S } from './wsaudio';
 
 describe('AvClock', () => {
   it('shows video at once while no sound has played', () => {
@@ -78,7 +78,7 @@ describe('AvClock', () => {
   it('lines video up with sound played by the jitter buffer, whatever the clocks', () => {
     // Page time = server time + 7000 ms; the AudioContext clock started at page time 500;
     // the device outputs 20 ms after the context time; sound leaves the server 20 ms after
-    // capture and goes through the 50 ms jitter buffer, video is drawn 15 ms after capture.
+    // capture and goes through the jitter buffer's least lead, video is drawn 15 ms after capture.
     const skew = 7000;
     const outputLatency = 0.02;
     const clock = new AvClock();
@@ -97,9 +97,10 @@ describe('AvClock', () => {
         const due = clock.due(capture * 1000, arrived);
         expect(due).not.toBeNull();
         expect(Math.abs((due ?? 0) - (heardOf.get(capture) ?? 0))).toBeLessThan(1);
-        // The hold: 20 + 50 + 20 − 15 ms, give or take the jitter.
-        expect((due ?? 0) - arrived).toBeGreaterThan(70);
-        expect((due ?? 0) - arrived).toBeLessThan(80);
+        // The hold: 20 + lead + 20 − 15 ms, give or take the jitter.
+        const hold = 20 + TARGET_LEAD_S * 1000 + 20 - 15;
+        expect((due ?? 0) - arrived).toBeGreaterThan(hold - 5);
+        expect((due ?? 0) - arrived).toBeLessThan(hold + 5);
       }
     }
   });

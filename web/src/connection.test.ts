@@ -476,6 +476,27 @@ describe('Connection: fallback from WebRTC to the WebSocket', () => {
     expect(s.conn.transport).toBe('webrtc');
   });
 
+  it('does not fall back when the first frame is drawn before ICE says it is connected', async () => {
+    // On a busy machine the browser may show the first frame before it tells the page that
+    // the connection is up: the 4 s fallback then tore down a working peer connection.
+    const s = setup();
+    await hello(s);
+    s.socket().receive({ type: 'answer', sdp: 'v=0\r\na=answer\r\n', codec: 'h264' });
+    await flush();
+    s.peer().videoTrack();
+    const t = s.tracks.at(-1);
+    if (!t) throw new Error('no track player');
+    t.hooks.drawn(1234.5);
+    expect(s.conn.state.phase).toBe('streaming');
+    await vi.advanceTimersByTimeAsync(1000);
+    s.peer().state('connected');
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(s.conn.transport).toBe('webrtc');
+    expect(s.conn.state.phase).toBe('streaming');
+    expect(s.peers).toHaveLength(1);
+    expect(s.peer().closed).toBe(false);
+  });
+
   it('goes straight to the WebSocket on the next attempt', async () => {
     const s = setup();
     await hello(s);

@@ -4,11 +4,13 @@ import {
   codecName,
   computeStats,
   extractAudioDelay,
+  extractPlayout,
   extractSnapshot,
   formatStats,
   medianDelay,
   addDelays,
   processingDelayMs,
+  playoutRunningMs,
   needsFirstPicture,
   needsKeyframe,
   withPath,
@@ -320,5 +322,38 @@ describe('audioDelayMs', () => {
     ]);
     expect(extractAudioDelay(report)).toEqual(snap(3, 96000, 1.5, 96000));
     expect(extractAudioDelay(new Map())).toBeNull();
+  });
+});
+
+describe('playoutRunningMs', () => {
+  const at = (ms: number, played: number, delay: number | null = null, samples: number | null = null) => ({
+    at: ms,
+    played,
+    totalPlayoutDelay: delay,
+    totalSamplesCount: samples,
+  });
+
+  it('reads the audio device of a report, or nothing before it plays', () => {
+    const report = new Map<string, unknown>([
+      ['in', { type: 'inbound-rtp', kind: 'audio' }],
+      ['po', { type: 'media-playout', timestamp: 5000, totalSamplesDuration: 1.5, totalPlayoutDelay: 2.4, totalSamplesCount: 72000 }],
+    ]);
+    expect(extractPlayout(report)).toEqual({ at: 5000, played: 1.5, totalPlayoutDelay: 2.4, totalSamplesCount: 72000 });
+    expect(extractPlayout(new Map([['in', { type: 'inbound-rtp', kind: 'audio' }]]))).toBeNull();
+  });
+
+  it('says the device runs once it played in real time, with its delay', () => {
+    // 200 ms apart, 200 ms played; 9600 samples played with 360 s of delay summed: 37.5 ms each.
+    expect(playoutRunningMs(at(1000, 0.5, 1000, 20000), at(1200, 0.7, 1360, 29600))).toBe(38);
+    // Without the delay counters it still runs.
+    expect(playoutRunningMs(at(1000, 0.5), at(1200, 0.69))).toBe(0);
+  });
+
+  it('waits while the device has not started, stalls or the span is too short', () => {
+    expect(playoutRunningMs(null, at(1000, 0))).toBeNull();
+    // Started, then stuck (a busy machine): 10 ms played in 200 ms.
+    expect(playoutRunningMs(at(1000, 0.01), at(1200, 0.02))).toBeNull();
+    // Playing, but 50 ms tell too little.
+    expect(playoutRunningMs(at(1000, 0.5), at(1050, 0.55))).toBeNull();
   });
 });

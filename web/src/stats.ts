@@ -202,6 +202,49 @@ export function audioDelayMs(prev: AudioDelaySnapshot | null, cur: AudioDelaySna
   return Number.isFinite(ms) && ms >= 0 ? Math.min(Math.round(ms), 2000) : null;
 }
 
+/** Cumulative counters of the page's audio device (media-playout). */
+export interface PlayoutSnapshot {
+  /** When they were read, in ms (the record's `timestamp`). */
+  at: number;
+  /** Seconds of sound the device played (`totalSamplesDuration`). */
+  played: number;
+  /** Seconds, summed over played samples (`totalPlayoutDelay`). */
+  totalPlayoutDelay: number | null;
+  totalSamplesCount: number | null;
+}
+
+/** The audio device's counters of a report, or `null` before it plays (or in a browser without them). */
+export function extractPlayout(report: ReadonlyMap<string, unknown>): PlayoutSnapshot | null {
+  for (const value of report.values()) {
+    const r = asRecord(value);
+    if (r?.type !== 'media-playout') continue;
+    const at = num(r, 'timestamp');
+    const played = num(r, 'totalSamplesDuration');
+    if (at === null || played === null) return null;
+    return { at, played, totalPlayoutDelay: num(r, 'totalPlayoutDelay'), totalSamplesCount: num(r, 'totalSamplesCount') };
+  }
+  return null;
+}
+
+/** Snapshots closer than this tell nothing yet of whether the device keeps up. */
+export const PLAYOUT_SPAN_MS = 150;
+/** Share of the time passed the device must have played to count as running. */
+const PLAYOUT_SHARE = 0.8;
+
+/**
+ * When the audio device played in real time between the two snapshots (at least 80 % of the
+ * time between them, at least {@link PLAYOUT_SPAN_MS} apart): its delay in ms (0 when not
+ * reported). `null` while it does not play yet, or stalls, or the snapshots are too close.
+ */
+export function playoutRunningMs(prev: PlayoutSnapshot | null, cur: PlayoutSnapshot | null): number | null {
+  if (!prev || !cur) return null;
+  const span = cur.at - prev.at;
+  if (span < PLAYOUT_SPAN_MS || (cur.played - prev.played) * 1000 < span * PLAYOUT_SHARE) return null;
+  const samples = delta(prev.totalSamplesCount, cur.totalSamplesCount);
+  const delay = delta(prev.totalPlayoutDelay, cur.totalPlayoutDelay);
+  return reportableMs(samples !== null && delay !== null && samples > 0 ? (delay / samples) * 1000 : 0);
+}
+
 /**
  * The median of per-frame delays in ms, rounded, for the A/V sync report; `null` with
  * fewer than 3 frames (too few to tell).

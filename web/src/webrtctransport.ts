@@ -13,10 +13,14 @@ import {
   addDelays,
   audioDelayMs,
   extractAudioDelay,
+  extractPlayout,
   extractSnapshot,
   medianDelay,
+  playoutRunningMs,
   processingDelayMs,
+  PLAYOUT_SPAN_MS,
   type AudioDelaySnapshot,
+  type PlayoutSnapshot,
   type StatsSnapshot,
 } from './stats';
 import { RegionChain, parseFrameRegion, rtpTimeOf } from './regions';
@@ -45,6 +49,11 @@ export interface WebRtcTransportOptions {
 }
 
 type TunableReceiver = RTCRtpReceiver & { playoutDelayHint?: number | null };
+
+/** How often the audio device is looked at until it plays. */
+const PLAYOUT_POLL_MS = 50;
+/** How long after the sound track arrives it is looked at (the server sends sound after 3 s anyway). */
+const PLAYOUT_WATCH_MS = 10_000;
 
 export class WebRtcTransport implements VideoTransport {
   readonly kind = 'webrtc';
@@ -149,6 +158,7 @@ export class WebRtcTransport implements VideoTransport {
         // (it conceals a lost packet, or rebuilds it from the next one's in-band FEC).
         tuneReceiver(ev.receiver);
         sound.attach(ev.track);
+        this.watchPlayout(null, performance.now() + PLAYOUT_WATCH_MS);
         return;
       }
       tuneReceiver(ev.receiver);
@@ -165,9 +175,9 @@ export class WebRtcTransport implements VideoTransport {
       switch (pc.connectionState) {
         case 'connected':
           this.timers.cancel('disconnected');
+          this.timers.cancel('fallback');
           if (!host.streaming()) {
             host.clearSetup();
-            this.timers.cancel('fallback');
             this.armFirstFrame();
           }
           return;
@@ -214,10 +224,15 @@ export class WebRtcTransport implements VideoTransport {
     });
   }
 
-  /** The first frame was shown: the attempt is streaming. */
+  /**
+   * The first frame was shown: the attempt is streaming, and WebRTC works. On a busy machine
+   * the browser may show it before it reports the connection up; the fallback must not then
+   * tear the working connection down (which looked like a reconnect 4 s in).
+   */
   private firstFrame(): void {
     if (this.o.host.streaming()) return;
     this.timers.cancel('first-frame');
+    this.timers.cancel('fallback');
     this.o.host.firstFrame();
   }
 
@@ -259,6 +274,34 @@ export class WebRtcTransport implements VideoTransport {
     video.play().catch((err: unknown) => {
       // Autoplay of a muted video is allowed everywhere; log anything else.
       console.warn('kelpie: video.play() failed', err);
+    });
+  }
+
+  /**
+   * Tells the server as soon as this browser's audio device plays in real time, with its
+   * delay: only then does the server send sound. Its jitter buffer keeps whatever arrives
+   * before the device takes sound, and starting the device can take a second or more on a
+   * busy machine: that much sound stayed queued, draining over seconds.
+   */
+  private watchPlayout(prev: PlayoutSnapshot | null, deadline: number): void {
+    this.timers.after('playout', PLAYOUT_POLL_MS, () => {
+      const pc = this.pc;
+      if (!pc || performance.now() > deadline) return;
+      pc.getStats().then(
+        (report) => {
+          if (this.closed) return;
+          const cur = extractPlayout(report);
+          const ms = playoutRunningMs(prev, cur);
+          if (ms !== null) {
+            this.o.host.send({ type: 'audiodelay', ms });
+            return;
+          }
+          // Keep the older snapshot until the span is long enough to judge.
+          const keep = prev && cur && cur.at - prev.at < PLAYOUT_SPAN_MS ? prev : cur;
+          this.watchPlayout(keep, deadline);
+        },
+        () => undefined,
+      );
     });
   }
 

@@ -8,7 +8,6 @@ import {
   MAX_TARGET_LEAD_S,
   SHRINK_AFTER_S,
   SHRINK_EVERY_S,
-  STALL_MARGIN_S,
   MIN_LEAD_S,
   TARGET_LEAD_S,
   binaryKind,
@@ -91,6 +90,18 @@ class Feed {
 }
 
 describe('AudioScheduler', () => {
+  it('starts with the newest frame received at the target lead, dropping only what would play late', () => {
+    // The decoder puts out its first frames together: 30 ms of sound behind the first.
+    const s = new AudioScheduler();
+    const newestEnd = 40_000;
+    const ds = [0, 10_000, 20_000, 30_000].map((pts) => s.schedule(pts, FRAME_US, 1, newestEnd));
+    // 30 ms behind the first with a 20 ms target: it would play 10 ms ago, and is dropped;
+    // the second (20 ms behind) would play now, too late as well; the third plays just ahead.
+    expect(ds.slice(0, 2)).toEqual([{ action: 'drop' }, { action: 'drop' }]);
+    expect(ds[2]).toEqual({ action: 'play', at: 1 + TARGET_LEAD_S - FRAME_S, resync: true });
+    expect(ds[3]).toEqual({ action: 'play', at: 1 + TARGET_LEAD_S, resync: false });
+  });
+
   it('starts the first frame at the target lead and plays what follows back to back', () => {
     const s = new AudioScheduler();
     const frames: [number, number][] = Array.from({ length: 100 }, (_, i) => [5_000_000 + i * FRAME_US, 1 + i * FRAME_S]);
@@ -126,7 +137,7 @@ describe('AudioScheduler', () => {
     expect(s.targetLead()).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
     const played = burst.filter((d) => d.action === 'play');
     // Only what lies more than the target behind the newest is dropped.
-    expect(burst.length - played.length).toBe(Math.round((0.3 - FRAME_S - (MAX_TARGET_LEAD_S - STALL_MARGIN_S)) / FRAME_S));
+    expect(burst.length - played.length).toBe(Math.floor((0.3 - FRAME_S - (MAX_TARGET_LEAD_S - MIN_LEAD_S)) / FRAME_S) + 1);
     expect(burst.slice(-played.length).every((d) => d.action === 'play')).toBe(true);
     expect(Math.max(...starts(played)) - f.now).toBeCloseTo(MAX_TARGET_LEAD_S, 9);
     const resyncs = s.resyncs;
@@ -169,6 +180,31 @@ describe('AudioScheduler', () => {
     expect(s.buffered(f.now)).toBeGreaterThan(MIN_LEAD_S);
     expect(s.buffered(f.now)).toBeLessThanOrEqual(MAX_TARGET_LEAD_S + FRAME_S + 1e-9);
     expect(s.resyncs).toBe(3);
+  });
+
+  it('trims a lead left above the target by a burst after a stall, one frame a second, keeping the target', () => {
+    const f = new Feed();
+    const s = f.s;
+    for (let i = 0; i < 100; i++, f.now += FRAME_S) f.frame();
+    // A 100 ms stall, then the five frames it held arrive together, one after the other: the
+    // first starts the timeline again at the grown target, the other four queue behind it.
+    f.now += 0.1;
+    const burst = Array.from({ length: 5 }, f.frame);
+    expect(burst.every((d) => d.action === 'play')).toBe(true);
+    const target = s.targetLead();
+    expect(s.buffered(f.now)).toBeCloseTo(target + 5 * FRAME_S, 9);
+    const ds: AudioDecision[] = [];
+    for (let i = 0; i < 400; i++) {
+      f.now += FRAME_S;
+      ds.push(f.frame());
+    }
+    // Three frames above the target (and one frame's own length): three dropped, a second
+    // apart, and the target kept.
+    const drops = ds.flatMap((d, i) => (d.action === 'drop' ? [i] : []));
+    expect(drops).toHaveLength(3);
+    for (let i = 1; i < drops.length; i++) expect((drops[i] ?? 0) - (drops[i - 1] ?? 0)).toBeGreaterThanOrEqual(SHRINK_EVERY_S / FRAME_S - 1);
+    expect(s.targetLead()).toBe(target);
+    expect(s.buffered(f.now)).toBeCloseTo(target + 2 * FRAME_S, 9);
   });
 
   it('brings a grown target back down one frame a second once nothing stalls', () => {

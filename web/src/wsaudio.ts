@@ -121,15 +121,24 @@ export class DecodedPts {
   }
 }
 
-/** Audio kept ahead of the playhead on a machine that keeps up, in seconds: the least target. */
-export const TARGET_LEAD_S = 0.05;
+/**
+ * Audio kept ahead of the playhead on a machine that keeps up, in seconds: the least target.
+ * Two frames: on loopback frames arrive within a few ms of each other's pace, and a path or
+ * a machine that holds them up longer grows the target (below) after the first time the
+ * buffer runs dry. (It was 50 ms: sound came out ~30 ms later for nothing.)
+ */
+export const TARGET_LEAD_S = 0.02;
 /**
  * The most the target grows to after the buffer ran dry (a busy machine stalls the decoder
  * for a few hundred ms at a time): stalls up to this long are then heard as nothing at all.
  */
 export const MAX_TARGET_LEAD_S = 0.2;
-/** More than this above the target and the buffer is drained back to the target. */
-export const DRAIN_ABOVE_S = 0.1;
+/**
+ * More than this above the target and the buffer is drained back to the target: after a
+ * stall the frames it held up arrive together, and those beyond the grown target are dropped
+ * there, in the gap the stall made anyway. (It was 100 ms.)
+ */
+export const DRAIN_ABOVE_S = 0.06;
 /** Less than this ahead counts as late (the buffer ran dry): start again at the target. */
 export const MIN_LEAD_S = 0.002;
 /** Added to a stall when the target grows to absorb it. */
@@ -167,7 +176,9 @@ export type AudioDecision =
  * up to {@link MAX_TARGET_LEAD_S}, so that the audio the stall held back plays late instead
  * of being dropped and the next such stall is not heard. After {@link SHRINK_AFTER_S} without
  * running dry it comes back one frame per {@link SHRINK_EVERY_S}, by dropping a frame, while
- * every frame of that period arrived more than a frame ahead of the least target. When more
+ * every frame of that period arrived more than a frame ahead of the least target; while every
+ * frame of a period came more than a frame above the current target (the timeline was
+ * anchored on a frame a stall had made late), a frame is dropped per period too. When more
  * than {@link DRAIN_ABOVE_S} above the target is queued (a burst beyond the largest target,
  * or a faster sender clock), frames are dropped until the queue is back at the target: old
  * audio is skipped rather than delayed.
@@ -261,15 +272,19 @@ export class AudioScheduler {
   }
 
   /**
-   * Whether to drop this frame to bring the lead down by one frame: the buffer has not run
-   * dry for a while and no frame of the last period came less than a frame above the least
-   * target. Lowers the target with it.
+   * Whether to drop this frame to bring the lead down by one frame: no frame of the last
+   * period came less than a frame above the target (the timeline was anchored on a frame a
+   * stall had made late, and the frames since come earlier: the lead stayed above the target
+   * for nothing); or the buffer has not run dry for a while and no frame of the last period
+   * came less than a frame above the least target, which lowers the target with it.
    */
   private shrinks(now: number, lead: number, duration: number): boolean {
     this.periodMinLead = Math.min(this.periodMinLead, lead);
     if (now - this.periodStart < SHRINK_EVERY_S) return false;
-    const spare = this.periodMinLead > TARGET_LEAD_S + duration && now - this.calmSince >= SHRINK_AFTER_S;
+    const least = this.periodMinLead;
     this.startPeriod(now);
+    if (least > this.target + duration) return true;
+    const spare = least > TARGET_LEAD_S + duration && now - this.calmSince >= SHRINK_AFTER_S;
     if (!spare) return false;
     this.target = Math.max(TARGET_LEAD_S, this.target - duration);
     return true;
@@ -286,8 +301,9 @@ export class AudioScheduler {
   }
 
   private resync(ptsUs: number, duration: number, now: number, backlog: number): AudioDecision {
-    if (this.target - backlog < STALL_MARGIN_S) {
-      // More audio behind this frame than the target holds: it is stale, so is the timeline.
+    if (this.target - backlog < MIN_LEAD_S) {
+      // More audio behind this frame than the target holds (it would play late): it is
+      // stale, so is the timeline.
       this.anchorAt = null;
       return this.drop();
     }

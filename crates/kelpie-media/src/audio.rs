@@ -30,6 +30,9 @@ use crate::encoder::init;
 use crate::pipeline::{bus_error, element, launch};
 use crate::{MediaError, error_chain};
 
+mod timeline;
+use timeline::Timeline;
+
 /// Opus frame length Kelpie asks for.
 pub const FRAME: Duration = Duration::from_millis(10);
 /// Frames a subscriber may fall behind (two seconds) before it lags.
@@ -316,28 +319,33 @@ impl Inner {
         self.counters.capturing.store(0, Ordering::Relaxed);
     }
 
-    /// Starts `pulsesrc ! opusenc ! appsink` into `tx`.
+    /// Starts `pulsesrc ! opusenc ! appsink` into `tx`. `slave-method=none`: the buffers'
+    /// timestamps count samples and nothing else (by default `pulsesrc` moves them by a few
+    /// ms now and then to follow the pipeline clock, which the receiver hears as a gap or an
+    /// overlap); capture times come from [`Timeline`] instead, which also moves the count on
+    /// past sound PulseAudio lost.
     fn capture(&self, tx: &Arc<Publisher<AudioFrame>>) -> Result<Capture, MediaError> {
         let s = &self.settings;
         let server = s.server.as_ref().map(|v| format!("server=\"{v}\"")).unwrap_or_default();
         let desc = format!(
             "pulsesrc name=src device=\"{dev}\" {server} buffer-time=20000 latency-time=10000 \
-             provide-clock=false client-name=kelpie ! audioconvert ! audioresample \
+             provide-clock=false slave-method=none client-name=kelpie ! audioconvert ! audioresample \
              ! audio/x-raw,format=S16LE,rate=48000,channels=2 \
-             ! opusenc name=enc bitrate={bps} frame-size=10 dtx=true bitrate-type=vbr complexity=5 \
+             ! opusenc name=enc bitrate={bps} frame-size=10 audio-type={kind} dtx=true bitrate-type=vbr complexity=5 \
              inband-fec=true packet-loss-percentage={loss} \
              ! appsink name=sink sync=false max-buffers=100 drop=true",
             dev = s.device,
             bps = s.bitrate_kbps.clamp(6, 510) * 1000,
+            kind = opus_audio_type(s.bitrate_kbps),
             loss = self.expected_loss.load(Ordering::Relaxed),
         );
         let pipeline = launch(&desc, "audio")?;
         let appsink: gst_app::AppSink = element(&pipeline, "sink")?;
         let sink_tx = tx.clone();
         let counters = self.counters.clone();
-        let (start, clock) = (Instant::now(), self.clock);
+        let clock = self.clock;
+        let mut timeline = Timeline::default();
         let mut in_dtx = false;
-        // This run's pts origin on the source's timeline (see below), set by its first frame.
         let mut run_origin: Option<Duration> = None;
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -357,25 +365,30 @@ impl Inner {
                     } else {
                         in_dtx = false;
                     }
-                    let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
                     counters.packets.fetch_add(1, Ordering::Relaxed);
                     counters.bytes.fetch_add(map.len() as u64, Ordering::Relaxed);
-                    // The buffer's running time on the pipeline clock, mapped onto `Instant`
-                    // through the clock's present time: the pipeline starts its clock only
-                    // once PulseAudio has connected, tens of ms after `start`.
+                    // pts counts samples: every packet holds FRAME of sound, and its place on
+                    // this run's timeline is where it ends (the buffer's own timestamp plus its
+                    // duration) less FRAME: the first buffer out of opusenc is stamped short by
+                    // the encoder's look-ahead, so its start would overlap the next packet's.
+                    // The receiver plays packets by their RTP timestamps, and ones taken from
+                    // the wall clock jitter by a few hundred samples, which a jitter buffer
+                    // hears as gaps and overlaps: lost sound and a growing delay.
+                    let end = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default()
+                        + buffer.duration().map_or(FRAME, |d| Duration::from_nanos(d.nseconds()));
+                    // Shifted by FRAME so that it never goes below zero; the shift cancels out.
+                    let pts = end;
                     let now = Instant::now();
-                    let captured = match (a.clock(), a.base_time(), buffer.pts()) {
-                        (Some(clock), Some(base), Some(ts)) => {
-                            let ago = clock.time().saturating_sub(base + ts);
-                            now.checked_sub(Duration::from_nanos(ago.nseconds())).unwrap_or(now)
-                        }
-                        _ => (start + pts).min(now),
-                    };
-                    // pts counts samples: the buffer's own timestamp (exactly 10 ms apart
-                    // within a run) from where this run began on the source's timeline. The
-                    // receiver plays packets by their RTP timestamps, and ones taken from the
-                    // wall clock jitter by a few hundred samples, which a jitter buffer hears
-                    // as gaps and overlaps: lost sound and a growing delay.
+                    let timeline::Placed { pts, captured } = timeline.frame(now, pts, FRAME);
+                    // Per frame, at trace level (`KELPIE_LOG=kelpie_media::audio=trace`): where
+                    // the capture's time goes.
+                    tracing::trace!(
+                        age_us = now.duration_since(captured).as_micros() as u64,
+                        pts_ms = pts.as_millis() as u64,
+                        len = map.len(),
+                        "audio frame"
+                    );
+                    // This run's place on the session's media clock, from its first frame.
                     let origin = *run_origin.get_or_insert_with(|| clock.pts(captured).saturating_sub(pts));
                     sink_tx.send(AudioFrame { data: Arc::from(map.as_slice()), pts: origin + pts, captured });
                     Ok(gst::FlowSuccess::Ok)
@@ -391,6 +404,17 @@ impl Inner {
         }
         Ok(Capture { pipeline })
     }
+}
+
+/// Lowest bitrate (kbit/s) at which Opus runs in its restricted low-delay mode.
+const LOW_DELAY_FROM_KBPS: u32 = 64;
+
+/// `opusenc`'s `audio-type` for `kbps`: from [`LOW_DELAY_FROM_KBPS`] on `restricted-lowdelay`,
+/// the CELT layer alone, whose look-ahead is 2.5 ms where the other modes' is 6.5 ms: the
+/// browser plays every sample 4 ms sooner. At such bitrates libopus codes stereo with CELT
+/// anyway; below, `generic` keeps SILK for speech and with it the in-band FEC.
+fn opus_audio_type(kbps: u32) -> &'static str {
+    if kbps >= LOW_DELAY_FROM_KBPS { "restricted-lowdelay" } else { "generic" }
 }
 
 /// `pactl` against the session's server.
@@ -525,6 +549,14 @@ impl Drop for MicPlayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opus_saves_its_look_ahead_where_it_would_not_use_silk_anyway() {
+        assert_eq!(opus_audio_type(128), "restricted-lowdelay");
+        assert_eq!(opus_audio_type(64), "restricted-lowdelay");
+        assert_eq!(opus_audio_type(63), "generic");
+        assert_eq!(opus_audio_type(24), "generic");
+    }
 
     #[test]
     fn only_streams_into_other_sinks_than_the_microphone_count() {

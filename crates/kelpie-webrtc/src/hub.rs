@@ -140,6 +140,8 @@ struct Peer {
     microphone: bool,
     /// Holding video back to line up with sound (see `sync.rs`).
     sync: AvSync,
+    /// Whether it gets sound yet (see `audio.rs`).
+    sound: audio::Gate,
     /// Its keyframe requests, when it is limited (see [`PeerPolicy::keyframe_interval`]).
     keyframes: Option<KeyframeLimiter>,
     /// Its path carries far less than the other viewers': it gets keyframes only.
@@ -429,6 +431,7 @@ impl Hub {
             mic_mid: None,
             microphone,
             sync: AvSync::default(),
+            sound: audio::Gate::default(),
             keyframes: policy.keyframe_interval.map(KeyframeLimiter::new),
             keyframes_only: false,
             last_keyframe_at: None,
@@ -681,6 +684,7 @@ fn handle_event(
     match e {
         Event::Connected => {
             p.connected = true;
+            p.sound.connected(now);
             p.catchup.need_keyframe();
             events.push(HubEvent::Connected(p.id));
             events.push(HubEvent::KeyframeWanted(p.feed()));
@@ -776,16 +780,18 @@ impl Hub {
             self.last_sound_at = Some(now);
         }
         self.audio_age.add(now.saturating_duration_since(frame.captured));
-        for p in self.peers.values_mut().filter(|p| p.connected) {
+        for p in self.peers.values_mut().filter(|p| p.connected && p.sound.admits(now)) {
             audio::send(&mut p.rtc, p.audio.as_ref(), now, frame);
         }
     }
 
     /// Records `peer`'s report of how long sound spends in its browser and how long video
-    /// did lately (see [`AvSync::report`]).
+    /// did lately (see [`AvSync::report`]); its first report also says that its browser
+    /// plays sound, which it gets from then on.
     pub fn set_audio_delay(&mut self, now: Instant, peer: PeerId, ms: u32, video_ms: Option<u32>) {
         let ages = self.ages();
         if let Some(p) = self.peers.get_mut(&peer) {
+            p.sound.open();
             p.sync.report(now, ms, video_ms, ages);
         }
     }

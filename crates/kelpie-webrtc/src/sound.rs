@@ -13,10 +13,12 @@ use tokio::task::JoinHandle;
 use crate::WebRtcCounters;
 use crate::hub::{Hub, PeerId};
 
-/// Sound captured longer ago than this is not sent: it would only add to the delay in the
-/// browser's jitter buffer (a gap is concealed instead). Sound normally reaches the hub
-/// 20-30 ms after capture.
-pub(crate) const MAX_AUDIO_LAG: Duration = Duration::from_millis(200);
+/// Sound captured longer ago than this is not sent. Sound normally reaches the hub 10-20 ms
+/// after capture (a 10 ms packet, then a fragment's wait); frames held up longer by a stall of
+/// the capture come out in a burst, and the browser's jitter buffer, which concealed the gap
+/// meanwhile, would play each of them that much late, and everything after them, until it
+/// drains seconds later. Dropped, they leave the gap concealed and what follows on time.
+pub(crate) const MAX_AUDIO_LAG: Duration = Duration::from_millis(60);
 
 /// Starts the audio forwarding task when a viewer wants sound, stops it when none does.
 pub(crate) fn sync_feed(

@@ -4,8 +4,10 @@
 //! Audio shares the video's `Rtc` (one more m-line in the BUNDLE): str0m keeps one queue
 //! per m-line and sends each as soon as it is written, so a 100-packet keyframe does not
 //! hold back the audio packet written after it, nor the other way round.
+//!
+//! A viewer gets sound once its browser plays it ([`Gate`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kelpie_media::AudioFrame;
 use str0m::Rtc;
@@ -27,6 +29,38 @@ pub(super) fn media_added(p: &mut Peer, m: &MediaAdded) {
         p.mic_mid = Some(m.mid);
     }
     tracing::debug!(id = %p.id, direction = ?m.direction, "audio m-line added");
+}
+
+/// How long after connecting a viewer whose browser never says that it plays sound gets it
+/// anyway (a browser without the `media-playout` statistics, or an older page).
+pub(super) const GATE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a viewer gets sound yet: once its browser reports that its audio device plays
+/// (the first `audiodelay` report), or [`GATE_TIMEOUT`] after connecting. A browser's jitter
+/// buffer keeps every packet that arrives before its audio device starts taking sound, and
+/// starting the device takes a second or more on a busy machine: that second of sound then
+/// stayed in the buffer, draining over several seconds, and the picture waited as long.
+#[derive(Debug, Default)]
+pub(super) struct Gate {
+    connected_at: Option<Instant>,
+    open: bool,
+}
+
+impl Gate {
+    /// The peer connected at `now`.
+    pub(super) fn connected(&mut self, now: Instant) {
+        self.connected_at.get_or_insert(now);
+    }
+
+    /// The browser plays sound.
+    pub(super) fn open(&mut self) {
+        self.open = true;
+    }
+
+    /// Whether sound goes to the peer at `now`.
+    pub(super) fn admits(&self, now: Instant) -> bool {
+        self.open || self.connected_at.is_some_and(|t| now.saturating_duration_since(t) >= GATE_TIMEOUT)
+    }
 }
 
 /// Writes one Opus packet. RTP time counts 48 kHz samples from the stream's start; the
@@ -91,27 +125,14 @@ pub(super) fn receive_only(offer: &str) -> (String, bool) {
     (out, refused)
 }
 
-/// Adjusts str0m's SDP answer for the browser:
-/// - the audio track joins the video track's media stream (`a=msid`), which Chromium needs
-///   to synchronise them by their sender reports (str0m gives every m-line its own);
-/// - `usedtx=1` on Opus asks the browser's microphone encoder for DTX, so a silent
-///   microphone costs almost nothing.
+/// Adjusts str0m's SDP answer for the browser: `usedtx=1` on Opus asks the browser's
+/// microphone encoder for DTX, so a silent microphone costs almost nothing.
+///
+/// Audio and video stay in media streams of their own (str0m gives every m-line its own
+/// `a=msid`): in one stream Chromium's lip sync would delay the sound to line it up with the
+/// video, which the hub itself holds back to line it up with the sound (`sync.rs`): each
+/// raised the other up to the hub's 300 ms limit.
 pub(super) fn adjust_answer(sdp: &str) -> String {
-    let mut video_stream = None;
-    let mut audio_stream = None;
-    let mut kind = "";
-    for line in sdp.lines() {
-        if let Some(m) = line.strip_prefix("m=") {
-            kind = m.split_whitespace().next().unwrap_or("");
-        } else if let Some(v) = line.strip_prefix("a=msid:") {
-            let id = v.split_whitespace().next().unwrap_or("").to_string();
-            match kind {
-                "video" if video_stream.is_none() => video_stream = Some(id),
-                "audio" if audio_stream.is_none() => audio_stream = Some(id),
-                _ => {}
-            }
-        }
-    }
     let mut opus_pt = None;
     let mut out = String::with_capacity(sdp.len() + 32);
     let mut in_audio = false;
@@ -121,12 +142,6 @@ pub(super) fn adjust_answer(sdp: &str) -> String {
         let mut body = body.to_string();
         if body.starts_with("m=") {
             in_audio = body.starts_with("m=audio");
-        }
-        if let (Some(v), Some(a)) = (&video_stream, &audio_stream)
-            && !a.is_empty()
-            && a != "-"
-        {
-            body = body.replace(a.as_str(), v);
         }
         if in_audio {
             if let Some(r) = body.strip_prefix("a=rtpmap:")
@@ -141,23 +156,10 @@ pub(super) fn adjust_answer(sdp: &str) -> String {
                 body.push_str(";usedtx=1");
             }
         }
-        if body.starts_with("a=msid-semantic:") {
-            body = dedup_words(&body);
-        }
         out.push_str(&body);
         out.push_str(end);
     }
     out
-}
-
-fn dedup_words(line: &str) -> String {
-    let mut seen: Vec<&str> = Vec::new();
-    for w in line.split(' ') {
-        if !seen.contains(&w) {
-            seen.push(w);
-        }
-    }
-    seen.join(" ")
 }
 
 #[cfg(test)]
@@ -165,15 +167,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answer_puts_audio_in_the_video_stream_and_asks_for_dtx() {
+    fn sound_goes_out_once_the_browser_plays_it_or_after_the_timeout() {
+        let t0 = Instant::now();
+        let mut g = Gate::default();
+        assert!(!g.admits(t0 + GATE_TIMEOUT * 2), "not before connecting");
+        g.connected(t0);
+        assert!(!g.admits(t0 + Duration::from_millis(500)));
+        g.open();
+        assert!(g.admits(t0 + Duration::from_millis(500)));
+        let mut silent = Gate::default();
+        silent.connected(t0);
+        silent.connected(t0 + Duration::from_secs(1));
+        assert!(!silent.admits(t0 + GATE_TIMEOUT - Duration::from_millis(1)));
+        assert!(
+            silent.admits(t0 + GATE_TIMEOUT),
+            "a browser that never reports gets sound after the timeout"
+        );
+    }
+
+    #[test]
+    fn answer_keeps_audio_in_its_own_stream_and_asks_for_dtx() {
         let sdp = "v=0\r\na=msid-semantic: WMS vs as\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
                    a=msid:vs vt\r\na=ssrc:1 msid:vs vt\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
                    a=sendrecv\r\na=msid:as at\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
         let out = adjust_answer(sdp);
         assert!(out.contains("a=sendrecv"), "{out}");
-        assert!(out.contains("a=msid-semantic: WMS vs\r\n"), "{out}");
-        assert!(out.contains("a=msid:vs at\r\n"), "{out}");
-        assert!(!out.contains("as "), "{out}");
+        assert!(out.contains("a=msid-semantic: WMS vs as\r\n"), "{out}");
+        assert!(out.contains("a=msid:vs vt\r\n") && out.contains("a=msid:as at\r\n"), "{out}");
         assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n"), "{out}");
         // Idempotent.
         assert_eq!(adjust_answer(&out), out);

@@ -25,6 +25,10 @@ const SETTLE_WITHIN: Duration = Duration::from_millis(10);
 /// Weight of a new report in the smoothed sound delay: the browser's figure over one second
 /// moves by ±10 ms from one report to the next while its real delay holds.
 const AUDIO_SMOOTHING: f64 = 0.3;
+/// A report this far from the smoothed delay is a real change, taken at once: after a stall
+/// the browser's jitter buffer drains hundreds of ms in a few seconds, and a smoothed figure
+/// kept the picture waiting seconds longer than the sound did.
+const AUDIO_JUMP_MS: f64 = 20.0;
 
 /// Part of the measured error corrected per report.
 const GAIN: f64 = 0.5;
@@ -87,7 +91,10 @@ impl AvSync {
     /// `video_ms` in it (if it could tell).
     pub(crate) fn report(&mut self, now: Instant, audio_ms: u32, video_ms: Option<u32>, ages: ServerAges) {
         let reported = f64::from(audio_ms);
-        let audio_ms = self.audio_ms.map_or(reported, |a| a + AUDIO_SMOOTHING * (reported - a));
+        let audio_ms = match self.audio_ms {
+            Some(a) if (reported - a).abs() <= AUDIO_JUMP_MS => a + AUDIO_SMOOTHING * (reported - a),
+            _ => reported,
+        };
         self.audio_ms = Some(audio_ms);
         let (Some(video_ms), Some((asked, since))) = (video_ms, self.asked) else { return };
         if now.saturating_duration_since(since) < SETTLE {
@@ -187,6 +194,21 @@ mod tests {
             s.report(now, 120, None, slow);
         }
         assert!(s.playout_delay(now, true, slow) >= Duration::from_millis(80));
+    }
+
+    #[test]
+    fn small_swings_of_the_report_are_smoothed_and_large_changes_taken_at_once() {
+        let now = Instant::now();
+        let ages = ServerAges { audio_ms: 10.0, video_ms: 10.0 };
+        let mut s = AvSync::default();
+        s.report(now, 80, None, ages);
+        s.report(now, 90, None, ages);
+        assert_eq!(s.playout_delay(now, true, ages), Duration::from_millis(80), "80 + 0.3 × 10 = 83");
+        // A jitter buffer draining after a stall: the picture follows report by report.
+        for (reported, asked) in [(400, 400), (250, 250), (120, 120), (90, 90)] {
+            s.report(now, reported, None, ages);
+            assert_eq!(s.playout_delay(now, true, ages), Duration::from_millis(asked.min(300)));
+        }
     }
 
     #[test]
