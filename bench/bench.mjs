@@ -18,6 +18,8 @@
 //                    network section: bars, typing, scroll (default bars,typing; it takes the names it knows from the list)
 //   BENCH_UPLOAD_MBIT  rate of the kelpie-upload system's upload, Mbit/s (default 100; 0: unthrottled)
 //   BENCH_KEYS       key presses per row of the keys workload (key-to-photon), split between its sessions (default 80)
+//   BENCH_KEYS_READER  how the keys workload sees a canvas change: draw (default: after the page draws on it) or
+//                    raf (a requestAnimationFrame loop reading it every frame, as before 2026-12-07)
 //   BENCH_PROFILES   network section: comma list of lan, campus, home, wifi, mobile (default: all)
 //   BENCH_NET_SECONDS  network section: steady-stream window per row (default 10), then a 2 s outage
 //                    (network section systems: kelpie, kelpie-ws, selkies, selkies-webrtc of BENCH_SYSTEMS)
@@ -76,6 +78,7 @@ const SYSTEMS = (process.env.BENCH_SYSTEMS ?? (SMOKE ? 'kelpie' : ALL_SYSTEMS)).
 const ALL_WORKLOADS = 'idle,static,bars,noise,strip,scroll,bars4k,noise4k,keys';
 const WORKLOADS = SMOKE ? ['bars', 'keys'] : (process.env.BENCH_WORKLOADS ?? ALL_WORKLOADS).split(',').map((s) => s.trim()).filter(Boolean);
 const KEYS = SMOKE ? 12 : Math.max(1, Number(process.env.BENCH_KEYS ?? 80));
+const KEYS_READER = process.env.BENCH_KEYS_READER === 'raf' ? 'raf' : 'draw';
 const SECTIONS = SMOKE ? ['peers'] : parseSections(process.env.BENCH_SECTIONS);
 const INPUT_EVENTS = Math.max(1, Number(process.env.BENCH_INPUT_EVENTS ?? 200));
 const INPUT_TRANSPORTS = (process.env.BENCH_INPUT_TRANSPORTS ?? 'webrtc,websocket').split(',').map((s) => s.trim()).filter(Boolean);
@@ -724,8 +727,16 @@ async function measureQuality(systemName, sys, page) {
 // Key-to-photon: keys typed in the browser (Playwright's keyboard, trusted input events) until
 // the frame that shows kelpie-probe keys' stamp for that key. Timed from the keydown event's
 // timeStamp (seen by a capturing listener on the window, before the client's own handlers)
-// to the rendering frame that first shows the stamp: requestAnimationFrame for a canvas, the
-// frame's expectedDisplayTime for a <video> (as in the glass-to-glass figures).
+// to the rendering frame that first shows the stamp: for a <video>, the frame's
+// expectedDisplayTime (as in the glass-to-glass figures); for a canvas, the rendering frame
+// after the page drew the new stamp on it. The canvas is read right after each task that drew
+// on it (whatever the client draws with: drawImage, putImageData, fillRect), and a change asks
+// for the next animation frame, whose time is when it shows; a change drawn inside an
+// animation frame's callbacks shows in that frame. Not with a requestAnimationFrame loop that
+// reads it every frame (BENCH_KEYS_READER=raf): a page that renders every frame has Chromium
+// hold its tasks back after each key press until the next frame is rendered, so the reader
+// itself delayed the picture it timed (a WebSocket message 3 ms after a press reached the page
+// after 9.4 ms at the median with such a loop, 0.75 ms without).
 
 const KEY_LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
@@ -735,7 +746,7 @@ async function measureKeys(page, count, [w, h]) {
   // of the page, which the probe ignores.
   await page.mouse.click(Math.round(w / 2), Math.round(h / 2));
   await sleep(300);
-  await page.evaluate(() => {
+  await page.evaluate((reader) => {
     const st = { downs: [], shows: [], running: true, undecoded: 0 };
     window.__keys = st;
     window.addEventListener('keydown', (e) => st.downs.push({ t: e.timeStamp, key: e.key }), true);
@@ -743,6 +754,47 @@ async function measureKeys(page, count, [w, h]) {
     const src = window.kelpie?.surface ?? window.__benchSource();
     const isVideo = src && src.tagName === 'VIDEO' && typeof src.requestVideoFrameCallback === 'function';
     let last = null;
+    if (!isVideo && reader === 'draw') {
+      const raf = window.requestAnimationFrame.bind(window);
+      // The time of the animation frame whose callbacks run now (what they draw, it shows).
+      let inFrame = null;
+      window.requestAnimationFrame = (cb) =>
+        raf((t) => {
+          inFrame = t;
+          try {
+            cb(t);
+          } finally {
+            queueMicrotask(() => {
+              inFrame = null;
+            });
+          }
+        });
+      let queued = false;
+      const check = () => {
+        queued = false;
+        if (!st.running) return;
+        const { value } = window.__benchReadStamp(ctx);
+        if (value === null) st.undecoded++;
+        else if (value !== last) {
+          last = value;
+          if (inFrame !== null) st.shows.push({ t: inFrame, value });
+          else raf((t) => st.shows.push({ t, value }));
+        }
+      };
+      const proto = CanvasRenderingContext2D.prototype;
+      for (const name of ['drawImage', 'putImageData', 'fillRect']) {
+        const draw = proto[name];
+        proto[name] = function (...args) {
+          const r = draw.apply(this, args);
+          if (this.canvas === src && !queued) {
+            queued = true;
+            queueMicrotask(check);
+          }
+          return r;
+        };
+      }
+      return;
+    }
     const next = () => (isVideo ? src.requestVideoFrameCallback(onFrame) : requestAnimationFrame(onFrame));
     const onFrame = (rafNow, meta) => {
       const { value } = window.__benchReadStamp(ctx);
@@ -754,7 +806,7 @@ async function measureKeys(page, count, [w, h]) {
       if (st.running) next();
     };
     next();
-  });
+  }, KEYS_READER);
   for (let i = 0; i < count; i++) {
     await page.keyboard.press(KEY_LETTERS[i % KEY_LETTERS.length]);
     // 250-400 ms apart, not in step with the display's refresh.
@@ -1178,7 +1230,7 @@ function peersBlock(results, meta) {
   if (results.some((r) => KEY_WORKLOADS.has(r.workload))) {
     lines.push('## Headline: key-to-photon and glass-to-glass');
     lines.push('');
-    lines.push(`Key-to-photon: a key typed in the browser (Playwright's keyboard, a trusted \`keydown\`) until the browser shows the picture of that key, drawn by \`kelpie-probe keys\` into the stamp strip when it receives the key from the X server (the whole loop: client, transport, XTEST, the probe, capture, encoding, transport, decoding, presentation). From the \`keydown\` event's \`timeStamp\` to the rendering frame that first shows the key's stamp (\`requestAnimationFrame\` for a canvas, \`expectedDisplayTime\` for a \`<video>\`); keys 250-400 ms apart, ${KEYS} per system in ${SESSIONS} sessions. Glass-to-glass: the \`bars\` p50 of the table below. Measured on ${meta.date}.`);
+    lines.push(`Key-to-photon: a key typed in the browser (Playwright's keyboard, a trusted \`keydown\`) until the browser shows the picture of that key, drawn by \`kelpie-probe keys\` into the stamp strip when it receives the key from the X server (the whole loop: client, transport, XTEST, the probe, capture, encoding, transport, decoding, presentation). From the \`keydown\` event's \`timeStamp\` to the rendering frame that first shows the key's stamp (for a \`<video>\` its \`expectedDisplayTime\`; for a canvas the animation frame after the page drew the new stamp on it, ${KEYS_READER === 'raf' ? 'read every animation frame (\`BENCH_KEYS_READER=raf\`)' : 'read after each task that drew on it, without a \`requestAnimationFrame\` loop: a page that renders every frame has Chromium hold its tasks back after a key press until the next frame is rendered, so such a reader delayed the picture it timed'}); keys 250-400 ms apart, ${KEYS} per system in ${SESSIONS} sessions. Glass-to-glass: the \`bars\` p50 of the table below. Measured on ${meta.date}.`);
     lines.push('');
     lines.push(headlineTable(results));
     lines.push('');

@@ -23,7 +23,7 @@ class FakeFrame {
 function page() {
   const drawnOnCanvas: number[] = [];
   const ctx = { drawImage: (f: FakeFrame) => drawnOnCanvas.push(f.timestamp) };
-  const canvas = { width: 0, height: 0, getContext: () => ctx };
+  const canvas = { width: 0, height: 0, getContext: () => ctx, addEventListener: () => undefined };
   let callbacks: ((t: number) => void)[] = [];
   vi.stubGlobal('window', {
     requestAnimationFrame: (cb: (t: number) => void) => callbacks.push(cb),

@@ -87,6 +87,10 @@ export class CanvasView {
     // it shows at the next one. So the presenter's refresh runs in a task posted from the
     // callback, which the browser runs after painting; were the waiting frame drawn in the
     // callback itself, it would replace the frame drawn since the last refresh unseen.
+    // A canvas whose context was lost comes back blank: the next frame is drawn whole.
+    canvas.addEventListener('contextrestored', () => {
+      this.drawnKey = null;
+    });
     this.afterPaint.port1.onmessage = () => {
       if (this.closed) return;
       this.presenter.refresh();

@@ -70,6 +70,27 @@ describe('GamepadPoller', () => {
     expect(r.poller.poll(200)).toEqual([]);
   });
 
+  it('wants polling only while a pad is connected or one left and was not yet sent at rest', () => {
+    const r = rig();
+    expect(r.poller.wanted).toBe(true);
+    r.poller.poll(0);
+    expect(r.poller.wanted).toBe(false);
+    r.pads[1] = pad(1, [1], []);
+    r.poller.poll(10);
+    expect(r.poller.wanted).toBe(true);
+    // Gone: still wanted until its rest state is sent (held back by the rate limit here).
+    r.pads[1] = null;
+    r.poller.poll(11);
+    expect(r.poller.wanted).toBe(true);
+    expect(r.poller.poll(30)).toEqual([{ type: 'gamepad', index: 1, buttons: [], axes: [] }]);
+    expect(r.poller.wanted).toBe(false);
+    // Without control, a connected pad is still watched (control may come back).
+    const v = rig(false);
+    v.pads[0] = pad(0, [1], []);
+    v.poller.poll(0);
+    expect(v.poller.wanted).toBe(true);
+  });
+
   it('sends nothing without control, and everything again when control comes back', () => {
     const r = rig(false);
     r.pads[0] = pad(0, [1], []);

@@ -1,6 +1,7 @@
 /**
- * The browser's gamepads → `gamepad` messages. While this viewer may drive the desktop, the
- * page polls `navigator.getGamepads()` each animation frame and sends a pad's whole state
+ * The browser's gamepads → `gamepad` messages. While a pad is connected, the page polls
+ * `navigator.getGamepads()` each animation frame and, while this viewer may drive the
+ * desktop, sends a pad's whole state
  * (standard mapping, values scaled to ±32767 whole numbers) when it changed, at most
  * `MAX_SENDS_PER_SECOND` times a second per pad; a pad that disconnects is sent once at rest.
  * The server turns them into the joysticks `/dev/input/js0..3` and event devices of the remote
@@ -65,25 +66,40 @@ export class GamepadPoller {
   /** The last state sent per slot (null: nothing sent, or sent at rest). */
   private readonly sent: (GamepadMessage | null)[] = Array<GamepadMessage | null>(MAX_GAMEPADS).fill(null);
   private readonly lastSend: number[] = Array<number>(MAX_GAMEPADS).fill(-Infinity);
+  /** A pad was connected at the last poll, or one still has to be sent at rest. */
+  private busy = true;
 
   constructor(
     private readonly sink: GamepadSink,
     private readonly pads: () => readonly (PadLike | null)[],
   ) {}
 
+  /**
+   * Whether the next animation frame should poll again: a pad is connected, or one left
+   * and is still to be sent at rest. Otherwise polling waits for `gamepadconnected`: a page
+   * that asks for every animation frame keeps the browser rendering all the time, which costs
+   * CPU on a still screen and has Chromium hold the page's tasks back after each key press
+   * until it has rendered a frame (the picture the key brings among them).
+   */
+  get wanted(): boolean {
+    return this.busy;
+  }
+
   /** One poll at `now` (ms); returns the messages sent. */
   poll(now: number): GamepadMessage[] {
     const out: GamepadMessage[] = [];
-    if (!this.sink.canDrive()) {
-      // The server released this viewer's pads; send everything afresh when it may again.
-      this.sent.fill(null);
-      return out;
-    }
     let list: readonly (PadLike | null)[];
     try {
       list = this.pads();
     } catch {
+      this.busy = false;
       return out; // Gamepad API refused (permissions policy)
+    }
+    this.busy = list.some((p) => p?.connected === true);
+    if (!this.sink.canDrive()) {
+      // The server released this viewer's pads; send everything afresh when it may again.
+      this.sent.fill(null);
+      return out;
     }
     for (let i = 0; i < MAX_GAMEPADS; i++) {
       const pad = list[i];
@@ -98,18 +114,29 @@ export class GamepadPoller {
       this.lastSend[i] = now;
       out.push(want);
     }
+    this.busy ||= this.sent.some((s) => s !== null);
     return out;
   }
 }
 
-/** Polls on every animation frame while the page is open. */
+/** Polls on every animation frame while the poller wants it, and again when a pad comes or goes. */
 export function startGamepads(sink: GamepadSink): GamepadPoller | null {
   if (typeof navigator.getGamepads !== 'function') return null;
   const poller = new GamepadPoller(sink, () => navigator.getGamepads());
+  let asked = false;
   const frame = (t: number): void => {
+    asked = false;
     poller.poll(t);
+    if (poller.wanted) ask();
+  };
+  const ask = (): void => {
+    if (asked) return;
+    asked = true;
     requestAnimationFrame(frame);
   };
-  requestAnimationFrame(frame);
+  window.addEventListener('gamepadconnected', ask);
+  window.addEventListener('gamepaddisconnected', ask);
+  // A pad connected before the page loaded is found by the first poll.
+  ask();
   return poller;
 }
