@@ -87,6 +87,66 @@ test('frames keep coming: at least 50 decoded fps over 5 s of full-screen motion
   await stop(k, context);
 });
 
+// In the page: after every frame the canvas view draws in parts (a changed region), the
+// whole canvas is compared with that frame drawn whole; the worst pixel is kept.
+const CHECK_PARTS = () => {
+  const checks = (window.__partChecks = { frames: 0, worst: 0, at: null });
+  const VF = window.VideoFrame;
+  let whole = null;
+  window.VideoFrame = class extends VF {
+    constructor(src, init) {
+      super(src, init);
+      if (!(src instanceof VF) || !init?.visibleRect || whole !== null) return;
+      // The first part of a frame drawn in parts: once the parts are drawn (this task), the
+      // canvas must be this frame, drawn whole.
+      whole = src.clone();
+      queueMicrotask(() => {
+        const frame = whole;
+        const canvas = window.kelpie.canvas;
+        const [w, h] = [canvas.width, canvas.height];
+        const off = document.createElement('canvas');
+        [off.width, off.height] = [w, h];
+        const octx = off.getContext('2d', { willReadFrequently: true });
+        octx.drawImage(frame, 0, 0, w, h);
+        const a = canvas.getContext('2d').getImageData(0, 0, w, h).data;
+        const b = octx.getImageData(0, 0, w, h).data;
+        for (let i = 0; i < a.length; i += 4) {
+          const d = Math.max(Math.abs(a[i] - b[i]), Math.abs(a[i + 1] - b[i + 1]), Math.abs(a[i + 2] - b[i + 2]));
+          if (d > checks.worst) [checks.worst, checks.at] = [d, [(i / 4) % w, Math.floor(i / 4 / w)]];
+        }
+        checks.frames++;
+        frame.close();
+        whole = null;
+      });
+    }
+  };
+};
+
+for (const transport of ['webrtc', 'websocket']) {
+  test(`small changes are drawn only where they changed, and the canvas is each such frame, drawn whole (${transport})`, async (t) => {
+    // Glyphs appearing one at a time, 20 a second: each frame changes a glyph and the
+    // timestamp, and the page redraws only those (the server's changed regions).
+    const k = await kelpieWith('typing --fps 20');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    await context.addInitScript(CHECK_PARTS);
+    const page = await context.newPage();
+    await page.goto(`${k.url}&transport=${transport}`);
+    await waitForState(page, 'streaming', 30000);
+    assert.equal(await page.evaluate(() => window.kelpie.transport), transport);
+    let checks = { frames: 0 };
+    for (let waited = 0; checks.frames < 20 && waited < 15000; waited += 250) {
+      await sleep(250);
+      checks = await page.evaluate(() => window.__partChecks);
+    }
+    const draws = await page.evaluate(() => window.kelpie.draws);
+    t.diagnostic(`${checks.frames} frames drawn in parts checked (draws: ${JSON.stringify(draws)}); worst pixel off by ${checks.worst}`);
+    assert.ok(checks.frames >= 20, `only ${checks.frames} frames were drawn in parts in 15 s (${JSON.stringify(draws)})`);
+    // The same conversion of the same decoded pixels: identical but for rounding.
+    assert.ok(checks.worst <= 2, `the canvas differs from the frame drawn whole by ${checks.worst} at ${checks.at}`);
+    await stop(k, context);
+  });
+}
+
 test('a change on an otherwise static display shows in the browser within 500 ms', async () => {
   const k = await kelpieWith('clock --interval-ms 700');
   const { context, page } = await openViewer(browser, k.url);

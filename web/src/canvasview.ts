@@ -82,15 +82,15 @@ export class CanvasView {
       },
       MAX_WAITS,
     );
+    // A canvas whose context was lost comes back blank: the next frame is drawn whole.
+    canvas.addEventListener('contextrestored', () => {
+      this.drawnKey = null;
+    });
     // The refresh is the moment a frame is painted: whatever was drawn before it, including
     // in this frame's `requestAnimationFrame` callbacks, is shown now, and what is drawn after
     // it shows at the next one. So the presenter's refresh runs in a task posted from the
     // callback, which the browser runs after painting; were the waiting frame drawn in the
     // callback itself, it would replace the frame drawn since the last refresh unseen.
-    // A canvas whose context was lost comes back blank: the next frame is drawn whole.
-    canvas.addEventListener('contextrestored', () => {
-      this.drawnKey = null;
-    });
     this.afterPaint.port1.onmessage = () => {
       if (this.closed) return;
       this.presenter.refresh();

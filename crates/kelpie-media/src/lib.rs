@@ -197,6 +197,26 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// Notes that a frame (or an input event) passed `stage` now, as a `trace` event of target
+/// `kelpie_latency` with the wall clock in µs since the epoch (`t_us`, comparable with the
+/// browser's `performance.timeOrigin + performance.now()` on the same machine) and the frame's
+/// pts in µs (0 for input). Off unless asked for (`KELPIE_LOG=info,kelpie_latency=trace`):
+/// then nothing is computed. `bench/keystages.mjs` lines these up with the browser's stages.
+#[macro_export]
+macro_rules! latency_mark {
+    ($stage:expr, $pts_us:expr) => {
+        ::tracing::trace!(
+            target: "kelpie_latency",
+            stage = $stage,
+            t_us = ::std::time::SystemTime::now()
+                .duration_since(::std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros() as u64,
+            pts_us = $pts_us
+        )
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

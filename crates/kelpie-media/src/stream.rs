@@ -283,6 +283,7 @@ impl VideoStream {
         let (p, c) = (publisher.clone(), counters.clone());
         let sink: Arc<dyn Fn(EncodedFrame) + Send + Sync> = Arc::new(move |f: EncodedFrame| {
             c.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            crate::latency_mark!("encoded", f.pts.as_micros() as u64);
             c.bytes_encoded.fetch_add(f.data.len() as u64, Ordering::Relaxed);
             c.encode_us_sum.fetch_add(f.captured.elapsed().as_micros() as u64, Ordering::Relaxed);
             if f.keyframe {
@@ -554,6 +555,7 @@ fn capture_loop(
             Next::WaitForDamage(d) => {
                 let timeout = (d != FOREVER).then_some(d);
                 if cap.wait_for_damage_or(timeout, inbox.fd())? {
+                    crate::latency_mark!("damage", 0u64);
                     std::thread::sleep(DAMAGE_SETTLE);
                 }
                 continue;
@@ -571,6 +573,7 @@ fn capture_loop(
             continue;
         }
         let first = schedule.first;
+        crate::latency_mark!("capture", 0u64);
         let mut rects = cap.take_damage(first)?;
         if cursor_moved {
             // Repaint where the pointer was (from the framebuffer) and where it is now.

@@ -148,7 +148,9 @@ fn run(display: &str, shared: &Arc<Shared>, counters: &InputCounters) {
         }
         let inj = injector.as_mut().expect("opened above");
         for msg in std::mem::take(&mut out) {
-            if let Err(e) = inject(inj, msg) {
+            let injected = inject(inj, msg);
+            kelpie_media::latency_mark!("injected", 0u64);
+            if let Err(e) = injected {
                 tracing::warn!("input: {}; reconnecting to the display", kelpie_media::error_chain(&e));
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 injector = None;

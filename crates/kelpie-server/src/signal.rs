@@ -267,6 +267,7 @@ impl Connection {
             }
             Action::Input(input) => {
                 let screen = *state.display_size.lock().unwrap();
+                kelpie_media::latency_mark!("input", 0u64);
                 state.input.send(id, crate::monitor::to_screen(input, self.monitor, screen));
             }
             Action::ReleaseInput(viewer) => {

@@ -350,6 +350,7 @@ where
                 let bytes = video_message(&frame, codec);
                 m.ws_video_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 let pts = u64::try_from(frame.pts.as_micros()).unwrap_or(u64::MAX);
+                kelpie_media::latency_mark!("sent", pts);
                 flow.sent(Instant::now(), pts, bytes.len() as u64);
                 if let Some(r) = &reporting {
                     r.report();

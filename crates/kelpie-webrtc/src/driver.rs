@@ -361,6 +361,7 @@ async fn run(
                     let now = Instant::now();
                     counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                     counters.frame_delay_us_sum.fetch_add(now.saturating_duration_since(f.captured).as_micros() as u64, Ordering::Relaxed);
+                    kelpie_media::latency_mark!("sent", f.pts.as_micros() as u64);
                     hub.send_frame(now, feed, &f);
                 }
                 FrameMsg::Lagged(n) => hub.lagged(feed, n),
