@@ -434,6 +434,28 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
     // Sound: 0.6 s over 10 samples = 60 ms; video: 10 ms to decode + 6 ms (median) to draw.
     expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60, video_ms: 16 });
   });
+
+  it('gathers the video delays of a desktop that changes less than three times a second over several reports', async () => {
+    const s = setup();
+    await streamWebrtc(s);
+    const report = (jb: number, emitted: number, decoded: number, processing: number) =>
+      new Map<string, unknown>([
+        ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: jb, jitterBufferEmittedCount: emitted }],
+        ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: decoded, totalProcessingDelay: processing, bytesReceived: 1 }],
+      ]);
+    s.peer().reports = [report(1.0, 10, 10, 0.1), report(1.6, 20, 12, 0.12), report(2.2, 30, 14, 0.14)];
+    await vi.advanceTimersByTimeAsync(1000);
+    const track = s.tracks[0];
+    if (!track) throw new Error('no track player');
+    // Two frames drawn in the first second: too few to tell.
+    track.delays = [5, 9];
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60 });
+    // One more: the three give the median, 10 ms to decode + 7 ms to draw.
+    track.delays = [7];
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60, video_ms: 17 });
+  });
 });
 
 describe('Connection: sound only once the audio device plays', () => {
