@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { startKelpie, launchBrowser, openViewer, sleep, installStampDecoder, probeBin } from './lib.mjs';
+import { startKelpie, launchBrowser, metricsText, openViewer, sleep, installStampDecoder, probeBin } from './lib.mjs';
 import { startPulse } from './sound.mjs';
 import { pairAvSync, recordAvSync } from '../lib/avsync.mjs';
 import { stats } from '../lib/stats.mjs';
@@ -20,6 +20,13 @@ after(async () => {
 });
 
 const INTERVAL = 500;
+
+/** What the server held back of the sound (for the log): frames too old to send, sound lost before capture. */
+async function serverSound(k, transport = 'webrtc') {
+  const m = await metricsText(k);
+  const counter = (name) => Number(m.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1]);
+  return `; server: ${counter(`kelpie_${transport}_audio_dropped_total`)} frames too old to send, ${counter('kelpie_audio_lost_ms_total')} ms lost before capture`;
+}
 
 /** Pairs the recording, logs the figures and checks the requirement (`limit` ms). */
 function check(rec, extra = '', limit = 50) {
@@ -62,7 +69,7 @@ for (const [render, query] of [['canvas', ''], ['<video>', '&render=video']]) {
         }
         return null;
       });
-      check(rec, `, audio jitter buffer ${jb?.toFixed(1)} ms on average`);
+      check(rec, `, audio jitter buffer ${jb?.toFixed(1)} ms on average${await serverSound(k)}`);
     } finally {
       await context.close();
       await k.stop();
@@ -84,7 +91,7 @@ test('each beep is heard within 50 ms of the frame drawn with it (WebSocket)', a
       const ctx = window.kelpieSound.wsOutput?.context;
       return { base: (ctx?.baseLatency ?? 0) * 1000, output: (ctx?.outputLatency ?? 0) * 1000 };
     });
-    check(rec, `, sound buffered ${c.bufferedMs?.toFixed(1)} ms, output latency ${out.output.toFixed(1)} ms (base ${out.base.toFixed(1)})`);
+    check(rec, `, sound buffered ${c.bufferedMs?.toFixed(1)} ms, output latency ${out.output.toFixed(1)} ms (base ${out.base.toFixed(1)})${await serverSound(k, 'websocket')}`);
   } finally {
     await context.close();
     await k.stop();

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startLink } from './link.mjs';
-import { launchBrowserFor, sleep, startKelpie, waitForState } from './lib.mjs';
+import { launchBrowserFor, metricsText, sleep, startKelpie, waitForState } from './lib.mjs';
 
 const LOSS_PCT = 5;
 const SECONDS = 10;
@@ -140,10 +140,14 @@ test(`a tone survives ${LOSS_PCT} % loss each way without audible gaps`, async (
     // Audible: a 10 ms block at under a quarter of the tone's level (-12 dB).
     const g = gaps(blocks, median / 4);
     const lossShare = rec.lost / Math.max(rec.lost + rec.received, 1);
+    // What the server itself held back: sound PulseAudio lost, frames too old to send.
+    const m = await metricsText(kelpie);
+    const counter = (name) => Number(m.match(new RegExp(`^${name} (\\d+)`, 'm'))?.[1]);
     console.log(
       `${LOSS_PCT} % loss: ${rec.blocks.length} blocks, median RMS ${median.toFixed(4)}, ${g.count} under a quarter of it (longest run ${g.longest}), ` +
         `${rec.hz.toFixed(1)} Hz; packets lost ${rec.lost} of ${rec.lost + rec.received} (${(lossShare * 100).toFixed(1)} %, each recovered from the next packet's redundancy or concealed), ` +
-        `concealed ${rec.concealed} of ${rec.samples} samples in ${rec.concealmentEvents} events`,
+        `concealed ${rec.concealed} of ${rec.samples} samples in ${rec.concealmentEvents} events; ` +
+        `server: ${counter('kelpie_webrtc_audio_dropped_total')} frames too old to send, ${counter('kelpie_audio_lost_ms_total')} ms lost before capture`,
     );
     assert.ok(rec.blocks.length >= SECONDS * 90, `only ${rec.blocks.length} blocks recorded`);
     assert.ok(median > 0.05, `the tone is too quiet: median RMS ${median}`);

@@ -119,6 +119,11 @@ class FakePeer {
     const track = { kind: 'video' } as MediaStreamTrack;
     this.ontrack?.({ track, receiver: {}, streams: [{} as MediaStream] } as unknown as RTCTrackEvent);
   }
+
+  audioTrack(): void {
+    const track = { kind: 'audio' } as MediaStreamTrack;
+    this.ontrack?.({ track, receiver: {}, streams: [{} as MediaStream] } as unknown as RTCTrackEvent);
+  }
 }
 
 class FakeWsPlayer implements WsVideoPlayer {
@@ -428,6 +433,60 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
     await vi.advanceTimersByTimeAsync(1000);
     // Sound: 0.6 s over 10 samples = 60 ms; video: 10 ms to decode + 6 ms (median) to draw.
     expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60, video_ms: 16 });
+  });
+
+  it('gathers the video delays of a desktop that changes less than three times a second over several reports', async () => {
+    const s = setup();
+    await streamWebrtc(s);
+    const report = (jb: number, emitted: number, decoded: number, processing: number) =>
+      new Map<string, unknown>([
+        ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: jb, jitterBufferEmittedCount: emitted }],
+        ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: decoded, totalProcessingDelay: processing, bytesReceived: 1 }],
+      ]);
+    s.peer().reports = [report(1.0, 10, 10, 0.1), report(1.6, 20, 12, 0.12), report(2.2, 30, 14, 0.14)];
+    await vi.advanceTimersByTimeAsync(1000);
+    const track = s.tracks[0];
+    if (!track) throw new Error('no track player');
+    // Two frames drawn in the first second: too few to tell.
+    track.delays = [5, 9];
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60 });
+    // One more: the three give the median, 10 ms to decode + 7 ms to draw.
+    track.delays = [7];
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(s.socket().sent.at(-1)).toEqual({ type: 'audiodelay', ms: 60, video_ms: 17 });
+  });
+});
+
+describe('Connection: sound only once the audio device plays', () => {
+  it('tells the server as soon as the audio device plays in real time, with its delay, once', async () => {
+    const s = setup();
+    await hello(s);
+    s.socket().receive({ type: 'answer', sdp: 'v=0\r\na=answer\r\n', codec: 'h264' });
+    await flush();
+    const playout = (at: number, played: number) =>
+      new Map<string, unknown>([
+        ['p', { type: 'media-playout', timestamp: at, totalSamplesDuration: played, totalPlayoutDelay: played * 48000 * 0.037, totalSamplesCount: played * 48000 }],
+      ]);
+    // No device yet, then a device that starts and stalls (a busy machine), then plays.
+    s.peer().reports = [
+      new Map<string, unknown>(),
+      playout(1000, 0),
+      playout(1100, 0.01),
+      playout(1200, 0.01),
+      playout(1300, 0.01),
+      playout(1400, 0.1),
+      playout(1500, 0.2),
+      playout(1600, 0.3),
+    ];
+    s.peer().audioTrack();
+    expect(s.sound.calls).toContain('attach');
+    await vi.advanceTimersByTimeAsync(300);
+    expect(s.socket().types()).not.toContain('audiodelay');
+    await vi.advanceTimersByTimeAsync(200);
+    expect(s.socket().sent.filter((m) => (m as { type: string }).type === 'audiodelay')).toEqual([{ type: 'audiodelay', ms: 37 }]);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(s.socket().sent.filter((m) => (m as { type: string }).type === 'audiodelay')).toHaveLength(1);
   });
 });
 

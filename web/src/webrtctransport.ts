@@ -50,6 +50,11 @@ export interface WebRtcTransportOptions {
 
 type TunableReceiver = RTCRtpReceiver & { playoutDelayHint?: number | null };
 
+/** At most this many per-frame video delays are kept for the A/V sync report. */
+const MAX_VIDEO_DELAYS = 1000;
+/** Reports (one a second) over which per-frame video delays are gathered before they are dropped unused. */
+const VIDEO_DELAY_REPORTS = 3;
+
 /** How often the audio device is looked at until it plays. */
 const PLAYOUT_POLL_MS = 50;
 /** How long after the sound track arrives it is looked at (the server sends sound after 3 s anyway). */
@@ -66,8 +71,13 @@ export class WebRtcTransport implements VideoTransport {
   private answered = false;
   private pendingCandidates: ClientMessage[] = [];
   private prevAudio: AudioDelaySnapshot | null = null;
-  /** Per frame the `<video>` showed since the last stats sample: ms from its last packet to display. */
+  /**
+   * Per frame shown since the last A/V sync report that carried a video delay: ms from its
+   * last packet to display (`<video>`), or from the decoder's output to the drawing (canvas).
+   */
   private videoDelays: number[] = [];
+  /** Reports sent since the last one that carried a video delay. */
+  private reportsWithoutVideo = 0;
   private readonly timers = new Timers();
   private closed = false;
   /** Where each frame changed, by RTP timestamp (the server sends it on the signalling socket). */
@@ -314,10 +324,15 @@ export class WebRtcTransport implements VideoTransport {
     this.prevAudio = cur;
     // On the canvas: from the first packet to the decoder's output (the stats), then to the
     // drawing (the player); in the `<video>`: from the last packet to the display.
-    const videoMs = this.track
-      ? addDelays(processingDelayMs(this.o.host.lastSnapshot(), video), medianDelay(this.track.takeDelays()))
-      : medianDelay(this.videoDelays);
-    this.videoDelays = [];
+    if (this.track) this.videoDelays.push(...this.track.takeDelays().slice(0, MAX_VIDEO_DELAYS - this.videoDelays.length));
+    const median = medianDelay(this.videoDelays);
+    const videoMs = this.track ? addDelays(processingDelayMs(this.o.host.lastSnapshot(), video), median) : median;
+    // A desktop that changes twice a second shows too few frames in one second to tell: their
+    // delays are kept for the next reports (a few seconds at most).
+    if (videoMs !== null || ++this.reportsWithoutVideo >= VIDEO_DELAY_REPORTS) {
+      this.videoDelays = [];
+      this.reportsWithoutVideo = 0;
+    }
     if (ms === null) return;
     this.o.host.send(videoMs === null ? { type: 'audiodelay', ms } : { type: 'audiodelay', ms, video_ms: videoMs });
   }
@@ -332,7 +347,7 @@ export class WebRtcTransport implements VideoTransport {
         stop();
         return;
       }
-      if (meta?.receiveTime !== undefined && meta.expectedDisplayTime >= meta.receiveTime && this.videoDelays.length < 1000) {
+      if (meta?.receiveTime !== undefined && meta.expectedDisplayTime >= meta.receiveTime && this.videoDelays.length < MAX_VIDEO_DELAYS) {
         this.videoDelays.push(meta.expectedDisplayTime - meta.receiveTime);
       }
     });

@@ -93,6 +93,9 @@ pub struct AudioCounters {
     pub captures_started: AtomicU64,
     /// Whether the capture pipeline runs now (1) or not (0).
     pub capturing: AtomicU64,
+    /// Milliseconds of sound PulseAudio lost before capture, without a gap in the count
+    /// (see `timeline`): the timeline moved on by as much.
+    pub lost_ms: AtomicU64,
 }
 
 /// A running capture + Opus encode.
@@ -323,12 +326,15 @@ impl Inner {
     /// timestamps count samples and nothing else (by default `pulsesrc` moves them by a few
     /// ms now and then to follow the pipeline clock, which the receiver hears as a gap or an
     /// overlap); capture times come from [`Timeline`] instead, which also moves the count on
-    /// past sound PulseAudio lost.
+    /// past sound PulseAudio lost. `buffer-time` is how much PulseAudio keeps for Kelpie when
+    /// its thread waits for the CPU (it drops the oldest beyond that): 200 ms, so that a stall
+    /// comes out late rather than lost (with 20 ms a loaded machine lost 400 ms in 14 s);
+    /// `latency-time`, the 10 ms fragment, is what sets the delay.
     fn capture(&self, tx: &Arc<Publisher<AudioFrame>>) -> Result<Capture, MediaError> {
         let s = &self.settings;
         let server = s.server.as_ref().map(|v| format!("server=\"{v}\"")).unwrap_or_default();
         let desc = format!(
-            "pulsesrc name=src device=\"{dev}\" {server} buffer-time=20000 latency-time=10000 \
+            "pulsesrc name=src device=\"{dev}\" {server} buffer-time=200000 latency-time=10000 \
              provide-clock=false slave-method=none client-name=kelpie ! audioconvert ! audioresample \
              ! audio/x-raw,format=S16LE,rate=48000,channels=2 \
              ! opusenc name=enc bitrate={bps} frame-size=10 audio-type={kind} dtx=true bitrate-type=vbr complexity=5 \
@@ -379,7 +385,8 @@ impl Inner {
                     // Shifted by FRAME so that it never goes below zero; the shift cancels out.
                     let pts = end;
                     let now = Instant::now();
-                    let timeline::Placed { pts, captured } = timeline.frame(now, pts, FRAME);
+                    let timeline::Placed { pts, captured, moved_on } = timeline.frame(now, pts, FRAME);
+                    counters.lost_ms.fetch_add(moved_on.as_millis() as u64, Ordering::Relaxed);
                     // Per frame, at trace level (`KELPIE_LOG=kelpie_media::audio=trace`): where
                     // the capture's time goes.
                     tracing::trace!(

@@ -102,7 +102,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 46] = [
+    let scalars: [(&str, Kind, &str, u64); 47] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,
@@ -146,6 +146,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             Kind::Gauge,
             "Whether sound is being captured now (1) or not, as nothing plays (0).",
             audio.capturing.load(r),
+        ),
+        (
+            "kelpie_audio_lost_ms_total",
+            Kind::Counter,
+            "Milliseconds of sound PulseAudio lost before capture (its thread held up), heard as gaps.",
+            audio.lost_ms.load(r),
         ),
         (
             "kelpie_auth_rejected_total",
@@ -340,6 +346,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             Kind::Counter,
             "Frames handed to WebRTC peers.",
             w.frames_sent.load(r),
+        ),
+        (
+            "kelpie_webrtc_audio_dropped_total",
+            Kind::Counter,
+            "Sound frames not sent over WebRTC: captured too long before (a stall in the server); a gap instead of a lasting delay.",
+            w.audio_frames_dropped.load(r),
         ),
         (
             "kelpie_webrtc_nacks_total",

@@ -8,12 +8,14 @@
 //! capture time is its pts on that timeline: its age when it comes out is its length plus
 //! whatever held it up.
 //!
-//! When PulseAudio itself is held up (its null sink's thread waits for the CPU), the sound
-//! of that time is lost without a gap in the count: from then on every frame comes out
-//! equally late after its pts, fresh as it is. The receiver would play all of it that much
-//! later (a jitter buffer keeps playing what follows the last packet it played), so once
+//! When Kelpie's capture thread waits for the CPU longer than PulseAudio keeps sound for it
+//! (`buffer-time`), PulseAudio drops the oldest, and that sound is lost without a gap in the
+//! count: from then on every frame comes out equally late after its pts, fresh as it is. The
+//! receiver would play all of it that much later (a jitter buffer keeps playing what follows
+//! the last packet it played), so once
 //! [`SLIP_FRAMES`] frames in a row come out late by the same time (within [`SLIP_SPREAD`]),
-//! the timeline moves on by that time: the receiver hears the lost sound as the gap it was.
+//! the timeline moves on by that time (in whole frames): the receiver hears the lost sound as
+//! the gap it was.
 //! Frames held up by a stall further down and then let out together are late by less and less
 //! (each by a frame less than the one before): they keep their place, and the lag limits of
 //! the transports drop what has grown too old.
@@ -44,6 +46,8 @@ pub(crate) struct Placed {
     pub(crate) pts: Duration,
     /// When its first sample was captured.
     pub(crate) captured: Instant,
+    /// How far the timeline moved on at this frame (sound lost upstream), usually zero.
+    pub(crate) moved_on: Duration,
 }
 
 /// The timeline of one capture run (see the module docs).
@@ -82,17 +86,23 @@ impl Timeline {
             lost_ms = least.as_millis() as u64,
             "sound was lost before capture: the timeline moves on"
         );
-        self.lost += least;
+        // In whole frames, as a gap in the count would be: the receiver sees a missing frame.
+        let moved = duration.mul_f64((least.as_secs_f64() / duration.as_secs_f64()).round().max(1.0));
+        self.lost += moved;
         self.origins.clear();
         self.late.clear();
-        self.place(now, pts, duration)
+        Placed { moved_on: moved, ..self.place(now, pts, duration) }
     }
 
     fn place(&mut self, now: Instant, pts: Duration, duration: Duration) -> Placed {
         let pts = pts + self.lost;
         // Had it come out right after its last sample, pts 0 would have been captured here.
         let Some(origin) = now.checked_sub(pts + duration) else {
-            return Placed { pts, captured: now.checked_sub(duration).unwrap_or(now) };
+            return Placed {
+                pts,
+                captured: now.checked_sub(duration).unwrap_or(now),
+                moved_on: Duration::ZERO,
+            };
         };
         while self.origins.back().is_some_and(|&(_, o)| o >= origin) {
             self.origins.pop_back();
@@ -102,7 +112,7 @@ impl Timeline {
             self.origins.pop_front();
         }
         let earliest = self.origins.front().map_or(origin, |&(_, o)| o);
-        Placed { pts, captured: earliest + pts }
+        Placed { pts, captured: earliest + pts, moved_on: Duration::ZERO }
     }
 }
 
@@ -154,7 +164,10 @@ mod tests {
         assert!(placed.iter().zip(100u32..).all(|(p, n)| p.pts == FRAME * n), "{placed:?}");
         // Then on time again.
         let pts = FRAME * 112;
-        assert_eq!(c.frame(t0 + pts + FRAME + MS, pts, FRAME), Placed { pts, captured: t0 + pts + MS });
+        assert_eq!(
+            c.frame(t0 + pts + FRAME + MS, pts, FRAME),
+            Placed { pts, captured: t0 + pts + MS, moved_on: Duration::ZERO }
+        );
     }
 
     #[test]
@@ -176,6 +189,9 @@ mod tests {
         // The first frames look as late as they are; from the third on, the timeline has moved
         // on by the sound lost, and every frame is as old as it is long (plus its jitter).
         assert_eq!(placed[0].1.pts, FRAME * 100);
+        let moved: Vec<Duration> = placed.iter().map(|(_, p)| p.moved_on).filter(|m| !m.is_zero()).collect();
+        assert_eq!(moved.len(), 1, "it moves on once: {moved:?}");
+        assert_eq!(moved[0], FRAME * 12, "by whole frames, as the sound lost: {moved:?}");
         assert!(placed[0].0 - placed[0].1.captured >= MS * 130);
         for (out, p) in &placed[2..] {
             assert!(p.pts >= FRAME * 100 + MS * 120, "{p:?}");

@@ -64,8 +64,8 @@ impl Gate {
 }
 
 /// Writes one Opus packet. RTP time counts 48 kHz samples from the stream's start; the
-/// wall clock is the capture time, on the same clock as video frames', so the sender
-/// reports of both tracks let the browser line them up.
+/// wall clock (for the sender reports) is the capture time, on the same clock as video
+/// frames'.
 pub(super) fn send(rtc: &mut Rtc, track: Option<&(Mid, PayloadParams)>, now: Instant, frame: &AudioFrame) {
     let Some((mid, params)) = track else { return };
     let Some(writer) = rtc.writer(*mid) else { return };
