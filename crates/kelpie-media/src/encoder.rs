@@ -450,29 +450,52 @@ impl X264Encoder {
         } else {
             *outside += 1;
         }
-        if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
+        if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } || high && plan.starts_trial() {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
             *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
             *outside = 0;
             keyframe = true;
-            plan = rate.plan(captured, true, changed, total);
+            if !plan.starts_trial() {
+                plan = rate.plan(captured, true, changed, total);
+            }
             tracing::debug!(qp = plan.qp, qp_low, "x264 reopened for another QP range");
         }
         let range = x264.qp_range();
         plan.qp = plan.qp.clamp(*range.start(), *range.end());
-        let out = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
-        rate.encoded(plan, out.data.len());
-        if out.data.is_empty() {
+        let first = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
+        let (data, keyframe) = match rate.redo(plan, first.data.len(), total) {
+            None => (Arc::<[u8]>::from(first.data), first.keyframe),
+            Some(redo) => {
+                // Far over the bitrate (new content, guessed far cheaper than it is): the
+                // same picture again as a keyframe at a QP that fits, in whichever range
+                // holds that QP. The frame made first is not sent.
+                tracing::debug!(
+                    bytes = first.data.len(),
+                    qp = plan.qp,
+                    again = redo.qp,
+                    "frame far over the bitrate made again"
+                );
+                if !x264.qp_range().contains(&redo.qp) {
+                    let qp_low = if redo.qp > crate::ratecontrol::QP_SPEC_MAX {
+                        crate::x264::QP_HIGH_RANGE
+                    } else {
+                        crate::x264::QP_LOW_RANGE
+                    };
+                    *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
+                    *outside = 0;
+                }
+                plan = redo;
+                let range = x264.qp_range();
+                plan.qp = plan.qp.clamp(*range.start(), *range.end());
+                let again = x264.encode(i420, plan.qp, true, Some(changed_rects))?;
+                (Arc::<[u8]>::from(again.data), again.keyframe)
+            }
+        };
+        rate.encoded(plan, data.len());
+        if data.is_empty() {
             return Ok(());
         }
-        sink(EncodedFrame {
-            data: Arc::from(out.data),
-            pts: clock.pts(captured),
-            captured,
-            keyframe: out.keyframe,
-            width,
-            height,
-        });
+        sink(EncodedFrame { data, pts: clock.pts(captured), captured, keyframe, width, height });
         Ok(())
     }
 }

@@ -20,6 +20,8 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::{OfferError, WebRtcError};
+pub use estimate::{PathStats, webrtc_start_bps};
+use estimate::{PeerEstimate, STATS_EVERY};
 use kelpie_media::congestion::BitrateLimits;
 use kelpie_media::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 pub use route::MAX_REMOTE_CANDIDATES;
@@ -148,19 +150,8 @@ struct Peer {
     last_keyframe_at: Option<Instant>,
     /// What its path carries, as last estimated (bit/s), its loss and round trip.
     pub(crate) path: PathStats,
-}
-
-/// What is known of one peer's path.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct PathStats {
-    /// The bandwidth estimate, in bit/s.
-    pub estimate_bps: Option<u64>,
-    /// The share of packets lost (receiver reports).
-    pub loss: Option<f32>,
-    /// The round trip.
-    pub rtt: Option<Duration>,
-    /// NACKs received so far.
-    pub nacks: u64,
+    /// Its estimate, from str0m's (see `estimate.rs`).
+    estimate: PeerEstimate,
 }
 
 impl Peer {
@@ -288,8 +279,8 @@ impl Hub {
     }
 
     /// Estimates each peer's path with TWCC feedback (delay-based, with a loss-based cap),
-    /// starting at `limits.start_bps` and probing up to `limits.max_bps`; the estimates come
-    /// out of the poll as [`HubEvent::Estimate`].
+    /// checking `limits.start_bps` with a probe (see [`webrtc_start_bps`]) and probing up to
+    /// `limits.max_bps`; the estimates come out of the poll as [`HubEvent::Estimate`].
     pub fn with_bandwidth_estimation(mut self, limits: BitrateLimits) -> Self {
         self.bitrates = Some(limits);
         self
@@ -313,6 +304,11 @@ impl Hub {
     /// What is known of each peer's path, with the peer's stream.
     pub fn paths(&self) -> impl Iterator<Item = (PeerId, FeedKey, PathStats)> + '_ {
         self.peers.values().map(|p| (p.id, p.feed(), p.path))
+    }
+
+    /// What is known of one peer's path.
+    pub fn path(&self, id: PeerId) -> Option<PathStats> {
+        self.peers.get(&id).map(|p| p.path)
     }
 
     /// Number of live peers.
@@ -383,13 +379,17 @@ impl Hub {
             .enable_opus(self.audio, true)
             // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
             .set_send_buffer_video(2000)
-            .set_stats_interval(Some(Duration::from_secs(1)))
+            // Stats carry str0m's own estimate (`PeerStats::bwe_tx`): the one its pacer
+            // paces at, fresh from the last feedback. Its estimate events are a three-second
+            // average (a drop to half reaches them over seconds), so the stats are read
+            // several times a second instead.
+            .set_stats_interval(Some(STATS_EVERY))
             // playout-delay min=max=0 puts Chromium's receiver in its low-latency mode:
             // frames are rendered as soon as they are decoded, without smoothing.
             .set_extension(12, Extension::PlayoutDelay)
             // TWCC (transport-wide sequence numbers, extension 3 of str0m's standard map) is
             // what Chromium's offer carries; its feedback drives the estimate.
-            .enable_bwe(self.bitrates.map(|b| Bitrate::bps(b.start_bps)))
+            .enable_bwe(self.bitrates.map(|b| Bitrate::bps(webrtc_start_bps(b))))
             .build(now);
         if let Some(b) = self.bitrates {
             // str0m pads up to its minimum whenever the peer could send video, a still screen
@@ -433,6 +433,7 @@ impl Hub {
             keyframes_only: false,
             last_keyframe_at: None,
             path: PathStats::default(),
+            estimate: PeerEstimate::default(),
         };
         self.peers.insert(id, peer);
         tracing::debug!(%id, codec = codec.as_str(), monitor = monitor + 1, ?policy, "peer created");
@@ -634,13 +635,25 @@ impl Hub {
                         if Some(s.mid) == p.track.as_ref().map(|t| t.0) =>
                     {
                         self.nacks += s.nacks.saturating_sub(p.path.nacks);
-                        p.path = PathStats { loss: s.loss, rtt: s.rtt, nacks: s.nacks, ..p.path };
+                        // Receiver reports come about once a second: a report without one
+                        // keeps the last loss and round trip.
+                        let (loss, rtt) = (s.loss.or(p.path.loss), s.rtt.or(p.path.rtt));
+                        (p.path.loss, p.path.rtt, p.path.nacks) = (loss, rtt, s.nacks);
                     }
-                    Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }))) => {
-                        let bps = estimate.as_u64();
-                        p.path.estimate_bps = Some(bps);
-                        events.push(HubEvent::Estimate(p.id, p.feed(), bps));
+                    Ok(Output::Event(Event::MediaEgressStats(s)))
+                        if Some(s.mid) == p.audio.as_ref().map(|a| a.0) =>
+                    {
+                        p.path.audio_sent(s.timestamp, s.bytes, s.packets);
                     }
+                    Ok(Output::Event(Event::PeerStats(s))) => {
+                        p.path.audio_quiet(s.timestamp);
+                        let Some(limits) = self.bitrates else { continue };
+                        if let Some(bps) = p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, &s) {
+                            events.push(HubEvent::Estimate(p.id, p.feed(), bps));
+                        }
+                    }
+                    // A three-second average of what the stats carry (see STATS_EVERY).
+                    Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { .. }))) => {}
                     Ok(Output::Event(e)) => handle_event(
                         p,
                         now,
@@ -764,6 +777,7 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
 }
 
 mod audio;
+mod estimate;
 mod route;
 mod sync;
 #[cfg(test)]

@@ -1,0 +1,117 @@
+//! Each peer's bandwidth estimate: str0m's own (read from its stats several times a
+//! second), capped while the path is congested and losing packets
+//! ([`kelpie_media::congestion::LossGuard`]), and the desired bitrate that makes str0m probe
+//! above it while the video uses all of it
+//! ([`kelpie_media::congestion::webrtc_desired_bps`]); and what the peer's sound takes of
+//! the path, which its video leaves free.
+
+use std::time::{Duration, Instant};
+
+use kelpie_media::congestion::{BitrateLimits, DESIRED_EVERY, LossGuard, webrtc_desired_bps};
+use str0m::Rtc;
+use str0m::bwe::Bitrate;
+use str0m::stats::PeerStats;
+
+use super::PeerId;
+
+/// How often str0m reports each peer's stats, and so its bandwidth estimate.
+pub(super) const STATS_EVERY: Duration = Duration::from_millis(100);
+
+/// What a peer's estimate starts at: a third of the start bitrate. str0m probes at three and
+/// six times its start estimate as soon as it can: started at `--start-bitrate` itself
+/// (3 Mbit/s), its probes of 9 and 16 Mbit/s overran a 1 Mbit/s path by 47 kB at once, and
+/// the quarter of the packets lost then held the estimate down for seconds. Started at a
+/// third, its first probe is the start bitrate: the path is checked to carry it before the
+/// video is sent at it, and a slower path loses a probe's padding at most.
+pub fn webrtc_start_bps(limits: BitrateLimits) -> u64 {
+    (limits.start_bps / 3).max(50_000)
+}
+
+/// What is known of one peer's path.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PathStats {
+    /// The bandwidth estimate, in bit/s.
+    pub estimate_bps: Option<u64>,
+    /// The share of packets lost (the last receiver reports).
+    pub loss: Option<f32>,
+    /// The round trip.
+    pub rtt: Option<Duration>,
+    /// NACKs received so far.
+    pub nacks: u64,
+    /// What its sound takes of the path, bit/s (packets with their headers, as last
+    /// measured between two stats reports).
+    pub audio_bps: u64,
+    /// The audio m-line's bytes and packets sent so far, and when counted.
+    audio_sent: Option<(u64, u64, Instant)>,
+}
+
+/// Bytes of IP, UDP, RTP and SRTP headers around each RTP packet's payload (IPv4, the
+/// header extensions Kelpie negotiates).
+const PACKET_OVERHEAD: u64 = 60;
+
+impl PathStats {
+    /// No audio counters for a second: the sound stopped (or its stream went).
+    pub(super) fn audio_quiet(&mut self, now: Instant) {
+        if self.audio_sent.is_some_and(|(_, _, t)| now.saturating_duration_since(t) > Duration::from_secs(1))
+        {
+            self.audio_bps = 0;
+        }
+    }
+
+    /// Notes the audio m-line's counters at `now`: the sound's bitrate since the last note.
+    pub(super) fn audio_sent(&mut self, now: Instant, bytes: u64, packets: u64) {
+        if let Some((b0, p0, t0)) = self.audio_sent {
+            let dt = now.saturating_duration_since(t0).as_secs_f64();
+            if dt > 0.0 {
+                let wire = bytes.saturating_sub(b0) + packets.saturating_sub(p0) * PACKET_OVERHEAD;
+                self.audio_bps = (wire as f64 * 8.0 / dt) as u64;
+            }
+        }
+        self.audio_sent = Some((bytes, packets, now));
+    }
+}
+
+/// A peer's estimate as the hub keeps it.
+#[derive(Debug, Default)]
+pub(super) struct PeerEstimate {
+    /// Caps str0m's estimate while the path is congested and losing packets.
+    guard: LossGuard,
+    /// The desired bitrate str0m was last told, and when.
+    desired: Option<(u64, Instant)>,
+}
+
+impl PeerEstimate {
+    /// Takes in peer `id`'s stats `s`: notes the estimate in `path` and returns it when it
+    /// changed; tells `rtc`'s estimator the bitrate the video would like (see
+    /// [`webrtc_desired_bps`]) when that changed, at most every [`DESIRED_EVERY`].
+    pub(super) fn stats(
+        &mut self,
+        id: PeerId,
+        rtc: &mut Rtc,
+        path: &mut PathStats,
+        limits: BitrateLimits,
+        s: &PeerStats,
+    ) -> Option<u64> {
+        let raw = s.bwe_tx?.as_u64();
+        let (now, loss) = (s.timestamp, s.egress_loss_fraction);
+        let capped = self.guard.capped();
+        let bps = self.guard.update(now, raw, s.peer_bytes_tx, loss, s.rtt, limits.min_bps);
+        if self.guard.capped() != capped {
+            tracing::debug!(%id, str0m = raw, bps, ?loss, rtt = ?s.rtt, "estimate capped: {}", self.guard.capped());
+        }
+        let congested = self.guard.capped() || loss.is_some_and(|l| l > 0.02);
+        let sent = self.guard.sent_bps().unwrap_or(0.0);
+        let desired = webrtc_desired_bps(raw, sent, congested, limits.max_bps);
+        let due = self.desired.is_none_or(|(_, t)| now.saturating_duration_since(t) >= DESIRED_EVERY);
+        if due && self.desired.is_none_or(|(d, _)| d != desired) {
+            tracing::trace!(%id, desired, "desired bitrate");
+            rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            self.desired = Some((desired, now));
+        }
+        tracing::trace!(%id, str0m = raw, bps, ?loss, sent = s.peer_bytes_tx, rtt = ?s.rtt, "path stats");
+        (Some(bps) != path.estimate_bps).then(|| {
+            path.estimate_bps = Some(bps);
+            bps
+        })
+    }
+}
