@@ -405,6 +405,15 @@ impl Encoder {
         }
     }
 
+    /// Whether the bitrate held the picture back lately (see [`RateControl::limited`]);
+    /// GStreamer encoders keep their own rate and never say so.
+    pub fn limited(&self, now: Instant) -> bool {
+        match &self.inner {
+            Inner::X264(x) => x.rate.limited(now),
+            Inner::Gst(_) => false,
+        }
+    }
+
     /// How long the next frame should wait for the rate control (see
     /// [`RateControl::hold`]); GStreamer encoders keep their own rate and never hold.
     pub fn hold(&self, now: Instant) -> Duration {
@@ -492,6 +501,7 @@ impl X264Encoder {
             }
         };
         rate.encoded(plan, data.len());
+        tracing::trace!(qp = plan.qp, kind = ?plan.kind, bits = data.len() * 8, target = rate.bitrate(), "frame encoded");
         if data.is_empty() {
             return Ok(());
         }

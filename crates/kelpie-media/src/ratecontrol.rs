@@ -90,6 +90,11 @@ const TRIAL_MB_BITS: f64 = 16.0;
 /// Frames a trial lasts: the first makes up for the worse reference it starts from (about a
 /// keyframe's cost), the second shows what the QP costs.
 const TRIAL_FRAMES: u8 = 2;
+/// A frame of motion planned at this QP or more is short of bits: the stream would use a
+/// higher bitrate (see [`RateControl::limited`]).
+pub const LIMITED_QP: u8 = 36;
+/// ... for this long after such a frame.
+const LIMITED_FOR: Duration = Duration::from_secs(1);
 /// Complexity per pixel assumed for a keyframe before one was seen (1080p desktop content
 /// at QP 26 costs about 300 kbit).
 const KEY_GUESS: f64 = 3.0;
@@ -153,6 +158,8 @@ pub struct RateControl {
     unfit_since: Option<Instant>,
     /// How long after it the next trial is due.
     trial_after: Duration,
+    /// When a frame was last planned at a QP of [`LIMITED_QP`] or more, or fitted no QP.
+    limited_at: Option<Instant>,
 }
 
 impl FramePlan {
@@ -178,6 +185,7 @@ impl RateControl {
             trial: 0,
             unfit_since: None,
             trial_after: TRIAL_AFTER,
+            limited_at: None,
         }
     }
 
@@ -322,6 +330,9 @@ impl RateControl {
             if let Some(m) = self.at_qp[kind.index()][usize::from(q)].as_mut() {
                 m.1 = now;
             }
+        }
+        if kind == FrameKind::Moving && (unfit || qp >= LIMITED_QP) {
+            self.limited_at = Some(now);
         }
         let trial = self.trial(now, kind, unfit && thin && qp >= QP_SPEC_MAX);
         let untried = qp;
@@ -473,6 +484,13 @@ impl RateControl {
         let level = self.level - self.bitrate * drained;
         let over = level - self.capacity();
         if over <= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(over / self.bitrate) }
+    }
+
+    /// Whether the bitrate held the picture back lately (at `now`): motion was coded at a QP
+    /// of [`LIMITED_QP`] or more, or fitted no QP, within [`LIMITED_FOR`]. A path that carries
+    /// more is worth looking for (see `congestion::webrtc_desired_bps`).
+    pub fn limited(&self, now: Instant) -> bool {
+        self.limited_at.is_some_and(|t| now.saturating_duration_since(t) < LIMITED_FOR)
     }
 
     /// The target bitrate, in bit/s.

@@ -245,6 +245,9 @@ async fn run(
     let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
+        for (feed, f) in &feeds {
+            hub.set_limited(*feed, f.stream.limited());
+        }
         let deadline = hub.poll(now, &mut out, &mut events);
         for t in out.drain(..) {
             counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);

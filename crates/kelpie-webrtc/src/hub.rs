@@ -235,6 +235,8 @@ pub struct Hub {
     bitrates: Option<BitrateLimits>,
     /// NACKs received from every peer, gone ones included.
     pub nacks: u64,
+    /// Streams whose bitrate holds their picture back (see [`Hub::set_limited`]).
+    limited: Vec<FeedKey>,
 }
 
 impl Hub {
@@ -260,6 +262,7 @@ impl Hub {
             keyframes_wanted: Vec::new(),
             bitrates: None,
             nacks: 0,
+            limited: Vec::new(),
         }
     }
 
@@ -284,6 +287,15 @@ impl Hub {
     pub fn with_bandwidth_estimation(mut self, limits: BitrateLimits) -> Self {
         self.bitrates = Some(limits);
         self
+    }
+
+    /// Notes whether `feed`'s bitrate holds its picture back (its rate control is short of
+    /// bits): its peers' estimators then look for more (see `estimate.rs`).
+    pub fn set_limited(&mut self, feed: FeedKey, limited: bool) {
+        self.limited.retain(|f| *f != feed);
+        if limited {
+            self.limited.push(feed);
+        }
     }
 
     /// Serves a peer keyframes only, or every frame again.
@@ -648,7 +660,10 @@ impl Hub {
                     Ok(Output::Event(Event::PeerStats(s))) => {
                         p.path.audio_quiet(s.timestamp);
                         let Some(limits) = self.bitrates else { continue };
-                        if let Some(bps) = p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, &s) {
+                        let limited = self.limited.contains(&p.feed());
+                        if let Some(bps) =
+                            p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, limited, &s)
+                        {
                             events.push(HubEvent::Estimate(p.id, p.feed(), bps));
                         }
                     }

@@ -55,20 +55,33 @@ const IN_USE: f64 = 0.6;
 pub const DESIRED_EVERY: Duration = Duration::from_millis(500);
 
 /// The bitrate a WebRTC peer's estimator is told its video would like to reach (str0m's
-/// "desired" bitrate, `Bwe::set_bitrate`), given its estimate, the rate sent to it lately
-/// and whether its path shows congestion.
+/// "desired" bitrate, `Bwe::set_bitrate`), given its estimate, the rate sent to it lately,
+/// whether its path shows congestion and whether its stream's bitrate holds the picture
+/// back (`VideoStream::limited`).
 ///
 /// str0m probes for more capacity at a start (three and six times the start estimate), while
 /// the sender leaves its estimate unused (every 5 s), and when the desired bitrate rises
 /// above the estimate (at twice the estimate at most). A stream that uses all of its estimate
 /// (noise, a video) gets none of the first two after the start, and its estimate grows only
 /// by GCC's increase, 8 % a second: from 1 to 8 Mbit/s in half a minute. So while a peer
-/// uses its path and shows no congestion, its desired bitrate is twice its estimate (up to
-/// `max_bps`): each time the estimate has grown, the rise asks for a probe at twice it, and
-/// a path that carries it is found within a few round trips. Otherwise it is `max_bps`.
-pub fn webrtc_desired_bps(estimate_bps: u64, sent_bps: f64, congested: bool, max_bps: u64) -> u64 {
+/// uses its path, its stream is short of bits and its path shows no congestion, its desired
+/// bitrate is twice its estimate (up to `max_bps`): each time the estimate has grown, the
+/// rise asks for a probe at twice it, and a path that carries it is found within a few
+/// round trips. Otherwise it is `max_bps` (a stream that has the bits it needs does not probe
+/// a path it nearly fills: each probe would overrun it).
+pub fn webrtc_desired_bps(
+    estimate_bps: u64,
+    sent_bps: f64,
+    congested: bool,
+    limited: bool,
+    max_bps: u64,
+) -> u64 {
     let using = sent_bps >= estimate_bps as f64 * IN_USE;
-    if using && !congested && estimate_bps < max_bps { (estimate_bps * 2).min(max_bps) } else { max_bps }
+    if using && limited && !congested && estimate_bps < max_bps {
+        (estimate_bps * 2).min(max_bps)
+    } else {
+        max_bps
+    }
 }
 
 /// A key for a viewer's estimates in a [`StreamBudget`], unique in the process.
@@ -249,14 +262,17 @@ mod tests {
     #[test]
     fn a_path_in_use_without_congestion_is_probed_at_twice_its_estimate() {
         const MAX: u64 = 8 * MBIT;
-        // Noise sends all it is allowed: twice the estimate, growing with it.
-        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, false, MAX), 2 * MBIT);
-        assert_eq!(webrtc_desired_bps(3 * MBIT, 2_800_000.0, false, MAX), 6 * MBIT);
-        assert_eq!(webrtc_desired_bps(5 * MBIT, 4_800_000.0, false, MAX), MAX);
-        // A still or cheap screen, a congested path, or the estimate at the ceiling: none.
-        assert_eq!(webrtc_desired_bps(MBIT, 150_000.0, false, MAX), MAX);
-        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, true, MAX), MAX);
-        assert_eq!(webrtc_desired_bps(MAX, 7_900_000.0, false, MAX), MAX);
+        // Noise sends all it is allowed and is short of bits: twice the estimate, growing
+        // with it.
+        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, false, true, MAX), 2 * MBIT);
+        assert_eq!(webrtc_desired_bps(3 * MBIT, 2_800_000.0, false, true, MAX), 6 * MBIT);
+        assert_eq!(webrtc_desired_bps(5 * MBIT, 4_800_000.0, false, true, MAX), MAX);
+        // A still or cheap screen, content that has the bits it needs (however much of the
+        // path it fills), a congested path, or the estimate at the ceiling: none.
+        assert_eq!(webrtc_desired_bps(MBIT, 150_000.0, false, true, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MBIT, 800_000.0, false, false, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, true, true, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MAX, 7_900_000.0, false, true, MAX), MAX);
     }
 
     #[test]

@@ -83,13 +83,15 @@ pub(super) struct PeerEstimate {
 impl PeerEstimate {
     /// Takes in peer `id`'s stats `s`: notes the estimate in `path` and returns it when it
     /// changed; tells `rtc`'s estimator the bitrate the video would like (see
-    /// [`webrtc_desired_bps`]) when that changed, at most every [`DESIRED_EVERY`].
+    /// [`webrtc_desired_bps`]; `limited`: its stream is short of bits) when that changed, at
+    /// most every [`DESIRED_EVERY`].
     pub(super) fn stats(
         &mut self,
         id: PeerId,
         rtc: &mut Rtc,
         path: &mut PathStats,
         limits: BitrateLimits,
+        limited: bool,
         s: &PeerStats,
     ) -> Option<u64> {
         let raw = s.bwe_tx?.as_u64();
@@ -101,7 +103,7 @@ impl PeerEstimate {
         }
         let congested = self.guard.capped() || loss.is_some_and(|l| l > 0.02);
         let sent = self.guard.sent_bps().unwrap_or(0.0);
-        let desired = webrtc_desired_bps(raw, sent, congested, limits.max_bps);
+        let desired = webrtc_desired_bps(raw, sent, congested, limited, limits.max_bps);
         let due = self.desired.is_none_or(|(_, t)| now.saturating_duration_since(t) >= DESIRED_EVERY);
         if due && self.desired.is_none_or(|(d, _)| d != desired) {
             tracing::trace!(%id, desired, "desired bitrate");
