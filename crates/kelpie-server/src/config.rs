@@ -213,8 +213,7 @@ pub struct Config {
     pub min_bitrate: u32,
 
     /// The video bitrate in kbit/s a new viewer's path is assumed to carry until its first
-    /// feedback (held between --min-bitrate and --bitrate). A WebRTC viewer's estimate starts
-    /// at a third of it and its first probe checks it.
+    /// feedback (held between --min-bitrate and --bitrate).
     #[arg(long, env = "KELPIE_START_BITRATE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(50..=400_000))]
     pub start_bitrate: u32,
 

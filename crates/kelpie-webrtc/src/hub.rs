@@ -20,7 +20,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::{OfferError, WebRtcError};
-pub use estimate::{PathStats, webrtc_start_bps};
+pub use estimate::PathStats;
 use estimate::{PeerEstimate, STATS_EVERY};
 use kelpie_media::congestion::BitrateLimits;
 use kelpie_media::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
@@ -282,8 +282,8 @@ impl Hub {
     }
 
     /// Estimates each peer's path with TWCC feedback (delay-based, with a loss-based cap),
-    /// checking `limits.start_bps` with a probe (see [`webrtc_start_bps`]) and probing up to
-    /// `limits.max_bps`; the estimates come out of the poll as [`HubEvent::Estimate`].
+    /// starting at `limits.start_bps` and probing up to `limits.max_bps`; the estimates come
+    /// out of the poll as [`HubEvent::Estimate`].
     pub fn with_bandwidth_estimation(mut self, limits: BitrateLimits) -> Self {
         self.bitrates = Some(limits);
         self
@@ -401,7 +401,10 @@ impl Hub {
             .set_extension(12, Extension::PlayoutDelay)
             // TWCC (transport-wide sequence numbers, extension 3 of str0m's standard map) is
             // what Chromium's offer carries; its feedback drives the estimate.
-            .enable_bwe(self.bitrates.map(|b| Bitrate::bps(webrtc_start_bps(b))))
+            // It starts at --start-bitrate and probes at three and six times it at once (on
+            // a slower path those probes' padding is lost: see docs/architecture.md,
+            // "Congestion control", on why the start is not lower).
+            .enable_bwe(self.bitrates.map(|b| Bitrate::bps(b.start_bps)))
             .build(now);
         if let Some(b) = self.bitrates {
             // str0m pads up to its minimum whenever the peer could send video, a still screen

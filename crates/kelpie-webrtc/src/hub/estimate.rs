@@ -17,16 +17,6 @@ use super::PeerId;
 /// How often str0m reports each peer's stats, and so its bandwidth estimate.
 pub(super) const STATS_EVERY: Duration = Duration::from_millis(100);
 
-/// What a peer's estimate starts at: a third of the start bitrate. str0m probes at three and
-/// six times its start estimate as soon as it can: started at `--start-bitrate` itself
-/// (3 Mbit/s), its probes of 9 and 16 Mbit/s overran a 1 Mbit/s path by 47 kB at once, and
-/// the quarter of the packets lost then held the estimate down for seconds. Started at a
-/// third, its first probe is the start bitrate: the path is checked to carry it before the
-/// video is sent at it, and a slower path loses a probe's padding at most.
-pub fn webrtc_start_bps(limits: BitrateLimits) -> u64 {
-    (limits.start_bps / 3).max(50_000)
-}
-
 /// What is known of one peer's path.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct PathStats {
