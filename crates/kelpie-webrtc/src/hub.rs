@@ -662,6 +662,11 @@ impl Hub {
                     }
                     Ok(Output::Event(Event::PeerStats(s))) => {
                         p.path.audio_quiet(s.timestamp);
+                        if p.estimate.outage_over(&s) {
+                            tracing::debug!(id = %p.id, "feedback again after an outage: a keyframe");
+                            p.catchup.need_keyframe();
+                            events.push(HubEvent::KeyframeWanted(p.feed()));
+                        }
                         let Some(limits) = self.bitrates else { continue };
                         let limited = self.limited.contains(&p.feed());
                         if let Some(bps) =

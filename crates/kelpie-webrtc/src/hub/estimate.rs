@@ -68,9 +68,30 @@ pub(super) struct PeerEstimate {
     guard: LossGuard,
     /// The desired bitrate str0m was last told, and when.
     desired: Option<(u64, Instant)>,
+    /// Whether feedback ever came, and since when none has (see [`PeerEstimate::outage_over`]).
+    heard: bool,
+    silent_since: Option<Instant>,
 }
 
 impl PeerEstimate {
+    /// Whether stats `s` end an outage: no feedback (TWCC) for a second or more after some
+    /// came. Every frame sent meanwhile is lost, and NACKs would bring them back through a
+    /// path whose estimate has just fallen with the loss (a tenth of a second of video took
+    /// seconds), behind which the next frames wait: the peer is better served a keyframe.
+    pub(super) fn outage_over(&mut self, s: &PeerStats) -> bool {
+        match s.egress_loss_fraction {
+            None if self.heard => {
+                self.silent_since.get_or_insert(s.timestamp);
+                false
+            }
+            None => false,
+            Some(_) => {
+                self.heard = true;
+                self.silent_since.take().is_some()
+            }
+        }
+    }
+
     /// Takes in peer `id`'s stats `s`: notes the estimate in `path` and returns it when it
     /// changed; tells `rtc`'s estimator the bitrate the video would like (see
     /// [`webrtc_desired_bps`]; `limited`: its stream is short of bits) when that changed, at
