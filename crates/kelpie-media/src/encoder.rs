@@ -435,6 +435,15 @@ impl Encoder {
         }
     }
 
+    /// Whether the bitrate held the picture back lately (see [`RateControl::limited`]);
+    /// GStreamer encoders keep their own rate and never say so.
+    pub fn limited(&self, now: Instant) -> bool {
+        match &self.inner {
+            Inner::X264(x) => x.rate.limited(now),
+            Inner::Gst(_) => false,
+        }
+    }
+
     /// How long the next frame should wait for the rate control (see
     /// [`RateControl::hold`]); GStreamer encoders keep their own rate and never hold.
     pub fn hold(&self, now: Instant) -> Duration {
@@ -480,19 +489,50 @@ impl X264Encoder {
         } else {
             *outside += 1;
         }
-        if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } {
+        if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } || high && plan.starts_trial() {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
             *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
             x264.set_deltas(*deltas);
             *outside = 0;
             keyframe = true;
-            plan = rate.plan(captured, true, changed, total);
+            if !plan.starts_trial() {
+                plan = rate.plan(captured, true, changed, total);
+            }
             tracing::debug!(qp = plan.qp, qp_low, "x264 reopened for another QP range");
         }
         let range = x264.qp_range();
         plan.qp = plan.qp.clamp(*range.start(), *range.end());
-        let out = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
+        let first = x264.encode(i420, plan.qp, keyframe, Some(changed_rects))?;
+        let out = match rate.redo(plan, first.data.len(), total) {
+            None => first,
+            Some(redo) => {
+                // Far over the bitrate (new content, guessed far cheaper than it is): the
+                // same picture again as a keyframe at a QP that fits, in whichever range
+                // holds that QP. The frame made first is not sent.
+                tracing::debug!(
+                    bytes = first.data.len(),
+                    qp = plan.qp,
+                    again = redo.qp,
+                    "frame far over the bitrate made again"
+                );
+                if !x264.qp_range().contains(&redo.qp) {
+                    let qp_low = if redo.qp > crate::ratecontrol::QP_SPEC_MAX {
+                        crate::x264::QP_HIGH_RANGE
+                    } else {
+                        crate::x264::QP_LOW_RANGE
+                    };
+                    *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
+                    x264.set_deltas(*deltas);
+                    *outside = 0;
+                }
+                plan = redo;
+                let range = x264.qp_range();
+                plan.qp = plan.qp.clamp(*range.start(), *range.end());
+                x264.encode(i420, plan.qp, true, Some(changed_rects))?
+            }
+        };
         rate.encoded(plan, out.data.len());
+        tracing::trace!(qp = plan.qp, kind = ?plan.kind, bits = out.data.len() * 8, target = rate.bitrate(), "frame encoded");
         if out.data.is_empty() {
             *last_pts = None;
             return Ok(());

@@ -14,14 +14,46 @@
 //! cost fits its share of the bitrate, and a leaky bucket of one and a half frame-times
 //! (the VBV the GStreamer encoders are given) takes back what a frame overspent from the
 //! next ones.
+//!
+//! A frame that does not fit its share even at QP 51, the highest of H.264 proper, is coded
+//! at QP 51 all the same, and the next capture waits for the bucket to drain
+//! ([`RateControl::hold`]): the frame rate falls rather than the picture. x264's emergency
+//! QPs above 51 zero coefficients wholesale; on detailed content (noise, fine text) they do
+//! not degrade the picture gradually but stop updating it (1080p noise: 640 kbit a frame at
+//! QP 51, 12 kbit at QP 52, where the picture no longer changes). They are used only where
+//! a frame at QP 51 would take more than [`MAX_FRAME_TIME`] of the bitrate.
+//!
+//! Nor does a lower QP always cost more. libx264's fastest mode probes a macroblock for a
+//! skip only next to one already skipped, and from QP 20 up the first of a frame rarely is:
+//! rigid motion (scrolling, a dragged window, `kelpie-probe bars`) costs 2.4 kbit a 1080p
+//! frame at QP 16 and 56 kbit at any QP from 20 to 51. So the QPs remembered to fit are
+//! used before the model's, and a motion that fits no QP tries the lowest one now and then
+//! ([`TRIAL_AFTER`]): it fits at once when that is the content's cheap side.
 
 use std::time::{Duration, Instant};
+
+mod memory;
+mod trial;
+
+use memory::{CostMemory, bits_at};
+pub use trial::TRIAL_AFTER;
+use trial::{TRIAL_FRAMES, Trials};
 
 /// Lowest QP used: below it x264 spends bits on noise no one sees.
 pub const QP_MIN: u8 = 16;
 /// Highest QP: above H.264's 51 lies x264's emergency range, where it zeroes coefficients
 /// to hold the bitrate on content that no QP can (noise).
 pub const QP_MAX: u8 = 69;
+/// The highest QP of H.264 proper: the rate control goes above it only when even at this
+/// QP a frame would take more than [`MAX_FRAME_TIME`] of the bitrate.
+pub const QP_SPEC_MAX: u8 = 51;
+/// The most of the bitrate's time a frame too costly for its share may take (at QP
+/// [`QP_SPEC_MAX`], or a cheaper one, the frame rate falling to what fits: a frame a second
+/// at the least) before the rate control turns to x264's emergency QPs. Longer, each such
+/// frame would reach the viewer that much later; but in the emergency range noise costs
+/// nothing and shows nothing (the picture stands still), and a stream that sends nothing
+/// leaves its path's estimate nothing to grow on.
+pub const MAX_FRAME_TIME: Duration = Duration::from_secs(1);
 /// Weight of the newest frame in a complexity estimate when it cost more than expected:
 /// learnt fast, so the frames after an underestimate fit again.
 const LEARN_UP: f64 = 0.7;
@@ -33,13 +65,32 @@ const LEARN_DOWN: f64 = 0.2;
 /// all falls under the quantiser above some QP (noise) costs next to nothing there and a
 /// lot just below it.
 const MAX_QP_FALL: u8 = 4;
-/// How long the cost seen at one QP is remembered.
-const MEMORY: Duration = Duration::from_secs(3);
 /// A QP remembered to cost more than this many times a frame's target is not used again
 /// while remembered.
 const REMEMBERED_OVERSHOOT: f64 = 1.5;
 /// A frame is never given less than this share of a frame's bits, however full the bucket.
 const MIN_SHARE: f64 = 1.0 / 8.0;
+/// A frame that came out costing more than this much of the bitrate's time, and twice its
+/// plan, is made again, as a keyframe at a QP aimed at [`REDO_AIM`]: sent as it was, it
+/// would hold every frame after it back for as long (and on a slow path take that long to
+/// arrive). Only a frame far off its plan gets there: the first of new content (noise where
+/// desktop content was guessed).
+const REDO_AFTER: Duration = Duration::from_millis(400);
+const REDO_AIM: Duration = Duration::from_millis(100);
+/// ... and a frame of a trial of [`QP_MIN`] that came out costing more than this much.
+const TRIAL_REDO_AFTER: Duration = Duration::from_secs(1);
+/// A higher QP seen to cost more than this many times a lower one: the content is on the
+/// side of libx264's skip heuristics where the QP buys nothing (see the module's notes).
+const INVERTED: f64 = 2.0;
+/// Only motion whose frames cost at most this many bits per macroblock at the QP it has
+/// (libx264 coded every macroblock, with nothing in it: 7 bits each for bars from QP 20 up;
+/// noise costs 80) is worth a trial: on other content QP 16 costs many times more.
+const TRIAL_MB_BITS: f64 = 16.0;
+/// A frame of motion planned at this QP or more is short of bits: the stream would use a
+/// higher bitrate (see [`RateControl::limited`]).
+pub const LIMITED_QP: u8 = 36;
+/// ... for this long after such a frame.
+const LIMITED_FOR: Duration = Duration::from_secs(1);
 /// Complexity per pixel assumed for a keyframe before one was seen (1080p desktop content
 /// at QP 26 costs about 300 kbit).
 const KEY_GUESS: f64 = 3.0;
@@ -77,6 +128,10 @@ pub struct FramePlan {
     pub target_bits: f64,
     /// When it was planned.
     at: Instant,
+    /// Which frame of a trial of [`QP_MIN`] it is (from 1), if it is one.
+    trial: Option<u8>,
+    /// The QP the frame would have had but for the trial.
+    untried: u8,
 }
 
 /// Per-frame QP choice for a target bitrate.
@@ -89,10 +144,21 @@ pub struct RateControl {
     drained_at: Option<Instant>,
     /// Complexity per pixel, per kind.
     per_pixel: [Option<f64>; 4],
-    /// Complexity per pixel last seen at each QP, per kind, and when.
-    at_qp: [[Option<(f64, Instant)>; QP_MAX as usize + 1]; 4],
+    /// What frames cost lately at each QP, per kind.
+    memory: CostMemory,
     last: Option<FrameKind>,
     last_qp: Option<u8>,
+    trials: Trials,
+    /// When a frame was last planned at a QP of [`LIMITED_QP`] or more, or fitted no QP.
+    limited_at: Option<Instant>,
+}
+
+impl FramePlan {
+    /// Whether the frame starts a trial of [`QP_MIN`]: an encoder whose QPs do not reach
+    /// that low should switch (the trial's first frame costs about a keyframe anyway).
+    pub fn starts_trial(&self) -> bool {
+        self.trial == Some(1)
+    }
 }
 
 impl RateControl {
@@ -104,9 +170,11 @@ impl RateControl {
             level: 0.0,
             drained_at: None,
             per_pixel: [None; 4],
-            at_qp: [[None; QP_MAX as usize + 1]; 4],
+            memory: CostMemory::default(),
             last: None,
             last_qp: None,
+            trials: Trials::default(),
+            limited_at: None,
         }
     }
 
@@ -166,17 +234,74 @@ impl RateControl {
         // The model is smooth; real costs are not. Content whose detail all falls under the
         // quantiser above some QP costs next to nothing there and many times more just
         // below. A QP recently seen to cost far more than the target is not used, nor any
-        // lower one (a lower QP never costs less).
-        let overshot = |q: u8| {
-            self.at_qp[kind.index()][usize::from(q)].is_some_and(|(c, t)| {
-                now.saturating_duration_since(t) < MEMORY
-                    && c * pixels * 2f64.powf(-f64::from(q) / 6.0) > target_bits * REMEMBERED_OVERSHOOT
-            })
-        };
-        if let Some(q) = (qp..QP_MAX).rev().find(|&q| overshot(q)) {
+        // QP at which that cost, taken down at the model's 6 QPs per halving, still would
+        // (so the QPs just above the one that overshot are not tried one by one).
+        let limit = target_bits * REMEMBERED_OVERSHOOT;
+        if let Some(q) = self.memory.overshoots_up_to(kind, pixels, limit, now).filter(|&q| q >= qp) {
             qp = q + 1;
         }
-        FramePlan { qp, kind, pixels, target_bits, at: now }
+        // A lower QP seen lately to fit is better whatever the model says.
+        if let Some(q) = self.memory.lowest_fitting(kind, pixels, target_bits, qp, now) {
+            qp = q;
+        }
+        let share = target_bits;
+        let mut target_bits = target_bits;
+        let cost = |q: u8| self.memory.bits(kind, q, pixels, now);
+        // The cheapest QP of H.264 seen lately, and the QPs above it seen to cost far more:
+        // where there are some, the model's guesses above it are worth nothing.
+        let cheapest = self.memory.cheapest(kind, pixels, now);
+        let costlier = cheapest
+            .map_or_else(Vec::new, |(q, b)| self.memory.costlier_above(kind, q, b, INVERTED, pixels, now));
+        let inverted = !costlier.is_empty();
+        let untested_above = |(q1, b1): (u8, f64)| qp > q1 && cost(qp).is_none_or(|b| b > b1);
+        let unfit = qp > QP_SPEC_MAX || (inverted && cheapest.is_some_and(untested_above));
+        if unfit && kind != FrameKind::Still {
+            // No QP of H.264 fits the frame into its share: it is coded at the one expected
+            // to cost least (the highest, unless a lower one was seen to cost less) and the
+            // captures after it wait for the bucket (the frame rate falls), unless that
+            // would take longer than MAX_FRAME_TIME. A frame of an unchanged screen only
+            // sharpens it and is not worth the wait.
+            let at_max = (QP_SPEC_MAX, self.expected_bits(kind, pixels, QP_SPEC_MAX, now));
+            let (q, bits) = match cheapest {
+                Some(c) if inverted || c.1 <= at_max.1 => c,
+                _ => at_max,
+            };
+            if bits <= self.bitrate * MAX_FRAME_TIME.as_secs_f64() {
+                qp = q;
+                target_bits = bits;
+            } else if cost(qp).is_some_and(|b| b > share) && cost(QP_SPEC_MAX).is_none() {
+                // The emergency QPs do not make the frames fit either (x264 codes every
+                // macroblock, empty, whatever the QP): what QP 51 costs is worth learning
+                // rather than guessing from the model.
+                qp = QP_SPEC_MAX;
+                target_bits = bits;
+            }
+        }
+        // What libx264's missed skips look like: every macroblock coded, each with next to
+        // nothing in it (at a QP of H.264: above it x264 empties every macroblock).
+        let thin = cost(qp.min(QP_SPEC_MAX)).is_some_and(|b| b * 256.0 / pixels.max(256.0) <= TRIAL_MB_BITS);
+        if cheapest.is_some_and(|c| c.0 == qp) {
+            // The costlier QPs above the cheap one stay remembered while it is in use and
+            // stays cheap: going back to them would cost as much as it did.
+            self.memory.renew(kind, &costlier, now);
+        }
+        if kind == FrameKind::Moving && (unfit || qp >= LIMITED_QP) {
+            self.limited_at = Some(now);
+        }
+        let trial = self.trials.next(now, kind, unfit && thin && qp >= QP_SPEC_MAX);
+        let untried = qp;
+        if trial.is_some() {
+            qp = QP_MIN;
+            target_bits = share;
+        }
+        FramePlan { qp, kind, pixels, target_bits, at: now, trial, untried }
+    }
+
+    /// Bits a frame of `kind` over `pixels` is expected to cost at `qp`: what that QP was
+    /// seen to cost lately, or else the model's guess.
+    fn expected_bits(&self, kind: FrameKind, pixels: f64, qp: u8, now: Instant) -> f64 {
+        let per_pixel = self.memory.per_pixel(kind, qp, now).unwrap_or_else(|| self.per_pixel(kind));
+        bits_at(per_pixel, pixels, qp)
     }
 
     /// The complexity per pixel expected of a frame of `kind`: what was learnt, or, before
@@ -198,12 +323,67 @@ impl RateControl {
         self.level += bits;
         self.last = Some(plan.kind);
         self.last_qp = Some(plan.qp);
+        self.learn(plan, bytes);
+        match plan.trial {
+            // The last frame of a trial tells whether the QP fits the motion: if so, the
+            // frames after it find it remembered to fit.
+            Some(n) if n >= TRIAL_FRAMES => {
+                if bits <= plan.target_bits {
+                    self.trials.succeeded();
+                } else {
+                    self.trials.failed();
+                }
+            }
+            // The first costs what catching up with a worse reference costs (one far over
+            // the bitrate is made again, see `redo`).
+            _ => {}
+        }
+    }
+
+    /// Whether a frame planned as `plan` that came out `bytes` long is too far over the
+    /// bitrate to send (see [`REDO_AFTER`]): then the plan of the keyframe to make of the same
+    /// picture instead. The frame is learnt from, its bits are not counted (it is not sent).
+    /// `total` is the picture's size in pixels.
+    pub fn redo(&mut self, plan: FramePlan, bytes: usize, total: u64) -> Option<FramePlan> {
+        let bits = bytes as f64 * 8.0;
+        // The first frame of a trial costs about a keyframe: it is let through up to a
+        // second of the bitrate.
+        let after = if plan.trial.is_some() { TRIAL_REDO_AFTER } else { REDO_AFTER };
+        if bits <= self.bitrate * after.as_secs_f64() || bits <= plan.target_bits * 2.0 || plan.qp >= QP_MAX {
+            return None;
+        }
+        let aim = self.bitrate * REDO_AIM.as_secs_f64();
+        self.learn(plan, bytes);
+        let qp = if plan.trial.is_some() {
+            // A trial that failed at once: the QP it would have had.
+            self.trials.failed();
+            plan.untried
+        } else {
+            // At the model's 6 QPs per halving: real content is flatter than that over the
+            // top QPs (noise costs the same from QP 48 to 51), so the aim is low.
+            let steps = (6.0 * (bits / aim).log2()).ceil().clamp(1.0, f64::from(QP_MAX));
+            (f64::from(plan.qp) + steps).min(f64::from(QP_MAX)) as u8
+        };
+        let pixels = total.max(1) as f64;
+        Some(FramePlan {
+            qp,
+            kind: FrameKind::Key,
+            pixels,
+            target_bits: aim,
+            at: plan.at,
+            trial: None,
+            untried: qp,
+        })
+    }
+
+    fn learn(&mut self, plan: FramePlan, bytes: usize) {
+        let bits = bytes as f64 * 8.0;
         if plan.pixels <= 0.0 {
             return;
         }
         // Keep estimates above zero so a frame of nothing does not make the next one free.
         let seen = (bits.max(8.0) * 2f64.powf(f64::from(plan.qp) / 6.0)) / plan.pixels;
-        self.at_qp[plan.kind.index()][usize::from(plan.qp.min(QP_MAX))] = Some((seen, plan.at));
+        self.memory.note(plan.kind, plan.qp, seen, plan.at);
         let slot = &mut self.per_pixel[plan.kind.index()];
         *slot = Some(match *slot {
             // Averaged in the log domain: costs spread over orders of magnitude.
@@ -226,6 +406,13 @@ impl RateControl {
         if over <= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(over / self.bitrate) }
     }
 
+    /// Whether the bitrate held the picture back lately (at `now`): motion was coded at a QP
+    /// of [`LIMITED_QP`] or more, or fitted no QP, within [`LIMITED_FOR`]. A path that carries
+    /// more is worth looking for (see `congestion::webrtc_desired_bps`).
+    pub fn limited(&self, now: Instant) -> bool {
+        self.limited_at.is_some_and(|t| now.saturating_duration_since(t) < LIMITED_FOR)
+    }
+
     /// The target bitrate, in bit/s.
     pub fn bitrate(&self) -> f64 {
         self.bitrate
@@ -238,198 +425,5 @@ impl RateControl {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    /// An encoder whose frames cost `per_pixel(kind) · pixels · 2^(-qp/6)` bits.
-    struct Model {
-        key: f64,
-        fresh: f64,
-        moving: f64,
-        still: f64,
-    }
-
-    impl Model {
-        fn bytes(&self, plan: &FramePlan, changed: u64, total: u64) -> usize {
-            let (c, px) = match plan.kind {
-                FrameKind::Key => (self.key, total),
-                FrameKind::Fresh => (self.fresh, changed),
-                FrameKind::Moving => (self.moving, changed),
-                FrameKind::Still => (self.still, total),
-            };
-            (c * px as f64 * 2f64.powf(-f64::from(plan.qp) / 6.0) / 8.0) as usize
-        }
-    }
-
-    const TOTAL: u64 = 1920 * 1080;
-    const DESKTOP: Model = Model { key: 3.0, fresh: 2.0, moving: 1.5, still: 0.01 };
-
-    /// Runs `frames` frames at `fps` on simulated time; `change(i)` is the changed pixels of
-    /// frame `i` (frame 0 is a keyframe). Returns each frame's plan and bytes.
-    fn run(
-        rc: &mut RateControl,
-        model: &Model,
-        fps: f64,
-        frames: usize,
-        change: impl Fn(usize) -> u64,
-    ) -> Vec<(FramePlan, usize)> {
-        let t0 = Instant::now();
-        (0..frames)
-            .map(|i| {
-                let now = t0 + Duration::from_secs_f64(i as f64 / fps);
-                let changed = change(i);
-                let plan = rc.plan(now, i == 0, changed, TOTAL);
-                let bytes = model.bytes(&plan, changed, TOTAL);
-                rc.encoded(plan, bytes);
-                (plan, bytes)
-            })
-            .collect()
-    }
-
-    fn kbps(frames: &[(FramePlan, usize)], fps: f64) -> f64 {
-        frames.iter().map(|f| f.1 as f64 * 8.0).sum::<f64>() / (frames.len() as f64 / fps) / 1000.0
-    }
-
-    #[test]
-    fn full_screen_motion_settles_on_the_bitrate() {
-        let mut rc = RateControl::new(8000, 60);
-        let frames = run(&mut rc, &DESKTOP, 60.0, 600, |_| TOTAL);
-        let rate = kbps(&frames[60..], 60.0);
-        assert!((7000.0..=8000.0).contains(&rate), "{rate} kbit/s for a target of 8000");
-        // Once learnt, every frame fits the bucket.
-        for (plan, bytes) in &frames[60..] {
-            assert!(*bytes as f64 * 8.0 <= rc.capacity(), "{plan:?}: {bytes} bytes");
-        }
-    }
-
-    #[test]
-    fn a_lower_bitrate_is_followed_within_a_few_frames() {
-        let mut rc = RateControl::new(8000, 60);
-        run(&mut rc, &DESKTOP, 60.0, 120, |_| TOTAL);
-        rc.set_bitrate(2000);
-        let frames = run(&mut rc, &DESKTOP, 60.0, 120, |_| TOTAL);
-        let rate = kbps(&frames[10..], 60.0);
-        assert!((1700.0..=2000.0).contains(&rate), "{rate} kbit/s for a target of 2000");
-    }
-
-    #[test]
-    fn cheap_content_stays_at_the_lowest_qp_under_the_bitrate() {
-        let cheap = Model { key: 0.05, fresh: 0.02, moving: 0.01, still: 0.001 };
-        let mut rc = RateControl::new(8000, 60);
-        let frames = run(&mut rc, &cheap, 60.0, 300, |_| TOTAL);
-        assert!(frames[5..].iter().all(|f| f.0.qp == QP_MIN), "{:?}", &frames[..10]);
-        assert!(kbps(&frames, 60.0) < 8000.0);
-    }
-
-    #[test]
-    fn refinement_frames_of_a_still_screen_get_a_lower_qp_than_motion() {
-        let mut rc = RateControl::new(8000, 60);
-        // Two seconds of motion, then the screen stops: six frames of the same picture.
-        let frames = run(&mut rc, &DESKTOP, 60.0, 126, |i| if i < 120 { TOTAL } else { 0 });
-        let moving_qp = frames[119].0.qp;
-        let still = &frames[120..];
-        assert!(still.iter().all(|f| f.0.kind == FrameKind::Still));
-        assert!(still[1..].iter().all(|f| f.0.qp < moving_qp), "{moving_qp} vs {still:?}");
-    }
-
-    #[test]
-    fn new_content_after_a_still_screen_is_budgeted_as_new_content() {
-        // Learn motion, then stillness, then a new full-screen picture: its first frame must
-        // not be planned at the cheap motion or still cost and blow the bucket.
-        let mut rc = RateControl::new(8000, 60);
-        let fresh_first = |i: usize| match i {
-            0..60 => TOTAL / 4,
-            60..120 => 0,
-            120..180 => TOTAL / 4,
-            180..240 => 0,
-            _ => TOTAL,
-        };
-        let model = Model { key: 3.0, fresh: 3.0, moving: 0.2, still: 0.01 };
-        let frames = run(&mut rc, &model, 60.0, 250, fresh_first);
-        let (plan, bytes) = frames[240];
-        assert_eq!(plan.kind, FrameKind::Fresh);
-        assert!(bytes as f64 * 8.0 <= 1.6 * rc.frame_bits(), "{plan:?}: {bytes} bytes");
-        assert_eq!(frames[241].0.kind, FrameKind::Moving);
-    }
-
-    #[test]
-    fn content_that_vanishes_under_the_quantiser_still_averages_the_bitrate() {
-        // Above QP 34 the detail quantises away and a frame costs almost nothing; below, it
-        // costs what the model says. Chasing the cheap frames down must not pile up the
-        // expensive ones.
-        let mut rc = RateControl::new(8000, 60);
-        let t0 = Instant::now();
-        let mut bits = Vec::new();
-        for i in 0..600 {
-            let now = t0 + Duration::from_secs_f64(i as f64 / 60.0);
-            let plan = rc.plan(now, i == 0, TOTAL, TOTAL);
-            let b =
-                if plan.qp > 34 { 200.0 } else { 20.0 * TOTAL as f64 * 2f64.powf(-f64::from(plan.qp) / 6.0) };
-            rc.encoded(plan, (b / 8.0) as usize);
-            bits.push(b);
-        }
-        let rate = bits[60..].iter().sum::<f64>() / 9.0 / 1000.0;
-        assert!(rate <= 8000.0 * 1.1, "{rate} kbit/s for a target of 8000");
-        // Once the cliff was seen, the QP stays on its cheap side instead of falling off
-        // it again and again.
-        let over = bits[120..].iter().filter(|&&b| b > 2.0 * rc.frame_bits()).count();
-        assert!(over <= 6, "{over} frames over twice their budget");
-    }
-
-    #[test]
-    fn content_no_qp_fits_lowers_the_frame_rate_to_hold_the_bitrate() {
-        // Noise: even at the highest QP a frame costs three times its share at 1 Mbit/s.
-        let noise = Model { key: 70.0, fresh: 70.0, moving: 70.0, still: 70.0 };
-        let mut rc = RateControl::new(1000, 60);
-        let share = 1000.0 * 1000.0 / 60.0;
-        let per_frame = |qp: u8| 70.0 * TOTAL as f64 * 2f64.powf(-f64::from(qp) / 6.0);
-        assert!(per_frame(QP_MAX) > 2.5 * share);
-        // A capture loop that captures at 60 fps unless the rate control holds it back.
-        let t0 = Instant::now();
-        let (mut t, mut bits, mut frames) = (t0, 0.0, 0);
-        while t < t0 + Duration::from_secs(10) {
-            let hold = rc.hold(t);
-            if hold > Duration::ZERO {
-                t += hold;
-                continue;
-            }
-            let plan = rc.plan(t, frames == 0, TOTAL, TOTAL);
-            let bytes = noise.bytes(&plan, TOTAL, TOTAL);
-            rc.encoded(plan, bytes);
-            bits += bytes as f64 * 8.0;
-            frames += 1;
-            t += Duration::from_secs_f64(1.0 / 60.0);
-        }
-        let rate = bits / 10.0 / 1000.0;
-        assert!(rate <= 1000.0 * 1.1, "{rate} kbit/s for a target of 1000");
-        // The frame rate fell to what fits, but did not stop.
-        assert!((100..=300).contains(&frames), "{frames} frames in 10 s");
-    }
-
-    #[test]
-    fn frames_that_fit_are_never_held() {
-        let mut rc = RateControl::new(8000, 60);
-        let t0 = Instant::now();
-        for i in 1..600 {
-            let now = t0 + Duration::from_secs_f64(f64::from(i) / 60.0);
-            assert_eq!(rc.hold(now), Duration::ZERO, "frame {i}");
-            let plan = rc.plan(now, false, TOTAL, TOTAL);
-            rc.encoded(plan, DESKTOP.bytes(&plan, TOTAL, TOTAL));
-        }
-    }
-
-    #[test]
-    fn an_overspent_frame_is_paid_back_by_the_next_ones() {
-        let mut rc = RateControl::new(8000, 60);
-        run(&mut rc, &DESKTOP, 60.0, 60, |_| TOTAL);
-        let t = Instant::now() + Duration::from_secs(10);
-        let plan = rc.plan(t, false, TOTAL, TOTAL);
-        // The frame came out four times its budget.
-        rc.encoded(plan, (plan.target_bits * 4.0 / 8.0) as usize);
-        let next = rc.plan(t + Duration::from_millis(17), false, TOTAL, TOTAL);
-        assert!(next.target_bits < plan.target_bits / 2.0, "{plan:?} then {next:?}");
-        assert!(next.qp > plan.qp);
-        assert!(rc.level_bits() > 0.0);
-    }
-}
+#[path = "ratecontrol/tests.rs"]
+mod tests;

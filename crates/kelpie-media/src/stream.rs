@@ -7,7 +7,7 @@
 //! at once; while the screen is still and nobody asks for anything it does not wake at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -191,6 +191,9 @@ pub struct StreamCounters {
     /// The bitrate the rate control aims at now, kbit/s: the configured one, capped by the
     /// viewers' paths (0 before the capture thread starts).
     pub target_kbps: AtomicU64,
+    /// Whether the bitrate held the picture back lately (see
+    /// [`crate::ratecontrol::RateControl::limited`]), as of the last frame.
+    pub limited: AtomicBool,
 }
 
 /// What the capture thread is told.
@@ -407,6 +410,12 @@ impl VideoStream {
         Some(self.counters.target_kbps.load(Ordering::Relaxed)).filter(|&k| k > 0)
     }
 
+    /// Whether the bitrate held the picture back lately: a viewer's path that carries more
+    /// is worth looking for.
+    pub fn limited(&self) -> bool {
+        self.counters.limited.load(Ordering::Relaxed)
+    }
+
     /// The bitrate the viewers' paths cap the stream at, in bit/s, if any.
     pub fn cap_bps(&self) -> Option<u64> {
         Some(self.cap_bps.load(Ordering::Relaxed)).filter(|&b| b > 0)
@@ -608,6 +617,7 @@ fn capture_loop(
         }
         encoder.push_owned(pool.give(out), now, keyframe, &rects)?;
         counters.frames_captured.fetch_add(1, Ordering::Relaxed);
+        counters.limited.store(encoder.limited(now), Ordering::Relaxed);
     }
 }
 

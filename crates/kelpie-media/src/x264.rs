@@ -470,6 +470,35 @@ mod tests {
     }
 
     #[test]
+    fn rigid_motion_is_skipped_only_under_qp_20() {
+        // Coloured bars moving 4 pixels a frame, as `kelpie-probe bars` draws them: every
+        // macroblock is the one before, moved. From QP 20 up libx264's fastest mode codes
+        // each (about 7 bits apiece: it probes a macroblock for a skip only next to one
+        // already skipped), under it skips them: the rate control counts on both.
+        let (w, h) = (640usize, 368usize);
+        let bars = |shift: usize| {
+            let mut f = vec![128u8; w * h * 3 / 2];
+            for y in 0..h {
+                for x in 0..w {
+                    f[y * w + x] = [16u8, 235, 81, 145, 41, 210, 106, 170][(x + shift) / 80 % 8];
+                }
+            }
+            f
+        };
+        let motion_bits = |qp: u8| {
+            let mut enc = X264::open(w as u32, h as u32, 60, 1, QP_LOW_RANGE).unwrap();
+            enc.encode(&bars(0), qp, true, None).unwrap();
+            enc.encode(&bars(4), qp, false, None).unwrap();
+            (2..6).map(|i| enc.encode(&bars(4 * i), qp, false, None).unwrap().data.len() * 8).sum::<usize>()
+                / 4
+        };
+        let (low, high) = (motion_bits(16), motion_bits(40));
+        assert!(high > 4 * low, "QP 16: {low} bits a frame, QP 40: {high}");
+        let top = motion_bits(51);
+        assert!(top > 2 * low, "QP 16: {low} bits a frame, QP 51: {top}");
+    }
+
+    #[test]
     fn bad_sizes_are_refused_with_a_reason() {
         assert!(X264::open(321, 240, 30, 1, QP_LOW_RANGE).is_err());
         let mut enc = X264::open(64, 64, 30, 1, QP_LOW_RANGE).unwrap();

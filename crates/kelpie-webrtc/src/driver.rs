@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use kelpie_media::congestion::{BitrateLimits, Service};
+use kelpie_media::congestion::{BitrateLimits, Service, webrtc_video_bps};
 
 use crate::WebRtcError;
 use crate::hub::{Answer, FeedKey, Hub, HubEvent, PeerId, PeerPolicy, Transmit};
@@ -245,6 +245,9 @@ async fn run(
     let mut last_report = Instant::now();
     loop {
         let now = Instant::now();
+        for (feed, f) in &feeds {
+            hub.set_limited(*feed, f.stream.limited());
+        }
         let deadline = hub.poll(now, &mut out, &mut events);
         for t in out.drain(..) {
             counters.datagrams_sent.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +279,8 @@ async fn run(
                 // gets keyframes only.
                 HubEvent::Estimate(id, feed, bps) => {
                     if let Some(f) = feeds.get(&feed) {
-                        f.stream.report_estimate(id.budget_key(), bps, now);
+                        let audio = hub.path(id).map_or(0, |p| p.audio_bps);
+                        f.stream.report_estimate(id.budget_key(), webrtc_video_bps(bps, audio), now);
                         let only = f.stream.service(id.budget_key(), now) == Service::KeyframesOnly;
                         hub.set_keyframes_only(id, only);
                     }
@@ -289,7 +293,7 @@ async fn run(
             last_report = now;
             for (id, feed, path) in hub.paths() {
                 if let (Some(bps), Some(f)) = (path.estimate_bps, feeds.get(&feed)) {
-                    f.stream.report_estimate(id.budget_key(), bps, now);
+                    f.stream.report_estimate(id.budget_key(), webrtc_video_bps(bps, path.audio_bps), now);
                 }
             }
             let published = hub

@@ -20,6 +20,8 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 
 use crate::{OfferError, WebRtcError};
+pub use estimate::PathStats;
+use estimate::{PeerEstimate, STATS_EVERY};
 use kelpie_media::congestion::BitrateLimits;
 use kelpie_media::limit::{KeyframeLimiter, KeyframeVerdict, VIEW_ONLY_KEYFRAME_INTERVAL};
 pub use route::MAX_REMOTE_CANDIDATES;
@@ -150,19 +152,8 @@ struct Peer {
     last_keyframe_at: Option<Instant>,
     /// What its path carries, as last estimated (bit/s), its loss and round trip.
     pub(crate) path: PathStats,
-}
-
-/// What is known of one peer's path.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct PathStats {
-    /// The bandwidth estimate, in bit/s.
-    pub estimate_bps: Option<u64>,
-    /// The share of packets lost (receiver reports).
-    pub loss: Option<f32>,
-    /// The round trip.
-    pub rtt: Option<Duration>,
-    /// NACKs received so far.
-    pub nacks: u64,
+    /// Its estimate, from str0m's (see `estimate.rs`).
+    estimate: PeerEstimate,
 }
 
 impl Peer {
@@ -246,6 +237,8 @@ pub struct Hub {
     bitrates: Option<BitrateLimits>,
     /// NACKs received from every peer, gone ones included.
     pub nacks: u64,
+    /// Streams whose bitrate holds their picture back (see [`Hub::set_limited`]).
+    limited: Vec<FeedKey>,
 }
 
 impl Hub {
@@ -271,6 +264,7 @@ impl Hub {
             keyframes_wanted: Vec::new(),
             bitrates: None,
             nacks: 0,
+            limited: Vec::new(),
         }
     }
 
@@ -297,6 +291,15 @@ impl Hub {
         self
     }
 
+    /// Notes whether `feed`'s bitrate holds its picture back (its rate control is short of
+    /// bits): its peers' estimators then look for more (see `estimate.rs`).
+    pub fn set_limited(&mut self, feed: FeedKey, limited: bool) {
+        self.limited.retain(|f| *f != feed);
+        if limited {
+            self.limited.push(feed);
+        }
+    }
+
     /// Serves a peer keyframes only, or every frame again.
     pub fn set_keyframes_only(&mut self, id: PeerId, on: bool) {
         if let Some(p) = self.peers.get_mut(&id)
@@ -315,6 +318,11 @@ impl Hub {
     /// What is known of each peer's path, with the peer's stream.
     pub fn paths(&self) -> impl Iterator<Item = (PeerId, FeedKey, PathStats)> + '_ {
         self.peers.values().map(|p| (p.id, p.feed(), p.path))
+    }
+
+    /// What is known of one peer's path.
+    pub fn path(&self, id: PeerId) -> Option<PathStats> {
+        self.peers.get(&id).map(|p| p.path)
     }
 
     /// Number of live peers.
@@ -385,12 +393,19 @@ impl Hub {
             .enable_opus(self.audio, true)
             // Keyframes of a 4K desktop run to hundreds of packets; keep them for NACKs.
             .set_send_buffer_video(2000)
-            .set_stats_interval(Some(Duration::from_secs(1)))
+            // Stats carry str0m's own estimate (`PeerStats::bwe_tx`): the one its pacer
+            // paces at, fresh from the last feedback. Its estimate events are a three-second
+            // average (a drop to half reaches them over seconds), so the stats are read
+            // several times a second instead.
+            .set_stats_interval(Some(STATS_EVERY))
             // playout-delay min=max=0 puts Chromium's receiver in its low-latency mode:
             // frames are rendered as soon as they are decoded, without smoothing.
             .set_extension(12, Extension::PlayoutDelay)
             // TWCC (transport-wide sequence numbers, extension 3 of str0m's standard map) is
             // what Chromium's offer carries; its feedback drives the estimate.
+            // It starts at --start-bitrate and probes at three and six times it at once (on
+            // a slower path those probes' padding is lost: see docs/architecture.md,
+            // "Congestion control", on why the start is not lower).
             .enable_bwe(self.bitrates.map(|b| Bitrate::bps(b.start_bps)))
             .build(now);
         if let Some(b) = self.bitrates {
@@ -436,6 +451,7 @@ impl Hub {
             keyframes_only: false,
             last_keyframe_at: None,
             path: PathStats::default(),
+            estimate: PeerEstimate::default(),
         };
         self.peers.insert(id, peer);
         tracing::debug!(%id, codec = codec.as_str(), monitor = monitor + 1, ?policy, "peer created");
@@ -637,13 +653,33 @@ impl Hub {
                         if Some(s.mid) == p.track.as_ref().map(|t| t.0) =>
                     {
                         self.nacks += s.nacks.saturating_sub(p.path.nacks);
-                        p.path = PathStats { loss: s.loss, rtt: s.rtt, nacks: s.nacks, ..p.path };
+                        // Receiver reports come about once a second: a report without one
+                        // keeps the last loss and round trip.
+                        let (loss, rtt) = (s.loss.or(p.path.loss), s.rtt.or(p.path.rtt));
+                        (p.path.loss, p.path.rtt, p.path.nacks) = (loss, rtt, s.nacks);
                     }
-                    Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }))) => {
-                        let bps = estimate.as_u64();
-                        p.path.estimate_bps = Some(bps);
-                        events.push(HubEvent::Estimate(p.id, p.feed(), bps));
+                    Ok(Output::Event(Event::MediaEgressStats(s)))
+                        if Some(s.mid) == p.audio.as_ref().map(|a| a.0) =>
+                    {
+                        p.path.audio_sent(s.timestamp, s.bytes, s.packets);
                     }
+                    Ok(Output::Event(Event::PeerStats(s))) => {
+                        p.path.audio_quiet(s.timestamp);
+                        if p.estimate.outage_over(&s) {
+                            tracing::debug!(id = %p.id, "feedback again after an outage: a keyframe");
+                            p.catchup.need_keyframe();
+                            events.push(HubEvent::KeyframeWanted(p.feed()));
+                        }
+                        let Some(limits) = self.bitrates else { continue };
+                        let limited = self.limited.contains(&p.feed());
+                        if let Some(bps) =
+                            p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, limited, &s)
+                        {
+                            events.push(HubEvent::Estimate(p.id, p.feed(), bps));
+                        }
+                    }
+                    // A three-second average of what the stats carry (see STATS_EVERY).
+                    Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc { .. }))) => {}
                     Ok(Output::Event(e)) => handle_event(
                         p,
                         now,
@@ -768,6 +804,7 @@ pub fn choose_codec(sdp: &str, prefs: &[VideoCodec]) -> Option<VideoCodec> {
 }
 
 mod audio;
+mod estimate;
 mod route;
 mod sync;
 #[cfg(test)]

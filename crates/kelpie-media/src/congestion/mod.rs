@@ -12,8 +12,10 @@
 //! No I/O and no clock: time is passed in, so the policy is tested on simulated time.
 
 pub mod acks;
+pub mod loss;
 
 pub use acks::AckEstimator;
+pub use loss::LossGuard;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,57 @@ pub const STALE_AFTER: Duration = Duration::from_secs(5);
 /// The stream's bitrate moves only when the target changed by more than this share (each
 /// change is a command to the capture thread and a new bucket size in the rate control).
 const HYSTERESIS: f64 = 0.03;
+
+/// The share of a WebRTC path's estimate that its video is encoded at: the rest is left
+/// for the packets' headers (RTP, SRTP, UDP and IP: 5 % of a 1200-byte packet), resent
+/// packets and RTCP. str0m's pacer sends at 1.1 times the estimate: video encoded at the
+/// whole estimate would keep it near its limit, and any more (sound, a burst of resends)
+/// would queue there for seconds.
+pub const WEBRTC_VIDEO_SHARE: f64 = 0.9;
+
+/// What a WebRTC viewer's video may take of its path, in bit/s: its share of the estimate
+/// ([`WEBRTC_VIDEO_SHARE`]) less what its sound takes, and at least a fifth of the estimate.
+pub fn webrtc_video_bps(estimate_bps: u64, audio_bps: u64) -> u64 {
+    let share = (estimate_bps as f64 * WEBRTC_VIDEO_SHARE) as u64;
+    share.saturating_sub(audio_bps).max(estimate_bps / 5)
+}
+
+/// A WebRTC peer sending at least this share of its estimate is using its path (not
+/// application-limited): its video may want more than the estimate.
+const IN_USE: f64 = 0.6;
+
+/// How often a WebRTC peer's desired bitrate (see [`webrtc_desired_bps`]) may change.
+pub const DESIRED_EVERY: Duration = Duration::from_millis(500);
+
+/// The bitrate a WebRTC peer's estimator is told its video would like to reach (str0m's
+/// "desired" bitrate, `Bwe::set_bitrate`), given its estimate, the rate sent to it lately,
+/// whether its path shows congestion and whether its stream's bitrate holds the picture
+/// back (`VideoStream::limited`).
+///
+/// str0m probes for more capacity at a start (three and six times the start estimate), while
+/// the sender leaves its estimate unused (every 5 s), and when the desired bitrate rises
+/// above the estimate (at twice the estimate at most). A stream that uses all of its estimate
+/// (noise, a video) gets none of the first two after the start, and its estimate grows only
+/// by GCC's increase, 8 % a second: from 1 to 8 Mbit/s in half a minute. So while a peer
+/// uses its path, its stream is short of bits and its path shows no congestion, its desired
+/// bitrate is twice its estimate (up to `max_bps`): each time the estimate has grown, the
+/// rise asks for a probe at twice it, and a path that carries it is found within a few
+/// round trips. Otherwise it is `max_bps` (a stream that has the bits it needs does not probe
+/// a path it nearly fills: each probe would overrun it).
+pub fn webrtc_desired_bps(
+    estimate_bps: u64,
+    sent_bps: f64,
+    congested: bool,
+    limited: bool,
+    max_bps: u64,
+) -> u64 {
+    let using = sent_bps >= estimate_bps as f64 * IN_USE;
+    if using && limited && !congested && estimate_bps < max_bps {
+        (estimate_bps * 2).min(max_bps)
+    } else {
+        max_bps
+    }
+}
 
 /// A key for a viewer's estimates in a [`StreamBudget`], unique in the process.
 pub fn viewer_key() -> u64 {
@@ -195,6 +248,31 @@ mod tests {
         assert_eq!(b.change(t), Some(Some(3 * MBIT)));
         b.remove(1);
         assert_eq!(b.change(t), Some(None));
+    }
+
+    #[test]
+    fn webrtc_video_leaves_room_for_headers_and_sound() {
+        assert_eq!(webrtc_video_bps(1_000_000, 0), 900_000);
+        // Opus at 128 kbit/s with RFC 2198 redundancy and its headers.
+        assert_eq!(webrtc_video_bps(1_000_000, 280_000), 620_000);
+        // Sound on a path that barely carries it: video keeps a fifth.
+        assert_eq!(webrtc_video_bps(300_000, 280_000), 60_000);
+    }
+
+    #[test]
+    fn a_path_in_use_without_congestion_is_probed_at_twice_its_estimate() {
+        const MAX: u64 = 8 * MBIT;
+        // Noise sends all it is allowed and is short of bits: twice the estimate, growing
+        // with it.
+        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, false, true, MAX), 2 * MBIT);
+        assert_eq!(webrtc_desired_bps(3 * MBIT, 2_800_000.0, false, true, MAX), 6 * MBIT);
+        assert_eq!(webrtc_desired_bps(5 * MBIT, 4_800_000.0, false, true, MAX), MAX);
+        // A still or cheap screen, content that has the bits it needs (however much of the
+        // path it fills), a congested path, or the estimate at the ceiling: none.
+        assert_eq!(webrtc_desired_bps(MBIT, 150_000.0, false, true, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MBIT, 800_000.0, false, false, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MBIT, 950_000.0, true, true, MAX), MAX);
+        assert_eq!(webrtc_desired_bps(MAX, 7_900_000.0, false, true, MAX), MAX);
     }
 
     #[test]

@@ -647,3 +647,47 @@ fn a_peer_takes_a_bounded_number_of_trickled_candidates() {
     p.run(Duration::from_secs(2));
     assert!(p.events.contains(&HubEvent::Connected(answer.peer)));
 }
+
+#[test]
+fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back() {
+    let limits = BitrateLimits::from_kbps(300, 2000, 8000);
+    let hub = Hub::new(vec![VideoCodec::H264]).with_bandwidth_estimation(limits);
+    let (mut p, _) = Pair::with_hub(hub, true);
+    p.run(Duration::from_secs(1));
+    let h264 = HubEvent::KeyframeWanted(VideoCodec::H264.into());
+    let send = |p: &mut Pair, tag: u8, keyframe: bool| {
+        let f = p.frame(keyframe, tag);
+        p.hub.send_frame(p.now, VideoCodec::H264, &f);
+        p.run(Duration::from_millis(16));
+    };
+    // A second of frames with feedback, then two seconds of nothing through.
+    for tag in 0..60 {
+        send(&mut p, tag, tag == 0);
+    }
+    p.events.clear();
+    p.link_up = false;
+    for tag in 60..180 {
+        send(&mut p, tag, false);
+    }
+    assert!(!p.events.contains(&h264), "no keyframe asked for while nothing comes back");
+    // The link is back: the first stats with feedback ask for a keyframe ...
+    p.link_up = true;
+    let mut asked = None;
+    for tag in 180..210 {
+        send(&mut p, tag, false);
+        if asked.is_none() && p.events.contains(&h264) {
+            asked = Some(tag);
+        }
+    }
+    let asked = asked.expect("a keyframe asked for once feedback came back");
+    // ... and the deltas after the request wait for it rather than pile up behind the lost
+    // frames: none of them reaches the viewer.
+    send(&mut p, 210, true);
+    for tag in 211..220 {
+        send(&mut p, tag, false);
+    }
+    p.run(Duration::from_secs(1));
+    let tags: Vec<u8> = p.received.iter().filter_map(|d| d.data.last().copied()).collect();
+    assert!(!tags.iter().any(|&t| t > asked && t < 210), "deltas after the request: {tags:?}");
+    assert!(tags.contains(&210) && tags.contains(&219), "the keyframe and the frames after it: {tags:?}");
+}
