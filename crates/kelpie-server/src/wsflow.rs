@@ -174,4 +174,30 @@ mod tests {
         flow.stop();
         assert_eq!(flow.path(), None);
     }
+
+    #[test]
+    fn what_tcp_delivered_does_not_hold_the_window() {
+        use std::io::{Read as _, Write as _};
+        use std::os::fd::AsRawFd as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut browser = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let limits = BitrateLimits::from_kbps(300, 1000, 1000);
+        let with_tcp = WsFlow::new(limits, Some(TcpProbe::new(server.as_raw_fd())));
+        let acks_only = WsFlow::new(limits, None);
+        let t = Instant::now();
+        for flow in [&with_tcp, &acks_only] {
+            flow.start();
+            flow.sent(t, 1_000, 1_000);
+            flow.acked(t + Duration::from_millis(1), 1_000);
+            // A frame of 30 kB, past the window of a round trip at 1 Mbit/s (6 kB): the
+            // browser read it, but has not acknowledged it yet.
+            flow.sent(t + Duration::from_millis(2), 2_000, 30_000);
+        }
+        server.write_all(&[0; 30_000]).unwrap();
+        browser.read_exact(&mut [0; 30_000]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(with_tcp.may_send(), "TCP delivered it: the path is empty");
+        assert!(!acks_only.may_send(), "by the acknowledgements alone the path holds 30 kB");
+    }
 }

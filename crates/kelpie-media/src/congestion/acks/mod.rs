@@ -127,6 +127,8 @@ pub struct AckEstimator {
     spanning: bool,
     /// When a frame last waited for a window that the path (not the browser) held full.
     path_full_at: Option<Instant>,
+    /// Frames whose round trip was measured.
+    frames_acked: usize,
 }
 
 impl AckEstimator {
@@ -150,6 +152,7 @@ impl AckEstimator {
             srtt: None,
             spanning: false,
             path_full_at: None,
+            frames_acked: 0,
         }
     }
 
@@ -183,7 +186,7 @@ impl AckEstimator {
 
     /// TCP's latest figures, if there are any and they describe the path.
     fn tcp_path(&self, now: Instant) -> Option<&TcpState> {
-        self.kernel.spanning(now, self.min_rtt())
+        self.kernel.spanning(now, self.min_rtt(), self.frames_acked)
     }
 
     /// Notes what TCP says of the connection at `now`.
@@ -197,6 +200,7 @@ impl AckEstimator {
             "ws tcp"
         );
         self.kernel.sample(now, state, QUEUE_WINDOW);
+        self.kernel.queued(now, RATE_WINDOW);
     }
 
     /// The window: how many bytes may be in the path (TCP's count where its figures describe
@@ -348,6 +352,7 @@ impl AckEstimator {
         let rtt = now.saturating_duration_since(frame.at);
         self.srtt = Some(self.srtt.map_or(rtt, |s| (s * 7 + rtt) / 8));
         self.rtts.push_back((rtt, now));
+        self.frames_acked += 1;
         trim(&mut self.rtts, now, MIN_RTT_WINDOW);
         // What of the round trip the frame's own transmission explains is not queueing.
         let transmission = Duration::from_secs_f64(frame.bytes as f64 * 8.0 / self.estimate);
@@ -357,10 +362,32 @@ impl AckEstimator {
         self.update(now);
     }
 
-    /// Bit/s at which acknowledgements came back over the last [`RATE_WINDOW`]: the bytes
-    /// acknowledged after the first over the time from the first to the last. `None` when
-    /// the window holds too little to say; silence (a stall) says nothing about the rate.
+    /// Bit/s the path delivered over the last [`RATE_WINDOW`]: by the frames'
+    /// acknowledgements, or by TCP's where its figures describe the path and say more (a
+    /// busy browser or a retransmission's stall holds up the frames' acknowledgements, and
+    /// TCP's acknowledgements go on).
     fn delivery_rate(&self, now: Instant) -> Option<f64> {
+        let frames = self.frames_delivery_rate(now);
+        match self.tcp_path(now).and_then(|_| self.tcp_delivery_rate()) {
+            Some(tcp) => Some(frames.map_or(tcp, |f| f.max(tcp))),
+            None => frames,
+        }
+    }
+
+    /// Bit/s the path delivered by TCP's count over the last [`RATE_WINDOW`]: the frames
+    /// written between its first and last reading, less what TCP holds more at the last.
+    fn tcp_delivery_rate(&self) -> Option<f64> {
+        let ((q0, t0), (q1, t1)) = self.kernel.queued_span()?;
+        let written: u64 = self.sent.iter().filter(|s| s.1 >= t0 && s.1 < t1).map(|s| s.0).sum();
+        let delivered = (written + q0).saturating_sub(q1);
+        Some(delivered as f64 * 8.0 / t1.saturating_duration_since(t0).as_secs_f64())
+    }
+
+    /// Bit/s at which the frames' acknowledgements came back over the last [`RATE_WINDOW`]:
+    /// the bytes acknowledged after the first over the time from the first to the last.
+    /// `None` when the window holds too little to say; silence (a stall) says nothing about
+    /// the rate.
+    fn frames_delivery_rate(&self, now: Instant) -> Option<f64> {
         let recent: Vec<&(u64, Instant)> =
             self.acked.iter().filter(|a| now.saturating_duration_since(a.1) <= RATE_WINDOW).collect();
         let (first, last) = (recent.first()?.1, recent.last()?.1);

@@ -100,6 +100,7 @@ impl Path {
             arrival += self.retransmit;
             self.retransmissions.push(done + self.retransmit.saturating_sub(self.one_way));
         }
+
         let delivered = arrival.max(self.delivered_until);
         self.delivered_until = delivered;
         let mut ack_sent = delivered;

@@ -16,6 +16,7 @@
 //! would carry the ACK). A queue that this sender made holds its data, though: TCP's count of
 //! what it has in the path fills the window then.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Samples;
@@ -53,12 +54,19 @@ const SPAN_MARGIN: Duration = Duration::from_millis(15);
 /// A reading older than this is not used (the caller stopped reading them).
 const FRESH: Duration = Duration::from_secs(1);
 
+/// Until this many frames were acknowledged, TCP's figures are taken to span the path: the
+/// first acknowledgements come from a page still starting (decoder set-up, a keyframe), and
+/// their round trips say nothing yet of a proxy.
+const SETTLING: usize = 30;
+
 /// The kernel's readings of one connection.
 #[derive(Debug, Default)]
 pub(super) struct Kernel {
     latest: Option<(TcpState, Instant)>,
     /// TCP's round trip above its least, over the queue window.
     pub(super) queueing: Samples,
+    /// What TCP had in the path or waiting, and when, over the rate window.
+    queued: VecDeque<(u64, Instant)>,
 }
 
 impl Kernel {
@@ -67,13 +75,38 @@ impl Kernel {
         self.queueing.push(now, state.srtt.saturating_sub(state.min_rtt), window);
     }
 
+    /// Notes what TCP has in the path at `now`, kept over `window`.
+    pub(super) fn queued(&mut self, now: Instant, window: Duration) {
+        let Some((state, _)) = self.latest else { return };
+        self.queued.push_back((state.queued_bytes(), now));
+        while self.queued.front().is_some_and(|a| now.saturating_duration_since(a.1) > window) {
+            self.queued.pop_front();
+        }
+    }
+
+    /// The first and the last reading over the rate window of what TCP had in the path, if
+    /// at least 30 ms apart: what was written between them less what the path holds more
+    /// is what it delivered (whether the browser has read it or not, and behind a hole or
+    /// not: TCP leaves what was selectively acknowledged out of its count).
+    pub(super) fn queued_span(&self) -> Option<((u64, Instant), (u64, Instant))> {
+        let (first, last) = (*self.queued.front()?, *self.queued.back()?);
+        (last.1.saturating_duration_since(first.1) >= Duration::from_millis(30)).then_some((first, last))
+    }
+
     /// The latest reading, if recent and if the connection spans the path the frames'
-    /// round trips measure (least `frames_min_rtt`).
-    pub(super) fn spanning(&self, now: Instant, frames_min_rtt: Option<Duration>) -> Option<&TcpState> {
+    /// round trips measure (least `frames_min_rtt`, of `frames` acknowledged).
+    pub(super) fn spanning(
+        &self,
+        now: Instant,
+        frames_min_rtt: Option<Duration>,
+        frames: usize,
+    ) -> Option<&TcpState> {
         let (state, at) = self.latest.as_ref()?;
-        let frames = frames_min_rtt?;
         let fresh = now.saturating_duration_since(*at) <= FRESH;
-        (fresh && state.min_rtt > Duration::ZERO && frames <= state.min_rtt * 5 / 4 + SPAN_MARGIN)
-            .then_some(state)
+        let spans = match frames_min_rtt {
+            Some(rtt) if frames >= SETTLING => rtt <= state.min_rtt * 5 / 4 + SPAN_MARGIN,
+            _ => true,
+        };
+        (fresh && state.min_rtt > Duration::ZERO && spans).then_some(state)
     }
 }
