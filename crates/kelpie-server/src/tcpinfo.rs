@@ -3,6 +3,10 @@
 //! retransmission stalls and the browser's delays that the frames' acknowledgements include,
 //! and what it has in flight and not sent yet (see `kelpie_media::congestion::acks`).
 //!
+//! While the video flows over it, the connection's retransmission timer is also shortened
+//! ([`TcpProbe::shorten_retransmissions`]): a segment lost at the tail of a frame waits for it,
+//! and every frame behind it.
+//!
 //! The connection's descriptor is taken when it is accepted ([`crate::listener::ConnInfo`]);
 //! the socket is read only while its WebSocket is held by the reader or the writer of the
 //! viewer's signalling socket, which keep it open.
@@ -98,6 +102,23 @@ impl RawTcpInfo {
     }
 }
 
+/// `TCP_RTO_MIN_US` and `TCP_RTO_MAX_MS` (Linux 6.11 and 6.15; not in libc yet).
+const TCP_RTO_MAX_MS: libc::c_int = 44;
+const TCP_RTO_MIN_US: libc::c_int = 45;
+
+/// The least retransmission timeout of a video connection (Linux's default is 200 ms). The
+/// timeout is TCP's round trip plus four times its variation, and at least this: a lost
+/// segment at a frame's tail is resent after 2 round trips plus this (the tail-loss probe,
+/// which allows this much for a delayed ACK of a lone segment), or after the timeout. Above
+/// the browser's delayed ACK (40 ms on Linux); a spurious retransmission costs a segment, and
+/// TCP undoes what it did to its window (F-RTO).
+pub const RTO_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The longest retransmission timeout (Linux's default is 120 s; 1 s is the least it takes):
+/// the timeout doubles at each retransmission of an outage, and the first after the path is
+/// back is what ends it for the viewer.
+pub const RTO_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A viewer's TCP connection, by its descriptor.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpProbe {
@@ -109,6 +130,30 @@ impl TcpProbe {
     /// open (see the module's note).
     pub fn new(fd: RawFd) -> Self {
         Self { fd }
+    }
+
+    /// Sets the connection's retransmission timeouts to [`RTO_MIN`] and [`RTO_MAX`]. An
+    /// older kernel refuses (the defaults stay).
+    pub fn shorten_retransmissions(&self) -> io::Result<()> {
+        let min_us = libc::c_int::try_from(RTO_MIN.as_micros()).expect("fits");
+        let max_ms = libc::c_int::try_from(RTO_MAX.as_millis()).expect("fits");
+        for (option, value) in [(TCP_RTO_MIN_US, min_us), (TCP_RTO_MAX_MS, max_ms)] {
+            // SAFETY: the option value is a c_int that outlives the call, and its size is
+            // passed with it; a descriptor that is not a TCP socket only makes the call fail.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::IPPROTO_TCP,
+                    option,
+                    (&raw const value).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 
     /// What the kernel says of the connection now.
@@ -165,6 +210,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let s = probe.read().unwrap();
         assert!(s.unsent_bytes > 0, "{s:?}");
+        // The timers, where the kernel has them (Linux 6.15).
+        if probe.shorten_retransmissions().is_ok() {
+            let mut value: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: as in shorten_retransmissions, for reading.
+            let rc = unsafe {
+                libc::getsockopt(
+                    server.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    TCP_RTO_MAX_MS,
+                    (&raw mut value).cast(),
+                    &raw mut len,
+                )
+            };
+            assert_eq!((rc, value), (0, 1000));
+        }
         // Not a socket: an error, not garbage.
         let file = std::fs::File::open("/dev/null").unwrap();
         assert!(TcpProbe::new(file.as_raw_fd()).read().is_err());

@@ -66,8 +66,12 @@ impl WsFlow {
         })
     }
 
-    /// Video starts (again): a new estimate from the start bitrate, nothing in flight.
+    /// Video starts (again): a new estimate from the start bitrate, nothing in flight, and
+    /// the connection's retransmission timers shortened for it.
     pub fn start(&self) {
+        if let Some(Err(e)) = self.tcp.as_ref().map(TcpProbe::shorten_retransmissions) {
+            tracing::debug!("cannot shorten the retransmission timers of a WebSocket video connection: {e}");
+        }
         *self.estimator.lock().unwrap_or_else(|e| e.into_inner()) = Some(AckEstimator::new(self.limits));
         self.opened.notify_one();
     }
