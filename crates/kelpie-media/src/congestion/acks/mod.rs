@@ -64,7 +64,10 @@ pub const CLIENT_SLACK: Duration = Duration::from_millis(300);
 /// The encoder is given this share of the estimate: the rest is headroom for the framing,
 /// the sound and the probing above the path's rate before a queue shows.
 pub const TARGET_SHARE: f64 = 0.93;
-/// The estimate grows only while the sender uses at least this share of it.
+/// The estimate grows only while the sender uses at least this share of it, or while it is
+/// below the start bitrate: every viewer starts there with no evidence at all, and a viewer
+/// whose estimate fell (a stall of the path, say) while its content is cheap (a few frames
+/// that change little) would never use enough to climb back.
 const IN_USE: f64 = 0.5;
 
 #[derive(Debug, Clone, Copy)]
@@ -453,7 +456,9 @@ impl AckEstimator {
         let since = self.grown_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.grown_at = Some(now);
         let recent_decrease = self.decreased_at.is_some_and(|t| now.saturating_duration_since(t) < rtt);
-        if quiet && !recent_decrease && self.sending_rate(now) >= self.estimate * IN_USE {
+        let in_use = self.sending_rate(now) >= self.estimate * IN_USE;
+        let below_start = self.estimate < self.limits.start_bps as f64;
+        if quiet && !recent_decrease && (in_use || below_start) {
             let dt = since.as_secs_f64().min(0.5);
             // The ceiling is a rate delivered, the target a rate sent: compared alike.
             let growth = match self.ceiling.map(|c| self.estimate * TARGET_SHARE / c) {

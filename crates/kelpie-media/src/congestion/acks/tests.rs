@@ -15,6 +15,11 @@ enum Figures {
 /// TCP's figures before each frame and with each acknowledgement as the server does;
 /// returns the target (bit/s) every 100 ms and the number of frames the window held back.
 fn run(path: &mut Path, secs: u64, fps: u64, figures: Figures) -> (Vec<f64>, u64) {
+    run_content(path, secs, fps, figures, f64::INFINITY)
+}
+
+/// [`run`] with content that takes at most `content` bit/s, whatever the target.
+fn run_content(path: &mut Path, secs: u64, fps: u64, figures: Figures, content: f64) -> (Vec<f64>, u64) {
     let t0 = Instant::now();
     let limits = BitrateLimits::from_kbps(150, 3000, 25_000);
     let mut est = AckEstimator::new(limits);
@@ -37,7 +42,7 @@ fn run(path: &mut Path, secs: u64, fps: u64, figures: Figures) -> (Vec<f64>, u64
         }
         if t >= next_frame {
             next_frame += frame;
-            let bytes = (est.target_bps() as f64 / fps as f64 / 8.0) as u64;
+            let bytes = ((est.target_bps() as f64).min(content) / fps as f64 / 8.0) as u64;
             if figures == Figures::Tcp {
                 est.tcp(t0 + t, path.tcp(t));
             }
@@ -169,6 +174,21 @@ fn a_lossy_slow_link_is_still_followed_by_tcp_figures() {
     assert!(mean(&trace, 12.0, 20.0) <= 3.0 * MBIT, "mean {}", mean(&trace, 12.0, 20.0));
     let least = trace[120..].iter().copied().fold(f64::MAX, f64::min);
     assert!(least >= 1.0 * MBIT, "fell to {least}");
+}
+
+#[test]
+fn cheap_content_climbs_back_to_the_start_bitrate_after_a_slow_spell() {
+    // A second at 0.4 Mbit/s, then 20 again, under content that takes 1 Mbit/s at most:
+    // the estimate falls below the content's rate, climbs back while the content uses half
+    // of it, and on to the start bitrate (3 Mbit/s) although it never uses that.
+    for figures in [Figures::Tcp, Figures::AcksOnly] {
+        let mut p = Path::new(20, vec![(0, 20.0 * MBIT), (5, 0.4 * MBIT), (6, 20.0 * MBIT)]);
+        let (trace, _) = run_content(&mut p, 16, 60, figures, 1.0 * MBIT);
+        let least = trace[50..80].iter().copied().fold(f64::MAX, f64::min);
+        assert!(least < 1.0 * MBIT, "{least} on the slow path");
+        let e = at(&trace, 15.0);
+        assert!(e >= 2.7 * MBIT, "{e} 9 s later");
+    }
 }
 
 #[test]
