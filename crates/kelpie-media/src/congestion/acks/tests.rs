@@ -73,16 +73,17 @@ fn mean(trace: &[f64], from: f64, to: f64) -> f64 {
     w.iter().sum::<f64>() / w.len() as f64
 }
 
-fn follows_a_drop_and_a_return(mut p: Path, figures: Figures) {
+/// `over`: how far above the new capacity the target may average after the drop.
+fn follows_a_drop_and_a_return(mut p: Path, figures: Figures, over: f64) {
     let (trace, _) = run(&mut p, 32, 30, figures);
     // From 3 Mbit/s up to most of the 20 within 5 s, probing around it from then on.
     assert!(mean(&trace, 5.0, 10.0) >= 14.0 * MBIT, "mean {} before the drop", mean(&trace, 5.0, 10.0));
     // Within 2 s of the drop to 4 Mbit/s, at or below it; from then on it probes above
-    // it now and then (at most by a quarter), but averages below it and never collapses.
+    // it now and then (at most by a quarter), but averages about it and never collapses.
     let e = at(&trace, 12.0);
     assert!(e <= 4.0 * MBIT, "{e} 2 s after the drop to 4 Mbit/s");
     let after = mean(&trace, 12.0, 20.0);
-    assert!(after <= 4.0 * MBIT, "mean {after} after the drop to 4 Mbit/s");
+    assert!(after <= 4.0 * MBIT * (1.0 + over), "mean {after} after the drop to 4 Mbit/s");
     for &e in &trace[120..200] {
         assert!((2.0 * MBIT..=5.0 * MBIT).contains(&e), "{e} after the drop to 4 Mbit/s");
     }
@@ -97,12 +98,15 @@ fn drop_and_return() -> Path {
 
 #[test]
 fn the_estimate_finds_the_capacity_and_follows_a_drop_and_a_return() {
-    follows_a_drop_and_a_return(drop_and_return(), Figures::Tcp);
+    // By TCP's figures a queue counts once it also fills the window (a queue of 50 ms, not
+    // 30): the estimate probes above the path a little longer, and its target averages up
+    // to 2 % above it (the acknowledgements alone: below it).
+    follows_a_drop_and_a_return(drop_and_return(), Figures::Tcp, 0.02);
 }
 
 #[test]
 fn from_the_acknowledgements_alone_too() {
-    follows_a_drop_and_a_return(drop_and_return(), Figures::AcksOnly);
+    follows_a_drop_and_a_return(drop_and_return(), Figures::AcksOnly, 0.0);
 }
 
 #[test]
@@ -111,7 +115,7 @@ fn behind_a_reverse_proxy_tcp_figures_that_do_not_span_the_path_are_left_out() {
     // figures the path is never full. The frames' round trips are 40 ms: TCP's are not used.
     let mut p = drop_and_return();
     p.proxy = true;
-    follows_a_drop_and_a_return(p, Figures::Tcp);
+    follows_a_drop_and_a_return(p, Figures::Tcp, 0.0);
 }
 
 #[test]
