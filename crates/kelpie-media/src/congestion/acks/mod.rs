@@ -49,6 +49,9 @@ const BACKOFF: f64 = 0.85;
 const MAX_DROP: f64 = 0.5;
 /// The delivery rate is measured over the acknowledgements of this window.
 const RATE_WINDOW: Duration = Duration::from_millis(300);
+/// By TCP's figures, a path that delivered nothing for this long while it held data is
+/// interrupted ([`AckEstimator::interrupted`]).
+const INTERRUPTION: Duration = Duration::from_millis(100);
 /// What was sent is kept this long: a rate window a round trip ago.
 const SENT_KEPT: Duration = Duration::from_secs(2);
 /// The least round trip is the least seen over this window (a route may change).
@@ -132,6 +135,8 @@ pub struct AckEstimator {
     path_full_at: Option<Instant>,
     /// Frames whose round trip was measured.
     frames_acked: usize,
+    /// When TCP's figures last showed the path interrupted.
+    interrupted_at: Option<Instant>,
 }
 
 impl AckEstimator {
@@ -156,6 +161,7 @@ impl AckEstimator {
             spanning: false,
             path_full_at: None,
             frames_acked: 0,
+            interrupted_at: None,
         }
     }
 
@@ -204,6 +210,9 @@ impl AckEstimator {
         );
         self.kernel.sample(now, state, QUEUE_WINDOW);
         self.kernel.queued(now, RATE_WINDOW);
+        if self.interrupted(now) {
+            self.interrupted_at = Some(now);
+        }
     }
 
     /// The window: how many bytes may be in the path (TCP's count where its figures describe
@@ -290,7 +299,9 @@ impl AckEstimator {
     /// that long to show the last decrease).
     fn decrease(&mut self, now: Instant, delivered: f64) {
         let rtt = self.pacing_rtt(now);
-        if self.decreased_at.is_none_or(|t| now.saturating_duration_since(t) >= rtt) {
+        if self.interrupted_at.is_some_and(|t| now.saturating_duration_since(t) < RATE_WINDOW) {
+            tracing::trace!("ws path interrupted lately: estimate kept");
+        } else if self.decreased_at.is_none_or(|t| now.saturating_duration_since(t) >= rtt) {
             let tcp = self.tcp_path(now).copied();
             tracing::debug!(
                 estimate = self.estimate as u64,
@@ -371,7 +382,7 @@ impl AckEstimator {
     /// TCP's acknowledgements go on).
     fn delivery_rate(&self, now: Instant) -> Option<f64> {
         let frames = self.frames_delivery_rate(now);
-        match self.tcp_path(now).and_then(|_| self.tcp_delivery_rate()) {
+        match self.tcp_path(now).and_then(|_| self.tcp_delivery_rate(now)) {
             Some(tcp) => Some(frames.map_or(tcp, |f| f.max(tcp))),
             None => frames,
         }
@@ -379,11 +390,30 @@ impl AckEstimator {
 
     /// Bit/s the path delivered by TCP's count over the last [`RATE_WINDOW`]: the frames
     /// written between its first and last reading, less what TCP holds more at the last.
-    fn tcp_delivery_rate(&self) -> Option<f64> {
-        let ((q0, t0), (q1, t1)) = self.kernel.queued_span()?;
+    fn tcp_delivery_rate(&self, now: Instant) -> Option<f64> {
+        let (bytes, span, _) = self.tcp_delivered(now.checked_sub(RATE_WINDOW)?)?;
+        Some(bytes as f64 * 8.0 / span.as_secs_f64())
+    }
+
+    /// Bytes TCP delivered from its first reading since `since` to its last, over how long,
+    /// and what it held at the last.
+    fn tcp_delivered(&self, since: Instant) -> Option<(u64, Duration, u64)> {
+        let ((q0, t0), (q1, t1)) = self.kernel.queued_span(since)?;
         let written: u64 = self.sent.iter().filter(|s| s.1 >= t0 && s.1 < t1).map(|s| s.0).sum();
-        let delivered = (written + q0).saturating_sub(q1);
-        Some(delivered as f64 * 8.0 / t1.saturating_duration_since(t0).as_secs_f64())
+        Some(((written + q0).saturating_sub(q1), t1.saturating_duration_since(t0), q1))
+    }
+
+    /// Whether, by TCP's figures, the path delivered nothing over the last [`INTERRUPTION`]
+    /// while it held this sender's data: interrupted (a radio link retrying, a route
+    /// changing, a retransmission timer running), not slow. The window holds the frames
+    /// meanwhile; a rate measured across the gap says nothing of the path's, and the
+    /// estimate is left alone until the rate window is past it.
+    fn interrupted(&self, now: Instant) -> bool {
+        self.tcp_path(now).is_some()
+            && now
+                .checked_sub(INTERRUPTION)
+                .and_then(|since| self.tcp_delivered(since))
+                .is_some_and(|(bytes, span, held)| span >= INTERRUPTION / 2 && bytes == 0 && held > 0)
     }
 
     /// Bit/s at which the frames' acknowledgements came back over the last [`RATE_WINDOW`]:

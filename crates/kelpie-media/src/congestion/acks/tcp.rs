@@ -85,12 +85,13 @@ impl Kernel {
         }
     }
 
-    /// The first and the last reading over the rate window of what TCP had in the path, if
-    /// at least 30 ms apart: what was written between them less what the path holds more
-    /// is what it delivered (whether the browser has read it or not, and behind a hole or
-    /// not: TCP leaves what was selectively acknowledged out of its count).
-    pub(super) fn queued_span(&self) -> Option<((u64, Instant), (u64, Instant))> {
-        let (first, last) = (*self.queued.front()?, *self.queued.back()?);
+    /// The first reading since `since` and the last of what TCP had in the path, if at
+    /// least 30 ms apart: what was written between them less what the path holds more is
+    /// what it delivered (whether the browser has read it or not, and behind a hole or not:
+    /// TCP leaves what was selectively acknowledged out of its count).
+    pub(super) fn queued_span(&self, since: Instant) -> Option<((u64, Instant), (u64, Instant))> {
+        let first = *self.queued.iter().find(|q| q.1 >= since)?;
+        let last = *self.queued.back()?;
         (last.1.saturating_duration_since(first.1) >= Duration::from_millis(30)).then_some((first, last))
     }
 

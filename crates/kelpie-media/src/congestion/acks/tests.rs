@@ -168,6 +168,24 @@ fn retransmission_stalls_and_a_busy_browser_are_not_congestion_by_tcp_figures() 
 }
 
 #[test]
+fn short_interruptions_of_the_path_are_not_a_lower_rate_by_tcp_figures() {
+    // A radio link that stops for 200 ms every 1.5 s (retrying, roaming), 10 Mbit/s
+    // otherwise: the window holds the frames over each gap, and by TCP's figures (nothing
+    // delivered while data waits) the estimate is left alone.
+    let path = || {
+        let mut p = Path::new(20, vec![(0, 10.0 * MBIT)]);
+        p.outages = (2..20)
+            .map(|i| (Duration::from_millis(i * 1500), Duration::from_millis(i * 1500 + 200)))
+            .collect();
+        p
+    };
+    let (trace, _) = run(&mut path(), 30, 60, Figures::Tcp);
+    let least = trace[50..].iter().copied().fold(f64::MAX, f64::min);
+    assert!(least >= 5.0 * MBIT, "fell to {least}");
+    assert!(mean(&trace, 10.0, 30.0) >= 7.0 * MBIT, "mean {}", mean(&trace, 10.0, 30.0));
+}
+
+#[test]
 fn a_lossy_slow_link_is_still_followed_by_tcp_figures() {
     // The home link's stalls and busy browser, on a path that drops from 20 to 3 Mbit/s.
     let mut p = home();
