@@ -102,7 +102,7 @@ impl RawTcpInfo {
     }
 }
 
-/// `TCP_RTO_MIN_US` and `TCP_RTO_MAX_MS` (Linux 6.11 and 6.15; not in libc yet).
+/// `TCP_RTO_MAX_MS` and `TCP_RTO_MIN_US` (recent Linux, 6.15 on; not in libc yet).
 const TCP_RTO_MAX_MS: libc::c_int = 44;
 const TCP_RTO_MIN_US: libc::c_int = 45;
 
@@ -112,12 +112,12 @@ const TCP_RTO_MIN_US: libc::c_int = 45;
 /// which allows this much for a delayed ACK of a lone segment), or after the timeout. Above
 /// the browser's delayed ACK (40 ms on Linux); a spurious retransmission costs a segment, and
 /// TCP undoes what it did to its window (F-RTO).
-pub const RTO_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+pub const RTO_MIN: Duration = Duration::from_millis(50);
 
 /// The longest retransmission timeout (Linux's default is 120 s; 1 s is the least it takes):
 /// the timeout doubles at each retransmission of an outage, and the first after the path is
 /// back is what ends it for the viewer.
-pub const RTO_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+pub const RTO_MAX: Duration = Duration::from_secs(1);
 
 /// A viewer's TCP connection, by its descriptor.
 #[derive(Debug, Clone, Copy)]
@@ -132,11 +132,13 @@ impl TcpProbe {
         Self { fd }
     }
 
-    /// Sets the connection's retransmission timeouts to [`RTO_MIN`] and [`RTO_MAX`]. An
-    /// older kernel refuses (the defaults stay).
+    /// Sets the connection's retransmission timeouts to [`RTO_MIN`] and [`RTO_MAX`], each
+    /// on its own. An older kernel refuses either (its default stays): the first refusal is
+    /// returned.
     pub fn shorten_retransmissions(&self) -> io::Result<()> {
         let min_us = libc::c_int::try_from(RTO_MIN.as_micros()).expect("fits");
         let max_ms = libc::c_int::try_from(RTO_MAX.as_millis()).expect("fits");
+        let mut result = Ok(());
         for (option, value) in [(TCP_RTO_MIN_US, min_us), (TCP_RTO_MAX_MS, max_ms)] {
             // SAFETY: the option value is a c_int that outlives the call, and its size is
             // passed with it; a descriptor that is not a TCP socket only makes the call fail.
@@ -149,11 +151,11 @@ impl TcpProbe {
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 )
             };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
+            if rc != 0 && result.is_ok() {
+                result = Err(io::Error::last_os_error());
             }
         }
-        Ok(())
+        result
     }
 
     /// What the kernel says of the connection now.
