@@ -484,7 +484,9 @@ async fn signal(
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let local_ip: Option<IpAddr> = conn.and_then(|c| c.0.0.local).map(|a| a.ip());
+    let conn = conn.map(|c| c.0.0).unwrap_or_default();
+    let local_ip: Option<IpAddr> = conn.local.map(|a| a.ip());
+    let tcp = conn.tcp_fd.map(crate::tcpinfo::TcpProbe::new);
     // Fail closed: a request the token check did not see gets nothing.
     let Some(Extension(access)) = access else {
         tracing::error!("a signalling request without an access level was refused");
@@ -499,5 +501,5 @@ async fn signal(
     };
     ws.max_message_size(MAX_SIGNAL_MESSAGE)
         .max_frame_size(MAX_SIGNAL_MESSAGE)
-        .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip, monitor))
+        .on_upgrade(move |socket| crate::signal::run(state, socket, access, local_ip, monitor, tcp))
 }

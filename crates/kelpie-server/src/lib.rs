@@ -24,6 +24,7 @@ pub mod record;
 pub mod session;
 pub mod signal;
 pub mod sound;
+pub mod tcpinfo;
 pub mod tls;
 pub mod url_file;
 pub mod viewers;

@@ -49,13 +49,15 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs one viewer's connection, whose window shows `monitor`, until it closes.
+/// Runs one viewer's connection, whose window shows `monitor`, until it closes; `tcp` is its
+/// TCP connection, read by the WebSocket video's flow control.
 pub async fn run(
     state: Arc<AppState>,
     socket: WebSocket,
     access: Access,
     local_ip: Option<IpAddr>,
     monitor: Monitor,
+    tcp: Option<crate::tcpinfo::TcpProbe>,
 ) {
     state.metrics.signal_connections.fetch_add(1, Ordering::Relaxed);
     let (tx, outbox) = state.viewers.new_outbox();
@@ -64,7 +66,9 @@ pub async fn run(
         Err(full) => return refuse(socket, full).await,
     };
     let (sink, mut stream) = socket.split();
-    let flow = Arc::new(crate::wsflow::WsFlow::new(state.bitrates));
+    // The socket stays open while its halves are held: `stream` here, `sink` by the writer,
+    // the only two that use the flow.
+    let flow = Arc::new(crate::wsflow::WsFlow::new(state.bitrates, tcp));
     let mut writer = tokio::spawn(wsmedia::write_loop(state.clone(), sink, outbox, flow.clone()));
     let offerings = Offerings {
         resize: state.resize,

@@ -465,7 +465,7 @@ mod tests {
         let p = pings.clone();
         let task = tokio::spawn(async move {
             let t0 = tokio::time::Instant::now();
-            let flow = WsFlow::new(kelpie_media::congestion::BitrateLimits::from_kbps(300, 3000, 8000));
+            let flow = WsFlow::new(kelpie_media::congestion::BitrateLimits::from_kbps(300, 3000, 8000), None);
             let end = pump(socket, reader, &Metrics::default(), &p, &flow).await;
             (end, t0.elapsed())
         });

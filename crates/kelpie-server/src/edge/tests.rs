@@ -72,7 +72,7 @@ impl<'a> Sent<'a> {
         let mut req = req.body(Body::empty()).unwrap();
         let peer: SocketAddr = self.peer.parse().unwrap();
         let peer = (self.via != Via::Unix).then_some(peer);
-        req.extensions_mut().insert(ConnectInfo(ConnInfo { local: None, peer, via: self.via }));
+        req.extensions_mut().insert(ConnectInfo(ConnInfo { local: None, peer, via: self.via, tcp_fd: None }));
         let resp = app.clone().oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         let body = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();

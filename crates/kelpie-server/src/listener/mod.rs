@@ -45,6 +45,9 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     /// What the connection is.
     pub via: Via,
+    /// The TCP socket's descriptor (none on a Unix socket), for what the kernel knows of the
+    /// connection (`crate::tcpinfo`). Only read while the connection is open.
+    pub tcp_fd: Option<std::os::fd::RawFd>,
 }
 
 /// What kind of connection a request came on.
@@ -96,7 +99,12 @@ impl Listener for TcpListener {
         if let Err(e) = crate::limits::limit_unsent(&tcp) {
             tracing::debug!("cannot set TCP_NOTSENT_LOWAT on a connection: {e}");
         }
-        let info = ConnInfo { local: tcp.local_addr().ok(), peer: Some(peer), via: Via::Tcp };
+        let info = ConnInfo {
+            local: tcp.local_addr().ok(),
+            peer: Some(peer),
+            via: Via::Tcp,
+            tcp_fd: Some(std::os::fd::AsRawFd::as_raw_fd(&tcp)),
+        };
         Ok((tcp, info))
     }
 

@@ -175,7 +175,7 @@ impl Listener for UnixListener {
 
     async fn accept(&mut self) -> io::Result<(Self::Conn, ConnInfo)> {
         let (stream, _) = self.listener.accept().await?;
-        Ok((stream, ConnInfo { local: None, peer: None, via: Via::Unix }))
+        Ok((stream, ConnInfo { local: None, peer: None, via: Via::Unix, tcp_fd: None }))
     }
 
     fn open(&self, conn: Self::Conn) -> impl Future<Output = io::Result<Self::Io>> + Send + 'static {
