@@ -102,7 +102,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let c = &state.clipboard.counters;
     let audio = state.audio.as_ref().map(|a| a.counters().clone()).unwrap_or_default();
-    let scalars: [(&str, Kind, &str, u64); 47] = [
+    let scalars: [(&str, Kind, &str, u64); 48] = [
         (
             "kelpie_clipboard_to_remote_total",
             Kind::Counter,

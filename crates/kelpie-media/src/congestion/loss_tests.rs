@@ -183,7 +183,7 @@ fn a_standing_queue_losing_a_few_percent_caps_the_estimate_too() {
     // Once the loss passes 3 % behind the standing queue (3.6 s), capped under what arrives,
     // with room for the queue to drain.
     let capped: Vec<_> = out.iter().filter(|o| o.0 >= 4.0).collect();
-    assert!(capped.iter().all(|&&(t, _, g)| g <= 3_400_000), "{capped:?}");
+    assert!(capped.iter().all(|&&(_, _, g)| g <= 3_400_000), "{capped:?}");
 }
 
 #[test]
