@@ -50,7 +50,7 @@ const DELTA_MAX_SHARE: usize = 16;
 /// since its last), which the delta frames after it are coded against, so they do not keep
 /// coding a change long gone (at 60 fps, two x264 frames a second).
 const DELTA_MAX_RUN: u32 = 30;
-/// A delta frame larger than this and than 1.5 times the first delta frame of its run ends the
+/// A delta frame larger than this and than twice the first delta frame of its run ends the
 /// run: each delta frame codes everything changed since x264's last frame, so where a region
 /// keeps changing a little (a counter, text being typed) its frames grow with the run, while
 /// x264 codes only what changed since the frame before. Then the next frame is x264's, and
@@ -374,7 +374,7 @@ impl X264 {
         self.delta_run += 1;
         if self.run_first_bytes == 0 {
             self.run_first_bytes = size;
-        } else if size > DELTA_ANCHOR_BYTES.max(self.run_first_bytes * 3 / 2) {
+        } else if size > DELTA_ANCHOR_BYTES.max(self.run_first_bytes * 2) {
             self.delta_run = DELTA_MAX_RUN;
         }
         Some(size)

@@ -161,8 +161,9 @@ impl Counts {
         Self { cols, counts: vec![[0; 24]; cols * rows] }
     }
 
-    pub(super) fn clear(&mut self) {
-        self.counts.fill([0; 24]);
+    /// Zeroes one row of macroblocks.
+    pub(super) fn clear_row(&mut self, row: usize) {
+        self.counts[row * self.cols..(row + 1) * self.cols].fill([0; 24]);
     }
 
     /// Writes the macroblock at (col, row) moved by `mv` against the prediction `mvp`, after

@@ -67,13 +67,22 @@ pub struct DeltaWriter {
     params: Params,
     counts: Counts,
     field: Field,
+    /// Rows the last picture coded a macroblock in: the only rows of `counts` and `field`
+    /// that are not all zero.
+    dirty_rows: Vec<usize>,
     out: Vec<u8>,
 }
 
 impl DeltaWriter {
     pub fn new(params: Params) -> Self {
         let (cols, rows) = (params.width_mbs as usize, params.height_mbs as usize);
-        Self { params, counts: Counts::new(cols, rows), field: Field::new(cols, rows), out: Vec::new() }
+        Self {
+            params,
+            counts: Counts::new(cols, rows),
+            field: Field::new(cols, rows),
+            dirty_rows: Vec::new(),
+            out: Vec::new(),
+        }
     }
 
     /// The access unit [`DeltaWriter::write`] wrote last.
@@ -119,26 +128,37 @@ impl DeltaWriter {
         }
 
         let (cols, rows) = (p.width_mbs as usize, p.height_mbs as usize);
-        self.counts.clear();
-        self.field.clear();
+        for &row in &self.dirty_rows {
+            self.counts.clear_row(row);
+            self.field.clear_row(row);
+        }
+        self.dirty_rows.clear();
         let qpc = chroma_qp(qp, p.chroma_qp_offset);
         let mut skip_run = 0u32;
         let mut coded = 0;
         for row in 0..rows {
+            // A row without a changed macroblock is skipped whole: every vector in it stays
+            // zero, so no skip in it can move (a skip moves only with a moving left neighbour).
+            if !(0..cols).any(|col| changed(col, row)) {
+                skip_run += cols as u32;
+                continue;
+            }
+            self.dirty_rows.push(row);
             for col in 0..cols {
                 let pskip = self.field.skip(col, row);
-                let mvp = self.field.predict(col, row);
                 if !changed(col, row) {
                     if pskip == (0, 0) {
                         skip_run += 1;
                     } else {
                         // A skip here would move with its neighbours: it is coded standing
                         // still, without residual.
+                        let mvp = self.field.predict(col, row);
                         self.counts.write(&mut w, (col, row), skip_run, (0, 0), mvp, &Residual::NONE);
                         skip_run = 0;
                     }
                     continue;
                 }
+                let mvp = self.field.predict(col, row);
                 let mv = motion::search(picture, reference, col, row, [mvp, pskip]);
                 let res = residual(picture, reference, (col, row), mv, qp, qpc);
                 if res.cbp() == 0 && mv == pskip {

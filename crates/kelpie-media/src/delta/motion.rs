@@ -22,8 +22,9 @@ impl Field {
         Self { cols, mvs: vec![(0, 0); cols * rows] }
     }
 
-    pub(super) fn clear(&mut self) {
-        self.mvs.fill((0, 0));
+    /// Zeroes one row of macroblocks.
+    pub(super) fn clear_row(&mut self, row: usize) {
+        self.mvs[row * self.cols..(row + 1) * self.cols].fill((0, 0));
     }
 
     pub(super) fn set(&mut self, col: usize, row: usize, mv: Mv) {
