@@ -87,9 +87,14 @@ for (const transport of ['webrtc', 'websocket']) {
         // 1 % loss each way: the receiver reports reach the server and come back.
         assert.match(r.loss, /^\d+\.\d\d %$/);
       }
-      // A few more samples, so the plot has lines to draw whenever the figures came.
-      await sleep(5000);
-      const px = await plotted(page);
+      // More samples, so the plot has lines to draw whenever the figures came (a line of a
+      // few seconds of samples can lie under another line: wait up to 10 s for each to show).
+      let px;
+      const t1 = Date.now();
+      do {
+        await sleep(1000);
+        px = await plotted(page);
+      } while (Date.now() - t1 < 10000 && !(px.latency > 20 && px.received > 20 && px.target > 20));
       assert.ok(px.latency > 20 && px.received > 20 && px.target > 20, `the plot drew too little: ${JSON.stringify(px)}`);
     } finally {
       await context.close();
