@@ -57,6 +57,7 @@ import {
   viewerTable,
   wrapBlock,
   mergeBlocks,
+  spliceBlock,
   mergeSessions,
   pairKeys,
 } from './sections.mjs';
@@ -1339,6 +1340,7 @@ function markdown(fresh, mach, meta) {
   lines.push('');
   lines.push(mergeBlocks(fresh, old).replace(/\n+$/, ''));
   lines.push('');
+  const machineAt = lines.length;
   lines.push('## Machine');
   lines.push('');
   lines.push(`- CPU: ${mach.cpu}, ${mach.cores} cores`);
@@ -1359,6 +1361,14 @@ function markdown(fresh, mach, meta) {
   lines.push('');
   lines.push('`bench/run.sh` installs what is missing (Selkies into `bench/.venv` from PyPI; `x11vnc`, `novnc`, `websockify`, `coturn` from apt; only when the peer comparison runs), then runs `bench/bench.mjs` in a loopback-only network namespace (`unshare -n`). Raw figures land in `bench/out/results.json`, `input.json`, `viewers.json` and `network.json`. Sections: `peers`, `input`, `viewers`, `network`, `audio`; systems: `kelpie`, `kelpie-ws`, `kelpie-https-ws`, `kelpie-turn`, `kelpie-record`, `kelpie-upload`, `selkies`, `selkies-webrtc`, `vnc`; workloads: `idle`, `static`, `bars`, `noise`, `strip`, `scroll`, `bars4k`, `noise4k`, `keys` (key presses per row: `BENCH_KEYS`, 80; how the picture of a canvas client is read: `BENCH_KEYS_READER`, `draw` after each task that drew on it, or `raf` every animation frame). Input: `BENCH_INPUT_EVENTS` (200), `BENCH_INPUT_TRANSPORTS` (`webrtc,websocket`); viewers: `BENCH_VIEWERS` (`1,2,4,8`), `BENCH_VIEWER_SECONDS` (10); network: `BENCH_PROFILES` (`lan,campus,home,wifi,mobile`), `BENCH_NET_SECONDS` (10), workloads `bars,typing,scroll`, systems `kelpie,kelpie-ws,selkies,selkies-webrtc`.');
   lines.push('');
+  // An existing document keeps what lies outside the rerun sections' blocks (hand-written
+  // sections between them): each fresh block replaces its old one in place, and only the
+  // machine and rerun notes at the end are written anew.
+  if (old && old.includes('\n## Machine')) {
+    let doc = old.slice(0, old.indexOf('\n## Machine') + 1);
+    for (const [name, block] of Object.entries(fresh)) if (block) doc = spliceBlock(doc, name, block);
+    return `${doc}${lines.slice(machineAt).join('\n')}`;
+  }
   return lines.join('\n');
 }
 
