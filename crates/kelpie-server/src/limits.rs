@@ -263,19 +263,8 @@ mod tests {
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         limit_unsent(&server).unwrap();
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: reads one c_int option into `value`, whose size is in `len`.
-        let rc = unsafe {
-            libc::getsockopt(
-                server.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                (&raw mut value).cast(),
-                &raw mut len,
-            )
-        };
-        assert_eq!((rc, value as usize), (0, UNSENT_LIMIT));
+        let value = crate::tcpinfo::tcp_option(server.as_raw_fd(), libc::TCP_NOTSENT_LOWAT).unwrap();
+        assert_eq!(value as usize, UNSENT_LIMIT);
         // A peer that never reads: writes stop after its receive buffer and 128 KiB, not 4 MiB.
         let mut sent = 0usize;
         let chunk = vec![0u8; 64 << 10];

@@ -181,6 +181,18 @@ impl TcpProbe {
     }
 }
 
+/// Reads the `IPPROTO_TCP` option `option` of socket `fd` (for tests).
+#[cfg(test)]
+pub(crate) fn tcp_option(fd: std::os::fd::RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: reads one c_int option into `value`, whose size is in `len`; a descriptor
+    // that is not a TCP socket only makes the call fail.
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, option, (&raw mut value).cast(), &raw mut len) };
+    if rc == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,19 +226,7 @@ mod tests {
         assert!(s.unsent_bytes > 0, "{s:?}");
         // The timers, where the kernel has them (Linux 6.15).
         if probe.shorten_retransmissions().is_ok() {
-            let mut value: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: as in shorten_retransmissions, for reading.
-            let rc = unsafe {
-                libc::getsockopt(
-                    server.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    TCP_RTO_MAX_MS,
-                    (&raw mut value).cast(),
-                    &raw mut len,
-                )
-            };
-            assert_eq!((rc, value), (0, 1000));
+            assert_eq!(tcp_option(server.as_raw_fd(), TCP_RTO_MAX_MS).unwrap(), 1000);
         }
         // Not a socket: an error, not garbage.
         let file = std::fs::File::open("/dev/null").unwrap();

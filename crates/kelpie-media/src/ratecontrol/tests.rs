@@ -255,6 +255,16 @@ fn a_first_frame_far_over_the_bitrate_is_made_again_as_a_keyframe_that_fits() {
 /// (measured): a keyframe costs 57 kbit at any QP; a frame of motion 2.4 kbit up to QP 19
 /// (every unchanged macroblock skipped) and 56 kbit from QP 20 on (none skipped), the
 /// first after a frame at QP 20 or more 72 kbit at any QP.
+/// 10 s of 60 fps bars through `rc`, waiting as it says (see [`run_held`]).
+fn run_held_bars(rc: &mut RateControl) -> Vec<(f64, FramePlan, f64)> {
+    let last = std::cell::Cell::new(None);
+    run_held(rc, 60.0, 10.0, |plan| {
+        let b = bars_bits(last.get(), plan);
+        last.set(Some(plan.qp));
+        b
+    })
+}
+
 fn bars_bits(last_qp: Option<u8>, plan: &FramePlan) -> f64 {
     match (plan.kind, plan.qp) {
         (FrameKind::Key, _) => 57_000.0,
@@ -269,12 +279,7 @@ fn rigid_motion_that_is_cheap_only_at_low_qps_finds_them() {
     // 900 kbit/s at 60 fps is 15 kbit a frame: at QP 20 to 51 bars fit 16 frames a
     // second; at QP 19 and under all 60, at a tenth of the bitrate.
     let mut rc = RateControl::new(900, 60);
-    let last = std::cell::Cell::new(None);
-    let frames = run_held(&mut rc, 60.0, 10.0, |plan| {
-        let b = bars_bits(last.get(), plan);
-        last.set(Some(plan.qp));
-        b
-    });
+    let frames = run_held_bars(&mut rc);
     let late: Vec<_> = frames.iter().filter(|f| f.0 >= 5.0).collect();
     let fps = late.len() as f64 / 5.0;
     assert!(fps >= 55.0, "{fps} fps, QPs {:?}", late.iter().map(|f| f.1.qp).collect::<Vec<_>>());
@@ -284,12 +289,7 @@ fn rigid_motion_that_is_cheap_only_at_low_qps_finds_them() {
     // At 130 kbit/s not even QP 16 fits every frame, QP 51 not even 5 a second: QP 16
     // all the same, at 50 frames a second.
     let mut rc = RateControl::new(130, 60);
-    let last = std::cell::Cell::new(None);
-    let frames = run_held(&mut rc, 60.0, 10.0, |plan| {
-        let b = bars_bits(last.get(), plan);
-        last.set(Some(plan.qp));
-        b
-    });
+    let frames = run_held_bars(&mut rc);
     let late: Vec<_> = frames.iter().filter(|f| f.0 >= 5.0).collect();
     let fps = late.len() as f64 / 5.0;
     assert!(
