@@ -193,6 +193,14 @@ async function flush(): Promise<void> {
 }
 
 /** A binary message of the WebSocket transport (first byte: 1 video, 2 audio). */
+/** A `getStats()` report of the sound's jitter buffer and the video's decoding (A/V sync). */
+function avReport(jb: number, emitted: number, decoded: number, processing: number): Map<string, unknown> {
+  return new Map<string, unknown>([
+    ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: jb, jitterBufferEmittedCount: emitted }],
+    ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: decoded, totalProcessingDelay: processing, bytesReceived: 1 }],
+  ]);
+}
+
 function binary(kind: number): ArrayBuffer {
   const b = new Uint8Array(20);
   b[0] = kind;
@@ -416,12 +424,7 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
   it('reports how long sound and video spend in the browser (A/V sync)', async () => {
     const s = setup();
     await streamWebrtc(s);
-    const report = (jb: number, emitted: number, decoded: number, processing: number) =>
-      new Map<string, unknown>([
-        ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: jb, jitterBufferEmittedCount: emitted }],
-        ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: decoded, totalProcessingDelay: processing, bytesReceived: 1 }],
-      ]);
-    s.peer().reports = [report(1.0, 10, 10, 0.1), report(1.6, 20, 20, 0.2)];
+    s.peer().reports = [avReport(1.0, 10, 10, 0.1), avReport(1.6, 20, 20, 0.2)];
     const stats = vi.fn();
     s.conn.onStats(stats);
     await vi.advanceTimersByTimeAsync(1000);
@@ -438,12 +441,7 @@ describe('Connection: connect, hello, WebRTC offer and answer', () => {
   it('gathers the video delays of a desktop that changes less than three times a second over several reports', async () => {
     const s = setup();
     await streamWebrtc(s);
-    const report = (jb: number, emitted: number, decoded: number, processing: number) =>
-      new Map<string, unknown>([
-        ['a', { type: 'inbound-rtp', kind: 'audio', jitterBufferDelay: jb, jitterBufferEmittedCount: emitted }],
-        ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: decoded, totalProcessingDelay: processing, bytesReceived: 1 }],
-      ]);
-    s.peer().reports = [report(1.0, 10, 10, 0.1), report(1.6, 20, 12, 0.12), report(2.2, 30, 14, 0.14)];
+    s.peer().reports = [avReport(1.0, 10, 10, 0.1), avReport(1.6, 20, 12, 0.12), avReport(2.2, 30, 14, 0.14)];
     await vi.advanceTimersByTimeAsync(1000);
     const track = s.tracks[0];
     if (!track) throw new Error('no track player');

@@ -352,17 +352,14 @@ impl Encoder {
         }
         let inner = match spec.backend {
             Backend::Libx264 => Inner::X264(Box::new(X264Encoder {
-                x264: {
-                    let mut x264 = X264::open(
-                        width,
-                        height,
-                        settings.fps,
-                        settings.slice_threads(),
-                        crate::x264::QP_LOW_RANGE,
-                    )?;
-                    x264.set_deltas(settings.delta_frames);
-                    x264
-                },
+                x264: open_x264(
+                    width,
+                    height,
+                    settings.fps,
+                    settings.slice_threads(),
+                    crate::x264::QP_LOW_RANGE,
+                    settings.delta_frames,
+                )?,
                 deltas: settings.delta_frames,
                 rate: RateControl::new(settings.bitrate_kbps, settings.fps),
                 outside: 0,
@@ -491,8 +488,7 @@ impl X264Encoder {
         }
         if *outside >= if high { TO_LOW_RANGE } else { TO_HIGH_RANGE } || high && plan.starts_trial() {
             let qp_low = if high { crate::x264::QP_LOW_RANGE } else { crate::x264::QP_HIGH_RANGE };
-            *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
-            x264.set_deltas(*deltas);
+            *x264 = open_x264(width, height, *fps, *threads, qp_low, *deltas)?;
             *outside = 0;
             keyframe = true;
             if !plan.starts_trial() {
@@ -521,8 +517,7 @@ impl X264Encoder {
                     } else {
                         crate::x264::QP_LOW_RANGE
                     };
-                    *x264 = X264::open(width, height, *fps, *threads, qp_low)?;
-                    x264.set_deltas(*deltas);
+                    *x264 = open_x264(width, height, *fps, *threads, qp_low, *deltas)?;
                     *outside = 0;
                 }
                 plan = redo;
@@ -555,6 +550,22 @@ impl X264Encoder {
         });
         Ok(())
     }
+}
+
+/// An x264 encoder for QPs from `qp_low` (a range 40 wide), writing Kelpie's delta frames
+/// for small changes if `deltas`: every encoder a stream opens, at its start and when its QP
+/// range changes, keeps the stream's `--delta-frames` choice.
+fn open_x264(
+    width: u32,
+    height: u32,
+    fps: u32,
+    threads: u32,
+    qp_low: u8,
+    deltas: bool,
+) -> Result<X264, MediaError> {
+    let mut x264 = X264::open(width, height, fps, threads, qp_low)?;
+    x264.set_deltas(deltas);
+    Ok(x264)
 }
 
 impl GstEncoder {

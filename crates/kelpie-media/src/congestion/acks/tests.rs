@@ -20,6 +20,27 @@ fn run(path: &mut Path, secs: u64, fps: u64, figures: Figures) -> (Vec<f64>, u64
 
 /// [`run`] with content that takes at most `content` bit/s, whatever the target.
 fn run_content(path: &mut Path, secs: u64, fps: u64, figures: Figures, content: f64) -> (Vec<f64>, u64) {
+    let every = Duration::from_secs(1) / fps as u32;
+    let mut next_frame = Duration::ZERO;
+    let (_, trace, held) = simulate(path, secs, figures, |t, est| {
+        (t >= next_frame).then(|| {
+            next_frame += every;
+            ((est.target_bps() as f64).min(content) / fps as f64 / 8.0) as u64
+        })
+    });
+    (trace, held)
+}
+
+/// Drives a new estimator over `path` for `secs` seconds in 1 ms steps: the acknowledgements
+/// as the path delivers them, and a frame of `frame(t, estimator)` bytes whenever that gives
+/// one, sent if the window has room, else held. Returns the estimator, its target every
+/// 100 ms and how many frames were held.
+fn simulate(
+    path: &mut Path,
+    secs: u64,
+    figures: Figures,
+    mut frame: impl FnMut(Duration, &AckEstimator) -> Option<u64>,
+) -> (AckEstimator, Vec<f64>, u64) {
     let t0 = Instant::now();
     let limits = BitrateLimits::from_kbps(150, 3000, 25_000);
     let mut est = AckEstimator::new(limits);
@@ -27,8 +48,6 @@ fn run_content(path: &mut Path, secs: u64, fps: u64, figures: Figures, content: 
     let mut trace = Vec::new();
     let mut held = 0;
     let step = Duration::from_millis(1);
-    let frame = Duration::from_secs(1) / fps as u32;
-    let mut next_frame = Duration::ZERO;
     let mut n = 0;
     let mut t = Duration::ZERO;
     while t < Duration::from_secs(secs) {
@@ -40,9 +59,7 @@ fn run_content(path: &mut Path, secs: u64, fps: u64, figures: Figures, content: 
             }
             est.acked(t0 + t, id);
         }
-        if t >= next_frame {
-            next_frame += frame;
-            let bytes = ((est.target_bps() as f64).min(content) / fps as f64 / 8.0) as u64;
+        if let Some(bytes) = frame(t, &est) {
             if figures == Figures::Tcp {
                 est.tcp(t0 + t, path.tcp(t));
             }
@@ -60,7 +77,7 @@ fn run_content(path: &mut Path, secs: u64, fps: u64, figures: Figures, content: 
         }
         t += step;
     }
-    (trace, held)
+    (est, trace, held)
 }
 
 /// The estimate at `secs` seconds (trace points are 100 ms apart).
@@ -232,37 +249,11 @@ fn keyframes_larger_than_the_window_of_cheap_content_do_not_lower_the_estimate()
     // A still screen's small frames, then a keyframe of 150 kB every second on a fast
     // path: each fills the window alone for a moment, which is not congestion.
     for figures in [Figures::Tcp, Figures::AcksOnly] {
-        let limits = BitrateLimits::from_kbps(150, 3000, 25_000);
-        let mut est = AckEstimator::new(limits);
         let mut p = Path::new(20, vec![(0, 50.0 * MBIT)]);
-        let t0 = Instant::now();
-        let mut acks: Vec<(Duration, u64)> = Vec::new();
-        let mut t = Duration::ZERO;
-        let mut n = 0;
-        while t < Duration::from_secs(10) {
-            acks.sort();
-            while acks.first().is_some_and(|a| a.0 <= t) {
-                let (_, id) = acks.remove(0);
-                if figures == Figures::Tcp {
-                    est.tcp(t0 + t, p.tcp(t));
-                }
-                est.acked(t0 + t, id);
-            }
-            if t.as_millis().is_multiple_of(33) {
-                let bytes = if t.as_millis().is_multiple_of(990) { 150_000 } else { 2_000 };
-                if figures == Figures::Tcp {
-                    est.tcp(t0 + t, p.tcp(t));
-                }
-                if est.may_send(t0 + t) {
-                    est.sent(t0 + t, n, bytes);
-                    acks.push((p.send(n, t, bytes), n));
-                } else {
-                    est.window_full(t0 + t);
-                }
-                n += 1;
-            }
-            t += Duration::from_millis(1);
-        }
+        let (est, _, _) = simulate(&mut p, 10, figures, |t, _| {
+            let ms = t.as_millis();
+            ms.is_multiple_of(33).then_some(if ms.is_multiple_of(990) { 150_000 } else { 2_000 })
+        });
         assert!(est.estimate_bps() >= 2_500_000, "{} after 10 s", est.estimate_bps());
     }
 }
