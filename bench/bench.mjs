@@ -27,6 +27,8 @@
 //   BENCH_INPUT_TRANSPORTS  video transports the input section runs under (default webrtc,websocket)
 //   BENCH_VIEWERS    viewer counts of the viewers section (default 1,2,4,8)
 //   BENCH_VIEWER_SECONDS  measurement window per viewer count (default 10)
+//   BENCH_KELPIE_LOG  KELPIE_LOG of the Kelpie servers the peers and network sections start (default warn; their
+//                    log shows with KELPIE_E2E_VERBOSE=1)
 //   BENCH_PSNR_WAIT_MS  wait after freezing the probe before the PSNR grab (default 1000); BENCH_NO_PSNR=1 skips it
 //   BENCH_SMOKE=1    Kelpie alone (or BENCH_SYSTEMS), bars for 5 s and 12 key presses; exits 1 if nothing was measured; writes no docs
 //   BENCH_OUT        folder for results.json (default bench/out)
@@ -406,7 +408,7 @@ const systems = {
     const tls = https ? ['--tls', 'self-signed'] : [];
     const where = net ? { host: net.host, wrap: net.wrap } : {};
     const [w, h] = sizeOf(workload);
-    const k = await startKelpie({ args: ['--app', app, '--size', `${w}x${h}`, ...tls, ...args], env: { KELPIE_LOG: 'warn', ...env }, ...where });
+    const k = await startKelpie({ args: ['--app', app, '--size', `${w}x${h}`, ...tls, ...args], env: { KELPIE_LOG: process.env.BENCH_KELPIE_LOG ?? 'warn', ...env }, ...where });
     const counter = transport === 'websocket' ? 'kelpie_websocket_video_bytes_total' : 'kelpie_webrtc_sent_bytes_total';
     const metric = async () => {
       try {

@@ -665,17 +665,20 @@ impl Hub {
                     }
                     Ok(Output::Event(Event::PeerStats(s))) => {
                         p.path.audio_quiet(s.timestamp);
-                        if p.estimate.outage_over(&s) {
+                        let outage_over = p.estimate.outage_over(&mut p.rtc, &s);
+                        if let Some(limits) = self.bitrates {
+                            let limited = self.limited.contains(&p.feed());
+                            if let Some(bps) =
+                                p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, limited, &s)
+                            {
+                                events.push(HubEvent::Estimate(p.id, p.feed(), bps));
+                            }
+                        }
+                        // After the estimate: the keyframe is sized to the path as it was.
+                        if outage_over {
                             tracing::debug!(id = %p.id, "feedback again after an outage: a keyframe");
                             p.catchup.need_keyframe();
                             events.push(HubEvent::KeyframeWanted(p.feed()));
-                        }
-                        let Some(limits) = self.bitrates else { continue };
-                        let limited = self.limited.contains(&p.feed());
-                        if let Some(bps) =
-                            p.estimate.stats(p.id, &mut p.rtc, &mut p.path, limits, limited, &s)
-                        {
-                            events.push(HubEvent::Estimate(p.id, p.feed(), bps));
                         }
                     }
                     // A three-second average of what the stats carry (see STATS_EVERY).

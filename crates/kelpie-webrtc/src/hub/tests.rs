@@ -664,6 +664,13 @@ fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back(
     for tag in 0..60 {
         send(&mut p, tag, tag == 0);
     }
+    let estimates = |events: &[HubEvent]| -> Vec<u64> {
+        events
+            .iter()
+            .filter_map(|e| if let HubEvent::Estimate(_, _, b) = e { Some(*b) } else { None })
+            .collect()
+    };
+    let before = *estimates(&p.events).last().expect("an estimate before the outage");
     p.events.clear();
     p.link_up = false;
     for tag in 60..180 {
@@ -672,6 +679,7 @@ fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back(
     assert!(!p.events.contains(&h264), "no keyframe asked for while nothing comes back");
     // The link is back: the first stats with feedback ask for a keyframe ...
     p.link_up = true;
+    p.events.clear();
     let mut asked = None;
     for tag in 180..210 {
         send(&mut p, tag, false);
@@ -680,6 +688,13 @@ fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back(
         }
     }
     let asked = asked.expect("a keyframe asked for once feedback came back");
+    // ... and the estimate does not fall with the packets lost in the outage (the keyframe
+    // would wait for it): it starts again from where it was.
+    let after = estimates(&p.events);
+    assert!(
+        after.iter().all(|&b| b as f64 >= before as f64 * 0.8),
+        "estimate {before} before the outage, then {after:?}"
+    );
     // ... and the deltas after the request wait for it rather than pile up behind the lost
     // frames: none of them reaches the viewer.
     send(&mut p, 210, true);
