@@ -90,6 +90,19 @@ impl Pair {
         }
     }
 
+    /// The H.264 estimates the hub gave for `peer`, in the events collected so far.
+    fn estimates(&self, peer: PeerId) -> Vec<u64> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                HubEvent::Estimate(id, feed, bps) if feed.codec == VideoCodec::H264 && *id == peer => {
+                    Some(*bps)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn frame(&self, keyframe: bool, tag: u8) -> EncodedFrame {
         // SPS, PPS and a slice: the packetizer only cares about NAL boundaries.
         let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xaa, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
@@ -167,16 +180,7 @@ fn twcc_feedback_gives_estimates_within_the_limits() {
         p.hub.send_frame(p.now, VideoCodec::H264, &f);
         p.run(Duration::from_millis(16));
     }
-    let estimates: Vec<u64> = p
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            HubEvent::Estimate(id, feed, bps) if feed.codec == VideoCodec::H264 && *id == answer.peer => {
-                Some(*bps)
-            }
-            _ => None,
-        })
-        .collect();
+    let estimates = p.estimates(answer.peer);
     assert!(!estimates.is_empty(), "no estimate in {:?}", p.events);
     assert!(estimates.iter().all(|&b| (300_000..=8_000_000).contains(&b)), "{estimates:?}");
     assert_eq!(p.hub.paths().next().unwrap().2.estimate_bps, estimates.last().copied());
@@ -652,7 +656,7 @@ fn a_peer_takes_a_bounded_number_of_trickled_candidates() {
 fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back() {
     let limits = BitrateLimits::from_kbps(300, 2000, 8000);
     let hub = Hub::new(vec![VideoCodec::H264]).with_bandwidth_estimation(limits);
-    let (mut p, _) = Pair::with_hub(hub, true);
+    let (mut p, answer) = Pair::with_hub(hub, true);
     p.run(Duration::from_secs(1));
     let h264 = HubEvent::KeyframeWanted(VideoCodec::H264.into());
     let send = |p: &mut Pair, tag: u8, keyframe: bool| {
@@ -664,13 +668,7 @@ fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back(
     for tag in 0..60 {
         send(&mut p, tag, tag == 0);
     }
-    let estimates = |events: &[HubEvent]| -> Vec<u64> {
-        events
-            .iter()
-            .filter_map(|e| if let HubEvent::Estimate(_, _, b) = e { Some(*b) } else { None })
-            .collect()
-    };
-    let before = *estimates(&p.events).last().expect("an estimate before the outage");
+    let before = *p.estimates(answer.peer).last().expect("an estimate before the outage");
     p.events.clear();
     p.link_up = false;
     for tag in 60..180 {
@@ -690,7 +688,7 @@ fn feedback_again_after_an_outage_asks_for_a_keyframe_and_holds_the_deltas_back(
     let asked = asked.expect("a keyframe asked for once feedback came back");
     // ... and the estimate does not fall with the packets lost in the outage (the keyframe
     // would wait for it): it starts again from where it was.
-    let after = estimates(&p.events);
+    let after = p.estimates(answer.peer);
     assert!(
         after.iter().all(|&b| b as f64 >= before as f64 * 0.8),
         "estimate {before} before the outage, then {after:?}"
